@@ -1,0 +1,27 @@
+//! Builds libziggurat (the shared library Deno opens) and runs the core's unit tests.
+const std = @import("std");
+
+pub fn build(b: *std.Build) void {
+    const target = b.standardTargetOptions(.{});
+    const optimize = b.standardOptimizeOption(.{});
+
+    const module = b.createModule(.{
+        .root_source_file = b.path("src/root.zig"),
+        .target = target,
+        .optimize = optimize,
+        // Deno is a glibc program; std.Thread only uses pthreads (and glibc's TLS) with libc.
+        .link_libc = true,
+    });
+    const lib = b.addLibrary(.{ .name = "ziggurat", .linkage = .dynamic, .root_module = module });
+    b.installArtifact(lib);
+
+    const test_module = b.createModule(.{
+        .root_source_file = b.path("src/root.zig"),
+        .target = target,
+        .optimize = optimize,
+        .link_libc = true,
+    });
+    const tests = b.addTest(.{ .root_module = test_module });
+    const run_tests = b.addRunArtifact(tests);
+    b.step("test", "Run the core's unit tests").dependOn(&run_tests.step);
+}

@@ -1,0 +1,212 @@
+//! Everything that crosses the FFI boundary or a process boundary: the status enum, the ring
+//! record header, the shared control blocks and the structs TypeScript reads. TypeScript mirrors
+//! these in src/_ffi/layout.ts; tests/layout_test.ts checks that mirror against `zg_layout`.
+const std = @import("std");
+const assert = std.debug.assert;
+
+/// The one status every exported function returns. Numbers are stable: TypeScript maps them to
+/// errors in src/_ffi/library.ts. OS errors carry errno separately (`zg_last_errno`).
+pub const Status = enum(i32) {
+    ok = 0,
+    invalid_argument = 1,
+    addr_in_use = 2,
+    addr_not_available = 3,
+    permission_denied = 4,
+    out_of_memory = 5,
+    limit_reached = 6,
+    bad_state = 7,
+    not_found = 8,
+    os_error = 9,
+};
+
+/// Record types. Reactor → worker records are below 16, worker → reactor records from 16 up.
+pub const RecordType = enum(u8) {
+    /// Filler at the end of the ring data area; the consumer skips to offset 0.
+    pad = 0,
+    /// A session was accepted. aux = listener index. Payload: none.
+    connect = 1,
+    /// Bytes read from a session. Payload: the bytes.
+    receive = 2,
+    /// A session ended. flags: `close_flag_*`. aux = errno of the failure, or 0.
+    close = 3,
+    /// The reactor stopped accepting and reading; everything before this record was delivered.
+    shutdown = 4,
+    /// The reactor thread has closed every session and is exiting; nothing follows.
+    stopped = 5,
+    /// Queue the payload for a session.
+    send = 16,
+    /// Close a session. aux = 1 for reset (RST, drop queued output), 0 for graceful.
+    close_request = 17,
+    /// The worker saw `shutdown` and has queued everything it will send.
+    shutdown_ack = 18,
+};
+
+/// The peer closed its side (EOF). The socket stays open, so output queued before the worker
+/// answers is still delivered, until the worker answers with `close_request`.
+pub const close_flag_peer_eof: u8 = 1;
+/// The server closed the session (close() or shutdown): reactor id -1 in the callback.
+pub const close_flag_server: u8 = 2;
+/// The connection failed (reset by peer, write error); aux holds errno.
+pub const close_flag_error: u8 = 4;
+
+/// Every ring record starts with this header; the payload follows and the next record starts at
+/// the next multiple of `record_align`. Written only by the producer, before it publishes tail.
+pub const RecordHeader = extern struct {
+    /// Payload bytes after the header. A `pad` record's len covers the rest of the data area.
+    len: u32,
+    /// A `RecordType`.
+    type: u8,
+    /// Type-specific flags (`close_flag_*` for close).
+    flags: u8,
+    /// The reactor that owns the session; -1 where a close came from the server.
+    reactor_id: i16,
+    /// The session the record is about; 0 where none.
+    session_id: u32,
+    /// Type-specific: listener index (connect), errno (close), reset flag (close_request).
+    aux: u32,
+};
+pub const record_align = 16;
+
+/// The control block of one single-producer/single-consumer ring. The producer owns `tail` and
+/// the consumer owns `head` (each on its own cache line); positions increase modulo 2^32 and
+/// the data index is `position & (capacity - 1)`.
+pub const RingControl = extern struct {
+    /// Next byte the producer writes. Published with release order after the record is whole.
+    tail: u32,
+    /// Set by the producer when it found no room; the consumer clears it and wakes the producer
+    /// after it frees space.
+    producer_waiting: u32,
+    _pad0: [56]u8 = @splat(0),
+    /// Next byte the consumer reads. Stored with release order after the record is consumed.
+    head: u32,
+    /// Set by the consumer before it sleeps (then it re-checks tail); the producer clears it and
+    /// rings the consumer's doorbell when it publishes.
+    consumer_parked: u32,
+    _pad1: [56]u8 = @splat(0),
+};
+
+/// Server-wide counters (Swoole's `stats()` fields that the reactor owns). Each is written with
+/// atomic adds by reactor threads and read with atomic loads from anywhere.
+pub const Stats = extern struct {
+    /// Unix time in seconds when the server started.
+    start_time: u64,
+    /// Sessions currently open.
+    connection_num: u64,
+    accept_count: u64,
+    close_count: u64,
+    /// Sessions that ended by an error (reset by peer, failed write) or a reset close.
+    abort_count: u64,
+    /// Connections refused because `maxConnection` sessions were open.
+    refused_count: u64,
+    /// Records delivered to workers (connect, receive, close).
+    dispatch_count: u64,
+    total_recv_bytes: u64,
+    total_send_bytes: u64,
+    /// The last session id handed out.
+    session_round: u64,
+    /// Bytes queued in connections' output buffers, summed.
+    send_queued_bytes: u64,
+    /// Sends that arrived for a session that had already ended.
+    send_dropped_count: u64,
+};
+
+/// A channel is the shared-memory block between one reactor and one worker: the two ring
+/// control blocks and the counters, followed (at `data_offset`) by the two rings' data areas.
+pub const ChannelHeader = extern struct {
+    magic: u32,
+    /// Bytes in each ring's data area (a power of two).
+    ring_bytes: u32,
+    in_ctl: RingControl,
+    out_ctl: RingControl,
+    stats: Stats,
+};
+pub const channel_magic: u32 = 0x5a494747; // "ZIGG"
+pub const data_offset = 4096;
+comptime {
+    assert(@sizeOf(ChannelHeader) <= data_offset);
+}
+
+/// What `zg_client_info` fills in for TypeScript's `getClientInfo`.
+pub const ClientInfo = extern struct {
+    session_id: u32,
+    fd: i32,
+    reactor_id: i32,
+    server_fd: i32,
+    server_port: u32,
+    remote_port: u32,
+    /// 4 or 6.
+    family: u32,
+    close_errno: i32,
+    /// IPv4 in the first 4 bytes, or the 16 bytes of IPv6, network order.
+    remote_addr: [16]u8,
+    /// Unix times in seconds with fractions; 0 where the event did not happen yet.
+    connect_time: f64,
+    last_recv_time: f64,
+    last_send_time: f64,
+    last_dispatch_time: f64,
+    /// Bytes queued in the session's output buffer.
+    send_queued_bytes: u64,
+    total_recv_bytes: u64,
+    total_send_bytes: u64,
+};
+
+/// What `zg_server_create` takes. Zero fields mean "the default".
+pub const ServerConfig = extern struct {
+    /// Session table size; the maximum of concurrently open sessions.
+    max_connection: u32,
+    /// Per-session output buffer limit in bytes (TypeScript refuses sends beyond it).
+    socket_buffer_size: u32,
+    /// Bytes in each ring's data area; a power of two.
+    ring_bytes: u32,
+    /// How long shutdown waits for queued output, in milliseconds.
+    max_wait_time_ms: u32,
+    /// This reactor's id (the worker id in BASE mode).
+    reactor_id: u32,
+    _reserved: u32 = 0,
+};
+
+pub const listen_flag_ipv6_only: u32 = 1;
+pub const listen_flag_reuse_port: u32 = 2;
+pub const listen_flag_tcp_nodelay: u32 = 4;
+
+/// The offsets TypeScript checks its mirror against; `zg_layout` writes them as u32s in this
+/// order. Append only.
+pub fn layout() [layout_len]u32 {
+    return .{
+        @sizeOf(RecordHeader),
+        @offsetOf(RecordHeader, "len"),
+        @offsetOf(RecordHeader, "type"),
+        @offsetOf(RecordHeader, "flags"),
+        @offsetOf(RecordHeader, "reactor_id"),
+        @offsetOf(RecordHeader, "session_id"),
+        @offsetOf(RecordHeader, "aux"),
+        @sizeOf(RingControl),
+        @offsetOf(RingControl, "tail"),
+        @offsetOf(RingControl, "producer_waiting"),
+        @offsetOf(RingControl, "head"),
+        @offsetOf(RingControl, "consumer_parked"),
+        @sizeOf(ChannelHeader),
+        @offsetOf(ChannelHeader, "ring_bytes"),
+        @offsetOf(ChannelHeader, "in_ctl"),
+        @offsetOf(ChannelHeader, "out_ctl"),
+        @offsetOf(ChannelHeader, "stats"),
+        data_offset,
+        @sizeOf(Stats),
+        @sizeOf(ClientInfo),
+        @offsetOf(ClientInfo, "remote_addr"),
+        @offsetOf(ClientInfo, "connect_time"),
+        @offsetOf(ClientInfo, "send_queued_bytes"),
+        @sizeOf(ServerConfig),
+        record_align,
+    };
+}
+pub const layout_len = 25;
+
+comptime {
+    assert(@sizeOf(RecordHeader) == 16);
+    assert(@sizeOf(RingControl) == 128);
+    assert(@offsetOf(RingControl, "head") == 64);
+    assert(@sizeOf(Stats) == 12 * 8);
+    assert(@sizeOf(ClientInfo) == 104);
+    assert(@sizeOf(ServerConfig) == 24);
+}

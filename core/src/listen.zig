@@ -1,0 +1,71 @@
+//! Listen sockets: parse the host, create, set options, bind, listen.
+const std = @import("std");
+const abi = @import("abi.zig");
+const posix = std.posix;
+const linux = std.os.linux;
+
+pub const Error = error{ InvalidArgument, AddrInUse, AddrNotAvailable, PermissionDenied, OsError };
+
+pub const Bound = struct { fd: i32, port: u16, family: u32 };
+
+/// A non-blocking listening TCP socket on `host:port` (port 0 picks a free one).
+/// On failure `errno_out` holds the errno of the failing call.
+pub fn tcp(host: []const u8, port: u16, backlog: u31, flags: u32, errno_out: *i32) Error!Bound {
+    const address = std.net.Address.parseIp(host, port) catch return error.InvalidArgument;
+    const family: u32 = address.any.family;
+    const fd = posix.socket(family, linux.SOCK.STREAM | linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC, 0) catch |err| {
+        errno_out.* = @intFromEnum(errnoOf(err));
+        return error.OsError;
+    };
+    errdefer posix.close(fd);
+    setOption(fd, linux.SOL.SOCKET, linux.SO.REUSEADDR, 1);
+    if (flags & abi.listen_flag_reuse_port != 0) setOption(fd, linux.SOL.SOCKET, linux.SO.REUSEPORT, 1);
+    if (family == linux.AF.INET6) {
+        setOption(fd, linux.IPPROTO.IPV6, linux.IPV6.V6ONLY, @intFromBool(flags & abi.listen_flag_ipv6_only != 0));
+    }
+    posix.bind(fd, &address.any, address.getOsSockLen()) catch |err| {
+        errno_out.* = @intFromEnum(errnoOf(err));
+        return switch (err) {
+            error.AddressInUse => error.AddrInUse,
+            error.AddressNotAvailable => error.AddrNotAvailable,
+            error.AccessDenied => error.PermissionDenied,
+            else => error.OsError,
+        };
+    };
+    posix.listen(fd, backlog) catch |err| {
+        errno_out.* = @intFromEnum(errnoOf(err));
+        return if (err == error.AddressInUse) error.AddrInUse else error.OsError;
+    };
+    var bound: std.net.Address = undefined;
+    var len: posix.socklen_t = @sizeOf(std.net.Address);
+    posix.getsockname(fd, &bound.any, &len) catch return error.OsError;
+    return .{ .fd = fd, .port = bound.getPort(), .family = if (family == linux.AF.INET6) 6 else 4 };
+}
+
+fn setOption(fd: i32, level: i32, name: u32, value: c_int) void {
+    posix.setsockopt(fd, level, name, std.mem.asBytes(&value)) catch {};
+}
+
+/// Zig's socket calls return error names; keep the errno for the message TypeScript builds.
+fn errnoOf(err: anyerror) posix.E {
+    return switch (err) {
+        error.AddressInUse => .ADDRINUSE,
+        error.AddressNotAvailable => .ADDRNOTAVAIL,
+        error.AccessDenied, error.PermissionDenied => .ACCES,
+        error.ProcessFdQuotaExceeded => .MFILE,
+        error.SystemFdQuotaExceeded => .NFILE,
+        error.SystemResources => .NOBUFS,
+        error.AddressFamilyNotSupported => .AFNOSUPPORT,
+        else => .INVAL,
+    };
+}
+
+test "listen: port 0 binds a free port; a second bind to it is AddrInUse" {
+    var errno: i32 = 0;
+    const a = try tcp("127.0.0.1", 0, 16, 0, &errno);
+    defer posix.close(a.fd);
+    try std.testing.expect(a.port != 0);
+    try std.testing.expectError(error.AddrInUse, tcp("127.0.0.1", a.port, 16, 0, &errno));
+    try std.testing.expectEqual(@as(i32, @intFromEnum(posix.E.ADDRINUSE)), errno);
+    try std.testing.expectError(error.InvalidArgument, tcp("not-an-ip", 0, 16, 0, &errno));
+}

@@ -1,0 +1,170 @@
+//! libziggurat: the C ABI that src/_ffi/symbols.ts declares. Every function returns an
+//! `abi.Status` (or a plain value where it cannot fail); errno of a failed OS call is kept per
+//! thread for `zg_last_errno`. The work happens in the modules named below.
+const std = @import("std");
+const abi = @import("abi.zig");
+const reactor = @import("reactor.zig");
+const listen = @import("listen.zig");
+const Reactor = reactor.Reactor;
+const Status = abi.Status;
+
+const allocator = std.heap.c_allocator;
+threadlocal var last_errno: i32 = 0;
+
+pub const version: u32 = 1;
+
+export fn zg_version() u32 {
+    return version;
+}
+
+export fn zg_last_errno() i32 {
+    return last_errno;
+}
+
+export fn zg_layout(out: *[abi.layout_len]u32) Status {
+    out.* = abi.layout();
+    return .ok;
+}
+
+export fn zg_server_create(config: *const abi.ServerConfig, out_handle: *?*Reactor) Status {
+    var cfg = config.*;
+    if (cfg.max_connection == 0) cfg.max_connection = 10_000;
+    if (cfg.ring_bytes == 0) cfg.ring_bytes = 4 * 1024 * 1024;
+    if (cfg.socket_buffer_size == 0) cfg.socket_buffer_size = 2 * 1024 * 1024;
+    if (cfg.max_wait_time_ms == 0) cfg.max_wait_time_ms = 3000;
+    if (cfg.max_connection > 1 << 20) return .invalid_argument;
+    if (!std.math.isPowerOfTwo(cfg.ring_bytes) or cfg.ring_bytes < 2 * reactor.read_chunk * 2) return .invalid_argument;
+    out_handle.* = Reactor.init(allocator, cfg) catch |err| return statusOf(err);
+    return .ok;
+}
+
+export fn zg_server_listen(r: *Reactor, host_ptr: [*]const u8, host_len: usize, port: u32, backlog: u32, flags: u32, out_port: *u32) Status {
+    if (port > 65535 or backlog == 0) return .invalid_argument;
+    const bound = listen.tcp(host_ptr[0..host_len], @intCast(port), @intCast(@min(backlog, 65535)), flags, &last_errno) catch |err| return statusOf(err);
+    r.addListener(.{ .fd = bound.fd, .port = bound.port, .family = bound.family, .tcp_nodelay = flags & abi.listen_flag_tcp_nodelay != 0 }) catch |err| {
+        std.posix.close(bound.fd);
+        return statusOf(err);
+    };
+    out_port.* = bound.port;
+    return .ok;
+}
+
+/// The channel's shared memory, for TypeScript to view its rings and counters.
+export fn zg_server_channel(r: *Reactor, out_ptr: *[*]u8, out_len: *usize) Status {
+    out_ptr.* = r.channel.memory.ptr;
+    out_len.* = r.channel.memory.len;
+    return .ok;
+}
+
+export fn zg_server_start(r: *Reactor) Status {
+    if (r.thread != null) return .bad_state;
+    r.start() catch |err| return statusOf(err);
+    return .ok;
+}
+
+export fn zg_server_shutdown(r: *Reactor) Status {
+    r.requestShutdown();
+    return .ok;
+}
+
+/// Blocks until the reactor rings the worker's doorbell. TypeScript calls it as a
+/// `nonblocking` symbol, on a thread of Deno's blocking pool, only after parking.
+export fn zg_server_wait(r: *Reactor) Status {
+    var value: u64 = 0;
+    while (true) {
+        const rc = std.c.read(r.wake_fd, @ptrCast(&value), 8);
+        if (rc == 8) return .ok;
+        if (std.posix.errno(rc) != .INTR) {
+            last_errno = @intFromEnum(std.posix.errno(rc));
+            return .os_error;
+        }
+    }
+}
+
+/// Wakes the reactor thread (it sleeps, or waits for ring room).
+export fn zg_server_kick(r: *Reactor) Status {
+    reactor.kick(r.kick_fd);
+    return .ok;
+}
+
+/// Joins the reactor thread and frees the server. The caller has seen the `stopped` record
+/// (or never started the server).
+export fn zg_server_destroy(r: *Reactor) Status {
+    r.deinit();
+    return .ok;
+}
+
+/// 0 gone, 1 open, 2 peer closed (EOF seen), 3 closing; plus 0x100 when the session's output
+/// buffer holds `socket_buffer_size` bytes or more.
+export fn zg_session_state(r: *Reactor, session_id: u32) u32 {
+    const state = r.sessions.stateOf(session_id);
+    if (state == .free) return 0;
+    const slot = &r.sessions.slots[session_id % r.sessions.slots.len];
+    const full = @atomicLoad(u64, &slot.out_queued, .monotonic) >= r.config.socket_buffer_size;
+    return @intFromEnum(state) | (if (full) @as(u32, 0x100) else 0);
+}
+
+export fn zg_client_info(r: *Reactor, session_id: u32, out: *abi.ClientInfo) Status {
+    if (r.sessions.stateOf(session_id) == .free) return .not_found;
+    const s = &r.sessions.slots[session_id % r.sessions.slots.len];
+    const l = r.listeners[s.listener];
+    var info: abi.ClientInfo = std.mem.zeroes(abi.ClientInfo);
+    info.session_id = session_id;
+    info.fd = s.fd;
+    info.reactor_id = @intCast(r.config.reactor_id);
+    info.server_fd = l.fd;
+    info.server_port = l.port;
+    switch (s.remote.any.family) {
+        std.posix.AF.INET => {
+            info.family = 4;
+            info.remote_port = s.remote.getPort();
+            @memcpy(info.remote_addr[0..4], std.mem.asBytes(&s.remote.in.sa.addr));
+        },
+        std.posix.AF.INET6 => {
+            info.family = 6;
+            info.remote_port = s.remote.getPort();
+            info.remote_addr = s.remote.in6.sa.addr;
+        },
+        else => {},
+    }
+    info.connect_time = seconds(s.connect_time_ns);
+    info.last_recv_time = seconds(s.last_recv_time_ns);
+    info.last_send_time = seconds(s.last_send_time_ns);
+    info.last_dispatch_time = seconds(s.last_dispatch_time_ns);
+    info.send_queued_bytes = @atomicLoad(u64, &s.out_queued, .monotonic);
+    info.total_recv_bytes = s.recv_bytes;
+    info.total_send_bytes = s.send_bytes;
+    info.close_errno = s.close_errno;
+    // The reactor thread may have recycled the slot while we copied: then the session is gone.
+    if (@atomicLoad(u32, &s.id, .acquire) != session_id) return .not_found;
+    out.* = info;
+    return .ok;
+}
+
+fn seconds(ns: i64) f64 {
+    return @as(f64, @floatFromInt(ns)) / std.time.ns_per_s;
+}
+
+fn statusOf(err: anyerror) Status {
+    return switch (err) {
+        error.InvalidArgument => .invalid_argument,
+        error.AddrInUse => .addr_in_use,
+        error.AddrNotAvailable => .addr_not_available,
+        error.PermissionDenied, error.AccessDenied => .permission_denied,
+        error.OutOfMemory => .out_of_memory,
+        error.LimitReached, error.ProcessFdQuotaExceeded, error.SystemFdQuotaExceeded => .limit_reached,
+        else => blk: {
+            if (last_errno == 0) last_errno = @intFromEnum(std.posix.E.INVAL);
+            break :blk .os_error;
+        },
+    };
+}
+
+test {
+    std.testing.refAllDecls(@This());
+    _ = @import("ring.zig");
+    _ = @import("session_table.zig");
+    _ = @import("shm.zig");
+    _ = @import("listen.zig");
+    _ = @import("reactor.zig");
+}

@@ -1,0 +1,186 @@
+//! The session table: a fixed array of sessions sized `max_connection` at start-up.
+//!
+//! A session id is a u32 that only grows (Swoole's `session_round`); the slot of id `s` is
+//! `s % capacity`. Allocation takes the next id whose slot is free, so ids are never reused
+//! while the counter has not wrapped, even when the kernel hands out the same fd again, and a
+//! lookup is one array access plus an id compare: an id whose session ended finds a slot that
+//! is free or holds a later id, never a stranger's connection.
+const std = @import("std");
+const assert = std.debug.assert;
+
+pub const State = enum(u8) {
+    free = 0,
+    /// Reading and writing.
+    open = 1,
+    /// The peer sent EOF; the worker was told and the socket stays open until it answers, so
+    /// output it queued first is still written.
+    peer_closed = 2,
+    /// The server closes it once the queued output is written.
+    closing = 3,
+};
+
+pub const Session = struct {
+    /// The session id, or 0 while the slot is free. Written by the reactor thread only; read
+    /// atomically by the JS thread (`exists`, `getClientInfo`).
+    id: u32 = 0,
+    /// Written by the reactor thread only; read atomically by the JS thread.
+    state: State = .free,
+    fd: i32 = -1,
+    listener: u16 = 0,
+    /// The worker has been sent this session's close record.
+    close_notified: bool = false,
+    /// EPOLLOUT is armed because output is queued.
+    want_write: bool = false,
+    /// On the reactor's ready list: readable, but not yet read to EAGAIN.
+    on_ready_list: bool = false,
+    /// Queued output: bytes `out_sent..out.items.len` are still to be written.
+    out: std.ArrayList(u8) = .empty,
+    out_sent: usize = 0,
+    /// Bytes still to be written, mirrored for other threads (`send` checks it against
+    /// `socketBufferSize`).
+    out_queued: u64 = 0,
+    remote: std.net.Address = undefined,
+    connect_time_ns: i64 = 0,
+    last_recv_time_ns: i64 = 0,
+    last_send_time_ns: i64 = 0,
+    last_dispatch_time_ns: i64 = 0,
+    recv_bytes: u64 = 0,
+    send_bytes: u64 = 0,
+    close_errno: i32 = 0,
+
+    pub fn isLive(s: *const Session) bool {
+        return s.state != .free;
+    }
+};
+
+pub const SessionTable = struct {
+    slots: []Session,
+    /// Sessions in use.
+    count: u32 = 0,
+    /// The last id handed out.
+    round: u32,
+
+    pub fn init(allocator: std.mem.Allocator, capacity: u32, start_round: u32) !SessionTable {
+        assert(capacity > 0);
+        const slots = try allocator.alloc(Session, capacity);
+        @memset(slots, .{});
+        return .{ .slots = slots, .round = start_round };
+    }
+
+    pub fn deinit(t: *SessionTable, allocator: std.mem.Allocator) void {
+        for (t.slots) |*s| s.out.deinit(allocator);
+        allocator.free(t.slots);
+        t.* = undefined;
+    }
+
+    /// A free slot under a new id, or null when every slot is in use.
+    pub fn allocate(t: *SessionTable) ?*Session {
+        if (t.count == t.slots.len) return null;
+        var id = t.round;
+        while (true) {
+            id +%= 1;
+            if (id == 0) id = 1;
+            const slot = &t.slots[id % t.slots.len];
+            if (slot.state != .free) continue;
+            assert(slot.out_sent == 0 and slot.out.items.len == 0);
+            t.round = id;
+            t.count += 1;
+            slot.out_queued = 0;
+            slot.close_notified = false;
+            slot.want_write = false;
+            slot.on_ready_list = false;
+            slot.close_errno = 0;
+            slot.recv_bytes = 0;
+            slot.send_bytes = 0;
+            slot.last_recv_time_ns = 0;
+            slot.last_send_time_ns = 0;
+            slot.last_dispatch_time_ns = 0;
+            @atomicStore(u32, &slot.id, id, .release);
+            @atomicStore(State, &slot.state, .open, .release);
+            return slot;
+        }
+    }
+
+    /// The live session with this id, or null.
+    pub fn get(t: *SessionTable, id: u32) ?*Session {
+        if (id == 0) return null;
+        const slot = &t.slots[id % t.slots.len];
+        if (slot.id != id or slot.state == .free) return null;
+        return slot;
+    }
+
+    /// The state of session `id` as another thread sees it (`free` when it is gone).
+    pub fn stateOf(t: *const SessionTable, id: u32) State {
+        if (id == 0) return .free;
+        const slot = &t.slots[id % t.slots.len];
+        const state = @atomicLoad(State, &slot.state, .acquire);
+        if (@atomicLoad(u32, &slot.id, .acquire) != id) return .free;
+        return state;
+    }
+
+    /// Returns the slot to the free list; its output buffer keeps its capacity for reuse only
+    /// when small, so an idle table does not pin large buffers.
+    pub fn release(t: *SessionTable, allocator: std.mem.Allocator, s: *Session) void {
+        assert(s.state != .free);
+        assert(t.count > 0);
+        if (s.out.capacity > 64 * 1024) s.out.clearAndFree(allocator) else s.out.clearRetainingCapacity();
+        s.out_sent = 0;
+        @atomicStore(u64, &s.out_queued, 0, .release);
+        @atomicStore(State, &s.state, .free, .release);
+        @atomicStore(u32, &s.id, 0, .release);
+        s.fd = -1;
+        t.count -= 1;
+    }
+};
+
+const testing = std.testing;
+
+test "session table: ids are never reused even when the same slot and fd come back" {
+    var t = try SessionTable.init(testing.allocator, 4, 0);
+    defer t.deinit(testing.allocator);
+    var seen = std.AutoHashMap(u32, void).init(testing.allocator);
+    defer seen.deinit();
+    for (0..1000) |i| {
+        const s = t.allocate().?;
+        s.fd = 7; // the kernel reuses the lowest free fd: every session gets the same one
+        try testing.expect(!seen.contains(s.id));
+        try seen.put(s.id, {});
+        if (i >= 9 or i % 3 != 0) t.release(testing.allocator, s);
+    }
+    // Three sessions stayed open and block their slots; allocation skips them and stays unique.
+    try testing.expectEqual(@as(u32, 3), t.count);
+    try testing.expect(!seen.contains(t.allocate().?.id));
+    try testing.expect(t.allocate() == null);
+}
+
+test "session table: a lookup by an ended session's id never finds the new occupant" {
+    var t = try SessionTable.init(testing.allocator, 2, 0);
+    defer t.deinit(testing.allocator);
+    const a = t.allocate().?;
+    const old_id = a.id;
+    t.release(testing.allocator, a);
+    try testing.expect(t.get(old_id) == null);
+    try testing.expectEqual(State.free, t.stateOf(old_id));
+    _ = t.allocate().?;
+    const c = t.allocate().?; // lands in old_id's slot under a new id
+    try testing.expect(c.id != old_id);
+    try testing.expect(t.get(old_id) == null);
+    try testing.expect(t.get(c.id) == c);
+    try testing.expectEqual(State.open, t.stateOf(c.id));
+}
+
+test "session table: ids wrap past 2^32 - 1 without handing out 0" {
+    var t = try SessionTable.init(testing.allocator, 3, std.math.maxInt(u32) - 1);
+    defer t.deinit(testing.allocator);
+    try testing.expectEqual(std.math.maxInt(u32), t.allocate().?.id);
+    try testing.expectEqual(@as(u32, 1), t.allocate().?.id);
+}
+
+test "session table: output buffers are freed on release (the test allocator finds leaks)" {
+    var t = try SessionTable.init(testing.allocator, 2, 0);
+    defer t.deinit(testing.allocator);
+    const s = t.allocate().?;
+    try s.out.appendSlice(testing.allocator, &([_]u8{1} ** (100 * 1024)));
+    t.release(testing.allocator, s);
+    try testing.expectEqual(@as(usize, 0), s.out.capacity);
+}

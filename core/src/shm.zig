@@ -1,0 +1,58 @@
+//! Shared memory: one `memfd_create` region per channel, mapped MAP_SHARED.
+//!
+//! A memfd has no name in /dev/shm, so nothing outside the process tree can attach; children
+//! inherit the fd and map the same pages. Layout: `abi.ChannelHeader` at offset 0, the inbound
+//! ring's data at `abi.data_offset`, the outbound ring's data right after it.
+const std = @import("std");
+const abi = @import("abi.zig");
+const posix = std.posix;
+const linux = std.os.linux;
+const assert = std.debug.assert;
+
+pub const Channel = struct {
+    fd: i32,
+    memory: []align(std.heap.page_size_min) u8,
+    header: *abi.ChannelHeader,
+
+    pub fn size(ring_bytes: u32) usize {
+        return abi.data_offset + 2 * @as(usize, ring_bytes);
+    }
+
+    pub fn create(ring_bytes: u32) !Channel {
+        if (!std.math.isPowerOfTwo(ring_bytes) or ring_bytes < 64 * 1024) return error.InvalidArgument;
+        const fd = try posix.memfd_create("ziggurat-channel", linux.MFD.CLOEXEC);
+        errdefer posix.close(fd);
+        try posix.ftruncate(fd, size(ring_bytes));
+        const memory = try posix.mmap(null, size(ring_bytes), posix.PROT.READ | posix.PROT.WRITE, .{ .TYPE = .SHARED }, fd, 0);
+        const header: *abi.ChannelHeader = @ptrCast(memory.ptr);
+        // A fresh memfd reads as zeros: every position, flag and counter starts at 0.
+        header.magic = abi.channel_magic;
+        header.ring_bytes = ring_bytes;
+        return .{ .fd = fd, .memory = memory, .header = header };
+    }
+
+    pub fn destroy(ch: *Channel) void {
+        posix.munmap(ch.memory);
+        posix.close(ch.fd);
+        ch.* = undefined;
+    }
+
+    pub fn inData(ch: *Channel) []align(abi.record_align) u8 {
+        return @alignCast(ch.memory[abi.data_offset..][0..ch.header.ring_bytes]);
+    }
+
+    pub fn outData(ch: *Channel) []align(abi.record_align) u8 {
+        return @alignCast(ch.memory[abi.data_offset + ch.header.ring_bytes ..][0..ch.header.ring_bytes]);
+    }
+};
+
+test "shm: a channel maps zeroed control blocks and two disjoint ring areas" {
+    var ch = try Channel.create(64 * 1024);
+    defer ch.destroy();
+    try std.testing.expectEqual(abi.channel_magic, ch.header.magic);
+    try std.testing.expectEqual(@as(u32, 0), ch.header.in_ctl.tail);
+    const in = ch.inData();
+    const out = ch.outData();
+    try std.testing.expect(@intFromPtr(in.ptr) + in.len == @intFromPtr(out.ptr));
+    try std.testing.expectEqual(@as(usize, 64 * 1024), out.len);
+}
