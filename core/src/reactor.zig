@@ -28,6 +28,7 @@ pub const listeners_max = 8;
 const events_max = 256;
 
 const tag_session: u64 = 0;
+const session_events: u32 = linux.EPOLL.IN | linux.EPOLL.RDHUP | linux.EPOLL.ET;
 const tag_listener: u64 = 1 << 32;
 const tag_kick: u64 = 2 << 32;
 
@@ -234,7 +235,11 @@ pub const Reactor = struct {
             tag_session => {
                 const s = r.sessions.get(low) orelse return;
                 if (event.events & linux.EPOLL.OUT != 0) r.flushSession(s);
-                const readable = linux.EPOLL.IN | linux.EPOLL.HUP | linux.EPOLL.ERR;
+                // A short read normally means the socket is drained, and edge-triggered epoll
+                // signals new data. But an EOF that arrived with the last bytes signals nothing
+                // more: RDHUP says it is there, so read on to it.
+                if (event.events & (linux.EPOLL.RDHUP | linux.EPOLL.HUP | linux.EPOLL.ERR) != 0) s.peer_hup = true;
+                const readable = linux.EPOLL.IN | linux.EPOLL.RDHUP | linux.EPOLL.HUP | linux.EPOLL.ERR;
                 if (event.events & readable != 0 and s.state == .open and !s.on_ready_list) {
                     s.on_ready_list = true;
                     r.ready.appendAssumeCapacity(s.id);
@@ -293,7 +298,7 @@ pub const Reactor = struct {
         s.remote = std.net.Address.initPosix(@alignCast(address));
         s.connect_time_ns = r.now_ns;
         if (l.tcp_nodelay) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.NODELAY, 1);
-        var event: linux.epoll_event = .{ .events = linux.EPOLL.IN | linux.EPOLL.ET, .data = .{ .u64 = tag_session | s.id } };
+        var event: linux.epoll_event = .{ .events = session_events, .data = .{ .u64 = tag_session | s.id } };
         posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_ADD, fd, &event) catch |err| {
             log.err("session {d}: epoll_ctl failed: {s}", .{ s.id, @errorName(err) });
             posix.close(fd);
@@ -348,7 +353,7 @@ pub const Reactor = struct {
                 s.last_dispatch_time_ns = r.now_ns;
                 r.count("total_recv_bytes", n);
                 r.count("dispatch_count", 1);
-                if (n < room.len) return true;
+                if (n < room.len and !s.peer_hup) return true;
                 continue;
             }
             if (rc == 0) {
@@ -482,7 +487,7 @@ pub const Reactor = struct {
 
     fn armWrite(r: *Reactor, s: *Session, on: bool) void {
         var event: linux.epoll_event = .{
-            .events = linux.EPOLL.IN | linux.EPOLL.ET | (if (on) @as(u32, linux.EPOLL.OUT) else 0),
+            .events = session_events | (if (on) @as(u32, linux.EPOLL.OUT) else 0),
             .data = .{ .u64 = tag_session | s.id },
         };
         posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_MOD, s.fd, &event) catch |err| {

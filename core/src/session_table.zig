@@ -33,6 +33,9 @@ pub const Session = struct {
     want_write: bool = false,
     /// On the reactor's ready list: readable, but not yet read to EAGAIN.
     on_ready_list: bool = false,
+    /// epoll reported RDHUP/HUP/ERR: an EOF or error waits behind the data, so a short read
+    /// does not mean drained.
+    peer_hup: bool = false,
     /// Queued output: bytes `out_sent..out.items.len` are still to be written.
     out: std.ArrayList(u8) = .empty,
     out_sent: usize = 0,
@@ -89,6 +92,7 @@ pub const SessionTable = struct {
             slot.close_notified = false;
             slot.want_write = false;
             slot.on_ready_list = false;
+            slot.peer_hup = false;
             slot.close_errno = 0;
             slot.recv_bytes = 0;
             slot.send_bytes = 0;

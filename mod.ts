@@ -1,0 +1,21 @@
+/**
+ * Ziggurat: Swoole's `Server` for Deno. A TCP server whose I/O runs in a native core (Zig,
+ * loaded with `Deno.dlopen`) and whose application code is ordinary callbacks.
+ *
+ * Run with `--allow-ffi --allow-env --allow-read` (the core is a shared library).
+ *
+ * @example Echo server
+ * ```ts
+ * import { Server } from "@ziggurat/server";
+ *
+ * const server = new Server({ host: "127.0.0.1", port: 9501 });
+ * server.on("receive", (s, sessionId, _reactorId, data) => s.send(sessionId, data));
+ * await server.start(); // resolves after server.shutdown() or SIGTERM
+ * ```
+ * @module
+ */
+
+export { Server } from "./src/server.ts";
+export type { ClientInfo, ServerEvent, ServerEvents, ServerStats } from "./src/server.ts";
+export type { LogLevel, Mode, ServerOptions } from "./src/options.ts";
+export { ErrorCode, ZigguratError } from "./src/errors.ts";

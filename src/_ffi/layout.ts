@@ -1,0 +1,84 @@
+/**
+ * The TypeScript mirror of core/src/abi.zig: statuses, record types and the byte offsets of
+ * every struct both sides read. tests/layout_test.ts checks each number against `zg_layout`.
+ * @module
+ */
+
+/** `abi.Status`: what every exported function returns. */
+export const Status = {
+  ok: 0,
+  invalidArgument: 1,
+  addrInUse: 2,
+  addrNotAvailable: 3,
+  permissionDenied: 4,
+  outOfMemory: 5,
+  limitReached: 6,
+  badState: 7,
+  notFound: 8,
+  osError: 9,
+} as const;
+
+/** `abi.RecordType`. */
+export const RecordType = {
+  pad: 0,
+  connect: 1,
+  receive: 2,
+  close: 3,
+  shutdown: 4,
+  stopped: 5,
+  send: 16,
+  closeRequest: 17,
+  shutdownAck: 18,
+} as const;
+
+export const CloseFlag = { peerEof: 1, server: 2, error: 4 } as const;
+
+export const ListenFlag = { ipv6Only: 1, reusePort: 2, tcpNodelay: 4 } as const;
+
+/** Session states from `zg_session_state`. */
+export const SessionState = { gone: 0, open: 1, peerClosed: 2, closing: 3, overLimit: 0x100 } as const;
+
+/** Byte offsets and sizes, in the order `zg_layout` writes them. */
+export const layout = {
+  recordHeaderSize: 16,
+  recordLen: 0,
+  recordType: 4,
+  recordFlags: 5,
+  recordReactorId: 6,
+  recordSessionId: 8,
+  recordAux: 12,
+  ringControlSize: 128,
+  ringTail: 0,
+  ringProducerWaiting: 4,
+  ringHead: 64,
+  ringConsumerParked: 68,
+  channelHeaderSize: 360,
+  channelRingBytes: 4,
+  channelInCtl: 8,
+  channelOutCtl: 136,
+  channelStats: 264,
+  dataOffset: 4096,
+  statsSize: 96,
+  clientInfoSize: 104,
+  clientInfoRemoteAddr: 32,
+  clientInfoConnectTime: 48,
+  clientInfoSendQueuedBytes: 80,
+  serverConfigSize: 24,
+  recordAlign: 16,
+} as const;
+
+/** `abi.Stats` fields in declaration order (each a u64). */
+export const statsFields = [
+  "startTime",
+  "connectionNum",
+  "acceptCount",
+  "closeCount",
+  "abortCount",
+  "refusedCount",
+  "dispatchCount",
+  "totalRecvBytes",
+  "totalSendBytes",
+  "sessionRound",
+  "sendQueuedBytes",
+  "sendDroppedCount",
+] as const;

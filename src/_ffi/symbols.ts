@@ -1,0 +1,28 @@
+/**
+ * The C ABI of libziggurat (core/src/root.zig), in one table. Every function returns a status
+ * (see `Status` in layout.ts) unless noted.
+ * @module
+ */
+
+export const symbols = {
+  zg_version: { parameters: [], result: "u32" },
+  zg_last_errno: { parameters: [], result: "i32" },
+  zg_layout: { parameters: ["buffer"], result: "i32" },
+  zg_server_create: { parameters: ["buffer", "buffer"], result: "i32" },
+  zg_server_listen: {
+    parameters: ["pointer", "buffer", "usize", "u32", "u32", "u32", "buffer"],
+    result: "i32",
+  },
+  zg_server_channel: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  zg_server_start: { parameters: ["pointer"], result: "i32" },
+  zg_server_shutdown: { parameters: ["pointer"], result: "i32" },
+  /** Blocks until the reactor rings the doorbell: runs on Deno's blocking pool. */
+  zg_server_wait: { parameters: ["pointer"], result: "i32", nonblocking: true },
+  zg_server_kick: { parameters: ["pointer"], result: "i32" },
+  zg_server_destroy: { parameters: ["pointer"], result: "i32" },
+  /** Returns the session state (not a status): 0 gone, 1 open, 2 peer closed, 3 closing, | 0x100 over the buffer limit. */
+  zg_session_state: { parameters: ["pointer", "u32"], result: "u32" },
+  zg_client_info: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+export type Symbols = typeof symbols;

@@ -1,0 +1,64 @@
+/**
+ * Errors the server raises, and Swoole's error codes that `getLastError()` returns.
+ * @module
+ */
+
+/** An error of the native core that no built-in `Deno.errors` class describes. */
+export class ZigguratError extends Error {
+  /** The core's status name, e.g. `"limitReached"`. */
+  readonly status: string;
+  /** The OS errno behind it, or 0. */
+  readonly errno: number;
+  constructor(message: string, status: string, errno = 0, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ZigguratError";
+    this.status = status;
+    this.errno = errno;
+  }
+}
+
+/** Codes of `server.getLastError()`, numbered as Swoole numbers them. */
+export const ErrorCode = {
+  /** The session was closed by the server. */
+  sessionClosedByServer: 1001,
+  /** The session was closed by the peer. */
+  sessionClosedByClient: 1002,
+  /** `close()` was called; the session is closing. */
+  sessionClosing: 1003,
+  /** The session is closed. */
+  sessionClosed: 1004,
+  /** No such session (never existed, or already ended). */
+  sessionNotExist: 1005,
+  /** `send` with no data. */
+  noData: 1006,
+  /** The session's output buffer holds `socketBufferSize` bytes or more. */
+  outputBufferOverflow: 1009,
+  /** The server is not running. */
+  serverNotRunning: 9001,
+} as const;
+
+const errnoNames: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  4: "EINTR",
+  9: "EBADF",
+  11: "EAGAIN",
+  12: "ENOMEM",
+  13: "EACCES",
+  22: "EINVAL",
+  23: "ENFILE",
+  24: "EMFILE",
+  32: "EPIPE",
+  97: "EAFNOSUPPORT",
+  98: "EADDRINUSE",
+  99: "EADDRNOTAVAIL",
+  104: "ECONNRESET",
+  105: "ENOBUFS",
+  110: "ETIMEDOUT",
+  111: "ECONNREFUSED",
+};
+
+/** `"ECONNRESET"` for 104; `"errno 200"` for numbers without a name here. */
+export function errnoName(errno: number): string {
+  return errnoNames[errno] ?? `errno ${errno}`;
+}

@@ -1,0 +1,135 @@
+/**
+ * Server options: Swoole's settings in camelCase, their defaults and their validation.
+ * @module
+ */
+
+/** How the server runs. Only `"base"` (Swoole's default since 5.0) is available so far. */
+export type Mode = "base";
+
+/** Options of `new Server(options)`; every field is optional. */
+export interface ServerOptions {
+  /** Address to listen on: an IPv4 or IPv6 literal, or `"localhost"`. Default `"0.0.0.0"`. */
+  host?: string;
+  /** TCP port; 0 picks a free one (read it from `server.port` once started). Default 9501. */
+  port?: number;
+  /** Process model. Default `"base"`: the worker runs its own reactor. */
+  mode?: Mode;
+  /** Event workers. BASE mode with one worker runs everything in this process. Default 1. */
+  workerNum?: number;
+  /** `listen()` backlog. Default 512. */
+  backlog?: number;
+  /** TCP_NODELAY on accepted sockets. Default true. */
+  openTcpNodelay?: boolean;
+  /** SO_REUSEPORT on the listen socket. Default false. */
+  enableReusePort?: boolean;
+  /** IPv6 sockets accept only IPv6 (IPV6_V6ONLY). Default false. */
+  ipv6Only?: boolean;
+  /** Most sessions open at once; more are refused and counted. Default 10000. */
+  maxConnection?: number;
+  /** Per-session output buffer limit in bytes: `send` returns false beyond it. Default 2 MiB. */
+  socketBufferSize?: number;
+  /** Seconds shutdown waits for queued output to be written. Default 3. */
+  maxWaitTime?: number;
+  /**
+   * Bytes in each of the two rings between the reactor and the worker (a power of two, at
+   * least 256 KiB). Default 4 MiB.
+   */
+  ringSize?: number;
+  /**
+   * `receive` gets a view into the ring instead of a copy. It is valid only until the callback
+   * returns; keep it longer and it will be overwritten. Default false.
+   */
+  borrowedViews?: boolean;
+  /** Least severe log level printed: "debug", "info", "warning", "error". Default "info". */
+  logLevel?: LogLevel;
+}
+
+export type LogLevel = "debug" | "info" | "warning" | "error";
+
+/** Options after defaults, as the server uses them. */
+export type ResolvedOptions = Required<ServerOptions>;
+
+export const defaults: ResolvedOptions = {
+  host: "0.0.0.0",
+  port: 9501,
+  mode: "base",
+  workerNum: 1,
+  backlog: 512,
+  openTcpNodelay: true,
+  enableReusePort: false,
+  ipv6Only: false,
+  maxConnection: 10_000,
+  socketBufferSize: 2 * 1024 * 1024,
+  maxWaitTime: 3,
+  ringSize: 4 * 1024 * 1024,
+  borrowedViews: false,
+  logLevel: "info",
+};
+
+const known = new Set(Object.keys(defaults));
+
+function integer(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    throw new TypeError(`Option "${name}" must be an integer, got ${describe(value)}`);
+  }
+  if (value < min || value > max) {
+    throw new RangeError(`Option "${name}" must be from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+function boolean(name: string, value: unknown): boolean {
+  if (typeof value !== "boolean") {
+    throw new TypeError(`Option "${name}" must be a boolean, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function describe(value: unknown): string {
+  return typeof value === "string" ? JSON.stringify(value) : String(value);
+}
+
+/** Applies defaults and checks every option; throws TypeError/RangeError naming the option. */
+export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Server options must be an object, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) throw new TypeError(`Unknown option "${key}"`);
+  }
+  const o = { ...defaults, ...withoutUndefined(options) };
+  if (typeof o.host !== "string" || o.host.length === 0) {
+    throw new TypeError(`Option "host" must be a non-empty string, got ${describe(o.host)}`);
+  }
+  if (o.host === "localhost") o.host = "127.0.0.1";
+  integer("port", o.port, 0, 65535);
+  if (o.mode !== "base") {
+    throw new RangeError(`Option "mode" must be "base", got ${describe(o.mode)}`);
+  }
+  integer("workerNum", o.workerNum, 1, 1024);
+  if (o.workerNum !== 1) {
+    throw new RangeError(`Option "workerNum" must be 1: this version runs one worker, got ${o.workerNum}`);
+  }
+  integer("backlog", o.backlog, 1, 65535);
+  boolean("openTcpNodelay", o.openTcpNodelay);
+  boolean("enableReusePort", o.enableReusePort);
+  boolean("ipv6Only", o.ipv6Only);
+  integer("maxConnection", o.maxConnection, 1, 1_048_576);
+  integer("socketBufferSize", o.socketBufferSize, 1, 2 ** 31);
+  if (typeof o.maxWaitTime !== "number" || !(o.maxWaitTime > 0) || o.maxWaitTime > 3600) {
+    throw new RangeError(`Option "maxWaitTime" must be a number of seconds from 0 to 3600, got ${describe(o.maxWaitTime)}`);
+  }
+  integer("ringSize", o.ringSize, 256 * 1024, 1024 * 1024 * 1024);
+  if ((o.ringSize & (o.ringSize - 1)) !== 0) {
+    throw new RangeError(`Option "ringSize" must be a power of two, got ${o.ringSize}`);
+  }
+  boolean("borrowedViews", o.borrowedViews);
+  if (!["debug", "info", "warning", "error"].includes(o.logLevel)) {
+    throw new RangeError(`Option "logLevel" must be "debug", "info", "warning" or "error", got ${describe(o.logLevel)}`);
+  }
+  return o;
+}
+
+function withoutUndefined(options: ServerOptions): ServerOptions {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+}

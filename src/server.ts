@@ -1,0 +1,679 @@
+/**
+ * The `Server`: Swoole's server API over the native core.
+ *
+ * The core's reactor thread reads sockets into the inbound ring and writes what this side
+ * queues in the outbound ring. This module drains the inbound ring in batches on the JS thread
+ * and calls the user's callbacks (`#dispatch` is the one path from native events to typed
+ * callbacks); it parks in one pending `nonblocking` FFI wait only when the ring is empty.
+ * @module
+ */
+
+import { library, unwrap } from "./_ffi/library.ts";
+import type { Library } from "./_ffi/library.ts";
+import { CloseFlag, layout, ListenFlag, RecordType, SessionState, statsFields } from "./_ffi/layout.ts";
+import { ErrorCode, errnoName } from "./errors.ts";
+import { Logger } from "./log.ts";
+import { resolveOptions } from "./options.ts";
+import type { ResolvedOptions, ServerOptions } from "./options.ts";
+
+/** The callbacks `on()` accepts, with Swoole's arguments. */
+export interface ServerEvents {
+  /** The server listens (BASE mode: in worker 0, once). */
+  start: (server: Server) => void;
+  /** `shutdown()` was called; the server still runs. */
+  beforeShutdown: (server: Server) => void;
+  /** Everything stopped; `start()` resolves right after. */
+  shutdown: (server: Server) => void;
+  /** A worker is ready, before it receives events. */
+  workerStart: (server: Server, workerId: number) => void;
+  /** A worker stops; what it sends here is still delivered. */
+  workerStop: (server: Server, workerId: number) => void;
+  /** A connection was accepted. */
+  connect: (server: Server, sessionId: number, reactorId: number) => void;
+  /** Bytes arrived on a session. `data` is a copy unless `borrowedViews` is set. */
+  receive: (server: Server, sessionId: number, reactorId: number, data: Uint8Array) => void;
+  /** A session ended; `reactorId` is -1 when the server closed it. */
+  close: (server: Server, sessionId: number, reactorId: number) => void;
+}
+
+/** An event name of `on()`. */
+export type ServerEvent = keyof ServerEvents;
+
+const eventNames: readonly ServerEvent[] = [
+  "start",
+  "beforeShutdown",
+  "shutdown",
+  "workerStart",
+  "workerStop",
+  "connect",
+  "receive",
+  "close",
+];
+
+/** What `getClientInfo()` returns (Swoole's fields, in camelCase). */
+export interface ClientInfo {
+  sessionId: number;
+  /** The socket's fd in the reactor. */
+  socketFd: number;
+  /** "tcp" or "tcp6". */
+  socketType: "tcp" | "tcp6";
+  reactorId: number;
+  serverFd: number;
+  serverPort: number;
+  remoteIp: string;
+  remotePort: number;
+  /** Unix times in seconds (with fractions). */
+  connectTime: number;
+  lastTime: number;
+  lastRecvTime: number;
+  lastSendTime: number;
+  lastDispatchTime: number;
+  closeErrno: number;
+  recvQueuedBytes: number;
+  sendQueuedBytes: number;
+}
+
+/** What `stats()` returns: Swoole's counters, in camelCase. */
+export interface ServerStats {
+  startTime: number;
+  connectionNum: number;
+  acceptCount: number;
+  closeCount: number;
+  abortCount: number;
+  refusedCount: number;
+  dispatchCount: number;
+  totalRecvBytes: number;
+  totalSendBytes: number;
+  sessionRound: number;
+  sendQueuedBytes: number;
+  sendDroppedCount: number;
+  workerNum: number;
+  idleWorkerNum: number;
+  requestCount: number;
+  responseCount: number;
+  workerRequestCount: number;
+  workerResponseCount: number;
+  workerDispatchCount: number;
+  /** Exceptions thrown (or promises rejected) by callbacks, each logged. */
+  callbackErrorCount: number;
+}
+
+type State = "new" | "starting" | "running" | "stopping" | "stopped";
+
+/** A send waiting for room in the outbound ring; kept in order. */
+interface Pending {
+  type: number;
+  sessionId: number;
+  aux: number;
+  bytes: Uint8Array;
+}
+
+const encoder = new TextEncoder();
+/** Largest payload of one send record; bigger sends are split (and arrive in order). */
+const sendChunk = 256 * 1024;
+/** Yield to Deno's event loop (timers, I/O) at least this often while events keep coming. */
+const yieldEveryMs = 4;
+
+/**
+ * A Swoole-style TCP server.
+ *
+ * @example Echo server
+ * ```ts
+ * import { Server } from "@ziggurat/server";
+ *
+ * const server = new Server({ host: "127.0.0.1", port: 0 });
+ * server.on("start", (s) => console.log(`listening on ${s.host}:${s.port}`));
+ * server.on("receive", (s, sessionId, _reactorId, data) => s.send(sessionId, data));
+ * setTimeout(() => server.shutdown(), 10);
+ * await server.start();
+ * ```
+ */
+export class Server {
+  /** The options after defaults. */
+  readonly options: Readonly<ResolvedOptions>;
+  #callbacks: Partial<ServerEvents> = {};
+  #state: State = "new";
+  #log: Logger;
+  #lib!: Library;
+  #handle: Deno.PointerValue = null;
+  #port = 0;
+  #lastError = 0;
+  #done!: PromiseWithResolvers<void>;
+  #onSigterm = () => {
+    this.#log.info("SIGTERM: shutting down");
+    this.shutdown();
+  };
+
+  // Views of the channel's shared memory.
+  #u8!: Uint8Array;
+  #u32!: Uint32Array;
+  #i16!: Int16Array;
+  #stats!: BigUint64Array;
+  #mask = 0;
+  #ringBytes = 0;
+  #inBase = 0;
+  #outBase = 0;
+  // Word indexes of the ring control fields.
+  #inTail = 0;
+  #inHead = 0;
+  #inParked = 0;
+  #inProducerWaiting = 0;
+  #outTail = 0;
+  #outHead = 0;
+  #outParked = 0;
+  #outProducerWaiting = 0;
+
+  /** Our positions: the next inbound byte to read, the next outbound byte to write. */
+  #readPos = 0;
+  #writePos = 0;
+  #outHeadSeen = 0;
+  #pending: Pending[] = [];
+  #inBatch = false;
+  #stoppedRecord = false;
+  /** Sessions this worker asked to close; they no longer exist for send/exists. */
+  #closing = new Set<number>();
+
+  #requestCount = 0;
+  #responseCount = 0;
+  #dispatchCount = 0;
+  #callbackErrors = 0;
+
+  /** Creates a server; nothing is bound until `start()`. Throws on invalid options. */
+  constructor(options: ServerOptions = {}) {
+    this.options = Object.freeze(resolveOptions(options));
+    this.#log = new Logger(this.options.logLevel, `worker#0 pid ${Deno.pid}`);
+  }
+
+  /** The host the server listens on. */
+  get host(): string {
+    return this.options.host;
+  }
+
+  /** The port the server listens on (the bound port once started, when `port` was 0). */
+  get port(): number {
+    return this.#port || this.options.port;
+  }
+
+  /** This process's worker id (0 in a one-worker BASE server). */
+  get workerId(): number {
+    return 0;
+  }
+
+  /** Registers a callback; names are Swoole's, in camelCase (`"receive"`, `"workerStart"`). */
+  on<E extends ServerEvent>(event: E, callback: ServerEvents[E]): this {
+    if (!eventNames.includes(event)) {
+      throw new TypeError(`Unknown event "${event}"; events are: ${eventNames.join(", ")}`);
+    }
+    if (typeof callback !== "function") {
+      throw new TypeError(`The callback for "${event}" must be a function`);
+    }
+    if (this.#state !== "new") {
+      throw new Deno.errors.BadResource(`Cannot register "${event}": the server has already started`);
+    }
+    (this.#callbacks as Record<string, unknown>)[event] = callback;
+    return this;
+  }
+
+  /** The callback registered for an event, if any. */
+  getCallback<E extends ServerEvent>(event: E): ServerEvents[E] | undefined {
+    return this.#callbacks[event];
+  }
+
+  /**
+   * Binds, starts the reactor and runs callbacks until `shutdown()` (or SIGTERM). Resolves
+   * once everything has stopped. Rejects when a required callback is missing, the server was
+   * already started, or the address cannot be bound.
+   */
+  start(): Promise<void> {
+    if (this.#state !== "new") {
+      return Promise.reject(
+        new Deno.errors.BadResource("Cannot start the server: it has already been started"),
+      );
+    }
+    if (!this.#callbacks.receive) {
+      return Promise.reject(
+        new TypeError('Cannot start the server: a TCP server needs a "receive" callback'),
+      );
+    }
+    this.#state = "starting";
+    try {
+      this.#open();
+    } catch (error) {
+      this.#state = "stopped";
+      return Promise.reject(error);
+    }
+    this.#done = Promise.withResolvers<void>();
+    this.#state = "running";
+    Deno.addSignalListener("SIGTERM", this.#onSigterm);
+    this.#call("start", -1, () => this.#callbacks.start?.(this));
+    this.#call("workerStart", -1, () => this.#callbacks.workerStart?.(this, 0));
+    this.#run().catch((error) => {
+      this.#log.error("the event loop failed", error);
+      this.#done.reject(error);
+    });
+    return this.#done.promise;
+  }
+
+  #open() {
+    const lib = library();
+    this.#lib = lib;
+    const o = this.options;
+    const config = new Uint32Array(layout.serverConfigSize / 4);
+    config[0] = o.maxConnection;
+    config[1] = o.socketBufferSize;
+    config[2] = o.ringSize;
+    config[3] = Math.round(o.maxWaitTime * 1000);
+    config[4] = 0; // reactor id = worker id
+    const handle = new BigUint64Array(1);
+    unwrap(lib.zg_server_create(config, handle), "create the server");
+    this.#handle = Deno.UnsafePointer.create(handle[0]);
+    try {
+      const host = encoder.encode(o.host);
+      const port = new Uint32Array(1);
+      const flags = (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
+        (o.enableReusePort ? ListenFlag.reusePort : 0) |
+        (o.openTcpNodelay ? ListenFlag.tcpNodelay : 0);
+      const where = o.host.includes(":") ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
+      unwrap(
+        lib.zg_server_listen(this.#handle, host, BigInt(host.length), o.port, o.backlog, flags, port),
+        `listen on "${where}"`,
+      );
+      this.#port = port[0];
+      this.#mapChannel();
+      unwrap(lib.zg_server_start(this.#handle), "start the reactor thread");
+    } catch (error) {
+      lib.zg_server_destroy(this.#handle);
+      this.#handle = null;
+      throw error;
+    }
+  }
+
+  #mapChannel() {
+    const ptr = new BigUint64Array(1);
+    const len = new BigUint64Array(1);
+    unwrap(this.#lib.zg_server_channel(this.#handle, ptr, len), "map the channel");
+    const memory = Deno.UnsafePointerView.getArrayBuffer(
+      Deno.UnsafePointer.create(ptr[0])!,
+      Number(len[0]),
+    );
+    this.#u8 = new Uint8Array(memory);
+    this.#u32 = new Uint32Array(memory);
+    this.#i16 = new Int16Array(memory);
+    this.#stats = new BigUint64Array(memory, layout.channelStats, statsFields.length);
+    this.#ringBytes = this.#u32[layout.channelRingBytes / 4];
+    this.#mask = this.#ringBytes - 1;
+    this.#inBase = layout.dataOffset;
+    this.#outBase = layout.dataOffset + this.#ringBytes;
+    const word = (ctl: number, field: number) => (ctl + field) / 4;
+    this.#inTail = word(layout.channelInCtl, layout.ringTail);
+    this.#inHead = word(layout.channelInCtl, layout.ringHead);
+    this.#inParked = word(layout.channelInCtl, layout.ringConsumerParked);
+    this.#inProducerWaiting = word(layout.channelInCtl, layout.ringProducerWaiting);
+    this.#outTail = word(layout.channelOutCtl, layout.ringTail);
+    this.#outHead = word(layout.channelOutCtl, layout.ringHead);
+    this.#outParked = word(layout.channelOutCtl, layout.ringConsumerParked);
+    this.#outProducerWaiting = word(layout.channelOutCtl, layout.ringProducerWaiting);
+  }
+
+  /** Drains, dispatches, parks; until the reactor reports `stopped`. */
+  async #run(): Promise<void> {
+    const u32 = this.#u32;
+    let lastYield = performance.now();
+    while (true) {
+      const handled = this.#drain();
+      this.#flushPending();
+      if (this.#stoppedRecord) break;
+      if (handled > 0) {
+        // Let promise continuations of async callbacks run; now and then, timers and I/O too.
+        const now = performance.now();
+        if (now - lastYield >= yieldEveryMs) {
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          lastYield = performance.now();
+        } else {
+          await undefined;
+        }
+        continue;
+      }
+      // Park: announce it, then re-check so a record published in between is not missed.
+      Atomics.store(u32, this.#inParked, 1);
+      if (this.#pending.length > 0) {
+        // Sends wait for room in the outbound ring: ask the reactor to wake us when it frees.
+        Atomics.store(u32, this.#outProducerWaiting, 1);
+        const before = this.#pending.length;
+        this.#flushPending();
+        if (this.#pending.length < before) {
+          Atomics.store(u32, this.#outProducerWaiting, 0);
+          Atomics.store(u32, this.#inParked, 0);
+          continue;
+        }
+      }
+      if (Atomics.load(u32, this.#inTail) !== this.#readPos) {
+        Atomics.store(u32, this.#inParked, 0);
+        continue;
+      }
+      unwrap(await this.#lib.zg_server_wait(this.#handle), "wait for events");
+      Atomics.store(u32, this.#inParked, 0);
+      lastYield = performance.now();
+    }
+    this.#finish();
+  }
+
+  #finish() {
+    Deno.removeSignalListener("SIGTERM", this.#onSigterm);
+    this.#lib.zg_server_destroy(this.#handle);
+    this.#handle = null;
+    this.#state = "stopped";
+    this.#call("shutdown", -1, () => this.#callbacks.shutdown?.(this));
+    this.#done.resolve();
+  }
+
+  /** Dispatches every record published so far; returns how many. */
+  #drain(): number {
+    const u32 = this.#u32;
+    const tail = Atomics.load(u32, this.#inTail);
+    let pos = this.#readPos;
+    if (pos === tail) return 0;
+    let handled = 0;
+    this.#inBatch = true;
+    try {
+      while (pos !== tail) {
+        const at = this.#inBase + (pos & this.#mask);
+        const word = at >>> 2;
+        const len = u32[word];
+        pos = (pos + ((layout.recordHeaderSize + len + 15) & ~15)) >>> 0;
+        const type = this.#u8[at + layout.recordType];
+        if (type === RecordType.pad) continue;
+        this.#dispatch(type, at, len, u32[word + 2], u32[word + 3]);
+        handled++;
+      }
+    } finally {
+      this.#readPos = pos;
+      this.#inBatch = false;
+      Atomics.store(u32, this.#inHead, pos);
+      if (
+        Atomics.load(u32, this.#inProducerWaiting) === 1 &&
+        Atomics.compareExchange(u32, this.#inProducerWaiting, 1, 0) === 1
+      ) {
+        this.#lib.zg_server_kick(this.#handle);
+      }
+      this.#publishOut();
+    }
+    return handled;
+  }
+
+  /** The trampoline from a native record to the user's callback. */
+  #dispatch(type: number, at: number, len: number, sessionId: number, aux: number) {
+    const reactorId = this.#i16[(at + layout.recordReactorId) >>> 1];
+    this.#dispatchCount++;
+    switch (type) {
+      case RecordType.receive: {
+        this.#requestCount++;
+        const start = at + layout.recordHeaderSize;
+        const data = this.options.borrowedViews
+          ? this.#u8.subarray(start, start + len)
+          : this.#u8.slice(start, start + len);
+        const receive = this.#callbacks.receive!;
+        try {
+          const result = receive(this, sessionId, reactorId, data) as unknown;
+          if (result instanceof Promise) result.catch((e) => this.#callbackFailed("receive", sessionId, e));
+        } catch (error) {
+          this.#callbackFailed("receive", sessionId, error);
+        }
+        return;
+      }
+      case RecordType.connect:
+        this.#call("connect", sessionId, () => this.#callbacks.connect?.(this, sessionId, reactorId));
+        return;
+      case RecordType.close: {
+        const flags = this.#u8[at + layout.recordFlags];
+        if (flags & CloseFlag.error) {
+          this.#log.info(`session ${sessionId} closed: ${errnoName(aux)}`);
+        }
+        this.#call("close", sessionId, () => this.#callbacks.close?.(this, sessionId, reactorId));
+        this.#closing.delete(sessionId);
+        // After EOF the reactor keeps the socket until we answer, so sends made before this
+        // point (and in the close callback) are still written.
+        if (flags & CloseFlag.peerEof) this.#push(RecordType.closeRequest, sessionId, 0, new Uint8Array(0));
+        return;
+      }
+      case RecordType.shutdown:
+        this.#call("workerStop", -1, () => this.#callbacks.workerStop?.(this, 0));
+        this.#push(RecordType.shutdownAck, 0, 0, new Uint8Array(0));
+        return;
+      case RecordType.stopped:
+        this.#stoppedRecord = true;
+        return;
+      default:
+        throw new Error(`unexpected record type ${type} from the reactor`);
+    }
+  }
+
+  #call(event: ServerEvent, sessionId: number, fn: () => unknown) {
+    try {
+      const result = fn();
+      if (result instanceof Promise) result.catch((e) => this.#callbackFailed(event, sessionId, e));
+    } catch (error) {
+      this.#callbackFailed(event, sessionId, error);
+    }
+  }
+
+  #callbackFailed(event: string, sessionId: number, error: unknown) {
+    this.#callbackErrors++;
+    const session = sessionId > 0 ? ` for session ${sessionId}` : "";
+    this.#log.error(`the "${event}" callback threw${session}; the server carries on`, error);
+  }
+
+  /**
+   * Queues data for a session. Returns false (see `getLastError()`) when the session is gone
+   * or closing, its output buffer is over `socketBufferSize`, or `data` is empty.
+   */
+  send(sessionId: number, data: Uint8Array | string): boolean {
+    if (this.#state !== "running" && this.#state !== "stopping") {
+      this.#lastError = ErrorCode.serverNotRunning;
+      return false;
+    }
+    const state = this.#sessionState(sessionId);
+    if (state !== SessionState.open && state !== SessionState.peerClosed) {
+      if (state & SessionState.overLimit) {
+        this.#lastError = ErrorCode.outputBufferOverflow;
+      }
+      return false;
+    }
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    if (!(bytes instanceof Uint8Array)) {
+      throw new TypeError(`send() takes a Uint8Array or a string, got ${typeof data}`);
+    }
+    if (bytes.length === 0) {
+      this.#lastError = ErrorCode.noData;
+      return false;
+    }
+    for (let offset = 0; offset < bytes.length; offset += sendChunk) {
+      const chunk = bytes.length <= sendChunk ? bytes : bytes.subarray(offset, offset + sendChunk);
+      this.#push(RecordType.send, sessionId, 0, chunk);
+    }
+    this.#responseCount++;
+    if (!this.#inBatch) this.#publishOut();
+    return true;
+  }
+
+  /** The session's state, with `#closing` applied and `lastError` set when not usable. */
+  #sessionState(sessionId: number): number {
+    if (this.#closing.has(sessionId)) {
+      this.#lastError = ErrorCode.sessionClosing;
+      return SessionState.closing;
+    }
+    if (!Number.isInteger(sessionId) || sessionId <= 0 || sessionId > 0xffff_ffff) {
+      this.#lastError = ErrorCode.sessionNotExist;
+      return SessionState.gone;
+    }
+    const state = this.#lib.zg_session_state(this.#handle, sessionId);
+    if (state === SessionState.gone) this.#lastError = ErrorCode.sessionNotExist;
+    else if (state === SessionState.closing) this.#lastError = ErrorCode.sessionClosing;
+    return state;
+  }
+
+  /**
+   * Closes a session: gracefully (queued output is written first) or, with `reset`, at once
+   * with a TCP RST. The `close` callback follows. Returns false when the session is gone or
+   * already closing.
+   */
+  close(sessionId: number, reset = false): boolean {
+    if (this.#state !== "running" && this.#state !== "stopping") return false;
+    const state = this.#sessionState(sessionId) & 0xff;
+    if (state !== SessionState.open && state !== SessionState.peerClosed) return false;
+    this.#closing.add(sessionId);
+    this.#push(RecordType.closeRequest, sessionId, reset ? 1 : 0, new Uint8Array(0));
+    if (!this.#inBatch) this.#publishOut();
+    return true;
+  }
+
+  /** Whether the session is open (and not closing). */
+  exists(sessionId: number): boolean {
+    if (this.#state !== "running" && this.#state !== "stopping") return false;
+    return (this.#sessionState(sessionId) & 0xff) === SessionState.open;
+  }
+
+  /** Connection details of an open session, or null when it does not exist. */
+  getClientInfo(sessionId: number): ClientInfo | null {
+    if (this.#handle === null || !Number.isInteger(sessionId) || sessionId <= 0) return null;
+    const buffer = new ArrayBuffer(layout.clientInfoSize);
+    const bytes = new Uint8Array(buffer);
+    const status = this.#lib.zg_client_info(this.#handle, sessionId, bytes);
+    if (status !== 0) {
+      this.#lastError = ErrorCode.sessionNotExist;
+      return null;
+    }
+    const u32 = new Uint32Array(buffer, 0, 8);
+    const i32 = new Int32Array(buffer, 0, 8);
+    const f64 = new Float64Array(buffer, layout.clientInfoConnectTime, 4);
+    const u64 = new BigUint64Array(buffer, layout.clientInfoSendQueuedBytes, 3);
+    const family = u32[6];
+    const addr = bytes.subarray(layout.clientInfoRemoteAddr, layout.clientInfoRemoteAddr + 16);
+    return {
+      sessionId,
+      socketFd: i32[1],
+      socketType: family === 6 ? "tcp6" : "tcp",
+      reactorId: i32[2],
+      serverFd: i32[3],
+      serverPort: u32[4],
+      remoteIp: family === 6 ? ipv6(addr) : Array.from(addr.subarray(0, 4)).join("."),
+      remotePort: u32[5],
+      connectTime: f64[0],
+      lastTime: Math.max(f64[1], f64[2]),
+      lastRecvTime: f64[1],
+      lastSendTime: f64[2],
+      lastDispatchTime: f64[3],
+      closeErrno: i32[7],
+      recvQueuedBytes: 0,
+      sendQueuedBytes: Number(u64[0]),
+    };
+  }
+
+  /** The code of the last failed call (`ErrorCode`), as Swoole's `getLastError()`. */
+  getLastError(): number {
+    return this.#lastError;
+  }
+
+  /** Server counters (Swoole's `stats()` fields in camelCase). */
+  stats(): ServerStats {
+    const native: Record<string, number> = {};
+    statsFields.forEach((name, i) => {
+      native[name] = this.#stats ? Number(Atomics.load(this.#stats, i)) : 0;
+    });
+    return {
+      ...(native as unknown as Omit<ServerStats, "workerNum">),
+      workerNum: this.options.workerNum,
+      idleWorkerNum: 0,
+      requestCount: this.#requestCount,
+      responseCount: this.#responseCount,
+      workerRequestCount: this.#requestCount,
+      workerResponseCount: this.#responseCount,
+      workerDispatchCount: this.#dispatchCount,
+      callbackErrorCount: this.#callbackErrors,
+    };
+  }
+
+  /**
+   * Stops the server gracefully: stop accepting and reading, run `workerStop`, write queued
+   * output (up to `maxWaitTime`), close every session, run `shutdown`, resolve `start()`.
+   */
+  shutdown(): void {
+    if (this.#state !== "running") return;
+    this.#state = "stopping";
+    this.#call("beforeShutdown", -1, () => this.#callbacks.beforeShutdown?.(this));
+    unwrap(this.#lib.zg_server_shutdown(this.#handle), "shut down");
+  }
+
+  // --- the outbound ring ----------------------------------------------------------------
+
+  #push(type: number, sessionId: number, aux: number, bytes: Uint8Array) {
+    if (this.#pending.length > 0 || !this.#write(type, sessionId, aux, bytes)) {
+      this.#pending.push({ type, sessionId, aux, bytes: bytes.slice() });
+    }
+  }
+
+  /** Writes one record; false when the ring has no room for it. */
+  #write(type: number, sessionId: number, aux: number, bytes: Uint8Array): boolean {
+    const need = (layout.recordHeaderSize + bytes.length + 15) & ~15;
+    const capacity = this.#ringBytes;
+    let pos = this.#writePos;
+    let index = pos & this.#mask;
+    const toEnd = capacity - index;
+    const wanted = toEnd >= need ? need : toEnd + need;
+    if (capacity - ((pos - this.#outHeadSeen) >>> 0) < wanted) {
+      this.#outHeadSeen = Atomics.load(this.#u32, this.#outHead);
+      if (capacity - ((pos - this.#outHeadSeen) >>> 0) < wanted) return false;
+    }
+    if (toEnd < need) {
+      this.#header(this.#outBase + index, toEnd - layout.recordHeaderSize, RecordType.pad, 0, 0);
+      pos = (pos + toEnd) >>> 0;
+      index = 0;
+    }
+    const at = this.#outBase + index;
+    this.#header(at, bytes.length, type, sessionId, aux);
+    if (bytes.length > 0) this.#u8.set(bytes, at + layout.recordHeaderSize);
+    this.#writePos = (pos + need) >>> 0;
+    return true;
+  }
+
+  #header(at: number, len: number, type: number, sessionId: number, aux: number) {
+    const word = at >>> 2;
+    const u32 = this.#u32;
+    u32[word] = len;
+    u32[word + 1] = type; // flags 0, reactor id 0
+    u32[word + 2] = sessionId;
+    u32[word + 3] = aux;
+  }
+
+  /** Publishes written records; kicks the reactor if it sleeps. */
+  #publishOut() {
+    const u32 = this.#u32;
+    if (this.#writePos === Atomics.load(u32, this.#outTail)) return;
+    Atomics.store(u32, this.#outTail, this.#writePos);
+    if (
+      Atomics.load(u32, this.#outParked) === 1 &&
+      Atomics.compareExchange(u32, this.#outParked, 1, 0) === 1
+    ) {
+      this.#lib.zg_server_kick(this.#handle);
+    }
+  }
+
+  #flushPending() {
+    const pending = this.#pending;
+    if (pending.length === 0) return;
+    let i = 0;
+    while (i < pending.length) {
+      const p = pending[i];
+      if (!this.#write(p.type, p.sessionId, p.aux, p.bytes)) break;
+      i++;
+    }
+    pending.splice(0, i);
+    this.#publishOut();
+  }
+}
+
+function ipv6(bytes: Uint8Array): string {
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
+  return groups.join(":").replace(/(^|:)0(:0)+(:|$)/, "::").replace(/:{3,}/, "::");
+}
