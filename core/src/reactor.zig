@@ -514,7 +514,6 @@ pub const Reactor = struct {
             _ = c.setsockopt(s.fd, linux.SOL.SOCKET, linux.SO.LINGER, @ptrCast(&linger), @sizeOf(Linger));
             r.count("abort_count", 1);
         }
-        if (errno != 0) log.info("session {d} closed: {s}", .{ s.id, @tagName(@as(posix.E, @enumFromInt(errno))) });
         posix.close(s.fd);
         r.count("close_count", 1);
         r.uncount("connection_num", 1);

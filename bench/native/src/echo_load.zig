@@ -148,7 +148,9 @@ const Load = struct {
         while (rest.len > 0) {
             const want = load.message(conn, conn.recv_seq)[conn.recv_off..];
             const n = @min(rest.len, want.len);
-            if (std.mem.indexOfDiff(u8, rest[0..n], want[0..n])) |at| {
+            // `eql` compares with vectors; `indexOfDiff` is a byte loop, so only for the report.
+            if (!std.mem.eql(u8, rest[0..n], want[0..n])) {
+                const at = std.mem.indexOfDiff(u8, rest[0..n], want[0..n]).?;
                 load.failConn(conn, "byte mismatch in message {d} at offset {d}: got 0x{x:0>2}, want 0x{x:0>2}", .{
                     conn.recv_seq, conn.recv_off + at, rest[at], want[at],
                 });

@@ -1,0 +1,100 @@
+/**
+ * Options, the start check, bind errors and a clean shutdown, in this process.
+ */
+import assert from "node:assert/strict";
+import { Server } from "../mod.ts";
+import { connect, readBytes, withTimeout } from "./_helpers.ts";
+
+Deno.test("invalid options throw TypeError or RangeError naming the option", () => {
+  const cases: [Record<string, unknown>, typeof TypeError | typeof RangeError, RegExp][] = [
+    [{ port: 70000 }, RangeError, /"port"/],
+    [{ port: "80" }, TypeError, /"port"/],
+    [{ mode: "thread" }, RangeError, /"mode"/],
+    [{ workerNum: 0 }, RangeError, /"workerNum"/],
+    [{ backlog: 1.5 }, TypeError, /"backlog"/],
+    [{ openTcpNodelay: "yes" }, TypeError, /"openTcpNodelay"/],
+    [{ maxConnection: 0 }, RangeError, /"maxConnection"/],
+    [{ ringSize: 300_000 }, RangeError, /"ringSize"/],
+    [{ maxWaitTime: -1 }, RangeError, /"maxWaitTime"/],
+    [{ logLevel: "loud" }, RangeError, /"logLevel"/],
+    [{ host: "" }, TypeError, /"host"/],
+    [{ workerNumber: 2 }, TypeError, /Unknown option "workerNumber"/],
+  ];
+  for (const [options, type, message] of cases) {
+    assert.throws(() => new Server(options as never), (e: Error) => e instanceof type && message.test(e.message), JSON.stringify(options));
+  }
+});
+
+Deno.test("on() rejects unknown events and non-functions", () => {
+  const server = new Server();
+  assert.throws(() => (server.on as (e: string, cb: () => void) => void)("recieve", () => {}), /Unknown event "recieve"/);
+  assert.throws(() => server.on("receive", 42 as never), /must be a function/);
+});
+
+Deno.test("start() rejects without a receive callback, naming it", async () => {
+  const server = new Server({ host: "127.0.0.1", port: 0 });
+  await assert.rejects(server.start(), /needs a "receive" callback/);
+});
+
+Deno.test("start() rejects with AddrInUse when the port is taken", async () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = taken.addr.port;
+  const server = new Server({ host: "127.0.0.1", port });
+  server.on("receive", () => {});
+  await assert.rejects(
+    server.start(),
+    (e: Error) => e instanceof Deno.errors.AddrInUse && e.message === `Cannot listen on "127.0.0.1:${port}": address already in use`,
+  );
+});
+
+Deno.test("start() rejects a second start and an unparsable host", async () => {
+  const bad = new Server({ host: "not an address", port: 0 });
+  bad.on("receive", () => {});
+  await assert.rejects(bad.start(), TypeError);
+  await assert.rejects(bad.start(), Deno.errors.BadResource);
+});
+
+function reactorThreads(): number {
+  let n = 0;
+  for (const entry of Deno.readDirSync("/proc/self/task")) {
+    const comm = Deno.readTextFileSync(`/proc/self/task/${entry.name}/comm`);
+    if (comm.startsWith("zg-reactor")) n++;
+  }
+  return n;
+}
+
+function openFds(): string[] {
+  return [...Deno.readDirSync("/proc/self/fd")].map((e) => {
+    try {
+      return Deno.readLinkSync(`/proc/self/fd/${e.name}`);
+    } catch {
+      return "";
+    }
+  }).filter((l) => /socket|memfd|eventfd|eventpoll/.test(l)).sort();
+}
+
+Deno.test("shutdown() resolves start() and leaves no thread or fd behind", async () => {
+  const fdsBefore = openFds();
+  const server = new Server({ host: "127.0.0.1", port: 0 });
+  const events: string[] = [];
+  server.on("workerStart", () => events.push("workerStart"));
+  server.on("workerStop", () => events.push("workerStop"));
+  server.on("shutdown", () => events.push("shutdown"));
+  server.on("receive", (s, id, _r, data) => {
+    s.send(id, data);
+  });
+  const started = server.start();
+  assert.equal(reactorThreads(), 1);
+  const conn = await connect(server.port);
+  await conn.write(new TextEncoder().encode("ping"));
+  assert.equal(new TextDecoder().decode(await readBytes(conn, 4)), "ping");
+  assert.ok(openFds().some((l) => l.includes("memfd:ziggurat")));
+  server.shutdown();
+  await withTimeout(started, "start() to resolve after shutdown()");
+  assert.equal(await conn.read(new Uint8Array(1)), null);
+  conn.close();
+  assert.deepEqual(events, ["workerStart", "workerStop", "shutdown"]);
+  assert.equal(reactorThreads(), 0);
+  assert.deepEqual(openFds(), fdsBefore);
+  assert.equal(server.send(1, "late"), false);
+});
