@@ -111,6 +111,9 @@ interface Pending {
 const encoder = new TextEncoder();
 /** Largest payload of one send record; bigger sends are split (and arrive in order). */
 const sendChunk = 256 * 1024;
+/** Received payloads up to this size are copied into shared arenas of `arenaSize` bytes. */
+const arenaSmall = 4096;
+const arenaSize = 64 * 1024;
 /** Yield to Deno's event loop (timers, I/O) at least this often while events keep coming. */
 const yieldEveryMs = 4;
 
@@ -173,6 +176,8 @@ export class Server {
   /** Sessions this worker asked to close; they no longer exist for send/exists. */
   #closing = new Set<number>();
 
+  #arena = new Uint8Array(0);
+  #arenaUsed = arenaSize;
   #requestCount = 0;
   #responseCount = 0;
   #dispatchCount = 0;
@@ -411,7 +416,7 @@ export class Server {
         const start = at + layout.recordHeaderSize;
         const data = this.options.borrowedViews
           ? this.#u8.subarray(start, start + len)
-          : this.#u8.slice(start, start + len);
+          : this.#copy(start, len);
         const receive = this.#callbacks.receive!;
         try {
           const result = receive(this, sessionId, reactorId, data) as unknown;
@@ -446,6 +451,24 @@ export class Server {
       default:
         throw new Error(`unexpected record type ${type} from the reactor`);
     }
+  }
+
+  /**
+   * A copy of ring bytes that outlives the batch. Small payloads share 64 KiB arenas (one
+   * allocation per arena instead of one per message, as Node's Buffer pool does); a kept view
+   * keeps at most its arena alive.
+   */
+  #copy(start: number, len: number): Uint8Array {
+    if (len > arenaSmall) return this.#u8.slice(start, start + len);
+    let used = this.#arenaUsed;
+    if (used + len > arenaSize) {
+      this.#arena = new Uint8Array(arenaSize);
+      used = 0;
+    }
+    const arena = this.#arena;
+    arena.set(this.#u8.subarray(start, start + len), used);
+    this.#arenaUsed = (used + len + 7) & ~7;
+    return arena.subarray(used, used + len);
   }
 
   #call(event: ServerEvent, sessionId: number, fn: () => unknown) {
