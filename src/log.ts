@@ -26,7 +26,11 @@ export class Logger {
     this.#write("warning", message);
   }
   error(message: string, error?: unknown): void {
-    const detail = error instanceof Error ? `: ${error.stack ?? error.message}` : error === undefined ? "" : `: ${String(error)}`;
+    const detail = error instanceof Error
+      ? `: ${error.stack ?? error.message}`
+      : error === undefined
+      ? ""
+      : `: ${String(error)}`;
     this.#write("error", message + detail);
   }
 

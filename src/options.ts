@@ -40,6 +40,12 @@ export interface ServerOptions {
    * returns; keep it longer and it will be overwritten. Default false.
    */
   borrowedViews?: boolean;
+  /**
+   * BASE mode: drive the reactor from the JS thread (sync FFI calls that poll epoll without
+   * blocking, one `nonblocking` wait when idle) instead of a native reactor thread. Saves a
+   * thread hand-off per batch. Default true; see docs/architecture.md for the measurements.
+   */
+  inlineReactor?: boolean;
   /** Least severe log level printed: "debug", "info", "warning", "error". Default "info". */
   logLevel?: LogLevel;
 }
@@ -63,6 +69,7 @@ export const defaults: ResolvedOptions = {
   maxWaitTime: 3,
   ringSize: 4 * 1024 * 1024,
   borrowedViews: false,
+  inlineReactor: true,
   logLevel: "info",
 };
 
@@ -108,7 +115,9 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   }
   integer("workerNum", o.workerNum, 1, 1024);
   if (o.workerNum !== 1) {
-    throw new RangeError(`Option "workerNum" must be 1: this version runs one worker, got ${o.workerNum}`);
+    throw new RangeError(
+      `Option "workerNum" must be 1: this version runs one worker, got ${o.workerNum}`,
+    );
   }
   integer("backlog", o.backlog, 1, 65535);
   boolean("openTcpNodelay", o.openTcpNodelay);
@@ -117,15 +126,24 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   integer("maxConnection", o.maxConnection, 1, 1_048_576);
   integer("socketBufferSize", o.socketBufferSize, 1, 2 ** 31);
   if (typeof o.maxWaitTime !== "number" || !(o.maxWaitTime > 0) || o.maxWaitTime > 3600) {
-    throw new RangeError(`Option "maxWaitTime" must be a number of seconds from 0 to 3600, got ${describe(o.maxWaitTime)}`);
+    throw new RangeError(
+      `Option "maxWaitTime" must be a number of seconds from 0 to 3600, got ${
+        describe(o.maxWaitTime)
+      }`,
+    );
   }
   integer("ringSize", o.ringSize, 256 * 1024, 1024 * 1024 * 1024);
   if ((o.ringSize & (o.ringSize - 1)) !== 0) {
     throw new RangeError(`Option "ringSize" must be a power of two, got ${o.ringSize}`);
   }
   boolean("borrowedViews", o.borrowedViews);
+  boolean("inlineReactor", o.inlineReactor);
   if (!["debug", "info", "warning", "error"].includes(o.logLevel)) {
-    throw new RangeError(`Option "logLevel" must be "debug", "info", "warning" or "error", got ${describe(o.logLevel)}`);
+    throw new RangeError(
+      `Option "logLevel" must be "debug", "info", "warning" or "error", got ${
+        describe(o.logLevel)
+      }`,
+    );
   }
   return o;
 }

@@ -10,8 +10,16 @@
 
 import { library, unwrap } from "./_ffi/library.ts";
 import type { Library } from "./_ffi/library.ts";
-import { CloseFlag, layout, ListenFlag, RecordType, SessionState, statsFields } from "./_ffi/layout.ts";
-import { ErrorCode, errnoName } from "./errors.ts";
+import {
+  CloseFlag,
+  layout,
+  ListenFlag,
+  PollFlag,
+  RecordType,
+  SessionState,
+  statsFields,
+} from "./_ffi/layout.ts";
+import { errnoName, ErrorCode } from "./errors.ts";
 import { Logger } from "./log.ts";
 import { resolveOptions } from "./options.ts";
 import type { ResolvedOptions, ServerOptions } from "./options.ts";
@@ -213,7 +221,9 @@ export class Server {
       throw new TypeError(`The callback for "${event}" must be a function`);
     }
     if (this.#state !== "new") {
-      throw new Deno.errors.BadResource(`Cannot register "${event}": the server has already started`);
+      throw new Deno.errors.BadResource(
+        `Cannot register "${event}": the server has already started`,
+      );
     }
     (this.#callbacks as Record<string, unknown>)[event] = callback;
     return this;
@@ -280,12 +290,20 @@ export class Server {
         (o.openTcpNodelay ? ListenFlag.tcpNodelay : 0);
       const where = o.host.includes(":") ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
       unwrap(
-        lib.zg_server_listen(this.#handle, host, BigInt(host.length), o.port, o.backlog, flags, port),
+        lib.zg_server_listen(
+          this.#handle,
+          host,
+          BigInt(host.length),
+          o.port,
+          o.backlog,
+          flags,
+          port,
+        ),
         `listen on "${where}"`,
       );
       this.#port = port[0];
       this.#mapChannel();
-      unwrap(lib.zg_server_start(this.#handle), "start the reactor thread");
+      unwrap(lib.zg_server_start(this.#handle, o.inlineReactor ? 1 : 0), "start the reactor");
     } catch (error) {
       lib.zg_server_destroy(this.#handle);
       this.#handle = null;
@@ -322,13 +340,18 @@ export class Server {
 
   /** Drains, dispatches, parks; until the reactor reports `stopped`. */
   async #run(): Promise<void> {
+    const inline = this.options.inlineReactor;
+    const lib = this.#lib;
     const u32 = this.#u32;
     let lastYield = performance.now();
     while (true) {
+      // Inline mode: this thread is the reactor; one turn writes what we queued, accepts and
+      // reads into the ring without blocking.
+      const flags = inline ? lib.zg_server_poll(this.#handle) : 0;
       const handled = this.#drain();
       this.#flushPending();
       if (this.#stoppedRecord) break;
-      if (handled > 0) {
+      if (handled > 0 || (flags & PollFlag.more) !== 0) {
         // Let promise continuations of async callbacks run; now and then, timers and I/O too.
         const now = performance.now();
         if (now - lastYield >= yieldEveryMs) {
@@ -339,28 +362,42 @@ export class Server {
         }
         continue;
       }
-      // Park: announce it, then re-check so a record published in between is not missed.
-      Atomics.store(u32, this.#inParked, 1);
-      if (this.#pending.length > 0) {
-        // Sends wait for room in the outbound ring: ask the reactor to wake us when it frees.
-        Atomics.store(u32, this.#outProducerWaiting, 1);
-        const before = this.#pending.length;
-        this.#flushPending();
-        if (this.#pending.length < before) {
-          Atomics.store(u32, this.#outProducerWaiting, 0);
-          Atomics.store(u32, this.#inParked, 0);
+      if (inline) {
+        // What we queued is written by the next turn, not by a thread: turn before sleeping.
+        if (this.#pending.length > 0 || this.#writePos !== Atomics.load(u32, this.#outHead)) {
           continue;
         }
+        const timeout = (flags & PollFlag.flushing) !== 0 ? 10 : -1;
+        unwrap(await lib.zg_server_wait_io(this.#handle, timeout), "wait for events");
+      } else {
+        await this.#park();
       }
-      if (Atomics.load(u32, this.#inTail) !== this.#readPos) {
-        Atomics.store(u32, this.#inParked, 0);
-        continue;
-      }
-      unwrap(await this.#lib.zg_server_wait(this.#handle), "wait for events");
-      Atomics.store(u32, this.#inParked, 0);
       lastYield = performance.now();
     }
     this.#finish();
+  }
+
+  /** Thread mode: sleep until the reactor thread rings (re-checking after announcing it). */
+  async #park(): Promise<void> {
+    const u32 = this.#u32;
+    Atomics.store(u32, this.#inParked, 1);
+    if (this.#pending.length > 0) {
+      // Sends wait for room in the outbound ring: ask the reactor to wake us when it frees.
+      Atomics.store(u32, this.#outProducerWaiting, 1);
+      const before = this.#pending.length;
+      this.#flushPending();
+      if (this.#pending.length < before) {
+        Atomics.store(u32, this.#outProducerWaiting, 0);
+        Atomics.store(u32, this.#inParked, 0);
+        return;
+      }
+    }
+    if (Atomics.load(u32, this.#inTail) !== this.#readPos) {
+      Atomics.store(u32, this.#inParked, 0);
+      return;
+    }
+    unwrap(await this.#lib.zg_server_wait(this.#handle), "wait for events");
+    Atomics.store(u32, this.#inParked, 0);
   }
 
   #finish() {
@@ -420,14 +457,20 @@ export class Server {
         const receive = this.#callbacks.receive!;
         try {
           const result = receive(this, sessionId, reactorId, data) as unknown;
-          if (result instanceof Promise) result.catch((e) => this.#callbackFailed("receive", sessionId, e));
+          if (result instanceof Promise) {
+            result.catch((e) => this.#callbackFailed("receive", sessionId, e));
+          }
         } catch (error) {
           this.#callbackFailed("receive", sessionId, error);
         }
         return;
       }
       case RecordType.connect:
-        this.#call("connect", sessionId, () => this.#callbacks.connect?.(this, sessionId, reactorId));
+        this.#call(
+          "connect",
+          sessionId,
+          () => this.#callbacks.connect?.(this, sessionId, reactorId),
+        );
         return;
       case RecordType.close: {
         const flags = this.#u8[at + layout.recordFlags];
@@ -438,7 +481,9 @@ export class Server {
         this.#closing.delete(sessionId);
         // After EOF the reactor keeps the socket until we answer, so sends made before this
         // point (and in the close callback) are still written.
-        if (flags & CloseFlag.peerEof) this.#push(RecordType.closeRequest, sessionId, 0, new Uint8Array(0));
+        if (flags & CloseFlag.peerEof) {
+          this.#push(RecordType.closeRequest, sessionId, 0, new Uint8Array(0));
+        }
         return;
       }
       case RecordType.shutdown:

@@ -9,7 +9,10 @@ export interface Fixture extends AsyncDisposable {
   pid: number;
   child: Deno.ChildProcess;
   /** Waits (bounded) for the next event line matching `predicate`; earlier lines are kept. */
-  waitFor(predicate: (event: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>>;
+  waitFor(
+    predicate: (event: Record<string, unknown>) => boolean,
+    what: string,
+  ): Promise<Record<string, unknown>>;
   /** Every event line seen so far. */
   events: Record<string, unknown>[];
   /** Everything the server wrote to stderr so far. */
@@ -24,7 +27,10 @@ const fixturePath = new URL("./fixtures/server.ts", import.meta.url).pathname;
 /** Generous: the suite must pass on a loaded 2-core machine. */
 export const waitMs = 20_000;
 
-export async function startFixture(options: Record<string, unknown> = {}, script = fixturePath): Promise<Fixture> {
+export async function startFixture(
+  options: Record<string, unknown> = {},
+  script = fixturePath,
+): Promise<Fixture> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", script, JSON.stringify(options)],
     stdout: "piped",
@@ -32,13 +38,23 @@ export async function startFixture(options: Record<string, unknown> = {}, script
     stdin: "null",
   }).spawn();
   const events: Record<string, unknown>[] = [];
-  const waiters: { predicate: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void; from: number }[] = [];
+  const waiters: {
+    predicate: (e: Record<string, unknown>) => boolean;
+    resolve: (e: Record<string, unknown>) => void;
+    from: number;
+  }[] = [];
   let stderrText = "";
   const stderrDone = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) stderrText += chunk;
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      stderrText += chunk;
+    }
   })();
   const stdoutDone = (async () => {
-    for await (const line of child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(new TextLineStream())) {
+    for await (
+      const line of child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(
+        new TextLineStream(),
+      )
+    ) {
       if (!line.startsWith("{")) continue;
       const event = JSON.parse(line);
       events.push(event);
@@ -54,7 +70,9 @@ export async function startFixture(options: Record<string, unknown> = {}, script
     const seen = events.find(predicate);
     if (seen) return Promise.resolve(seen);
     return withTimeout(
-      new Promise<Record<string, unknown>>((resolve) => waiters.push({ predicate, resolve, from: events.length })),
+      new Promise<Record<string, unknown>>((resolve) =>
+        waiters.push({ predicate, resolve, from: events.length })
+      ),
       `server event: ${what}\nstderr:\n${stderrText}`,
     );
   };
@@ -76,7 +94,9 @@ export async function startFixture(options: Record<string, unknown> = {}, script
     waitForStderr: async (pattern: RegExp) => {
       const deadline = Date.now() + waitMs;
       while (!pattern.test(stderrText)) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for stderr to match ${pattern}:\n${stderrText}`);
+        if (Date.now() > deadline) {
+          throw new Error(`timed out waiting for stderr to match ${pattern}:\n${stderrText}`);
+        }
         // Polls a buffer this process fills as the child writes; not a stand-in for readiness.
         await new Promise((r) => setTimeout(r, 20));
       }

@@ -12,12 +12,19 @@ Deno.test("every struct offset and size in layout.ts equals the core's", () => {
   names.forEach((name, i) => {
     assert.equal(native[i], (layout as Record<string, number>)[name], `layout.${name}`);
   });
-  assert.equal(layout.statsSize, statsFields.length * 8, "statsFields names every u64 of abi.Stats");
+  assert.equal(
+    layout.statsSize,
+    statsFields.length * 8,
+    "statsFields names every u64 of abi.Stats",
+  );
 });
 
 Deno.test("the loader names the path and how to build when the library is missing", async () => {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["eval", `import { library } from "${new URL("../src/_ffi/library.ts", import.meta.url)}"; library();`],
+    args: [
+      "eval",
+      `import { library } from "${new URL("../src/_ffi/library.ts", import.meta.url)}"; library();`,
+    ],
     env: { ZIGGURAT_LIB: "/nonexistent/libziggurat.so" },
     stderr: "piped",
     stdout: "null",

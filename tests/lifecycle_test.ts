@@ -21,13 +21,20 @@ Deno.test("invalid options throw TypeError or RangeError naming the option", () 
     [{ workerNumber: 2 }, TypeError, /Unknown option "workerNumber"/],
   ];
   for (const [options, type, message] of cases) {
-    assert.throws(() => new Server(options as never), (e: Error) => e instanceof type && message.test(e.message), JSON.stringify(options));
+    assert.throws(
+      () => new Server(options as never),
+      (e: Error) => e instanceof type && message.test(e.message),
+      JSON.stringify(options),
+    );
   }
 });
 
 Deno.test("on() rejects unknown events and non-functions", () => {
   const server = new Server();
-  assert.throws(() => (server.on as (e: string, cb: () => void) => void)("recieve", () => {}), /Unknown event "recieve"/);
+  assert.throws(
+    () => (server.on as (e: string, cb: () => void) => void)("recieve", () => {}),
+    /Unknown event "recieve"/,
+  );
   assert.throws(() => server.on("receive", 42 as never), /must be a function/);
 });
 
@@ -43,7 +50,9 @@ Deno.test("start() rejects with AddrInUse when the port is taken", async () => {
   server.on("receive", () => {});
   await assert.rejects(
     server.start(),
-    (e: Error) => e instanceof Deno.errors.AddrInUse && e.message === `Cannot listen on "127.0.0.1:${port}": address already in use`,
+    (e: Error) =>
+      e instanceof Deno.errors.AddrInUse &&
+      e.message === `Cannot listen on "127.0.0.1:${port}": address already in use`,
   );
 });
 
@@ -73,28 +82,30 @@ function openFds(): string[] {
   }).filter((l) => /socket|memfd|eventfd|eventpoll/.test(l)).sort();
 }
 
-Deno.test("shutdown() resolves start() and leaves no thread or fd behind", async () => {
-  const fdsBefore = openFds();
-  const server = new Server({ host: "127.0.0.1", port: 0 });
-  const events: string[] = [];
-  server.on("workerStart", () => events.push("workerStart"));
-  server.on("workerStop", () => events.push("workerStop"));
-  server.on("shutdown", () => events.push("shutdown"));
-  server.on("receive", (s, id, _r, data) => {
-    s.send(id, data);
+for (const inlineReactor of [true, false]) {
+  Deno.test(`shutdown() resolves start() and leaves no thread or fd behind (inlineReactor: ${inlineReactor})`, async () => {
+    const fdsBefore = openFds();
+    const server = new Server({ host: "127.0.0.1", port: 0, inlineReactor });
+    const events: string[] = [];
+    server.on("workerStart", () => events.push("workerStart"));
+    server.on("workerStop", () => events.push("workerStop"));
+    server.on("shutdown", () => events.push("shutdown"));
+    server.on("receive", (s, id, _r, data) => {
+      s.send(id, data);
+    });
+    const started = server.start();
+    assert.equal(reactorThreads(), inlineReactor ? 0 : 1);
+    const conn = await connect(server.port);
+    await conn.write(new TextEncoder().encode("ping"));
+    assert.equal(new TextDecoder().decode(await readBytes(conn, 4)), "ping");
+    assert.ok(openFds().some((l) => l.includes("memfd:ziggurat")));
+    server.shutdown();
+    await withTimeout(started, "start() to resolve after shutdown()");
+    assert.equal(await conn.read(new Uint8Array(1)), null);
+    conn.close();
+    assert.deepEqual(events, ["workerStart", "workerStop", "shutdown"]);
+    assert.equal(reactorThreads(), 0);
+    assert.deepEqual(openFds(), fdsBefore);
+    assert.equal(server.send(1, "late"), false);
   });
-  const started = server.start();
-  assert.equal(reactorThreads(), 1);
-  const conn = await connect(server.port);
-  await conn.write(new TextEncoder().encode("ping"));
-  assert.equal(new TextDecoder().decode(await readBytes(conn, 4)), "ping");
-  assert.ok(openFds().some((l) => l.includes("memfd:ziggurat")));
-  server.shutdown();
-  await withTimeout(started, "start() to resolve after shutdown()");
-  assert.equal(await conn.read(new Uint8Array(1)), null);
-  conn.close();
-  assert.deepEqual(events, ["workerStart", "workerStop", "shutdown"]);
-  assert.equal(reactorThreads(), 0);
-  assert.deepEqual(openFds(), fdsBefore);
-  assert.equal(server.send(1, "late"), false);
-});
+}

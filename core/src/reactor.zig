@@ -27,6 +27,10 @@ const accepts_per_turn = 64;
 pub const listeners_max = 8;
 const events_max = 256;
 
+pub const poll_more: u32 = 1;
+pub const poll_flushing: u32 = 2;
+pub const poll_stopped: u32 = 4;
+
 const tag_session: u64 = 0;
 const session_events: u32 = linux.EPOLL.IN | linux.EPOLL.RDHUP | linux.EPOLL.ET;
 const tag_listener: u64 = 1 << 32;
@@ -47,6 +51,8 @@ const Phase = enum(u32) {
     draining,
     /// Writing the last queued output before closing everything.
     flushing,
+    /// Every session closed; their close records and `stopped` wait for ring room.
+    closing,
     stopped,
 };
 
@@ -74,11 +80,15 @@ pub const Reactor = struct {
     /// The inbound ring was full; the worker clears `producer_waiting` and kicks when it frees.
     waiting_for_room: bool = false,
     thread: ?std.Thread = null,
+    started: bool = false,
     shutdown_requested: u32 = 0,
     phase: Phase = .running,
     shutdown_record_sent: bool = false,
     flush_deadline_ns: i64 = 0,
     now_ns: i64 = 0,
+    /// Inline mode: events `waitIo` collected for the next `poll`.
+    stash: [events_max]linux.epoll_event = undefined,
+    stash_len: u32 = 0,
 
     pub fn init(allocator: std.mem.Allocator, config: abi.ServerConfig) !*Reactor {
         const r = try allocator.create(Reactor);
@@ -149,9 +159,11 @@ pub const Reactor = struct {
         r.listener_count += 1;
     }
 
-    pub fn start(r: *Reactor) !void {
-        assert(r.thread == null);
+    pub fn start(r: *Reactor, inline_mode: bool) !void {
+        assert(!r.started);
+        r.started = true;
         r.stats().start_time = @intCast(std.time.timestamp());
+        if (inline_mode) return;
         r.thread = try std.Thread.spawn(.{ .stack_size = 256 * 1024 }, run, .{r});
         var name_buffer: [16]u8 = undefined;
         const name = std.fmt.bufPrint(&name_buffer, "zg-reactor-{d}", .{r.config.reactor_id}) catch unreachable;
@@ -176,38 +188,84 @@ pub const Reactor = struct {
         _ = @atomicRmw(u64, &@field(r.stats(), field), .Sub, delta, .monotonic);
     }
 
+    /// The reactor thread: work, then sleep in epoll_wait until a socket, the worker's kick
+    /// or a timeout wakes it.
     fn run(r: *Reactor) void {
-        var events: [events_max]linux.epoll_event = undefined;
-        while (r.phase != .stopped) {
-            r.now_ns = nowNs();
-            r.consumeOutbound();
-            if (r.phase == .running and @atomicLoad(u32, &r.shutdown_requested, .acquire) == 1) r.beginShutdown();
-            r.flushPendingCloses();
-            if (r.phase == .running) {
-                r.acceptPending();
-                r.readReady();
-            }
-            if (r.phase == .draining and !r.shutdown_record_sent) {
-                r.shutdown_record_sent = r.inbound.push(.shutdown, 0, r.reactorId(), 0, 0, "");
-            }
-            if (r.phase == .flushing and r.flushDone()) {
-                r.finish();
-                break;
-            }
-            r.publish();
-
+        while (true) {
+            r.work();
+            if (r.phase == .stopped) break;
             var timeout: i32 = -1;
             if (r.hasWork()) timeout = 0;
             if (r.phase == .flushing) timeout = 10;
             if (timeout != 0 and !r.outbound.prepareParking()) timeout = 0;
-            const rc = c.epoll_wait(r.epoll_fd, &events, events_max, timeout);
+            r.gather(timeout);
             r.outbound.unpark();
-            if (rc < 0) {
-                assert(posix.errno(rc) == .INTR);
-                continue;
-            }
-            for (events[0..@intCast(rc)]) |event| r.onEvent(event);
         }
+    }
+
+    /// Inline mode, one turn on the JS thread: take what epoll has (or what `waitIo` stashed),
+    /// then work. Never blocks. Returns `poll_*` flags.
+    pub fn poll(r: *Reactor) u32 {
+        assert(r.thread == null);
+        if (r.stash_len > 0) {
+            for (r.stash[0..r.stash_len]) |event| r.onEvent(event);
+            r.stash_len = 0;
+        }
+        r.gather(0);
+        r.work();
+        var flags: u32 = 0;
+        if (r.hasWork()) flags |= poll_more;
+        if (r.phase == .flushing) flags |= poll_flushing;
+        if (r.phase == .stopped) flags |= poll_stopped;
+        return flags;
+    }
+
+    /// Inline mode, parked: sleep in epoll_wait (on a thread of Deno's blocking pool) and stash
+    /// the events for the next `poll` on the JS thread. Only epoll_wait runs here; the JS
+    /// thread touches nothing else of the reactor until this returns.
+    pub fn waitIo(r: *Reactor, timeout_ms: i32) void {
+        assert(r.stash_len == 0);
+        if (!r.outbound.prepareParking()) return;
+        const rc = c.epoll_wait(r.epoll_fd, &r.stash, events_max, timeout_ms);
+        r.outbound.unpark();
+        r.stash_len = if (rc > 0) @intCast(rc) else 0;
+    }
+
+    fn gather(r: *Reactor, timeout: i32) void {
+        var events: [events_max]linux.epoll_event = undefined;
+        const rc = c.epoll_wait(r.epoll_fd, &events, events_max, timeout);
+        if (rc < 0) {
+            assert(posix.errno(rc) == .INTR);
+            return;
+        }
+        for (events[0..@intCast(rc)]) |event| r.onEvent(event);
+    }
+
+    /// Everything but waiting: write what the worker queued, accept, read, advance shutdown,
+    /// publish.
+    fn work(r: *Reactor) void {
+        r.now_ns = nowNs();
+        r.consumeOutbound();
+        if (r.phase == .running and @atomicLoad(u32, &r.shutdown_requested, .acquire) == 1) r.beginShutdown();
+        r.flushPendingCloses();
+        switch (r.phase) {
+            .running => {
+                r.acceptPending();
+                r.readReady();
+            },
+            .draining => if (!r.shutdown_record_sent) {
+                r.shutdown_record_sent = r.inbound.push(.shutdown, 0, r.reactorId(), 0, 0, "");
+            },
+            .flushing, .closing, .stopped => {},
+        }
+        if (r.phase == .flushing and r.flushDone()) r.closeAll();
+        if (r.phase == .closing) {
+            // `stopped` goes last; without room, the worker's kick brings us back here.
+            if (r.pending_closes.items.len == 0 and r.inbound.push(.stopped, 0, r.reactorId(), 0, 0, "")) {
+                r.phase = .stopped;
+            } else r.noRoom(0);
+        }
+        r.publish();
     }
 
     fn reactorId(r: *const Reactor) i16 {
@@ -550,27 +608,13 @@ pub const Reactor = struct {
         return true;
     }
 
-    fn finish(r: *Reactor) void {
+    /// Closes every session; their close records go out (waiting for room if need be) before
+    /// `stopped`.
+    fn closeAll(r: *Reactor) void {
         for (r.sessions.slots) |*s| {
             if (s.isLive()) r.closeSession(s, abi.close_flag_server, 0, false);
         }
-        // The worker drains until `stopped`: wait for room rather than drop close records.
-        while (true) {
-            r.flushPendingCloses();
-            if (r.pending_closes.items.len == 0 and r.inbound.push(.stopped, 0, r.reactorId(), 0, 0, "")) break;
-            r.publish();
-            r.waitForRoom();
-        }
-        r.phase = .stopped;
-        r.publish();
-    }
-
-    fn waitForRoom(r: *Reactor) void {
-        if (!r.inbound.prepareWait(0)) return;
-        var pollfd = [_]posix.pollfd{.{ .fd = r.kick_fd, .events = posix.POLL.IN, .revents = 0 }};
-        _ = posix.poll(&pollfd, 100) catch {};
-        var value: u64 = 0;
-        _ = c.read(r.kick_fd, @ptrCast(&value), 8);
+        r.phase = .closing;
     }
 };
 

@@ -56,9 +56,11 @@ export fn zg_server_channel(r: *Reactor, out_ptr: *[*]u8, out_len: *usize) Statu
     return .ok;
 }
 
-export fn zg_server_start(r: *Reactor) Status {
-    if (r.thread != null) return .bad_state;
-    r.start() catch |err| return statusOf(err);
+/// Starts serving: with `inline_mode` 0 on a reactor thread; with 1 the JS thread drives the
+/// reactor through `zg_server_poll` and `zg_server_wait_io`.
+export fn zg_server_start(r: *Reactor, inline_mode: u32) Status {
+    if (r.thread != null or r.started) return .bad_state;
+    r.start(inline_mode == 1) catch |err| return statusOf(err);
     return .ok;
 }
 
@@ -79,6 +81,18 @@ export fn zg_server_wait(r: *Reactor) Status {
             return .os_error;
         }
     }
+}
+
+/// Inline mode: one reactor turn on the calling (JS) thread. Returns `reactor.poll_*` flags.
+export fn zg_server_poll(r: *Reactor) u32 {
+    return r.poll();
+}
+
+/// Inline mode: sleep until a socket or a kick is ready (TypeScript calls it `nonblocking`,
+/// only when `zg_server_poll` found nothing to do). `timeout_ms` -1 waits indefinitely.
+export fn zg_server_wait_io(r: *Reactor, timeout_ms: i32) Status {
+    r.waitIo(timeout_ms);
+    return .ok;
 }
 
 /// Wakes the reactor thread (it sleeps, or waits for ring room).

@@ -31,12 +31,21 @@ export const RecordType = {
   shutdownAck: 18,
 } as const;
 
+/** `reactor.poll_*`: what `zg_server_poll` returns. */
+export const PollFlag = { more: 1, flushing: 2, stopped: 4 } as const;
+
 export const CloseFlag = { peerEof: 1, server: 2, error: 4 } as const;
 
 export const ListenFlag = { ipv6Only: 1, reusePort: 2, tcpNodelay: 4 } as const;
 
 /** Session states from `zg_session_state`. */
-export const SessionState = { gone: 0, open: 1, peerClosed: 2, closing: 3, overLimit: 0x100 } as const;
+export const SessionState = {
+  gone: 0,
+  open: 1,
+  peerClosed: 2,
+  closing: 3,
+  overLimit: 0x100,
+} as const;
 
 /** Byte offsets and sizes, in the order `zg_layout` writes them. */
 export const layout = {

@@ -90,7 +90,9 @@ function toError(status: number, errno: number, what: string): Error {
     case Status.notFound:
       return new Deno.errors.NotFound(`Cannot ${what}: not found`);
     case Status.badState:
-      return new Deno.errors.BadResource(`Cannot ${what}: the server is not in a state that allows it`);
+      return new Deno.errors.BadResource(
+        `Cannot ${what}: the server is not in a state that allows it`,
+      );
     case Status.outOfMemory:
       return new ZigguratError(`Cannot ${what}: out of memory`, name);
     case Status.limitReached:
