@@ -402,7 +402,9 @@ pub const Reactor = struct {
                 r.noRoom(read_chunk);
                 return false;
             };
-            const rc = c.read(s.fd, room.ptr, room.len);
+            // Raw syscalls on the per-message path: libc's wrappers add cancellation-point
+            // bookkeeping that showed in profiles (about 1% of the server's CPU).
+            const rc = rawResult(linux.read(s.fd, room.ptr, room.len));
             if (rc > 0) {
                 const n: u32 = @intCast(rc);
                 r.inbound.commit(.receive, 0, r.reactorId(), s.id, 0, n);
@@ -418,7 +420,7 @@ pub const Reactor = struct {
                 r.peerClosed(s);
                 return true;
             }
-            switch (posix.errno(rc)) {
+            switch (rawErrno(rc)) {
                 .AGAIN => return true,
                 .INTR => continue,
                 else => |e| {
@@ -509,7 +511,7 @@ pub const Reactor = struct {
     /// One send(2); the bytes written, or null when the session was closed by an error.
     fn writeSome(r: *Reactor, s: *Session, data: []const u8) ?usize {
         while (true) {
-            const rc = c.send(s.fd, data.ptr, data.len, linux.MSG.NOSIGNAL | linux.MSG.DONTWAIT);
+            const rc = rawResult(linux.sendto(s.fd, data.ptr, data.len, linux.MSG.NOSIGNAL | linux.MSG.DONTWAIT, null, 0));
             if (rc >= 0) {
                 const n: usize = @intCast(rc);
                 s.send_bytes += n;
@@ -517,7 +519,7 @@ pub const Reactor = struct {
                 r.count("total_send_bytes", n);
                 return n;
             }
-            switch (posix.errno(rc)) {
+            switch (rawErrno(rc)) {
                 .AGAIN => return 0,
                 .INTR => continue,
                 else => |e| {
@@ -624,6 +626,16 @@ const Linger = extern struct { onoff: c_int, linger: c_int };
 pub fn kick(fd: i32) void {
     const one: u64 = 1;
     _ = c.write(fd, @ptrCast(&one), 8);
+}
+
+/// A raw syscall's result as a signed count: negative is -errno.
+fn rawResult(rc: usize) isize {
+    return @bitCast(rc);
+}
+
+fn rawErrno(rc: isize) posix.E {
+    assert(rc < 0);
+    return @enumFromInt(-rc);
 }
 
 fn nowNs() i64 {

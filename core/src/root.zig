@@ -95,6 +95,12 @@ export fn zg_server_wait_io(r: *Reactor, timeout_ms: i32) Status {
     return .ok;
 }
 
+/// Returns at once. TypeScript calls it `nonblocking` to yield to Deno's event loop (timers,
+/// I/O) for one turn while events keep coming, without the timer clamp of `setTimeout`.
+export fn zg_yield() Status {
+    return .ok;
+}
+
 /// Wakes the reactor thread (it sleeps, or waits for ring room).
 export fn zg_server_kick(r: *Reactor) Status {
     reactor.kick(r.kick_fd);
