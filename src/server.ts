@@ -355,7 +355,7 @@ export class Server {
         // Let promise continuations of async callbacks run; now and then, timers and I/O too.
         const now = performance.now();
         if (now - lastYield >= yieldEveryMs) {
-          await new Promise((resolve) => setTimeout(resolve, 0));
+          await lib.zg_yield();
           lastYield = performance.now();
         } else {
           await undefined;

@@ -22,6 +22,8 @@ export const symbols = {
   zg_server_shutdown: { parameters: ["pointer"], result: "i32" },
   /** Blocks until the reactor rings the doorbell: runs on Deno's blocking pool. */
   zg_server_wait: { parameters: ["pointer"], result: "i32", nonblocking: true },
+  /** Returns at once; awaiting it yields one turn of Deno's event loop. */
+  zg_yield: { parameters: [], result: "i32", nonblocking: true },
   zg_server_kick: { parameters: ["pointer"], result: "i32" },
   zg_server_destroy: { parameters: ["pointer"], result: "i32" },
   /** Returns the session state (not a status): 0 gone, 1 open, 2 peer closed, 3 closing, | 0x100 over the buffer limit. */
