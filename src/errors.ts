@@ -29,8 +29,10 @@ export const ErrorCode = {
   sessionClosed: 1004,
   /** No such session (never existed, or already ended). */
   sessionNotExist: 1005,
-  /** `send` with no data. */
-  noData: 1006,
+  /** Not a session id (not a positive 32-bit integer). */
+  sessionInvalidId: 1006,
+  /** Invalid arguments, e.g. `send` with no data. */
+  invalidParams: 505,
   /** The session's output buffer holds `socketBufferSize` bytes or more. */
   outputBufferOverflow: 1009,
   /** The server is not running. */

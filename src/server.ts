@@ -552,7 +552,7 @@ export class Server {
       throw new TypeError(`send() takes a Uint8Array or a string, got ${typeof data}`);
     }
     if (bytes.length === 0) {
-      this.#lastError = ErrorCode.noData;
+      this.#lastError = ErrorCode.invalidParams;
       return false;
     }
     for (let offset = 0; offset < bytes.length; offset += sendChunk) {
@@ -571,7 +571,7 @@ export class Server {
       return SessionState.closing;
     }
     if (!Number.isInteger(sessionId) || sessionId <= 0 || sessionId > 0xffff_ffff) {
-      this.#lastError = ErrorCode.sessionNotExist;
+      this.#lastError = ErrorCode.sessionInvalidId;
       return SessionState.gone;
     }
     const state = this.#lib.zg_session_state(this.#handle, sessionId);
