@@ -179,6 +179,8 @@ export class Server {
   #writePos = 0;
   #outHeadSeen = 0;
   #pending: Pending[] = [];
+  /** Bytes per session in `#pending`: counted against `socketBufferSize` too. */
+  #pendingBytes = new Map<number, number>();
   #inBatch = false;
   #stoppedRecord = false;
   /** Sessions this worker asked to close; they no longer exist for send/exists. */
@@ -186,6 +188,8 @@ export class Server {
 
   #arena = new Uint8Array(0);
   #arenaUsed = arenaSize;
+  /** The counters when the server stopped; `stats()` returns them from then on. */
+  #finalStats: ServerStats | undefined;
   #requestCount = 0;
   #responseCount = 0;
   #dispatchCount = 0;
@@ -402,6 +406,7 @@ export class Server {
 
   #finish() {
     Deno.removeSignalListener("SIGTERM", this.#onSigterm);
+    this.#finalStats = this.stats();
     this.#lib.zg_server_destroy(this.#handle);
     this.#handle = null;
     this.#state = "stopped";
@@ -555,6 +560,15 @@ export class Server {
       this.#lastError = ErrorCode.invalidParams;
       return false;
     }
+    // The outbound ring is full and this session's sends already wait behind it: as with a full
+    // output buffer, refuse rather than queue without bound.
+    if (
+      this.#pending.length > 0 &&
+      (this.#pendingBytes.get(sessionId) ?? 0) >= this.options.socketBufferSize
+    ) {
+      this.#lastError = ErrorCode.outputBufferOverflow;
+      return false;
+    }
     for (let offset = 0; offset < bytes.length; offset += sendChunk) {
       const chunk = bytes.length <= sendChunk ? bytes : bytes.subarray(offset, offset + sendChunk);
       this.#push(RecordType.send, sessionId, 0, chunk);
@@ -644,6 +658,7 @@ export class Server {
 
   /** Server counters (Swoole's `stats()` fields in camelCase). */
   stats(): ServerStats {
+    if (this.#finalStats) return { ...this.#finalStats };
     const native: Record<string, number> = {};
     statsFields.forEach((name, i) => {
       native[name] = this.#stats ? Number(Atomics.load(this.#stats, i)) : 0;
@@ -677,6 +692,7 @@ export class Server {
   #push(type: number, sessionId: number, aux: number, bytes: Uint8Array) {
     if (this.#pending.length > 0 || !this.#write(type, sessionId, aux, bytes)) {
       this.#pending.push({ type, sessionId, aux, bytes: bytes.slice() });
+      this.#pendingBytes.set(sessionId, (this.#pendingBytes.get(sessionId) ?? 0) + bytes.length);
     }
   }
 
@@ -733,6 +749,9 @@ export class Server {
     while (i < pending.length) {
       const p = pending[i];
       if (!this.#write(p.type, p.sessionId, p.aux, p.bytes)) break;
+      const left = this.#pendingBytes.get(p.sessionId)! - p.bytes.length;
+      if (left === 0) this.#pendingBytes.delete(p.sessionId);
+      else this.#pendingBytes.set(p.sessionId, left);
       i++;
     }
     pending.splice(0, i);

@@ -131,6 +131,12 @@ export async function withTimeout<T>(promise: Promise<T>, what: string, ms = wai
   }
 }
 
+/** Writes all of `data` (`Conn.write` may take only part of it). */
+export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < data.length) written += await conn.write(data.subarray(written));
+}
+
 /** Reads exactly `n` bytes (or until EOF); returns what arrived. */
 export async function readBytes(conn: Deno.Conn, n: number): Promise<Uint8Array> {
   const out = new Uint8Array(n);

@@ -107,5 +107,24 @@ for (const inlineReactor of [true, false]) {
     assert.equal(reactorThreads(), 0);
     assert.deepEqual(openFds(), fdsBefore);
     assert.equal(server.send(1, "late"), false);
+    assert.equal(server.stats().acceptCount, 1, "stats() still answers after shutdown");
   });
 }
+
+Deno.test("a borrowed view kept past shutdown reads zeros instead of crashing the process", async () => {
+  const server = new Server({ host: "127.0.0.1", port: 0, borrowedViews: true });
+  let kept: Uint8Array | undefined;
+  server.on("receive", (s, id, _r, data) => {
+    kept = data;
+    s.send(id, data);
+  });
+  const started = server.start();
+  const conn = await connect(server.port);
+  await conn.write(new TextEncoder().encode("held"));
+  await readBytes(conn, 4);
+  conn.close();
+  server.shutdown();
+  await withTimeout(started, "shutdown");
+  assert.equal(kept?.length, 4);
+  assert.deepEqual([...kept!], [0, 0, 0, 0]);
+});

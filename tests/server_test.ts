@@ -3,7 +3,15 @@
  */
 import assert from "node:assert/strict";
 import net from "node:net";
-import { command, connect, readBytes, readToEnd, startFixture, withTimeout } from "./_helpers.ts";
+import {
+  command,
+  connect,
+  readBytes,
+  readToEnd,
+  startFixture,
+  withTimeout,
+  writeAll,
+} from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 
@@ -46,10 +54,7 @@ for (
     const message = new Uint8Array(1024 * 1024);
     for (let i = 0; i < message.length; i++) message[i] = (i * 7 + (i >> 11)) & 0xff;
     const [, echoed] = await Promise.all([
-      conn.write(message).then(async (n) => {
-        let written = n;
-        while (written < message.length) written += await conn.write(message.subarray(written));
-      }),
+      writeAll(conn, message),
       withTimeout(readBytes(conn, message.length), "the 1 MiB echo"),
     ]);
     assert.equal(echoed.length, message.length);

@@ -31,8 +31,22 @@ pub const Channel = struct {
         return .{ .fd = fd, .memory = memory, .header = header };
     }
 
+    /// Releases the shared pages but keeps the address range mapped, as private zero pages.
+    /// JavaScript holds ArrayBuffers over this range (the ring views, and `receive` data when
+    /// `borrowedViews` is on) that the garbage collector, not this call, decides the end of:
+    /// after an munmap, touching one would crash the process; now it reads zeros. What stays
+    /// behind is address space, one range per server the process ever started.
     pub fn destroy(ch: *Channel) void {
-        posix.munmap(ch.memory);
+        _ = posix.mmap(
+            ch.memory.ptr,
+            ch.memory.len,
+            posix.PROT.READ | posix.PROT.WRITE,
+            .{ .TYPE = .PRIVATE, .ANONYMOUS = true, .FIXED = true, .NORESERVE = true },
+            -1,
+            0,
+        ) catch {
+            posix.munmap(ch.memory);
+        };
         posix.close(ch.fd);
         ch.* = undefined;
     }

@@ -1,0 +1,133 @@
+/**
+ * Data integrity and limits: kept payloads, a slow reader, session ids, maxConnection, IPv6,
+ * SO_REUSEPORT. Real fixture processes and sockets, in both reactor drive modes.
+ */
+import assert from "node:assert/strict";
+import { Server } from "../mod.ts";
+import { command, connect, readBytes, startFixture, withTimeout, writeAll } from "./_helpers.ts";
+
+const encoder = new TextEncoder();
+
+for (
+  const [name, mode] of [["inline", { inlineReactor: true }], ["thread", {
+    inlineReactor: false,
+  }]] as const
+) {
+  Deno.test(`${name}: received data stays valid after the callback returns`, async () => {
+    // 4 MiB through a 256 KiB ring: the ring wraps many times under the kept payloads. With
+    // borrowedViews the same check finds views overwritten, so it does see reuse.
+    for (const borrowedViews of [false, true]) {
+      const server = new Server({
+        host: "127.0.0.1",
+        port: 0,
+        ringSize: 256 * 1024,
+        borrowedViews,
+        ...mode,
+      });
+      const kept: Uint8Array[] = [];
+      const copies: Uint8Array[] = [];
+      server.on("receive", (s, sessionId, _reactorId, data) => {
+        kept.push(data);
+        copies.push(data.slice());
+        s.send(sessionId, data);
+      });
+      const done = server.start();
+      const conn = await connect(server.port);
+      const payload = new Uint8Array(4 * 1024 * 1024);
+      for (let i = 0; i < payload.length; i++) payload[i] = (i * 13 + (i >> 9)) & 0xff;
+      const reading = withTimeout(readBytes(conn, payload.length), "the echo");
+      await writeAll(conn, payload);
+      assert.deepEqual(await reading, payload);
+      conn.close();
+      server.shutdown();
+      await done;
+      const changed = kept.filter((k, i) => k.some((b, j) => b !== copies[i][j])).length;
+      if (borrowedViews) assert.ok(changed > 0, "borrowed views are reused (the check sees reuse)");
+      else assert.equal(changed, 0, `${changed} of ${kept.length} kept payloads changed`);
+    }
+  });
+
+  Deno.test(`${name}: a slow reader makes send() refuse past socketBufferSize (1009); all it took arrives`, async () => {
+    await using server = await startFixture({ ...mode, socketBufferSize: 1024 * 1024 });
+    await using conn = await connect(server.port);
+    await conn.write(encoder.encode("!flood 268435456\n"));
+    const flood = await server.waitFor((e) => e.event === "flood", "the flood to stop");
+    const accepted = flood.accepted as number;
+    assert.equal(flood.lastError, 1009);
+    assert.ok(accepted >= 1024 * 1024 && accepted < 64 * 1024 * 1024, `accepted ${accepted} bytes`);
+    const data = await withTimeout(readBytes(conn, accepted), "the flooded bytes");
+    assert.equal(data.length, accepted);
+    for (let i = 0; i < data.length; i++) {
+      if (data[i] !== i % 253) assert.fail(`byte ${i} is ${data[i]}, expected ${i % 253}`);
+    }
+    await conn.write(encoder.encode("ping"));
+    assert.equal(new TextDecoder().decode(await readBytes(conn, 4)), "ping");
+  });
+
+  Deno.test(`${name}: session ids grow and are never reused while fds are`, async () => {
+    await using server = await startFixture(mode);
+    for (let i = 0; i < 50; i++) {
+      const conn = await connect(server.port);
+      await conn.write(encoder.encode("x"));
+      await readBytes(conn, 1);
+      conn.close();
+      await server.waitFor(
+        (e) => e.event === "close" && e.sessionId === i + 1,
+        `close of session ${i + 1}`,
+      );
+    }
+    const ids = server.events.filter((e) => e.event === "connect").map((e) =>
+      e.sessionId as number
+    );
+    assert.deepEqual(ids, Array.from({ length: 50 }, (_, i) => i + 1));
+  });
+
+  Deno.test(`${name}: maxConnection refuses the connection beyond it, logs and counts it`, async () => {
+    await using server = await startFixture({ ...mode, maxConnection: 2 });
+    await using a = await connect(server.port);
+    await using b = await connect(server.port);
+    await server.waitFor((e) => e.event === "connect" && e.sessionId === 2, "two connects");
+    const refused = await connect(server.port);
+    assert.equal(
+      await withTimeout(
+        refused.read(new Uint8Array(1)).catch(() => null),
+        "the refused connection to close",
+      ),
+      null,
+    );
+    refused.close();
+    await server.waitForStderr(/connection refused: max_connection \(2\)/);
+    const stats = await command(a, "!stats");
+    assert.equal(stats.refusedCount, 1);
+    assert.equal(stats.connectionNum, 2);
+    await b.write(encoder.encode("ok"));
+    assert.equal(new TextDecoder().decode(await readBytes(b, 2)), "ok");
+  });
+
+  Deno.test(`${name}: IPv6 listen, echo and client info`, async () => {
+    await using server = await startFixture({ ...mode, host: "::1" });
+    await using conn = await Deno.connect({ hostname: "::1", port: server.port });
+    await conn.write(encoder.encode("v6"));
+    assert.equal(new TextDecoder().decode(await readBytes(conn, 2)), "v6");
+    const info = await command(conn, "!info");
+    assert.equal(info.remoteIp, "::1");
+    assert.equal(info.socketType, "tcp6");
+    assert.equal(info.remotePort, (conn.localAddr as Deno.NetAddr).port);
+  });
+}
+
+Deno.test("enableReusePort lets two servers listen on one port; without it the second gets AddrInUse", async () => {
+  const first = new Server({ host: "127.0.0.1", port: 0, enableReusePort: true });
+  first.on("receive", () => {});
+  const firstDone = first.start();
+  const second = new Server({ host: "127.0.0.1", port: first.port, enableReusePort: true });
+  second.on("receive", () => {});
+  const secondDone = second.start();
+  assert.equal(second.port, first.port);
+  const third = new Server({ host: "127.0.0.1", port: first.port });
+  third.on("receive", () => {});
+  await assert.rejects(third.start(), Deno.errors.AddrInUse);
+  first.shutdown();
+  second.shutdown();
+  await Promise.all([firstDone, secondDone]);
+});
