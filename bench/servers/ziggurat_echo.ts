@@ -13,10 +13,17 @@ const { values } = parseArgs({
   options: {
     host: { type: "string", default: "127.0.0.1" },
     port: { type: "string", default: "0" },
+    // "inline" (the default): the JS thread drives the reactor; "thread": a native reactor thread.
+    reactor: { type: "string", default: "inline" },
   },
 });
 
-const server = new Server({ host: values.host, port: Number(values.port), mode: "base" });
+const server = new Server({
+  host: values.host,
+  port: Number(values.port),
+  mode: "base",
+  inlineReactor: values.reactor !== "thread",
+});
 server.on("start", (s) => console.log(`listening ${values.host}:${s.port}`));
 server.on("receive", (s, sessionId, _reactorId, data) => {
   s.send(sessionId, data);
