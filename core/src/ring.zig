@@ -344,7 +344,7 @@ test "ring: seeded fuzz of record sizes, batch sizes and wrap points keeps every
     var c = Consumer.init(&ctl, &data);
     var next_sent: u32 = 0;
     var next_received: u32 = 0;
-    var payload: [2000]u8 = undefined;
+    var payload: [capacity / 2]u8 = undefined;
     for (0..20_000) |_| {
         // Produce a random burst, publish; consume a random burst, release.
         const burst = random.uintLessThan(u32, 8);
