@@ -26,7 +26,11 @@ export interface ServerOptions {
   ipv6Only?: boolean;
   /** Most sessions open at once; more are refused and counted. Default 10000. */
   maxConnection?: number;
-  /** Per-session output buffer limit in bytes: `send` returns false beyond it. Default 2 MiB. */
+  /**
+   * Per-session output buffer limit in bytes: while a session has this much queued, `send`
+   * returns false (`ErrorCode.outputBufferOverflow`). As in Swoole, one `send` below the limit
+   * is taken whole, whatever its size. Default 8 MiB.
+   */
   socketBufferSize?: number;
   /** Seconds shutdown waits for queued output to be written. Default 3. */
   maxWaitTime?: number;
@@ -65,7 +69,7 @@ export const defaults: ResolvedOptions = {
   enableReusePort: false,
   ipv6Only: false,
   maxConnection: 10_000,
-  socketBufferSize: 2 * 1024 * 1024,
+  socketBufferSize: 8 * 1024 * 1024,
   maxWaitTime: 3,
   ringSize: 4 * 1024 * 1024,
   borrowedViews: false,

@@ -117,8 +117,9 @@ interface Pending {
 }
 
 const encoder = new TextEncoder();
-/** Largest payload of one send record; bigger sends are split (and arrive in order). */
-const sendChunk = 256 * 1024;
+/** Largest payload of one send record (less on small rings: a record must fit in half the
+ * ring); bigger sends are split and arrive in order. */
+const sendChunkMax = 256 * 1024;
 /** Received payloads up to this size are copied into shared arenas of `arenaSize` bytes. */
 const arenaSmall = 4096;
 const arenaSize = 64 * 1024;
@@ -162,6 +163,7 @@ export class Server {
   #stats!: BigUint64Array;
   #mask = 0;
   #ringBytes = 0;
+  #sendChunk = 0;
   #inBase = 0;
   #outBase = 0;
   // Word indexes of the ring control fields.
@@ -281,8 +283,9 @@ export class Server {
     config[0] = o.maxConnection;
     config[1] = o.socketBufferSize;
     config[2] = o.ringSize;
-    config[3] = Math.round(o.maxWaitTime * 1000);
+    config[3] = Math.max(1, Math.round(o.maxWaitTime * 1000));
     config[4] = 0; // reactor id = worker id
+    config[5] = ["debug", "info", "warning", "error"].indexOf(o.logLevel);
     const handle = new BigUint64Array(1);
     unwrap(lib.zg_server_create(config, handle), "create the server");
     this.#handle = Deno.UnsafePointer.create(handle[0]);
@@ -328,6 +331,7 @@ export class Server {
     this.#i16 = new Int16Array(memory);
     this.#stats = new BigUint64Array(memory, layout.channelStats, statsFields.length);
     this.#ringBytes = this.#u32[layout.channelRingBytes / 4];
+    this.#sendChunk = Math.min(sendChunkMax, this.#ringBytes / 2 - layout.recordHeaderSize);
     this.#mask = this.#ringBytes - 1;
     this.#inBase = layout.dataOffset;
     this.#outBase = layout.dataOffset + this.#ringBytes;
@@ -355,7 +359,11 @@ export class Server {
       const handled = this.#drain();
       this.#flushPending();
       if (this.#stoppedRecord) break;
-      if (handled > 0 || (flags & PollFlag.more) !== 0) {
+      // Inline mode: what we queued is written by the next turn, not by a thread, so queued
+      // records count as work too.
+      const queued = inline &&
+        (this.#pending.length > 0 || this.#writePos !== Atomics.load(u32, this.#outHead));
+      if (handled > 0 || (flags & PollFlag.more) !== 0 || queued) {
         // Let promise continuations of async callbacks run; now and then, timers and I/O too.
         const now = performance.now();
         if (now - lastYield >= yieldEveryMs) {
@@ -367,12 +375,7 @@ export class Server {
         continue;
       }
       if (inline) {
-        // What we queued is written by the next turn, not by a thread: turn before sleeping.
-        if (this.#pending.length > 0 || this.#writePos !== Atomics.load(u32, this.#outHead)) {
-          continue;
-        }
-        const timeout = (flags & PollFlag.flushing) !== 0 ? 10 : -1;
-        unwrap(await lib.zg_server_wait_io(this.#handle, timeout), "wait for events");
+        unwrap(await lib.zg_server_wait_io(this.#handle), "wait for events");
       } else {
         await this.#park();
       }
@@ -569,6 +572,7 @@ export class Server {
       this.#lastError = ErrorCode.outputBufferOverflow;
       return false;
     }
+    const sendChunk = this.#sendChunk;
     for (let offset = 0; offset < bytes.length; offset += sendChunk) {
       const chunk = bytes.length <= sendChunk ? bytes : bytes.subarray(offset, offset + sendChunk);
       this.#push(RecordType.send, sessionId, 0, chunk);
@@ -601,8 +605,13 @@ export class Server {
    */
   close(sessionId: number, reset = false): boolean {
     if (this.#state !== "running" && this.#state !== "stopping") return false;
+    // After the peer's EOF the server closes the session itself (once `close` has run), so
+    // only an open session can be closed here.
     const state = this.#sessionState(sessionId) & 0xff;
-    if (state !== SessionState.open && state !== SessionState.peerClosed) return false;
+    if (state !== SessionState.open) {
+      if (state === SessionState.peerClosed) this.#lastError = ErrorCode.sessionClosedByClient;
+      return false;
+    }
     this.#closing.add(sessionId);
     this.#push(RecordType.closeRequest, sessionId, reset ? 1 : 0, new Uint8Array(0));
     if (!this.#inBatch) this.#publishOut();
@@ -617,7 +626,13 @@ export class Server {
 
   /** Connection details of an open session, or null when it does not exist. */
   getClientInfo(sessionId: number): ClientInfo | null {
-    if (this.#handle === null || !Number.isInteger(sessionId) || sessionId <= 0) return null;
+    if (
+      this.#handle === null || !Number.isInteger(sessionId) || sessionId <= 0 ||
+      sessionId > 0xffff_ffff
+    ) {
+      this.#lastError = ErrorCode.sessionInvalidId;
+      return null;
+    }
     const buffer = new ArrayBuffer(layout.clientInfoSize);
     const bytes = new Uint8Array(buffer);
     const status = this.#lib.zg_client_info(this.#handle, sessionId, bytes);

@@ -29,10 +29,15 @@ export const waitMs = 20_000;
 
 export async function startFixture(
   options: Record<string, unknown> = {},
-  script = fixturePath,
+  { script = fixturePath, fdLimit }: { script?: string; fdLimit?: number } = {},
 ): Promise<Fixture> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", script, JSON.stringify(options)],
+  const deno = [Deno.execPath(), "run", "--allow-all", script, JSON.stringify(options)];
+  // With fdLimit, a shell lowers RLIMIT_NOFILE and then becomes the server.
+  const argv = fdLimit === undefined
+    ? deno
+    : ["bash", "-c", `ulimit -n ${fdLimit} && exec "$@"`, "fixture", ...deno];
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
     stdout: "piped",
     stderr: "piped",
     stdin: "null",

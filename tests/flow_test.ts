@@ -116,6 +116,62 @@ for (
   });
 }
 
+for (const inlineReactor of [true, false]) {
+  Deno.test(`sends larger than half the smallest ring are split to fit, and shutdown still completes (inlineReactor: ${inlineReactor})`, async () => {
+    const server = new Server({ host: "127.0.0.1", port: 0, ringSize: 256 * 1024, inlineReactor });
+    const payload = new Uint8Array(300_000);
+    for (let i = 0; i < payload.length; i++) payload[i] = i % 241;
+    server.on("connect", (s, sessionId) => {
+      s.send(sessionId, payload);
+      s.close(sessionId);
+    });
+    server.on("receive", () => {});
+    const done = server.start();
+    const conn = await connect(server.port);
+    const got = await withTimeout(readBytes(conn, payload.length + 1), "the 300 KB send");
+    conn.close();
+    assert.deepEqual(got, payload);
+    server.shutdown();
+    await withTimeout(done, "shutdown after a large send");
+  });
+
+  Deno.test(`sessions closed and replaced in one turn never overflow the reactor's lists (inlineReactor: ${inlineReactor})`, async () => {
+    // maxConnection 1: each client is reset by the server as soon as it speaks, and the next
+    // one takes the same slot, often while the first is still listed as readable.
+    const server = new Server({ host: "127.0.0.1", port: 0, maxConnection: 1, inlineReactor });
+    server.on("receive", (s, sessionId) => {
+      s.close(sessionId, true);
+    });
+    const done = server.start();
+    for (let i = 0; i < 40; i++) {
+      const conn = await connect(server.port);
+      await conn.write(new Uint8Array(32 * 1024)).catch(() => 0);
+      await withTimeout(conn.read(new Uint8Array(16)).catch(() => null), "the reset");
+      conn.close();
+    }
+    const stats = server.stats();
+    server.shutdown();
+    await withTimeout(done, "shutdown");
+    assert.equal(stats.acceptCount + stats.refusedCount, 40);
+  });
+}
+
+Deno.test("out of fds, accept pauses instead of spinning, and resumes when fds free up", async () => {
+  await using server = await startFixture({}, { fdLimit: 40 });
+  const clients: Deno.Conn[] = [];
+  for (let i = 0; i < 60; i++) clients.push(await connect(server.port));
+  await server.waitForStderr(/accept paused for 1000 ms: MFILE/);
+  for (const c of clients.splice(0)) c.close();
+  await using late = await connect(server.port);
+  await late.write(encoder.encode("back"));
+  assert.equal(
+    new TextDecoder().decode(await withTimeout(readBytes(late, 4), "service after the pause")),
+    "back",
+  );
+  const pauses = server.stderr().match(/accept paused/g)?.length ?? 0;
+  assert.ok(pauses <= 10, `accept paused ${pauses} times: it must not spin`);
+});
+
 Deno.test("enableReusePort lets two servers listen on one port; without it the second gets AddrInUse", async () => {
   const first = new Server({ host: "127.0.0.1", port: 0, enableReusePort: true });
   first.on("receive", () => {});

@@ -162,7 +162,8 @@ pub const ServerConfig = extern struct {
     max_wait_time_ms: u32,
     /// This reactor's id (the worker id in BASE mode).
     reactor_id: u32,
-    _reserved: u32 = 0,
+    /// Least severe level the core logs: 0 debug, 1 info, 2 warning, 3 error.
+    log_level: u32,
 };
 
 pub const listen_flag_ipv6_only: u32 = 1;

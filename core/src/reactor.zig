@@ -26,9 +26,11 @@ const reads_per_turn = 4;
 const accepts_per_turn = 64;
 pub const listeners_max = 8;
 const events_max = 256;
+const accept_pause_ms = 1000;
+/// An output buffer larger than this is freed once drained, not kept for the next burst.
+pub const out_keep_bytes = 64 * 1024;
 
 pub const poll_more: u32 = 1;
-pub const poll_flushing: u32 = 2;
 pub const poll_stopped: u32 = 4;
 
 const tag_session: u64 = 0;
@@ -84,6 +86,11 @@ pub const Reactor = struct {
     shutdown_requested: u32 = 0,
     phase: Phase = .running,
     shutdown_record_sent: bool = false,
+    /// Monotonic time until which accepting is paused (after EMFILE and the like), or 0.
+    accept_resume_ns: i64 = 0,
+    accept_pause_logged_ns: i64 = std.math.minInt(i64) / 2,
+    accept_pauses: u32 = 0,
+    /// Monotonic deadline of the shutdown flush.
     flush_deadline_ns: i64 = 0,
     now_ns: i64 = 0,
     /// Inline mode: events `waitIo` collected for the next `poll`.
@@ -194,9 +201,7 @@ pub const Reactor = struct {
         while (true) {
             r.work();
             if (r.phase == .stopped) break;
-            var timeout: i32 = -1;
-            if (r.hasWork()) timeout = 0;
-            if (r.phase == .flushing) timeout = 10;
+            var timeout = r.sleepMs(-1);
             if (timeout != 0 and !r.outbound.prepareParking()) timeout = 0;
             r.gather(timeout);
             r.outbound.unpark();
@@ -215,7 +220,6 @@ pub const Reactor = struct {
         r.work();
         var flags: u32 = 0;
         if (r.hasWork()) flags |= poll_more;
-        if (r.phase == .flushing) flags |= poll_flushing;
         if (r.phase == .stopped) flags |= poll_stopped;
         return flags;
     }
@@ -223,9 +227,10 @@ pub const Reactor = struct {
     /// Inline mode, parked: sleep in epoll_wait (on a thread of Deno's blocking pool) and stash
     /// the events for the next `poll` on the JS thread. Only epoll_wait runs here; the JS
     /// thread touches nothing else of the reactor until this returns.
-    pub fn waitIo(r: *Reactor, timeout_ms: i32) void {
+    pub fn waitIo(r: *Reactor) void {
         assert(r.stash_len == 0);
-        if (!r.outbound.prepareParking()) return;
+        const timeout_ms = r.sleepMs(-1);
+        if (timeout_ms == 0 or !r.outbound.prepareParking()) return;
         const rc = c.epoll_wait(r.epoll_fd, &r.stash, events_max, timeout_ms);
         r.outbound.unpark();
         r.stash_len = if (rc > 0) @intCast(rc) else 0;
@@ -255,6 +260,7 @@ pub const Reactor = struct {
             },
             .draining => if (!r.shutdown_record_sent) {
                 r.shutdown_record_sent = r.inbound.push(.shutdown, 0, r.reactorId(), 0, 0, "");
+                if (!r.shutdown_record_sent) r.noRoom(0);
             },
             .flushing, .closing, .stopped => {},
         }
@@ -272,12 +278,32 @@ pub const Reactor = struct {
         return @intCast(r.config.reactor_id);
     }
 
+    /// Work that needs no event to go on: epoll must not block while there is some.
     fn hasWork(r: *Reactor) bool {
         if (r.waiting_for_room) return false;
-        if (r.phase != .running) return false;
-        if (r.ready.items.len > 0) return true;
-        for (r.listeners[0..r.listener_count]) |l| if (l.pending and l.fd >= 0) return true;
-        return false;
+        if (r.pending_closes.items.len > 0) return true;
+        switch (r.phase) {
+            .running => {
+                if (r.ready.items.len > 0) return true;
+                for (r.listeners[0..r.listener_count]) |l| if (l.pending and l.fd >= 0) return true;
+                return false;
+            },
+            .draining => return !r.shutdown_record_sent,
+            .closing => return true,
+            .flushing, .stopped => return false,
+        }
+    }
+
+    /// How long epoll may sleep: 0 with work at hand, else until the next timed duty (accept
+    /// pause, shutdown flush), else `idle_ms`.
+    pub fn sleepMs(r: *Reactor, idle_ms: i32) i32 {
+        // First: an accept pause that ended makes the listeners pending, which is work.
+        const pause = r.acceptPauseLeftMs();
+        if (r.hasWork()) return 0;
+        var timeout = idle_ms;
+        if (pause >= 0 and (timeout < 0 or pause < timeout)) timeout = pause;
+        if (r.phase == .flushing and (timeout < 0 or timeout > 10)) timeout = 10;
+        return timeout;
     }
 
     fn onEvent(r: *Reactor, event: linux.epoll_event) void {
@@ -298,10 +324,7 @@ pub const Reactor = struct {
                 // more: RDHUP says it is there, so read on to it.
                 if (event.events & (linux.EPOLL.RDHUP | linux.EPOLL.HUP | linux.EPOLL.ERR) != 0) s.peer_hup = true;
                 const readable = linux.EPOLL.IN | linux.EPOLL.RDHUP | linux.EPOLL.HUP | linux.EPOLL.ERR;
-                if (event.events & readable != 0 and s.state == .open and !s.on_ready_list) {
-                    s.on_ready_list = true;
-                    r.ready.appendAssumeCapacity(s.id);
-                }
+                if (event.events & readable != 0 and s.state == .open) r.markReady(s);
             },
             else => unreachable,
         }
@@ -324,7 +347,9 @@ pub const Reactor = struct {
             if (!l.pending or l.fd < 0) continue;
             var accepted: u32 = 0;
             while (accepted < accepts_per_turn) : (accepted += 1) {
-                if (r.waiting_for_room) return;
+                // Close records still waiting for ring room go first; this also keeps their
+                // list within `max_connection` (one per session that existed).
+                if (r.waiting_for_room or r.pending_closes.items.len > 0) return;
                 if (r.inbound.reserve(0) == null) return r.noRoom(0);
                 var address: posix.sockaddr.storage = undefined;
                 var address_len: posix.socklen_t = @sizeOf(posix.sockaddr.storage);
@@ -333,8 +358,10 @@ pub const Reactor = struct {
                     switch (posix.errno(fd)) {
                         .AGAIN => l.pending = false,
                         .INTR, .CONNABORTED => continue,
-                        // Out of fds: leave the connection in the backlog; the next turn retries.
-                        .MFILE, .NFILE, .NOBUFS, .NOMEM => log.warn("accept paused: {s}", .{@tagName(posix.errno(fd))}),
+                        // Out of fds or memory: leave connections in the backlog and stop
+                        // accepting for a while rather than spin on the error (Swoole pauses
+                        // accept for a second too).
+                        .MFILE, .NFILE, .NOBUFS, .NOMEM => |e| r.pauseAccept(e),
                         else => |e| log.err("accept failed: {s}", .{@tagName(e)}),
                     }
                     return;
@@ -342,6 +369,37 @@ pub const Reactor = struct {
                 r.addSession(fd, @intCast(index), l.*, @ptrCast(&address));
             }
         }
+    }
+
+    fn pauseAccept(r: *Reactor, e: posix.E) void {
+        const now = monoNs();
+        r.accept_pauses += 1;
+        // Closing sessions end pauses early, so pauses can come in quick succession: log at
+        // most one line a second, with how many pauses it stands for.
+        if (now - r.accept_pause_logged_ns >= std.time.ns_per_s) {
+            log.warn("accept paused for {d} ms: {s} ({d} sessions open, {d} pauses since the last report)", .{ accept_pause_ms, @tagName(e), r.sessions.count, r.accept_pauses });
+            r.accept_pause_logged_ns = now;
+            r.accept_pauses = 0;
+        }
+        for (r.listeners[0..r.listener_count]) |*l| l.pending = false;
+        r.accept_resume_ns = now + accept_pause_ms * std.time.ns_per_ms;
+    }
+
+    /// Ends an accept pause whose time has come; returns the milliseconds left otherwise
+    /// (-1 when accept is not paused).
+    fn acceptPauseLeftMs(r: *Reactor) i32 {
+        if (r.accept_resume_ns == 0) return -1;
+        const now = monoNs();
+        if (now >= r.accept_resume_ns) {
+            r.resumeAccept();
+            return -1;
+        }
+        return @intCast(@divFloor(r.accept_resume_ns - now, std.time.ns_per_ms) + 1);
+    }
+
+    fn resumeAccept(r: *Reactor) void {
+        r.accept_resume_ns = 0;
+        for (r.listeners[0..r.listener_count]) |*l| l.pending = l.fd >= 0;
     }
 
     fn addSession(r: *Reactor, fd: i32, listener_index: u16, l: Listener, address: *const posix.sockaddr) void {
@@ -369,21 +427,34 @@ pub const Reactor = struct {
         assert(r.inbound.push(.connect, 0, r.reactorId(), s.id, listener_index, ""));
         r.count("dispatch_count", 1);
         // Data may have arrived with the connection.
+        r.markReady(s);
+    }
+
+    fn markReady(r: *Reactor, s: *Session) void {
+        if (s.on_ready_list) return;
         s.on_ready_list = true;
-        r.ready.appendAssumeCapacity(s.id);
+        r.ready.appendAssumeCapacity(@intCast(s.id % r.sessions.slots.len));
     }
 
     // --- read ---------------------------------------------------------------------------
 
+    /// The ready list holds slot indexes, each at most once (`on_ready_list` belongs to the
+    /// slot): a session that closed while listed leaves its slot's entry to whichever session
+    /// takes the slot next, so the list never outgrows `max_connection`.
     fn readReady(r: *Reactor) void {
         assert(r.ready_next.items.len == 0);
         var index: usize = 0;
         while (index < r.ready.items.len) : (index += 1) {
-            const id = r.ready.items[index];
-            const s = r.sessions.get(id) orelse continue;
-            if (!s.on_ready_list) continue;
+            const slot = r.ready.items[index];
+            const s = &r.sessions.slots[slot];
+            assert(s.on_ready_list);
+            if (s.state != .open) {
+                // Closed, closing or past EOF since it was listed: nothing more to read.
+                s.on_ready_list = false;
+                continue;
+            }
             if (r.waiting_for_room or !r.readSession(s)) {
-                r.ready_next.appendAssumeCapacity(id);
+                r.ready_next.appendAssumeCapacity(slot);
             } else {
                 s.on_ready_list = false;
             }
@@ -472,7 +543,7 @@ pub const Reactor = struct {
                 .close_request => r.closeRequested(header.session_id, header.aux == 1),
                 .shutdown_ack => if (r.phase == .draining) {
                     r.phase = .flushing;
-                    r.flush_deadline_ns = r.now_ns + @as(i64, r.config.max_wait_time_ms) * std.time.ns_per_ms;
+                    r.flush_deadline_ns = monoNs() + @as(i64, r.config.max_wait_time_ms) * std.time.ns_per_ms;
                 },
                 else => std.debug.panic("unexpected outbound record type {d}", .{header.type}),
             }
@@ -540,7 +611,7 @@ pub const Reactor = struct {
         }
         s.out.clearRetainingCapacity();
         s.out_sent = 0;
-        if (s.out.capacity > 1024 * 1024) s.out.clearAndFree(r.allocator);
+        if (s.out.capacity > out_keep_bytes) s.out.clearAndFree(r.allocator);
         if (s.want_write) r.armWrite(s, false);
         if (s.state == .closing) r.closeSession(s, abi.close_flag_server, 0, false);
     }
@@ -582,6 +653,8 @@ pub const Reactor = struct {
         if (!s.close_notified) r.notifyClose(s.id, flags, errno);
         s.close_errno = @intCast(errno);
         r.sessions.release(r.allocator, s);
+        // A freed fd ends an accept pause early: the next accept can succeed.
+        if (r.accept_resume_ns != 0) r.resumeAccept();
     }
 
     // --- shutdown -----------------------------------------------------------------------
@@ -592,15 +665,13 @@ pub const Reactor = struct {
             posix.close(l.fd);
             l.fd = -1;
         }
-        for (r.ready.items) |id| if (r.sessions.get(id)) |s| {
-            s.on_ready_list = false;
-        };
+        for (r.ready.items) |slot| r.sessions.slots[slot].on_ready_list = false;
         r.ready.clearRetainingCapacity();
         r.phase = .draining;
     }
 
     fn flushDone(r: *Reactor) bool {
-        if (r.now_ns >= r.flush_deadline_ns) {
+        if (monoNs() >= r.flush_deadline_ns) {
             log.warn("shutdown: output still queued after max_wait_time; closing anyway", .{});
             return true;
         }
@@ -638,9 +709,17 @@ fn rawErrno(rc: isize) posix.E {
     return @enumFromInt(-rc);
 }
 
+/// Wall-clock time, for the times `getClientInfo` reports.
 fn nowNs() i64 {
     var ts: c.timespec = undefined;
     _ = c.clock_gettime(.REALTIME, &ts);
+    return @as(i64, ts.sec) * std.time.ns_per_s + ts.nsec;
+}
+
+/// Monotonic time, for deadlines.
+fn monoNs() i64 {
+    var ts: c.timespec = undefined;
+    _ = c.clock_gettime(.MONOTONIC, &ts);
     return @as(i64, ts.sec) * std.time.ns_per_s + ts.nsec;
 }
 

@@ -11,6 +11,22 @@ const Status = abi.Status;
 const allocator = std.heap.c_allocator;
 threadlocal var last_errno: i32 = 0;
 
+/// The core logs through std.log to stderr, filtered by the least severe level any server of
+/// this process asked for (`ServerConfig.log_level`: 0 debug, 1 info, 2 warning, 3 error).
+pub const std_options: std.Options = .{ .log_level = .debug, .logFn = logFn };
+var log_level_min = std.atomic.Value(u8).init(1);
+
+fn logFn(comptime level: std.log.Level, comptime scope: @Type(.enum_literal), comptime format: []const u8, args: anytype) void {
+    const rank: u8 = switch (level) {
+        .debug => 0,
+        .info => 1,
+        .warn => 2,
+        .err => 3,
+    };
+    if (rank < log_level_min.load(.monotonic)) return;
+    std.log.defaultLog(level, scope, format, args);
+}
+
 pub const version: u32 = 1;
 
 export fn zg_version() u32 {
@@ -27,7 +43,10 @@ export fn zg_layout(out: *[abi.layout_len]u32) Status {
 }
 
 export fn zg_server_create(config: *const abi.ServerConfig, out_handle: *?*Reactor) Status {
+    last_errno = 0;
     var cfg = config.*;
+    if (cfg.log_level > 3) return .invalid_argument;
+    log_level_min.store(@intCast(cfg.log_level), .monotonic);
     if (cfg.max_connection == 0) cfg.max_connection = 10_000;
     if (cfg.ring_bytes == 0) cfg.ring_bytes = 4 * 1024 * 1024;
     if (cfg.socket_buffer_size == 0) cfg.socket_buffer_size = 2 * 1024 * 1024;
@@ -39,6 +58,7 @@ export fn zg_server_create(config: *const abi.ServerConfig, out_handle: *?*React
 }
 
 export fn zg_server_listen(r: *Reactor, host_ptr: [*]const u8, host_len: usize, port: u32, backlog: u32, flags: u32, out_port: *u32) Status {
+    last_errno = 0;
     if (port > 65535 or backlog == 0) return .invalid_argument;
     const bound = listen.tcp(host_ptr[0..host_len], @intCast(port), @intCast(@min(backlog, 65535)), flags, &last_errno) catch |err| return statusOf(err);
     r.addListener(.{ .fd = bound.fd, .port = bound.port, .family = bound.family, .tcp_nodelay = flags & abi.listen_flag_tcp_nodelay != 0 }) catch |err| {
@@ -88,10 +108,10 @@ export fn zg_server_poll(r: *Reactor) u32 {
     return r.poll();
 }
 
-/// Inline mode: sleep until a socket or a kick is ready (TypeScript calls it `nonblocking`,
-/// only when `zg_server_poll` found nothing to do). `timeout_ms` -1 waits indefinitely.
-export fn zg_server_wait_io(r: *Reactor, timeout_ms: i32) Status {
-    r.waitIo(timeout_ms);
+/// Inline mode: sleep until a socket or a kick is ready, or the reactor's next timed duty
+/// (TypeScript calls it `nonblocking`, only when `zg_server_poll` found nothing to do).
+export fn zg_server_wait_io(r: *Reactor) Status {
+    r.waitIo();
     return .ok;
 }
 

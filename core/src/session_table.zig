@@ -31,7 +31,8 @@ pub const Session = struct {
     close_notified: bool = false,
     /// EPOLLOUT is armed because output is queued.
     want_write: bool = false,
-    /// On the reactor's ready list: readable, but not yet read to EAGAIN.
+    /// The slot is on the reactor's ready list (readable, not yet read to EAGAIN). Belongs to
+    /// the slot, not the session: it survives release, so a slot is listed at most once.
     on_ready_list: bool = false,
     /// epoll reported RDHUP/HUP/ERR: an EOF or error waits behind the data, so a short read
     /// does not mean drained.
@@ -91,7 +92,6 @@ pub const SessionTable = struct {
             slot.out_queued = 0;
             slot.close_notified = false;
             slot.want_write = false;
-            slot.on_ready_list = false;
             slot.peer_hup = false;
             slot.close_errno = 0;
             slot.recv_bytes = 0;
@@ -122,12 +122,13 @@ pub const SessionTable = struct {
         return state;
     }
 
-    /// Returns the slot to the free list; its output buffer keeps its capacity for reuse only
-    /// when small, so an idle table does not pin large buffers.
+    /// Returns the slot to the free list and frees its output buffer, so a table of idle
+    /// slots holds no buffer memory. `on_ready_list` stays: the reactor's ready list may still
+    /// name the slot (see `Reactor.readReady`).
     pub fn release(t: *SessionTable, allocator: std.mem.Allocator, s: *Session) void {
         assert(s.state != .free);
         assert(t.count > 0);
-        if (s.out.capacity > 64 * 1024) s.out.clearAndFree(allocator) else s.out.clearRetainingCapacity();
+        s.out.clearAndFree(allocator);
         s.out_sent = 0;
         @atomicStore(u64, &s.out_queued, 0, .release);
         @atomicStore(State, &s.state, .free, .release);

@@ -18,7 +18,7 @@ export const symbols = {
   /** Inline mode: one reactor turn on the JS thread; returns `PollFlag` bits (not a status). */
   zg_server_poll: { parameters: ["pointer"], result: "u32" },
   /** Inline mode: sleeps until a socket or a kick is ready; runs on Deno's blocking pool. */
-  zg_server_wait_io: { parameters: ["pointer", "i32"], result: "i32", nonblocking: true },
+  zg_server_wait_io: { parameters: ["pointer"], result: "i32", nonblocking: true },
   zg_server_shutdown: { parameters: ["pointer"], result: "i32" },
   /** Blocks until the reactor rings the doorbell: runs on Deno's blocking pool. */
   zg_server_wait: { parameters: ["pointer"], result: "i32", nonblocking: true },
