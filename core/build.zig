@@ -12,7 +12,9 @@ pub fn build(b: *std.Build) void {
         // Deno is a glibc program; std.Thread only uses pthreads (and glibc's TLS) with libc.
         .link_libc = true,
     });
-    const lib = b.addLibrary(.{ .name = "ziggurat", .linkage = .dynamic, .root_module = module });
+    // LLVM in every mode: Zig 0.15's self-hosted x86_64 backend (the Debug default) truncated a
+    // pointer argument to 32 bits in `zg_server_create` and crashed Deno.
+    const lib = b.addLibrary(.{ .name = "ziggurat", .linkage = .dynamic, .root_module = module, .use_llvm = true });
     b.installArtifact(lib);
 
     const test_module = b.createModule(.{
@@ -21,7 +23,7 @@ pub fn build(b: *std.Build) void {
         .optimize = optimize,
         .link_libc = true,
     });
-    const tests = b.addTest(.{ .root_module = test_module });
+    const tests = b.addTest(.{ .root_module = test_module, .use_llvm = true });
     const run_tests = b.addRunArtifact(tests);
     b.step("test", "Run the core's unit tests").dependOn(&run_tests.step);
 }
