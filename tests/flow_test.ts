@@ -187,3 +187,23 @@ Deno.test("enableReusePort lets two servers listen on one port; without it the s
   second.shutdown();
   await Promise.all([firstDone, secondDone]);
 });
+
+for (const inlineReactor of [true, false]) {
+  Deno.test(`an async callback that sends later, from a timer, is delivered while the server idles (inlineReactor: ${inlineReactor})`, async () => {
+    const server = new Server({ host: "127.0.0.1", port: 0, inlineReactor });
+    server.on("receive", async (s, sessionId, _reactorId, data) => {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      s.send(sessionId, data);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      s.close(sessionId);
+    });
+    const done = server.start();
+    const conn = await connect(server.port);
+    await conn.write(encoder.encode("later"));
+    const got = await withTimeout(readBytes(conn, 6), "the delayed reply and close");
+    conn.close();
+    assert.equal(new TextDecoder().decode(got), "later", "the reply, then EOF");
+    server.shutdown();
+    await withTimeout(done, "shutdown");
+  });
+}
