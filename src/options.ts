@@ -14,7 +14,12 @@ export interface ServerOptions {
   port?: number;
   /** Process model. Default `"base"`: the worker runs its own reactor. */
   mode?: Mode;
-  /** Event workers. BASE mode with one worker runs everything in this process. Default 1. */
+  /**
+   * Event workers. With one, this process is the whole server; with more, it becomes the
+   * manager and runs each worker as a new Deno process on the same entry module (so code
+   * before `start()` runs in every process: per-process set-up belongs in `workerStart`).
+   * Default 1.
+   */
   workerNum?: number;
   /** `listen()` backlog. Default 512. */
   backlog?: number;
@@ -118,11 +123,6 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     throw new RangeError(`Option "mode" must be "base", got ${describe(o.mode)}`);
   }
   integer("workerNum", o.workerNum, 1, 1024);
-  if (o.workerNum !== 1) {
-    throw new RangeError(
-      `Option "workerNum" must be 1: this version runs one worker, got ${o.workerNum}`,
-    );
-  }
   integer("backlog", o.backlog, 1, 65535);
   boolean("openTcpNodelay", o.openTcpNodelay);
   boolean("enableReusePort", o.enableReusePort);

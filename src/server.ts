@@ -22,6 +22,9 @@ import {
 import { errnoName, ErrorCode } from "./errors.ts";
 import { Logger } from "./log.ts";
 import { resolveOptions } from "./options.ts";
+import { Manager } from "./manager.ts";
+import { currentRole } from "./role.ts";
+import type { Role } from "./role.ts";
 import type { ResolvedOptions, ServerOptions } from "./options.ts";
 
 /** The callbacks `on()` accepts, with Swoole's arguments. */
@@ -42,6 +45,18 @@ export interface ServerEvents {
   receive: (server: Server, sessionId: number, reactorId: number, data: Uint8Array) => void;
   /** A session ended; `reactorId` is -1 when the server closed it. */
   close: (server: Server, sessionId: number, reactorId: number) => void;
+  /** The manager runs (`workerNum` > 1), before it spawns the workers. In the manager. */
+  managerStart: (server: Server) => void;
+  /** Every worker has exited. In the manager. */
+  managerStop: (server: Server) => void;
+  /** A worker exited abnormally (it is respawned under the same id). In the manager. */
+  workerError: (
+    server: Server,
+    workerId: number,
+    workerPid: number,
+    exitCode: number,
+    signal: number,
+  ) => void;
 }
 
 /** An event name of `on()`. */
@@ -56,6 +71,9 @@ const eventNames: readonly ServerEvent[] = [
   "connect",
   "receive",
   "close",
+  "managerStart",
+  "managerStop",
+  "workerError",
 ];
 
 /** What `getClientInfo()` returns (Swoole's fields, in camelCase). */
@@ -153,8 +171,10 @@ export class Server {
   #done!: PromiseWithResolvers<void>;
   #onSigterm = () => {
     this.#log.info("SIGTERM: shutting down");
-    this.shutdown();
+    this.#stop();
   };
+  #role: Role;
+  #manager: Manager | undefined;
 
   // Views of the channel's shared memory.
   #u8!: Uint8Array;
@@ -200,7 +220,11 @@ export class Server {
   /** Creates a server; nothing is bound until `start()`. Throws on invalid options. */
   constructor(options: ServerOptions = {}) {
     this.options = Object.freeze(resolveOptions(options));
-    this.#log = new Logger(this.options.logLevel, `worker#0 pid ${Deno.pid}`);
+    this.#role = currentRole(this.options.workerNum);
+    const who = this.#role.kind === "manager"
+      ? "manager"
+      : `worker#${this.#role.kind === "worker" ? this.#role.workerId : 0}`;
+    this.#log = new Logger(this.options.logLevel, `${who} pid ${Deno.pid}`);
   }
 
   /** The host the server listens on. */
@@ -213,9 +237,35 @@ export class Server {
     return this.#port || this.options.port;
   }
 
-  /** This process's worker id (0 in a one-worker BASE server). */
+  /** This process's worker id: 0 in a one-worker server, -1 in the manager. */
   get workerId(): number {
-    return 0;
+    return this.getWorkerId();
+  }
+
+  /** This process's worker id: 0 in a one-worker server, -1 in the manager. */
+  getWorkerId(): number {
+    if (this.#role.kind === "worker") return this.#role.workerId;
+    return this.#role.kind === "manager" ? -1 : 0;
+  }
+
+  /**
+   * The pid of worker `workerId` (default: this worker). In the manager, any worker's; in a
+   * worker, only its own (-1 otherwise, until workers share a process table).
+   */
+  getWorkerPid(workerId = this.getWorkerId()): number {
+    if (this.#role.kind === "manager") return this.#manager?.workerPids.get(workerId) ?? -1;
+    return workerId === this.getWorkerId() ? Deno.pid : -1;
+  }
+
+  /** The manager's pid, or -1 when there is none (one worker). */
+  getManagerPid(): number {
+    if (this.#role.kind === "worker") return this.#role.managerPid;
+    return this.#role.kind === "manager" ? Deno.pid : -1;
+  }
+
+  /** The pid of the process that called `start()`: the manager, or the only process. */
+  getMasterPid(): number {
+    return this.#role.kind === "worker" ? this.#role.managerPid : Deno.pid;
   }
 
   /** Registers a callback; names are Swoole's, in camelCase (`"receive"`, `"workerStart"`). */
@@ -257,6 +307,15 @@ export class Server {
       );
     }
     this.#state = "starting";
+    if (this.#role.kind === "manager") return this.#manage();
+    const role = this.#role;
+    if (role.kind === "worker") {
+      // The manager's death (even by SIGKILL) sends us SIGTERM: no orphan keeps serving.
+      if (library().zg_die_with_parent(15, role.managerPid) !== 0) {
+        this.#log.error(`the manager (pid ${role.managerPid}) is gone; exiting`);
+        Deno.exit(1);
+      }
+    }
     try {
       this.#open();
     } catch (error) {
@@ -266,13 +325,44 @@ export class Server {
     this.#done = Promise.withResolvers<void>();
     this.#state = "running";
     Deno.addSignalListener("SIGTERM", this.#onSigterm);
-    this.#call("start", -1, () => this.#callbacks.start?.(this));
-    this.#call("workerStart", -1, () => this.#callbacks.workerStart?.(this, 0));
+    const workerId = this.getWorkerId();
+    // As in Swoole's BASE mode, `start` runs once: in worker 0.
+    if (workerId === 0) this.#call("start", -1, () => this.#callbacks.start?.(this));
+    this.#call("workerStart", -1, () => this.#callbacks.workerStart?.(this, workerId));
     this.#run().catch((error) => {
       this.#log.error("the event loop failed", error);
       this.#done.reject(error);
     });
     return this.#done.promise;
+  }
+
+  /** `workerNum` > 1: this process supervises the workers; `start()` resolves after them. */
+  async #manage(): Promise<void> {
+    const manager = new Manager({
+      options: this.options,
+      log: this.#log,
+      call: (event: string, args: unknown[]) => {
+        const callback =
+          (this.#callbacks as Record<string, ((...a: unknown[]) => unknown) | undefined>)[event];
+        this.#call(event as ServerEvent, -1, () => callback?.(this, ...args));
+      },
+      setPort: (port: number) => {
+        this.#port = port;
+      },
+    } as never);
+    this.#manager = manager;
+    this.#state = "running";
+    Deno.addSignalListener("SIGTERM", this.#onSigterm);
+    try {
+      await manager.run();
+    } catch (error) {
+      this.#state = "stopped";
+      Deno.removeSignalListener("SIGTERM", this.#onSigterm);
+      throw error;
+    }
+    Deno.removeSignalListener("SIGTERM", this.#onSigterm);
+    this.#state = "stopped";
+    this.#call("shutdown", -1, () => this.#callbacks.shutdown?.(this));
   }
 
   #open() {
@@ -284,7 +374,7 @@ export class Server {
     config[1] = o.socketBufferSize;
     config[2] = o.ringSize;
     config[3] = Math.max(1, Math.round(o.maxWaitTime * 1000));
-    config[4] = 0; // reactor id = worker id
+    config[4] = Math.max(0, this.getWorkerId()); // reactor id = worker id
     config[5] = ["debug", "info", "warning", "error"].indexOf(o.logLevel);
     const handle = new BigUint64Array(1);
     unwrap(lib.zg_server_create(config, handle), "create the server");
@@ -296,18 +386,24 @@ export class Server {
         (o.enableReusePort ? ListenFlag.reusePort : 0) |
         (o.openTcpNodelay ? ListenFlag.tcpNodelay : 0);
       const where = o.host.includes(":") ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
-      unwrap(
-        lib.zg_server_listen(
-          this.#handle,
-          host,
-          BigInt(host.length),
-          o.port,
-          o.backlog,
-          flags,
-          port,
-        ),
-        `listen on "${where}"`,
-      );
+      const role = this.#role;
+      if (role.kind === "worker" && role.listenFd >= 0) {
+        unwrap(
+          lib.zg_server_adopt(this.#handle, role.listenFd, flags, port),
+          "take over the listening socket",
+        );
+      } else {unwrap(
+          lib.zg_server_listen(
+            this.#handle,
+            host,
+            BigInt(host.length),
+            role.kind === "worker" ? role.port : o.port,
+            o.backlog,
+            flags,
+            port,
+          ),
+          `listen on "${where}"`,
+        );}
       this.#port = port[0];
       this.#mapChannel();
       unwrap(lib.zg_server_start(this.#handle, o.inlineReactor ? 1 : 0), "start the reactor");
@@ -413,7 +509,7 @@ export class Server {
     this.#lib.zg_server_destroy(this.#handle);
     this.#handle = null;
     this.#state = "stopped";
-    this.#call("shutdown", -1, () => this.#callbacks.shutdown?.(this));
+    if (this.#role.kind !== "worker") this.#call("shutdown", -1, () => this.#callbacks.shutdown?.(this));
     this.#done.resolve();
   }
 
@@ -694,11 +790,37 @@ export class Server {
   /**
    * Stops the server gracefully: stop accepting and reading, run `workerStop`, write queued
    * output (up to `maxWaitTime`), close every session, run `shutdown`, resolve `start()`.
+   * From a worker of a manager it stops the whole tree (the manager is told, as by SIGTERM).
    */
   shutdown(): void {
+    if (this.#role.kind === "worker") {
+      try {
+        Deno.kill(this.#role.managerPid, "SIGTERM");
+      } catch (error) {
+        this.#log.error(`cannot signal the manager (pid ${this.#role.managerPid})`, error);
+      }
+      return;
+    }
+    this.#stop();
+  }
+
+  /** Stops this process's part: the manager its workers, a worker itself. */
+  #stop(): void {
+    if (this.#manager) {
+      if (this.#state === "running") {
+        this.#call("beforeShutdown", -1, () => this.#callbacks.beforeShutdown?.(this));
+      }
+      this.#state = "stopping";
+      this.#manager.stop();
+      return;
+    }
     if (this.#state !== "running") return;
     this.#state = "stopping";
-    this.#call("beforeShutdown", -1, () => this.#callbacks.beforeShutdown?.(this));
+    // beforeShutdown and shutdown belong to the process that called start() first: in a tree,
+    // the manager; its workers only stop (workerStop).
+    if (this.#role.kind !== "worker") {
+      this.#call("beforeShutdown", -1, () => this.#callbacks.beforeShutdown?.(this));
+    }
     unwrap(this.#lib.zg_server_shutdown(this.#handle), "shut down");
   }
 

@@ -166,6 +166,17 @@ pub const ServerConfig = extern struct {
     log_level: u32,
 };
 
+/// One child exit, as `zg_supervisor_wait` reports it.
+pub const ChildExit = extern struct {
+    /// The child's slot (the worker id it was spawned under).
+    slot: u32,
+    pid: i32,
+    /// The exit code, or -1 when a signal ended it.
+    code: i32,
+    /// The signal that ended it, or 0.
+    signal: i32,
+};
+
 pub const listen_flag_ipv6_only: u32 = 1;
 pub const listen_flag_reuse_port: u32 = 2;
 pub const listen_flag_tcp_nodelay: u32 = 4;
@@ -199,9 +210,10 @@ pub fn layout() [layout_len]u32 {
         @offsetOf(ClientInfo, "send_queued_bytes"),
         @sizeOf(ServerConfig),
         record_align,
+        @sizeOf(ChildExit),
     };
 }
-pub const layout_len = 25;
+pub const layout_len = 26;
 
 comptime {
     assert(@sizeOf(RecordHeader) == 16);
@@ -210,4 +222,5 @@ comptime {
     assert(@sizeOf(Stats) == 12 * 8);
     assert(@sizeOf(ClientInfo) == 104);
     assert(@sizeOf(ServerConfig) == 24);
+    assert(@sizeOf(ChildExit) == 16);
 }

@@ -42,6 +42,20 @@ pub fn tcp(host: []const u8, port: u16, backlog: u31, flags: u32, errno_out: *i3
     return .{ .fd = fd, .port = bound.getPort(), .family = if (family == linux.AF.INET6) 6 else 4 };
 }
 
+/// The port and family of an inherited listening socket; makes it non-blocking.
+pub fn adopt(fd: i32, errno_out: *i32) Error!Bound {
+    var bound: std.net.Address = undefined;
+    var len: posix.socklen_t = @sizeOf(std.net.Address);
+    posix.getsockname(fd, &bound.any, &len) catch {
+        errno_out.* = @intFromEnum(posix.E.BADF);
+        return error.InvalidArgument;
+    };
+    const flags = posix.fcntl(fd, posix.F.GETFL, 0) catch return error.OsError;
+    _ = posix.fcntl(fd, posix.F.SETFL, flags | @as(usize, 1 << @bitOffsetOf(posix.O, "NONBLOCK"))) catch return error.OsError;
+    _ = posix.fcntl(fd, posix.F.SETFD, posix.FD_CLOEXEC) catch return error.OsError;
+    return .{ .fd = fd, .port = bound.getPort(), .family = if (bound.any.family == linux.AF.INET6) 6 else 4 };
+}
+
 fn setOption(fd: i32, level: i32, name: u32, value: c_int) void {
     posix.setsockopt(fd, level, name, std.mem.asBytes(&value)) catch {};
 }

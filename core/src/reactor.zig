@@ -43,6 +43,9 @@ pub const Listener = struct {
     port: u16,
     family: u32,
     tcp_nodelay: bool,
+    /// Shared with other workers' reactors (inherited from the manager): polled with
+    /// EPOLLEXCLUSIVE so one connection wakes one worker.
+    shared: bool = false,
     /// Edge-triggered: set when the socket signalled and has not yet been accepted to EAGAIN.
     pending: bool = false,
 };
@@ -159,7 +162,8 @@ pub const Reactor = struct {
     pub fn addListener(r: *Reactor, listener: Listener) !void {
         if (r.listener_count == listeners_max) return error.LimitReached;
         const index = r.listener_count;
-        var event: linux.epoll_event = .{ .events = linux.EPOLL.IN | linux.EPOLL.ET, .data = .{ .u64 = tag_listener | index } };
+        const exclusive: u32 = if (listener.shared) linux.EPOLL.EXCLUSIVE else 0;
+        var event: linux.epoll_event = .{ .events = linux.EPOLL.IN | linux.EPOLL.ET | exclusive, .data = .{ .u64 = tag_listener | index } };
         try posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_ADD, listener.fd, &event);
         r.listeners[index] = listener;
         r.listeners[index].pending = true;

@@ -5,6 +5,7 @@ const std = @import("std");
 const abi = @import("abi.zig");
 const reactor = @import("reactor.zig");
 const listen = @import("listen.zig");
+const spawn = @import("spawn.zig");
 const Reactor = reactor.Reactor;
 const Status = abi.Status;
 
@@ -134,6 +135,99 @@ export fn zg_server_destroy(r: *Reactor) Status {
     return .ok;
 }
 
+/// A listening TCP socket for the manager to hand to its workers (close-on-exec; passed on
+/// explicitly by `zg_supervisor_spawn`).
+export fn zg_listen(host_ptr: [*]const u8, host_len: usize, port: u32, backlog: u32, flags: u32, out_fd: *i32, out_port: *u32) Status {
+    last_errno = 0;
+    if (port > 65535 or backlog == 0) return .invalid_argument;
+    const bound = listen.tcp(host_ptr[0..host_len], @intCast(port), @intCast(@min(backlog, 65535)), flags, &last_errno) catch |err| return statusOf(err);
+    out_fd.* = bound.fd;
+    out_port.* = bound.port;
+    return .ok;
+}
+
+export fn zg_close_fd(fd: i32) Status {
+    std.posix.close(fd);
+    return .ok;
+}
+
+/// A worker takes over a listening socket its manager passed down.
+export fn zg_server_adopt(r: *Reactor, fd: i32, flags: u32, out_port: *u32) Status {
+    last_errno = 0;
+    const bound = listen.adopt(fd, &last_errno) catch |err| return statusOf(err);
+    r.addListener(.{ .fd = fd, .port = bound.port, .family = bound.family, .tcp_nodelay = flags & abi.listen_flag_tcp_nodelay != 0, .shared = true }) catch |err| return statusOf(err);
+    out_port.* = bound.port;
+    return .ok;
+}
+
+export fn zg_supervisor_create(out_handle: *?*spawn.Supervisor) Status {
+    out_handle.* = spawn.Supervisor.create(allocator) catch |err| return statusOf(err);
+    return .ok;
+}
+
+export fn zg_supervisor_destroy(s: *spawn.Supervisor) Status {
+    s.destroy(allocator);
+    return .ok;
+}
+
+/// Spawns a child under `slot`. `argv` and `env` are NUL-terminated strings back to back
+/// (argv[0] is the executable's path); `fds` are u32 fd numbers the child keeps.
+export fn zg_supervisor_spawn(s: *spawn.Supervisor, slot: u32, argv_ptr: [*]const u8, argv_len: usize, env_ptr: [*]const u8, env_len: usize, fds_ptr: [*]const i32, fds_len: u32, out_pid: *i32) Status {
+    last_errno = 0;
+    const argv = splitStrings(argv_ptr[0..argv_len]) catch return .out_of_memory;
+    defer allocator.free(argv);
+    const env = splitStrings(env_ptr[0..env_len]) catch return .out_of_memory;
+    defer allocator.free(env);
+    if (argv.len == 0) return .invalid_argument;
+    out_pid.* = s.spawn(slot, argv.ptr, env.ptr, fds_ptr[0..fds_len]) catch |err| switch (err) {
+        error.BadState => return .bad_state,
+        error.InvalidArgument => return .invalid_argument,
+        error.OutOfMemory => return .out_of_memory,
+        error.SpawnFailed => return .os_error,
+    };
+    return .ok;
+}
+
+/// Pointers to each NUL-terminated string in `bytes`, null-terminated, for argv/envp.
+fn splitStrings(bytes: []const u8) ![:null]?[*:0]const u8 {
+    var count: usize = 0;
+    for (bytes) |b| count += @intFromBool(b == 0);
+    const list = try allocator.allocSentinel(?[*:0]const u8, count, null);
+    var start: usize = 0;
+    var i: usize = 0;
+    for (bytes, 0..) |b, at| {
+        if (b != 0) continue;
+        list[i] = @ptrCast(bytes[start..at :0].ptr);
+        i += 1;
+        start = at + 1;
+    }
+    return list;
+}
+
+/// Blocks (TypeScript: `nonblocking`) until a child exits, a kick, or `timeout_ms`; writes
+/// `spawn.Exit` records to `out` (room for `max`). Returns how many (not a status).
+export fn zg_supervisor_wait(s: *spawn.Supervisor, out: [*]spawn.Exit, max: u32, timeout_ms: i32) u32 {
+    return @intCast(s.wait(out[0..max], timeout_ms));
+}
+
+export fn zg_supervisor_kill(s: *spawn.Supervisor, slot: u32, signal: u32) Status {
+    if (signal > 64) return .invalid_argument;
+    s.kill(slot, @intCast(signal));
+    return .ok;
+}
+
+export fn zg_supervisor_kick(s: *spawn.Supervisor) Status {
+    s.kick();
+    return .ok;
+}
+
+/// In a child: get `signal` when the parent exits; `bad_state` when the parent is not
+/// `expected_parent` any more (it exited already).
+export fn zg_die_with_parent(signal: u32, expected_parent: i32) Status {
+    if (signal == 0 or signal > 64) return .invalid_argument;
+    return if (spawn.dieWithParent(@intCast(signal), expected_parent)) .ok else .bad_state;
+}
+
 /// 0 gone, 1 open, 2 peer closed (EOF seen), 3 closing; plus 0x100 when the session's output
 /// buffer holds `socket_buffer_size` bytes or more.
 export fn zg_session_state(r: *Reactor, session_id: u32) u32 {
@@ -207,4 +301,5 @@ test {
     _ = @import("shm.zig");
     _ = @import("listen.zig");
     _ = @import("reactor.zig");
+    _ = @import("spawn.zig");
 }

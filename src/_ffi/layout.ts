@@ -74,6 +74,7 @@ export const layout = {
   clientInfoSendQueuedBytes: 80,
   serverConfigSize: 24,
   recordAlign: 16,
+  childExitSize: 16,
 } as const;
 
 /** `abi.Stats` fields in declaration order (each a u64). */

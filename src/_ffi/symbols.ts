@@ -26,6 +26,27 @@ export const symbols = {
   zg_yield: { parameters: [], result: "i32", nonblocking: true },
   zg_server_kick: { parameters: ["pointer"], result: "i32" },
   zg_server_destroy: { parameters: ["pointer"], result: "i32" },
+  zg_listen: {
+    parameters: ["buffer", "usize", "u32", "u32", "u32", "buffer", "buffer"],
+    result: "i32",
+  },
+  zg_close_fd: { parameters: ["i32"], result: "i32" },
+  zg_server_adopt: { parameters: ["pointer", "i32", "u32", "buffer"], result: "i32" },
+  zg_supervisor_create: { parameters: ["buffer"], result: "i32" },
+  zg_supervisor_destroy: { parameters: ["pointer"], result: "i32" },
+  zg_supervisor_spawn: {
+    parameters: ["pointer", "u32", "buffer", "usize", "buffer", "usize", "buffer", "u32", "buffer"],
+    result: "i32",
+  },
+  /** Blocks until a child exits (or a kick, or the timeout); returns how many exits it wrote. */
+  zg_supervisor_wait: {
+    parameters: ["pointer", "buffer", "u32", "i32"],
+    result: "u32",
+    nonblocking: true,
+  },
+  zg_supervisor_kill: { parameters: ["pointer", "u32", "u32"], result: "i32" },
+  zg_supervisor_kick: { parameters: ["pointer"], result: "i32" },
+  zg_die_with_parent: { parameters: ["u32", "i32"], result: "i32" },
   /** Returns the session state (not a status): 0 gone, 1 open, 2 peer closed, 3 closing, | 0x100 over the buffer limit. */
   zg_session_state: { parameters: ["pointer", "u32"], result: "u32" },
   zg_client_info: { parameters: ["pointer", "u32", "buffer"], result: "i32" },

@@ -1,0 +1,183 @@
+/**
+ * The manager: binds the listening socket, spawns `workerNum` workers (new Deno processes on
+ * the same entry module, see role.ts), respawns a worker that dies under the same id, and stops
+ * them all on shutdown (SIGTERM, then SIGKILL after `maxWaitTime`).
+ * @module
+ */
+
+import { library, unwrap } from "./_ffi/library.ts";
+import type { Library } from "./_ffi/library.ts";
+import { layout, ListenFlag } from "./_ffi/layout.ts";
+import type { ResolvedOptions } from "./options.ts";
+import type { Logger } from "./log.ts";
+import { env, ownCommandLine } from "./role.ts";
+
+const encoder = new TextEncoder();
+const sigterm = 15;
+const sigkill = 9;
+/** A worker that dies sooner than this after its start is respawned only after this long. */
+const crashLoopMs = 1000;
+
+/** What the manager needs of the server it runs for. */
+export interface ManagerHost {
+  readonly options: Readonly<ResolvedOptions>;
+  readonly log: Logger;
+  /** Runs a callback of the server (logged if it throws). */
+  call(event: "managerStart" | "managerStop", args: []): void;
+  call(event: "workerError", args: [number, number, number, number]): void;
+  /** The bound port, once known. */
+  setPort(port: number): void;
+}
+
+interface WorkerSlot {
+  pid: number;
+  startedAt: number;
+}
+
+export class Manager {
+  #host: ManagerHost;
+  #lib!: Library;
+  #supervisor: Deno.PointerValue = null;
+  #listenFd = -1;
+  #port = 0;
+  #workers = new Map<number, WorkerSlot>();
+  #stopping = false;
+  #killAt = 0;
+
+  constructor(host: ManagerHost) {
+    this.#host = host;
+  }
+
+  /** Binds, spawns the workers and supervises them until `stop()`; then cleans up. */
+  async run(): Promise<void> {
+    this.#lib = library();
+    this.#bind();
+    const handle = new BigUint64Array(1);
+    unwrap(this.#lib.zg_supervisor_create(handle), "create the supervisor");
+    this.#supervisor = Deno.UnsafePointer.create(handle[0]);
+    try {
+      this.#host.call("managerStart", []);
+      for (let id = 0; id < this.#host.options.workerNum; id++) this.#spawn(id);
+      await this.#supervise();
+      this.#host.call("managerStop", []);
+    } finally {
+      this.#lib.zg_supervisor_destroy(this.#supervisor);
+      this.#supervisor = null;
+      if (this.#listenFd >= 0) this.#lib.zg_close_fd(this.#listenFd);
+      this.#listenFd = -1;
+    }
+  }
+
+  /** Asks every worker to stop (SIGTERM); those still running after `maxWaitTime` get SIGKILL. */
+  stop(): void {
+    if (this.#stopping || this.#supervisor === null) return;
+    this.#stopping = true;
+    this.#killAt = performance.now() + this.#host.options.maxWaitTime * 1000;
+    for (const id of this.#workers.keys()) {
+      this.#lib.zg_supervisor_kill(this.#supervisor, id, sigterm);
+    }
+    this.#lib.zg_supervisor_kick(this.#supervisor);
+  }
+
+  /** Worker id → pid of the workers running now. */
+  get workerPids(): ReadonlyMap<number, number> {
+    return new Map([...this.#workers].map(([id, w]) => [id, w.pid]));
+  }
+
+  #bind() {
+    const o = this.#host.options;
+    const host = encoder.encode(o.host);
+    const fd = new Int32Array(1);
+    const port = new Uint32Array(1);
+    const flags = (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
+      (o.enableReusePort ? ListenFlag.reusePort : 0);
+    const where = o.host.includes(":") ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
+    unwrap(
+      this.#lib.zg_listen(host, BigInt(host.length), o.port, o.backlog, flags, fd, port),
+      `listen on "${where}"`,
+    );
+    this.#port = port[0];
+    this.#host.setPort(this.#port);
+    if (o.enableReusePort) {
+      // Each worker binds its own socket to this port; a socket nobody accepts on would take
+      // its share of the connections, so the manager's only reserved the port.
+      this.#lib.zg_close_fd(fd[0]);
+    } else {
+      this.#listenFd = fd[0];
+    }
+  }
+
+  #spawn(id: number) {
+    const argv = ownCommandLine();
+    const vars: Record<string, string> = {
+      ...Deno.env.toObject(),
+      [env.role]: "worker",
+      [env.workerId]: String(id),
+      [env.managerPid]: String(Deno.pid),
+      [env.listenFd]: String(this.#listenFd),
+      [env.port]: String(this.#port),
+    };
+    const argvBytes = encoder.encode(argv.map((a) => a + "\0").join(""));
+    const envBytes = encoder.encode(Object.entries(vars).map(([k, v]) => `${k}=${v}\0`).join(""));
+    const fds = new Int32Array(this.#listenFd >= 0 ? [this.#listenFd] : []);
+    const pid = new Int32Array(1);
+    unwrap(
+      this.#lib.zg_supervisor_spawn(
+        this.#supervisor,
+        id,
+        argvBytes,
+        BigInt(argvBytes.length),
+        envBytes,
+        BigInt(envBytes.length),
+        fds,
+        fds.length,
+        pid,
+      ),
+      `spawn worker ${id}`,
+    );
+    this.#workers.set(id, { pid: pid[0], startedAt: performance.now() });
+  }
+
+  async #supervise() {
+    const exits = new Int32Array((16 * layout.childExitSize) / 4);
+    while (this.#workers.size > 0) {
+      const timeout = this.#stopping
+        ? Math.max(0, Math.ceil(this.#killAt - performance.now()))
+        : -1;
+      const count = await this.#lib.zg_supervisor_wait(this.#supervisor, exits, 16, timeout);
+      for (let i = 0; i < count; i++) {
+        const [id, pid, code, signal] = exits.subarray(i * 4, i * 4 + 4);
+        const slot = this.#workers.get(id);
+        this.#workers.delete(id);
+        if (this.#stopping) continue;
+        await this.#respawn(id, pid, code, signal, slot?.startedAt ?? 0);
+      }
+      if (this.#stopping && this.#workers.size > 0 && performance.now() >= this.#killAt) {
+        for (const [id, w] of this.#workers) {
+          this.#host.log.warning(
+            `worker ${id} (pid ${w.pid}) still running after maxWaitTime: SIGKILL`,
+          );
+          this.#lib.zg_supervisor_kill(this.#supervisor, id, sigkill);
+        }
+        this.#killAt = Infinity;
+      }
+    }
+  }
+
+  async #respawn(id: number, pid: number, code: number, signal: number, startedAt: number) {
+    const abnormal = code !== 0;
+    if (abnormal) {
+      this.#host.log.warning(
+        `worker ${id} (pid ${pid}) exited abnormally: code ${code}, signal ${signal}; respawning it`,
+      );
+      this.#host.call("workerError", [id, pid, code, signal]);
+    }
+    const lived = performance.now() - startedAt;
+    if (lived < crashLoopMs) {
+      // A worker that dies at once would otherwise be respawned in a tight loop.
+      await new Promise((resolve) => setTimeout(resolve, crashLoopMs - lived));
+      if (this.#stopping) return;
+    }
+    this.#spawn(id);
+  }
+}

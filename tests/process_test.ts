@@ -1,0 +1,129 @@
+/**
+ * The process tree in BASE mode: a manager and `workerNum` worker processes, respawn, and
+ * stopping the whole tree. Real processes, real signals.
+ */
+import assert from "node:assert/strict";
+import { command, connect, startFixture, withTimeout } from "./_helpers.ts";
+
+function alive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function gone(pids: number[], what: string) {
+  const deadline = Date.now() + 20_000;
+  while (pids.some(alive)) {
+    if (Date.now() > deadline) throw new Error(`still running: ${pids.filter(alive)} (${what})`);
+    // Polls the process table; no readiness signal exists for "another process exited".
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function whoami(port: number) {
+  const conn = await connect(port);
+  try {
+    return await command(conn, "!whoami") as { workerId: number; pid: number; managerPid: number };
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("workerNum 4: four worker processes serve, each with its own id and pid, under one manager", async () => {
+  await using server = await startFixture({ workerNum: 4, enableReusePort: true });
+  const starts = await Promise.all(
+    [0, 1, 2, 3].map((id) =>
+      server.waitFor((e) => e.event === "workerStart" && e.workerId === id, `worker ${id}`)
+    ),
+  );
+  const manager = server.events.find((e) => e.event === "managerStart")!;
+  const pids = new Set(starts.map((e) => e.pid));
+  assert.equal(pids.size, 4);
+  assert.ok(!pids.has(manager.pid));
+  const seen = new Map<number, number>();
+  for (let i = 0; i < 200 && seen.size < 4; i++) {
+    const who = await whoami(server.port);
+    assert.equal(who.managerPid, manager.pid);
+    assert.equal(who.pid, starts[who.workerId].pid);
+    seen.set(who.workerId, who.pid);
+  }
+  assert.equal(seen.size, 4, `workers that served: ${[...seen.keys()]}`);
+});
+
+Deno.test("a worker killed with SIGKILL is respawned under its id; workerError reports signal 9", async () => {
+  await using server = await startFixture({ workerNum: 2 });
+  const first = await server.waitFor(
+    (e) => e.event === "workerStart" && e.workerId === 1,
+    "worker 1",
+  );
+  await server.waitFor((e) => e.event === "workerStart" && e.workerId === 0, "worker 0");
+  Deno.kill(first.pid as number, "SIGKILL");
+  const error = await server.waitFor((e) => e.event === "workerError", "workerError");
+  assert.deepEqual(error, {
+    event: "workerError",
+    workerId: 1,
+    workerPid: first.pid,
+    exitCode: -1,
+    signal: 9,
+  });
+  const again = await server.waitFor(
+    (e) => e.event === "workerStart" && e.workerId === 1 && e.pid !== first.pid,
+    "worker 1 respawned",
+  );
+  assert.notEqual(again.pid, first.pid);
+  const who = await whoami(server.port);
+  assert.ok(who.workerId === 0 || who.workerId === 1);
+  assert.match(server.stderr(), /worker 1 \(pid \d+\) exited abnormally: code -1, signal 9/);
+});
+
+Deno.test("SIGTERM to the manager stops every worker, runs managerStop and shutdown, and exits 0", async () => {
+  await using server = await startFixture({ workerNum: 3 });
+  const starts = await Promise.all(
+    [0, 1, 2].map((id) =>
+      server.waitFor((e) => e.event === "workerStart" && e.workerId === id, `worker ${id}`)
+    ),
+  );
+  server.child.kill("SIGTERM");
+  const status = await server.exited();
+  assert.equal(status.code, 0, server.stderr());
+  await gone(starts.map((e) => e.pid as number), "workers after the manager exited");
+  const names = server.events.map((e) => e.event);
+  assert.equal(names.filter((n) => n === "workerStop").length, 3);
+  assert.equal(
+    names.filter((n) => n === "beforeShutdown").length,
+    1,
+    "beforeShutdown runs in the manager only",
+  );
+  assert.equal(
+    names.filter((n) => n === "shutdown").length,
+    1,
+    "shutdown runs in the manager only",
+  );
+  assert.ok(names.lastIndexOf("managerStop") > names.lastIndexOf("workerStop"));
+});
+
+Deno.test("shutdown() called in a worker stops the whole tree", async () => {
+  await using server = await startFixture({ workerNum: 2 });
+  await server.waitFor((e) => e.event === "workerStart" && e.workerId === 1, "worker 1");
+  const conn = await connect(server.port);
+  await conn.write(new TextEncoder().encode("!shutdown\n"));
+  const status = await server.exited();
+  conn.close();
+  assert.equal(status.code, 0, server.stderr());
+  assert.ok(server.events.some((e) => e.event === "managerStop"));
+});
+
+Deno.test("workers whose manager dies by SIGKILL exit by themselves", async () => {
+  await using server = await startFixture({ workerNum: 2 });
+  const starts = await Promise.all(
+    [0, 1].map((id) =>
+      server.waitFor((e) => e.event === "workerStart" && e.workerId === id, `worker ${id}`)
+    ),
+  );
+  server.child.kill("SIGKILL");
+  await withTimeout(server.child.status, "the manager to die");
+  await gone(starts.map((e) => e.pid as number), "orphaned workers");
+});
