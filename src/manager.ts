@@ -141,8 +141,9 @@ export class Manager {
   async #supervise() {
     const exits = new Int32Array((16 * layout.childExitSize) / 4);
     while (this.#workers.size > 0) {
-      const timeout = this.#stopping
-        ? Math.max(0, Math.ceil(this.#killAt - performance.now()))
+      // Until maxWaitTime runs out while stopping; otherwise until something happens.
+      const timeout = this.#stopping && this.#killAt !== Infinity
+        ? Math.min(2 ** 31 - 1, Math.max(0, Math.ceil(this.#killAt - performance.now())))
         : -1;
       const count = await this.#lib.zg_supervisor_wait(this.#supervisor, exits, 16, timeout);
       for (let i = 0; i < count; i++) {

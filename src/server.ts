@@ -509,7 +509,9 @@ export class Server {
     this.#lib.zg_server_destroy(this.#handle);
     this.#handle = null;
     this.#state = "stopped";
-    if (this.#role.kind !== "worker") this.#call("shutdown", -1, () => this.#callbacks.shutdown?.(this));
+    if (this.#role.kind !== "worker") {
+      this.#call("shutdown", -1, () => this.#callbacks.shutdown?.(this));
+    }
     this.#done.resolve();
   }
 

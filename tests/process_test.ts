@@ -127,3 +127,34 @@ Deno.test("workers whose manager dies by SIGKILL exit by themselves", async () =
   await withTimeout(server.child.status, "the manager to die");
   await gone(starts.map((e) => e.pid as number), "orphaned workers");
 });
+
+Deno.test("a worker stuck in an endless loop is killed after maxWaitTime on shutdown", async () => {
+  await using server = await startFixture({ workerNum: 2, maxWaitTime: 1 });
+  await server.waitFor((e) => e.event === "workerStart" && e.workerId === 1, "worker 1");
+  const conn = await connect(server.port);
+  await conn.write(new TextEncoder().encode("!hang\n"));
+  const hanging = await server.waitFor((e) => e.event === "hanging", "a worker to hang");
+  const started = Date.now();
+  server.child.kill("SIGTERM");
+  const status = await server.exited();
+  conn.close();
+  assert.equal(status.code, 0, server.stderr());
+  assert.ok(Date.now() - started >= 900, "the manager waited maxWaitTime first");
+  assert.match(server.stderr(), /still running after maxWaitTime: SIGKILL/);
+  await gone([hanging.pid as number], "the stuck worker");
+});
+
+Deno.test("four workers start and serve; the time from launch to the first served connection is reported", async () => {
+  const launched = performance.now();
+  await using server = await startFixture({ workerNum: 4 });
+  const who = await whoami(server.port);
+  const elapsed = performance.now() - launched;
+  assert.ok(who.workerId >= 0 && who.workerId < 4);
+  // Reported, not asserted: a loaded machine may take longer, and tests must pass there.
+  console.log(`start-up to first served connection: ${elapsed.toFixed(0)} ms`);
+  await Promise.all(
+    [0, 1, 2, 3].map((id) =>
+      server.waitFor((e) => e.event === "workerStart" && e.workerId === id, `worker ${id}`)
+    ),
+  );
+});
