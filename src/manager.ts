@@ -11,6 +11,7 @@ import { layout, ListenFlag } from "./_ffi/layout.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { Logger } from "./log.ts";
 import { env, ownCommandLine } from "./role.ts";
+import { Region, WorkerStatus } from "./region.ts";
 
 const encoder = new TextEncoder();
 const sigterm = 15;
@@ -43,6 +44,7 @@ export class Manager {
   #workers = new Map<number, WorkerSlot>();
   #stopping = false;
   #killAt = 0;
+  #region: Region | undefined;
 
   constructor(host: ManagerHost) {
     this.#host = host;
@@ -52,6 +54,7 @@ export class Manager {
   async run(): Promise<void> {
     this.#lib = library();
     this.#bind();
+    this.#region = Region.create(this.#host.options.workerNum);
     const handle = new BigUint64Array(1);
     unwrap(this.#lib.zg_supervisor_create(handle), "create the supervisor");
     this.#supervisor = Deno.UnsafePointer.create(handle[0]);
@@ -65,6 +68,8 @@ export class Manager {
       this.#supervisor = null;
       if (this.#listenFd >= 0) this.#lib.zg_close_fd(this.#listenFd);
       this.#listenFd = -1;
+      // The region stays mapped (stats() still reads it); its fd is no longer passed on.
+      if (this.#region) this.#lib.zg_close_fd(this.#region.fd);
     }
   }
 
@@ -77,6 +82,11 @@ export class Manager {
       this.#lib.zg_supervisor_kill(this.#supervisor, id, sigterm);
     }
     this.#lib.zg_supervisor_kick(this.#supervisor);
+  }
+
+  /** The shared region (worker table and counters). */
+  get region(): Region | undefined {
+    return this.#region;
   }
 
   /** Worker id → pid of the workers running now. */
@@ -116,10 +126,14 @@ export class Manager {
       [env.managerPid]: String(Deno.pid),
       [env.listenFd]: String(this.#listenFd),
       [env.port]: String(this.#port),
+      [env.regionFd]: String(this.#region!.fd),
     };
     const argvBytes = encoder.encode(argv.map((a) => a + "\0").join(""));
     const envBytes = encoder.encode(Object.entries(vars).map(([k, v]) => `${k}=${v}\0`).join(""));
-    const fds = new Int32Array(this.#listenFd >= 0 ? [this.#listenFd] : []);
+    const fds = new Int32Array([
+      this.#region!.fd,
+      ...(this.#listenFd >= 0 ? [this.#listenFd] : []),
+    ]);
     const pid = new Int32Array(1);
     unwrap(
       this.#lib.zg_supervisor_spawn(
@@ -136,6 +150,7 @@ export class Manager {
       `spawn worker ${id}`,
     );
     this.#workers.set(id, { pid: pid[0], startedAt: performance.now() });
+    this.#region!.setWorker(id, pid[0], WorkerStatus.idle);
   }
 
   async #supervise() {
@@ -150,6 +165,8 @@ export class Manager {
         const [id, pid, code, signal] = exits.subarray(i * 4, i * 4 + 4);
         const slot = this.#workers.get(id);
         this.#workers.delete(id);
+        this.#region!.setStatus(id, WorkerStatus.exited);
+        this.#region!.clearGauges(id);
         if (this.#stopping) continue;
         await this.#respawn(id, pid, code, signal, slot?.startedAt ?? 0);
       }

@@ -12,6 +12,7 @@ export const env = {
   managerPid: "ZIGGURAT_MANAGER_PID",
   listenFd: "ZIGGURAT_LISTEN_FD",
   port: "ZIGGURAT_PORT",
+  regionFd: "ZIGGURAT_REGION_FD",
 } as const;
 
 export type Role =
@@ -27,6 +28,8 @@ export type Role =
     listenFd: number;
     /** The port the manager bound (the one to bind with reuse port). */
     port: number;
+    /** The tree's shared region (see region.ts), inherited. */
+    regionFd: number;
   };
 
 /** The role of this process for a server with `workerNum` workers. */
@@ -47,6 +50,7 @@ export function currentRole(workerNum: number): Role {
       managerPid: number(env.managerPid),
       listenFd: number(env.listenFd),
       port: number(env.port),
+      regionFd: number(env.regionFd),
     };
   }
   return workerNum > 1 ? { kind: "manager" } : { kind: "single" };

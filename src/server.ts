@@ -25,6 +25,7 @@ import { resolveOptions } from "./options.ts";
 import { Manager } from "./manager.ts";
 import { currentRole } from "./role.ts";
 import type { Role } from "./role.ts";
+import { Region, WorkerStatus } from "./region.ts";
 import type { ResolvedOptions, ServerOptions } from "./options.ts";
 
 /** The callbacks `on()` accepts, with Swoole's arguments. */
@@ -174,6 +175,8 @@ export class Server {
     this.#stop();
   };
   #role: Role;
+  /** The tree's shared region, in a worker; the manager's is `#manager.region`. */
+  #region: Region | undefined;
   #manager: Manager | undefined;
 
   // Views of the channel's shared memory.
@@ -249,12 +252,27 @@ export class Server {
   }
 
   /**
-   * The pid of worker `workerId` (default: this worker). In the manager, any worker's; in a
-   * worker, only its own (-1 otherwise, until workers share a process table).
+   * The pid of worker `workerId` (default: this worker), from the tree's shared worker table;
+   * -1 when there is no such worker or it has exited.
    */
   getWorkerPid(workerId = this.getWorkerId()): number {
-    if (this.#role.kind === "manager") return this.#manager?.workerPids.get(workerId) ?? -1;
-    return workerId === this.getWorkerId() ? Deno.pid : -1;
+    if (workerId === this.getWorkerId() && this.#role.kind !== "manager") return Deno.pid;
+    const region = this.#region ?? this.#manager?.region;
+    if (!region || !Number.isInteger(workerId) || workerId < 0 || workerId >= region.workerNum) {
+      return -1;
+    }
+    return region.status(workerId) === WorkerStatus.exited ? -1 : region.pid(workerId);
+  }
+
+  /**
+   * Swoole's status of worker `workerId` (default: this worker): 1 busy, 2 idle, 3 exited; -1
+   * for no such worker.
+   */
+  getWorkerStatus(workerId = this.getWorkerId()): number {
+    const region = this.#region ?? this.#manager?.region;
+    if (!region) return workerId === 0 && this.#role.kind === "single" ? WorkerStatus.idle : -1;
+    if (!Number.isInteger(workerId) || workerId < 0 || workerId >= region.workerNum) return -1;
+    return region.status(workerId);
   }
 
   /** The manager's pid, or -1 when there is none (one worker). */
@@ -406,6 +424,15 @@ export class Server {
         );}
       this.#port = port[0];
       this.#mapChannel();
+      if (role.kind === "worker") {
+        // Count into this worker's slot of the tree's region, where every process reads.
+        this.#region = Region.map(role.regionFd);
+        this.#region.adopt(role.workerId);
+        unwrap(
+          lib.zg_server_use_region(this.#handle, this.#region.pointer, role.workerId),
+          "use the shared region",
+        );
+      }
       unwrap(lib.zg_server_start(this.#handle, o.inlineReactor ? 1 : 0), "start the reactor");
     } catch (error) {
       lib.zg_server_destroy(this.#handle);
@@ -523,6 +550,7 @@ export class Server {
     if (pos === tail) return 0;
     let handled = 0;
     this.#inBatch = true;
+    this.#region?.setStatus(this.getWorkerId(), WorkerStatus.busy);
     try {
       while (pos !== tail) {
         const at = this.#inBase + (pos & this.#mask);
@@ -537,6 +565,14 @@ export class Server {
     } finally {
       this.#readPos = pos;
       this.#inBatch = false;
+      this.#region?.setStatus(this.getWorkerId(), WorkerStatus.idle);
+      this.#region?.publish(
+        this.getWorkerId(),
+        this.#requestCount,
+        this.#responseCount,
+        this.#dispatchCount,
+        this.#callbackErrors,
+      );
       Atomics.store(u32, this.#inHead, pos);
       if (
         Atomics.load(u32, this.#inProducerWaiting) === 1 &&
@@ -772,6 +808,8 @@ export class Server {
   /** Server counters (Swoole's `stats()` fields in camelCase). */
   stats(): ServerStats {
     if (this.#finalStats) return { ...this.#finalStats };
+    const region = this.#region ?? this.#manager?.region;
+    if (region) return this.#treeStats(region);
     const native: Record<string, number> = {};
     statsFields.forEach((name, i) => {
       native[name] = this.#stats ? Number(Atomics.load(this.#stats, i)) : 0;
@@ -786,6 +824,34 @@ export class Server {
       workerResponseCount: this.#responseCount,
       workerDispatchCount: this.#dispatchCount,
       callbackErrorCount: this.#callbackErrors,
+    };
+  }
+
+  /** With several workers: every worker's slot summed; `worker*` fields are this worker's. */
+  #treeStats(region: Region): ServerStats {
+    const total: Record<string, number> = {};
+    let idle = 0;
+    let startTime = Infinity;
+    let sessionRound = 0;
+    for (let id = 0; id < region.workerNum; id++) {
+      const counters = region.counters(id);
+      for (const [name, value] of Object.entries(counters)) {
+        total[name] = (total[name] ?? 0) + value;
+      }
+      if (counters.startTime > 0) startTime = Math.min(startTime, counters.startTime);
+      if (region.status(id) === WorkerStatus.idle) idle++;
+      sessionRound = Math.max(sessionRound, counters.sessionRound);
+    }
+    const own = this.getWorkerId() >= 0 ? region.counters(this.getWorkerId()) : undefined;
+    return {
+      ...(total as unknown as ServerStats),
+      startTime: startTime === Infinity ? 0 : startTime,
+      sessionRound,
+      workerNum: region.workerNum,
+      idleWorkerNum: idle,
+      workerRequestCount: own?.requestCount ?? 0,
+      workerResponseCount: own?.responseCount ?? 0,
+      workerDispatchCount: own?.workerDispatchCount ?? 0,
     };
   }
 

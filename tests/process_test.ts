@@ -158,3 +158,27 @@ Deno.test("four workers start and serve; the time from launch to the first serve
     ),
   );
 });
+
+Deno.test("every worker sees the tree's worker table and summed stats() through the shared region", async () => {
+  await using server = await startFixture({ workerNum: 3, enableReusePort: true });
+  const starts = await Promise.all(
+    [0, 1, 2].map((id) =>
+      server.waitFor((e) => e.event === "workerStart" && e.workerId === id, `worker ${id}`)
+    ),
+  );
+  const conns = await Promise.all(Array.from({ length: 12 }, () => connect(server.port)));
+  try {
+    for (const c of conns) await command(c, "!whoami");
+    const answer = await command(conns[0], "!pids") as { pids: number[]; statuses: number[] };
+    assert.deepEqual(answer.pids, starts.map((e) => e.pid));
+    assert.ok(answer.statuses.every((s) => s === 1 || s === 2), `statuses ${answer.statuses}`);
+    const stats = await command(conns[1], "!stats");
+    assert.equal(stats.workerNum, 3);
+    assert.equal(stats.acceptCount, 12, "connections accepted by every worker, summed");
+    assert.equal(stats.connectionNum, 12);
+    assert.ok((stats.requestCount as number) >= 13);
+    assert.ok((stats.workerRequestCount as number) <= (stats.requestCount as number));
+  } finally {
+    for (const c of conns) c.close();
+  }
+});

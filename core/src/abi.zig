@@ -166,6 +166,34 @@ pub const ServerConfig = extern struct {
     log_level: u32,
 };
 
+/// The region every process of a tree maps (created by the manager, passed down as an fd):
+/// this header, then one `WorkerSlot` per worker at `region_slots_offset`.
+pub const RegionHeader = extern struct {
+    magic: u32,
+    worker_num: u32,
+    manager_pid: i32,
+    _pad: u32 = 0,
+    /// Unix time in seconds when the manager started.
+    start_time: u64,
+};
+pub const region_magic: u32 = 0x5a475254; // "ZGRT"
+pub const region_slots_offset = 64;
+
+/// One worker's entry in the region. Written by that worker (and its pid and status by the
+/// manager); read by every process for `stats()` and `getWorkerPid`.
+pub const WorkerSlot = extern struct {
+    pid: i32,
+    /// Swoole's worker status: 0 not started, 1 busy, 2 idle, 3 exited.
+    status: u32,
+    /// Counters the worker's JavaScript keeps, published once per batch.
+    request_count: f64,
+    response_count: f64,
+    dispatch_count: f64,
+    callback_error_count: f64,
+    /// The worker's reactor counts here (instead of in its channel).
+    stats: Stats,
+};
+
 /// One child exit, as `zg_supervisor_wait` reports it.
 pub const ChildExit = extern struct {
     /// The child's slot (the worker id it was spawned under).
@@ -211,9 +239,14 @@ pub fn layout() [layout_len]u32 {
         @sizeOf(ServerConfig),
         record_align,
         @sizeOf(ChildExit),
+        @sizeOf(RegionHeader),
+        region_slots_offset,
+        @sizeOf(WorkerSlot),
+        @offsetOf(WorkerSlot, "request_count"),
+        @offsetOf(WorkerSlot, "stats"),
     };
 }
-pub const layout_len = 26;
+pub const layout_len = 31;
 
 comptime {
     assert(@sizeOf(RecordHeader) == 16);
@@ -223,4 +256,6 @@ comptime {
     assert(@sizeOf(ClientInfo) == 104);
     assert(@sizeOf(ServerConfig) == 24);
     assert(@sizeOf(ChildExit) == 16);
+    assert(@sizeOf(RegionHeader) <= region_slots_offset);
+    assert(@sizeOf(WorkerSlot) % 8 == 0);
 }

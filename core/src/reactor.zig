@@ -86,6 +86,8 @@ pub const Reactor = struct {
     waiting_for_room: bool = false,
     thread: ?std.Thread = null,
     started: bool = false,
+    /// Where the counters go: the worker's slot in the tree's region, or (null) the channel.
+    stats_block: ?*abi.Stats = null,
     shutdown_requested: u32 = 0,
     phase: Phase = .running,
     shutdown_record_sent: bool = false,
@@ -188,7 +190,7 @@ pub const Reactor = struct {
     }
 
     fn stats(r: *Reactor) *abi.Stats {
-        return &r.channel.header.stats;
+        return r.stats_block orelse &r.channel.header.stats;
     }
 
     fn count(r: *Reactor, comptime field: []const u8, delta: u64) void {

@@ -6,6 +6,7 @@ const abi = @import("abi.zig");
 const reactor = @import("reactor.zig");
 const listen = @import("listen.zig");
 const spawn = @import("spawn.zig");
+const shm = @import("shm.zig");
 const Reactor = reactor.Reactor;
 const Status = abi.Status;
 
@@ -148,6 +149,36 @@ export fn zg_listen(host_ptr: [*]const u8, host_len: usize, port: u32, backlog: 
 
 export fn zg_close_fd(fd: i32) Status {
     std.posix.close(fd);
+    return .ok;
+}
+
+/// Creates the tree's shared region (manager). It stays mapped for the life of the process.
+export fn zg_region_create(worker_num: u32, manager_pid: i32, out_fd: *i32, out_ptr: *[*]u8, out_len: *usize) Status {
+    last_errno = 0;
+    const region = shm.Region.create(worker_num, manager_pid) catch |err| return statusOf(err);
+    out_fd.* = region.fd;
+    out_ptr.* = region.memory.ptr;
+    out_len.* = region.memory.len;
+    return .ok;
+}
+
+/// Maps the region a worker inherited. It stays mapped for the life of the process.
+export fn zg_region_map(fd: i32, out_ptr: *[*]u8, out_len: *usize) Status {
+    last_errno = 0;
+    const memory = shm.Region.map(fd) catch |err| return statusOf(err);
+    out_ptr.* = memory.ptr;
+    out_len.* = memory.len;
+    return .ok;
+}
+
+/// Before start: count into worker `worker_id`'s slot of the region at `region`.
+export fn zg_server_use_region(r: *Reactor, region: [*]u8, worker_id: u32) Status {
+    if (r.started) return .bad_state;
+    const header: *const abi.RegionHeader = @ptrCast(@alignCast(region));
+    if (header.magic != abi.region_magic) return .invalid_argument;
+    const len = shm.Region.size(header.worker_num);
+    const slot = shm.Region.slot(region[0..len], worker_id) orelse return .invalid_argument;
+    r.stats_block = &slot.stats;
     return .ok;
 }
 

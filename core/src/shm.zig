@@ -70,3 +70,53 @@ test "shm: a channel maps zeroed control blocks and two disjoint ring areas" {
     try std.testing.expect(@intFromPtr(in.ptr) + in.len == @intFromPtr(out.ptr));
     try std.testing.expectEqual(@as(usize, 64 * 1024), out.len);
 }
+
+/// The tree's shared region (see `abi.RegionHeader`), mapped for the life of the process.
+pub const Region = struct {
+    pub fn size(worker_num: u32) usize {
+        return abi.region_slots_offset + @as(usize, worker_num) * @sizeOf(abi.WorkerSlot);
+    }
+
+    /// Creates it (in the manager); returns the fd to pass down and the mapping.
+    pub fn create(worker_num: u32, manager_pid: i32) !struct { fd: i32, memory: []align(std.heap.page_size_min) u8 } {
+        if (worker_num == 0 or worker_num > 1024) return error.InvalidArgument;
+        const fd = try posix.memfd_create("ziggurat-region", linux.MFD.CLOEXEC);
+        errdefer posix.close(fd);
+        try posix.ftruncate(fd, size(worker_num));
+        const memory = try posix.mmap(null, size(worker_num), posix.PROT.READ | posix.PROT.WRITE, .{ .TYPE = .SHARED }, fd, 0);
+        const header: *abi.RegionHeader = @ptrCast(memory.ptr);
+        header.* = .{ .magic = abi.region_magic, .worker_num = worker_num, .manager_pid = manager_pid, .start_time = @intCast(std.time.timestamp()) };
+        return .{ .fd = fd, .memory = memory };
+    }
+
+    /// Maps an inherited region (in a worker), after checking what it holds.
+    pub fn map(fd: i32) ![]align(std.heap.page_size_min) u8 {
+        const stat = try posix.fstat(fd);
+        const len: usize = @intCast(stat.size);
+        if (len < abi.region_slots_offset) return error.InvalidArgument;
+        const memory = try posix.mmap(null, len, posix.PROT.READ | posix.PROT.WRITE, .{ .TYPE = .SHARED }, fd, 0);
+        const header: *const abi.RegionHeader = @ptrCast(memory.ptr);
+        if (header.magic != abi.region_magic or size(header.worker_num) != len) {
+            posix.munmap(memory);
+            return error.InvalidArgument;
+        }
+        return memory;
+    }
+
+    pub fn slot(memory: []u8, worker_id: u32) ?*abi.WorkerSlot {
+        const header: *const abi.RegionHeader = @ptrCast(@alignCast(memory.ptr));
+        if (worker_id >= header.worker_num) return null;
+        return @ptrCast(@alignCast(&memory[abi.region_slots_offset + worker_id * @sizeOf(abi.WorkerSlot)]));
+    }
+};
+
+test "shm: a region created under one mapping reads the same through a second" {
+    const created = try Region.create(3, 1234);
+    defer posix.close(created.fd);
+    defer posix.munmap(created.memory);
+    Region.slot(created.memory, 2).?.pid = 77;
+    const again = try Region.map(created.fd);
+    defer posix.munmap(again);
+    try std.testing.expectEqual(@as(i32, 77), Region.slot(again, 2).?.pid);
+    try std.testing.expect(Region.slot(again, 3) == null);
+}

@@ -75,6 +75,11 @@ export const layout = {
   serverConfigSize: 24,
   recordAlign: 16,
   childExitSize: 16,
+  regionHeaderSize: 24,
+  regionSlotsOffset: 64,
+  workerSlotSize: 136,
+  workerSlotRequestCount: 8,
+  workerSlotStats: 40,
 } as const;
 
 /** `abi.Stats` fields in declaration order (each a u64). */

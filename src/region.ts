@@ -1,0 +1,125 @@
+/**
+ * The tree's shared region: one slot per worker with its pid, status and counters, mapped by
+ * the manager and every worker (see `abi.RegionHeader` and `abi.WorkerSlot`). `stats()` and
+ * `getWorkerPid()` read it from any process.
+ * @module
+ */
+
+import { library, unwrap } from "./_ffi/library.ts";
+import { layout, statsFields } from "./_ffi/layout.ts";
+
+/** Swoole's worker status values. */
+export const WorkerStatus = { notStarted: 0, busy: 1, idle: 2, exited: 3 } as const;
+
+export class Region {
+  /** The mapping, for `zg_server_use_region`. */
+  readonly pointer: Deno.PointerObject;
+  /** The memfd to pass to workers (the manager's), or -1. */
+  readonly fd: number;
+  readonly workerNum: number;
+  #i32: Int32Array;
+  #f64: Float64Array;
+  #u64: BigUint64Array;
+  #base = [0, 0, 0, 0];
+
+  private constructor(pointer: Deno.PointerObject, length: number, fd: number) {
+    this.pointer = pointer;
+    this.fd = fd;
+    const memory = Deno.UnsafePointerView.getArrayBuffer(pointer, length);
+    this.#i32 = new Int32Array(memory);
+    this.#f64 = new Float64Array(memory);
+    this.#u64 = new BigUint64Array(memory);
+    this.workerNum = this.#i32[1];
+  }
+
+  /** Creates the region (the manager). */
+  static create(workerNum: number): Region {
+    const fd = new Int32Array(1);
+    const ptr = new BigUint64Array(1);
+    const len = new BigUint64Array(1);
+    unwrap(
+      library().zg_region_create(workerNum, Deno.pid, fd, ptr, len),
+      "create the shared region",
+    );
+    return new Region(Deno.UnsafePointer.create(ptr[0])!, Number(len[0]), fd[0]);
+  }
+
+  /** Maps the region inherited as `fd` (a worker). */
+  static map(fd: number): Region {
+    const ptr = new BigUint64Array(1);
+    const len = new BigUint64Array(1);
+    unwrap(library().zg_region_map(fd, ptr, len), "map the shared region");
+    return new Region(Deno.UnsafePointer.create(ptr[0])!, Number(len[0]), -1);
+  }
+
+  #slot(workerId: number): number {
+    return layout.regionSlotsOffset + workerId * layout.workerSlotSize;
+  }
+
+  pid(workerId: number): number {
+    return Atomics.load(this.#i32, this.#slot(workerId) / 4);
+  }
+
+  status(workerId: number): number {
+    return Atomics.load(this.#i32, this.#slot(workerId) / 4 + 1);
+  }
+
+  setWorker(workerId: number, pid: number, status: number): void {
+    Atomics.store(this.#i32, this.#slot(workerId) / 4, pid);
+    Atomics.store(this.#i32, this.#slot(workerId) / 4 + 1, status);
+  }
+
+  setStatus(workerId: number, status: number): void {
+    Atomics.store(this.#i32, this.#slot(workerId) / 4 + 1, status);
+  }
+
+  /** Publishes a worker's JavaScript counters (the worker is their only writer). */
+  publish(
+    workerId: number,
+    request: number,
+    response: number,
+    dispatch: number,
+    callbackErrors: number,
+  ): void {
+    const at = (this.#slot(workerId) + layout.workerSlotRequestCount) / 8;
+    const base = this.#base;
+    this.#f64[at] = base[0] + request;
+    this.#f64[at + 1] = base[1] + response;
+    this.#f64[at + 2] = base[2] + dispatch;
+    this.#f64[at + 3] = base[3] + callbackErrors;
+  }
+
+  /**
+   * A respawned worker adds to what its predecessors under the same id counted, so totals
+   * survive respawns: call once before the first `publish`.
+   */
+  adopt(workerId: number): void {
+    const at = (this.#slot(workerId) + layout.workerSlotRequestCount) / 8;
+    this.#base = [this.#f64[at], this.#f64[at + 1], this.#f64[at + 2], this.#f64[at + 3]];
+  }
+
+  /**
+   * After a worker exits: its open connections and queued bytes went with it. (The counters of
+   * what it did stay in the totals.)
+   */
+  clearGauges(workerId: number): void {
+    const stats = (this.#slot(workerId) + layout.workerSlotStats) / 8;
+    Atomics.store(this.#u64, stats + statsFields.indexOf("connectionNum"), 0n);
+    Atomics.store(this.#u64, stats + statsFields.indexOf("sendQueuedBytes"), 0n);
+  }
+
+  /** One worker's counters: the reactor's (statsFields) and the JavaScript ones. */
+  counters(workerId: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    const stats = (this.#slot(workerId) + layout.workerSlotStats) / 8;
+    statsFields.forEach((name, i) => {
+      out[name] = Number(Atomics.load(this.#u64, stats + i));
+    });
+    const at = (this.#slot(workerId) + layout.workerSlotRequestCount) / 8;
+    out.requestCount = this.#f64[at];
+    out.responseCount = this.#f64[at + 1];
+    out.workerDispatchCount = this.#f64[at + 2];
+    out.callbackErrorCount = this.#f64[at + 3];
+    return out;
+  }
+}
