@@ -10,7 +10,7 @@ import type { Library } from "./_ffi/library.ts";
 import { layout, ListenFlag } from "./_ffi/layout.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { Logger } from "./log.ts";
-import { env, ownCommandLine } from "./role.ts";
+import { env, ownCommandLine, serverKey } from "./role.ts";
 import { Region, WorkerStatus } from "./region.ts";
 
 const encoder = new TextEncoder();
@@ -45,6 +45,8 @@ export class Manager {
   #stopping = false;
   #killAt = 0;
   #region: Region | undefined;
+  /** The command line workers run (checked once, before anything is bound). */
+  #argv: string[] = [];
 
   constructor(host: ManagerHost) {
     this.#host = host;
@@ -53,6 +55,7 @@ export class Manager {
   /** Binds, spawns the workers and supervises them until `stop()`; then cleans up. */
   async run(): Promise<void> {
     this.#lib = library();
+    this.#argv = ownCommandLine();
     this.#bind();
     this.#region = Region.create(this.#host.options.workerNum);
     const handle = new BigUint64Array(1);
@@ -60,12 +63,24 @@ export class Manager {
     this.#supervisor = Deno.UnsafePointer.create(handle[0]);
     try {
       this.#host.call("managerStart", []);
-      for (let id = 0; id < this.#host.options.workerNum; id++) this.#spawn(id);
+      try {
+        // shutdown() in managerStart stops the tree before it grows.
+        for (let id = 0; id < this.#host.options.workerNum && !this.#stopping; id++) {
+          this.#spawn(id);
+        }
+      } catch (error) {
+        // Take down the workers already running, then report.
+        this.#stopping = true;
+        this.#killAt = performance.now();
+        await this.#supervise();
+        throw error;
+      }
       await this.#supervise();
       this.#host.call("managerStop", []);
     } finally {
       this.#lib.zg_supervisor_destroy(this.#supervisor);
       this.#supervisor = null;
+      // The listening socket, or with reuse port the bound-only socket holding the port.
       if (this.#listenFd >= 0) this.#lib.zg_close_fd(this.#listenFd);
       this.#listenFd = -1;
       // The region stays mapped (stats() still reads it); its fd is no longer passed on.
@@ -99,8 +114,11 @@ export class Manager {
     const host = encoder.encode(o.host);
     const fd = new Int32Array(1);
     const port = new Uint32Array(1);
+    // With reuse port each worker binds its own socket; the manager's stays bound but does
+    // not listen, so it holds the port (between a worker's death and its respawn too) and
+    // takes no connections.
     const flags = (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
-      (o.enableReusePort ? ListenFlag.reusePort : 0);
+      (o.enableReusePort ? ListenFlag.reusePort | ListenFlag.bindOnly : 0);
     const where = o.host.includes(":") ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
     unwrap(
       this.#lib.zg_listen(host, BigInt(host.length), o.port, o.backlog, flags, fd, port),
@@ -108,32 +126,27 @@ export class Manager {
     );
     this.#port = port[0];
     this.#host.setPort(this.#port);
-    if (o.enableReusePort) {
-      // Each worker binds its own socket to this port; a socket nobody accepts on would take
-      // its share of the connections, so the manager's only reserved the port.
-      this.#lib.zg_close_fd(fd[0]);
-    } else {
-      this.#listenFd = fd[0];
-    }
+    this.#listenFd = fd[0];
   }
 
   #spawn(id: number) {
-    const argv = ownCommandLine();
+    const argv = this.#argv;
+    const o = this.#host.options;
+    const shareSocket = !o.enableReusePort;
+    // The child gets the region as fd 3 and the listening socket as fd 4 (spawn.zig).
     const vars: Record<string, string> = {
       ...Deno.env.toObject(),
       [env.role]: "worker",
       [env.workerId]: String(id),
       [env.managerPid]: String(Deno.pid),
-      [env.listenFd]: String(this.#listenFd),
+      [env.listenFd]: shareSocket ? "4" : "-1",
       [env.port]: String(this.#port),
-      [env.regionFd]: String(this.#region!.fd),
+      [env.regionFd]: "3",
+      [env.server]: serverKey(o.host, o.port, o.workerNum),
     };
     const argvBytes = encoder.encode(argv.map((a) => a + "\0").join(""));
     const envBytes = encoder.encode(Object.entries(vars).map(([k, v]) => `${k}=${v}\0`).join(""));
-    const fds = new Int32Array([
-      this.#region!.fd,
-      ...(this.#listenFd >= 0 ? [this.#listenFd] : []),
-    ]);
+    const fds = new Int32Array([this.#region!.fd, ...(shareSocket ? [this.#listenFd] : [])]);
     const pid = new Int32Array(1);
     unwrap(
       this.#lib.zg_supervisor_spawn(
@@ -183,19 +196,31 @@ export class Manager {
   }
 
   async #respawn(id: number, pid: number, code: number, signal: number, startedAt: number) {
-    const abnormal = code !== 0;
-    if (abnormal) {
+    if (code !== 0) {
       this.#host.log.warning(
         `worker ${id} (pid ${pid}) exited abnormally: code ${code}, signal ${signal}; respawning it`,
       );
       this.#host.call("workerError", [id, pid, code, signal]);
+    } else {
+      this.#host.log.warning(`worker ${id} (pid ${pid}) exited on its own (code 0); respawning it`);
     }
-    const lived = performance.now() - startedAt;
-    if (lived < crashLoopMs) {
-      // A worker that dies at once would otherwise be respawned in a tight loop.
-      await new Promise((resolve) => setTimeout(resolve, crashLoopMs - lived));
-      if (this.#stopping) return;
+    let lived = performance.now() - startedAt;
+    while (!this.#stopping) {
+      if (lived < crashLoopMs) {
+        // A worker that dies at once would otherwise be respawned in a tight loop.
+        await new Promise((resolve) => setTimeout(resolve, crashLoopMs - lived));
+        if (this.#stopping) return;
+      }
+      try {
+        this.#spawn(id);
+        return;
+      } catch (error) {
+        this.#host.log.error(
+          `cannot respawn worker ${id}; trying again in ${crashLoopMs} ms`,
+          error,
+        );
+        lived = 0;
+      }
     }
-    this.#spawn(id);
   }
 }

@@ -13,6 +13,8 @@ export const env = {
   listenFd: "ZIGGURAT_LISTEN_FD",
   port: "ZIGGURAT_PORT",
   regionFd: "ZIGGURAT_REGION_FD",
+  /** Which server of the script the worker role is for: `host|port|workerNum` as configured. */
+  server: "ZIGGURAT_SERVER",
 } as const;
 
 export type Role =
@@ -32,9 +34,18 @@ export type Role =
     regionFd: number;
   };
 
-/** The role of this process for a server with `workerNum` workers. */
-export function currentRole(workerNum: number): Role {
-  if (Deno.env.get(env.role) === "worker") {
+/** The key that matches a worker's role to the server of the script it is for. */
+export function serverKey(host: string, port: number, workerNum: number): string {
+  return `${host}|${port}|${workerNum}`;
+}
+
+/**
+ * The role of this process for a server configured with `key` (see `serverKey`). A worker's
+ * role goes to the one server it was spawned for, once; the variables are then removed, so
+ * other servers of the script, and this process's own children, see none of them.
+ */
+export function currentRole(workerNum: number, key: string): Role {
+  if (Deno.env.get(env.role) === "worker" && Deno.env.get(env.server) === key) {
     const number = (name: string) => {
       const value = Number(Deno.env.get(name));
       if (!Number.isInteger(value)) {
@@ -44,7 +55,7 @@ export function currentRole(workerNum: number): Role {
       }
       return value;
     };
-    return {
+    const role: Role = {
       kind: "worker",
       workerId: number(env.workerId),
       managerPid: number(env.managerPid),
@@ -52,15 +63,42 @@ export function currentRole(workerNum: number): Role {
       port: number(env.port),
       regionFd: number(env.regionFd),
     };
+    for (const name of Object.values(env)) Deno.env.delete(name);
+    return role;
   }
   return workerNum > 1 ? { kind: "manager" } : { kind: "single" };
 }
 
-/** This process's own command line, to run the same entry module with the same flags. */
+const runnable =
+  "with workerNum > 1 the server must be started as `deno run [flags] <file> [args]` " +
+  "(each worker runs the same command line)";
+
+/**
+ * This process's own command line, to run the same entry module with the same flags. Throws
+ * when it is not `deno run … <file>`: `deno test` would run the tests again in every worker,
+ * and a script from stdin cannot be read twice.
+ */
 export function ownCommandLine(): string[] {
   const raw = Deno.readFileSync("/proc/self/cmdline");
   const args = new TextDecoder().decode(raw).split("\0");
   if (args.at(-1) === "") args.pop();
+  const main = new URL(Deno.mainModule);
+  const mainPath = main.protocol === "file:" ? main.pathname : "";
+  const isFile = mainPath !== "" && (() => {
+    try {
+      return Deno.statSync(mainPath).isFile;
+    } catch {
+      return false;
+    }
+  })();
+  // `deno run … file` or the short form `deno file`.
+  const shortForm = args[1] !== undefined && !args[1].startsWith("-") &&
+    new URL(args[1], `file://${Deno.cwd()}/`).pathname === mainPath;
+  if (!isFile || (args[1] !== "run" && !shortForm)) {
+    throw new TypeError(
+      `Cannot start the workers: ${runnable}; this process is \`${args.join(" ")}\``,
+    );
+  }
   args[0] = Deno.execPath();
   return args;
 }

@@ -23,7 +23,7 @@ import { errnoName, ErrorCode } from "./errors.ts";
 import { Logger } from "./log.ts";
 import { resolveOptions } from "./options.ts";
 import { Manager } from "./manager.ts";
-import { currentRole } from "./role.ts";
+import { currentRole, serverKey } from "./role.ts";
 import type { Role } from "./role.ts";
 import { Region, WorkerStatus } from "./region.ts";
 import type { ResolvedOptions, ServerOptions } from "./options.ts";
@@ -223,7 +223,8 @@ export class Server {
   /** Creates a server; nothing is bound until `start()`. Throws on invalid options. */
   constructor(options: ServerOptions = {}) {
     this.options = Object.freeze(resolveOptions(options));
-    this.#role = currentRole(this.options.workerNum);
+    const o = this.options;
+    this.#role = currentRole(o.workerNum, serverKey(o.host, o.port, o.workerNum));
     const who = this.#role.kind === "manager"
       ? "manager"
       : `worker#${this.#role.kind === "worker" ? this.#role.workerId : 0}`;
@@ -678,7 +679,7 @@ export class Server {
    * or closing, its output buffer is over `socketBufferSize`, or `data` is empty.
    */
   send(sessionId: number, data: Uint8Array | string): boolean {
-    if (this.#state !== "running" && this.#state !== "stopping") {
+    if (this.#handle === null || (this.#state !== "running" && this.#state !== "stopping")) {
       this.#lastError = ErrorCode.serverNotRunning;
       return false;
     }
@@ -738,7 +739,9 @@ export class Server {
    * already closing.
    */
   close(sessionId: number, reset = false): boolean {
-    if (this.#state !== "running" && this.#state !== "stopping") return false;
+    if (this.#handle === null || (this.#state !== "running" && this.#state !== "stopping")) {
+      return false;
+    }
     // After the peer's EOF the server closes the session itself (once `close` has run), so
     // only an open session can be closed here.
     const state = this.#sessionState(sessionId) & 0xff;
@@ -754,7 +757,9 @@ export class Server {
 
   /** Whether the session is open (and not closing). */
   exists(sessionId: number): boolean {
-    if (this.#state !== "running" && this.#state !== "stopping") return false;
+    if (this.#handle === null || (this.#state !== "running" && this.#state !== "stopping")) {
+      return false;
+    }
     return (this.#sessionState(sessionId) & 0xff) === SessionState.open;
   }
 
@@ -874,6 +879,7 @@ export class Server {
 
   /** Stops this process's part: the manager its workers, a worker itself. */
   #stop(): void {
+    if (this.#state === "stopped" || this.#state === "new") return;
     if (this.#manager) {
       if (this.#state === "running") {
         this.#call("beforeShutdown", -1, () => this.#callbacks.beforeShutdown?.(this));

@@ -182,3 +182,32 @@ Deno.test("every worker sees the tree's worker table and summed stats() through 
     for (const c of conns) c.close();
   }
 });
+
+Deno.test("with enableReusePort the manager holds the port while no worker listens", async () => {
+  await using server = await startFixture({ workerNum: 2, enableReusePort: true });
+  await server.waitFor((e) => e.event === "workerStart" && e.workerId === 1, "worker 1");
+  // Another program (without SO_REUSEPORT) cannot take the port from the tree.
+  assert.throws(
+    () => Deno.listen({ hostname: "127.0.0.1", port: server.port }),
+    Deno.errors.AddrInUse,
+  );
+});
+
+Deno.test("workerNum > 1 refuses a launch its workers could not repeat (deno eval)", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `import { Server } from "${new URL("../mod.ts", import.meta.url)}";
+       const s = new Server({ host: "127.0.0.1", port: 0, workerNum: 2 });
+       s.on("receive", () => {});
+       try { await s.start(); } catch (e) { console.log(e.name + ": " + e.message); }`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const { stdout } = await child.output();
+  assert.match(
+    new TextDecoder().decode(stdout),
+    /TypeError: Cannot start the workers: with workerNum > 1 the server must be started as `deno run/,
+  );
+});

@@ -208,6 +208,8 @@ pub const ChildExit = extern struct {
 pub const listen_flag_ipv6_only: u32 = 1;
 pub const listen_flag_reuse_port: u32 = 2;
 pub const listen_flag_tcp_nodelay: u32 = 4;
+/// Bind without listening (reserve the port).
+pub const listen_flag_bind_only: u32 = 8;
 
 /// The offsets TypeScript checks its mirror against; `zg_layout` writes them as u32s in this
 /// order. Append only.

@@ -32,10 +32,17 @@ pub fn tcp(host: []const u8, port: u16, backlog: u31, flags: u32, errno_out: *i3
             else => error.OsError,
         };
     };
+    // Bound but not listening: holds the port (for SO_REUSEPORT workers) and takes no
+    // connections.
+    if (flags & abi.listen_flag_bind_only != 0) return boundOf(fd, family);
     posix.listen(fd, backlog) catch |err| {
         errno_out.* = @intFromEnum(errnoOf(err));
         return if (err == error.AddressInUse) error.AddrInUse else error.OsError;
     };
+    return boundOf(fd, family);
+}
+
+fn boundOf(fd: i32, family: u32) Error!Bound {
     var bound: std.net.Address = undefined;
     var len: posix.socklen_t = @sizeOf(std.net.Address);
     posix.getsockname(fd, &bound.any, &len) catch return error.OsError;

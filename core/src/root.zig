@@ -202,7 +202,8 @@ export fn zg_supervisor_destroy(s: *spawn.Supervisor) Status {
 }
 
 /// Spawns a child under `slot`. `argv` and `env` are NUL-terminated strings back to back
-/// (argv[0] is the executable's path); `fds` are u32 fd numbers the child keeps.
+/// (argv[0] is the executable's path); the child gets `fds[i]` as fd 3 + i and no other fd
+/// beyond stdin, stdout and stderr.
 export fn zg_supervisor_spawn(s: *spawn.Supervisor, slot: u32, argv_ptr: [*]const u8, argv_len: usize, env_ptr: [*]const u8, env_len: usize, fds_ptr: [*]const i32, fds_len: u32, out_pid: *i32) Status {
     last_errno = 0;
     const argv = splitStrings(argv_ptr[0..argv_len]) catch return .out_of_memory;
@@ -210,7 +211,7 @@ export fn zg_supervisor_spawn(s: *spawn.Supervisor, slot: u32, argv_ptr: [*]cons
     const env = splitStrings(env_ptr[0..env_len]) catch return .out_of_memory;
     defer allocator.free(env);
     if (argv.len == 0) return .invalid_argument;
-    out_pid.* = s.spawn(slot, argv.ptr, env.ptr, fds_ptr[0..fds_len]) catch |err| switch (err) {
+    out_pid.* = s.spawn(slot, argv.ptr, env.ptr, fds_ptr[0..fds_len], &last_errno) catch |err| switch (err) {
         error.BadState => return .bad_state,
         error.InvalidArgument => return .invalid_argument,
         error.OutOfMemory => return .out_of_memory,

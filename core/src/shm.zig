@@ -91,6 +91,8 @@ pub const Region = struct {
 
     /// Maps an inherited region (in a worker), after checking what it holds.
     pub fn map(fd: i32) ![]align(std.heap.page_size_min) u8 {
+        // Inherited without close-on-exec; this process's own children must not get it.
+        _ = try posix.fcntl(fd, posix.F.SETFD, posix.FD_CLOEXEC);
         const stat = try posix.fstat(fd);
         const len: usize = @intCast(stat.size);
         if (len < abi.region_slots_offset) return error.InvalidArgument;

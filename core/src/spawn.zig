@@ -14,6 +14,11 @@ extern "c" fn posix_spawn(pid: *c.pid_t, path: [*:0]const u8, actions: ?*const F
 extern "c" fn posix_spawn_file_actions_init(actions: *FileActions) c_int;
 extern "c" fn posix_spawn_file_actions_destroy(actions: *FileActions) c_int;
 extern "c" fn posix_spawn_file_actions_adddup2(actions: *FileActions, fd: c_int, new_fd: c_int) c_int;
+extern "c" fn posix_spawn_file_actions_addclosefrom_np(actions: *FileActions, from: c_int) c_int;
+comptime {
+    // glibc's posix_spawn_file_actions_t on 64-bit Linux; other targets are not built.
+    assert(@sizeOf(usize) == 8);
+}
 
 pub const children_max = 1024;
 
@@ -25,6 +30,8 @@ const Child = struct { pid: i32 = 0, pidfd: i32 = -1 };
 /// Deno's blocking pool while the JS thread is parked, and only polls and reaps.
 pub const Supervisor = struct {
     children: [children_max]Child = [_]Child{.{}} ** children_max,
+    /// Guards `children`: `wait` reaps on a pool thread while the JS thread spawns and kills.
+    mutex: std.Thread.Mutex = .{},
     /// Written to wake `wait` (a respawn or shutdown changed what to watch).
     kick_fd: i32,
 
@@ -41,23 +48,38 @@ pub const Supervisor = struct {
         allocator.destroy(s);
     }
 
-    /// Spawns `argv` with `envp` under `slot`; `keep_fds` are passed to the child under the same
-    /// numbers (everything else close-on-exec stays closed).
-    pub fn spawn(s: *Supervisor, slot: u32, argv: [*:null]const ?[*:0]const u8, envp: [*:null]const ?[*:0]const u8, keep_fds: []const i32) !i32 {
-        if (slot >= children_max) return error.InvalidArgument;
+    /// Spawns `argv` with `envp` under `slot`. The child gets stdin, stdout and stderr, and
+    /// `keep_fds[i]` as fd `3 + i`; every other fd is closed in it, inherited or not.
+    /// On `error.SpawnFailed`, `errno_out` holds the reason.
+    pub fn spawn(s: *Supervisor, slot: u32, argv: [*:null]const ?[*:0]const u8, envp: [*:null]const ?[*:0]const u8, keep_fds: []const i32, errno_out: *i32) !i32 {
+        if (slot >= children_max or keep_fds.len > 16) return error.InvalidArgument;
+        s.mutex.lock();
+        defer s.mutex.unlock();
         if (s.children[slot].pid != 0) return error.BadState;
         var actions: FileActions = .{};
         if (posix_spawn_file_actions_init(&actions) != 0) return error.OutOfMemory;
         defer _ = posix_spawn_file_actions_destroy(&actions);
-        // dup2 of an fd onto itself clears FD_CLOEXEC in the child only.
-        for (keep_fds) |fd| {
-            if (posix_spawn_file_actions_adddup2(&actions, fd, fd) != 0) return error.OutOfMemory;
+        // Move the kept fds above all of them first, then down to 3, 4, …: no move clobbers
+        // a kept fd that has not moved yet. Then close everything from 3 + n up.
+        var top: i32 = 2;
+        for (keep_fds) |fd| top = @max(top, fd);
+        for (keep_fds, 0..) |fd, i| {
+            if (posix_spawn_file_actions_adddup2(&actions, fd, top + 1 + @as(i32, @intCast(i))) != 0) return error.OutOfMemory;
         }
+        for (keep_fds, 0..) |_, i| {
+            const at: i32 = @intCast(i);
+            if (posix_spawn_file_actions_adddup2(&actions, top + 1 + at, 3 + at) != 0) return error.OutOfMemory;
+        }
+        if (posix_spawn_file_actions_addclosefrom_np(&actions, 3 + @as(i32, @intCast(keep_fds.len))) != 0) return error.OutOfMemory;
         var pid: c.pid_t = 0;
         const rc = posix_spawn(&pid, argv[0].?, &actions, null, argv, envp);
-        if (rc != 0) return error.SpawnFailed;
+        if (rc != 0) {
+            errno_out.* = rc;
+            return error.SpawnFailed;
+        }
         const pidfd_rc: isize = @bitCast(linux.pidfd_open(pid, 0));
         if (pidfd_rc < 0) {
+            errno_out.* = @intCast(-pidfd_rc);
             _ = c.kill(pid, posix.SIG.KILL);
             _ = c.waitpid(pid, null, 0);
             return error.SpawnFailed;
@@ -68,7 +90,10 @@ pub const Supervisor = struct {
 
     /// Sends `signal` to the child in `slot`, if there is one.
     pub fn kill(s: *Supervisor, slot: u32, signal: u8) void {
-        if (slot >= children_max or s.children[slot].pidfd < 0) return;
+        if (slot >= children_max) return;
+        s.mutex.lock();
+        defer s.mutex.unlock();
+        if (s.children[slot].pidfd < 0) return;
         // Through the pidfd: never a recycled pid.
         _ = linux.pidfd_send_signal(s.children[slot].pidfd, signal, null, 0);
     }
@@ -84,14 +109,18 @@ pub const Supervisor = struct {
         var fds: [children_max + 1]posix.pollfd = undefined;
         var slots: [children_max]u32 = undefined;
         var n: usize = 0;
+        s.mutex.lock();
         for (&s.children, 0..) |*child, slot| {
             if (child.pidfd < 0) continue;
             fds[n] = .{ .fd = child.pidfd, .events = posix.POLL.IN, .revents = 0 };
             slots[n] = @intCast(slot);
             n += 1;
         }
+        s.mutex.unlock();
         fds[n] = .{ .fd = s.kick_fd, .events = posix.POLL.IN, .revents = 0 };
         _ = posix.poll(fds[0 .. n + 1], timeout_ms) catch return 0;
+        s.mutex.lock();
+        defer s.mutex.unlock();
         if (fds[n].revents != 0) {
             var value: u64 = 0;
             _ = c.read(s.kick_fd, @ptrCast(&value), 8);
@@ -101,7 +130,10 @@ pub const Supervisor = struct {
             if (pfd.revents == 0 or count == out.len) continue;
             const child = &s.children[slot];
             var status: c_int = 0;
-            if (c.waitpid(child.pid, &status, posix.W.NOHANG) != child.pid) continue;
+            const reaped = c.waitpid(child.pid, &status, posix.W.NOHANG);
+            if (reaped == 0) continue; // readable but not yet reapable: the next wait takes it
+            // reaped < 0 (ECHILD: someone else reaped it) frees the slot too, as "killed".
+            if (reaped < 0) status = posix.SIG.KILL;
             const st: u32 = @bitCast(status);
             out[count] = .{
                 .slot = slot,
@@ -137,11 +169,12 @@ test "spawn: a child's exit code and a killing signal are reported under its slo
     var s = try Supervisor.create(allocator);
     defer s.destroy(allocator);
     const env = [_:null]?[*:0]const u8{};
+    var errno: i32 = 0;
     const exit3 = [_:null]?[*:0]const u8{ "/bin/sh", "-c", "exit 3" };
     const sleeper = [_:null]?[*:0]const u8{ "/bin/sleep", "30" };
-    _ = try s.spawn(5, &exit3, &env, &.{});
-    const sleeper_pid = try s.spawn(7, &sleeper, &env, &.{});
-    try std.testing.expectError(error.BadState, s.spawn(7, &sleeper, &env, &.{}));
+    _ = try s.spawn(5, &exit3, &env, &.{}, &errno);
+    const sleeper_pid = try s.spawn(7, &sleeper, &env, &.{}, &errno);
+    try std.testing.expectError(error.BadState, s.spawn(7, &sleeper, &env, &.{}, &errno));
     var exits: [4]Exit = undefined;
     var got = s.wait(&exits, 5000);
     while (got == 0) got = s.wait(&exits, 5000);
@@ -154,19 +187,21 @@ test "spawn: a child's exit code and a killing signal are reported under its slo
     try std.testing.expectEqual(@as(u32, 0), s.running());
 }
 
-test "spawn: kept fds reach the child under the same number; others do not" {
+test "spawn: kept fds reach the child as 3, 4, …; no other fd does, inherited or not" {
     const allocator = std.testing.allocator;
     var s = try Supervisor.create(allocator);
     defer s.destroy(allocator);
-    const kept = try posix.eventfd(0, linux.EFD.CLOEXEC);
-    defer posix.close(kept);
-    const not_kept = try posix.eventfd(0, linux.EFD.CLOEXEC);
-    defer posix.close(not_kept);
-    var script_buffer: [200]u8 = undefined;
-    const script = try std.fmt.bufPrintZ(&script_buffer, "test -e /proc/self/fd/{d} && ! test -e /proc/self/fd/{d}", .{ kept, not_kept });
-    const argv = [_:null]?[*:0]const u8{ "/bin/sh", "-c", script.ptr };
+    const kept_a = try posix.eventfd(0, linux.EFD.CLOEXEC);
+    defer posix.close(kept_a);
+    const kept_b = try posix.eventfd(0, linux.EFD.CLOEXEC);
+    defer posix.close(kept_b);
+    const inheritable = try posix.eventfd(0, 0); // no close-on-exec
+    defer posix.close(inheritable);
+    // The child lists its fds: 0, 1, 2, 3, 4 and the one ls opens itself for the listing.
+    const argv = [_:null]?[*:0]const u8{ "/bin/sh", "-c", "test -e /proc/self/fd/4 && test $(ls /proc/self/fd | wc -l) -le 6 && ! test -e /proc/self/fd/5" };
     const env = [_:null]?[*:0]const u8{};
-    _ = try s.spawn(0, &argv, &env, &.{kept});
+    var errno: i32 = 0;
+    _ = try s.spawn(0, &argv, &env, &.{ kept_b, kept_a }, &errno);
     var exits: [1]Exit = undefined;
     while (s.wait(&exits, 5000) == 0) {}
     try std.testing.expectEqual(@as(i32, 0), exits[0].code);

@@ -36,7 +36,7 @@ export const PollFlag = { more: 1, stopped: 4 } as const;
 
 export const CloseFlag = { peerEof: 1, server: 2, error: 4 } as const;
 
-export const ListenFlag = { ipv6Only: 1, reusePort: 2, tcpNodelay: 4 } as const;
+export const ListenFlag = { ipv6Only: 1, reusePort: 2, tcpNodelay: 4, bindOnly: 8 } as const;
 
 /** Session states from `zg_session_state`. */
 export const SessionState = {
