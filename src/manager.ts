@@ -8,6 +8,7 @@
 import { library, unwrap } from "./_ffi/library.ts";
 import type { Library } from "./_ffi/library.ts";
 import { layout, ListenFlag } from "./_ffi/layout.ts";
+import { formatAddress } from "./options.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { Logger } from "./log.ts";
 import { env, ownCommandLine, serverKey } from "./role.ts";
@@ -104,11 +105,6 @@ export class Manager {
     return this.#region;
   }
 
-  /** Worker id → pid of the workers running now. */
-  get workerPids(): ReadonlyMap<number, number> {
-    return new Map([...this.#workers].map(([id, w]) => [id, w.pid]));
-  }
-
   #bind() {
     const o = this.#host.options;
     const host = encoder.encode(o.host);
@@ -119,7 +115,7 @@ export class Manager {
     // takes no connections.
     const flags = (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
       (o.enableReusePort ? ListenFlag.reusePort | ListenFlag.bindOnly : 0);
-    const where = o.host.includes(":") ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
+    const where = formatAddress(o.host, o.port);
     unwrap(
       this.#lib.zg_listen(host, BigInt(host.length), o.port, o.backlog, flags, fd, port),
       `listen on "${where}"`,

@@ -155,3 +155,8 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
 function withoutUndefined(options: ServerOptions): ServerOptions {
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
 }
+
+/** `host:port`, with an IPv6 host in brackets, as error messages name an address. */
+export function formatAddress(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}

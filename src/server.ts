@@ -21,7 +21,7 @@ import {
 } from "./_ffi/layout.ts";
 import { errnoName, ErrorCode } from "./errors.ts";
 import { Logger } from "./log.ts";
-import { resolveOptions } from "./options.ts";
+import { formatAddress, resolveOptions } from "./options.ts";
 import { Manager } from "./manager.ts";
 import { currentRole, serverKey } from "./role.ts";
 import type { Role } from "./role.ts";
@@ -404,7 +404,7 @@ export class Server {
       const flags = (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
         (o.enableReusePort ? ListenFlag.reusePort : 0) |
         (o.openTcpNodelay ? ListenFlag.tcpNodelay : 0);
-      const where = o.host.includes(":") ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
+      const where = formatAddress(o.host, o.port);
       const role = this.#role;
       if (role.kind === "worker" && role.listenFd >= 0) {
         unwrap(

@@ -31,7 +31,6 @@ const accept_pause_ms = 1000;
 pub const out_keep_bytes = 64 * 1024;
 
 pub const poll_more: u32 = 1;
-pub const poll_stopped: u32 = 4;
 
 const tag_session: u64 = 0;
 const session_events: u32 = linux.EPOLL.IN | linux.EPOLL.RDHUP | linux.EPOLL.ET;
@@ -226,7 +225,6 @@ pub const Reactor = struct {
         r.work();
         var flags: u32 = 0;
         if (r.hasWork()) flags |= poll_more;
-        if (r.phase == .stopped) flags |= poll_stopped;
         return flags;
     }
 

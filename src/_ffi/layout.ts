@@ -32,7 +32,7 @@ export const RecordType = {
 } as const;
 
 /** `reactor.poll_*`: what `zg_server_poll` returns. */
-export const PollFlag = { more: 1, stopped: 4 } as const;
+export const PollFlag = { more: 1 } as const;
 
 export const CloseFlag = { peerEof: 1, server: 2, error: 4 } as const;
 
