@@ -24,9 +24,11 @@ const crashLoopMs = 1000;
 export interface ManagerHost {
   readonly options: Readonly<ResolvedOptions>;
   readonly log: Logger;
-  /** Runs a callback of the server (logged if it throws). */
-  call(event: "managerStart" | "managerStop", args: []): void;
-  call(event: "workerError", args: [number, number, number, number]): void;
+  /**
+   * Runs a callback of the server with `args` after the server (logged if it throws):
+   * `workerError` gets `[workerId, workerPid, exitCode, signal]`, the others nothing.
+   */
+  call(event: "managerStart" | "managerStop" | "workerError", args: number[]): void;
   /** The bound port, once known. */
   setPort(port: number): void;
 }

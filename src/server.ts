@@ -360,27 +360,23 @@ export class Server {
     const manager = new Manager({
       options: this.options,
       log: this.#log,
-      call: (event: string, args: unknown[]) => {
-        const callback =
-          (this.#callbacks as Record<string, ((...a: unknown[]) => unknown) | undefined>)[event];
-        this.#call(event as ServerEvent, -1, () => callback?.(this, ...args));
+      call: (event, args) => {
+        const callback = this.#callbacks[event] as ((...a: unknown[]) => unknown) | undefined;
+        this.#call(event, -1, () => callback?.(this, ...args));
       },
-      setPort: (port: number) => {
+      setPort: (port) => {
         this.#port = port;
       },
-    } as never);
+    });
     this.#manager = manager;
     this.#state = "running";
     Deno.addSignalListener("SIGTERM", this.#onSigterm);
     try {
       await manager.run();
-    } catch (error) {
-      this.#state = "stopped";
+    } finally {
       Deno.removeSignalListener("SIGTERM", this.#onSigterm);
-      throw error;
+      this.#state = "stopped";
     }
-    Deno.removeSignalListener("SIGTERM", this.#onSigterm);
-    this.#state = "stopped";
     this.#call("shutdown", -1, () => this.#callbacks.shutdown?.(this));
   }
 
