@@ -17,6 +17,7 @@ Commands:
 Options of start:
   --host H  Address to listen on (default 127.0.0.1)
   --port P  Port to listen on, 0 for any free one (default 9501)
+  --workers N  Worker processes (default 1; more makes this process their manager)
   -h, --help  Show this help
 `;
 
@@ -30,6 +31,7 @@ export async function main(args: string[]): Promise<number> {
       options: {
         host: { type: "string", default: "127.0.0.1" },
         port: { type: "string", default: "9501" },
+        workers: { type: "string", default: "1" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -51,10 +53,20 @@ export async function main(args: string[]): Promise<number> {
     console.error(`ziggurat: --port must be a number from 0 to 65535, got "${parsed.values.port}"`);
     return 2;
   }
-  const server = new Server({ host: parsed.values.host, port });
+  const workerNum = Number(parsed.values.workers);
+  if (!Number.isInteger(workerNum) || workerNum < 1 || workerNum > 1024) {
+    console.error(
+      `ziggurat: --workers must be a number from 1 to 1024, got "${parsed.values.workers}"`,
+    );
+    return 2;
+  }
+  const server = new Server({ host: parsed.values.host, port, workerNum });
   server.on("start", (s) => {
-    console.log(`Ziggurat echo server listening on ${s.host}:${s.port} (pid ${Deno.pid})`);
-    console.log(`Try: nc ${s.host} ${s.port}   Stop: Ctrl-C, or kill ${Deno.pid}`);
+    const master = s.getMasterPid();
+    console.log(
+      `Ziggurat echo server listening on ${s.host}:${s.port} (pid ${master}, ${workerNum} worker(s))`,
+    );
+    console.log(`Try: nc ${s.host} ${s.port}   Stop: Ctrl-C, or kill ${master}`);
   });
   server.on("receive", (s, sessionId, _reactorId, data) => {
     s.send(sessionId, data);
@@ -69,7 +81,8 @@ export async function main(args: string[]): Promise<number> {
   } finally {
     Deno.removeSignalListener("SIGINT", stop);
   }
-  console.log("Ziggurat stopped");
+  // Workers run this script too; only the process that was started reports.
+  if (server.getMasterPid() === Deno.pid) console.log("Ziggurat stopped");
   return 0;
 }
 

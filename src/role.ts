@@ -5,6 +5,8 @@
  * @module
  */
 
+import { library, unwrap } from "./_ffi/library.ts";
+
 /** Environment variable names (part of the contract between manager and workers). */
 export const env = {
   role: "ZIGGURAT_ROLE",
@@ -79,7 +81,13 @@ const runnable =
  * and a script from stdin cannot be read twice.
  */
 export function ownCommandLine(): string[] {
-  const raw = Deno.readFileSync("/proc/self/cmdline");
+  const buffer = new Uint8Array(256 * 1024);
+  const length = new BigUint64Array(1);
+  unwrap(
+    library().zg_own_cmdline(buffer, BigInt(buffer.length), length),
+    "read this process's command line",
+  );
+  const raw = buffer.subarray(0, Number(length[0]));
   const args = new TextDecoder().decode(raw).split("\0");
   if (args.at(-1) === "") args.pop();
   const main = new URL(Deno.mainModule);

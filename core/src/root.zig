@@ -182,6 +182,19 @@ export fn zg_server_use_region(r: *Reactor, region: [*]u8, worker_id: u32) Statu
     return .ok;
 }
 
+/// Copies this process's command line (`/proc/self/cmdline`: NUL-terminated arguments) into
+/// `out`; `out_len` gets its length. `limit_reached` when `out` is too small. (Deno asks for
+/// --allow-all to read /proc/self; the FFI permission is already that strong.)
+export fn zg_own_cmdline(out: [*]u8, out_cap: usize, out_len: *usize) Status {
+    last_errno = 0;
+    const file = std.fs.openFileAbsolute("/proc/self/cmdline", .{}) catch return .os_error;
+    defer file.close();
+    const n = file.readAll(out[0..out_cap]) catch return .os_error;
+    if (n == out_cap) return .limit_reached;
+    out_len.* = n;
+    return .ok;
+}
+
 /// A worker takes over a listening socket its manager passed down.
 export fn zg_server_adopt(r: *Reactor, fd: i32, flags: u32, out_port: *u32) Status {
     last_errno = 0;

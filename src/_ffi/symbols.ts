@@ -31,6 +31,7 @@ export const symbols = {
     result: "i32",
   },
   zg_close_fd: { parameters: ["i32"], result: "i32" },
+  zg_own_cmdline: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
   zg_region_create: { parameters: ["u32", "i32", "buffer", "buffer", "buffer"], result: "i32" },
   zg_region_map: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   zg_server_use_region: { parameters: ["pointer", "pointer", "u32"], result: "i32" },
