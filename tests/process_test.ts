@@ -3,7 +3,7 @@
  * stopping the whole tree. Real processes, real signals.
  */
 import assert from "node:assert/strict";
-import { command, connect, startFixture, withTimeout } from "./_helpers.ts";
+import { command, connect, readBytes, startFixture, withTimeout } from "./_helpers.ts";
 
 function alive(pid: number): boolean {
   try {
@@ -210,4 +210,42 @@ Deno.test("workerNum > 1 refuses a launch its workers could not repeat (deno eva
     new TextDecoder().decode(stdout),
     /TypeError: Cannot start the workers: with workerNum > 1 the server must be started as `deno run/,
   );
+});
+
+Deno.test("cli start --workers 2 runs the tree with only --allow-ffi --allow-env --allow-read", async () => {
+  const cli = new URL("../cli.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-ffi",
+      "--allow-env",
+      "--allow-read",
+      cli,
+      "start",
+      "--port",
+      "0",
+      "--workers",
+      "2",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!/listening on 127\.0\.0\.1:\d+/.test(out)) {
+    const { value, done } = await withTimeout(lines.read(), "the CLI's listening line");
+    if (done) throw new Error(`the CLI exited: ${(await stderr.read()).value}`);
+    out += value;
+  }
+  const port = Number(out.match(/listening on 127\.0\.0\.1:(\d+)/)![1]);
+  const conn = await connect(port);
+  await conn.write(new TextEncoder().encode("hello"));
+  assert.equal(new TextDecoder().decode(await readBytes(conn, 5)), "hello");
+  conn.close();
+  child.kill("SIGTERM");
+  const status = await withTimeout(child.status, "the CLI to stop");
+  while (!(await lines.read()).done) { /* drain */ }
+  while (!(await stderr.read()).done) { /* drain */ }
+  assert.equal(status.code, 0);
 });
