@@ -256,7 +256,7 @@ export class Server {
    * The pid of worker `workerId` (default: this worker), from the tree's shared worker table;
    * -1 when there is no such worker or it has exited.
    */
-  getWorkerPid(workerId = this.getWorkerId()): number {
+  getWorkerPid(workerId: number = this.getWorkerId()): number {
     if (workerId === this.getWorkerId() && this.#role.kind !== "manager") return Deno.pid;
     const region = this.#region ?? this.#manager?.region;
     if (!region || !Number.isInteger(workerId) || workerId < 0 || workerId >= region.workerNum) {
@@ -269,7 +269,7 @@ export class Server {
    * Swoole's status of worker `workerId` (default: this worker): 1 busy, 2 idle, 3 exited; -1
    * for no such worker.
    */
-  getWorkerStatus(workerId = this.getWorkerId()): number {
+  getWorkerStatus(workerId: number = this.getWorkerId()): number {
     const region = this.#region ?? this.#manager?.region;
     if (!region) return workerId === 0 && this.#role.kind === "single" ? WorkerStatus.idle : -1;
     if (!Number.isInteger(workerId) || workerId < 0 || workerId >= region.workerNum) return -1;
