@@ -34,8 +34,19 @@ interface ServerSpec {
 const servers: ServerSpec[] = [
   { name: "ziggurat", command: [Deno.execPath(), "run", "-A", "bench/servers/ziggurat_echo.ts"] },
   {
+    name: "ziggurat_base2",
+    command: [Deno.execPath(), "run", "-A", "bench/servers/ziggurat_echo.ts", "--workers", "2"],
+  },
+  {
     name: "ziggurat_thread",
-    command: [Deno.execPath(), "run", "-A", "bench/servers/ziggurat_echo.ts", "--reactor", "thread"],
+    command: [
+      Deno.execPath(),
+      "run",
+      "-A",
+      "bench/servers/ziggurat_echo.ts",
+      "--reactor",
+      "thread",
+    ],
   },
   {
     name: "deno_listen",

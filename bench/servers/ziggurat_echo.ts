@@ -1,7 +1,10 @@
 /**
- * Ziggurat's own echo server, in BASE mode (one reactor thread, callbacks on the main thread).
+ * Ziggurat's own echo server, in BASE mode: the reactor inline on the JS thread (default) or
+ * on a native thread (`--reactor thread`); `--workers N` runs a manager and N worker processes
+ * with SO_REUSEPORT sockets.
  *
- *   deno run -A bench/servers/ziggurat_echo.ts [--host 127.0.0.1] [--port 0]
+ *   deno run -A bench/servers/ziggurat_echo.ts [--host 127.0.0.1] [--port 0] [--reactor thread]
+ *     [--workers 2]
  *
  * Prints `listening <host>:<port>` once started; SIGTERM shuts it down and `start()` resolves.
  */
@@ -15,6 +18,8 @@ const { values } = parseArgs({
     port: { type: "string", default: "0" },
     // "inline" (the default): the JS thread drives the reactor; "thread": a native reactor thread.
     reactor: { type: "string", default: "inline" },
+    // More than one: a manager and that many worker processes, each binding with SO_REUSEPORT.
+    workers: { type: "string", default: "1" },
   },
 });
 
@@ -23,6 +28,8 @@ const server = new Server({
   port: Number(values.port),
   mode: "base",
   inlineReactor: values.reactor !== "thread",
+  workerNum: Number(values.workers),
+  enableReusePort: Number(values.workers) > 1,
 });
 server.on("start", (s) => console.log(`listening ${values.host}:${s.port}`));
 server.on("receive", (s, sessionId, _reactorId, data) => {
