@@ -391,6 +391,8 @@ export class Server {
     config[3] = Math.max(1, Math.round(o.maxWaitTime * 1000));
     config[4] = Math.max(0, this.getWorkerId()); // reactor id = worker id
     config[5] = ["debug", "info", "warning", "error"].indexOf(o.logLevel);
+    // Session ids unique across the tree: worker w of n hands out the ids i with (i-1) % n == w.
+    config[6] = this.#role.kind === "worker" ? o.workerNum : 1;
     const handle = new BigUint64Array(1);
     unwrap(lib.zg_server_create(config, handle), "create the server");
     this.#handle = Deno.UnsafePointer.create(handle[0]);

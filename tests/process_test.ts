@@ -249,3 +249,30 @@ Deno.test("cli start --workers 2 runs the tree with only --allow-ffi --allow-env
   while (!(await stderr.read()).done) { /* drain */ }
   assert.equal(status.code, 0);
 });
+
+Deno.test("session ids are unique across the workers of a tree, and name the worker that owns them", async () => {
+  await using server = await startFixture({ workerNum: 3, enableReusePort: true });
+  await Promise.all(
+    [0, 1, 2].map((id) =>
+      server.waitFor((e) => e.event === "workerStart" && e.workerId === id, `worker ${id}`)
+    ),
+  );
+  const conns = await Promise.all(Array.from({ length: 30 }, () => connect(server.port)));
+  try {
+    for (const c of conns) await command(c, "!whoami");
+    const connects = server.events.filter((e) => e.event === "connect");
+    assert.equal(connects.length, 30);
+    const ids = connects.map((e) => e.sessionId as number);
+    assert.equal(new Set(ids).size, 30, `session ids ${ids}`);
+    for (const e of connects) {
+      assert.equal(
+        ((e.sessionId as number) - 1) % 3,
+        e.workerId,
+        `session ${e.sessionId} of worker ${e.workerId}`,
+      );
+      assert.equal(e.reactorId, e.workerId);
+    }
+  } finally {
+    for (const c of conns) c.close();
+  }
+});

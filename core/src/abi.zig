@@ -164,6 +164,10 @@ pub const ServerConfig = extern struct {
     reactor_id: u32,
     /// Least severe level the core logs: 0 debug, 1 info, 2 warning, 3 error.
     log_level: u32,
+    /// Workers in the tree (0 or 1 alone): this reactor hands out the session ids `i` with
+    /// `(i - 1) % session_stride == reactor_id`, unique across the tree.
+    session_stride: u32,
+    _reserved: u32 = 0,
 };
 
 /// The region every process of a tree maps (created by the manager, passed down as an fd):
@@ -256,7 +260,7 @@ comptime {
     assert(@offsetOf(RingControl, "head") == 64);
     assert(@sizeOf(Stats) == 12 * 8);
     assert(@sizeOf(ClientInfo) == 104);
-    assert(@sizeOf(ServerConfig) == 24);
+    assert(@sizeOf(ServerConfig) == 32);
     assert(@sizeOf(ChildExit) == 16);
     assert(@sizeOf(RegionHeader) <= region_slots_offset);
     assert(@sizeOf(WorkerSlot) % 8 == 0);

@@ -106,7 +106,7 @@ pub const Reactor = struct {
         errdefer allocator.destroy(r);
         var channel = try shm.Channel.create(config.ring_bytes);
         errdefer channel.destroy();
-        var sessions = try SessionTable.init(allocator, config.max_connection, 0);
+        var sessions = try SessionTable.initShared(allocator, config.max_connection, 0, @max(1, config.session_stride), config.reactor_id % @max(1, config.session_stride));
         errdefer sessions.deinit(allocator);
         var ready = try std.ArrayList(u32).initCapacity(allocator, config.max_connection);
         errdefer ready.deinit(allocator);
@@ -437,7 +437,7 @@ pub const Reactor = struct {
     fn markReady(r: *Reactor, s: *Session) void {
         if (s.on_ready_list) return;
         s.on_ready_list = true;
-        r.ready.appendAssumeCapacity(@intCast(s.id % r.sessions.slots.len));
+        r.ready.appendAssumeCapacity(@intCast(r.sessions.slotIndex(s.id)));
     }
 
     // --- read ---------------------------------------------------------------------------

@@ -278,14 +278,14 @@ export fn zg_die_with_parent(signal: u32, expected_parent: i32) Status {
 export fn zg_session_state(r: *Reactor, session_id: u32) u32 {
     const state = r.sessions.stateOf(session_id);
     if (state == .free) return 0;
-    const slot = &r.sessions.slots[session_id % r.sessions.slots.len];
+    const slot = &r.sessions.slots[r.sessions.slotIndex(session_id)];
     const full = @atomicLoad(u64, &slot.out_queued, .monotonic) >= r.config.socket_buffer_size;
     return @intFromEnum(state) | (if (full) @as(u32, 0x100) else 0);
 }
 
 export fn zg_client_info(r: *Reactor, session_id: u32, out: *abi.ClientInfo) Status {
     if (r.sessions.stateOf(session_id) == .free) return .not_found;
-    const s = &r.sessions.slots[session_id % r.sessions.slots.len];
+    const s = &r.sessions.slots[r.sessions.slotIndex(session_id)];
     const l = r.listeners[s.listener];
     var info: abi.ClientInfo = std.mem.zeroes(abi.ClientInfo);
     info.session_id = session_id;

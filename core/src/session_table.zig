@@ -61,14 +61,40 @@ pub const SessionTable = struct {
     slots: []Session,
     /// Sessions in use.
     count: u32 = 0,
-    /// The last id handed out.
+    /// The last id handed out (0: none yet).
     round: u32,
+    /// With several workers, worker `offset` of `stride` hands out only the ids `i` with
+    /// `(i - 1) % stride == offset`, so ids are unique across the tree and name their owner.
+    stride: u32 = 1,
+    offset: u32 = 0,
 
     pub fn init(allocator: std.mem.Allocator, capacity: u32, start_round: u32) !SessionTable {
+        return initShared(allocator, capacity, start_round, 1, 0);
+    }
+
+    pub fn initShared(allocator: std.mem.Allocator, capacity: u32, start_round: u32, stride: u32, offset: u32) !SessionTable {
         assert(capacity > 0);
+        assert(stride > 0 and offset < stride);
         const slots = try allocator.alloc(Session, capacity);
         @memset(slots, .{});
-        return .{ .slots = slots, .round = start_round };
+        return .{ .slots = slots, .round = start_round, .stride = stride, .offset = offset };
+    }
+
+    /// Whether this table hands out `id` (it may still be free).
+    pub fn owns(t: *const SessionTable, id: u32) bool {
+        return id != 0 and (id - 1) % t.stride == t.offset;
+    }
+
+    /// The slot of an id this table owns: consecutive ids of this table take consecutive slots.
+    pub fn slotIndex(t: *const SessionTable, id: u32) usize {
+        assert(t.owns(id));
+        return ((id - 1) / t.stride) % t.slots.len;
+    }
+
+    fn nextId(t: *const SessionTable, id: u32) u32 {
+        if (id == 0) return t.offset + 1;
+        const next, const overflow = @addWithOverflow(id, t.stride);
+        return if (overflow == 1) t.offset + 1 else next;
     }
 
     pub fn deinit(t: *SessionTable, allocator: std.mem.Allocator) void {
@@ -82,9 +108,8 @@ pub const SessionTable = struct {
         if (t.count == t.slots.len) return null;
         var id = t.round;
         while (true) {
-            id +%= 1;
-            if (id == 0) id = 1;
-            const slot = &t.slots[id % t.slots.len];
+            id = t.nextId(id);
+            const slot = &t.slots[t.slotIndex(id)];
             if (slot.state != .free) continue;
             assert(slot.out_sent == 0 and slot.out.items.len == 0);
             t.round = id;
@@ -107,16 +132,16 @@ pub const SessionTable = struct {
 
     /// The live session with this id, or null.
     pub fn get(t: *SessionTable, id: u32) ?*Session {
-        if (id == 0) return null;
-        const slot = &t.slots[id % t.slots.len];
+        if (!t.owns(id)) return null;
+        const slot = &t.slots[t.slotIndex(id)];
         if (slot.id != id or slot.state == .free) return null;
         return slot;
     }
 
     /// The state of session `id` as another thread sees it (`free` when it is gone).
     pub fn stateOf(t: *const SessionTable, id: u32) State {
-        if (id == 0) return .free;
-        const slot = &t.slots[id % t.slots.len];
+        if (!t.owns(id)) return .free;
+        const slot = &t.slots[t.slotIndex(id)];
         const state = @atomicLoad(State, &slot.state, .acquire);
         if (@atomicLoad(u32, &slot.id, .acquire) != id) return .free;
         return state;
@@ -188,4 +213,22 @@ test "session table: output buffers are freed on release (the test allocator fin
     try s.out.appendSlice(testing.allocator, &([_]u8{1} ** (100 * 1024)));
     t.release(testing.allocator, s);
     try testing.expectEqual(@as(usize, 0), s.out.capacity);
+}
+
+test "session table: workers of a tree hand out disjoint ids that name their owner" {
+    var a = try SessionTable.initShared(testing.allocator, 4, 0, 3, 0);
+    defer a.deinit(testing.allocator);
+    var b = try SessionTable.initShared(testing.allocator, 4, 0, 3, 2);
+    defer b.deinit(testing.allocator);
+    for (0..20) |_| {
+        const s = a.allocate().?;
+        try testing.expectEqual(@as(u32, 0), (s.id - 1) % 3);
+        try testing.expect(!b.owns(s.id));
+        try testing.expect(b.get(s.id) == null);
+        a.release(testing.allocator, s);
+        const t = b.allocate().?;
+        try testing.expectEqual(@as(u32, 2), (t.id - 1) % 3);
+        b.release(testing.allocator, t);
+    }
+    try testing.expectEqual(@as(u32, 1 + 19 * 3), a.round);
 }

@@ -72,7 +72,7 @@ export const layout = {
   clientInfoRemoteAddr: 32,
   clientInfoConnectTime: 48,
   clientInfoSendQueuedBytes: 80,
-  serverConfigSize: 24,
+  serverConfigSize: 32,
   recordAlign: 16,
   childExitSize: 16,
   regionHeaderSize: 24,
