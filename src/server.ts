@@ -573,12 +573,7 @@ export class Server {
         this.#callbackErrors,
       );
       Atomics.store(u32, this.#inHead, pos);
-      if (
-        Atomics.load(u32, this.#inProducerWaiting) === 1 &&
-        Atomics.compareExchange(u32, this.#inProducerWaiting, 1, 0) === 1
-      ) {
-        this.#lib.zg_server_kick(this.#handle);
-      }
+      this.#kickIfSet(this.#inProducerWaiting);
       this.#publishOut();
     }
     return handled;
@@ -943,10 +938,16 @@ export class Server {
     const u32 = this.#u32;
     if (this.#writePos === Atomics.load(u32, this.#outTail)) return;
     Atomics.store(u32, this.#outTail, this.#writePos);
-    if (
-      Atomics.load(u32, this.#outParked) === 1 &&
-      Atomics.compareExchange(u32, this.#outParked, 1, 0) === 1
-    ) {
+    this.#kickIfSet(this.#outParked);
+  }
+
+  /**
+   * Clears a flag the reactor set (it sleeps, or waits for room) and wakes it; the compare-
+   * exchange makes one waker per flag, as `takeFlag` does on the Zig side.
+   */
+  #kickIfSet(word: number) {
+    const u32 = this.#u32;
+    if (Atomics.load(u32, word) === 1 && Atomics.compareExchange(u32, word, 1, 0) === 1) {
       this.#lib.zg_server_kick(this.#handle);
     }
   }

@@ -6,7 +6,7 @@ const linux = std.os.linux;
 
 pub const Error = error{ InvalidArgument, AddrInUse, AddrNotAvailable, PermissionDenied, OsError };
 
-pub const Bound = struct { fd: i32, port: u16, family: u32 };
+pub const Bound = struct { fd: i32, port: u16 };
 
 /// A non-blocking listening TCP socket on `host:port` (port 0 picks a free one).
 /// On failure `errno_out` holds the errno of the failing call.
@@ -34,22 +34,22 @@ pub fn tcp(host: []const u8, port: u16, backlog: u31, flags: u32, errno_out: *i3
     };
     // Bound but not listening: holds the port (for SO_REUSEPORT workers) and takes no
     // connections.
-    if (flags & abi.listen_flag_bind_only != 0) return boundOf(fd, family);
+    if (flags & abi.listen_flag_bind_only != 0) return boundOf(fd);
     posix.listen(fd, backlog) catch |err| {
         errno_out.* = @intFromEnum(errnoOf(err));
         return if (err == error.AddressInUse) error.AddrInUse else error.OsError;
     };
-    return boundOf(fd, family);
+    return boundOf(fd);
 }
 
-fn boundOf(fd: i32, family: u32) Error!Bound {
+fn boundOf(fd: i32) Error!Bound {
     var bound: std.net.Address = undefined;
     var len: posix.socklen_t = @sizeOf(std.net.Address);
     posix.getsockname(fd, &bound.any, &len) catch return error.OsError;
-    return .{ .fd = fd, .port = bound.getPort(), .family = if (family == linux.AF.INET6) 6 else 4 };
+    return .{ .fd = fd, .port = bound.getPort() };
 }
 
-/// The port and family of an inherited listening socket; makes it non-blocking.
+/// The port of an inherited listening socket; makes it non-blocking and close-on-exec.
 pub fn adopt(fd: i32, errno_out: *i32) Error!Bound {
     var bound: std.net.Address = undefined;
     var len: posix.socklen_t = @sizeOf(std.net.Address);
@@ -60,7 +60,7 @@ pub fn adopt(fd: i32, errno_out: *i32) Error!Bound {
     const flags = posix.fcntl(fd, posix.F.GETFL, 0) catch return error.OsError;
     _ = posix.fcntl(fd, posix.F.SETFL, flags | @as(usize, 1 << @bitOffsetOf(posix.O, "NONBLOCK"))) catch return error.OsError;
     _ = posix.fcntl(fd, posix.F.SETFD, posix.FD_CLOEXEC) catch return error.OsError;
-    return .{ .fd = fd, .port = bound.getPort(), .family = if (bound.any.family == linux.AF.INET6) 6 else 4 };
+    return .{ .fd = fd, .port = bound.getPort() };
 }
 
 fn setOption(fd: i32, level: i32, name: u32, value: c_int) void {

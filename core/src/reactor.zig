@@ -40,7 +40,6 @@ const tag_kick: u64 = 2 << 32;
 pub const Listener = struct {
     fd: i32,
     port: u16,
-    family: u32,
     tcp_nodelay: bool,
     /// Shared with other workers' reactors (inherited from the manager): polled with
     /// EPOLLEXCLUSIVE so one connection wakes one worker.
@@ -514,8 +513,13 @@ pub const Reactor = struct {
         s.close_notified = true;
     }
 
+    /// Swoole reports -1 as the reactor of a close the server started.
+    fn closeReactorId(r: *const Reactor, flags: u8) i16 {
+        return if (flags & abi.close_flag_server != 0) -1 else r.reactorId();
+    }
+
     fn notifyClose(r: *Reactor, session_id: u32, flags: u8, errno: u32) void {
-        const reactor_id: i16 = if (flags & abi.close_flag_server != 0) -1 else r.reactorId();
+        const reactor_id = r.closeReactorId(flags);
         if (r.pending_closes.items.len == 0 and r.inbound.push(.close, flags, reactor_id, session_id, errno, "")) {
             r.count("dispatch_count", 1);
             return;
@@ -527,7 +531,7 @@ pub const Reactor = struct {
         var index: usize = 0;
         while (index < r.pending_closes.items.len) : (index += 1) {
             const p = r.pending_closes.items[index];
-            const reactor_id: i16 = if (p.flags & abi.close_flag_server != 0) -1 else r.reactorId();
+            const reactor_id = r.closeReactorId(p.flags);
             if (!r.inbound.push(.close, p.flags, reactor_id, p.session_id, p.errno, "")) break;
             r.count("dispatch_count", 1);
         }

@@ -60,14 +60,13 @@ export fn zg_server_create(config: *const abi.ServerConfig, out_handle: *?*React
 }
 
 export fn zg_server_listen(r: *Reactor, host_ptr: [*]const u8, host_len: usize, port: u32, backlog: u32, flags: u32, out_port: *u32) Status {
-    last_errno = 0;
-    if (port > 65535 or backlog == 0) return .invalid_argument;
-    const bound = listen.tcp(host_ptr[0..host_len], @intCast(port), @intCast(@min(backlog, 65535)), flags, &last_errno) catch |err| return statusOf(err);
-    r.addListener(.{ .fd = bound.fd, .port = bound.port, .family = bound.family, .tcp_nodelay = flags & abi.listen_flag_tcp_nodelay != 0 }) catch |err| {
-        std.posix.close(bound.fd);
+    var fd: i32 = -1;
+    const status = zg_listen(host_ptr, host_len, port, backlog, flags, &fd, out_port);
+    if (status != .ok) return status;
+    r.addListener(.{ .fd = fd, .port = @intCast(out_port.*), .tcp_nodelay = flags & abi.listen_flag_tcp_nodelay != 0 }) catch |err| {
+        std.posix.close(fd);
         return statusOf(err);
     };
-    out_port.* = bound.port;
     return .ok;
 }
 
@@ -199,7 +198,7 @@ export fn zg_own_cmdline(out: [*]u8, out_cap: usize, out_len: *usize) Status {
 export fn zg_server_adopt(r: *Reactor, fd: i32, flags: u32, out_port: *u32) Status {
     last_errno = 0;
     const bound = listen.adopt(fd, &last_errno) catch |err| return statusOf(err);
-    r.addListener(.{ .fd = fd, .port = bound.port, .family = bound.family, .tcp_nodelay = flags & abi.listen_flag_tcp_nodelay != 0, .shared = true }) catch |err| return statusOf(err);
+    r.addListener(.{ .fd = fd, .port = bound.port, .tcp_nodelay = flags & abi.listen_flag_tcp_nodelay != 0, .shared = true }) catch |err| return statusOf(err);
     out_port.* = bound.port;
     return .ok;
 }
