@@ -194,3 +194,20 @@ export async function command(conn: Deno.Conn, line: string): Promise<Record<str
 export function connect(port: number): Promise<Deno.TcpConn> {
   return Deno.connect({ hostname: "127.0.0.1", port });
 }
+
+/** Both reactor drive modes, named: every behaviour test runs in each. */
+export const reactorModes = [
+  ["inline", { inlineReactor: true }],
+  ["thread", { inlineReactor: false }],
+] as const;
+
+/** Waits for the `workerStart` of workers 0 to n-1; returns their events in id order. */
+export function workersStarted(server: Fixture, n: number): Promise<Record<string, unknown>[]> {
+  return Promise.all(
+    Array.from(
+      { length: n },
+      (_, id) =>
+        server.waitFor((e) => e.event === "workerStart" && e.workerId === id, `worker ${id}`),
+    ),
+  );
+}

@@ -4,15 +4,19 @@
  */
 import assert from "node:assert/strict";
 import { Server } from "../mod.ts";
-import { command, connect, readBytes, startFixture, withTimeout, writeAll } from "./_helpers.ts";
+import {
+  command,
+  connect,
+  reactorModes,
+  readBytes,
+  startFixture,
+  withTimeout,
+  writeAll,
+} from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 
-for (
-  const [name, mode] of [["inline", { inlineReactor: true }], ["thread", {
-    inlineReactor: false,
-  }]] as const
-) {
+for (const [name, mode] of reactorModes) {
   Deno.test(`${name}: received data stays valid after the callback returns`, async () => {
     // 4 MiB through a 256 KiB ring: the ring wraps many times under the kept payloads. With
     // borrowedViews the same check finds views overwritten, so it does see reuse.

@@ -3,7 +3,14 @@
  * stopping the whole tree. Real processes, real signals.
  */
 import assert from "node:assert/strict";
-import { command, connect, readBytes, startFixture, withTimeout } from "./_helpers.ts";
+import {
+  command,
+  connect,
+  readBytes,
+  startFixture,
+  withTimeout,
+  workersStarted,
+} from "./_helpers.ts";
 
 function alive(pid: number): boolean {
   try {
@@ -34,11 +41,7 @@ async function whoami(port: number) {
 
 Deno.test("workerNum 4: four worker processes serve, each with its own id and pid, under one manager", async () => {
   await using server = await startFixture({ workerNum: 4, enableReusePort: true });
-  const starts = await Promise.all(
-    [0, 1, 2, 3].map((id) =>
-      server.waitFor((e) => e.event === "workerStart" && e.workerId === id, `worker ${id}`)
-    ),
-  );
+  const starts = await workersStarted(server, 4);
   const manager = server.events.find((e) => e.event === "managerStart")!;
   const pids = new Set(starts.map((e) => e.pid));
   assert.equal(pids.size, 4);
@@ -81,11 +84,7 @@ Deno.test("a worker killed with SIGKILL is respawned under its id; workerError r
 
 Deno.test("SIGTERM to the manager stops every worker, runs managerStop and shutdown, and exits 0", async () => {
   await using server = await startFixture({ workerNum: 3 });
-  const starts = await Promise.all(
-    [0, 1, 2].map((id) =>
-      server.waitFor((e) => e.event === "workerStart" && e.workerId === id, `worker ${id}`)
-    ),
-  );
+  const starts = await workersStarted(server, 3);
   server.child.kill("SIGTERM");
   const status = await server.exited();
   assert.equal(status.code, 0, server.stderr());
@@ -118,11 +117,7 @@ Deno.test("shutdown() called in a worker stops the whole tree", async () => {
 
 Deno.test("workers whose manager dies by SIGKILL exit by themselves", async () => {
   await using server = await startFixture({ workerNum: 2 });
-  const starts = await Promise.all(
-    [0, 1].map((id) =>
-      server.waitFor((e) => e.event === "workerStart" && e.workerId === id, `worker ${id}`)
-    ),
-  );
+  const starts = await workersStarted(server, 2);
   server.child.kill("SIGKILL");
   await withTimeout(server.child.status, "the manager to die");
   await gone(starts.map((e) => e.pid as number), "orphaned workers");
@@ -152,20 +147,12 @@ Deno.test("four workers start and serve; the time from launch to the first serve
   assert.ok(who.workerId >= 0 && who.workerId < 4);
   // Reported, not asserted: a loaded machine may take longer, and tests must pass there.
   console.log(`start-up to first served connection: ${elapsed.toFixed(0)} ms`);
-  await Promise.all(
-    [0, 1, 2, 3].map((id) =>
-      server.waitFor((e) => e.event === "workerStart" && e.workerId === id, `worker ${id}`)
-    ),
-  );
+  await workersStarted(server, 4);
 });
 
 Deno.test("every worker sees the tree's worker table and summed stats() through the shared region", async () => {
   await using server = await startFixture({ workerNum: 3, enableReusePort: true });
-  const starts = await Promise.all(
-    [0, 1, 2].map((id) =>
-      server.waitFor((e) => e.event === "workerStart" && e.workerId === id, `worker ${id}`)
-    ),
-  );
+  const starts = await workersStarted(server, 3);
   const conns = await Promise.all(Array.from({ length: 12 }, () => connect(server.port)));
   try {
     for (const c of conns) await command(c, "!whoami");
@@ -252,11 +239,7 @@ Deno.test("cli start --workers 2 runs the tree with only --allow-ffi --allow-env
 
 Deno.test("session ids are unique across the workers of a tree, and name the worker that owns them", async () => {
   await using server = await startFixture({ workerNum: 3, enableReusePort: true });
-  await Promise.all(
-    [0, 1, 2].map((id) =>
-      server.waitFor((e) => e.event === "workerStart" && e.workerId === id, `worker ${id}`)
-    ),
-  );
+  await workersStarted(server, 3);
   const conns = await Promise.all(Array.from({ length: 30 }, () => connect(server.port)));
   try {
     for (const c of conns) await command(c, "!whoami");

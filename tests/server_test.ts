@@ -6,6 +6,7 @@ import net from "node:net";
 import {
   command,
   connect,
+  reactorModes,
   readBytes,
   readToEnd,
   startFixture,
@@ -32,11 +33,7 @@ async function echoClients(port: number, clients: number, messages: number) {
 }
 
 // Every behaviour holds whether the JS thread drives the reactor or a reactor thread does.
-for (
-  const [name, mode] of [["inline", { inlineReactor: true }], ["thread", {
-    inlineReactor: false,
-  }]] as const
-) {
+for (const [name, mode] of reactorModes) {
   for (const clients of [1, 100, 1000]) {
     Deno.test(`${name}: echo: ${clients} concurrent client(s) each get their own bytes back`, async () => {
       await using server = await startFixture(mode);

@@ -719,15 +719,17 @@ fn rawErrno(rc: isize) posix.E {
 
 /// Wall-clock time, for the times `getClientInfo` reports.
 fn nowNs() i64 {
-    var ts: c.timespec = undefined;
-    _ = c.clock_gettime(.REALTIME, &ts);
-    return @as(i64, ts.sec) * std.time.ns_per_s + ts.nsec;
+    return clockNs(.REALTIME);
 }
 
 /// Monotonic time, for deadlines.
 fn monoNs() i64 {
+    return clockNs(.MONOTONIC);
+}
+
+fn clockNs(clock: c.clockid_t) i64 {
     var ts: c.timespec = undefined;
-    _ = c.clock_gettime(.MONOTONIC, &ts);
+    _ = c.clock_gettime(clock, &ts);
     return @as(i64, ts.sec) * std.time.ns_per_s + ts.nsec;
 }
 
