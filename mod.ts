@@ -17,5 +17,5 @@
 
 export { Server } from "./src/server.ts";
 export type { ClientInfo, ServerEvent, ServerEvents, ServerStats } from "./src/server.ts";
-export type { LogLevel, Mode, ServerOptions } from "./src/options.ts";
+export type { DispatchMode, LogLevel, Mode, ServerOptions } from "./src/options.ts";
 export { ErrorCode, ZigguratError } from "./src/errors.ts";

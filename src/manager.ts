@@ -2,13 +2,19 @@
  * The manager: binds the listening socket, spawns `workerNum` workers (new Deno processes on
  * the same entry module, see role.ts), respawns a worker that dies under the same id, and stops
  * them all on shutdown (SIGTERM, then SIGKILL after `maxWaitTime`).
+ *
+ * In PROCESS mode it is the master too: its `reactorNum` native reactor threads own every
+ * socket and reach the workers through rings in the shared region. Swoole forks a separate
+ * manager because a multi-threaded master cannot fork safely; here children are spawned, not
+ * forked, so the master's JavaScript thread, idle while the reactor threads work, supervises
+ * the workers itself and the tree saves a Deno process.
  * @module
  */
 
 import { library, unwrap } from "./_ffi/library.ts";
 import type { Library } from "./_ffi/library.ts";
 import { layout, ListenFlag } from "./_ffi/layout.ts";
-import { formatAddress } from "./options.ts";
+import { formatAddress, nativeConfig } from "./options.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { Logger } from "./log.ts";
 import { env, ownCommandLine, serverKey } from "./role.ts";
@@ -28,7 +34,7 @@ export interface ManagerHost {
    * Runs a callback of the server with `args` after the server (logged if it throws):
    * `workerError` gets `[workerId, workerPid, exitCode, signal]`, the others nothing.
    */
-  call(event: "managerStart" | "managerStop" | "workerError", args: number[]): void;
+  call(event: "start" | "managerStart" | "managerStop" | "workerError", args: number[]): void;
   /** The bound port, once known. */
   setPort(port: number): void;
 }
@@ -50,6 +56,11 @@ export class Manager {
   #region: Region | undefined;
   /** The command line workers run (checked once, before anything is bound). */
   #argv: string[] = [];
+  /** PROCESS mode: the master's reactor threads, their kick fds and the workers' doorbells. */
+  #process: Deno.PointerValue = null;
+  #kickFds: number[] = [];
+  #wakeFds: number[] = [];
+  #joined: Promise<number> | undefined;
 
   constructor(host: ManagerHost) {
     this.#host = host;
@@ -60,17 +71,31 @@ export class Manager {
     this.#lib = library();
     this.#argv = ownCommandLine();
     this.#bind();
-    this.#region = Region.create(this.#host.options.workerNum);
+    const o = this.#host.options;
+    const processMode = o.mode === "process";
+    this.#region = Region.create(
+      o.workerNum,
+      processMode
+        ? {
+          reactorNum: o.reactorNum,
+          ringSize: o.ringSize,
+          maxConnection: o.maxConnection,
+          socketBufferSize: o.socketBufferSize,
+        }
+        : undefined,
+    );
     const handle = new BigUint64Array(1);
     unwrap(this.#lib.zg_supervisor_create(handle), "create the supervisor");
     this.#supervisor = Deno.UnsafePointer.create(handle[0]);
     try {
+      if (processMode) this.#startReactors();
       this.#host.call("managerStart", []);
       try {
         // shutdown() in managerStart stops the tree before it grows.
-        for (let id = 0; id < this.#host.options.workerNum && !this.#stopping; id++) {
+        for (let id = 0; id < o.workerNum && !this.#stopping; id++) {
           this.#spawn(id);
         }
+        if (processMode && !this.#stopping) this.#host.call("start", []);
       } catch (error) {
         // Take down the workers already running, then report.
         this.#stopping = true;
@@ -81,6 +106,12 @@ export class Manager {
       await this.#supervise();
       this.#host.call("managerStop", []);
     } finally {
+      if (this.#process !== null) {
+        this.#lib.zg_process_shutdown(this.#process);
+        await (this.#joined ?? this.#lib.zg_process_join(this.#process));
+        this.#lib.zg_process_destroy(this.#process);
+        this.#process = null;
+      }
       this.#lib.zg_supervisor_destroy(this.#supervisor);
       this.#supervisor = null;
       // The listening socket, or with reuse port the bound-only socket holding the port.
@@ -95,7 +126,17 @@ export class Manager {
   stop(): void {
     if (this.#stopping || this.#supervisor === null) return;
     this.#stopping = true;
-    this.#killAt = performance.now() + this.#host.options.maxWaitTime * 1000;
+    const waitMs = this.#host.options.maxWaitTime * 1000;
+    if (this.#process !== null) {
+      // The reactor threads deliver `shutdown`, write what is queued, close every session and
+      // end each worker's rings with `stopped`; the workers then exit by themselves. The
+      // reactors wait up to maxWaitTime for the workers' answer and again for the flush.
+      this.#lib.zg_process_shutdown(this.#process);
+      this.#joined = this.#lib.zg_process_join(this.#process);
+      this.#killAt = performance.now() + 3 * waitMs + 1000;
+      return;
+    }
+    this.#killAt = performance.now() + waitMs;
     for (const id of this.#workers.keys()) {
       this.#lib.zg_supervisor_kill(this.#supervisor, id, sigterm);
     }
@@ -116,7 +157,8 @@ export class Manager {
     // not listen, so it holds the port (between a worker's death and its respawn too) and
     // takes no connections.
     const flags = (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
-      (o.enableReusePort ? ListenFlag.reusePort | ListenFlag.bindOnly : 0);
+      (o.enableReusePort ? ListenFlag.reusePort : 0) |
+      (o.enableReusePort && o.mode === "base" ? ListenFlag.bindOnly : 0);
     const where = formatAddress(o.host, o.port);
     unwrap(
       this.#lib.zg_listen(host, BigInt(host.length), o.port, o.backlog, flags, fd, port),
@@ -127,11 +169,40 @@ export class Manager {
     this.#listenFd = fd[0];
   }
 
+  /** PROCESS mode: the reactor threads that own the sockets, in this process. */
+  #startReactors() {
+    const o = this.#host.options;
+    const config = nativeConfig(o, 0, o.reactorNum);
+    const handle = new BigUint64Array(1);
+    const flags = o.openTcpNodelay ? ListenFlag.tcpNodelay : 0;
+    unwrap(
+      this.#lib.zg_process_create(
+        config,
+        this.#region!.pointer,
+        this.#listenFd,
+        this.#port,
+        flags,
+        handle,
+      ),
+      "create the reactor threads",
+    );
+    this.#process = Deno.UnsafePointer.create(handle[0]);
+    const kick = new Int32Array(o.reactorNum);
+    const wake = new Int32Array(o.workerNum);
+    unwrap(this.#lib.zg_process_fds(this.#process, kick, wake), "get the reactor threads' fds");
+    this.#kickFds = [...kick];
+    this.#wakeFds = [...wake];
+    unwrap(this.#lib.zg_process_start(this.#process), "start the reactor threads");
+  }
+
   #spawn(id: number) {
     const argv = this.#argv;
     const o = this.#host.options;
-    const shareSocket = !o.enableReusePort;
-    // The child gets the region as fd 3 and the listening socket as fd 4 (spawn.zig).
+    const processMode = this.#process !== null;
+    const shareSocket = !o.enableReusePort && !processMode;
+    // The child gets the region as fd 3 and the listening socket as fd 4 (spawn.zig); in
+    // PROCESS mode instead of the socket its doorbell and the reactor threads' kick fds.
+    const eventFds = processMode ? [this.#wakeFds[id], ...this.#kickFds] : [];
     const vars: Record<string, string> = {
       ...Deno.env.toObject(),
       [env.role]: "worker",
@@ -141,10 +212,15 @@ export class Manager {
       [env.port]: String(this.#port),
       [env.regionFd]: "3",
       [env.server]: serverKey(o.host, o.port, o.workerNum),
+      [env.eventFds]: eventFds.map((_, i) => 4 + i).join(","),
     };
     const argvBytes = encoder.encode(argv.map((a) => a + "\0").join(""));
     const envBytes = encoder.encode(Object.entries(vars).map(([k, v]) => `${k}=${v}\0`).join(""));
-    const fds = new Int32Array([this.#region!.fd, ...(shareSocket ? [this.#listenFd] : [])]);
+    const fds = new Int32Array([
+      this.#region!.fd,
+      ...(shareSocket ? [this.#listenFd] : []),
+      ...eventFds,
+    ]);
     const pid = new Int32Array(1);
     unwrap(
       this.#lib.zg_supervisor_spawn(

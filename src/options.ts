@@ -3,8 +3,21 @@
  * @module
  */
 
-/** How the server runs. Only `"base"` (Swoole's default since 5.0) is available so far. */
-export type Mode = "base";
+import { dispatchUnsafeEvent, layout } from "./_ffi/layout.ts";
+
+/**
+ * How the server runs. `"base"` (Swoole's default since 5.0): each worker runs its own reactor
+ * and owns its sockets. `"process"`: the process that calls `start()` keeps every socket in
+ * `reactorNum` reactor threads and hands events to `workerNum` worker processes through shared
+ * rings; a worker that dies loses no connection.
+ */
+export type Mode = "base" | "process";
+
+/**
+ * PROCESS mode: which worker gets an event. 1 round-robin, 2 fd modulo (sticky), 3 idle worker,
+ * 4 client IP hash (sticky), 5 uid after `bind()` (fd modulo before).
+ */
+export type DispatchMode = 1 | 2 | 3 | 4 | 5;
 
 /** Options of `new Server(options)`; every field is optional. */
 export interface ServerOptions {
@@ -14,6 +27,19 @@ export interface ServerOptions {
   port?: number;
   /** Process model. Default `"base"`: the worker runs its own reactor. */
   mode?: Mode;
+  /**
+   * PROCESS mode: reactor threads in the master. Default: the number of CPUs, at most 8 and at
+   * most `workerNum` (Swoole's rule).
+   */
+  reactorNum?: number;
+  /** PROCESS mode: how events are spread over workers (see `DispatchMode`). Default 2. */
+  dispatchMode?: DispatchMode;
+  /**
+   * PROCESS mode with dispatch modes 1, 3 and 5: deliver `connect` and `close` too (they may
+   * reach a different worker than the session's data, and out of order with it). Default false:
+   * as in Swoole, those modes deliver data only.
+   */
+  enableUnsafeEvent?: boolean;
   /**
    * Event workers. With one, this process is the whole server; with more, it becomes the
    * manager and runs each worker as a new Deno process on the same entry module (so code
@@ -68,6 +94,9 @@ export const defaults: ResolvedOptions = {
   host: "0.0.0.0",
   port: 9501,
   mode: "base",
+  reactorNum: 0,
+  dispatchMode: 2,
+  enableUnsafeEvent: false,
   workerNum: 1,
   backlog: 512,
   openTcpNodelay: true,
@@ -119,10 +148,22 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   }
   if (o.host === "localhost") o.host = "127.0.0.1";
   integer("port", o.port, 0, 65535);
-  if (o.mode !== "base") {
-    throw new RangeError(`Option "mode" must be "base", got ${describe(o.mode)}`);
+  if (o.mode !== "base" && o.mode !== "process") {
+    throw new RangeError(`Option "mode" must be "base" or "process", got ${describe(o.mode)}`);
   }
   integer("workerNum", o.workerNum, 1, 1024);
+  if (options.reactorNum === undefined) {
+    o.reactorNum = Math.max(1, Math.min(navigator.hardwareConcurrency, 8, o.workerNum));
+  }
+  integer("reactorNum", o.reactorNum, 1, 256);
+  integer("dispatchMode", o.dispatchMode, 1, 10);
+  if (o.dispatchMode > 5) {
+    throw new RangeError(
+      `Option "dispatchMode" ${o.dispatchMode} is not supported: use 1 (round-robin), 2 (fd ` +
+        `modulo), 3 (idle worker), 4 (client IP hash) or 5 (uid)`,
+    );
+  }
+  boolean("enableUnsafeEvent", o.enableUnsafeEvent);
   integer("backlog", o.backlog, 1, 65535);
   boolean("openTcpNodelay", o.openTcpNodelay);
   boolean("enableReusePort", o.enableReusePort);
@@ -154,6 +195,27 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
 
 function withoutUndefined(options: ServerOptions): ServerOptions {
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+}
+
+/**
+ * The core's `abi.ServerConfig` for these options: `reactorId` names the reactor (the worker id
+ * in BASE mode), `sessionStride` how many reactors share the session id space.
+ */
+export function nativeConfig(
+  o: ResolvedOptions,
+  reactorId: number,
+  sessionStride: number,
+): Uint32Array {
+  const config = new Uint32Array(layout.serverConfigSize / 4);
+  config[0] = o.maxConnection;
+  config[1] = o.socketBufferSize;
+  config[2] = o.ringSize;
+  config[3] = Math.max(1, Math.round(o.maxWaitTime * 1000));
+  config[4] = reactorId;
+  config[5] = ["debug", "info", "warning", "error"].indexOf(o.logLevel);
+  config[6] = sessionStride;
+  config[7] = o.dispatchMode | (o.enableUnsafeEvent ? dispatchUnsafeEvent : 0);
+  return config;
 }
 
 /** `host:port`, with an IPv6 host in brackets, as error messages name an address. */

@@ -17,6 +17,10 @@ export class Region {
   /** The memfd to pass to workers (the manager's), or -1. */
   readonly fd: number;
   readonly workerNum: number;
+  /** PROCESS mode: the master's reactor threads (0 in BASE mode). */
+  readonly reactorNum: number;
+  /** The whole region, for the lanes of a PROCESS-mode worker. */
+  readonly memory: ArrayBuffer;
   #i32: Int32Array;
   #f64: Float64Array;
   #u64: BigUint64Array;
@@ -26,19 +30,42 @@ export class Region {
     this.pointer = pointer;
     this.fd = fd;
     const memory = Deno.UnsafePointerView.getArrayBuffer(pointer, length);
+    this.memory = memory;
     this.#i32 = new Int32Array(memory);
     this.#f64 = new Float64Array(memory);
     this.#u64 = new BigUint64Array(memory);
     this.workerNum = this.#i32[1];
+    this.reactorNum = this.#i32[layout.regionReactorNum / 4];
   }
 
-  /** Creates the region (the manager). */
-  static create(workerNum: number): Region {
+  /**
+   * Creates the region (the manager); with `process`, the PROCESS-mode part too (rings and
+   * session tables of the master's reactor threads).
+   */
+  static create(
+    workerNum: number,
+    process?: {
+      reactorNum: number;
+      ringSize: number;
+      maxConnection: number;
+      socketBufferSize: number;
+    },
+  ): Region {
     const fd = new Int32Array(1);
     const ptr = new BigUint64Array(1);
     const len = new BigUint64Array(1);
     unwrap(
-      library().zg_region_create(workerNum, Deno.pid, fd, ptr, len),
+      library().zg_region_create(
+        workerNum,
+        Deno.pid,
+        process?.reactorNum ?? 0,
+        process?.ringSize ?? 0,
+        process?.maxConnection ?? 0,
+        process?.socketBufferSize ?? 0,
+        fd,
+        ptr,
+        len,
+      ),
       "create the shared region",
     );
     return new Region(Deno.UnsafePointer.create(ptr[0])!, Number(len[0]), fd[0]);
@@ -50,6 +77,24 @@ export class Region {
     const len = new BigUint64Array(1);
     unwrap(library().zg_region_map(fd, ptr, len), "map the shared region");
     return new Region(Deno.UnsafePointer.create(ptr[0])!, Number(len[0]), -1);
+  }
+
+  /** Byte offset of the channel between reactor thread `reactor` and worker `workerId`. */
+  channelOffset(reactor: number, workerId: number): number {
+    const first = Number(this.#u64[layout.regionChannelsOffset / 8]);
+    const stride = Number(this.#u64[layout.regionChannelStride / 8]);
+    return first + (reactor * this.workerNum + workerId) * stride;
+  }
+
+  /** The counters of PROCESS-mode reactor thread `reactor` (statsFields). */
+  reactorCounters(reactor: number): Record<string, number> {
+    const at = Number(this.#u64[layout.regionReactorStatsOffset / 8]) / 8 +
+      reactor * statsFields.length;
+    const out: Record<string, number> = {};
+    statsFields.forEach((name, i) => {
+      out[name] = Number(Atomics.load(this.#u64, at + i));
+    });
+    return out;
   }
 
   #slot(workerId: number): number {

@@ -17,6 +17,11 @@ export const env = {
   regionFd: "ZIGGURAT_REGION_FD",
   /** Which server of the script the worker role is for: `host|port|workerNum` as configured. */
   server: "ZIGGURAT_SERVER",
+  /**
+   * PROCESS mode: the inherited eventfds, comma-separated: this worker's doorbell, then the
+   * kick fd of each of the master's reactor threads. Empty in BASE mode.
+   */
+  eventFds: "ZIGGURAT_EVENT_FDS",
 } as const;
 
 export type Role =
@@ -34,6 +39,8 @@ export type Role =
     port: number;
     /** The tree's shared region (see region.ts), inherited. */
     regionFd: number;
+    /** PROCESS mode: the doorbell, then each reactor thread's kick fd; empty in BASE mode. */
+    eventFds: number[];
   };
 
 /** The key that matches a worker's role to the server of the script it is for. */
@@ -46,7 +53,7 @@ export function serverKey(host: string, port: number, workerNum: number): string
  * role goes to the one server it was spawned for, once; the variables are then removed, so
  * other servers of the script, and this process's own children, see none of them.
  */
-export function currentRole(workerNum: number, key: string): Role {
+export function currentRole(workerNum: number, key: string, tree = workerNum > 1): Role {
   if (Deno.env.get(env.role) === "worker" && Deno.env.get(env.server) === key) {
     const number = (name: string) => {
       const value = Number(Deno.env.get(name));
@@ -64,15 +71,18 @@ export function currentRole(workerNum: number, key: string): Role {
       listenFd: number(env.listenFd),
       port: number(env.port),
       regionFd: number(env.regionFd),
+      eventFds: (Deno.env.get(env.eventFds) ?? "").split(",").filter((f) => f !== "").map(
+        Number,
+      ),
     };
     for (const name of Object.values(env)) Deno.env.delete(name);
     return role;
   }
-  return workerNum > 1 ? { kind: "manager" } : { kind: "single" };
+  return tree ? { kind: "manager" } : { kind: "single" };
 }
 
 const runnable =
-  "with workerNum > 1 the server must be started as `deno run [flags] <file> [args]` " +
+  "with workerNum > 1 or in PROCESS mode the server must be started as `deno run [flags] <file> [args]` " +
   "(each worker runs the same command line)";
 
 /**

@@ -1,10 +1,11 @@
 /**
  * The `Server`: Swoole's server API over the native core.
  *
- * The core's reactor thread reads sockets into the inbound ring and writes what this side
- * queues in the outbound ring. This module drains the inbound ring in batches on the JS thread
- * and calls the user's callbacks (`#dispatch` is the one path from native events to typed
- * callbacks); it parks in one pending `nonblocking` FFI wait only when the ring is empty.
+ * A reactor (this worker's own in BASE mode, the master's reactor threads in PROCESS mode)
+ * reads sockets into inbound rings and writes what this side queues in outbound rings; each
+ * reactor is a `Lane`. This module drains the inbound rings in batches on the JS thread and
+ * calls the user's callbacks (`#dispatch` is the one path from native events to typed
+ * callbacks); it parks in one pending `nonblocking` FFI wait only when every ring is empty.
  * @module
  */
 
@@ -21,7 +22,8 @@ import {
 } from "./_ffi/layout.ts";
 import { errnoName, ErrorCode } from "./errors.ts";
 import { Logger } from "./log.ts";
-import { formatAddress, resolveOptions } from "./options.ts";
+import { formatAddress, nativeConfig, resolveOptions } from "./options.ts";
+import { Lane } from "./lane.ts";
 import { Manager } from "./manager.ts";
 import { currentRole, serverKey } from "./role.ts";
 import type { Role } from "./role.ts";
@@ -98,6 +100,10 @@ export interface ClientInfo {
   closeErrno: number;
   recvQueuedBytes: number;
   sendQueuedBytes: number;
+  /** The uid `bind()` gave the session, or 0. */
+  uid: number;
+  /** The worker the session's events go to (PROCESS mode; in BASE mode the one it lives in). */
+  workerId: number;
 }
 
 /** What `stats()` returns: Swoole's counters, in camelCase. */
@@ -127,18 +133,7 @@ export interface ServerStats {
 
 type State = "new" | "starting" | "running" | "stopping" | "stopped";
 
-/** A send waiting for room in the outbound ring; kept in order. */
-interface Pending {
-  type: number;
-  sessionId: number;
-  aux: number;
-  bytes: Uint8Array;
-}
-
 const encoder = new TextEncoder();
-/** Largest payload of one send record (less on small rings: a record must fit in half the
- * ring); bigger sends are split and arrive in order. */
-const sendChunkMax = 256 * 1024;
 /** Received payloads up to this size are copied into shared arenas of `arenaSize` bytes. */
 const arenaSmall = 4096;
 const arenaSize = 64 * 1024;
@@ -179,33 +174,14 @@ export class Server {
   #region: Region | undefined;
   #manager: Manager | undefined;
 
-  // Views of the channel's shared memory.
-  #u8!: Uint8Array;
-  #u32!: Uint32Array;
-  #i16!: Int16Array;
-  #stats!: BigUint64Array;
-  #mask = 0;
-  #ringBytes = 0;
-  #sendChunk = 0;
-  #inBase = 0;
-  #outBase = 0;
-  // Word indexes of the ring control fields.
-  #inTail = 0;
-  #inHead = 0;
-  #inParked = 0;
-  #inProducerWaiting = 0;
-  #outTail = 0;
-  #outHead = 0;
-  #outParked = 0;
-  #outProducerWaiting = 0;
-
-  /** Our positions: the next inbound byte to read, the next outbound byte to write. */
-  #readPos = 0;
-  #writePos = 0;
-  #outHeadSeen = 0;
-  #pending: Pending[] = [];
-  /** Bytes per session in `#pending`: counted against `socketBufferSize` too. */
-  #pendingBytes = new Map<number, number>();
+  /** One per reactor: BASE mode this worker's own, PROCESS mode each of the master's. */
+  #lanes: Lane[] = [];
+  /** A PROCESS-mode worker: sessions live in the master, found through the region. */
+  #attached = false;
+  /** A PROCESS-mode worker's doorbell. */
+  #wakeFd = -1;
+  /** BASE mode: the counters in the channel. */
+  #stats: BigUint64Array | undefined;
   #inBatch = false;
   #stoppedRecord = false;
   /** Sessions this worker asked to close; they no longer exist for send/exists. */
@@ -224,7 +200,11 @@ export class Server {
   constructor(options: ServerOptions = {}) {
     this.options = Object.freeze(resolveOptions(options));
     const o = this.options;
-    this.#role = currentRole(o.workerNum, serverKey(o.host, o.port, o.workerNum));
+    this.#role = currentRole(
+      o.workerNum,
+      serverKey(o.host, o.port, o.workerNum),
+      o.workerNum > 1 || o.mode === "process",
+    );
     const who = this.#role.kind === "manager"
       ? "manager"
       : `worker#${this.#role.kind === "worker" ? this.#role.workerId : 0}`;
@@ -276,7 +256,7 @@ export class Server {
     return region.status(workerId);
   }
 
-  /** The manager's pid, or -1 when there is none (one worker). */
+  /** The manager's pid, or -1 when there is none (one BASE worker). */
   getManagerPid(): number {
     if (this.#role.kind === "worker") return this.#role.managerPid;
     return this.#role.kind === "manager" ? Deno.pid : -1;
@@ -336,7 +316,8 @@ export class Server {
       }
     }
     try {
-      this.#open();
+      if (role.kind === "worker" && role.eventFds.length > 0) this.#attach(role);
+      else this.#open();
     } catch (error) {
       this.#state = "stopped";
       return Promise.reject(error);
@@ -345,8 +326,10 @@ export class Server {
     this.#state = "running";
     Deno.addSignalListener("SIGTERM", this.#onSigterm);
     const workerId = this.getWorkerId();
-    // As in Swoole's BASE mode, `start` runs once: in worker 0.
-    if (workerId === 0) this.#call("start", -1, () => this.#callbacks.start?.(this));
+    // As in Swoole's BASE mode, `start` runs once: in worker 0 (PROCESS mode: in the manager).
+    if (workerId === 0 && !this.#attached) {
+      this.#call("start", -1, () => this.#callbacks.start?.(this));
+    }
     this.#call("workerStart", -1, () => this.#callbacks.workerStart?.(this, workerId));
     this.#run().catch((error) => {
       this.#log.error("the event loop failed", error);
@@ -384,15 +367,12 @@ export class Server {
     const lib = library();
     this.#lib = lib;
     const o = this.options;
-    const config = new Uint32Array(layout.serverConfigSize / 4);
-    config[0] = o.maxConnection;
-    config[1] = o.socketBufferSize;
-    config[2] = o.ringSize;
-    config[3] = Math.max(1, Math.round(o.maxWaitTime * 1000));
-    config[4] = Math.max(0, this.getWorkerId()); // reactor id = worker id
-    config[5] = ["debug", "info", "warning", "error"].indexOf(o.logLevel);
     // Session ids unique across the tree: worker w of n hands out the ids i with (i-1) % n == w.
-    config[6] = this.#role.kind === "worker" ? o.workerNum : 1;
+    const config = nativeConfig(
+      o,
+      Math.max(0, this.getWorkerId()),
+      this.#role.kind === "worker" ? o.workerNum : 1,
+    );
     const handle = new BigUint64Array(1);
     unwrap(lib.zg_server_create(config, handle), "create the server");
     this.#handle = Deno.UnsafePointer.create(handle[0]);
@@ -422,7 +402,7 @@ export class Server {
           `listen on "${where}"`,
         );}
       this.#port = port[0];
-      this.#mapChannel();
+      this.#mapChannel(handle[0]);
       if (role.kind === "worker") {
         // Count into this worker's slot of the tree's region, where every process reads.
         this.#region = Region.map(role.regionFd);
@@ -440,7 +420,7 @@ export class Server {
     }
   }
 
-  #mapChannel() {
+  #mapChannel(handle: bigint) {
     const ptr = new BigUint64Array(1);
     const len = new BigUint64Array(1);
     unwrap(this.#lib.zg_server_channel(this.#handle, ptr, len), "map the channel");
@@ -448,31 +428,44 @@ export class Server {
       Deno.UnsafePointer.create(ptr[0])!,
       Number(len[0]),
     );
-    this.#u8 = new Uint8Array(memory);
-    this.#u32 = new Uint32Array(memory);
-    this.#i16 = new Int16Array(memory);
     this.#stats = new BigUint64Array(memory, layout.channelStats, statsFields.length);
-    this.#ringBytes = this.#u32[layout.channelRingBytes / 4];
-    this.#sendChunk = Math.min(sendChunkMax, this.#ringBytes / 2 - layout.recordHeaderSize);
-    this.#mask = this.#ringBytes - 1;
-    this.#inBase = layout.dataOffset;
-    this.#outBase = layout.dataOffset + this.#ringBytes;
-    const word = (ctl: number, field: number) => (ctl + field) / 4;
-    this.#inTail = word(layout.channelInCtl, layout.ringTail);
-    this.#inHead = word(layout.channelInCtl, layout.ringHead);
-    this.#inParked = word(layout.channelInCtl, layout.ringConsumerParked);
-    this.#inProducerWaiting = word(layout.channelInCtl, layout.ringProducerWaiting);
-    this.#outTail = word(layout.channelOutCtl, layout.ringTail);
-    this.#outHead = word(layout.channelOutCtl, layout.ringHead);
-    this.#outParked = word(layout.channelOutCtl, layout.ringConsumerParked);
-    this.#outProducerWaiting = word(layout.channelOutCtl, layout.ringProducerWaiting);
+    const lib = this.#lib;
+    const pointer = Deno.UnsafePointer.create(handle);
+    this.#lanes = [new Lane(memory, 0, () => lib.zg_server_kick(pointer))];
+  }
+
+  /**
+   * PROCESS mode: attach to the master's reactor threads through the rings of this worker in
+   * the region (one lane per reactor thread); sockets stay in the master.
+   */
+  #attach(role: Extract<Role, { kind: "worker" }>) {
+    const lib = library();
+    this.#lib = lib;
+    const region = Region.map(role.regionFd);
+    this.#region = region;
+    region.adopt(role.workerId);
+    const [wakeFd, ...kickFds] = role.eventFds;
+    if (kickFds.length !== region.reactorNum) {
+      throw new Error(
+        `expected ${region.reactorNum} reactor kick fds from the manager, got ${kickFds.length}`,
+      );
+    }
+    this.#wakeFd = wakeFd;
+    this.#lanes = kickFds.map((fd, reactor) =>
+      new Lane(
+        region.memory,
+        region.channelOffset(reactor, role.workerId),
+        () => lib.zg_fd_kick(fd),
+      )
+    );
+    this.#port = role.port;
+    this.#attached = true;
   }
 
   /** Drains, dispatches, parks; until the reactor reports `stopped`. */
   async #run(): Promise<void> {
-    const inline = this.options.inlineReactor;
+    const inline = this.options.inlineReactor && !this.#attached;
     const lib = this.#lib;
-    const u32 = this.#u32;
     let lastYield = performance.now();
     while (true) {
       // Inline mode: this thread is the reactor; one turn writes what we queued, accepts and
@@ -483,8 +476,7 @@ export class Server {
       if (this.#stoppedRecord) break;
       // Inline mode: what we queued is written by the next turn, not by a thread, so queued
       // records count as work too.
-      const queued = inline &&
-        (this.#pending.length > 0 || this.#writePos !== Atomics.load(u32, this.#outHead));
+      const queued = inline && this.#lanes[0].hasOutput();
       if (handled > 0 || (flags & PollFlag.more) !== 0 || queued) {
         // Let promise continuations of async callbacks run; now and then, timers and I/O too.
         const now = performance.now();
@@ -506,34 +498,39 @@ export class Server {
     this.#finish();
   }
 
-  /** Thread mode: sleep until the reactor thread rings (re-checking after announcing it). */
+  /** Sleeps until a reactor rings (re-checking every ring after announcing it). */
   async #park(): Promise<void> {
-    const u32 = this.#u32;
-    Atomics.store(u32, this.#inParked, 1);
-    if (this.#pending.length > 0) {
-      // Sends wait for room in the outbound ring: ask the reactor to wake us when it frees.
-      Atomics.store(u32, this.#outProducerWaiting, 1);
-      const before = this.#pending.length;
-      this.#flushPending();
-      if (this.#pending.length < before) {
-        Atomics.store(u32, this.#outProducerWaiting, 0);
-        Atomics.store(u32, this.#inParked, 0);
-        return;
+    const lanes = this.#lanes;
+    for (const lane of lanes) Atomics.store(lane.u32, lane.inParked, 1);
+    const unpark = () => {
+      for (const lane of lanes) Atomics.store(lane.u32, lane.inParked, 0);
+    };
+    let progress = false;
+    for (const lane of lanes) {
+      if (lane.pending.length === 0) continue;
+      // Sends wait for room in an outbound ring: ask its reactor to wake us when it frees.
+      Atomics.store(lane.u32, lane.outProducerWaiting, 1);
+      const before = lane.pending.length;
+      lane.flushPending();
+      if (lane.pending.length < before) {
+        Atomics.store(lane.u32, lane.outProducerWaiting, 0);
+        progress = true;
       }
     }
-    if (Atomics.load(u32, this.#inTail) !== this.#readPos) {
-      Atomics.store(u32, this.#inParked, 0);
-      return;
-    }
-    unwrap(await this.#lib.zg_server_wait(this.#handle), "wait for events");
-    Atomics.store(u32, this.#inParked, 0);
+    if (progress || lanes.some((lane) => lane.hasInput())) return unpark();
+    const waited = this.#attached
+      ? await this.#lib.zg_fd_wait(this.#wakeFd)
+      : await this.#lib.zg_server_wait(this.#handle);
+    unwrap(waited, "wait for events");
+    unpark();
   }
 
   #finish() {
     Deno.removeSignalListener("SIGTERM", this.#onSigterm);
     this.#finalStats = this.stats();
-    this.#lib.zg_server_destroy(this.#handle);
+    if (this.#handle !== null) this.#lib.zg_server_destroy(this.#handle);
     this.#handle = null;
+    this.#attached = false;
     this.#state = "stopped";
     if (this.#role.kind !== "worker") {
       this.#call("shutdown", -1, () => this.#callbacks.shutdown?.(this));
@@ -543,26 +540,37 @@ export class Server {
 
   /** Dispatches every record published so far; returns how many. */
   #drain(): number {
-    const u32 = this.#u32;
-    const tail = Atomics.load(u32, this.#inTail);
-    let pos = this.#readPos;
-    if (pos === tail) return 0;
     let handled = 0;
-    this.#inBatch = true;
-    this.#region?.setStatus(this.getWorkerId(), WorkerStatus.busy);
-    try {
-      while (pos !== tail) {
-        const at = this.#inBase + (pos & this.#mask);
-        const word = at >>> 2;
-        const len = u32[word];
-        pos = (pos + ((layout.recordHeaderSize + len + 15) & ~15)) >>> 0;
-        const type = this.#u8[at + layout.recordType];
-        if (type === RecordType.pad) continue;
-        this.#dispatch(type, at, len, u32[word + 2], u32[word + 3]);
-        handled++;
+    const lanes = this.#lanes;
+    const claim = this.#attached;
+    for (let l = 0; l < lanes.length; l++) {
+      const lane = lanes[l];
+      const u32 = lane.u32;
+      const tail = Atomics.load(u32, lane.inTail);
+      let pos = lane.readPos;
+      if (pos === tail) continue;
+      // A successor of this worker (if it dies now) starts after these records.
+      if (claim) Atomics.store(u32, lane.inClaim, tail);
+      if (!this.#inBatch) {
+        this.#inBatch = true;
+        this.#region?.setStatus(this.getWorkerId(), WorkerStatus.busy);
       }
-    } finally {
-      this.#readPos = pos;
+      try {
+        while (pos !== tail) {
+          const at = lane.inBase + (pos & lane.mask);
+          const word = at >>> 2;
+          const len = u32[word];
+          pos = (pos + ((layout.recordHeaderSize + len + 15) & ~15)) >>> 0;
+          const type = lane.u8[at + layout.recordType];
+          if (type === RecordType.pad) continue;
+          this.#dispatch(lane, type, at, len, u32[word + 2], u32[word + 3]);
+          handled++;
+        }
+      } finally {
+        lane.release(pos);
+      }
+    }
+    if (this.#inBatch) {
       this.#inBatch = false;
       this.#region?.setStatus(this.getWorkerId(), WorkerStatus.idle);
       this.#region?.publish(
@@ -572,24 +580,22 @@ export class Server {
         this.#dispatchCount,
         this.#callbackErrors,
       );
-      Atomics.store(u32, this.#inHead, pos);
-      this.#kickIfSet(this.#inProducerWaiting);
-      this.#publishOut();
+      for (const lane of lanes) lane.publishOut();
     }
     return handled;
   }
 
   /** The trampoline from a native record to the user's callback. */
-  #dispatch(type: number, at: number, len: number, sessionId: number, aux: number) {
-    const reactorId = this.#i16[(at + layout.recordReactorId) >>> 1];
+  #dispatch(lane: Lane, type: number, at: number, len: number, sessionId: number, aux: number) {
+    const reactorId = lane.i16[(at + layout.recordReactorId) >>> 1];
     this.#dispatchCount++;
     switch (type) {
       case RecordType.receive: {
         this.#requestCount++;
         const start = at + layout.recordHeaderSize;
         const data = this.options.borrowedViews
-          ? this.#u8.subarray(start, start + len)
-          : this.#copy(start, len);
+          ? lane.u8.subarray(start, start + len)
+          : this.#copy(lane.u8, start, len);
         const receive = this.#callbacks.receive!;
         try {
           const result = receive(this, sessionId, reactorId, data) as unknown;
@@ -609,7 +615,7 @@ export class Server {
         );
         return;
       case RecordType.close: {
-        const flags = this.#u8[at + layout.recordFlags];
+        const flags = lane.u8[at + layout.recordFlags];
         if (flags & CloseFlag.error) {
           this.#log.info(`session ${sessionId} closed: ${errnoName(aux)}`);
         }
@@ -618,20 +624,35 @@ export class Server {
         // After EOF the reactor keeps the socket until we answer, so sends made before this
         // point (and in the close callback) are still written.
         if (flags & CloseFlag.peerEof) {
-          this.#push(RecordType.closeRequest, sessionId, 0, new Uint8Array(0));
+          this.#laneOf(sessionId).push(RecordType.closeRequest, sessionId, 0, new Uint8Array(0));
         }
         return;
       }
       case RecordType.shutdown:
-        this.#call("workerStop", -1, () => this.#callbacks.workerStop?.(this, 0));
-        this.#push(RecordType.shutdownAck, 0, 0, new Uint8Array(0));
+        // Every reactor sends one; workerStop runs at the first.
+        if (!this.#lanes.some((l) => l.shutdownSeen)) {
+          this.#call(
+            "workerStop",
+            -1,
+            () => this.#callbacks.workerStop?.(this, this.getWorkerId()),
+          );
+        }
+        lane.shutdownSeen = true;
+        lane.push(RecordType.shutdownAck, 0, 0, new Uint8Array(0));
         return;
       case RecordType.stopped:
-        this.#stoppedRecord = true;
+        lane.stopped = true;
+        this.#stoppedRecord = this.#lanes.every((l) => l.stopped);
         return;
       default:
         throw new Error(`unexpected record type ${type} from the reactor`);
     }
+  }
+
+  /** The lane of the reactor that owns a session: reactor `(id - 1) % reactors`. */
+  #laneOf(sessionId: number): Lane {
+    const lanes = this.#lanes;
+    return lanes.length === 1 ? lanes[0] : lanes[(sessionId - 1) % lanes.length];
   }
 
   /**
@@ -639,15 +660,15 @@ export class Server {
    * allocation per arena instead of one per message, as Node's Buffer pool does); a kept view
    * keeps at most its arena alive.
    */
-  #copy(start: number, len: number): Uint8Array {
-    if (len > arenaSmall) return this.#u8.slice(start, start + len);
+  #copy(u8: Uint8Array, start: number, len: number): Uint8Array {
+    if (len > arenaSmall) return u8.slice(start, start + len);
     let used = this.#arenaUsed;
     if (used + len > arenaSize) {
       this.#arena = new Uint8Array(arenaSize);
       used = 0;
     }
     const arena = this.#arena;
-    arena.set(this.#u8.subarray(start, start + len), used);
+    arena.set(u8.subarray(start, start + len), used);
     this.#arenaUsed = (used + len + 7) & ~7;
     return arena.subarray(used, used + len);
   }
@@ -672,7 +693,7 @@ export class Server {
    * or closing, its output buffer is over `socketBufferSize`, or `data` is empty.
    */
   send(sessionId: number, data: Uint8Array | string): boolean {
-    if (this.#handle === null || (this.#state !== "running" && this.#state !== "stopping")) {
+    if (!this.#live()) {
       this.#lastError = ErrorCode.serverNotRunning;
       return false;
     }
@@ -691,22 +712,23 @@ export class Server {
       this.#lastError = ErrorCode.invalidParams;
       return false;
     }
+    const lane = this.#laneOf(sessionId);
     // The outbound ring is full and this session's sends already wait behind it: as with a full
     // output buffer, refuse rather than queue without bound.
     if (
-      this.#pending.length > 0 &&
-      (this.#pendingBytes.get(sessionId) ?? 0) >= this.options.socketBufferSize
+      lane.pending.length > 0 &&
+      (lane.pendingBytes.get(sessionId) ?? 0) >= this.options.socketBufferSize
     ) {
       this.#lastError = ErrorCode.outputBufferOverflow;
       return false;
     }
-    const sendChunk = this.#sendChunk;
+    const sendChunk = lane.sendChunk;
     for (let offset = 0; offset < bytes.length; offset += sendChunk) {
       const chunk = bytes.length <= sendChunk ? bytes : bytes.subarray(offset, offset + sendChunk);
-      this.#push(RecordType.send, sessionId, 0, chunk);
+      lane.push(RecordType.send, sessionId, 0, chunk);
     }
     this.#responseCount++;
-    if (!this.#inBatch) this.#publishOut();
+    if (!this.#inBatch) lane.publishOut();
     return true;
   }
 
@@ -720,7 +742,9 @@ export class Server {
       this.#lastError = ErrorCode.sessionInvalidId;
       return SessionState.gone;
     }
-    const state = this.#lib.zg_session_state(this.#handle, sessionId);
+    const state = this.#attached
+      ? this.#lib.zg_region_session_state(this.#region!.pointer, sessionId)
+      : this.#lib.zg_session_state(this.#handle, sessionId);
     if (state === SessionState.gone) this.#lastError = ErrorCode.sessionNotExist;
     else if (state === SessionState.closing) this.#lastError = ErrorCode.sessionClosing;
     return state;
@@ -732,9 +756,7 @@ export class Server {
    * already closing.
    */
   close(sessionId: number, reset = false): boolean {
-    if (this.#handle === null || (this.#state !== "running" && this.#state !== "stopping")) {
-      return false;
-    }
+    if (!this.#live()) return false;
     // After the peer's EOF the server closes the session itself (once `close` has run), so
     // only an open session can be closed here.
     const state = this.#sessionState(sessionId) & 0xff;
@@ -743,31 +765,62 @@ export class Server {
       return false;
     }
     this.#closing.add(sessionId);
-    this.#push(RecordType.closeRequest, sessionId, reset ? 1 : 0, new Uint8Array(0));
-    if (!this.#inBatch) this.#publishOut();
+    const lane = this.#laneOf(sessionId);
+    lane.push(RecordType.closeRequest, sessionId, reset ? 1 : 0, new Uint8Array(0));
+    if (!this.#inBatch) lane.publishOut();
     return true;
+  }
+
+  /**
+   * Swoole's `bind(fd, uid)`, for dispatch mode 5 in PROCESS mode: from now on the session's
+   * data goes to worker `uid % workerNum`. A session is bound once: false when it already has a
+   * uid, is gone, or the server is not in that mode.
+   */
+  bind(sessionId: number, uid: number): boolean {
+    if (!Number.isInteger(uid) || uid <= 0 || uid > 0xffff_ffff) {
+      throw new RangeError(`bind() takes a uid from 1 to 2^32 - 1, got ${uid}`);
+    }
+    if (!this.#attached || this.options.dispatchMode !== 5) {
+      this.#lastError = ErrorCode.serverNotRunning;
+      this.#log.warning("bind() works only in PROCESS mode with dispatchMode 5 (uid)");
+      return false;
+    }
+    if (!Number.isInteger(sessionId) || sessionId <= 0 || sessionId > 0xffff_ffff) {
+      this.#lastError = ErrorCode.sessionInvalidId;
+      return false;
+    }
+    const status = this.#lib.zg_region_bind(this.#region!.pointer, sessionId, uid);
+    if (status === 0) return true;
+    this.#lastError = status === 8 ? ErrorCode.sessionNotExist : ErrorCode.invalidParams;
+    return false;
+  }
+
+  /** Whether this process serves sessions now (running, or stopping but not yet stopped). */
+  #live(): boolean {
+    return (this.#handle !== null || this.#attached) &&
+      (this.#state === "running" || this.#state === "stopping");
   }
 
   /** Whether the session is open (and not closing). */
   exists(sessionId: number): boolean {
-    if (this.#handle === null || (this.#state !== "running" && this.#state !== "stopping")) {
-      return false;
-    }
+    if (!this.#live()) return false;
     return (this.#sessionState(sessionId) & 0xff) === SessionState.open;
   }
 
   /** Connection details of an open session, or null when it does not exist. */
   getClientInfo(sessionId: number): ClientInfo | null {
     if (
-      this.#handle === null || !Number.isInteger(sessionId) || sessionId <= 0 ||
-      sessionId > 0xffff_ffff
+      (this.#handle === null && !this.#attached) || !Number.isInteger(sessionId) ||
+      sessionId <= 0 || sessionId > 0xffff_ffff
     ) {
       this.#lastError = ErrorCode.sessionInvalidId;
       return null;
     }
     const buffer = new ArrayBuffer(layout.clientInfoSize);
     const bytes = new Uint8Array(buffer);
-    const status = this.#lib.zg_client_info(this.#handle, sessionId, bytes);
+    const status = this.#attached
+      ? this.#lib.zg_region_client_info(this.#region!.pointer, sessionId, bytes)
+      : this.#lib.zg_client_info(this.#handle, sessionId, bytes);
     if (status !== 0) {
       this.#lastError = ErrorCode.sessionNotExist;
       return null;
@@ -776,6 +829,7 @@ export class Server {
     const i32 = new Int32Array(buffer, 0, 8);
     const f64 = new Float64Array(buffer, layout.clientInfoConnectTime, 4);
     const u64 = new BigUint64Array(buffer, layout.clientInfoSendQueuedBytes, 3);
+    const tail = new Uint32Array(buffer, layout.clientInfoSendQueuedBytes + 24, 2);
     const family = u32[6];
     const addr = bytes.subarray(layout.clientInfoRemoteAddr, layout.clientInfoRemoteAddr + 16);
     return {
@@ -795,6 +849,8 @@ export class Server {
       closeErrno: i32[7],
       recvQueuedBytes: 0,
       sendQueuedBytes: Number(u64[0]),
+      uid: tail[0],
+      workerId: this.#attached ? tail[1] : Math.max(0, this.getWorkerId()),
     };
   }
 
@@ -840,6 +896,16 @@ export class Server {
       if (region.status(id) === WorkerStatus.idle) idle++;
       sessionRound = Math.max(sessionRound, counters.sessionRound);
     }
+    // PROCESS mode: the sockets' counters are the master's reactor threads'.
+    for (let r = 0; r < region.reactorNum; r++) {
+      const counters = region.reactorCounters(r);
+      for (const [name, value] of Object.entries(counters)) {
+        if (name === "startTime" || name === "sessionRound") continue;
+        total[name] = (total[name] ?? 0) + value;
+      }
+      if (counters.startTime > 0) startTime = Math.min(startTime, counters.startTime);
+      sessionRound = Math.max(sessionRound, counters.sessionRound);
+    }
     const own = this.getWorkerId() >= 0 ? region.counters(this.getWorkerId()) : undefined;
     return {
       ...(total as unknown as ServerStats),
@@ -882,6 +948,7 @@ export class Server {
       return;
     }
     if (this.#state !== "running") return;
+    if (this.#attached) return this.#leave();
     this.#state = "stopping";
     // beforeShutdown and shutdown belong to the process that called start() first: in a tree,
     // the manager; its workers only stop (workerStop).
@@ -891,81 +958,23 @@ export class Server {
     unwrap(this.#lib.zg_server_shutdown(this.#handle), "shut down");
   }
 
-  // --- the outbound ring ----------------------------------------------------------------
-
-  #push(type: number, sessionId: number, aux: number, bytes: Uint8Array) {
-    if (this.#pending.length > 0 || !this.#write(type, sessionId, aux, bytes)) {
-      this.#pending.push({ type, sessionId, aux, bytes: bytes.slice() });
-      this.#pendingBytes.set(sessionId, (this.#pendingBytes.get(sessionId) ?? 0) + bytes.length);
-    }
-  }
-
-  /** Writes one record; false when the ring has no room for it. */
-  #write(type: number, sessionId: number, aux: number, bytes: Uint8Array): boolean {
-    const need = (layout.recordHeaderSize + bytes.length + 15) & ~15;
-    const capacity = this.#ringBytes;
-    let pos = this.#writePos;
-    let index = pos & this.#mask;
-    const toEnd = capacity - index;
-    const wanted = toEnd >= need ? need : toEnd + need;
-    if (capacity - ((pos - this.#outHeadSeen) >>> 0) < wanted) {
-      this.#outHeadSeen = Atomics.load(this.#u32, this.#outHead);
-      if (capacity - ((pos - this.#outHeadSeen) >>> 0) < wanted) return false;
-    }
-    if (toEnd < need) {
-      this.#header(this.#outBase + index, toEnd - layout.recordHeaderSize, RecordType.pad, 0, 0);
-      pos = (pos + toEnd) >>> 0;
-      index = 0;
-    }
-    const at = this.#outBase + index;
-    this.#header(at, bytes.length, type, sessionId, aux);
-    if (bytes.length > 0) this.#u8.set(bytes, at + layout.recordHeaderSize);
-    this.#writePos = (pos + need) >>> 0;
-    return true;
-  }
-
-  #header(at: number, len: number, type: number, sessionId: number, aux: number) {
-    const word = at >>> 2;
-    const u32 = this.#u32;
-    u32[word] = len;
-    u32[word + 1] = type; // flags 0, reactor id 0
-    u32[word + 2] = sessionId;
-    u32[word + 3] = aux;
-  }
-
-  /** Publishes written records; kicks the reactor if it sleeps. */
-  #publishOut() {
-    const u32 = this.#u32;
-    if (this.#writePos === Atomics.load(u32, this.#outTail)) return;
-    Atomics.store(u32, this.#outTail, this.#writePos);
-    this.#kickIfSet(this.#outParked);
+  #flushPending() {
+    for (const lane of this.#lanes) lane.flushPending();
   }
 
   /**
-   * Clears a flag the reactor set (it sleeps, or waits for room) and wakes it; the compare-
-   * exchange makes one waker per flag, as `takeFlag` does on the Zig side.
+   * A PROCESS-mode worker told to stop on its own (SIGTERM while the tree runs): it runs
+   * `workerStop`, hands what it queued to the rings as far as they have room, and exits; the
+   * manager starts its successor on the same rings, and no connection notices.
    */
-  #kickIfSet(word: number) {
-    const u32 = this.#u32;
-    if (Atomics.load(u32, word) === 1 && Atomics.compareExchange(u32, word, 1, 0) === 1) {
-      this.#lib.zg_server_kick(this.#handle);
-    }
-  }
-
-  #flushPending() {
-    const pending = this.#pending;
-    if (pending.length === 0) return;
-    let i = 0;
-    while (i < pending.length) {
-      const p = pending[i];
-      if (!this.#write(p.type, p.sessionId, p.aux, p.bytes)) break;
-      const left = this.#pendingBytes.get(p.sessionId)! - p.bytes.length;
-      if (left === 0) this.#pendingBytes.delete(p.sessionId);
-      else this.#pendingBytes.set(p.sessionId, left);
-      i++;
-    }
-    pending.splice(0, i);
-    this.#publishOut();
+  #leave() {
+    this.#state = "stopping";
+    this.#call("workerStop", -1, () => this.#callbacks.workerStop?.(this, this.getWorkerId()));
+    this.#flushPending();
+    for (const lane of this.#lanes) lane.publishOut();
+    this.#region?.setStatus(this.getWorkerId(), WorkerStatus.exited);
+    this.#log.info("SIGTERM: this worker exits; the manager starts another");
+    Deno.exit(0);
   }
 }
 

@@ -195,7 +195,7 @@ Deno.test("workerNum > 1 refuses a launch its workers could not repeat (deno eva
   const { stdout } = await child.output();
   assert.match(
     new TextDecoder().decode(stdout),
-    /TypeError: Cannot start the workers: with workerNum > 1 the server must be started as `deno run/,
+    /TypeError: Cannot start the workers: with workerNum > 1 or in PROCESS mode the server must be started as `deno run/,
   );
 });
 

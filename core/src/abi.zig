@@ -82,7 +82,12 @@ pub const RingControl = extern struct {
     /// Set by the consumer before it sleeps (then it re-checks tail); the producer clears it and
     /// rings the consumer's doorbell when it publishes.
     consumer_parked: u32,
-    _pad1: [56]u8 = @splat(0),
+    /// The position up to which the consumer has taken records into its hands (it publishes
+    /// `head` only once it is done with them). A consumer that replaces a dead one (a respawned
+    /// PROCESS-mode worker) starts here: what its predecessor was handling is not delivered
+    /// twice.
+    consumer_claim: u32 = 0,
+    _pad1: [52]u8 = @splat(0),
 };
 
 /// Server-wide counters (Swoole's `stats()` fields that the reactor owns). Each is written with
@@ -148,6 +153,10 @@ pub const ClientInfo = extern struct {
     send_queued_bytes: u64,
     total_recv_bytes: u64,
     total_send_bytes: u64,
+    /// `bind()`'s uid, or 0.
+    uid: u32,
+    /// PROCESS mode: the worker the session's events go to (its home worker).
+    worker_id: u32,
 };
 
 /// What `zg_server_create` takes. Zero fields mean "the default".
@@ -167,21 +176,40 @@ pub const ServerConfig = extern struct {
     /// Workers in the tree (0 or 1 alone): this reactor hands out the session ids `i` with
     /// `(i - 1) % session_stride == reactor_id`, unique across the tree.
     session_stride: u32,
-    _reserved: u32 = 0,
+    /// PROCESS mode: the dispatch mode (1 round-robin, 2 fd modulo, 3 idle worker, 4 client IP
+    /// hash, 5 uid), plus `dispatch_unsafe_event` to deliver connect/close in modes 1, 3, 5.
+    dispatch: u32 = 0,
 };
+pub const dispatch_unsafe_event: u32 = 0x100;
 
 /// The region every process of a tree maps (created by the manager, passed down as an fd):
-/// this header, then one `WorkerSlot` per worker at `region_slots_offset`.
+/// this header, one `WorkerSlot` per worker at `region_slots_offset`, and in PROCESS mode the
+/// master's part: one `Stats` per reactor thread, one channel per (reactor thread, worker) pair
+/// and one session table per reactor thread, each at the offset the header names.
 pub const RegionHeader = extern struct {
     magic: u32,
     worker_num: u32,
     manager_pid: i32,
-    _pad: u32 = 0,
+    /// PROCESS mode: reactor threads in the master; 0 in BASE mode.
+    reactor_num: u32,
     /// Unix time in seconds when the manager started.
     start_time: u64,
+    /// Bytes in each ring's data area (PROCESS).
+    ring_bytes: u32,
+    /// Session table slots per reactor thread, and the most sessions open at once (PROCESS).
+    max_connection: u32,
+    socket_buffer_size: u32,
+    /// Sessions open across the master's reactor threads (PROCESS).
+    connection_total: u32,
+    reactor_stats_offset: u64,
+    channels_offset: u64,
+    /// Bytes from one channel to the next; channel (r, w) is number `r * worker_num + w`.
+    channel_stride: u64,
+    tables_offset: u64,
+    table_stride: u64,
 };
 pub const region_magic: u32 = 0x5a475254; // "ZGRT"
-pub const region_slots_offset = 64;
+pub const region_slots_offset = 128;
 
 /// One worker's entry in the region. Written by that worker (and its pid and status by the
 /// manager); read by every process for `stats()` and `getWorkerPid`.
@@ -250,16 +278,21 @@ pub fn layout() [layout_len]u32 {
         @sizeOf(WorkerSlot),
         @offsetOf(WorkerSlot, "request_count"),
         @offsetOf(WorkerSlot, "stats"),
+        @offsetOf(RingControl, "consumer_claim"),
+        @offsetOf(RegionHeader, "reactor_num"),
+        @offsetOf(RegionHeader, "reactor_stats_offset"),
+        @offsetOf(RegionHeader, "channels_offset"),
+        @offsetOf(RegionHeader, "channel_stride"),
     };
 }
-pub const layout_len = 31;
+pub const layout_len = 36;
 
 comptime {
     assert(@sizeOf(RecordHeader) == 16);
     assert(@sizeOf(RingControl) == 128);
     assert(@offsetOf(RingControl, "head") == 64);
     assert(@sizeOf(Stats) == 12 * 8);
-    assert(@sizeOf(ClientInfo) == 104);
+    assert(@sizeOf(ClientInfo) == 112);
     assert(@sizeOf(ServerConfig) == 32);
     assert(@sizeOf(ChildExit) == 16);
     assert(@sizeOf(RegionHeader) <= region_slots_offset);

@@ -1,10 +1,14 @@
-//! An epoll reactor on its own native thread (BASE mode: one per worker).
+//! An epoll reactor: in BASE mode one per worker (on its own native thread, or driven from the
+//! worker's JS thread); in PROCESS mode `reactor_num` of them on threads of the master.
 //!
-//! It accepts on its listen sockets, reads sessions straight into the worker's inbound ring,
-//! writes what the worker queues in the outbound ring (directly from ring memory when the
+//! It accepts on its listen sockets, reads sessions straight into a worker's inbound ring,
+//! writes what workers queue in their outbound rings (directly from ring memory when the
 //! session has no backlog, through a per-session output buffer otherwise) and closes sessions.
-//! It never calls into JavaScript: the worker is woken through an eventfd doorbell only when it
-//! parked, and the reactor is kicked through another eventfd only when it sleeps.
+//! Each worker it serves is a `Lane`: one channel (an inbound and an outbound ring) and the
+//! worker's doorbell. BASE mode has one lane; PROCESS mode one per worker, and the dispatch
+//! mode picks the lane of each record. It never calls into JavaScript: a worker is woken through
+//! its eventfd doorbell only when it parked, and the reactor is kicked through another eventfd
+//! only when it sleeps.
 const std = @import("std");
 const abi = @import("abi.zig");
 const ring = @import("ring.zig");
@@ -59,68 +63,145 @@ const Phase = enum(u32) {
     stopped,
 };
 
-const PendingClose = struct { session_id: u32, flags: u8, errno: u32 };
+/// A connect or close record that found no room in its lane's ring; delivered in order, first,
+/// when room returns.
+const PendingRecord = struct { type: abi.RecordType, flags: u8, lane: u16, session_id: u32, aux: u32 };
+
+/// One worker as this reactor sees it.
+pub const Lane = struct {
+    inbound: ring.Producer,
+    outbound: ring.Consumer,
+    /// The worker's doorbell (an eventfd it reads when parked).
+    wake_fd: i32,
+    /// The inbound ring was full; the worker clears `producer_waiting` and kicks when it frees.
+    waiting_for_room: bool = false,
+    shutdown_sent: bool = false,
+    shutdown_acked: bool = false,
+    stopped_sent: bool = false,
+    /// While pending records are flushed: an earlier one for this lane found no room.
+    blocked: bool = false,
+};
+
+pub const DispatchMode = enum(u8) { round_robin = 1, fd_modulo = 2, idle_worker = 3, ip_hash = 4, uid = 5 };
+
+/// PROCESS mode: what a reactor thread of the master works with, all in the tree's region.
+pub const Attach = struct {
+    /// The channel memory of each worker's lane.
+    channels: []const []u8,
+    wake_fds: []const i32,
+    /// This reactor's session table slots.
+    slots: []Session,
+    stats: *abi.Stats,
+    /// The worker table (the idle-worker dispatch reads statuses).
+    workers: []abi.WorkerSlot,
+    /// Sessions open across every reactor thread, against `max_connection`.
+    connection_total: *u32,
+    reactor_num: u32,
+};
 
 pub const Reactor = struct {
     allocator: std.mem.Allocator,
     config: abi.ServerConfig,
-    channel: shm.Channel,
+    /// BASE mode: the channel of the one lane, owned here.
+    channel: ?shm.Channel,
     epoll_fd: i32,
-    /// Written by the worker (and `requestShutdown`) to wake the reactor from epoll_wait.
+    /// Written by workers (and `requestShutdown`) to wake the reactor from epoll_wait.
     kick_fd: i32,
-    /// Written by the reactor to wake the worker parked in `zg_server_wait`.
+    /// BASE mode: written by the reactor to wake the worker parked in `zg_server_wait`; owned
+    /// here. -1 in PROCESS mode (each lane has its worker's).
     wake_fd: i32,
     listeners: [listeners_max]Listener = undefined,
     listener_count: u32 = 0,
     sessions: SessionTable,
-    inbound: ring.Producer,
-    outbound: ring.Consumer,
+    lanes: []Lane,
+    dispatch_mode: DispatchMode = .fd_modulo,
+    /// connect and close records go to workers (BASE; dispatch modes 2 and 4; or asked for).
+    deliver_session_events: bool = true,
+    /// The next lane of round-robin dispatch.
+    next_lane: u32 = 0,
+    attach: ?Attach = null,
     /// Sessions with unread input, in arrival order. Capacity reserved at init.
     ready: std.ArrayList(u32),
     ready_next: std.ArrayList(u32),
-    /// Close records that found no room in the ring, delivered first when room returns.
-    pending_closes: std.ArrayList(PendingClose),
-    /// The inbound ring was full; the worker clears `producer_waiting` and kicks when it frees.
-    waiting_for_room: bool = false,
+    /// Nothing on the ready list can move until a worker frees ring room (or a new session
+    /// becomes ready): epoll may sleep.
+    ready_blocked: bool = false,
+    /// Connect and close records that found no room in their ring, delivered first, in order,
+    /// when room returns. At most two per session: capacity reserved at init.
+    pending: std.ArrayList(PendingRecord),
     thread: ?std.Thread = null,
     started: bool = false,
     /// Where the counters go: the worker's slot in the tree's region, or (null) the channel.
     stats_block: ?*abi.Stats = null,
     shutdown_requested: u32 = 0,
     phase: Phase = .running,
-    shutdown_record_sent: bool = false,
+    /// Monotonic deadline of the current shutdown phase's wait for workers.
+    phase_deadline_ns: i64 = 0,
     /// Monotonic time until which accepting is paused (after EMFILE and the like), or 0.
     accept_resume_ns: i64 = 0,
     accept_pause_logged_ns: i64 = std.math.minInt(i64) / 2,
     accept_pauses: u32 = 0,
-    /// Monotonic deadline of the shutdown flush.
-    flush_deadline_ns: i64 = 0,
     now_ns: i64 = 0,
     /// Inline mode: events `waitIo` collected for the next `poll`.
     stash: [events_max]linux.epoll_event = undefined,
     stash_len: u32 = 0,
 
+    /// A BASE-mode reactor: one lane, over a channel of its own.
     pub fn init(allocator: std.mem.Allocator, config: abi.ServerConfig) !*Reactor {
+        return create(allocator, config, null);
+    }
+
+    /// A PROCESS-mode reactor thread of the master: one lane per worker, in the region.
+    pub fn initAttached(allocator: std.mem.Allocator, config: abi.ServerConfig, attach: Attach) !*Reactor {
+        return create(allocator, config, attach);
+    }
+
+    fn create(allocator: std.mem.Allocator, config: abi.ServerConfig, attach: ?Attach) !*Reactor {
         const r = try allocator.create(Reactor);
         errdefer allocator.destroy(r);
-        var channel = try shm.Channel.create(config.ring_bytes);
-        errdefer channel.destroy();
-        var sessions = try SessionTable.initShared(allocator, config.max_connection, 0, @max(1, config.session_stride), config.reactor_id % @max(1, config.session_stride));
+        var channel: ?shm.Channel = null;
+        if (attach == null) channel = try shm.Channel.create(config.ring_bytes);
+        errdefer if (channel) |*ch| ch.destroy();
+        var sessions = if (attach) |a|
+            SessionTable.initIn(a.slots, 0, a.reactor_num, config.reactor_id)
+        else
+            try SessionTable.initShared(allocator, config.max_connection, 0, @max(1, config.session_stride), config.reactor_id % @max(1, config.session_stride));
         errdefer sessions.deinit(allocator);
-        var ready = try std.ArrayList(u32).initCapacity(allocator, config.max_connection);
+        var ready = try std.ArrayList(u32).initCapacity(allocator, sessions.slots.len);
         errdefer ready.deinit(allocator);
-        var ready_next = try std.ArrayList(u32).initCapacity(allocator, config.max_connection);
+        var ready_next = try std.ArrayList(u32).initCapacity(allocator, sessions.slots.len);
         errdefer ready_next.deinit(allocator);
-        var pending_closes = try std.ArrayList(PendingClose).initCapacity(allocator, config.max_connection);
-        errdefer pending_closes.deinit(allocator);
+        var pending = try std.ArrayList(PendingRecord).initCapacity(allocator, 2 * sessions.slots.len);
+        errdefer pending.deinit(allocator);
+        const lane_count = if (attach) |a| a.channels.len else 1;
+        const lanes = try allocator.alloc(Lane, lane_count);
+        errdefer allocator.free(lanes);
         const epoll_fd = try posix.epoll_create1(linux.EPOLL.CLOEXEC);
         errdefer posix.close(epoll_fd);
         const kick_fd = try posix.eventfd(0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK);
         errdefer posix.close(kick_fd);
-        const wake_fd = try posix.eventfd(0, linux.EFD.CLOEXEC);
-        errdefer posix.close(wake_fd);
+        const wake_fd = if (attach == null) try posix.eventfd(0, linux.EFD.CLOEXEC) else -1;
+        errdefer if (wake_fd >= 0) posix.close(wake_fd);
         var event: linux.epoll_event = .{ .events = linux.EPOLL.IN, .data = .{ .u64 = tag_kick } };
         try posix.epoll_ctl(epoll_fd, linux.EPOLL.CTL_ADD, kick_fd, &event);
+        for (lanes, 0..) |*lane, i| {
+            const memory = if (attach) |a| a.channels[i] else channel.?.memory;
+            const header = shm.Channel.headerOf(memory);
+            lane.* = .{
+                .inbound = ring.Producer.init(&header.in_ctl, shm.Channel.inDataOf(memory)),
+                .outbound = ring.Consumer.init(&header.out_ctl, shm.Channel.outDataOf(memory)),
+                .wake_fd = if (attach) |a| a.wake_fds[i] else wake_fd,
+            };
+        }
+        var dispatch_mode: DispatchMode = .fd_modulo;
+        var deliver_session_events = true;
+        if (attach != null) {
+            dispatch_mode = std.meta.intToEnum(DispatchMode, config.dispatch & 0xff) catch return error.InvalidArgument;
+            // Swoole's rule: only the modes that keep a connection on one worker deliver its
+            // connect and close, unless the user accepts them out of order.
+            deliver_session_events = dispatch_mode == .fd_modulo or dispatch_mode == .ip_hash or
+                config.dispatch & abi.dispatch_unsafe_event != 0;
+        }
         r.* = .{
             .allocator = allocator,
             .config = config,
@@ -129,11 +210,14 @@ pub const Reactor = struct {
             .kick_fd = kick_fd,
             .wake_fd = wake_fd,
             .sessions = sessions,
-            .inbound = ring.Producer.init(&channel.header.in_ctl, channel.inData()),
-            .outbound = ring.Consumer.init(&channel.header.out_ctl, channel.outData()),
+            .lanes = lanes,
+            .dispatch_mode = dispatch_mode,
+            .deliver_session_events = deliver_session_events,
+            .attach = attach,
             .ready = ready,
             .ready_next = ready_next,
-            .pending_closes = pending_closes,
+            .pending = pending,
+            .stats_block = if (attach) |a| a.stats else null,
         };
         return r;
     }
@@ -142,7 +226,11 @@ pub const Reactor = struct {
     pub fn deinit(r: *Reactor) void {
         if (r.thread) |t| t.join();
         for (r.sessions.slots) |*s| {
-            if (s.isLive()) posix.close(s.fd);
+            if (s.isLive()) {
+                posix.close(s.fd);
+                if (r.attach) |a| _ = @atomicRmw(u32, a.connection_total, .Sub, 1, .monotonic);
+                r.sessions.release(r.allocator, s);
+            }
         }
         for (r.listeners[0..r.listener_count]) |l| {
             if (l.fd >= 0) posix.close(l.fd);
@@ -150,11 +238,12 @@ pub const Reactor = struct {
         r.sessions.deinit(r.allocator);
         r.ready.deinit(r.allocator);
         r.ready_next.deinit(r.allocator);
-        r.pending_closes.deinit(r.allocator);
+        r.pending.deinit(r.allocator);
+        r.allocator.free(r.lanes);
         posix.close(r.epoll_fd);
         posix.close(r.kick_fd);
-        posix.close(r.wake_fd);
-        r.channel.destroy();
+        if (r.wake_fd >= 0) posix.close(r.wake_fd);
+        if (r.channel) |*ch| ch.destroy();
         const allocator = r.allocator;
         allocator.destroy(r);
     }
@@ -188,7 +277,7 @@ pub const Reactor = struct {
     }
 
     fn stats(r: *Reactor) *abi.Stats {
-        return r.stats_block orelse &r.channel.header.stats;
+        return r.stats_block orelse &r.channel.?.header.stats;
     }
 
     fn count(r: *Reactor, comptime field: []const u8, delta: u64) void {
@@ -206,9 +295,9 @@ pub const Reactor = struct {
             r.work();
             if (r.phase == .stopped) break;
             var timeout = r.sleepMs(-1);
-            if (timeout != 0 and !r.outbound.prepareParking()) timeout = 0;
+            if (timeout != 0 and !r.prepareParking()) timeout = 0;
             r.gather(timeout);
-            r.outbound.unpark();
+            r.unpark();
         }
     }
 
@@ -233,10 +322,26 @@ pub const Reactor = struct {
     pub fn waitIo(r: *Reactor) void {
         assert(r.stash_len == 0);
         const timeout_ms = r.sleepMs(-1);
-        if (timeout_ms == 0 or !r.outbound.prepareParking()) return;
+        if (timeout_ms == 0 or !r.prepareParking()) return;
         const rc = c.epoll_wait(r.epoll_fd, &r.stash, events_max, timeout_ms);
-        r.outbound.unpark();
+        r.unpark();
         r.stash_len = if (rc > 0) @intCast(rc) else 0;
+    }
+
+    /// Announces on every outbound ring that this reactor is about to sleep; false (and no
+    /// announcement left) when one of them has records already.
+    fn prepareParking(r: *Reactor) bool {
+        for (r.lanes) |*lane| {
+            if (!lane.outbound.prepareParking()) {
+                r.unpark();
+                return false;
+            }
+        }
+        return true;
+    }
+
+    fn unpark(r: *Reactor) void {
+        for (r.lanes) |*lane| lane.outbound.unpark();
     }
 
     fn gather(r: *Reactor, timeout: i32) void {
@@ -249,32 +354,72 @@ pub const Reactor = struct {
         for (events[0..@intCast(rc)]) |event| r.onEvent(event);
     }
 
-    /// Everything but waiting: write what the worker queued, accept, read, advance shutdown,
+    /// Everything but waiting: write what the workers queued, accept, read, advance shutdown,
     /// publish.
     fn work(r: *Reactor) void {
         r.now_ns = nowNs();
         r.consumeOutbound();
         if (r.phase == .running and @atomicLoad(u32, &r.shutdown_requested, .acquire) == 1) r.beginShutdown();
-        r.flushPendingCloses();
+        r.flushPending();
         switch (r.phase) {
             .running => {
                 r.acceptPending();
                 r.readReady();
             },
-            .draining => if (!r.shutdown_record_sent) {
-                r.shutdown_record_sent = r.inbound.push(.shutdown, 0, r.reactorId(), 0, 0, "");
-                if (!r.shutdown_record_sent) r.noRoom(0);
+            .draining => {
+                var acked = true;
+                for (r.lanes) |*lane| {
+                    if (!lane.shutdown_sent) {
+                        lane.shutdown_sent = lane.inbound.push(.shutdown, 0, r.reactorId(), 0, 0, "");
+                        if (!lane.shutdown_sent) r.noRoom(lane, 0);
+                    }
+                    acked = acked and lane.shutdown_acked;
+                }
+                // A worker that died (PROCESS mode) never answers: wait no longer than
+                // max_wait_time for it.
+                if (acked or r.gaveUpWaiting()) {
+                    if (!acked) log.warn("shutdown: a worker did not answer within max_wait_time; going on without it", .{});
+                    r.phase = .flushing;
+                    r.phase_deadline_ns = monoNs() + @as(i64, r.config.max_wait_time_ms) * std.time.ns_per_ms;
+                }
             },
             .flushing, .closing, .stopped => {},
         }
         if (r.phase == .flushing and r.flushDone()) r.closeAll();
-        if (r.phase == .closing) {
-            // `stopped` goes last; without room, the worker's kick brings us back here.
-            if (r.pending_closes.items.len == 0 and r.inbound.push(.stopped, 0, r.reactorId(), 0, 0, "")) {
-                r.phase = .stopped;
-            } else r.noRoom(0);
-        }
+        if (r.phase == .closing) r.sendStopped();
         r.publish();
+    }
+
+    /// `stopped` goes last to every lane, after its close records; without room, the worker's
+    /// kick brings us back here (or, for a worker that is gone, max_wait_time runs out).
+    fn sendStopped(r: *Reactor) void {
+        var done = true;
+        for (r.lanes, 0..) |*lane, i| {
+            if (lane.stopped_sent) continue;
+            if (!r.lanePending(@intCast(i)) and lane.inbound.push(.stopped, 0, r.reactorId(), 0, 0, "")) {
+                lane.stopped_sent = true;
+            } else {
+                r.noRoom(lane, 0);
+                done = false;
+            }
+        }
+        if (!done and r.gaveUpWaiting()) {
+            log.warn("shutdown: a worker took no records within max_wait_time; stopping without it", .{});
+            done = true;
+        }
+        if (done) r.phase = .stopped;
+    }
+
+    /// PROCESS mode: a worker may be dead (its successor not yet spawned), so shutdown waits
+    /// for workers no longer than max_wait_time. A BASE worker is this very process: it always
+    /// answers.
+    fn gaveUpWaiting(r: *const Reactor) bool {
+        return r.attach != null and monoNs() >= r.phase_deadline_ns;
+    }
+
+    fn lanePending(r: *const Reactor, lane: u16) bool {
+        for (r.pending.items) |p| if (p.lane == lane) return true;
+        return false;
     }
 
     fn reactorId(r: *const Reactor) i16 {
@@ -283,18 +428,25 @@ pub const Reactor = struct {
 
     /// Work that needs no event to go on: epoll must not block while there is some.
     fn hasWork(r: *Reactor) bool {
-        if (r.waiting_for_room) return false;
-        if (r.pending_closes.items.len > 0) return true;
+        if (r.pending.items.len > 0 and !r.allLanesWaiting()) return true;
         switch (r.phase) {
             .running => {
-                if (r.ready.items.len > 0) return true;
+                if (r.ready.items.len > 0 and !r.ready_blocked) return true;
                 for (r.listeners[0..r.listener_count]) |l| if (l.pending and l.fd >= 0) return true;
                 return false;
             },
-            .draining => return !r.shutdown_record_sent,
-            .closing => return true,
+            .draining => {
+                for (r.lanes) |*lane| if (!lane.shutdown_sent and !lane.waiting_for_room) return true;
+                return false;
+            },
+            .closing => return !r.allLanesWaiting(),
             .flushing, .stopped => return false,
         }
+    }
+
+    fn allLanesWaiting(r: *const Reactor) bool {
+        for (r.lanes) |*lane| if (!lane.waiting_for_room) return false;
+        return true;
     }
 
     /// How long epoll may sleep: 0 with work at hand, else until the next timed duty (accept
@@ -305,7 +457,7 @@ pub const Reactor = struct {
         if (r.hasWork()) return 0;
         var timeout = idle_ms;
         if (pause >= 0 and (timeout < 0 or pause < timeout)) timeout = pause;
-        if (r.phase == .flushing and (timeout < 0 or timeout > 10)) timeout = 10;
+        if ((r.phase == .flushing or r.phase == .draining or r.phase == .closing) and (timeout < 0 or timeout > 10)) timeout = 10;
         return timeout;
     }
 
@@ -316,7 +468,8 @@ pub const Reactor = struct {
             tag_kick => {
                 var value: u64 = 0;
                 _ = c.read(r.kick_fd, @ptrCast(&value), 8);
-                r.waiting_for_room = false;
+                for (r.lanes) |*lane| lane.waiting_for_room = false;
+                r.ready_blocked = false;
             },
             tag_listener => r.listeners[low].pending = true,
             tag_session => {
@@ -333,14 +486,17 @@ pub const Reactor = struct {
         }
     }
 
-    /// Publishes inbound records and rings the worker's doorbell if it parked.
+    /// Publishes inbound records and rings the doorbell of each worker that parked.
     fn publish(r: *Reactor) void {
-        if (r.inbound.publish()) kick(r.wake_fd);
+        for (r.lanes) |*lane| {
+            if (lane.inbound.publish()) kick(lane.wake_fd);
+        }
     }
 
-    fn noRoom(r: *Reactor, payload_max: u32) void {
-        r.publish();
-        if (r.inbound.prepareWait(payload_max)) r.waiting_for_room = true;
+    fn noRoom(r: *Reactor, lane: *Lane, payload_max: u32) void {
+        _ = r;
+        if (lane.inbound.publish()) kick(lane.wake_fd);
+        if (lane.inbound.prepareWait(payload_max)) lane.waiting_for_room = true;
     }
 
     // --- accept -------------------------------------------------------------------------
@@ -350,10 +506,6 @@ pub const Reactor = struct {
             if (!l.pending or l.fd < 0) continue;
             var accepted: u32 = 0;
             while (accepted < accepts_per_turn) : (accepted += 1) {
-                // Close records still waiting for ring room go first; this also keeps their
-                // list within `max_connection` (one per session that existed).
-                if (r.waiting_for_room or r.pending_closes.items.len > 0) return;
-                if (r.inbound.reserve(0) == null) return r.noRoom(0);
                 var address: posix.sockaddr.storage = undefined;
                 var address_len: posix.socklen_t = @sizeOf(posix.sockaddr.storage);
                 const fd = c.accept4(l.fd, @ptrCast(&address), &address_len, linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC);
@@ -406,7 +558,11 @@ pub const Reactor = struct {
     }
 
     fn addSession(r: *Reactor, fd: i32, listener_index: u16, l: Listener, address: *const posix.sockaddr) void {
-        const s = r.sessions.allocate() orelse {
+        const over_total = if (r.attach) |a|
+            @atomicLoad(u32, a.connection_total, .monotonic) >= r.config.max_connection
+        else
+            false;
+        const s = (if (over_total) null else r.sessions.allocate()) orelse {
             r.count("refused_count", 1);
             log.warn("connection refused: max_connection ({d}) sessions are open", .{r.config.max_connection});
             posix.close(fd);
@@ -414,6 +570,8 @@ pub const Reactor = struct {
         };
         s.fd = fd;
         s.listener = listener_index;
+        s.server_fd = l.fd;
+        s.server_port = l.port;
         s.remote = std.net.Address.initPosix(@alignCast(address));
         s.connect_time_ns = r.now_ns;
         if (l.tcp_nodelay) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.NODELAY, 1);
@@ -424,16 +582,94 @@ pub const Reactor = struct {
             r.sessions.release(r.allocator, s);
             return;
         };
+        if (r.attach) |a| _ = @atomicRmw(u32, a.connection_total, .Add, 1, .monotonic);
+        s.lane = r.homeLane(s);
         r.count("accept_count", 1);
         r.count("connection_num", 1);
         @atomicStore(u64, &r.stats().session_round, s.id, .monotonic);
-        assert(r.inbound.push(.connect, 0, r.reactorId(), s.id, listener_index, ""));
-        r.count("dispatch_count", 1);
+        if (r.deliver_session_events) {
+            // Nothing of the session is read before its connect record is in the ring.
+            s.connect_pending = !r.pushOrQueue(.connect, 0, s.lane, s.id, listener_index);
+        }
         // Data may have arrived with the connection.
         r.markReady(s);
     }
 
+    // --- dispatch -----------------------------------------------------------------------
+
+    /// The lane a session's connect and close (and in the sticky modes its data) go to.
+    fn homeLane(r: *Reactor, s: *const Session) u16 {
+        const n: u32 = @intCast(r.lanes.len);
+        if (n == 1) return 0;
+        return switch (r.dispatch_mode) {
+            .ip_hash => @intCast(ipHash(s.remote) % n),
+            // Round-robin and idle-worker modes spread connections the same way.
+            .round_robin, .idle_worker => blk: {
+                const lane = r.next_lane % n;
+                r.next_lane +%= 1;
+                break :blk @intCast(lane);
+            },
+            .fd_modulo, .uid => @intCast(@as(u32, @intCast(s.fd)) % n),
+        };
+    }
+
+    /// The lane the next bytes of `s` go to, or null when every candidate waits for room.
+    fn receiveLane(r: *Reactor, s: *const Session) ?*Lane {
+        const n: u32 = @intCast(r.lanes.len);
+        const lane: *Lane = switch (r.dispatch_mode) {
+            .fd_modulo, .ip_hash => &r.lanes[s.lane],
+            .uid => blk: {
+                const uid = @atomicLoad(u32, &s.uid, .acquire);
+                break :blk &r.lanes[if (uid != 0) uid % n else s.lane];
+            },
+            .round_robin => return r.nextLaneWithRoom(),
+            .idle_worker => return r.idleLane() orelse r.nextLaneWithRoom(),
+        };
+        return if (lane.waiting_for_room) null else lane;
+    }
+
+    fn nextLaneWithRoom(r: *Reactor) ?*Lane {
+        const n: u32 = @intCast(r.lanes.len);
+        for (0..n) |_| {
+            const lane = &r.lanes[r.next_lane % n];
+            r.next_lane +%= 1;
+            if (!lane.waiting_for_room) return lane;
+        }
+        return null;
+    }
+
+    /// A worker that is idle with nothing left in its ring, starting after the last one picked.
+    fn idleLane(r: *Reactor) ?*Lane {
+        const a = r.attach orelse return null;
+        const n: u32 = @intCast(r.lanes.len);
+        for (0..n) |k| {
+            const i = (r.next_lane +% @as(u32, @intCast(k))) % n;
+            const lane = &r.lanes[i];
+            const status = @atomicLoad(u32, &a.workers[i].status, .monotonic);
+            if (status == 2 and !lane.waiting_for_room and lane.inbound.isDrained()) {
+                r.next_lane = i +% 1;
+                return lane;
+            }
+        }
+        return null;
+    }
+
+    /// Pushes a connect or close record, or queues it behind the lane's earlier ones; true when
+    /// it went into the ring.
+    fn pushOrQueue(r: *Reactor, record_type: abi.RecordType, flags: u8, lane_index: u16, session_id: u32, aux: u32) bool {
+        const reactor_id = if (record_type == .close) r.closeReactorId(flags) else r.reactorId();
+        const lane = &r.lanes[lane_index];
+        if (!r.lanePending(lane_index) and lane.inbound.push(record_type, flags, reactor_id, session_id, aux, "")) {
+            r.count("dispatch_count", 1);
+            return true;
+        }
+        r.pending.appendAssumeCapacity(.{ .type = record_type, .flags = flags, .lane = lane_index, .session_id = session_id, .aux = aux });
+        r.noRoom(lane, 0);
+        return false;
+    }
+
     fn markReady(r: *Reactor, s: *Session) void {
+        r.ready_blocked = false;
         if (s.on_ready_list) return;
         s.on_ready_list = true;
         r.ready.appendAssumeCapacity(@intCast(r.sessions.slotIndex(s.id)));
@@ -446,6 +682,7 @@ pub const Reactor = struct {
     /// takes the slot next, so the list never outgrows `max_connection`.
     fn readReady(r: *Reactor) void {
         assert(r.ready_next.items.len == 0);
+        var blocked = true;
         var index: usize = 0;
         while (index < r.ready.items.len) : (index += 1) {
             const slot = r.ready.items[index];
@@ -454,63 +691,93 @@ pub const Reactor = struct {
             if (s.state != .open) {
                 // Closed, closing or past EOF since it was listed: nothing more to read.
                 s.on_ready_list = false;
+                blocked = false;
                 continue;
             }
-            if (r.waiting_for_room or !r.readSession(s)) {
-                r.ready_next.appendAssumeCapacity(slot);
-            } else {
-                s.on_ready_list = false;
+            const outcome: ReadOutcome = if (s.connect_pending) .blocked else r.readSession(s);
+            switch (outcome) {
+                .done => {
+                    s.on_ready_list = false;
+                    blocked = false;
+                },
+                .more => {
+                    r.ready_next.appendAssumeCapacity(slot);
+                    blocked = false;
+                },
+                .blocked => r.ready_next.appendAssumeCapacity(slot),
             }
         }
         r.ready.clearRetainingCapacity();
         std.mem.swap(std.ArrayList(u32), &r.ready, &r.ready_next);
+        r.ready_blocked = blocked and r.ready.items.len > 0;
     }
 
-    /// Reads until EAGAIN, EOF, an error, or the turn's budget. True when done with the session
-    /// for now; false when it must stay on the ready list.
-    fn readSession(r: *Reactor, s: *Session) bool {
+    const ReadOutcome = enum {
+        /// Read to EAGAIN, EOF or an error: off the ready list.
+        done,
+        /// The turn's budget ran out: read on next turn.
+        more,
+        /// Its worker's ring has no room: read on once the worker frees some.
+        blocked,
+    };
+
+    /// Reads until EAGAIN, EOF, an error, the turn's budget, or a full ring.
+    fn readSession(r: *Reactor, s: *Session) ReadOutcome {
         assert(s.state == .open);
         var reads: u32 = 0;
         while (reads < reads_per_turn) : (reads += 1) {
-            const room = r.inbound.reserve(read_chunk) orelse {
-                r.noRoom(read_chunk);
-                return false;
+            const lane = r.receiveLane(s) orelse return .blocked;
+            const room = lane.inbound.reserve(read_chunk) orelse {
+                r.noRoom(lane, read_chunk);
+                return .blocked;
             };
             // Raw syscalls on the per-message path: libc's wrappers add cancellation-point
             // bookkeeping that showed in profiles (about 1% of the server's CPU).
             const rc = rawResult(linux.read(s.fd, room.ptr, room.len));
             if (rc > 0) {
                 const n: u32 = @intCast(rc);
-                r.inbound.commit(.receive, 0, r.reactorId(), s.id, 0, n);
+                lane.inbound.commit(.receive, 0, r.reactorId(), s.id, 0, n);
                 s.recv_bytes += n;
                 s.last_recv_time_ns = r.now_ns;
                 s.last_dispatch_time_ns = r.now_ns;
                 r.count("total_recv_bytes", n);
                 r.count("dispatch_count", 1);
-                if (n < room.len and !s.peer_hup) return true;
+                if (n < room.len and !s.peer_hup) return .done;
                 continue;
             }
             if (rc == 0) {
                 r.peerClosed(s);
-                return true;
+                return .done;
             }
             switch (rawErrno(rc)) {
-                .AGAIN => return true,
+                .AGAIN => return .done,
                 .INTR => continue,
                 else => |e| {
                     r.closeSession(s, abi.close_flag_error, @intFromEnum(e), true);
-                    return true;
+                    return .done;
                 },
             }
         }
-        return false;
+        return .more;
     }
 
     /// EOF from the peer: tell the worker, keep the socket for the output it still queues.
+    /// Where workers get no close records (dispatch modes 1, 3, 5), close it here once the
+    /// queued output is written.
     fn peerClosed(r: *Reactor, s: *Session) void {
         @atomicStore(session_table.State, &s.state, .peer_closed, .release);
-        r.notifyClose(s.id, abi.close_flag_peer_eof, 0);
         s.close_notified = true;
+        if (!r.deliver_session_events) return r.closeRequested(s.id, false);
+        _ = r.pushOrQueue(.close, abi.close_flag_peer_eof, r.closeLane(s), s.id, 0);
+    }
+
+    /// Where a session's close record goes: its home lane, or its uid's worker once bound.
+    fn closeLane(r: *const Reactor, s: *const Session) u16 {
+        if (r.dispatch_mode == .uid and r.lanes.len > 1) {
+            const uid = @atomicLoad(u32, &s.uid, .acquire);
+            if (uid != 0) return @intCast(uid % r.lanes.len);
+        }
+        return s.lane;
     }
 
     /// Swoole reports -1 as the reactor of a close the server started.
@@ -518,47 +785,50 @@ pub const Reactor = struct {
         return if (flags & abi.close_flag_server != 0) -1 else r.reactorId();
     }
 
-    fn notifyClose(r: *Reactor, session_id: u32, flags: u8, errno: u32) void {
-        const reactor_id = r.closeReactorId(flags);
-        if (r.pending_closes.items.len == 0 and r.inbound.push(.close, flags, reactor_id, session_id, errno, "")) {
-            r.count("dispatch_count", 1);
-            return;
+    /// Delivers pending records in order; a lane whose ring is still full keeps the rest of its
+    /// records (those of other lanes go on).
+    fn flushPending(r: *Reactor) void {
+        if (r.pending.items.len == 0) return;
+        for (r.lanes) |*lane| lane.blocked = false;
+        var kept: usize = 0;
+        for (r.pending.items) |p| {
+            const lane = &r.lanes[p.lane];
+            if (!lane.blocked) {
+                const reactor_id = if (p.type == .close) r.closeReactorId(p.flags) else r.reactorId();
+                if (lane.inbound.push(p.type, p.flags, reactor_id, p.session_id, p.aux, "")) {
+                    r.count("dispatch_count", 1);
+                    if (p.type == .connect) {
+                        if (r.sessions.get(p.session_id)) |s| s.connect_pending = false;
+                        r.ready_blocked = false;
+                    }
+                    continue;
+                }
+                lane.blocked = true;
+                r.noRoom(lane, 0);
+            }
+            r.pending.items[kept] = p;
+            kept += 1;
         }
-        r.pending_closes.appendAssumeCapacity(.{ .session_id = session_id, .flags = flags, .errno = errno });
-    }
-
-    fn flushPendingCloses(r: *Reactor) void {
-        var index: usize = 0;
-        while (index < r.pending_closes.items.len) : (index += 1) {
-            const p = r.pending_closes.items[index];
-            const reactor_id = r.closeReactorId(p.flags);
-            if (!r.inbound.push(.close, p.flags, reactor_id, p.session_id, p.errno, "")) break;
-            r.count("dispatch_count", 1);
-        }
-        const left = r.pending_closes.items.len - index;
-        std.mem.copyForwards(PendingClose, r.pending_closes.items[0..left], r.pending_closes.items[index..]);
-        r.pending_closes.shrinkRetainingCapacity(left);
-        if (left > 0) r.noRoom(0);
+        r.pending.shrinkRetainingCapacity(kept);
     }
 
     // --- outbound records -----------------------------------------------------------------
 
     fn consumeOutbound(r: *Reactor) void {
-        while (r.outbound.peek()) |record| {
-            const header = record.header;
-            switch (@as(abi.RecordType, @enumFromInt(header.type))) {
-                .send => r.sendTo(header.session_id, record.payload),
-                .close_request => r.closeRequested(header.session_id, header.aux == 1),
-                .shutdown_ack => if (r.phase == .draining) {
-                    r.phase = .flushing;
-                    r.flush_deadline_ns = monoNs() + @as(i64, r.config.max_wait_time_ms) * std.time.ns_per_ms;
-                },
-                else => std.debug.panic("unexpected outbound record type {d}", .{header.type}),
+        for (r.lanes) |*lane| {
+            while (lane.outbound.peek()) |record| {
+                const header = record.header;
+                switch (@as(abi.RecordType, @enumFromInt(header.type))) {
+                    .send => r.sendTo(header.session_id, record.payload),
+                    .close_request => r.closeRequested(header.session_id, header.aux == 1),
+                    .shutdown_ack => lane.shutdown_acked = true,
+                    else => std.debug.panic("unexpected outbound record type {d}", .{header.type}),
+                }
+                lane.outbound.advance(record);
             }
-            r.outbound.advance(record);
+            // Room freed: wake the worker if it waits to send more.
+            if (lane.outbound.release()) kick(lane.wake_fd);
         }
-        // Room freed: wake the worker if it waits to send more.
-        if (r.outbound.release()) kick(r.wake_fd);
     }
 
     fn sendTo(r: *Reactor, session_id: u32, data: []const u8) void {
@@ -656,9 +926,10 @@ pub const Reactor = struct {
         posix.close(s.fd);
         r.count("close_count", 1);
         r.uncount("connection_num", 1);
+        if (r.attach) |a| _ = @atomicRmw(u32, a.connection_total, .Sub, 1, .monotonic);
         const queued = s.out.items.len - s.out_sent;
         if (queued > 0) r.uncount("send_queued_bytes", queued);
-        if (!s.close_notified) r.notifyClose(s.id, flags, errno);
+        if (!s.close_notified and r.deliver_session_events) _ = r.pushOrQueue(.close, flags, r.closeLane(s), s.id, errno);
         s.close_errno = @intCast(errno);
         r.sessions.release(r.allocator, s);
         // A freed fd ends an accept pause early: the next accept can succeed.
@@ -676,10 +947,11 @@ pub const Reactor = struct {
         for (r.ready.items) |slot| r.sessions.slots[slot].on_ready_list = false;
         r.ready.clearRetainingCapacity();
         r.phase = .draining;
+        r.phase_deadline_ns = monoNs() + @as(i64, r.config.max_wait_time_ms) * std.time.ns_per_ms;
     }
 
     fn flushDone(r: *Reactor) bool {
-        if (monoNs() >= r.flush_deadline_ns) {
+        if (monoNs() >= r.phase_deadline_ns) {
             log.warn("shutdown: output still queued after max_wait_time; closing anyway", .{});
             return true;
         }
@@ -696,6 +968,7 @@ pub const Reactor = struct {
             if (s.isLive()) r.closeSession(s, abi.close_flag_server, 0, false);
         }
         r.phase = .closing;
+        r.phase_deadline_ns = monoNs() + @as(i64, r.config.max_wait_time_ms) * std.time.ns_per_ms;
     }
 };
 
@@ -715,6 +988,15 @@ fn rawResult(rc: usize) isize {
 fn rawErrno(rc: isize) posix.E {
     assert(rc < 0);
     return @enumFromInt(-rc);
+}
+
+/// A hash of the client's address (not its port), for dispatch mode 4.
+fn ipHash(address: std.net.Address) u32 {
+    return switch (address.any.family) {
+        posix.AF.INET => @truncate(std.hash.Wyhash.hash(0, std.mem.asBytes(&address.in.sa.addr))),
+        posix.AF.INET6 => @truncate(std.hash.Wyhash.hash(0, &address.in6.sa.addr)),
+        else => 0,
+    };
 }
 
 /// Wall-clock time, for the times `getClientInfo` reports.

@@ -89,6 +89,11 @@ pub const Producer = struct {
         return true;
     }
 
+    /// Whether the consumer has taken every record written so far.
+    pub fn isDrained(p: *Producer) bool {
+        return @atomicLoad(u32, &p.ctl.head, .acquire) == p.tail;
+    }
+
     /// Makes every committed record visible. Returns true when the consumer was parked and must
     /// be woken (the flag is cleared here, so exactly one publisher rings the doorbell).
     pub fn publish(p: *Producer) bool {

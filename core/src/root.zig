@@ -7,6 +7,9 @@ const reactor = @import("reactor.zig");
 const listen = @import("listen.zig");
 const spawn = @import("spawn.zig");
 const shm = @import("shm.zig");
+const process = @import("process.zig");
+const session_table = @import("session_table.zig");
+const SessionTable = session_table.SessionTable;
 const Reactor = reactor.Reactor;
 const Status = abi.Status;
 
@@ -72,8 +75,9 @@ export fn zg_server_listen(r: *Reactor, host_ptr: [*]const u8, host_len: usize, 
 
 /// The channel's shared memory, for TypeScript to view its rings and counters.
 export fn zg_server_channel(r: *Reactor, out_ptr: *[*]u8, out_len: *usize) Status {
-    out_ptr.* = r.channel.memory.ptr;
-    out_len.* = r.channel.memory.len;
+    const channel = r.channel orelse return .bad_state;
+    out_ptr.* = channel.memory.ptr;
+    out_len.* = channel.memory.len;
     return .ok;
 }
 
@@ -152,9 +156,17 @@ export fn zg_close_fd(fd: i32) Status {
 }
 
 /// Creates the tree's shared region (manager). It stays mapped for the life of the process.
-export fn zg_region_create(worker_num: u32, manager_pid: i32, out_fd: *i32, out_ptr: *[*]u8, out_len: *usize) Status {
+/// `reactor_num` > 0 makes a PROCESS-mode region (rings and session tables for the master's
+/// reactor threads); the three values after it matter only then.
+export fn zg_region_create(worker_num: u32, manager_pid: i32, reactor_num: u32, ring_bytes: u32, max_connection: u32, socket_buffer_size: u32, out_fd: *i32, out_ptr: *[*]u8, out_len: *usize) Status {
     last_errno = 0;
-    const region = shm.Region.create(worker_num, manager_pid) catch |err| return statusOf(err);
+    const shape: ?shm.Region.Process = if (reactor_num == 0) null else .{
+        .reactor_num = reactor_num,
+        .ring_bytes = ring_bytes,
+        .max_connection = max_connection,
+        .socket_buffer_size = socket_buffer_size,
+    };
+    const region = shm.Region.create(worker_num, manager_pid, shape) catch |err| return statusOf(err);
     out_fd.* = region.fd;
     out_ptr.* = region.memory.ptr;
     out_len.* = region.memory.len;
@@ -173,10 +185,8 @@ export fn zg_region_map(fd: i32, out_ptr: *[*]u8, out_len: *usize) Status {
 /// Before start: count into worker `worker_id`'s slot of the region at `region`.
 export fn zg_server_use_region(r: *Reactor, region: [*]u8, worker_id: u32) Status {
     if (r.started) return .bad_state;
-    const header: *const abi.RegionHeader = @ptrCast(@alignCast(region));
-    if (header.magic != abi.region_magic) return .invalid_argument;
-    const len = shm.Region.size(header.worker_num);
-    const slot = shm.Region.slot(region[0..len], worker_id) orelse return .invalid_argument;
+    const memory = regionMemory(region) orelse return .invalid_argument;
+    const slot = shm.Region.slot(memory, worker_id) orelse return .invalid_argument;
     r.stats_block = &slot.stats;
     return .ok;
 }
@@ -275,23 +285,79 @@ export fn zg_die_with_parent(signal: u32, expected_parent: i32) Status {
 /// 0 gone, 1 open, 2 peer closed (EOF seen), 3 closing; plus 0x100 when the session's output
 /// buffer holds `socket_buffer_size` bytes or more.
 export fn zg_session_state(r: *Reactor, session_id: u32) u32 {
-    const state = r.sessions.stateOf(session_id);
-    if (state == .free) return 0;
-    const slot = &r.sessions.slots[r.sessions.slotIndex(session_id)];
-    const full = @atomicLoad(u64, &slot.out_queued, .monotonic) >= r.config.socket_buffer_size;
-    return @intFromEnum(state) | (if (full) @as(u32, 0x100) else 0);
+    return sessionState(&r.sessions, session_id, r.config.socket_buffer_size);
 }
 
 export fn zg_client_info(r: *Reactor, session_id: u32, out: *abi.ClientInfo) Status {
-    if (r.sessions.stateOf(session_id) == .free) return .not_found;
-    const s = &r.sessions.slots[r.sessions.slotIndex(session_id)];
-    const l = r.listeners[s.listener];
+    return clientInfo(&r.sessions, session_id, r.config.reactor_id, out);
+}
+
+/// PROCESS mode, from any process of the tree: `zg_session_state` of a session of the
+/// master's reactor threads, read from their tables in the region.
+export fn zg_region_session_state(region: [*]u8, session_id: u32) u32 {
+    const found = regionTable(region, session_id) orelse return 0;
+    return sessionState(&found.table, session_id, found.socket_buffer_size);
+}
+
+export fn zg_region_client_info(region: [*]u8, session_id: u32, out: *abi.ClientInfo) Status {
+    const found = regionTable(region, session_id) orelse return .not_found;
+    return clientInfo(&found.table, session_id, found.reactor, out);
+}
+
+/// Swoole's `bind(fd, uid)`: sets the session's uid once. `bad_state` when it has one already,
+/// `not_found` when the session is gone.
+export fn zg_region_bind(region: [*]u8, session_id: u32, uid: u32) Status {
+    if (uid == 0) return .invalid_argument;
+    const found = regionTable(region, session_id) orelse return .not_found;
+    if (found.table.stateOf(session_id) == .free) return .not_found;
+    const s = &found.table.slots[found.table.slotIndex(session_id)];
+    if (@cmpxchgStrong(u32, &s.uid, 0, uid, .acq_rel, .acquire) != null) return .bad_state;
+    // The slot may have been recycled meanwhile: then the uid belongs to nobody; undo it.
+    if (@atomicLoad(u32, &s.id, .acquire) != session_id) {
+        _ = @cmpxchgStrong(u32, &s.uid, uid, 0, .acq_rel, .acquire);
+        return .not_found;
+    }
+    return .ok;
+}
+
+const RegionTable = struct { table: SessionTable, reactor: u32, socket_buffer_size: u32 };
+
+/// The table of the reactor thread that owns `session_id`: reactor `(id - 1) % reactor_num`.
+fn regionTable(region: [*]u8, session_id: u32) ?RegionTable {
+    const memory = regionMemory(region) orelse return null;
+    const header = shm.Region.headerOf(memory);
+    if (header.reactor_num == 0 or session_id == 0) return null;
+    const reactor_id = (session_id - 1) % header.reactor_num;
+    return .{
+        .table = SessionTable.initIn(shm.Region.tableSlots(memory, reactor_id), 0, header.reactor_num, reactor_id),
+        .reactor = reactor_id,
+        .socket_buffer_size = header.socket_buffer_size,
+    };
+}
+
+fn regionMemory(region: [*]u8) ?[]u8 {
+    const header: *const abi.RegionHeader = @ptrCast(@alignCast(region));
+    if (header.magic != abi.region_magic) return null;
+    return region[0..shm.Region.size(header)];
+}
+
+fn sessionState(table: *const SessionTable, session_id: u32, socket_buffer_size: u32) u32 {
+    const state = table.stateOf(session_id);
+    if (state == .free) return 0;
+    const slot = &table.slots[table.slotIndex(session_id)];
+    const full = @atomicLoad(u64, &slot.out_queued, .monotonic) >= socket_buffer_size;
+    return @intFromEnum(state) | (if (full) @as(u32, 0x100) else 0);
+}
+
+fn clientInfo(table: *const SessionTable, session_id: u32, reactor_id: u32, out: *abi.ClientInfo) Status {
+    if (table.stateOf(session_id) == .free) return .not_found;
+    const s = &table.slots[table.slotIndex(session_id)];
     var info: abi.ClientInfo = std.mem.zeroes(abi.ClientInfo);
     info.session_id = session_id;
     info.fd = s.fd;
-    info.reactor_id = @intCast(r.config.reactor_id);
-    info.server_fd = l.fd;
-    info.server_port = l.port;
+    info.reactor_id = @intCast(reactor_id);
+    info.server_fd = s.server_fd;
+    info.server_port = s.server_port;
     switch (s.remote.any.family) {
         std.posix.AF.INET => {
             info.family = 4;
@@ -313,9 +379,74 @@ export fn zg_client_info(r: *Reactor, session_id: u32, out: *abi.ClientInfo) Sta
     info.total_recv_bytes = s.recv_bytes;
     info.total_send_bytes = s.send_bytes;
     info.close_errno = s.close_errno;
+    info.uid = @atomicLoad(u32, &s.uid, .monotonic);
+    info.worker_id = s.lane;
     // The reactor thread may have recycled the slot while we copied: then the session is gone.
     if (@atomicLoad(u32, &s.id, .acquire) != session_id) return .not_found;
     out.* = info;
+    return .ok;
+}
+
+// --- PROCESS mode: the master's reactor threads ------------------------------------------
+
+/// Creates (not yet starts) the reactor threads over a PROCESS-mode region, polling
+/// duplicates of `listen_fd` (the caller keeps it).
+export fn zg_process_create(config: *const abi.ServerConfig, region: [*]u8, listen_fd: i32, port: u32, flags: u32, out_handle: *?*process.Process) Status {
+    last_errno = 0;
+    if (config.log_level > 3 or port > 65535) return .invalid_argument;
+    log_level_min.store(@intCast(config.log_level), .monotonic);
+    var cfg = config.*;
+    if (cfg.max_wait_time_ms == 0) cfg.max_wait_time_ms = 3000;
+    const memory = regionMemory(region) orelse return .invalid_argument;
+    out_handle.* = process.Process.create(allocator, cfg, memory, listen_fd, @intCast(port), flags & abi.listen_flag_tcp_nodelay != 0) catch |err| return statusOf(err);
+    return .ok;
+}
+
+/// The fds workers need: each reactor thread's kick eventfd (`kick`, reactor_num of them) and
+/// each worker's wake eventfd (`wake`, worker_num).
+export fn zg_process_fds(p: *process.Process, kick_out: [*]i32, wake_out: [*]i32) Status {
+    for (p.reactors, 0..) |r, i| kick_out[i] = r.kick_fd;
+    for (p.wake_fds, 0..) |fd, i| wake_out[i] = fd;
+    return .ok;
+}
+
+export fn zg_process_start(p: *process.Process) Status {
+    p.start() catch |err| return statusOf(err);
+    return .ok;
+}
+
+export fn zg_process_shutdown(p: *process.Process) Status {
+    p.requestShutdown();
+    return .ok;
+}
+
+/// Blocks (TypeScript: `nonblocking`) until every reactor thread has stopped.
+export fn zg_process_join(p: *process.Process) Status {
+    p.join();
+    return .ok;
+}
+
+export fn zg_process_destroy(p: *process.Process) Status {
+    p.destroy();
+    return .ok;
+}
+
+/// Blocks (TypeScript: `nonblocking`) until eventfd `fd` is written: a PROCESS worker's doorbell.
+export fn zg_fd_wait(fd: i32) Status {
+    var value: u64 = 0;
+    while (true) {
+        const rc = std.c.read(fd, @ptrCast(&value), 8);
+        if (rc == 8) return .ok;
+        if (std.posix.errno(rc) != .INTR) {
+            last_errno = @intFromEnum(std.posix.errno(rc));
+            return .os_error;
+        }
+    }
+}
+
+/// Writes eventfd `fd`: a PROCESS worker kicks a reactor thread of the master.
+export fn zg_fd_kick(fd: i32) Status {
+    reactor.kick(fd);
     return .ok;
 }
 
@@ -346,4 +477,5 @@ test {
     _ = @import("listen.zig");
     _ = @import("reactor.zig");
     _ = @import("spawn.zig");
+    _ = @import("process.zig");
 }

@@ -51,6 +51,16 @@ pub const Session = struct {
     recv_bytes: u64 = 0,
     send_bytes: u64 = 0,
     close_errno: i32 = 0,
+    /// PROCESS mode: the worker (lane) the session's connect, close and, in the sticky
+    /// dispatch modes, its data go to.
+    lane: u16 = 0,
+    /// Its connect record waits for ring room: nothing of it is read until it is delivered.
+    connect_pending: bool = false,
+    /// `bind(sessionId, uid)`: set once (0 = unbound), by a worker, with a compare-exchange.
+    uid: u32 = 0,
+    /// The listening socket it came from, for `getClientInfo` in any process.
+    server_fd: i32 = -1,
+    server_port: u16 = 0,
 
     pub fn isLive(s: *const Session) bool {
         return s.state != .free;
@@ -67,6 +77,8 @@ pub const SessionTable = struct {
     /// `(i - 1) % stride == offset`, so ids are unique across the tree and name their owner.
     stride: u32 = 1,
     offset: u32 = 0,
+    /// The slots were allocated here (false: they live in the tree's shared region).
+    owned: bool = true,
 
     pub fn init(allocator: std.mem.Allocator, capacity: u32, start_round: u32) !SessionTable {
         return initShared(allocator, capacity, start_round, 1, 0);
@@ -78,6 +90,13 @@ pub const SessionTable = struct {
         const slots = try allocator.alloc(Session, capacity);
         @memset(slots, .{});
         return .{ .slots = slots, .round = start_round, .stride = stride, .offset = offset };
+    }
+
+    /// A table over slots that live elsewhere (the tree's shared region), already cleared.
+    pub fn initIn(slots: []Session, start_round: u32, stride: u32, offset: u32) SessionTable {
+        assert(slots.len > 0);
+        assert(stride > 0 and offset < stride);
+        return .{ .slots = slots, .round = start_round, .stride = stride, .offset = offset, .owned = false };
     }
 
     /// Whether this table hands out `id` (it may still be free).
@@ -99,7 +118,7 @@ pub const SessionTable = struct {
 
     pub fn deinit(t: *SessionTable, allocator: std.mem.Allocator) void {
         for (t.slots) |*s| s.out.deinit(allocator);
-        allocator.free(t.slots);
+        if (t.owned) allocator.free(t.slots);
         t.* = undefined;
     }
 
@@ -124,6 +143,9 @@ pub const SessionTable = struct {
             slot.last_recv_time_ns = 0;
             slot.last_send_time_ns = 0;
             slot.last_dispatch_time_ns = 0;
+            slot.lane = 0;
+            slot.connect_pending = false;
+            @atomicStore(u32, &slot.uid, 0, .release);
             @atomicStore(u32, &slot.id, id, .release);
             @atomicStore(State, &slot.state, .open, .release);
             return slot;

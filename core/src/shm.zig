@@ -5,6 +5,7 @@
 //! ring's data at `abi.data_offset`, the outbound ring's data right after it.
 const std = @import("std");
 const abi = @import("abi.zig");
+const session_table = @import("session_table.zig");
 const posix = std.posix;
 const linux = std.os.linux;
 const assert = std.debug.assert;
@@ -52,11 +53,26 @@ pub const Channel = struct {
     }
 
     pub fn inData(ch: *Channel) []align(abi.record_align) u8 {
-        return @alignCast(ch.memory[abi.data_offset..][0..ch.header.ring_bytes]);
+        return inDataOf(ch.memory);
     }
 
     pub fn outData(ch: *Channel) []align(abi.record_align) u8 {
-        return @alignCast(ch.memory[abi.data_offset + ch.header.ring_bytes ..][0..ch.header.ring_bytes]);
+        return outDataOf(ch.memory);
+    }
+
+    /// The header of a channel's memory (a channel of its own, or one in a PROCESS region).
+    pub fn headerOf(memory: []u8) *abi.ChannelHeader {
+        return @ptrCast(@alignCast(memory.ptr));
+    }
+
+    pub fn inDataOf(memory: []u8) []align(abi.record_align) u8 {
+        const ring_bytes = headerOf(memory).ring_bytes;
+        return @alignCast(memory[abi.data_offset..][0..ring_bytes]);
+    }
+
+    pub fn outDataOf(memory: []u8) []align(abi.record_align) u8 {
+        const ring_bytes = headerOf(memory).ring_bytes;
+        return @alignCast(memory[abi.data_offset + ring_bytes ..][0..ring_bytes]);
     }
 };
 
@@ -73,24 +89,75 @@ test "shm: a channel maps zeroed control blocks and two disjoint ring areas" {
 
 /// The tree's shared region (see `abi.RegionHeader`), mapped for the life of the process.
 pub const Region = struct {
-    pub fn size(worker_num: u32) usize {
-        return abi.region_slots_offset + @as(usize, worker_num) * @sizeOf(abi.WorkerSlot);
+    /// PROCESS mode's part of the region: what the master's reactor threads share with workers.
+    pub const Process = struct {
+        reactor_num: u32,
+        ring_bytes: u32,
+        max_connection: u32,
+        socket_buffer_size: u32,
+    };
+
+    const page = std.heap.page_size_min;
+
+    /// The header of a region for `worker_num` workers, with every offset filled in.
+    pub fn plan(worker_num: u32, manager_pid: i32, process: ?Process) abi.RegionHeader {
+        var h: abi.RegionHeader = std.mem.zeroes(abi.RegionHeader);
+        h.magic = abi.region_magic;
+        h.worker_num = worker_num;
+        h.manager_pid = manager_pid;
+        h.start_time = @intCast(std.time.timestamp());
+        const slots_end = abi.region_slots_offset + @as(u64, worker_num) * @sizeOf(abi.WorkerSlot);
+        h.reactor_stats_offset = slots_end;
+        h.channels_offset = std.mem.alignForward(u64, slots_end, page);
+        h.tables_offset = h.channels_offset;
+        if (process) |p| {
+            h.reactor_num = p.reactor_num;
+            h.ring_bytes = p.ring_bytes;
+            h.max_connection = p.max_connection;
+            h.socket_buffer_size = p.socket_buffer_size;
+            const stats_end = slots_end + @as(u64, p.reactor_num) * @sizeOf(abi.Stats);
+            h.channels_offset = std.mem.alignForward(u64, stats_end, page);
+            h.channel_stride = std.mem.alignForward(u64, Channel.size(p.ring_bytes), page);
+            h.tables_offset = h.channels_offset + h.channel_stride * p.reactor_num * worker_num;
+            h.table_stride = std.mem.alignForward(u64, @as(u64, p.max_connection) * @sizeOf(session_table.Session), page);
+        }
+        return h;
     }
 
-    /// Creates it (in the manager); returns the fd to pass down and the mapping.
-    pub fn create(worker_num: u32, manager_pid: i32) !struct { fd: i32, memory: []align(std.heap.page_size_min) u8 } {
+    pub fn size(h: *const abi.RegionHeader) usize {
+        return @intCast(h.tables_offset + h.table_stride * h.reactor_num);
+    }
+
+    /// Creates it (in the manager); returns the fd to pass down and the mapping. Pages are
+    /// the kernel's zeros until touched, so the rings and tables of a PROCESS region cost
+    /// memory only as they are used.
+    pub fn create(worker_num: u32, manager_pid: i32, process: ?Process) !struct { fd: i32, memory: []align(page) u8 } {
         if (worker_num == 0 or worker_num > 1024) return error.InvalidArgument;
+        if (process) |p| {
+            if (p.reactor_num == 0 or p.reactor_num > 256) return error.InvalidArgument;
+            if (!std.math.isPowerOfTwo(p.ring_bytes) or p.ring_bytes < 64 * 1024) return error.InvalidArgument;
+            if (p.max_connection == 0) return error.InvalidArgument;
+        }
+        const header = plan(worker_num, manager_pid, process);
+        const len = size(&header);
         const fd = try posix.memfd_create("ziggurat-region", linux.MFD.CLOEXEC);
         errdefer posix.close(fd);
-        try posix.ftruncate(fd, size(worker_num));
-        const memory = try posix.mmap(null, size(worker_num), posix.PROT.READ | posix.PROT.WRITE, .{ .TYPE = .SHARED }, fd, 0);
-        const header: *abi.RegionHeader = @ptrCast(memory.ptr);
-        header.* = .{ .magic = abi.region_magic, .worker_num = worker_num, .manager_pid = manager_pid, .start_time = @intCast(std.time.timestamp()) };
+        try posix.ftruncate(fd, len);
+        const memory = try posix.mmap(null, len, posix.PROT.READ | posix.PROT.WRITE, .{ .TYPE = .SHARED }, fd, 0);
+        @as(*abi.RegionHeader, @ptrCast(memory.ptr)).* = header;
+        if (process) |p| {
+            for (0..p.reactor_num * worker_num) |i| {
+                const ch: *abi.ChannelHeader = @ptrCast(@alignCast(&memory[header.channels_offset + i * header.channel_stride]));
+                ch.magic = abi.channel_magic;
+                ch.ring_bytes = p.ring_bytes;
+            }
+            for (0..p.reactor_num) |r| @memset(tableSlots(memory, @intCast(r)), .{});
+        }
         return .{ .fd = fd, .memory = memory };
     }
 
     /// Maps an inherited region (in a worker), after checking what it holds.
-    pub fn map(fd: i32) ![]align(std.heap.page_size_min) u8 {
+    pub fn map(fd: i32) ![]align(page) u8 {
         // Inherited without close-on-exec; this process's own children must not get it.
         _ = try posix.fcntl(fd, posix.F.SETFD, posix.FD_CLOEXEC);
         const stat = try posix.fstat(fd);
@@ -98,22 +165,62 @@ pub const Region = struct {
         if (len < abi.region_slots_offset) return error.InvalidArgument;
         const memory = try posix.mmap(null, len, posix.PROT.READ | posix.PROT.WRITE, .{ .TYPE = .SHARED }, fd, 0);
         const header: *const abi.RegionHeader = @ptrCast(memory.ptr);
-        if (header.magic != abi.region_magic or size(header.worker_num) != len) {
+        const expected = plan(header.worker_num, header.manager_pid, if (header.reactor_num == 0) null else .{
+            .reactor_num = header.reactor_num,
+            .ring_bytes = header.ring_bytes,
+            .max_connection = header.max_connection,
+            .socket_buffer_size = header.socket_buffer_size,
+        });
+        if (header.magic != abi.region_magic or header.worker_num == 0 or size(&expected) != len or
+            expected.tables_offset != header.tables_offset)
+        {
             posix.munmap(memory);
             return error.InvalidArgument;
         }
         return memory;
     }
 
+    pub fn headerOf(memory: []u8) *abi.RegionHeader {
+        return @ptrCast(@alignCast(memory.ptr));
+    }
+
     pub fn slot(memory: []u8, worker_id: u32) ?*abi.WorkerSlot {
-        const header: *const abi.RegionHeader = @ptrCast(@alignCast(memory.ptr));
+        const header = headerOf(memory);
         if (worker_id >= header.worker_num) return null;
         return @ptrCast(@alignCast(&memory[abi.region_slots_offset + worker_id * @sizeOf(abi.WorkerSlot)]));
+    }
+
+    pub fn workerSlots(memory: []u8) []abi.WorkerSlot {
+        const header = headerOf(memory);
+        const first: [*]abi.WorkerSlot = @ptrCast(@alignCast(&memory[abi.region_slots_offset]));
+        return first[0..header.worker_num];
+    }
+
+    pub fn reactorStats(memory: []u8, reactor: u32) *abi.Stats {
+        const header = headerOf(memory);
+        assert(reactor < header.reactor_num);
+        return @ptrCast(@alignCast(&memory[header.reactor_stats_offset + reactor * @sizeOf(abi.Stats)]));
+    }
+
+    /// The channel between reactor thread `reactor` and worker `worker` (PROCESS).
+    pub fn channel(memory: []u8, reactor: u32, worker: u32) []align(page) u8 {
+        const header = headerOf(memory);
+        assert(reactor < header.reactor_num and worker < header.worker_num);
+        const at = header.channels_offset + (@as(u64, reactor) * header.worker_num + worker) * header.channel_stride;
+        return @alignCast(memory[at..][0..header.channel_stride]);
+    }
+
+    /// The session table slots of reactor thread `reactor` (PROCESS).
+    pub fn tableSlots(memory: []u8, reactor: u32) []session_table.Session {
+        const header = headerOf(memory);
+        assert(reactor < header.reactor_num);
+        const first: [*]session_table.Session = @ptrCast(@alignCast(&memory[header.tables_offset + reactor * header.table_stride]));
+        return first[0..header.max_connection];
     }
 };
 
 test "shm: a region created under one mapping reads the same through a second" {
-    const created = try Region.create(3, 1234);
+    const created = try Region.create(3, 1234, null);
     defer posix.close(created.fd);
     defer posix.munmap(created.memory);
     Region.slot(created.memory, 2).?.pid = 77;
@@ -121,4 +228,22 @@ test "shm: a region created under one mapping reads the same through a second" {
     defer posix.munmap(again);
     try std.testing.expectEqual(@as(i32, 77), Region.slot(again, 2).?.pid);
     try std.testing.expect(Region.slot(again, 3) == null);
+}
+
+test "shm: a PROCESS region gives every (reactor, worker) pair its own channel and every reactor a table" {
+    const created = try Region.create(3, 1, .{ .reactor_num = 2, .ring_bytes = 64 * 1024, .max_connection = 10, .socket_buffer_size = 1 });
+    defer posix.close(created.fd);
+    defer posix.munmap(created.memory);
+    const again = try Region.map(created.fd);
+    defer posix.munmap(again);
+    var seen: usize = 0;
+    for (0..2) |r| for (0..3) |w| {
+        const ch = Region.channel(again, @intCast(r), @intCast(w));
+        const header: *const abi.ChannelHeader = @ptrCast(ch.ptr);
+        try std.testing.expectEqual(abi.channel_magic, header.magic);
+        try std.testing.expect(@intFromPtr(ch.ptr) >= seen);
+        seen = @intFromPtr(ch.ptr) + Channel.size(64 * 1024);
+    };
+    try std.testing.expect(@intFromPtr(Region.tableSlots(again, 0).ptr) >= seen);
+    try std.testing.expectEqual(@as(u32, 0), Region.tableSlots(again, 1)[9].id);
 }

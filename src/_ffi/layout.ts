@@ -31,6 +31,9 @@ export const RecordType = {
   shutdownAck: 18,
 } as const;
 
+/** `abi.dispatch_unsafe_event`: added to the dispatch mode in `ServerConfig.dispatch`. */
+export const dispatchUnsafeEvent = 0x100;
+
 /** `reactor.poll_*`: what `zg_server_poll` returns. */
 export const PollFlag = { more: 1 } as const;
 
@@ -68,18 +71,23 @@ export const layout = {
   channelStats: 264,
   dataOffset: 4096,
   statsSize: 96,
-  clientInfoSize: 104,
+  clientInfoSize: 112,
   clientInfoRemoteAddr: 32,
   clientInfoConnectTime: 48,
   clientInfoSendQueuedBytes: 80,
   serverConfigSize: 32,
   recordAlign: 16,
   childExitSize: 16,
-  regionHeaderSize: 24,
-  regionSlotsOffset: 64,
+  regionHeaderSize: 80,
+  regionSlotsOffset: 128,
   workerSlotSize: 136,
   workerSlotRequestCount: 8,
   workerSlotStats: 40,
+  ringConsumerClaim: 72,
+  regionReactorNum: 12,
+  regionReactorStatsOffset: 40,
+  regionChannelsOffset: 48,
+  regionChannelStride: 56,
 } as const;
 
 /** `abi.Stats` fields in declaration order (each a u64). */

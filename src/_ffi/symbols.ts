@@ -32,7 +32,10 @@ export const symbols = {
   },
   zg_close_fd: { parameters: ["i32"], result: "i32" },
   zg_own_cmdline: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
-  zg_region_create: { parameters: ["u32", "i32", "buffer", "buffer", "buffer"], result: "i32" },
+  zg_region_create: {
+    parameters: ["u32", "i32", "u32", "u32", "u32", "u32", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
   zg_region_map: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   zg_server_use_region: { parameters: ["pointer", "pointer", "u32"], result: "i32" },
   zg_server_adopt: { parameters: ["pointer", "i32", "u32", "buffer"], result: "i32" },
@@ -54,6 +57,23 @@ export const symbols = {
   /** Returns the session state (not a status): 0 gone, 1 open, 2 peer closed, 3 closing, | 0x100 over the buffer limit. */
   zg_session_state: { parameters: ["pointer", "u32"], result: "u32" },
   zg_client_info: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
+  /** PROCESS mode, any process: as `zg_session_state`, from the region's session tables. */
+  zg_region_session_state: { parameters: ["pointer", "u32"], result: "u32" },
+  zg_region_client_info: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
+  zg_region_bind: { parameters: ["pointer", "u32", "u32"], result: "i32" },
+  zg_process_create: {
+    parameters: ["buffer", "pointer", "i32", "u32", "u32", "buffer"],
+    result: "i32",
+  },
+  zg_process_fds: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  zg_process_start: { parameters: ["pointer"], result: "i32" },
+  zg_process_shutdown: { parameters: ["pointer"], result: "i32" },
+  /** Blocks until every reactor thread stopped: runs on Deno's blocking pool. */
+  zg_process_join: { parameters: ["pointer"], result: "i32", nonblocking: true },
+  zg_process_destroy: { parameters: ["pointer"], result: "i32" },
+  /** Blocks until the eventfd is written (a PROCESS worker's doorbell). */
+  zg_fd_wait: { parameters: ["i32"], result: "i32", nonblocking: true },
+  zg_fd_kick: { parameters: ["i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export type Symbols = typeof symbols;

@@ -1,0 +1,101 @@
+//! PROCESS mode's master: `reactor_num` reactor threads that own every client socket, each
+//! with one lane (a channel in the tree's region) per event worker. Workers are other
+//! processes; they reach a reactor thread through its kick eventfd and are woken through their
+//! own wake eventfd, both created here and passed down when the manager spawns them. A worker
+//! that dies takes no socket with it: its lanes wait (reading stops for the sessions dispatched
+//! to it, as for any full ring) until its successor attaches to the same rings.
+const std = @import("std");
+const abi = @import("abi.zig");
+const shm = @import("shm.zig");
+const reactor_mod = @import("reactor.zig");
+const Reactor = reactor_mod.Reactor;
+const posix = std.posix;
+const linux = std.os.linux;
+/// F_DUPFD_CLOEXEC from <fcntl.h> (not in std.posix.F).
+const f_dupfd_cloexec = 1030;
+
+pub const Process = struct {
+    allocator: std.mem.Allocator,
+    reactors: []*Reactor,
+    /// One per worker: its doorbell.
+    wake_fds: []i32,
+    channels: [][]u8,
+
+    /// Sets up the reactor threads over `region` (created for PROCESS mode); each polls a
+    /// duplicate of `listen_fd` (one wakes per connection). The caller keeps `listen_fd`.
+    pub fn create(allocator: std.mem.Allocator, config: abi.ServerConfig, region: []u8, listen_fd: i32, port: u16, tcp_nodelay: bool) !*Process {
+        const header = shm.Region.headerOf(region);
+        if (header.reactor_num == 0) return error.InvalidArgument;
+        const p = try allocator.create(Process);
+        errdefer allocator.destroy(p);
+        const wake_fds = try allocator.alloc(i32, header.worker_num);
+        errdefer allocator.free(wake_fds);
+        var made: usize = 0;
+        errdefer for (wake_fds[0..made]) |fd| posix.close(fd);
+        for (wake_fds) |*fd| {
+            fd.* = try posix.eventfd(0, linux.EFD.CLOEXEC);
+            made += 1;
+        }
+        const channels = try allocator.alloc([]u8, @as(usize, header.reactor_num) * header.worker_num);
+        errdefer allocator.free(channels);
+        const reactors = try allocator.alloc(*Reactor, header.reactor_num);
+        errdefer allocator.free(reactors);
+        var created: usize = 0;
+        errdefer for (reactors[0..created]) |r| r.deinit();
+        for (reactors, 0..) |*slot, i| {
+            const id: u32 = @intCast(i);
+            const lanes = channels[i * header.worker_num ..][0..header.worker_num];
+            for (lanes, 0..) |*ch, w| ch.* = shm.Region.channel(region, id, @intCast(w));
+            var cfg = config;
+            cfg.reactor_id = id;
+            cfg.max_connection = header.max_connection;
+            cfg.ring_bytes = header.ring_bytes;
+            cfg.session_stride = header.reactor_num;
+            const r = try Reactor.initAttached(allocator, cfg, .{
+                .channels = lanes,
+                .wake_fds = wake_fds,
+                .slots = shm.Region.tableSlots(region, id),
+                .stats = shm.Region.reactorStats(region, id),
+                .workers = shm.Region.workerSlots(region),
+                .connection_total = &header.connection_total,
+                .reactor_num = header.reactor_num,
+            });
+            slot.* = r;
+            created += 1;
+            const fd = try posix.fcntl(listen_fd, f_dupfd_cloexec, 0);
+            r.addListener(.{ .fd = @intCast(fd), .port = port, .tcp_nodelay = tcp_nodelay, .shared = true }) catch |err| {
+                posix.close(@intCast(fd));
+                return err;
+            };
+        }
+        p.* = .{ .allocator = allocator, .reactors = reactors, .wake_fds = wake_fds, .channels = channels };
+        return p;
+    }
+
+    pub fn start(p: *Process) !void {
+        for (p.reactors) |r| try r.start(false);
+    }
+
+    pub fn requestShutdown(p: *Process) void {
+        for (p.reactors) |r| r.requestShutdown();
+    }
+
+    /// Waits for every reactor thread to finish (after `requestShutdown`).
+    pub fn join(p: *Process) void {
+        for (p.reactors) |r| {
+            if (r.thread) |t| t.join();
+            r.thread = null;
+        }
+    }
+
+    pub fn destroy(p: *Process) void {
+        p.requestShutdown();
+        p.join();
+        for (p.reactors) |r| r.deinit();
+        for (p.wake_fds) |fd| posix.close(fd);
+        p.allocator.free(p.reactors);
+        p.allocator.free(p.wake_fds);
+        p.allocator.free(p.channels);
+        p.allocator.destroy(p);
+    }
+};

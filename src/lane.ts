@@ -1,0 +1,182 @@
+/**
+ * A lane: this worker's side of one channel to a reactor — the inbound ring it drains and the
+ * outbound ring it writes (see `abi.ChannelHeader`). BASE mode has one lane, to the worker's
+ * own reactor; a PROCESS-mode worker has one per reactor thread of the master.
+ * @module
+ */
+
+import { layout, RecordType } from "./_ffi/layout.ts";
+
+/** A send waiting for room in the outbound ring; kept in order. */
+export interface Pending {
+  type: number;
+  sessionId: number;
+  aux: number;
+  bytes: Uint8Array;
+}
+
+/** Largest payload of one send record (less on small rings: a record must fit in half the
+ * ring); bigger sends are split and arrive in order. */
+const sendChunkMax = 256 * 1024;
+
+export class Lane {
+  readonly u8: Uint8Array;
+  readonly u32: Uint32Array;
+  readonly i16: Int16Array;
+  readonly ringBytes: number;
+  readonly mask: number;
+  readonly sendChunk: number;
+  /** Byte offsets of the two data areas in `u8`. */
+  readonly inBase: number;
+  readonly outBase: number;
+  // Word indexes of the ring control fields.
+  readonly inTail: number;
+  readonly inHead: number;
+  readonly inParked: number;
+  readonly inProducerWaiting: number;
+  readonly inClaim: number;
+  readonly outTail: number;
+  readonly outHead: number;
+  readonly outParked: number;
+  readonly outProducerWaiting: number;
+  /** Wakes the reactor (it sleeps, or waits for room in the inbound ring). */
+  readonly kick: () => void;
+
+  /** Our positions: the next inbound byte to read, the next outbound byte to write. */
+  readPos: number;
+  writePos: number;
+  outHeadSeen: number;
+  pending: Pending[] = [];
+  /** Bytes per session in `pending`: counted against `socketBufferSize` too. */
+  pendingBytes = new Map<number, number>();
+  /** The reactor sent `shutdown` / `stopped` on this lane. */
+  shutdownSeen = false;
+  stopped = false;
+
+  /** The channel at byte `offset` of `memory`. */
+  constructor(memory: ArrayBuffer, offset: number, kick: () => void) {
+    this.u8 = new Uint8Array(memory);
+    this.u32 = new Uint32Array(memory);
+    this.i16 = new Int16Array(memory);
+    this.kick = kick;
+    this.ringBytes = this.u32[(offset + layout.channelRingBytes) / 4];
+    this.mask = this.ringBytes - 1;
+    this.sendChunk = Math.min(sendChunkMax, this.ringBytes / 2 - layout.recordHeaderSize);
+    this.inBase = offset + layout.dataOffset;
+    this.outBase = offset + layout.dataOffset + this.ringBytes;
+    const word = (ctl: number, field: number) => (offset + ctl + field) / 4;
+    this.inTail = word(layout.channelInCtl, layout.ringTail);
+    this.inHead = word(layout.channelInCtl, layout.ringHead);
+    this.inParked = word(layout.channelInCtl, layout.ringConsumerParked);
+    this.inProducerWaiting = word(layout.channelInCtl, layout.ringProducerWaiting);
+    this.inClaim = word(layout.channelInCtl, layout.ringConsumerClaim);
+    this.outTail = word(layout.channelOutCtl, layout.ringTail);
+    this.outHead = word(layout.channelOutCtl, layout.ringHead);
+    this.outParked = word(layout.channelOutCtl, layout.ringConsumerParked);
+    this.outProducerWaiting = word(layout.channelOutCtl, layout.ringProducerWaiting);
+    // A worker that replaces a dead one (PROCESS mode) starts after the records its
+    // predecessor had claimed: those were in its hands, and are not delivered twice.
+    const head = Atomics.load(this.u32, this.inHead);
+    const claim = Atomics.load(this.u32, this.inClaim);
+    const claimed = (claim - head) >>> 0;
+    this.readPos = claimed <= this.ringBytes ? claim : head;
+    if (this.readPos !== head) Atomics.store(this.u32, this.inHead, this.readPos);
+    Atomics.store(this.u32, this.inClaim, this.readPos);
+    this.writePos = Atomics.load(this.u32, this.outTail);
+    this.outHeadSeen = Atomics.load(this.u32, this.outHead);
+  }
+
+  /** Queues a record, in order behind any that wait for room. */
+  push(type: number, sessionId: number, aux: number, bytes: Uint8Array) {
+    if (this.pending.length > 0 || !this.write(type, sessionId, aux, bytes)) {
+      this.pending.push({ type, sessionId, aux, bytes: bytes.slice() });
+      this.pendingBytes.set(sessionId, (this.pendingBytes.get(sessionId) ?? 0) + bytes.length);
+    }
+  }
+
+  /** Writes one record; false when the ring has no room for it. */
+  write(type: number, sessionId: number, aux: number, bytes: Uint8Array): boolean {
+    const need = (layout.recordHeaderSize + bytes.length + 15) & ~15;
+    const capacity = this.ringBytes;
+    let pos = this.writePos;
+    let index = pos & this.mask;
+    const toEnd = capacity - index;
+    const wanted = toEnd >= need ? need : toEnd + need;
+    if (capacity - ((pos - this.outHeadSeen) >>> 0) < wanted) {
+      this.outHeadSeen = Atomics.load(this.u32, this.outHead);
+      if (capacity - ((pos - this.outHeadSeen) >>> 0) < wanted) return false;
+    }
+    if (toEnd < need) {
+      this.#header(this.outBase + index, toEnd - layout.recordHeaderSize, RecordType.pad, 0, 0);
+      pos = (pos + toEnd) >>> 0;
+      index = 0;
+    }
+    const at = this.outBase + index;
+    this.#header(at, bytes.length, type, sessionId, aux);
+    if (bytes.length > 0) this.u8.set(bytes, at + layout.recordHeaderSize);
+    this.writePos = (pos + need) >>> 0;
+    return true;
+  }
+
+  #header(at: number, len: number, type: number, sessionId: number, aux: number) {
+    const word = at >>> 2;
+    const u32 = this.u32;
+    u32[word] = len;
+    u32[word + 1] = type; // flags 0, reactor id 0
+    u32[word + 2] = sessionId;
+    u32[word + 3] = aux;
+  }
+
+  /** Publishes written records; kicks the reactor if it sleeps. */
+  publishOut() {
+    const u32 = this.u32;
+    if (this.writePos === Atomics.load(u32, this.outTail)) return;
+    Atomics.store(u32, this.outTail, this.writePos);
+    this.kickIfSet(this.outParked);
+  }
+
+  /** Publishes how far the inbound ring was read; wakes the reactor if it waits for room. */
+  release(pos: number) {
+    this.readPos = pos;
+    Atomics.store(this.u32, this.inHead, pos);
+    this.kickIfSet(this.inProducerWaiting);
+  }
+
+  /**
+   * Clears a flag the reactor set (it sleeps, or waits for room) and wakes it; the compare-
+   * exchange makes one waker per flag, as `takeFlag` does on the Zig side.
+   */
+  kickIfSet(word: number) {
+    const u32 = this.u32;
+    if (Atomics.load(u32, word) === 1 && Atomics.compareExchange(u32, word, 1, 0) === 1) {
+      this.kick();
+    }
+  }
+
+  /** Writes what waited for room, in order, as far as room goes; then publishes. */
+  flushPending() {
+    const pending = this.pending;
+    if (pending.length === 0) return;
+    let i = 0;
+    while (i < pending.length) {
+      const p = pending[i];
+      if (!this.write(p.type, p.sessionId, p.aux, p.bytes)) break;
+      const left = this.pendingBytes.get(p.sessionId)! - p.bytes.length;
+      if (left === 0) this.pendingBytes.delete(p.sessionId);
+      else this.pendingBytes.set(p.sessionId, left);
+      i++;
+    }
+    pending.splice(0, i);
+    this.publishOut();
+  }
+
+  /** Whether records were published that we have not read. */
+  hasInput(): boolean {
+    return Atomics.load(this.u32, this.inTail) !== this.readPos;
+  }
+
+  /** Whether something we wrote waits for the reactor: queued here, or not yet consumed. */
+  hasOutput(): boolean {
+    return this.pending.length > 0 || this.writePos !== Atomics.load(this.u32, this.outHead);
+  }
+}
