@@ -1,0 +1,235 @@
+/**
+ * PROCESS mode: the sockets live in the master's reactor threads; worker processes get events
+ * through shared rings, by the dispatch mode. Real processes, real sockets, real signals.
+ */
+import assert from "node:assert/strict";
+import {
+  command,
+  connect,
+  readBytes,
+  startFixture,
+  withTimeout,
+  workersStarted,
+  writeAll,
+} from "./_helpers.ts";
+import type { Fixture } from "./_helpers.ts";
+
+const encoder = new TextEncoder();
+
+async function whoami(conn: Deno.Conn): Promise<number> {
+  return (await command(conn, "!whoami")).workerId as number;
+}
+
+async function tree(options: Record<string, unknown>): Promise<Fixture> {
+  const server = await startFixture({ mode: "process", ...options });
+  await workersStarted(server, (options.workerNum as number | undefined) ?? 1);
+  return server;
+}
+
+for (const reactorNum of [1, 2]) {
+  Deno.test(`process mode (reactorNum ${reactorNum}): workers echo, see every session, and report the master's counters`, async () => {
+    await using server = await tree({ workerNum: 2, reactorNum });
+    const conns = await Promise.all(Array.from({ length: 4 }, () => connect(server.port)));
+    const connects = await Promise.all(
+      [0, 1, 2, 3].map((i) =>
+        server.waitFor(
+          (e) =>
+            e.event === "connect" &&
+            server.events.filter((x) => x.event === "connect").indexOf(e) === i,
+          `connect ${i}`,
+        )
+      ),
+    );
+    const ids = connects.map((e) => e.sessionId as number);
+    assert.equal(new Set(ids).size, 4);
+    // Each session's reactor is (id - 1) % reactorNum, and the worker is not the master.
+    for (const e of connects) {
+      assert.equal(e.reactorId, ((e.sessionId as number) - 1) % reactorNum);
+      assert.ok((e.workerId as number) >= 0);
+    }
+    for (const [i, conn] of conns.entries()) {
+      const message = encoder.encode(`hello ${i}\n`.padEnd(300, "."));
+      await writeAll(conn, message);
+      assert.deepEqual(await readBytes(conn, message.length), message);
+    }
+    // Any worker answers for any session: they live in the master, in the shared tables.
+    for (const id of ids) {
+      assert.deepEqual(await command(conns[0], `!exists ${id}`), { exists: true });
+    }
+    const info = await command(conns[1], "!info");
+    assert.equal(info.remoteIp, "127.0.0.1");
+    assert.equal(info.serverPort, server.port);
+    const stats = await command(conns[2], "!stats");
+    assert.equal(stats.connectionNum, 4);
+    assert.ok((stats.acceptCount as number) >= 4);
+    assert.equal(stats.workerNum, 2);
+    for (const conn of conns) conn.close();
+    for (const id of ids) {
+      await server.waitFor((e) => e.event === "close" && e.sessionId === id, `close of ${id}`);
+    }
+  });
+}
+
+Deno.test("process mode, dispatch 1 (round-robin) over 4 workers: each gets exactly a quarter", async () => {
+  await using server = await tree({ workerNum: 4, reactorNum: 1, dispatchMode: 1 });
+  const conn = await connect(server.port);
+  const counts = [0, 0, 0, 0];
+  for (let i = 0; i < 40; i++) counts[await whoami(conn)]++;
+  assert.deepEqual(counts, [10, 10, 10, 10]);
+  // Modes 1, 3 and 5 deliver no connect or close (Swoole's rule without enableUnsafeEvent).
+  assert.equal(server.events.filter((e) => e.event === "connect").length, 0);
+  conn.close();
+});
+
+Deno.test("process mode, dispatch 2 (fd modulo): a connection stays on one worker", async () => {
+  await using server = await tree({ workerNum: 3, reactorNum: 1, dispatchMode: 2 });
+  const conns = await Promise.all(Array.from({ length: 6 }, () => connect(server.port)));
+  const owners = new Set<number>();
+  for (const conn of conns) {
+    const first = await whoami(conn);
+    for (let i = 0; i < 10; i++) assert.equal(await whoami(conn), first);
+    owners.add(first);
+    conn.close();
+  }
+  assert.ok(owners.size > 1, `six connections over three workers used ${owners.size} worker(s)`);
+});
+
+Deno.test("process mode, dispatch 5 (uid): after bind() a connection's data goes to uid % workerNum", async () => {
+  await using server = await tree({ workerNum: 4, reactorNum: 1, dispatchMode: 5 });
+  const conns = await Promise.all(Array.from({ length: 4 }, () => connect(server.port)));
+  for (const [i, conn] of conns.entries()) {
+    const before = await whoami(conn);
+    assert.equal(await whoami(conn), before, "unbound: sticky by fd");
+    const uid = 100 + i;
+    assert.equal((await command(conn, `!bind ${uid}`)).ok, true);
+    for (let k = 0; k < 5; k++) assert.equal(await whoami(conn), uid % 4);
+    // Bound once: a second bind is refused and changes nothing.
+    assert.equal((await command(conn, `!bind ${uid + 1}`)).ok, false);
+    assert.equal(await whoami(conn), uid % 4);
+    assert.equal((await command(conn, "!info")).uid, uid);
+    conn.close();
+  }
+});
+
+Deno.test("process mode: an 8 MiB message and 10,000 pipelined small ones come back whole and in order", async () => {
+  await using server = await tree({ workerNum: 2, reactorNum: 1 });
+  const conn = await connect(server.port);
+  const big = new Uint8Array(8 * 1024 * 1024);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7) % 251;
+  const small = encoder.encode(
+    Array.from({ length: 10_000 }, (_, i) => `message ${i}\n`).join(""),
+  );
+  const expected = new Uint8Array(big.length + small.length);
+  expected.set(big);
+  expected.set(small, big.length);
+  const [, echoed] = await Promise.all([
+    writeAll(conn, expected),
+    withTimeout(readBytes(conn, expected.length), "the echo"),
+  ]);
+  assert.equal(echoed.length, expected.length);
+  assert.ok(echoed.every((b, i) => b === expected[i]), "the echo equals what was sent");
+  conn.close();
+});
+
+Deno.test("process mode: a slow worker makes the sender wait and loses nothing", async () => {
+  // Small rings fill fast: the reactor stops reading the connection, TCP pushes back.
+  await using server = await tree({ workerNum: 1, reactorNum: 1, ringSize: 256 * 1024 });
+  const conn = await connect(server.port);
+  assert.deepEqual(await command(conn, "!slow 2"), { slowMs: 2 });
+  const data = new Uint8Array(6 * 1024 * 1024);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 13) % 241;
+  const [, echoed] = await Promise.all([
+    writeAll(conn, data),
+    withTimeout(readBytes(conn, data.length), "the slow echo"),
+  ]);
+  assert.ok(echoed.every((b, i) => b === data[i]), "every byte came back, in order");
+  const stats = await command(conn, "!stats");
+  assert.equal(stats.sendDroppedCount, 0);
+  conn.close();
+});
+
+Deno.test("process mode: SIGKILL of a worker under load drops no connection; its successor serves", async () => {
+  await using server = await tree({ workerNum: 2, reactorNum: 1 });
+  const conns = await Promise.all(Array.from({ length: 8 }, () => connect(server.port)));
+  const owners = await Promise.all(conns.map(whoami));
+  assert.ok(owners.includes(0) && owners.includes(1), `owners ${owners}`);
+  const victim = server.events.find((e) => e.event === "workerStart" && e.workerId === 0)!;
+  // Every connection streams echo traffic (writer and reader apart) while worker 0 dies.
+  // Messages in the dead worker's hands are lost with it, as in Swoole; connections are not.
+  let stop = false;
+  const failures: string[] = [];
+  const received = conns.map(() => 0);
+  const waiters: { i: number; above: number; resolve: () => void }[] = [];
+  const message = encoder.encode("load".padEnd(1000, "-") + "\n");
+  const traffic = conns.map(async (conn, i) => {
+    const writer = (async () => {
+      while (!stop) await writeAll(conn, message);
+    })().catch((e) => stop || failures.push(`connection ${i} write: ${e}`));
+    const buffer = new Uint8Array(64 * 1024);
+    while (true) {
+      const n = await conn.read(buffer).catch((e) => {
+        if (!stop) failures.push(`connection ${i} read: ${e}`);
+        return null;
+      });
+      if (n === null) {
+        if (!stop) failures.push(`connection ${i} ended`);
+        break;
+      }
+      received[i] += n;
+      for (const w of waiters.filter((w) => w.i === i && received[i] > w.above)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+    await writer;
+  });
+  const moreThan = (i: number, above: number) =>
+    received[i] > above ? Promise.resolve() : new Promise<void>((resolve) => {
+      waiters.push({ i, above, resolve });
+    });
+  await withTimeout(Promise.all(conns.map((_, i) => moreThan(i, 64 * 1024))), "traffic on all");
+  Deno.kill(victim.pid as number, "SIGKILL");
+  const error = await server.waitFor((e) => e.event === "workerError", "workerError");
+  assert.equal(error.signal, 9);
+  assert.equal(error.workerId, 0);
+  await server.waitFor(
+    (e) => e.event === "workerStart" && e.workerId === 0 && e.pid !== victim.pid,
+    "worker 0 respawned",
+  );
+  // After the respawn every connection, worker 0's included, gets echoes again.
+  const marks = [...received];
+  await withTimeout(
+    Promise.all(conns.map((_, i) => moreThan(i, marks[i] + 64 * 1024))),
+    "echoes on every connection after the respawn",
+  );
+  assert.deepEqual(failures, []);
+  assert.equal(server.events.filter((e) => e.event === "close").length, 0, "no session closed");
+  const probe = await connect(server.port);
+  const stats = await command(probe, "!stats");
+  assert.equal(stats.connectionNum, 9);
+  assert.equal(stats.abortCount, 0);
+  assert.equal(stats.closeCount, 0);
+  probe.close();
+  stop = true;
+  for (const conn of conns) conn.close();
+  await Promise.allSettled(traffic);
+});
+
+Deno.test("process mode: shutdown stops the tree; no process remains and the port is free", async () => {
+  const server = await tree({ workerNum: 2, reactorNum: 2 });
+  const conn = await connect(server.port);
+  assert.equal((await command(conn, "!whoami")).managerPid, server.pid);
+  const pids = server.events.filter((e) => e.event === "workerStart").map((e) => e.pid as number);
+  await conn.write(encoder.encode("!shutdown\n"));
+  const status = await withTimeout(server.exited(), "the master to exit");
+  assert.equal(status.code, 0);
+  assert.ok(server.events.some((e) => e.event === "shutdown"));
+  for (const pid of pids) {
+    assert.throws(() => Deno.kill(pid, "SIGCONT"), "worker " + pid + " is gone");
+  }
+  // The master's listening socket is closed: the port can be bound again.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: server.port });
+  listener.close();
+  conn.close();
+  await server[Symbol.asyncDispose]();
+});
