@@ -53,7 +53,26 @@ const servers: ServerSpec[] = [
     command: [Deno.execPath(), "run", "--allow-net", "bench/servers/deno_listen.ts"],
   },
   { name: "node_net", command: ["node", "bench/servers/node_net.mjs"] },
+  {
+    name: "ziggurat_process",
+    command: [
+      Deno.execPath(),
+      "run",
+      "-A",
+      "bench/servers/ziggurat_echo.ts",
+      "--mode",
+      "process",
+      "--reactors",
+      "1",
+      "--workers",
+      "2",
+    ],
+  },
   { name: "bun_listen", command: [`${root}scripts/bun`, "bench/servers/bun_listen.ts"] },
+  {
+    name: "bun_listen2",
+    command: [`${root}scripts/bun`, "bench/servers/bun_listen.ts", "--workers", "2"],
+  },
   { name: "native", command: [`${binDir}/echo_native`] },
 ];
 

@@ -139,6 +139,9 @@ const arenaSmall = 4096;
 const arenaSize = 64 * 1024;
 /** Yield to Deno's event loop (timers, I/O) at least this often while events keep coming. */
 const yieldEveryMs = 4;
+/** A PROCESS worker woken less than this ago waits up to `hotWaitUs` on the JS thread first. */
+const hotParkMs = 2;
+const hotWaitUs = 1000;
 
 /**
  * A Swoole-style TCP server.
@@ -183,6 +186,8 @@ export class Server {
   /** BASE mode: the counters in the channel. */
   #stats: BigUint64Array | undefined;
   #inBatch = false;
+  /** When the last park ended (PROCESS worker): a recent one means load. */
+  #lastWake = 0;
   #stoppedRecord = false;
   /** Sessions this worker asked to close; they no longer exist for send/exists. */
   #closing = new Set<number>();
@@ -518,10 +523,18 @@ export class Server {
       }
     }
     if (progress || lanes.some((lane) => lane.hasInput())) return unpark();
+    // Under load a PROCESS worker waits a moment on its own thread first (see zg_fd_wait_for):
+    // the next records are usually microseconds away. Timers and I/O wait at most that long.
+    if (this.#attached && performance.now() - this.#lastWake < hotParkMs) {
+      const rang = this.#lib.zg_fd_wait_for(this.#wakeFd, hotWaitUs);
+      this.#lastWake = performance.now();
+      if (rang === 1) return unpark();
+    }
     const waited = this.#attached
       ? await this.#lib.zg_fd_wait(this.#wakeFd)
       : await this.#lib.zg_server_wait(this.#handle);
     unwrap(waited, "wait for events");
+    this.#lastWake = performance.now();
     unpark();
   }
 

@@ -1,9 +1,11 @@
 /**
  * Peer: a Bun echo server on `Bun.listen` socket handlers.
  *
- *   bun bench/servers/bun_listen.ts [--host 127.0.0.1] [--port 0]
+ *   bun bench/servers/bun_listen.ts [--host 127.0.0.1] [--port 0] [--workers N]
  *
- * Prints `listening <host>:<port>` once bound; exits 0 on SIGTERM or SIGINT.
+ * Prints `listening <host>:<port>` once bound (with `--workers`, once every process is);
+ * exits 0 on SIGTERM or SIGINT. `--workers N` runs N processes on one port with SO_REUSEPORT:
+ * this one and N - 1 copies of it (the peer of Ziggurat's BASE mode with several workers).
  *
  * This file is run by Bun, not Deno: `Bun` is declared loosely below so that `deno lint` and
  * `deno fmt` (which the repository runs over bench/) accept it without Bun's type package.
@@ -32,15 +34,25 @@ declare const Bun: {
       drain(socket: BunSocket): void;
       error(socket: BunSocket, error: Error): void;
     };
+    reusePort?: boolean;
   }): { port: number; stop(closeActiveConnections?: boolean): void };
+  spawn(
+    command: string[],
+    options: { stdout: "pipe"; stderr: "inherit"; stdin: "ignore" },
+  ): { stdout: ReadableStream<Uint8Array>; kill(signal?: number): void };
+  argv: string[];
 };
 
 const { values } = parseArgs({
   options: {
     host: { type: "string", default: "127.0.0.1" },
     port: { type: "string", default: "0" },
+    workers: { type: "string", default: "1" },
+    // Internal: a copy started by the first process.
+    child: { type: "boolean", default: false },
   },
 });
+const workers = Number(values.workers);
 
 /** Writes as much of `queue` as the socket takes; returns true when all of it went out. */
 function flush(socket: BunSocket): boolean {
@@ -64,6 +76,7 @@ function flush(socket: BunSocket): boolean {
 const listener = Bun.listen({
   hostname: values.host,
   port: Number(values.port),
+  reusePort: workers > 1 || values.child,
   socket: {
     open(socket) {
       socket.data = { queue: [] };
@@ -89,10 +102,33 @@ const listener = Bun.listen({
   },
 });
 
+const children: { kill(signal?: number): void }[] = [];
 for (const signal of ["SIGTERM", "SIGINT"]) {
   process.on(signal, () => {
+    for (const child of children) child.kill(15);
     listener.stop(true);
     process.exit(0);
   });
+}
+// The copies bind the port this process got; each says when it listens.
+for (let i = 1; i < workers && !values.child; i++) {
+  const child = Bun.spawn(
+    [
+      process.execPath,
+      Bun.argv[1],
+      "--host",
+      values.host!,
+      "--port",
+      String(listener.port),
+      "--child",
+    ],
+    { stdout: "pipe", stderr: "inherit", stdin: "ignore" },
+  );
+  children.push(child);
+  const reader = child.stdout.getReader();
+  const { value } = await reader.read();
+  if (!value || !new TextDecoder().decode(value).startsWith("listening")) {
+    throw new Error("a copy of the Bun server failed to start");
+  }
 }
 console.log(`listening ${values.host}:${listener.port}`);

@@ -74,6 +74,8 @@ export const symbols = {
   /** Blocks until the eventfd is written (a PROCESS worker's doorbell). */
   zg_fd_wait: { parameters: ["i32"], result: "i32", nonblocking: true },
   zg_fd_kick: { parameters: ["i32"], result: "i32" },
+  /** Waits on the JS thread, bounded, for the doorbell; returns 1 when it rang, 0 on timeout. */
+  zg_fd_wait_for: { parameters: ["i32", "u32"], result: "u32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export type Symbols = typeof symbols;
