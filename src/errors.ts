@@ -37,6 +37,11 @@ export const ErrorCode = {
   outputBufferOverflow: 1009,
   /** The server is not running. */
   serverNotRunning: 9001,
+  /**
+   * BASE mode with several workers: the session lives in another worker, and `send`/`close`
+   * act only on this worker's own sessions (PROCESS mode has no such limit). Not a Swoole code.
+   */
+  sessionOfAnotherWorker: 9101,
 } as const;
 
 const errnoNames: Record<number, string> = {

@@ -73,17 +73,12 @@ export class Manager {
     this.#bind();
     const o = this.#host.options;
     const processMode = o.mode === "process";
-    this.#region = Region.create(
-      o.workerNum,
-      processMode
-        ? {
-          reactorNum: o.reactorNum,
-          ringSize: o.ringSize,
-          maxConnection: o.maxConnection,
-          socketBufferSize: o.socketBufferSize,
-        }
-        : undefined,
-    );
+    this.#region = Region.create(o.workerNum, {
+      reactorNum: processMode ? o.reactorNum : 0,
+      ringSize: o.ringSize,
+      maxConnection: o.maxConnection,
+      socketBufferSize: o.socketBufferSize,
+    });
     const handle = new BigUint64Array(1);
     unwrap(this.#lib.zg_supervisor_create(handle), "create the supervisor");
     this.#supervisor = Deno.UnsafePointer.create(handle[0]);

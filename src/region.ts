@@ -39,12 +39,13 @@ export class Region {
   }
 
   /**
-   * Creates the region (the manager); with `process`, the PROCESS-mode part too (rings and
-   * session tables of the master's reactor threads).
+   * Creates the region (the manager): the worker table, a session table per worker (BASE,
+   * `reactorNum` 0) or per reactor thread of the master (PROCESS), and in PROCESS mode the
+   * rings between reactor threads and workers.
    */
   static create(
     workerNum: number,
-    process?: {
+    shape: {
       reactorNum: number;
       ringSize: number;
       maxConnection: number;
@@ -58,10 +59,10 @@ export class Region {
       library().zg_region_create(
         workerNum,
         Deno.pid,
-        process?.reactorNum ?? 0,
-        process?.ringSize ?? 0,
-        process?.maxConnection ?? 0,
-        process?.socketBufferSize ?? 0,
+        shape.reactorNum,
+        shape.ringSize,
+        shape.maxConnection,
+        shape.socketBufferSize,
         fd,
         ptr,
         len,

@@ -345,6 +345,7 @@ export class Server {
 
   /** `workerNum` > 1: this process supervises the workers; `start()` resolves after them. */
   async #manage(): Promise<void> {
+    this.#lib = library();
     const manager = new Manager({
       options: this.options,
       log: this.#log,
@@ -717,6 +718,7 @@ export class Server {
       }
       return false;
     }
+    if (this.#foreign(sessionId)) return false;
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
     if (!(bytes instanceof Uint8Array)) {
       throw new TypeError(`send() takes a Uint8Array or a string, got ${typeof data}`);
@@ -745,6 +747,19 @@ export class Server {
     return true;
   }
 
+  /**
+   * BASE mode with several workers: a session of another worker, which this one sees (shared
+   * tables) but cannot write to; sets `lastError`.
+   */
+  #foreign(sessionId: number): boolean {
+    const n = this.options.workerNum;
+    if (this.#attached || this.#role.kind !== "worker" || (sessionId - 1) % n === this.#role.workerId) {
+      return false;
+    }
+    this.#lastError = ErrorCode.sessionOfAnotherWorker;
+    return true;
+  }
+
   /** The session's state, with `#closing` applied and `lastError` set when not usable. */
   #sessionState(sessionId: number): number {
     if (this.#closing.has(sessionId)) {
@@ -755,8 +770,10 @@ export class Server {
       this.#lastError = ErrorCode.sessionInvalidId;
       return SessionState.gone;
     }
-    const state = this.#attached
-      ? this.#lib.zg_region_session_state(this.#region!.pointer, sessionId)
+    // In a tree every session is in the region's tables (this worker's own ones too).
+    const region = this.#treeRegion();
+    const state = region
+      ? this.#lib.zg_region_session_state(region.pointer, sessionId)
       : this.#lib.zg_session_state(this.#handle, sessionId);
     if (state === SessionState.gone) this.#lastError = ErrorCode.sessionNotExist;
     else if (state === SessionState.closing) this.#lastError = ErrorCode.sessionClosing;
@@ -777,6 +794,7 @@ export class Server {
       if (state === SessionState.peerClosed) this.#lastError = ErrorCode.sessionClosedByClient;
       return false;
     }
+    if (this.#foreign(sessionId)) return false;
     this.#closing.add(sessionId);
     const lane = this.#laneOf(sessionId);
     lane.push(RecordType.closeRequest, sessionId, reset ? 1 : 0, new Uint8Array(0));
@@ -808,6 +826,18 @@ export class Server {
     return false;
   }
 
+  /** The tree's shared region, in the manager or a worker; undefined in a one-worker server. */
+  #treeRegion(): Region | undefined {
+    return this.#region ?? this.#manager?.region;
+  }
+
+  /** Whether sessions can be looked up here: a live worker, or a running manager. */
+  #canLookUp(): boolean {
+    return this.#live() ||
+      (this.#treeRegion() !== undefined && this.#role.kind === "manager" &&
+        (this.#state === "running" || this.#state === "stopping"));
+  }
+
   /** Whether this process serves sessions now (running, or stopping but not yet stopped). */
   #live(): boolean {
     return (this.#handle !== null || this.#attached) &&
@@ -816,23 +846,24 @@ export class Server {
 
   /** Whether the session is open (and not closing). */
   exists(sessionId: number): boolean {
-    if (!this.#live()) return false;
+    if (!this.#canLookUp()) return false;
     return (this.#sessionState(sessionId) & 0xff) === SessionState.open;
   }
 
   /** Connection details of an open session, or null when it does not exist. */
   getClientInfo(sessionId: number): ClientInfo | null {
     if (
-      (this.#handle === null && !this.#attached) || !Number.isInteger(sessionId) ||
-      sessionId <= 0 || sessionId > 0xffff_ffff
+      !this.#canLookUp() || !Number.isInteger(sessionId) || sessionId <= 0 ||
+      sessionId > 0xffff_ffff
     ) {
       this.#lastError = ErrorCode.sessionInvalidId;
       return null;
     }
     const buffer = new ArrayBuffer(layout.clientInfoSize);
     const bytes = new Uint8Array(buffer);
-    const status = this.#attached
-      ? this.#lib.zg_region_client_info(this.#region!.pointer, sessionId, bytes)
+    const region = this.#treeRegion();
+    const status = region
+      ? this.#lib.zg_region_client_info(region.pointer, sessionId, bytes)
       : this.#lib.zg_client_info(this.#handle, sessionId, bytes);
     if (status !== 0) {
       this.#lastError = ErrorCode.sessionNotExist;
@@ -863,8 +894,33 @@ export class Server {
       recvQueuedBytes: 0,
       sendQueuedBytes: Number(u64[0]),
       uid: tail[0],
-      workerId: this.#attached ? tail[1] : Math.max(0, this.getWorkerId()),
+      workerId: this.#attached ? tail[1] : (sessionId - 1) % this.options.workerNum,
     };
+  }
+
+  /**
+   * Swoole's `getClientList`: ids of open sessions greater than `startSessionId`, ascending, at
+   * most `count` (1 to 100) of them, across the whole server (every worker's, in a tree). Page
+   * through with the last id returned; an empty array means no more.
+   */
+  getClientList(startSessionId = 0, count = 10): number[] {
+    if (!Number.isInteger(count) || count < 1 || count > 100) {
+      throw new RangeError(`getClientList() takes a count from 1 to 100, got ${count}`);
+    }
+    if (!Number.isInteger(startSessionId) || startSessionId < 0 || startSessionId > 0xffff_ffff) {
+      throw new RangeError(`getClientList() takes a start id from 0 to 2^32 - 1, got ${startSessionId}`);
+    }
+    if (!this.#canLookUp()) return [];
+    const out = new Uint32Array(count);
+    const region = this.#treeRegion();
+    const n = this.#lib.zg_client_list(
+      region ? null : this.#handle,
+      region ? region.pointer : null,
+      startSessionId,
+      count,
+      out,
+    );
+    return [...out.subarray(0, n)];
   }
 
   /** The code of the last failed call (`ErrorCode`), as Swoole's `getLastError()`. */

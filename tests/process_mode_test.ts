@@ -233,3 +233,64 @@ Deno.test("process mode: shutdown stops the tree; no process remains and the por
   conn.close();
   await server[Symbol.asyncDispose]();
 });
+
+Deno.test("process mode, dispatch 3 (idle worker): while one worker is busy, the others get the work", async () => {
+  await using server = await tree({ workerNum: 3, reactorNum: 1, dispatchMode: 3 });
+  const busy = await connect(server.port);
+  const other = await connect(server.port);
+  // The sleep occupies whichever worker takes it; meanwhile every request goes elsewhere.
+  const sleeping = command(busy, "!sleep 1500");
+  const seen: number[] = [];
+  // The sleeper marks itself busy once its batch starts: wait until a request avoids it twice.
+  for (let i = 0; i < 12; i++) seen.push(await whoami(other));
+  const slept = await sleeping;
+  const late = seen.slice(2);
+  assert.ok(
+    !late.includes(slept.workerId as number),
+    `requests went to ${seen}, sleeper ${slept.workerId}`,
+  );
+  busy.close();
+  other.close();
+});
+
+Deno.test("process mode, dispatch 4 (IP hash): connections from one address share a worker, with connect and close", async () => {
+  await using server = await tree({ workerNum: 3, reactorNum: 1, dispatchMode: 4 });
+  const conns = await Promise.all(Array.from({ length: 5 }, () => connect(server.port)));
+  const owners = new Set(await Promise.all(conns.map(whoami)));
+  assert.equal(owners.size, 1, `127.0.0.1 went to workers ${[...owners]}`);
+  const connects = server.events.filter((e) => e.event === "connect");
+  assert.equal(connects.length, 5);
+  assert.ok(connects.every((e) => owners.has(e.workerId as number)));
+  for (const c of conns) c.close();
+  await server.waitFor(
+    () => server.events.filter((e) => e.event === "close").length === 5,
+    "5 closes",
+  );
+});
+
+Deno.test("process mode, dispatch 1 with enableUnsafeEvent: connect and close are delivered too", async () => {
+  await using server = await tree({
+    workerNum: 2,
+    reactorNum: 1,
+    dispatchMode: 1,
+    enableUnsafeEvent: true,
+  });
+  const conn = await connect(server.port);
+  const open = await server.waitFor((e) => e.event === "connect", "connect");
+  await whoami(conn);
+  conn.close();
+  await server.waitFor((e) => e.event === "close" && e.sessionId === open.sessionId, "close");
+});
+
+Deno.test("process mode: a session id is never handed out again, even when the fd is", async () => {
+  await using server = await tree({ workerNum: 2, reactorNum: 2 });
+  const ids = new Set<number>();
+  for (let i = 0; i < 20; i++) {
+    const conn = await connect(server.port);
+    const info = await command(conn, "!info");
+    assert.ok(!ids.has(info.sessionId as number), `id ${info.sessionId} came back`);
+    ids.add(info.sessionId as number);
+    conn.close();
+    await server.waitFor((e) => e.event === "close" && e.sessionId === info.sessionId, "close");
+  }
+});

@@ -259,3 +259,84 @@ Deno.test("session ids are unique across the workers of a tree, and name the wor
     for (const c of conns) c.close();
   }
 });
+
+Deno.test("every worker of a BASE tree sees every session (exists, getClientInfo, getClientList), but writes only its own", async () => {
+  await using server = await startFixture({ workerNum: 2, enableReusePort: true });
+  await workersStarted(server, 2);
+  // Connections until both workers hold some; each knows its worker through !whoami.
+  const byWorker = new Map<number, { conn: Deno.TcpConn; id: number }[]>();
+  const all: Deno.TcpConn[] = [];
+  try {
+    for (
+      let i = 0;
+      i < 100 && (byWorker.get(0)?.length ?? 0) * (byWorker.get(1)?.length ?? 0) === 0;
+      i++
+    ) {
+      const conn = await connect(server.port);
+      all.push(conn);
+      const who = await command(conn, "!whoami");
+      const info = await command(conn, "!info");
+      const list = byWorker.get(who.workerId as number) ?? [];
+      list.push({ conn, id: info.sessionId as number });
+      byWorker.set(who.workerId as number, list);
+    }
+    const [a] = byWorker.get(0)!;
+    const [b] = byWorker.get(1)!;
+    // Worker 0 looks at worker 1's session, and the other way round.
+    assert.deepEqual(await command(a.conn, `!exists ${b.id}`), { exists: true });
+    assert.deepEqual(await command(b.conn, `!exists ${a.id}`), { exists: true });
+    const seen = await command(a.conn, `!infoof ${b.id}`);
+    assert.equal(seen.sessionId, b.id);
+    assert.equal(seen.workerId, 1);
+    assert.equal(seen.remotePort, (b.conn.localAddr as Deno.NetAddr).port);
+    const ids = all.length;
+    const listed = await command(b.conn, `!list 0 100`);
+    assert.equal((listed.ids as number[]).length, ids);
+    assert.deepEqual(listed.ids, [...(listed.ids as number[])].sort((x, y) => x - y));
+    assert.ok((listed.ids as number[]).includes(a.id) && (listed.ids as number[]).includes(b.id));
+    // Paging: after the first id, the rest.
+    const first = (listed.ids as number[])[0];
+    assert.deepEqual(
+      (await command(a.conn, `!list ${first} 100`)).ids,
+      (listed.ids as number[]).slice(1),
+    );
+    // Writing to another worker's session is refused with a clear code.
+    assert.deepEqual(await command(a.conn, `!send ${b.id}`), { ok: false, lastError: 9101 });
+  } finally {
+    for (const c of all) c.close();
+  }
+});
+
+Deno.test("a respawned BASE worker hands out new session ids, never its predecessor's", async () => {
+  await using server = await startFixture({ workerNum: 2, enableReusePort: true });
+  const starts = await workersStarted(server, 2);
+  const before: number[] = [];
+  const conns: Deno.TcpConn[] = [];
+  for (let i = 0; i < 40 && before.length < 3; i++) {
+    const conn = await connect(server.port);
+    const info = await command(conn, "!info");
+    if (info.workerId === 1) before.push(info.sessionId as number);
+    conns.push(conn);
+  }
+  assert.ok(before.length > 0, "worker 1 served some connection");
+  Deno.kill(starts[1].pid as number, "SIGKILL");
+  await server.waitFor(
+    (e) => e.event === "workerStart" && e.workerId === 1 && e.pid !== starts[1].pid,
+    "respawn",
+  );
+  let after: number | undefined;
+  for (let i = 0; i < 100 && after === undefined; i++) {
+    const conn = await connect(server.port);
+    conns.push(conn);
+    const info = await command(conn, "!info");
+    if (info.workerId === 1) after = info.sessionId as number;
+  }
+  assert.ok(after !== undefined, "the new worker 1 served a connection");
+  assert.ok(after > Math.max(...before), `new id ${after} after ${before}`);
+  // The dead worker's sessions are gone from the shared table.
+  const probe = conns.at(-1)!;
+  for (const id of before) {
+    assert.deepEqual(await command(probe, `!exists ${id}`), { exists: false });
+  }
+  for (const c of conns) c.close();
+});

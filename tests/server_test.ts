@@ -170,6 +170,21 @@ for (const [name, mode] of reactorModes) {
     assert.ok((info.lastRecvTime as number) >= (info.connectTime as number));
   });
 
+  Deno.test(`${name}: getClientList pages through the open sessions in id order`, async () => {
+    await using server = await startFixture(mode);
+    const conns = await Promise.all(Array.from({ length: 5 }, () => connect(server.port)));
+    try {
+      const ids: number[] = [];
+      for (const c of conns) ids.push((await command(c, "!info")).sessionId as number);
+      const sorted = [...ids].sort((a, b) => a - b);
+      assert.deepEqual((await command(conns[0], "!list 0 3")).ids, sorted.slice(0, 3));
+      assert.deepEqual((await command(conns[0], `!list ${sorted[2]} 3`)).ids, sorted.slice(3));
+      assert.deepEqual((await command(conns[0], `!list ${sorted[4]} 3`)).ids, []);
+    } finally {
+      for (const c of conns) c.close();
+    }
+  });
+
   Deno.test(`${name}: SIGTERM shuts down gracefully: workerStop, shutdown, exit code 0`, async () => {
     await using server = await startFixture(mode);
     await using conn = await connect(server.port);

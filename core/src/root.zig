@@ -157,10 +157,10 @@ export fn zg_close_fd(fd: i32) Status {
 
 /// Creates the tree's shared region (manager). It stays mapped for the life of the process.
 /// `reactor_num` > 0 makes a PROCESS-mode region (rings and session tables for the master's
-/// reactor threads); the three values after it matter only then.
+/// reactor threads, `ring_bytes` each); 0 a BASE-mode one (a session table per worker).
 export fn zg_region_create(worker_num: u32, manager_pid: i32, reactor_num: u32, ring_bytes: u32, max_connection: u32, socket_buffer_size: u32, out_fd: *i32, out_ptr: *[*]u8, out_len: *usize) Status {
     last_errno = 0;
-    const shape: ?shm.Region.Process = if (reactor_num == 0) null else .{
+    const shape: shm.Region.Shape = .{
         .reactor_num = reactor_num,
         .ring_bytes = ring_bytes,
         .max_connection = max_connection,
@@ -187,7 +187,17 @@ export fn zg_server_use_region(r: *Reactor, region: [*]u8, worker_id: u32) Statu
     if (r.started) return .bad_state;
     const memory = regionMemory(region) orelse return .invalid_argument;
     const slot = shm.Region.slot(memory, worker_id) orelse return .invalid_argument;
+    const header = shm.Region.headerOf(memory);
+    if (header.reactor_num != 0 or header.max_connection != r.sessions.slots.len) return .invalid_argument;
     r.stats_block = &slot.stats;
+    // The sessions move into the region, where every worker of the tree can look them up. A
+    // respawned worker finds its predecessor's table: those sockets died with it, so the slots
+    // are cleared, and ids go on from the last one it handed out (never reused).
+    const slots = shm.Region.tableSlots(memory, worker_id);
+    @memset(slots, .{});
+    const round: u32 = @truncate(@atomicLoad(u64, &slot.stats.session_round, .monotonic));
+    r.sessions.deinit(allocator);
+    r.sessions = SessionTable.initIn(slots, round, header.worker_num, worker_id);
     return .ok;
 }
 
@@ -292,8 +302,8 @@ export fn zg_client_info(r: *Reactor, session_id: u32, out: *abi.ClientInfo) Sta
     return clientInfo(&r.sessions, session_id, r.config.reactor_id, out);
 }
 
-/// PROCESS mode, from any process of the tree: `zg_session_state` of a session of the
-/// master's reactor threads, read from their tables in the region.
+/// From any process of a tree: `zg_session_state` of any session, read from the session
+/// tables in the region (the master's reactor threads' in PROCESS mode, the workers' in BASE).
 export fn zg_region_session_state(region: [*]u8, session_id: u32) u32 {
     const found = regionTable(region, session_id) orelse return 0;
     return sessionState(&found.table, session_id, found.socket_buffer_size);
@@ -322,14 +332,16 @@ export fn zg_region_bind(region: [*]u8, session_id: u32, uid: u32) Status {
 
 const RegionTable = struct { table: SessionTable, reactor: u32, socket_buffer_size: u32 };
 
-/// The table of the reactor thread that owns `session_id`: reactor `(id - 1) % reactor_num`.
+/// The table that holds `session_id`: number `(id - 1) % tables`, a reactor thread's (PROCESS)
+/// or a worker's (BASE).
 fn regionTable(region: [*]u8, session_id: u32) ?RegionTable {
     const memory = regionMemory(region) orelse return null;
     const header = shm.Region.headerOf(memory);
-    if (header.reactor_num == 0 or session_id == 0) return null;
-    const reactor_id = (session_id - 1) % header.reactor_num;
+    if (session_id == 0) return null;
+    const tables = shm.Region.tableCount(header);
+    const reactor_id = (session_id - 1) % tables;
     return .{
-        .table = SessionTable.initIn(shm.Region.tableSlots(memory, reactor_id), 0, header.reactor_num, reactor_id),
+        .table = SessionTable.initIn(shm.Region.tableSlots(memory, reactor_id), 0, tables, reactor_id),
         .reactor = reactor_id,
         .socket_buffer_size = header.socket_buffer_size,
     };
@@ -386,6 +398,45 @@ fn clientInfo(table: *const SessionTable, session_id: u32, reactor_id: u32, out:
     out.* = info;
     return .ok;
 }
+
+/// Swoole's `getClientList`: the ids of open sessions greater than `start`, ascending, at most
+/// `max` of them, into `out`; returns how many (not a status). From a one-worker server's
+/// reactor (`r`) or, when `region` is given, from every table of the tree.
+export fn zg_client_list(r: ?*Reactor, region: ?[*]u8, start: u32, max: u32, out: [*]u32) u32 {
+    var list = IdList{ .out = out[0..max] };
+    if (region) |ptr| {
+        const memory = regionMemory(ptr) orelse return 0;
+        const header = shm.Region.headerOf(memory);
+        for (0..shm.Region.tableCount(header)) |t| list.collect(shm.Region.tableSlots(memory, @intCast(t)), start);
+    } else if (r) |reactor_| {
+        list.collect(reactor_.sessions.slots, start);
+    }
+    return list.len;
+}
+
+/// The smallest ids above a start, kept sorted in a caller's buffer.
+const IdList = struct {
+    out: []u32,
+    len: u32 = 0,
+
+    fn collect(list: *IdList, slots: []const session_table.Session, start: u32) void {
+        for (slots) |*s| {
+            const id = @atomicLoad(u32, &s.id, .acquire);
+            if (id <= start or @atomicLoad(session_table.State, &s.state, .acquire) != .open) continue;
+            list.insert(id);
+        }
+    }
+
+    fn insert(list: *IdList, id: u32) void {
+        const cap: u32 = @intCast(list.out.len);
+        if (cap == 0) return;
+        if (list.len == cap and id >= list.out[cap - 1]) return;
+        var i: u32 = if (list.len < cap) list.len else cap - 1;
+        while (i > 0 and list.out[i - 1] > id) : (i -= 1) list.out[i] = list.out[i - 1];
+        list.out[i] = id;
+        if (list.len < cap) list.len += 1;
+    }
+};
 
 // --- PROCESS mode: the master's reactor threads ------------------------------------------
 

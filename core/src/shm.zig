@@ -89,10 +89,14 @@ test "shm: a channel maps zeroed control blocks and two disjoint ring areas" {
 
 /// The tree's shared region (see `abi.RegionHeader`), mapped for the life of the process.
 pub const Region = struct {
-    /// PROCESS mode's part of the region: what the master's reactor threads share with workers.
-    pub const Process = struct {
-        reactor_num: u32,
-        ring_bytes: u32,
+    /// What the region holds besides the worker table.
+    pub const Shape = struct {
+        /// PROCESS mode: the master's reactor threads (each with a channel per worker and a
+        /// session table); 0 for BASE mode, where each worker's reactor has a table here.
+        reactor_num: u32 = 0,
+        /// Bytes in each ring's data area (PROCESS).
+        ring_bytes: u32 = 0,
+        /// Slots of each session table.
         max_connection: u32,
         socket_buffer_size: u32,
     };
@@ -100,59 +104,57 @@ pub const Region = struct {
     const page = std.heap.page_size_min;
 
     /// The header of a region for `worker_num` workers, with every offset filled in.
-    pub fn plan(worker_num: u32, manager_pid: i32, process: ?Process) abi.RegionHeader {
+    pub fn plan(worker_num: u32, manager_pid: i32, shape: Shape) abi.RegionHeader {
         var h: abi.RegionHeader = std.mem.zeroes(abi.RegionHeader);
         h.magic = abi.region_magic;
         h.worker_num = worker_num;
         h.manager_pid = manager_pid;
         h.start_time = @intCast(std.time.timestamp());
+        h.reactor_num = shape.reactor_num;
+        h.ring_bytes = shape.ring_bytes;
+        h.max_connection = shape.max_connection;
+        h.socket_buffer_size = shape.socket_buffer_size;
         const slots_end = abi.region_slots_offset + @as(u64, worker_num) * @sizeOf(abi.WorkerSlot);
+        const stats_end = slots_end + @as(u64, shape.reactor_num) * @sizeOf(abi.Stats);
         h.reactor_stats_offset = slots_end;
-        h.channels_offset = std.mem.alignForward(u64, slots_end, page);
-        h.tables_offset = h.channels_offset;
-        if (process) |p| {
-            h.reactor_num = p.reactor_num;
-            h.ring_bytes = p.ring_bytes;
-            h.max_connection = p.max_connection;
-            h.socket_buffer_size = p.socket_buffer_size;
-            const stats_end = slots_end + @as(u64, p.reactor_num) * @sizeOf(abi.Stats);
-            h.channels_offset = std.mem.alignForward(u64, stats_end, page);
-            h.channel_stride = std.mem.alignForward(u64, Channel.size(p.ring_bytes), page);
-            h.tables_offset = h.channels_offset + h.channel_stride * p.reactor_num * worker_num;
-            h.table_stride = std.mem.alignForward(u64, @as(u64, p.max_connection) * @sizeOf(session_table.Session), page);
-        }
+        h.channels_offset = std.mem.alignForward(u64, stats_end, page);
+        if (shape.reactor_num > 0) h.channel_stride = std.mem.alignForward(u64, Channel.size(shape.ring_bytes), page);
+        h.tables_offset = h.channels_offset + h.channel_stride * shape.reactor_num * worker_num;
+        h.table_stride = std.mem.alignForward(u64, @as(u64, shape.max_connection) * @sizeOf(session_table.Session), page);
         return h;
     }
 
+    /// Session tables: one per reactor thread (PROCESS) or per worker (BASE). The table of
+    /// session `id` is number `(id - 1) % tableCount`.
+    pub fn tableCount(h: *const abi.RegionHeader) u32 {
+        return if (h.reactor_num > 0) h.reactor_num else h.worker_num;
+    }
+
     pub fn size(h: *const abi.RegionHeader) usize {
-        return @intCast(h.tables_offset + h.table_stride * h.reactor_num);
+        return @intCast(h.tables_offset + h.table_stride * tableCount(h));
     }
 
     /// Creates it (in the manager); returns the fd to pass down and the mapping. Pages are
     /// the kernel's zeros until touched, so the rings and tables of a PROCESS region cost
     /// memory only as they are used.
-    pub fn create(worker_num: u32, manager_pid: i32, process: ?Process) !struct { fd: i32, memory: []align(page) u8 } {
+    pub fn create(worker_num: u32, manager_pid: i32, shape: Shape) !struct { fd: i32, memory: []align(page) u8 } {
         if (worker_num == 0 or worker_num > 1024) return error.InvalidArgument;
-        if (process) |p| {
-            if (p.reactor_num == 0 or p.reactor_num > 256) return error.InvalidArgument;
-            if (!std.math.isPowerOfTwo(p.ring_bytes) or p.ring_bytes < 64 * 1024) return error.InvalidArgument;
-            if (p.max_connection == 0) return error.InvalidArgument;
-        }
-        const header = plan(worker_num, manager_pid, process);
+        if (shape.max_connection == 0 or shape.max_connection > 1 << 20) return error.InvalidArgument;
+        if (shape.reactor_num > 256) return error.InvalidArgument;
+        if (shape.reactor_num > 0 and (!std.math.isPowerOfTwo(shape.ring_bytes) or shape.ring_bytes < 64 * 1024)) return error.InvalidArgument;
+        const header = plan(worker_num, manager_pid, shape);
         const len = size(&header);
         const fd = try posix.memfd_create("ziggurat-region", linux.MFD.CLOEXEC);
         errdefer posix.close(fd);
         try posix.ftruncate(fd, len);
         const memory = try posix.mmap(null, len, posix.PROT.READ | posix.PROT.WRITE, .{ .TYPE = .SHARED }, fd, 0);
         @as(*abi.RegionHeader, @ptrCast(memory.ptr)).* = header;
-        if (process) |p| {
-            for (0..p.reactor_num * worker_num) |i| {
-                const ch: *abi.ChannelHeader = @ptrCast(@alignCast(&memory[header.channels_offset + i * header.channel_stride]));
-                ch.magic = abi.channel_magic;
-                ch.ring_bytes = p.ring_bytes;
-            }
-            for (0..p.reactor_num) |r| @memset(tableSlots(memory, @intCast(r)), .{});
+        for (0..shape.reactor_num * worker_num) |i| {
+            const ch: *abi.ChannelHeader = @ptrCast(@alignCast(&memory[header.channels_offset + i * header.channel_stride]));
+            ch.magic = abi.channel_magic;
+            ch.ring_bytes = shape.ring_bytes;
         }
+        for (0..tableCount(&header)) |t| @memset(tableSlots(memory, @intCast(t)), .{});
         return .{ .fd = fd, .memory = memory };
     }
 
@@ -165,7 +167,7 @@ pub const Region = struct {
         if (len < abi.region_slots_offset) return error.InvalidArgument;
         const memory = try posix.mmap(null, len, posix.PROT.READ | posix.PROT.WRITE, .{ .TYPE = .SHARED }, fd, 0);
         const header: *const abi.RegionHeader = @ptrCast(memory.ptr);
-        const expected = plan(header.worker_num, header.manager_pid, if (header.reactor_num == 0) null else .{
+        const expected = plan(header.worker_num, header.manager_pid, .{
             .reactor_num = header.reactor_num,
             .ring_bytes = header.ring_bytes,
             .max_connection = header.max_connection,
@@ -210,17 +212,17 @@ pub const Region = struct {
         return @alignCast(memory[at..][0..header.channel_stride]);
     }
 
-    /// The session table slots of reactor thread `reactor` (PROCESS).
-    pub fn tableSlots(memory: []u8, reactor: u32) []session_table.Session {
+    /// The slots of session table `table` (see `tableCount`).
+    pub fn tableSlots(memory: []u8, table: u32) []session_table.Session {
         const header = headerOf(memory);
-        assert(reactor < header.reactor_num);
-        const first: [*]session_table.Session = @ptrCast(@alignCast(&memory[header.tables_offset + reactor * header.table_stride]));
+        assert(table < tableCount(header));
+        const first: [*]session_table.Session = @ptrCast(@alignCast(&memory[header.tables_offset + table * header.table_stride]));
         return first[0..header.max_connection];
     }
 };
 
 test "shm: a region created under one mapping reads the same through a second" {
-    const created = try Region.create(3, 1234, null);
+    const created = try Region.create(3, 1234, .{ .max_connection = 4, .socket_buffer_size = 1 });
     defer posix.close(created.fd);
     defer posix.munmap(created.memory);
     Region.slot(created.memory, 2).?.pid = 77;

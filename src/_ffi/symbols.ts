@@ -61,6 +61,8 @@ export const symbols = {
   zg_region_session_state: { parameters: ["pointer", "u32"], result: "u32" },
   zg_region_client_info: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
   zg_region_bind: { parameters: ["pointer", "u32", "u32"], result: "i32" },
+  /** Returns how many session ids it wrote (not a status). */
+  zg_client_list: { parameters: ["pointer", "pointer", "u32", "u32", "buffer"], result: "u32" },
   zg_process_create: {
     parameters: ["buffer", "pointer", "i32", "u32", "u32", "buffer"],
     result: "i32",
