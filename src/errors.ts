@@ -37,11 +37,8 @@ export const ErrorCode = {
   outputBufferOverflow: 1009,
   /** The server is not running. */
   serverNotRunning: 9001,
-  /**
-   * BASE mode with several workers: the session lives in another worker, and `send`/`close`
-   * act only on this worker's own sessions (PROCESS mode has no such limit). Not a Swoole code.
-   */
-  sessionOfAnotherWorker: 9101,
+  /** No task worker can take the task (none configured, or a bad `dstWorkerId`). */
+  taskDispatchFailed: 2003,
 } as const;
 
 const errnoNames: Record<number, string> = {

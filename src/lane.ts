@@ -53,8 +53,11 @@ export class Lane {
   shutdownSeen = false;
   stopped = false;
 
-  /** The channel at byte `offset` of `memory`. */
-  constructor(memory: ArrayBuffer, offset: number, kick: () => void) {
+  /**
+   * The channel at byte `offset` of `memory`. `reversed`: this side drains the channel's
+   * outbound ring and writes its inbound one (the higher endpoint of a mailbox).
+   */
+  constructor(memory: ArrayBuffer, offset: number, kick: () => void, reversed = false) {
     this.u8 = new Uint8Array(memory);
     this.u32 = new Uint32Array(memory);
     this.i16 = new Int16Array(memory);
@@ -62,18 +65,22 @@ export class Lane {
     this.ringBytes = this.u32[(offset + layout.channelRingBytes) / 4];
     this.mask = this.ringBytes - 1;
     this.sendChunk = Math.min(sendChunkMax, this.ringBytes / 2 - layout.recordHeaderSize);
-    this.inBase = offset + layout.dataOffset;
-    this.outBase = offset + layout.dataOffset + this.ringBytes;
+    const first = offset + layout.dataOffset;
+    const second = offset + layout.dataOffset + this.ringBytes;
+    this.inBase = reversed ? second : first;
+    this.outBase = reversed ? first : second;
+    const inCtl = reversed ? layout.channelOutCtl : layout.channelInCtl;
+    const outCtl = reversed ? layout.channelInCtl : layout.channelOutCtl;
     const word = (ctl: number, field: number) => (offset + ctl + field) / 4;
-    this.inTail = word(layout.channelInCtl, layout.ringTail);
-    this.inHead = word(layout.channelInCtl, layout.ringHead);
-    this.inParked = word(layout.channelInCtl, layout.ringConsumerParked);
-    this.inProducerWaiting = word(layout.channelInCtl, layout.ringProducerWaiting);
-    this.inClaim = word(layout.channelInCtl, layout.ringConsumerClaim);
-    this.outTail = word(layout.channelOutCtl, layout.ringTail);
-    this.outHead = word(layout.channelOutCtl, layout.ringHead);
-    this.outParked = word(layout.channelOutCtl, layout.ringConsumerParked);
-    this.outProducerWaiting = word(layout.channelOutCtl, layout.ringProducerWaiting);
+    this.inTail = word(inCtl, layout.ringTail);
+    this.inHead = word(inCtl, layout.ringHead);
+    this.inParked = word(inCtl, layout.ringConsumerParked);
+    this.inProducerWaiting = word(inCtl, layout.ringProducerWaiting);
+    this.inClaim = word(inCtl, layout.ringConsumerClaim);
+    this.outTail = word(outCtl, layout.ringTail);
+    this.outHead = word(outCtl, layout.ringHead);
+    this.outParked = word(outCtl, layout.ringConsumerParked);
+    this.outProducerWaiting = word(outCtl, layout.ringProducerWaiting);
     // A worker that replaces a dead one (PROCESS mode) starts after the records its
     // predecessor had claimed: those were in its hands, and are not delivered twice.
     const head = Atomics.load(this.u32, this.inHead);
@@ -122,7 +129,7 @@ export class Lane {
     const word = at >>> 2;
     const u32 = this.u32;
     u32[word] = len;
-    u32[word + 1] = type; // flags 0, reactor id 0
+    u32[word + 1] = type; // flags (bits 8-15) ride along in `type`; reactor id 0
     u32[word + 2] = sessionId;
     u32[word + 3] = aux;
   }

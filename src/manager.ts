@@ -37,7 +37,18 @@ export interface ManagerHost {
   call(event: "start" | "managerStart" | "managerStop" | "workerError", args: number[]): void;
   /** The bound port, once known. */
   setPort(port: number): void;
+  /** User processes (`addProcess`), each run under its own endpoint. */
+  readonly userProcessNum: number;
+  /** The region and every endpoint's doorbell exist: the master's own mailbox can start. */
+  openMail(region: Region, doorbells: number[]): void;
+  /** A task worker died holding this task of endpoint `src`: tell its sender. */
+  taskLost(src: number, taskId: number, taskWorkerId: number): void;
+  /** Every child has exited: stop the master's mailbox before its doorbells close. */
+  closeMail(): Promise<void>;
 }
+
+/** Mailbox ring size (each direction of each pair of processes). */
+const mailSize = 256 * 1024;
 
 interface WorkerSlot {
   pid: number;
@@ -59,7 +70,8 @@ export class Manager {
   /** PROCESS mode: the master's reactor threads, their kick fds and the workers' doorbells. */
   #process: Deno.PointerValue = null;
   #kickFds: number[] = [];
-  #wakeFds: number[] = [];
+  /** Every endpoint's doorbell: event workers, task workers, user processes, this process. */
+  #doorbells: number[] = [];
   #joined: Promise<number> | undefined;
 
   constructor(host: ManagerHost) {
@@ -73,9 +85,13 @@ export class Manager {
     this.#bind();
     const o = this.#host.options;
     const processMode = o.mode === "process";
-    this.#region = Region.create(o.workerNum, {
+    this.#region = Region.create({
+      workerNum: o.workerNum,
+      taskWorkerNum: o.taskWorkerNum,
+      userProcessNum: this.#host.userProcessNum,
       reactorNum: processMode ? o.reactorNum : 0,
       ringSize: o.ringSize,
+      mailSize,
       maxConnection: o.maxConnection,
       socketBufferSize: o.socketBufferSize,
     });
@@ -83,11 +99,24 @@ export class Manager {
     unwrap(this.#lib.zg_supervisor_create(handle), "create the supervisor");
     this.#supervisor = Deno.UnsafePointer.create(handle[0]);
     try {
+      const fd = new Int32Array(1);
+      for (let i = 0; i < this.#region.endpointCount; i++) {
+        unwrap(this.#lib.zg_eventfd(fd), "create a doorbell");
+        this.#doorbells.push(fd[0]);
+      }
+      this.#host.openMail(this.#region, this.#doorbells);
       if (processMode) this.#startReactors();
       this.#host.call("managerStart", []);
       try {
-        // shutdown() in managerStart stops the tree before it grows.
-        for (let id = 0; id < o.workerNum && !this.#stopping; id++) {
+        // Task workers first (event workers may hand them tasks at once), then event workers,
+        // then user processes. shutdown() in managerStart stops the tree before it grows.
+        const order = [
+          ...range(o.workerNum, o.workerNum + o.taskWorkerNum),
+          ...range(0, o.workerNum),
+          ...range(o.workerNum + o.taskWorkerNum, this.#region.slotCount),
+        ];
+        for (const id of order) {
+          if (this.#stopping) break;
           this.#spawn(id);
         }
         if (processMode && !this.#stopping) this.#host.call("start", []);
@@ -114,6 +143,9 @@ export class Manager {
       this.#listenFd = -1;
       // The region stays mapped (stats() still reads it); its fd is no longer passed on.
       if (this.#region) this.#lib.zg_close_fd(this.#region.fd);
+      await this.#host.closeMail();
+      for (const fd of this.#doorbells) this.#lib.zg_close_fd(fd);
+      this.#doorbells = [];
     }
   }
 
@@ -129,6 +161,13 @@ export class Manager {
       this.#lib.zg_process_shutdown(this.#process);
       this.#joined = this.#lib.zg_process_join(this.#process);
       this.#killAt = performance.now() + 3 * waitMs + 1000;
+      // Task workers and user processes have no reactor lanes: they are told directly.
+      for (const id of this.#workers.keys()) {
+        if (id >= this.#host.options.workerNum) {
+          this.#lib.zg_supervisor_kill(this.#supervisor, id, sigterm);
+        }
+      }
+      this.#lib.zg_supervisor_kick(this.#supervisor);
       return;
     }
     this.#killAt = performance.now() + waitMs;
@@ -177,27 +216,39 @@ export class Manager {
         this.#listenFd,
         this.#port,
         flags,
+        new Int32Array(this.#doorbells.slice(0, o.workerNum)),
         handle,
       ),
       "create the reactor threads",
     );
     this.#process = Deno.UnsafePointer.create(handle[0]);
     const kick = new Int32Array(o.reactorNum);
-    const wake = new Int32Array(o.workerNum);
-    unwrap(this.#lib.zg_process_fds(this.#process, kick, wake), "get the reactor threads' fds");
+    unwrap(this.#lib.zg_process_kick_fds(this.#process, kick), "get the reactor threads' fds");
     this.#kickFds = [...kick];
-    this.#wakeFds = [...wake];
     unwrap(this.#lib.zg_process_start(this.#process), "start the reactor threads");
+  }
+
+  /** What slot `id` runs: event workers, then task workers, then user processes. */
+  #typeOf(id: number): "event" | "task" | "process" {
+    const o = this.#host.options;
+    if (id < o.workerNum) return "event";
+    return id < o.workerNum + o.taskWorkerNum ? "task" : "process";
   }
 
   #spawn(id: number) {
     const argv = this.#argv;
     const o = this.#host.options;
     const processMode = this.#process !== null;
-    const shareSocket = !o.enableReusePort && !processMode;
-    // The child gets the region as fd 3 and the listening socket as fd 4 (spawn.zig); in
-    // PROCESS mode instead of the socket its doorbell and the reactor threads' kick fds.
-    const eventFds = processMode ? [this.#wakeFds[id], ...this.#kickFds] : [];
+    const type = this.#typeOf(id);
+    const shareSocket = !o.enableReusePort && !processMode && type === "event";
+    // The child gets the region as fd 3, then (BASE event workers) the listening socket, then
+    // every endpoint's doorbell and (PROCESS) the reactor threads' kick fds (spawn.zig).
+    const fds = [this.#region!.fd, ...(shareSocket ? [this.#listenFd] : [])];
+    const doorbellAt = 3 + fds.length;
+    fds.push(...this.#doorbells);
+    const kickAt = 3 + fds.length;
+    const kicks = processMode && type === "event" ? this.#kickFds : [];
+    fds.push(...kicks);
     const vars: Record<string, string> = {
       ...Deno.env.toObject(),
       [env.role]: "worker",
@@ -207,15 +258,13 @@ export class Manager {
       [env.port]: String(this.#port),
       [env.regionFd]: "3",
       [env.server]: serverKey(o.host, o.port, o.workerNum),
-      [env.eventFds]: eventFds.map((_, i) => 4 + i).join(","),
+      [env.workerType]: type,
+      [env.doorbellFds]: this.#doorbells.map((_, i) => doorbellAt + i).join(","),
+      [env.kickFds]: kicks.map((_, i) => kickAt + i).join(","),
     };
     const argvBytes = encoder.encode(argv.map((a) => a + "\0").join(""));
     const envBytes = encoder.encode(Object.entries(vars).map(([k, v]) => `${k}=${v}\0`).join(""));
-    const fds = new Int32Array([
-      this.#region!.fd,
-      ...(shareSocket ? [this.#listenFd] : []),
-      ...eventFds,
-    ]);
+    const fdList = new Int32Array(fds);
     const pid = new Int32Array(1);
     unwrap(
       this.#lib.zg_supervisor_spawn(
@@ -225,11 +274,13 @@ export class Manager {
         BigInt(argvBytes.length),
         envBytes,
         BigInt(envBytes.length),
-        fds,
-        fds.length,
+        fdList,
+        fdList.length,
         pid,
       ),
-      `spawn worker ${id}`,
+      `spawn ${
+        type === "event" ? "worker" : type === "task" ? "task worker" : "user process"
+      } ${id}`,
     );
     this.#workers.set(id, { pid: pid[0], startedAt: performance.now() });
     this.#region!.setWorker(id, pid[0], WorkerStatus.idle);
@@ -249,6 +300,13 @@ export class Manager {
         this.#workers.delete(id);
         this.#region!.setStatus(id, WorkerStatus.exited);
         this.#region!.clearGauges(id);
+        if (this.#typeOf(id) === "task") {
+          // Tasks it held are lost with it; their senders hear so instead of waiting forever.
+          for (const { src, taskId } of this.#region!.takeRunning(id)) {
+            this.#host.taskLost(src, taskId, id);
+          }
+          this.#region!.setTasking(id, 0);
+        }
         if (this.#stopping) continue;
         await this.#respawn(id, pid, code, signal, slot?.startedAt ?? 0);
       }
@@ -265,13 +323,15 @@ export class Manager {
   }
 
   async #respawn(id: number, pid: number, code: number, signal: number, startedAt: number) {
+    const what =
+      { event: "worker", task: "task worker", process: "user process" }[this.#typeOf(id)];
     if (code !== 0) {
       this.#host.log.warning(
-        `worker ${id} (pid ${pid}) exited abnormally: code ${code}, signal ${signal}; respawning it`,
+        `${what} ${id} (pid ${pid}) exited abnormally: code ${code}, signal ${signal}; respawning it`,
       );
       this.#host.call("workerError", [id, pid, code, signal]);
     } else {
-      this.#host.log.warning(`worker ${id} (pid ${pid}) exited on its own (code 0); respawning it`);
+      this.#host.log.info(`${what} ${id} (pid ${pid}) exited (code 0); respawning it`);
     }
     let lived = performance.now() - startedAt;
     while (!this.#stopping) {
@@ -292,4 +352,8 @@ export class Manager {
       }
     }
   }
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
 }

@@ -47,6 +47,13 @@ export interface ServerOptions {
    * Default 1.
    */
   workerNum?: number;
+  /**
+   * Task worker processes (`on("task")`, `task()`, `taskwait()`). With any, the process that
+   * calls `start()` becomes the manager. Default 0.
+   */
+  taskWorkerNum?: number;
+  /** A task worker exits (and is replaced) after this many tasks; 0 never. Default 0. */
+  taskMaxRequest?: number;
   /** `listen()` backlog. Default 512. */
   backlog?: number;
   /** TCP_NODELAY on accepted sockets. Default true. */
@@ -98,6 +105,8 @@ export const defaults: ResolvedOptions = {
   dispatchMode: 2,
   enableUnsafeEvent: false,
   workerNum: 1,
+  taskWorkerNum: 0,
+  taskMaxRequest: 0,
   backlog: 512,
   openTcpNodelay: true,
   enableReusePort: false,
@@ -152,6 +161,8 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     throw new RangeError(`Option "mode" must be "base" or "process", got ${describe(o.mode)}`);
   }
   integer("workerNum", o.workerNum, 1, 1024);
+  integer("taskWorkerNum", o.taskWorkerNum, 0, 1024);
+  integer("taskMaxRequest", o.taskMaxRequest, 0, 2 ** 31);
   if (options.reactorNum === undefined) {
     o.reactorNum = Math.max(1, Math.min(navigator.hardwareConcurrency, 8, o.workerNum));
   }

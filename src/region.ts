@@ -19,6 +19,10 @@ export class Region {
   readonly workerNum: number;
   /** PROCESS mode: the master's reactor threads (0 in BASE mode). */
   readonly reactorNum: number;
+  readonly taskWorkerNum: number;
+  readonly userProcessNum: number;
+  /** Mailbox endpoints: event workers, task workers, user processes, then the master. */
+  readonly endpointCount: number;
   /** The whole region, for the lanes of a PROCESS-mode worker. */
   readonly memory: ArrayBuffer;
   #i32: Int32Array;
@@ -36,39 +40,101 @@ export class Region {
     this.#u64 = new BigUint64Array(memory);
     this.workerNum = this.#i32[1];
     this.reactorNum = this.#i32[layout.regionReactorNum / 4];
+    this.taskWorkerNum = this.#i32[layout.regionTaskWorkerNum / 4];
+    this.userProcessNum = this.#i32[layout.regionTaskWorkerNum / 4 + 1];
+    this.endpointCount = this.workerNum + this.taskWorkerNum + this.userProcessNum + 1;
+  }
+
+  /** Worker slots: event workers, task workers, user processes. */
+  get slotCount(): number {
+    return this.endpointCount - 1;
+  }
+
+  /** Byte offset of the mailbox channel of endpoints `a` and `b`. */
+  mailChannelOffset(a: number, b: number): number {
+    const lo = Math.min(a, b);
+    const hi = Math.max(a, b);
+    const first = Number(this.#u64[layout.regionMailOffset / 8]);
+    const stride = Number(this.#u64[layout.regionMailStride / 8]);
+    return first + ((hi * (hi - 1)) / 2 + lo) * stride;
+  }
+
+  /** A task worker notes a task in hand (false when its table is full: then it is untracked). */
+  trackTask(workerId: number, src: number, taskId: number): boolean {
+    const at = (this.#slot(workerId) + layout.workerSlotRunning) / 4;
+    for (let i = 0; i < layout.runningMax; i++) {
+      if (Atomics.load(this.#i32, at + 2 * i + 1) === 0) {
+        Atomics.store(this.#i32, at + 2 * i, src);
+        Atomics.store(this.#i32, at + 2 * i + 1, taskId);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  untrackTask(workerId: number, src: number, taskId: number): void {
+    const at = (this.#slot(workerId) + layout.workerSlotRunning) / 4;
+    for (let i = 0; i < layout.runningMax; i++) {
+      if (
+        Atomics.load(this.#i32, at + 2 * i + 1) === taskId &&
+        Atomics.load(this.#i32, at + 2 * i) === src
+      ) {
+        Atomics.store(this.#i32, at + 2 * i + 1, 0);
+        return;
+      }
+    }
+  }
+
+  /** The tasks a (dead) task worker had in hand; clears its table. */
+  takeRunning(workerId: number): { src: number; taskId: number }[] {
+    const at = (this.#slot(workerId) + layout.workerSlotRunning) / 4;
+    const out: { src: number; taskId: number }[] = [];
+    for (let i = 0; i < layout.runningMax; i++) {
+      const taskId = Atomics.exchange(this.#i32, at + 2 * i + 1, 0);
+      if (taskId !== 0) out.push({ src: Atomics.load(this.#i32, at + 2 * i), taskId });
+    }
+    return out;
+  }
+
+  /** A task worker's tasks in hand (Swoole's `tasking_num`) and taken in all. */
+  setTasking(workerId: number, tasking: number): void {
+    Atomics.store(this.#i32, (this.#slot(workerId) + layout.workerSlotTasking) / 4, tasking);
+  }
+
+  tasking(workerId: number): number {
+    return Atomics.load(this.#i32, (this.#slot(workerId) + layout.workerSlotTasking) / 4);
   }
 
   /**
    * Creates the region (the manager): the worker table, a session table per worker (BASE,
-   * `reactorNum` 0) or per reactor thread of the master (PROCESS), and in PROCESS mode the
-   * rings between reactor threads and workers.
+   * `reactorNum` 0) or per reactor thread of the master (PROCESS), in PROCESS mode the rings
+   * between reactor threads and workers, and a mailbox for every pair of processes.
    */
-  static create(
-    workerNum: number,
-    shape: {
-      reactorNum: number;
-      ringSize: number;
-      maxConnection: number;
-      socketBufferSize: number;
-    },
-  ): Region {
+  static create(shape: {
+    workerNum: number;
+    taskWorkerNum: number;
+    userProcessNum: number;
+    reactorNum: number;
+    ringSize: number;
+    mailSize: number;
+    maxConnection: number;
+    socketBufferSize: number;
+  }): Region {
     const fd = new Int32Array(1);
     const ptr = new BigUint64Array(1);
     const len = new BigUint64Array(1);
-    unwrap(
-      library().zg_region_create(
-        workerNum,
-        Deno.pid,
-        shape.reactorNum,
-        shape.ringSize,
-        shape.maxConnection,
-        shape.socketBufferSize,
-        fd,
-        ptr,
-        len,
-      ),
-      "create the shared region",
-    );
+    const native = new Uint32Array(layout.regionShapeSize / 4);
+    native.set([
+      shape.workerNum,
+      shape.taskWorkerNum,
+      shape.userProcessNum,
+      shape.reactorNum,
+      shape.ringSize,
+      shape.mailSize,
+      shape.maxConnection,
+      shape.socketBufferSize,
+    ]);
+    unwrap(library().zg_region_create(native, Deno.pid, fd, ptr, len), "create the shared region");
     return new Region(Deno.UnsafePointer.create(ptr[0])!, Number(len[0]), fd[0]);
   }
 

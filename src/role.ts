@@ -17,11 +17,12 @@ export const env = {
   regionFd: "ZIGGURAT_REGION_FD",
   /** Which server of the script the worker role is for: `host|port|workerNum` as configured. */
   server: "ZIGGURAT_SERVER",
-  /**
-   * PROCESS mode: the inherited eventfds, comma-separated: this worker's doorbell, then the
-   * kick fd of each of the master's reactor threads. Empty in BASE mode.
-   */
-  eventFds: "ZIGGURAT_EVENT_FDS",
+  /** "event", "task" or "process" (a user process of `addProcess`). */
+  workerType: "ZIGGURAT_WORKER_TYPE",
+  /** The inherited doorbell eventfds of every endpoint of the tree, comma-separated. */
+  doorbellFds: "ZIGGURAT_DOORBELL_FDS",
+  /** PROCESS mode: the kick eventfd of each of the master's reactor threads. */
+  kickFds: "ZIGGURAT_KICK_FDS",
 } as const;
 
 export type Role =
@@ -39,8 +40,12 @@ export type Role =
     port: number;
     /** The tree's shared region (see region.ts), inherited. */
     regionFd: number;
-    /** PROCESS mode: the doorbell, then each reactor thread's kick fd; empty in BASE mode. */
-    eventFds: number[];
+    /** An event worker, a task worker, or a user process (`addProcess`). */
+    workerType: "event" | "task" | "process";
+    /** Every endpoint's doorbell (this process's own at index `workerId`). */
+    doorbellFds: number[];
+    /** PROCESS mode: each reactor thread's kick fd; empty in BASE mode. */
+    kickFds: number[];
   };
 
 /** The key that matches a worker's role to the server of the script it is for. */
@@ -71,14 +76,23 @@ export function currentRole(workerNum: number, key: string, tree = workerNum > 1
       listenFd: number(env.listenFd),
       port: number(env.port),
       regionFd: number(env.regionFd),
-      eventFds: (Deno.env.get(env.eventFds) ?? "").split(",").filter((f) => f !== "").map(
-        Number,
-      ),
+      workerType: workerType(Deno.env.get(env.workerType)),
+      doorbellFds: fdList(env.doorbellFds),
+      kickFds: fdList(env.kickFds),
     };
     for (const name of Object.values(env)) Deno.env.delete(name);
     return role;
   }
   return tree ? { kind: "manager" } : { kind: "single" };
+}
+
+function fdList(name: string): number[] {
+  return (Deno.env.get(name) ?? "").split(",").filter((f) => f !== "").map(Number);
+}
+
+function workerType(value: string | undefined): "event" | "task" | "process" {
+  if (value === "task" || value === "process") return value;
+  return "event";
 }
 
 const runnable =

@@ -15,6 +15,7 @@ import {
   CloseFlag,
   layout,
   ListenFlag,
+  MailFlag,
   PollFlag,
   RecordType,
   SessionState,
@@ -23,7 +24,9 @@ import {
 import { errnoName, ErrorCode } from "./errors.ts";
 import { Logger } from "./log.ts";
 import { formatAddress, nativeConfig, resolveOptions } from "./options.ts";
+import { deserialize, serialize } from "node:v8";
 import { Lane } from "./lane.ts";
+import { Mailbox } from "./mailbox.ts";
 import { Manager } from "./manager.ts";
 import { currentRole, serverKey } from "./role.ts";
 import type { Role } from "./role.ts";
@@ -52,6 +55,19 @@ export interface ServerEvents {
   managerStart: (server: Server) => void;
   /** Every worker has exited. In the manager. */
   managerStop: (server: Server) => void;
+  /**
+   * In a task worker: a task arrived. What it returns (or its Promise resolves to), unless
+   * `undefined`, is the result sent back, as `finish(result)` would; a throw or rejection goes
+   * back as an `Error`. `srcWorkerId` is the sender's worker id (-1: the master).
+   */
+  task: (server: Server, taskId: number, srcWorkerId: number, data: unknown) => unknown;
+  /**
+   * In the process that called `task()`: its result. `result` is an `Error` when the handler
+   * threw or its task worker died while running it.
+   */
+  finish: (server: Server, taskId: number, result: unknown) => void;
+  /** `sendMessage()` from another worker (event or task). */
+  pipeMessage: (server: Server, srcWorkerId: number, message: unknown) => void;
   /** A worker exited abnormally (it is respawned under the same id). In the manager. */
   workerError: (
     server: Server,
@@ -77,7 +93,27 @@ const eventNames: readonly ServerEvent[] = [
   "managerStart",
   "managerStop",
   "workerError",
+  "task",
+  "finish",
+  "pipeMessage",
 ];
+
+/** A task this process sent and waits for (a `finish` callback, or a `taskwait`). */
+interface TaskWait {
+  /** A `taskwait` that gave up: a result that still comes is dropped. */
+  timedOut?: boolean;
+  onFinish?: (server: Server, taskId: number, result: unknown) => void;
+  resolve?: (result: unknown) => void;
+  reject?: (error: Error) => void;
+}
+
+/** Options of `taskwait` and `taskWaitMulti`. */
+export interface TaskWaitOptions {
+  /** Seconds to wait; the Promise rejects (`taskwait`) or leaves the slot empty after. Default 0.5. */
+  timeout?: number;
+  /** The task worker to run it (its worker id); default: an idle one. */
+  dstWorkerId?: number;
+}
 
 /** What `getClientInfo()` returns (Swoole's fields, in camelCase). */
 export interface ClientInfo {
@@ -129,11 +165,19 @@ export interface ServerStats {
   workerDispatchCount: number;
   /** Exceptions thrown (or promises rejected) by callbacks, each logged. */
   callbackErrorCount: number;
+  taskWorkerNum: number;
+  taskIdleWorkerNum: number;
+  /** Tasks task workers hold now (taken, not finished). */
+  taskingNum: number;
+  /** Tasks task workers have taken since start. */
+  taskCount: number;
+  userWorkerNum: number;
 }
 
 type State = "new" | "starting" | "running" | "stopping" | "stopped";
 
 const encoder = new TextEncoder();
+const empty = new Uint8Array(0);
 /** Received payloads up to this size are copied into shared arenas of `arenaSize` bytes. */
 const arenaSmall = 4096;
 const arenaSize = 64 * 1024;
@@ -181,8 +225,22 @@ export class Server {
   #lanes: Lane[] = [];
   /** A PROCESS-mode worker: sessions live in the master, found through the region. */
   #attached = false;
-  /** A PROCESS-mode worker's doorbell. */
+  /** The doorbell this process waits on: a PROCESS worker's, a task worker's, a user process's. */
   #wakeFd = -1;
+  /** In a tree: the mailboxes to every other process. */
+  #mailbox: Mailbox | undefined;
+  /** `addProcess` bodies, in order (the same in every process of the script). */
+  #processes: ((server: Server) => unknown)[] = [];
+  #tasks = new Map<number, TaskWait>();
+  #taskSeq = 0;
+  #nextTaskWorker = 0;
+  /** A task worker: the task whose handler runs now (for `finish()`). */
+  #currentTask: { peer: number; taskId: number; done: boolean } | undefined;
+  #tasking = 0;
+  #tasksTaken = 0;
+  /** The master's mailbox loop runs, until `#mailboxClosing`. */
+  #mailLoopDone: Promise<void> | undefined;
+  #mailboxClosing = false;
   /** BASE mode: the counters in the channel. */
   #stats: BigUint64Array | undefined;
   #inBatch = false;
@@ -208,7 +266,7 @@ export class Server {
     this.#role = currentRole(
       o.workerNum,
       serverKey(o.host, o.port, o.workerNum),
-      o.workerNum > 1 || o.mode === "process",
+      o.workerNum > 1 || o.mode === "process" || o.taskWorkerNum > 0,
     );
     const who = this.#role.kind === "manager"
       ? "manager"
@@ -244,7 +302,7 @@ export class Server {
   getWorkerPid(workerId: number = this.getWorkerId()): number {
     if (workerId === this.getWorkerId() && this.#role.kind !== "manager") return Deno.pid;
     const region = this.#region ?? this.#manager?.region;
-    if (!region || !Number.isInteger(workerId) || workerId < 0 || workerId >= region.workerNum) {
+    if (!region || !Number.isInteger(workerId) || workerId < 0 || workerId >= region.slotCount) {
       return -1;
     }
     return region.status(workerId) === WorkerStatus.exited ? -1 : region.pid(workerId);
@@ -257,7 +315,7 @@ export class Server {
   getWorkerStatus(workerId: number = this.getWorkerId()): number {
     const region = this.#region ?? this.#manager?.region;
     if (!region) return workerId === 0 && this.#role.kind === "single" ? WorkerStatus.idle : -1;
-    if (!Number.isInteger(workerId) || workerId < 0 || workerId >= region.workerNum) return -1;
+    if (!Number.isInteger(workerId) || workerId < 0 || workerId >= region.slotCount) return -1;
     return region.status(workerId);
   }
 
@@ -310,6 +368,15 @@ export class Server {
         new TypeError('Cannot start the server: a TCP server needs a "receive" callback'),
       );
     }
+    if (this.options.taskWorkerNum > 0 && !this.#callbacks.task) {
+      return Promise.reject(
+        new TypeError('Cannot start the server: taskWorkerNum > 0 needs a "task" callback'),
+      );
+    }
+    // User processes need a manager to run them.
+    if (this.#role.kind === "single" && this.#processes.length > 0) {
+      this.#role = { kind: "manager" };
+    }
     this.#state = "starting";
     if (this.#role.kind === "manager") return this.#manage();
     const role = this.#role;
@@ -321,8 +388,12 @@ export class Server {
       }
     }
     try {
-      if (role.kind === "worker" && role.eventFds.length > 0) this.#attach(role);
-      else this.#open();
+      if (role.kind === "worker" && (role.workerType !== "event" || role.kickFds.length > 0)) {
+        this.#attach(role);
+        this.#openMail(role);
+      } else {
+        this.#open();
+      }
     } catch (error) {
       this.#state = "stopped";
       return Promise.reject(error);
@@ -335,12 +406,71 @@ export class Server {
     if (workerId === 0 && !this.#attached) {
       this.#call("start", -1, () => this.#callbacks.start?.(this));
     }
-    this.#call("workerStart", -1, () => this.#callbacks.workerStart?.(this, workerId));
+    if (role.kind === "worker" && role.workerType === "process") {
+      this.#runUserProcess(role.workerId);
+    } else {
+      this.#call("workerStart", -1, () => this.#callbacks.workerStart?.(this, workerId));
+    }
     this.#run().catch((error) => {
       this.#log.error("the event loop failed", error);
       this.#done.reject(error);
     });
     return this.#done.promise;
+  }
+
+  /**
+   * Runs a user process's body (`addProcess`); when it returns (or its Promise settles) the
+   * process exits and the manager starts it again.
+   */
+  async #runUserProcess(workerId: number) {
+    const index = workerId - this.options.workerNum - this.options.taskWorkerNum;
+    const body = this.#processes[index];
+    if (!body) {
+      this.#log.error(`no addProcess body number ${index} in this script; exiting`);
+      Deno.exit(1);
+    }
+    let code = 0;
+    try {
+      await body(this);
+    } catch (error) {
+      this.#callbackFailed("addProcess", -1, error);
+      code = 1;
+    }
+    this.#flushPending();
+    this.#mailbox?.flushPending();
+    this.#mailbox?.publish();
+    Deno.exit(code);
+  }
+
+  /** In a tree: the mailboxes to every other process, and this process's doorbell. */
+  #openMail(role: Extract<Role, { kind: "worker" }>) {
+    const region = this.#region!;
+    this.#mailbox = new Mailbox(region, role.workerId, role.doorbellFds, this.#lib);
+    this.#wakeFd = role.doorbellFds[role.workerId];
+    // A BASE worker's reactor wakes it through the same doorbell its peers ring.
+    if (this.#handle !== null) {
+      unwrap(this.#lib.zg_server_use_doorbell(this.#handle, this.#wakeFd), "use the doorbell");
+    }
+  }
+
+  /**
+   * Registers a user process: after `start()` the manager runs `body(server)` in a process of
+   * its own (this script, run again), starts it again whenever it exits, and stops it on
+   * shutdown. In it, `send`, `close`, `task`, `taskwait` and `sendMessage` work. Call it before
+   * `start()`, the same way in every run of the script; returns its id (0, 1, …).
+   */
+  addProcess(body: (server: Server) => unknown): number {
+    if (typeof body !== "function") throw new TypeError("addProcess() takes a function");
+    if (this.#state !== "new") {
+      throw new Deno.errors.BadResource("Cannot add a process: the server has already started");
+    }
+    this.#processes.push(body);
+    return this.#processes.length - 1;
+  }
+
+  /** Whether this process is a task worker. */
+  get taskworker(): boolean {
+    return this.#role.kind === "worker" && this.#role.workerType === "task";
   }
 
   /** `workerNum` > 1: this process supervises the workers; `start()` resolves after them. */
@@ -355,6 +485,23 @@ export class Server {
       },
       setPort: (port) => {
         this.#port = port;
+      },
+      userProcessNum: this.#processes.length,
+      openMail: (region, doorbells) => {
+        const self = region.endpointCount - 1;
+        this.#mailbox = new Mailbox(region, self, doorbells, this.#lib);
+        this.#wakeFd = doorbells[self];
+        this.#mailLoopDone = this.#mailLoop();
+      },
+      taskLost: (src, taskId, taskWorkerId) => this.#taskLost(src, taskId, taskWorkerId),
+      closeMail: async () => {
+        if (!this.#mailbox) return;
+        this.#mailbox.flushPending();
+        this.#mailbox.publish();
+        this.#mailboxClosing = true;
+        this.#lib.zg_fd_kick(this.#wakeFd);
+        await this.#mailLoopDone;
+        this.#mailbox = undefined;
       },
     });
     this.#manager = manager;
@@ -417,6 +564,7 @@ export class Server {
           lib.zg_server_use_region(this.#handle, this.#region.pointer, role.workerId),
           "use the shared region",
         );
+        this.#openMail(role);
       }
       unwrap(lib.zg_server_start(this.#handle, o.inlineReactor ? 1 : 0), "start the reactor");
     } catch (error) {
@@ -441,8 +589,9 @@ export class Server {
   }
 
   /**
-   * PROCESS mode: attach to the master's reactor threads through the rings of this worker in
-   * the region (one lane per reactor thread); sockets stay in the master.
+   * A process without a reactor of its own: a PROCESS-mode event worker attaches to the
+   * master's reactor threads through its rings in the region (one lane per reactor thread;
+   * sockets stay in the master); a task worker or user process has mailboxes only.
    */
   #attach(role: Extract<Role, { kind: "worker" }>) {
     const lib = library();
@@ -450,13 +599,12 @@ export class Server {
     const region = Region.map(role.regionFd);
     this.#region = region;
     region.adopt(role.workerId);
-    const [wakeFd, ...kickFds] = role.eventFds;
-    if (kickFds.length !== region.reactorNum) {
+    const kickFds = role.kickFds;
+    if (role.workerType === "event" && kickFds.length !== region.reactorNum) {
       throw new Error(
         `expected ${region.reactorNum} reactor kick fds from the manager, got ${kickFds.length}`,
       );
     }
-    this.#wakeFd = wakeFd;
     this.#lanes = kickFds.map((fd, reactor) =>
       new Lane(
         region.memory,
@@ -466,6 +614,25 @@ export class Server {
     );
     this.#port = role.port;
     this.#attached = true;
+  }
+
+  /** The master's mailbox: results of its tasks. Runs beside the supervision. */
+  async #mailLoop(): Promise<void> {
+    const mailbox = this.#mailbox!;
+    const handler = this.#onMail;
+    while (!this.#mailboxClosing) {
+      const handled = mailbox.drain(handler);
+      mailbox.flushPending();
+      mailbox.publish();
+      if (handled > 0) {
+        await this.#lib.zg_yield();
+        continue;
+      }
+      if (!mailbox.prepareParking()) continue;
+      if (this.#mailboxClosing) break;
+      unwrap(await this.#lib.zg_fd_wait(this.#wakeFd), "wait for mail");
+      mailbox.unpark();
+    }
   }
 
   /** Drains, dispatches, parks; until the reactor reports `stopped`. */
@@ -495,7 +662,11 @@ export class Server {
         continue;
       }
       if (inline) {
+        // Mail peers ring the doorbell (which the reactor polls) only if asked to.
+        const mailbox = this.#mailbox;
+        if (mailbox && !mailbox.prepareParking()) continue;
         unwrap(await lib.zg_server_wait_io(this.#handle), "wait for events");
+        mailbox?.unpark();
       } else {
         await this.#park();
       }
@@ -524,19 +695,25 @@ export class Server {
       }
     }
     if (progress || lanes.some((lane) => lane.hasInput())) return unpark();
+    const mailbox = this.#mailbox;
+    if (mailbox && !mailbox.prepareParking()) return unpark();
+    const unparkAll = () => {
+      unpark();
+      mailbox?.unpark();
+    };
     // Under load a PROCESS worker waits a moment on its own thread first (see zg_fd_wait_for):
     // the next records are usually microseconds away. Timers and I/O wait at most that long.
     if (this.#attached && performance.now() - this.#lastWake < hotParkMs) {
       const rang = this.#lib.zg_fd_wait_for(this.#wakeFd, hotWaitUs);
       this.#lastWake = performance.now();
-      if (rang === 1) return unpark();
+      if (rang === 1) return unparkAll();
     }
     const waited = this.#attached
       ? await this.#lib.zg_fd_wait(this.#wakeFd)
       : await this.#lib.zg_server_wait(this.#handle);
     unwrap(waited, "wait for events");
     this.#lastWake = performance.now();
-    unpark();
+    unparkAll();
   }
 
   #finish() {
@@ -584,8 +761,17 @@ export class Server {
         lane.release(pos);
       }
     }
+    const mailbox = this.#mailbox;
+    if (mailbox && mailbox.hasInput()) {
+      if (!this.#inBatch) {
+        this.#inBatch = true;
+        this.#region?.setStatus(this.getWorkerId(), WorkerStatus.busy);
+      }
+      handled += mailbox.drain(this.#onMail);
+    }
     if (this.#inBatch) {
       this.#inBatch = false;
+      mailbox?.publish();
       this.#region?.setStatus(this.getWorkerId(), WorkerStatus.idle);
       this.#region?.publish(
         this.getWorkerId(),
@@ -718,7 +904,6 @@ export class Server {
       }
       return false;
     }
-    if (this.#foreign(sessionId)) return false;
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
     if (!(bytes instanceof Uint8Array)) {
       throw new TypeError(`send() takes a Uint8Array or a string, got ${typeof data}`);
@@ -726,6 +911,13 @@ export class Server {
     if (bytes.length === 0) {
       this.#lastError = ErrorCode.invalidParams;
       return false;
+    }
+    const forward = this.#forwardTo(sessionId);
+    if (forward >= 0) {
+      this.#mailbox!.send(forward, RecordType.forwardSend, sessionId, 0, bytes);
+      if (!this.#inBatch) this.#mailbox!.publish();
+      this.#responseCount++;
+      return true;
     }
     const lane = this.#laneOf(sessionId);
     // The outbound ring is full and this session's sends already wait behind it: as with a full
@@ -748,16 +940,20 @@ export class Server {
   }
 
   /**
-   * BASE mode with several workers: a session of another worker, which this one sees (shared
-   * tables) but cannot write to; sets `lastError`.
+   * The endpoint to forward a send or close to, or -1 when this process writes it itself. A
+   * BASE worker owns its sessions only (the owner is `(id - 1) % workerNum`); task workers, user
+   * processes and the master own none and forward to that worker, which in PROCESS mode can
+   * write to any session.
    */
-  #foreign(sessionId: number): boolean {
-    const n = this.options.workerNum;
-    if (this.#attached || this.#role.kind !== "worker" || (sessionId - 1) % n === this.#role.workerId) {
-      return false;
+  #forwardTo(sessionId: number): number {
+    const role = this.#role;
+    if (role.kind === "single") return -1;
+    if (role.kind === "worker" && role.workerType === "event") {
+      if (this.#attached) return -1;
+      const owner = (sessionId - 1) % this.options.workerNum;
+      if (owner === role.workerId) return -1;
     }
-    this.#lastError = ErrorCode.sessionOfAnotherWorker;
-    return true;
+    return (sessionId - 1) % this.options.workerNum;
   }
 
   /** The session's state, with `#closing` applied and `lastError` set when not usable. */
@@ -794,7 +990,12 @@ export class Server {
       if (state === SessionState.peerClosed) this.#lastError = ErrorCode.sessionClosedByClient;
       return false;
     }
-    if (this.#foreign(sessionId)) return false;
+    const forward = this.#forwardTo(sessionId);
+    if (forward >= 0) {
+      this.#mailbox!.send(forward, RecordType.forwardClose, sessionId, reset ? 1 : 0, empty);
+      if (!this.#inBatch) this.#mailbox!.publish();
+      return true;
+    }
     this.#closing.add(sessionId);
     const lane = this.#laneOf(sessionId);
     lane.push(RecordType.closeRequest, sessionId, reset ? 1 : 0, new Uint8Array(0));
@@ -838,9 +1039,354 @@ export class Server {
         (this.#state === "running" || this.#state === "stopping"));
   }
 
+  // --- tasks and messages between processes ---------------------------------------------
+
+  /**
+   * Hands `data` (any structured-cloneable value, of any size) to a task worker: `dstWorkerId`
+   * (0 to taskWorkerNum - 1) or, by default, an idle one. Returns the task id at once; its
+   * result reaches `onFinish` if given, else the `finish` callback, in this process. Works in
+   * event workers, user processes and the master (e.g. in `start`), not in task workers.
+   */
+  task(
+    data: unknown,
+    dstWorkerId = -1,
+    onFinish?: (server: Server, taskId: number, result: unknown) => void,
+  ): number | false {
+    return this.#sendTask(data, dstWorkerId, { onFinish });
+  }
+
+  /**
+   * A task whose result this Promise resolves to. It rejects with `Deno.errors.TimedOut` after
+   * `timeout` seconds (default 0.5; a result that comes later is logged and dropped), and with
+   * the task's `Error` when the handler threw or its task worker died.
+   */
+  taskwait(data: unknown, options: TaskWaitOptions = {}): Promise<unknown> {
+    const { timeout = 0.5, dstWorkerId = -1 } = options;
+    if (!(timeout > 0)) throw new RangeError(`taskwait() takes a timeout > 0, got ${timeout}`);
+    return new Promise((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const id = this.#sendTask(data, dstWorkerId, {
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
+      if (id === false) {
+        reject(
+          new Deno.errors.BadResource(
+            `taskwait(): the task could not be sent (${this.#lastError})`,
+          ),
+        );
+        return;
+      }
+      timer = setTimeout(() => {
+        this.#tasks.set(id, { timedOut: true }); // its late result is dropped with a log line
+        reject(new Deno.errors.TimedOut(`taskwait(): task ${id} had no result after ${timeout} s`));
+      }, timeout * 1000);
+    });
+  }
+
+  /**
+   * Several tasks at once. Resolves after every result arrived or `timeout` seconds (default
+   * 0.5) passed, with an array where index `i` holds the result of `tasks[i]`, and no entry
+   * (`i in results` is false) for a task that failed or is not done in time.
+   */
+  async taskWaitMulti(tasks: unknown[], options: TaskWaitOptions = {}): Promise<unknown[]> {
+    const results: unknown[] = new Array(tasks.length);
+    await Promise.all(tasks.map(async (data, i) => {
+      try {
+        results[i] = await this.taskwait(data, options);
+      } catch (error) {
+        this.#log.info(`taskWaitMulti: task ${i}: ${(error as Error).message}`);
+      }
+    }));
+    return results;
+  }
+
+  /**
+   * In a task worker, while the `task` handler runs: sends `result` back to the task's sender
+   * (as returning it would). Once per task.
+   */
+  finish(result: unknown): void {
+    const current = this.#currentTask;
+    if (!current) {
+      throw new Deno.errors.BadResource(
+        "finish() works only while a task handler runs; an async handler returns its result",
+      );
+    }
+    this.#sendResult(current, result, false);
+  }
+
+  /**
+   * Sends `message` (any structured-cloneable value, of any size) to event or task worker
+   * `dstWorkerId` (not this one) → its `pipeMessage` callback. Messages between two processes
+   * arrive in order.
+   */
+  sendMessage(message: unknown, dstWorkerId: number): boolean {
+    const o = this.options;
+    const last = o.workerNum + o.taskWorkerNum - 1;
+    if (!Number.isInteger(dstWorkerId) || dstWorkerId < 0 || dstWorkerId > last) {
+      throw new RangeError(`sendMessage() takes a worker id from 0 to ${last}, got ${dstWorkerId}`);
+    }
+    if (!this.#mailbox || dstWorkerId === this.#mailbox.self) {
+      this.#lastError = ErrorCode.invalidParams;
+      return false;
+    }
+    this.#mailbox.send(dstWorkerId, RecordType.pipeMessage, 0, 0, serialize(message));
+    if (!this.#inBatch) this.#mailbox.publish();
+    return true;
+  }
+
+  #sendTask(data: unknown, dstWorkerId: number, wait: TaskWait): number | false {
+    const o = this.options;
+    if (o.taskWorkerNum === 0) throw new TypeError("task() needs taskWorkerNum > 0");
+    if (this.taskworker) throw new TypeError("task() cannot be called in a task worker");
+    const mailbox = this.#mailbox;
+    if (!mailbox || !(this.#state === "running" || this.#state === "stopping")) {
+      this.#lastError = ErrorCode.serverNotRunning;
+      return false;
+    }
+    if (!Number.isInteger(dstWorkerId) || dstWorkerId < -1 || dstWorkerId >= o.taskWorkerNum) {
+      throw new RangeError(
+        `dstWorkerId must be -1 or a task worker from 0 to ${
+          o.taskWorkerNum - 1
+        }, got ${dstWorkerId}`,
+      );
+    }
+    const dst = o.workerNum + (dstWorkerId >= 0 ? dstWorkerId : this.#idleTaskWorker());
+    const payload = serialize(data);
+    this.#taskSeq = this.#taskSeq >= 0x7fff_ffff ? 1 : this.#taskSeq + 1;
+    const id = this.#taskSeq;
+    this.#tasks.set(id, wait);
+    mailbox.send(dst, RecordType.task, id, 0, payload);
+    if (!this.#inBatch) mailbox.publish();
+    return id;
+  }
+
+  /** A task worker that is idle, starting after the last one picked; else the next one. */
+  #idleTaskWorker(): number {
+    const o = this.options;
+    const region = this.#treeRegion()!;
+    for (let k = 0; k < o.taskWorkerNum; k++) {
+      const t = (this.#nextTaskWorker + k) % o.taskWorkerNum;
+      if (
+        region.status(o.workerNum + t) === WorkerStatus.idle &&
+        region.tasking(o.workerNum + t) === 0
+      ) {
+        this.#nextTaskWorker = t + 1;
+        return t;
+      }
+    }
+    const t = this.#nextTaskWorker % o.taskWorkerNum;
+    this.#nextTaskWorker = t + 1;
+    return t;
+  }
+
+  /** A worker id as callbacks report it: the master is -1. */
+  #workerIdOf(endpoint: number): number {
+    return endpoint === this.#treeRegion()!.endpointCount - 1 ? -1 : endpoint;
+  }
+
+  /** One whole mailbox message. */
+  #onMail = (
+    peer: number,
+    type: number,
+    flags: number,
+    id: number,
+    aux: number,
+    payload: Uint8Array,
+  ) => {
+    switch (type) {
+      case RecordType.task:
+        this.#runTask(peer, id, payload);
+        return;
+      case RecordType.finish:
+        this.#resultArrived(id, flags, payload);
+        return;
+      case RecordType.taskLost:
+        this.#settleTask(
+          id,
+          new Error(`task ${id} was lost: task worker ${aux} died while running it`),
+          true,
+        );
+        return;
+      case RecordType.pipeMessage: {
+        const message = deserialize(payload);
+        this.#call(
+          "pipeMessage",
+          -1,
+          () => this.#callbacks.pipeMessage?.(this, this.#workerIdOf(peer), message),
+        );
+        return;
+      }
+      case RecordType.forwardSend:
+        if (!this.send(id, payload)) {
+          this.#log.debug(`a send forwarded to session ${id} failed: ${this.#lastError}`);
+        }
+        return;
+      case RecordType.forwardClose:
+        this.close(id, aux === 1);
+        return;
+      default:
+        this.#log.error(`unexpected mailbox record type ${type} from endpoint ${peer}`);
+    }
+  };
+
+  #runTask(peer: number, taskId: number, payload: Uint8Array) {
+    const self = this.getWorkerId();
+    const region = this.#region!;
+    const current = { peer, taskId, done: false };
+    let data: unknown;
+    try {
+      data = deserialize(payload);
+    } catch (error) {
+      this.#sendResult(current, error, true);
+      return;
+    }
+    region.trackTask(self, peer, taskId);
+    this.#tasking++;
+    this.#tasksTaken++;
+    this.#requestCount++;
+    region.setTasking(self, this.#tasking);
+    this.#currentTask = current;
+    let result: unknown;
+    try {
+      result = this.#callbacks.task!(this, taskId, this.#workerIdOf(peer), data);
+    } catch (error) {
+      this.#taskDone(current, error, true);
+      return;
+    } finally {
+      this.#currentTask = undefined;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (value) => this.#taskDone(current, value, false),
+        (error) => this.#taskDone(current, error, true),
+      );
+    } else {
+      this.#taskDone(current, result, false);
+    }
+  }
+
+  /** A task's handler is done: its result (unless sent already), then the bookkeeping. */
+  #taskDone(
+    current: { peer: number; taskId: number; done: boolean },
+    value: unknown,
+    failed: boolean,
+  ) {
+    if (failed) this.#callbackFailed("task", -1, value);
+    this.#sendResult(current, value, failed);
+    const self = this.getWorkerId();
+    this.#region!.untrackTask(self, current.peer, current.taskId);
+    this.#tasking--;
+    this.#region!.setTasking(self, this.#tasking);
+    if (!this.#inBatch) this.#mailbox!.publish();
+    const max = this.options.taskMaxRequest;
+    if (max > 0 && this.#tasksTaken >= max && this.#tasking === 0 && this.#state === "running") {
+      this.#log.info(`taskMaxRequest (${max}) reached; this task worker exits and is replaced`);
+      this.#leave();
+    }
+  }
+
+  /**
+   * Sends a task's result (once): a value, an `Error` (`failed`), or, when the handler gave
+   * none, an empty answer that only lets the sender forget the task.
+   */
+  #sendResult(
+    current: { peer: number; taskId: number; done: boolean },
+    value: unknown,
+    failed: boolean,
+  ) {
+    if (current.done) return;
+    current.done = true;
+    let flags = 0;
+    let payload: Uint8Array = empty;
+    if (failed) {
+      const error = value instanceof Error ? value : new Error(String(value));
+      flags = MailFlag.error;
+      payload = serialize({ name: error.name, message: error.message, stack: error.stack });
+    } else if (value !== undefined) {
+      try {
+        payload = serialize(value);
+      } catch (error) {
+        flags = MailFlag.error;
+        payload = serialize({
+          name: "DataCloneError",
+          message: `the task's result cannot be sent: ${(error as Error).message}`,
+        });
+      }
+    } else {
+      flags = MailFlag.noResult;
+    }
+    this.#mailbox!.send(current.peer, RecordType.finish, current.taskId, 0, payload, flags);
+  }
+
+  #resultArrived(taskId: number, flags: number, payload: Uint8Array) {
+    if (flags & MailFlag.noResult) {
+      this.#tasks.delete(taskId);
+      return;
+    }
+    let value: unknown;
+    let failed = (flags & MailFlag.error) !== 0;
+    try {
+      value = deserialize(payload);
+    } catch (error) {
+      value = error;
+      failed = true;
+    }
+    if (failed && !(value instanceof Error)) {
+      const info = value as { name?: string; message?: string; stack?: string };
+      const error = new Error(info.message ?? String(value));
+      error.name = info.name ?? "Error";
+      if (info.stack) error.stack = info.stack;
+      value = error;
+    }
+    this.#settleTask(taskId, value, failed);
+  }
+
+  #settleTask(taskId: number, value: unknown, failed: boolean) {
+    const wait = this.#tasks.get(taskId);
+    this.#tasks.delete(taskId);
+    if (!wait) {
+      this.#log.info(`task ${taskId}: a result for no waiting task (already settled); dropped`);
+      return;
+    }
+    if (wait.resolve) {
+      if (failed) wait.reject!(value as Error);
+      else wait.resolve(value);
+      return;
+    }
+    if (wait.timedOut) {
+      this.#log.info(`task ${taskId}: its result came after taskwait() gave up; dropped`);
+      return;
+    }
+    const onFinish = wait.onFinish ?? this.#callbacks.finish;
+    if (onFinish) this.#call("finish", -1, () => onFinish(this, taskId, value));
+  }
+
+  /** The manager: task worker `taskWorkerId` died holding `taskId` of endpoint `src`. */
+  #taskLost(src: number, taskId: number, taskWorkerId: number) {
+    const mailbox = this.#mailbox;
+    if (!mailbox) return;
+    if (src === mailbox.self) {
+      this.#settleTask(
+        taskId,
+        new Error(`task ${taskId} was lost: task worker ${taskWorkerId} died while running it`),
+        true,
+      );
+      return;
+    }
+    mailbox.send(src, RecordType.taskLost, taskId, taskWorkerId, empty);
+    mailbox.publish();
+  }
+
   /** Whether this process serves sessions now (running, or stopping but not yet stopped). */
   #live(): boolean {
-    return (this.#handle !== null || this.#attached) &&
+    return (this.#handle !== null || this.#attached || this.#mailbox !== undefined) &&
       (this.#state === "running" || this.#state === "stopping");
   }
 
@@ -908,7 +1454,9 @@ export class Server {
       throw new RangeError(`getClientList() takes a count from 1 to 100, got ${count}`);
     }
     if (!Number.isInteger(startSessionId) || startSessionId < 0 || startSessionId > 0xffff_ffff) {
-      throw new RangeError(`getClientList() takes a start id from 0 to 2^32 - 1, got ${startSessionId}`);
+      throw new RangeError(
+        `getClientList() takes a start id from 0 to 2^32 - 1, got ${startSessionId}`,
+      );
     }
     if (!this.#canLookUp()) return [];
     const out = new Uint32Array(count);
@@ -947,6 +1495,11 @@ export class Server {
       workerResponseCount: this.#responseCount,
       workerDispatchCount: this.#dispatchCount,
       callbackErrorCount: this.#callbackErrors,
+      taskWorkerNum: 0,
+      taskIdleWorkerNum: 0,
+      taskingNum: 0,
+      taskCount: 0,
+      userWorkerNum: 0,
     };
   }
 
@@ -985,6 +1538,27 @@ export class Server {
       workerRequestCount: own?.requestCount ?? 0,
       workerResponseCount: own?.responseCount ?? 0,
       workerDispatchCount: own?.workerDispatchCount ?? 0,
+      ...this.#taskStats(region),
+    };
+  }
+
+  /** The task workers' part of `stats()`: their counts live in their slots of the region. */
+  #taskStats(region: Region) {
+    let idle = 0;
+    let tasking = 0;
+    let count = 0;
+    for (let t = 0; t < region.taskWorkerNum; t++) {
+      const id = region.workerNum + t;
+      if (region.status(id) === WorkerStatus.idle) idle++;
+      tasking += region.tasking(id);
+      count += region.counters(id).requestCount;
+    }
+    return {
+      taskWorkerNum: region.taskWorkerNum,
+      taskIdleWorkerNum: idle,
+      taskingNum: tasking,
+      taskCount: count,
+      userWorkerNum: region.userProcessNum,
     };
   }
 
@@ -1041,8 +1615,10 @@ export class Server {
     this.#call("workerStop", -1, () => this.#callbacks.workerStop?.(this, this.getWorkerId()));
     this.#flushPending();
     for (const lane of this.#lanes) lane.publishOut();
+    this.#mailbox?.flushPending();
+    this.#mailbox?.publish();
     this.#region?.setStatus(this.getWorkerId(), WorkerStatus.exited);
-    this.#log.info("SIGTERM: this worker exits; the manager starts another");
+    this.#log.debug("this worker exits; the manager starts another unless the server stops");
     Deno.exit(0);
   }
 }

@@ -33,6 +33,22 @@ pub const RecordType = enum(u8) {
     shutdown = 4,
     /// The reactor thread has closed every session and is exiting; nothing follows.
     stopped = 5,
+    /// Mailbox records (between processes of the tree). Payloads of more than one record are
+    /// sent in chunks: `mail_flag_more` on all but the last.
+    /// A task for a task worker. session_id = task id (the sender's); aux = task flags.
+    task = 6,
+    /// A task's result for the worker that sent it. session_id = task id; `mail_flag_error`
+    /// when the payload is an error.
+    finish = 7,
+    /// `sendMessage`: payload = the message.
+    pipe_message = 8,
+    /// Send to a session of the receiving event worker, for another process. session_id = the
+    /// session; payload = the bytes.
+    forward_send = 9,
+    /// Close a session of the receiving event worker. aux = 1 for reset.
+    forward_close = 10,
+    /// The master to a task's sender: the task worker died while it ran this task.
+    task_lost = 11,
     /// Queue the payload for a session.
     send = 16,
     /// Close a session. aux = 1 for reset (RST, drop queued output), 0 for graceful.
@@ -40,6 +56,11 @@ pub const RecordType = enum(u8) {
     /// The worker saw `shutdown` and has queued everything it will send.
     shutdown_ack = 18,
 };
+
+pub const mail_flag_more: u8 = 1;
+pub const mail_flag_error: u8 = 2;
+/// A task's handler gave no result: the sender only forgets the task.
+pub const mail_flag_no_result: u8 = 4;
 
 /// The peer closed its side (EOF). The socket stays open, so output queued before the worker
 /// answers is still delivered, until the worker answers with `close_request`.
@@ -207,9 +228,33 @@ pub const RegionHeader = extern struct {
     channel_stride: u64,
     tables_offset: u64,
     table_stride: u64,
+    task_worker_num: u32,
+    user_process_num: u32,
+    /// Bytes in each mailbox ring's data area.
+    mail_ring_bytes: u32,
+    _pad1: u32 = 0,
+    /// Mailboxes: one channel per pair of endpoints (see `RegionShape`).
+    mail_offset: u64,
+    mail_stride: u64,
 };
 pub const region_magic: u32 = 0x5a475254; // "ZGRT"
 pub const region_slots_offset = 128;
+
+/// What `zg_region_create` builds. Endpoints of the mailboxes are numbered: event workers
+/// 0..worker_num-1, task workers next, user processes next, the master last; endpoints `a < b`
+/// share one channel (its inbound ring is `b → a`, its outbound ring `a → b`).
+pub const RegionShape = extern struct {
+    worker_num: u32,
+    task_worker_num: u32,
+    user_process_num: u32,
+    /// PROCESS mode: the master's reactor threads; 0 in BASE mode.
+    reactor_num: u32,
+    /// Ring size of the reactor channels (PROCESS).
+    ring_bytes: u32,
+    mail_ring_bytes: u32,
+    max_connection: u32,
+    socket_buffer_size: u32,
+};
 
 /// One worker's entry in the region. Written by that worker (and its pid and status by the
 /// manager); read by every process for `stats()` and `getWorkerPid`.
@@ -224,7 +269,16 @@ pub const WorkerSlot = extern struct {
     callback_error_count: f64,
     /// The worker's reactor counts here (instead of in its channel).
     stats: Stats,
+    /// A task worker's tasks in hand: (sender endpoint, task id), task id 0 = free entry. If it
+    /// dies, the master tells each sender which of its tasks were lost.
+    running: [running_max]RunningTask,
+    /// Tasks a task worker has taken and not finished (Swoole's `tasking_num`), and taken in
+    /// all (`task_count`), counted by the task worker.
+    tasking: u32,
+    _pad2: u32 = 0,
 };
+pub const running_max = 32;
+pub const RunningTask = extern struct { src: u32, task_id: u32 };
 
 /// One child exit, as `zg_supervisor_wait` reports it.
 pub const ChildExit = extern struct {
@@ -283,9 +337,16 @@ pub fn layout() [layout_len]u32 {
         @offsetOf(RegionHeader, "reactor_stats_offset"),
         @offsetOf(RegionHeader, "channels_offset"),
         @offsetOf(RegionHeader, "channel_stride"),
+        @sizeOf(RegionShape),
+        @offsetOf(RegionHeader, "task_worker_num"),
+        @offsetOf(RegionHeader, "mail_offset"),
+        @offsetOf(RegionHeader, "mail_stride"),
+        @offsetOf(WorkerSlot, "running"),
+        running_max,
+        @offsetOf(WorkerSlot, "tasking"),
     };
 }
-pub const layout_len = 36;
+pub const layout_len = 43;
 
 comptime {
     assert(@sizeOf(RecordHeader) == 16);
@@ -296,5 +357,6 @@ comptime {
     assert(@sizeOf(ServerConfig) == 32);
     assert(@sizeOf(ChildExit) == 16);
     assert(@sizeOf(RegionHeader) <= region_slots_offset);
+    assert(@sizeOf(RegionShape) == 32);
     assert(@sizeOf(WorkerSlot) % 8 == 0);
 }

@@ -17,25 +17,19 @@ const f_dupfd_cloexec = 1030;
 pub const Process = struct {
     allocator: std.mem.Allocator,
     reactors: []*Reactor,
-    /// One per worker: its doorbell.
-    wake_fds: []i32,
+    /// One per worker: its doorbell (the caller's).
+    wake_fds: []const i32,
     channels: [][]u8,
 
     /// Sets up the reactor threads over `region` (created for PROCESS mode); each polls a
     /// duplicate of `listen_fd` (one wakes per connection). The caller keeps `listen_fd`.
-    pub fn create(allocator: std.mem.Allocator, config: abi.ServerConfig, region: []u8, listen_fd: i32, port: u16, tcp_nodelay: bool) !*Process {
+    pub fn create(allocator: std.mem.Allocator, config: abi.ServerConfig, region: []u8, listen_fd: i32, port: u16, tcp_nodelay: bool, doorbells: []const i32) !*Process {
         const header = shm.Region.headerOf(region);
-        if (header.reactor_num == 0) return error.InvalidArgument;
+        if (header.reactor_num == 0 or doorbells.len != header.worker_num) return error.InvalidArgument;
         const p = try allocator.create(Process);
         errdefer allocator.destroy(p);
-        const wake_fds = try allocator.alloc(i32, header.worker_num);
+        const wake_fds = try allocator.dupe(i32, doorbells);
         errdefer allocator.free(wake_fds);
-        var made: usize = 0;
-        errdefer for (wake_fds[0..made]) |fd| posix.close(fd);
-        for (wake_fds) |*fd| {
-            fd.* = try posix.eventfd(0, linux.EFD.CLOEXEC);
-            made += 1;
-        }
         const channels = try allocator.alloc([]u8, @as(usize, header.reactor_num) * header.worker_num);
         errdefer allocator.free(channels);
         const reactors = try allocator.alloc(*Reactor, header.reactor_num);
@@ -92,7 +86,6 @@ pub const Process = struct {
         p.requestShutdown();
         p.join();
         for (p.reactors) |r| r.deinit();
-        for (p.wake_fds) |fd| posix.close(fd);
         p.allocator.free(p.reactors);
         p.allocator.free(p.wake_fds);
         p.allocator.free(p.channels);

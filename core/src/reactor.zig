@@ -40,6 +40,7 @@ const tag_session: u64 = 0;
 const session_events: u32 = linux.EPOLL.IN | linux.EPOLL.RDHUP | linux.EPOLL.ET;
 const tag_listener: u64 = 1 << 32;
 const tag_kick: u64 = 2 << 32;
+const tag_doorbell: u64 = 3 << 32;
 
 pub const Listener = struct {
     fd: i32,
@@ -108,8 +109,13 @@ pub const Reactor = struct {
     /// Written by workers (and `requestShutdown`) to wake the reactor from epoll_wait.
     kick_fd: i32,
     /// BASE mode: written by the reactor to wake the worker parked in `zg_server_wait`; owned
-    /// here. -1 in PROCESS mode (each lane has its worker's).
+    /// here unless it is the worker's doorbell (`useDoorbell`). -1 in PROCESS mode (each lane
+    /// has its worker's).
     wake_fd: i32,
+    owns_wake_fd: bool = true,
+    /// In a tree: the worker's doorbell, which its mailbox peers ring too; the inline reactor
+    /// polls it so that `waitIo` returns for mail.
+    doorbell_fd: i32 = -1,
     listeners: [listeners_max]Listener = undefined,
     listener_count: u32 = 0,
     sessions: SessionTable,
@@ -242,7 +248,7 @@ pub const Reactor = struct {
         r.allocator.free(r.lanes);
         posix.close(r.epoll_fd);
         posix.close(r.kick_fd);
-        if (r.wake_fd >= 0) posix.close(r.wake_fd);
+        if (r.wake_fd >= 0 and r.owns_wake_fd) posix.close(r.wake_fd);
         if (r.channel) |*ch| ch.destroy();
         const allocator = r.allocator;
         allocator.destroy(r);
@@ -259,8 +265,22 @@ pub const Reactor = struct {
         r.listener_count += 1;
     }
 
+    /// BASE mode in a tree, before start: wake the worker through its doorbell.
+    pub fn useDoorbell(r: *Reactor, fd: i32) void {
+        assert(!r.started and r.attach == null);
+        if (r.owns_wake_fd) posix.close(r.wake_fd);
+        r.wake_fd = fd;
+        r.owns_wake_fd = false;
+        r.lanes[0].wake_fd = fd;
+        r.doorbell_fd = fd;
+    }
+
     pub fn start(r: *Reactor, inline_mode: bool) !void {
         assert(!r.started);
+        if (inline_mode and r.doorbell_fd >= 0) {
+            var event: linux.epoll_event = .{ .events = linux.EPOLL.IN, .data = .{ .u64 = tag_doorbell } };
+            try posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_ADD, r.doorbell_fd, &event);
+        }
         r.started = true;
         r.stats().start_time = @intCast(std.time.timestamp());
         if (inline_mode) return;
@@ -472,6 +492,12 @@ pub const Reactor = struct {
                 r.ready_blocked = false;
             },
             tag_listener => r.listeners[low].pending = true,
+            // Mail for the worker: reset the doorbell; the worker drains its mailboxes after
+            // every poll.
+            tag_doorbell => {
+                var value: u64 = 0;
+                _ = c.read(r.doorbell_fd, @ptrCast(&value), 8);
+            },
             tag_session => {
                 const s = r.sessions.get(low) orelse return;
                 if (event.events & linux.EPOLL.OUT != 0) r.flushSession(s);

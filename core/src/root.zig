@@ -157,16 +157,11 @@ export fn zg_close_fd(fd: i32) Status {
 
 /// Creates the tree's shared region (manager). It stays mapped for the life of the process.
 /// `reactor_num` > 0 makes a PROCESS-mode region (rings and session tables for the master's
-/// reactor threads, `ring_bytes` each); 0 a BASE-mode one (a session table per worker).
-export fn zg_region_create(worker_num: u32, manager_pid: i32, reactor_num: u32, ring_bytes: u32, max_connection: u32, socket_buffer_size: u32, out_fd: *i32, out_ptr: *[*]u8, out_len: *usize) Status {
+/// reactor threads); 0 a BASE-mode one (a session table per worker). Both have the worker table
+/// and the mailboxes.
+export fn zg_region_create(shape: *const abi.RegionShape, manager_pid: i32, out_fd: *i32, out_ptr: *[*]u8, out_len: *usize) Status {
     last_errno = 0;
-    const shape: shm.Region.Shape = .{
-        .reactor_num = reactor_num,
-        .ring_bytes = ring_bytes,
-        .max_connection = max_connection,
-        .socket_buffer_size = socket_buffer_size,
-    };
-    const region = shm.Region.create(worker_num, manager_pid, shape) catch |err| return statusOf(err);
+    const region = shm.Region.create(manager_pid, shape.*) catch |err| return statusOf(err);
     out_fd.* = region.fd;
     out_ptr.* = region.memory.ptr;
     out_len.* = region.memory.len;
@@ -442,22 +437,22 @@ const IdList = struct {
 
 /// Creates (not yet starts) the reactor threads over a PROCESS-mode region, polling
 /// duplicates of `listen_fd` (the caller keeps it).
-export fn zg_process_create(config: *const abi.ServerConfig, region: [*]u8, listen_fd: i32, port: u32, flags: u32, out_handle: *?*process.Process) Status {
+/// `doorbells` are the event workers' (worker_num of them), kept by the caller.
+export fn zg_process_create(config: *const abi.ServerConfig, region: [*]u8, listen_fd: i32, port: u32, flags: u32, doorbells: [*]const i32, out_handle: *?*process.Process) Status {
     last_errno = 0;
     if (config.log_level > 3 or port > 65535) return .invalid_argument;
     log_level_min.store(@intCast(config.log_level), .monotonic);
     var cfg = config.*;
     if (cfg.max_wait_time_ms == 0) cfg.max_wait_time_ms = 3000;
     const memory = regionMemory(region) orelse return .invalid_argument;
-    out_handle.* = process.Process.create(allocator, cfg, memory, listen_fd, @intCast(port), flags & abi.listen_flag_tcp_nodelay != 0) catch |err| return statusOf(err);
+    const header = shm.Region.headerOf(memory);
+    out_handle.* = process.Process.create(allocator, cfg, memory, listen_fd, @intCast(port), flags & abi.listen_flag_tcp_nodelay != 0, doorbells[0..header.worker_num]) catch |err| return statusOf(err);
     return .ok;
 }
 
-/// The fds workers need: each reactor thread's kick eventfd (`kick`, reactor_num of them) and
-/// each worker's wake eventfd (`wake`, worker_num).
-export fn zg_process_fds(p: *process.Process, kick_out: [*]i32, wake_out: [*]i32) Status {
+/// The fds workers need to kick each reactor thread (reactor_num of them).
+export fn zg_process_kick_fds(p: *process.Process, kick_out: [*]i32) Status {
     for (p.reactors, 0..) |r, i| kick_out[i] = r.kick_fd;
-    for (p.wake_fds, 0..) |fd, i| wake_out[i] = fd;
     return .ok;
 }
 
@@ -508,6 +503,21 @@ export fn zg_fd_wait_for(fd: i32, timeout_us: u32) u32 {
     var value: u64 = 0;
     _ = std.c.read(fd, @ptrCast(&value), 8);
     return 1;
+}
+
+/// A doorbell: a new eventfd (close-on-exec; the manager passes it on explicitly).
+export fn zg_eventfd(out_fd: *i32) Status {
+    last_errno = 0;
+    out_fd.* = std.posix.eventfd(0, std.os.linux.EFD.CLOEXEC) catch |err| return statusOf(err);
+    return .ok;
+}
+
+/// Before start, in a tree: the worker's doorbell becomes the reactor's way to wake it, and its
+/// mailbox peers ring it too (the inline reactor polls it with the sockets).
+export fn zg_server_use_doorbell(r: *Reactor, fd: i32) Status {
+    if (r.started) return .bad_state;
+    r.useDoorbell(fd);
+    return .ok;
 }
 
 /// Writes eventfd `fd`: a PROCESS worker kicks a reactor thread of the master.

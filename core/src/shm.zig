@@ -89,60 +89,83 @@ test "shm: a channel maps zeroed control blocks and two disjoint ring areas" {
 
 /// The tree's shared region (see `abi.RegionHeader`), mapped for the life of the process.
 pub const Region = struct {
-    /// What the region holds besides the worker table.
-    pub const Shape = struct {
-        /// PROCESS mode: the master's reactor threads (each with a channel per worker and a
-        /// session table); 0 for BASE mode, where each worker's reactor has a table here.
-        reactor_num: u32 = 0,
-        /// Bytes in each ring's data area (PROCESS).
-        ring_bytes: u32 = 0,
-        /// Slots of each session table.
-        max_connection: u32,
-        socket_buffer_size: u32,
-    };
+    pub const Shape = abi.RegionShape;
 
     const page = std.heap.page_size_min;
 
-    /// The header of a region for `worker_num` workers, with every offset filled in.
-    pub fn plan(worker_num: u32, manager_pid: i32, shape: Shape) abi.RegionHeader {
+    /// The header of a region of this shape, with every offset filled in.
+    pub fn plan(manager_pid: i32, shape: Shape) abi.RegionHeader {
         var h: abi.RegionHeader = std.mem.zeroes(abi.RegionHeader);
         h.magic = abi.region_magic;
-        h.worker_num = worker_num;
+        h.worker_num = shape.worker_num;
+        h.task_worker_num = shape.task_worker_num;
+        h.user_process_num = shape.user_process_num;
         h.manager_pid = manager_pid;
         h.start_time = @intCast(std.time.timestamp());
         h.reactor_num = shape.reactor_num;
         h.ring_bytes = shape.ring_bytes;
+        h.mail_ring_bytes = shape.mail_ring_bytes;
         h.max_connection = shape.max_connection;
         h.socket_buffer_size = shape.socket_buffer_size;
-        const slots_end = abi.region_slots_offset + @as(u64, worker_num) * @sizeOf(abi.WorkerSlot);
+        const slots_end = abi.region_slots_offset + @as(u64, slotCount(&h)) * @sizeOf(abi.WorkerSlot);
         const stats_end = slots_end + @as(u64, shape.reactor_num) * @sizeOf(abi.Stats);
         h.reactor_stats_offset = slots_end;
         h.channels_offset = std.mem.alignForward(u64, stats_end, page);
         if (shape.reactor_num > 0) h.channel_stride = std.mem.alignForward(u64, Channel.size(shape.ring_bytes), page);
-        h.tables_offset = h.channels_offset + h.channel_stride * shape.reactor_num * worker_num;
+        h.tables_offset = h.channels_offset + h.channel_stride * shape.reactor_num * shape.worker_num;
         h.table_stride = std.mem.alignForward(u64, @as(u64, shape.max_connection) * @sizeOf(session_table.Session), page);
+        h.mail_offset = h.tables_offset + h.table_stride * tableCount(&h);
+        h.mail_stride = std.mem.alignForward(u64, Channel.size(shape.mail_ring_bytes), page);
         return h;
     }
 
-    /// Session tables: one per reactor thread (PROCESS) or per worker (BASE). The table of
+    /// Worker slots: event workers, then task workers, then user processes.
+    pub fn slotCount(h: *const abi.RegionHeader) u32 {
+        return h.worker_num + h.task_worker_num + h.user_process_num;
+    }
+
+    /// Mailbox endpoints: every slot's process, and the master.
+    pub fn endpointCount(h: *const abi.RegionHeader) u32 {
+        return slotCount(h) + 1;
+    }
+
+    fn mailPairs(h: *const abi.RegionHeader) u64 {
+        const e: u64 = endpointCount(h);
+        return e * (e - 1) / 2;
+    }
+
+    /// Session tables: one per reactor thread (PROCESS) or per event worker (BASE). The table of
     /// session `id` is number `(id - 1) % tableCount`.
     pub fn tableCount(h: *const abi.RegionHeader) u32 {
         return if (h.reactor_num > 0) h.reactor_num else h.worker_num;
     }
 
     pub fn size(h: *const abi.RegionHeader) usize {
-        return @intCast(h.tables_offset + h.table_stride * tableCount(h));
+        return @intCast(h.mail_offset + h.mail_stride * mailPairs(h));
+    }
+
+    /// The mailbox channel of endpoints `a` and `b` (either order).
+    pub fn mailChannel(memory: []u8, a: u32, b: u32) []align(page) u8 {
+        const header = headerOf(memory);
+        const lo = @min(a, b);
+        const hi = @max(a, b);
+        assert(lo != hi and hi < endpointCount(header));
+        const index = @as(u64, hi) * (hi - 1) / 2 + lo;
+        return @alignCast(memory[header.mail_offset + index * header.mail_stride ..][0..header.mail_stride]);
     }
 
     /// Creates it (in the manager); returns the fd to pass down and the mapping. Pages are
     /// the kernel's zeros until touched, so the rings and tables of a PROCESS region cost
     /// memory only as they are used.
-    pub fn create(worker_num: u32, manager_pid: i32, shape: Shape) !struct { fd: i32, memory: []align(page) u8 } {
-        if (worker_num == 0 or worker_num > 1024) return error.InvalidArgument;
+    pub fn create(manager_pid: i32, shape: Shape) !struct { fd: i32, memory: []align(page) u8 } {
+        if (shape.worker_num == 0 or shape.worker_num > 1024) return error.InvalidArgument;
+        if (shape.task_worker_num > 1024 or shape.user_process_num > 1024) return error.InvalidArgument;
         if (shape.max_connection == 0 or shape.max_connection > 1 << 20) return error.InvalidArgument;
         if (shape.reactor_num > 256) return error.InvalidArgument;
         if (shape.reactor_num > 0 and (!std.math.isPowerOfTwo(shape.ring_bytes) or shape.ring_bytes < 64 * 1024)) return error.InvalidArgument;
-        const header = plan(worker_num, manager_pid, shape);
+        if (!std.math.isPowerOfTwo(shape.mail_ring_bytes) or shape.mail_ring_bytes < 64 * 1024) return error.InvalidArgument;
+        const header = plan(manager_pid, shape);
+        const worker_num = shape.worker_num;
         const len = size(&header);
         const fd = try posix.memfd_create("ziggurat-region", linux.MFD.CLOEXEC);
         errdefer posix.close(fd);
@@ -155,6 +178,11 @@ pub const Region = struct {
             ch.ring_bytes = shape.ring_bytes;
         }
         for (0..tableCount(&header)) |t| @memset(tableSlots(memory, @intCast(t)), .{});
+        for (0..mailPairs(&header)) |i| {
+            const ch: *abi.ChannelHeader = @ptrCast(@alignCast(&memory[header.mail_offset + i * header.mail_stride]));
+            ch.magic = abi.channel_magic;
+            ch.ring_bytes = shape.mail_ring_bytes;
+        }
         return .{ .fd = fd, .memory = memory };
     }
 
@@ -167,9 +195,13 @@ pub const Region = struct {
         if (len < abi.region_slots_offset) return error.InvalidArgument;
         const memory = try posix.mmap(null, len, posix.PROT.READ | posix.PROT.WRITE, .{ .TYPE = .SHARED }, fd, 0);
         const header: *const abi.RegionHeader = @ptrCast(memory.ptr);
-        const expected = plan(header.worker_num, header.manager_pid, .{
+        const expected = plan(header.manager_pid, .{
+            .worker_num = header.worker_num,
+            .task_worker_num = header.task_worker_num,
+            .user_process_num = header.user_process_num,
             .reactor_num = header.reactor_num,
             .ring_bytes = header.ring_bytes,
+            .mail_ring_bytes = header.mail_ring_bytes,
             .max_connection = header.max_connection,
             .socket_buffer_size = header.socket_buffer_size,
         });
@@ -188,7 +220,7 @@ pub const Region = struct {
 
     pub fn slot(memory: []u8, worker_id: u32) ?*abi.WorkerSlot {
         const header = headerOf(memory);
-        if (worker_id >= header.worker_num) return null;
+        if (worker_id >= slotCount(header)) return null;
         return @ptrCast(@alignCast(&memory[abi.region_slots_offset + worker_id * @sizeOf(abi.WorkerSlot)]));
     }
 
@@ -222,18 +254,20 @@ pub const Region = struct {
 };
 
 test "shm: a region created under one mapping reads the same through a second" {
-    const created = try Region.create(3, 1234, .{ .max_connection = 4, .socket_buffer_size = 1 });
+    const created = try Region.create(1234, testShape(3, 0));
     defer posix.close(created.fd);
     defer posix.munmap(created.memory);
     Region.slot(created.memory, 2).?.pid = 77;
     const again = try Region.map(created.fd);
     defer posix.munmap(again);
     try std.testing.expectEqual(@as(i32, 77), Region.slot(again, 2).?.pid);
-    try std.testing.expect(Region.slot(again, 3) == null);
+    try std.testing.expect(Region.slot(again, 6) == null); // 3 event + 2 task workers + 1 user process
 }
 
 test "shm: a PROCESS region gives every (reactor, worker) pair its own channel and every reactor a table" {
-    const created = try Region.create(3, 1, .{ .reactor_num = 2, .ring_bytes = 64 * 1024, .max_connection = 10, .socket_buffer_size = 1 });
+    var shape = testShape(3, 2);
+    shape.max_connection = 10;
+    const created = try Region.create(1, shape);
     defer posix.close(created.fd);
     defer posix.munmap(created.memory);
     const again = try Region.map(created.fd);
@@ -248,4 +282,30 @@ test "shm: a PROCESS region gives every (reactor, worker) pair its own channel a
     };
     try std.testing.expect(@intFromPtr(Region.tableSlots(again, 0).ptr) >= seen);
     try std.testing.expectEqual(@as(u32, 0), Region.tableSlots(again, 1)[9].id);
+}
+
+fn testShape(workers: u32, reactors: u32) Region.Shape {
+    return .{ .worker_num = workers, .task_worker_num = 2, .user_process_num = 1, .reactor_num = reactors, .ring_bytes = 64 * 1024, .mail_ring_bytes = 64 * 1024, .max_connection = 4, .socket_buffer_size = 1 };
+}
+
+test "shm: every pair of endpoints has its own mailbox channel, the same in either order" {
+    const created = try Region.create(1, testShape(2, 0));
+    defer posix.close(created.fd);
+    defer posix.munmap(created.memory);
+    const header = Region.headerOf(created.memory);
+    // 2 event workers, 2 task workers, 1 user process, the master.
+    try std.testing.expectEqual(@as(u32, 6), Region.endpointCount(header));
+    var seen = std.AutoHashMap(usize, void).init(std.testing.allocator);
+    defer seen.deinit();
+    for (0..6) |a| for (a + 1..6) |b| {
+        const ch = Region.mailChannel(created.memory, @intCast(a), @intCast(b));
+        try std.testing.expectEqual(@intFromPtr(ch.ptr), @intFromPtr(Region.mailChannel(created.memory, @intCast(b), @intCast(a)).ptr));
+        try std.testing.expectEqual(abi.channel_magic, Channel.headerOf(ch).magic);
+        try std.testing.expect(!seen.contains(@intFromPtr(ch.ptr)));
+        try seen.put(@intFromPtr(ch.ptr), {});
+        try std.testing.expect(@intFromPtr(ch.ptr) + ch.len <= @intFromPtr(created.memory.ptr) + created.memory.len);
+    };
+    try std.testing.expectEqual(@as(usize, 15), seen.count());
+    try std.testing.expect(Region.slot(created.memory, 4) != null);
+    try std.testing.expect(Region.slot(created.memory, 5) == null);
 }

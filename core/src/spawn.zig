@@ -52,7 +52,7 @@ pub const Supervisor = struct {
     /// `keep_fds[i]` as fd `3 + i`; every other fd is closed in it, inherited or not.
     /// On `error.SpawnFailed`, `errno_out` holds the reason.
     pub fn spawn(s: *Supervisor, slot: u32, argv: [*:null]const ?[*:0]const u8, envp: [*:null]const ?[*:0]const u8, keep_fds: []const i32, errno_out: *i32) !i32 {
-        if (slot >= children_max or keep_fds.len > 16) return error.InvalidArgument;
+        if (slot >= children_max or keep_fds.len > 4096) return error.InvalidArgument;
         s.mutex.lock();
         defer s.mutex.unlock();
         if (s.children[slot].pid != 0) return error.BadState;

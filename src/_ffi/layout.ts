@@ -29,7 +29,16 @@ export const RecordType = {
   send: 16,
   closeRequest: 17,
   shutdownAck: 18,
+  task: 6,
+  finish: 7,
+  pipeMessage: 8,
+  forwardSend: 9,
+  forwardClose: 10,
+  taskLost: 11,
 } as const;
+
+/** Flags of mailbox records (`abi.mail_flag_*`). */
+export const MailFlag = { more: 1, error: 2, noResult: 4 } as const;
 
 /** `abi.dispatch_unsafe_event`: added to the dispatch mode in `ServerConfig.dispatch`. */
 export const dispatchUnsafeEvent = 0x100;
@@ -78,9 +87,9 @@ export const layout = {
   serverConfigSize: 32,
   recordAlign: 16,
   childExitSize: 16,
-  regionHeaderSize: 80,
+  regionHeaderSize: 112,
   regionSlotsOffset: 128,
-  workerSlotSize: 136,
+  workerSlotSize: 400,
   workerSlotRequestCount: 8,
   workerSlotStats: 40,
   ringConsumerClaim: 72,
@@ -88,6 +97,13 @@ export const layout = {
   regionReactorStatsOffset: 40,
   regionChannelsOffset: 48,
   regionChannelStride: 56,
+  regionShapeSize: 32,
+  regionTaskWorkerNum: 80,
+  regionMailOffset: 96,
+  regionMailStride: 104,
+  workerSlotRunning: 136,
+  runningMax: 32,
+  workerSlotTasking: 392,
 } as const;
 
 /** `abi.Stats` fields in declaration order (each a u64). */

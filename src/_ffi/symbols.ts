@@ -32,10 +32,9 @@ export const symbols = {
   },
   zg_close_fd: { parameters: ["i32"], result: "i32" },
   zg_own_cmdline: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
-  zg_region_create: {
-    parameters: ["u32", "i32", "u32", "u32", "u32", "u32", "buffer", "buffer", "buffer"],
-    result: "i32",
-  },
+  zg_region_create: { parameters: ["buffer", "i32", "buffer", "buffer", "buffer"], result: "i32" },
+  zg_eventfd: { parameters: ["buffer"], result: "i32" },
+  zg_server_use_doorbell: { parameters: ["pointer", "i32"], result: "i32" },
   zg_region_map: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   zg_server_use_region: { parameters: ["pointer", "pointer", "u32"], result: "i32" },
   zg_server_adopt: { parameters: ["pointer", "i32", "u32", "buffer"], result: "i32" },
@@ -64,10 +63,10 @@ export const symbols = {
   /** Returns how many session ids it wrote (not a status). */
   zg_client_list: { parameters: ["pointer", "pointer", "u32", "u32", "buffer"], result: "u32" },
   zg_process_create: {
-    parameters: ["buffer", "pointer", "i32", "u32", "u32", "buffer"],
+    parameters: ["buffer", "pointer", "i32", "u32", "u32", "buffer", "buffer"],
     result: "i32",
   },
-  zg_process_fds: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  zg_process_kick_fds: { parameters: ["pointer", "buffer"], result: "i32" },
   zg_process_start: { parameters: ["pointer"], result: "i32" },
   zg_process_shutdown: { parameters: ["pointer"], result: "i32" },
   /** Blocks until every reactor thread stopped: runs on Deno's blocking pool. */

@@ -1,0 +1,165 @@
+/**
+ * Mailboxes: how the processes of a tree talk to each other (tasks and their results, pipe
+ * messages, sends forwarded to the worker that owns a session). Every pair of endpoints shares
+ * one channel in the region (two SPSC rings, see `Region.mailChannelOffset`); each endpoint has
+ * an eventfd doorbell that its peers ring when they publish to it while it is parked. Messages
+ * larger than one record travel in chunks and arrive whole, in order per pair.
+ * @module
+ */
+
+import { layout, MailFlag, RecordType } from "./_ffi/layout.ts";
+import type { Library } from "./_ffi/library.ts";
+import { Lane } from "./lane.ts";
+import type { Region } from "./region.ts";
+
+/** Receives one whole message; `payload` is valid only during the call. */
+export type MailHandler = (
+  peer: number,
+  type: number,
+  flags: number,
+  id: number,
+  aux: number,
+  payload: Uint8Array,
+) => void;
+
+export class Mailbox {
+  /** This process's endpoint number. */
+  readonly self: number;
+  /** By peer endpoint; undefined for `self`. */
+  readonly lanes: (Lane | undefined)[];
+  /** Chunks of a message still arriving, by peer. */
+  #partial: Uint8Array[][] = [];
+
+  constructor(region: Region, self: number, doorbells: number[], lib: Library) {
+    this.self = self;
+    if (doorbells.length !== region.endpointCount) {
+      throw new Error(
+        `expected ${region.endpointCount} doorbell fds from the manager, got ${doorbells.length}`,
+      );
+    }
+    this.lanes = doorbells.map((fd, peer) =>
+      peer === self ? undefined : new Lane(
+        region.memory,
+        region.mailChannelOffset(self, peer),
+        () => lib.zg_fd_kick(fd),
+        self > peer,
+      )
+    );
+    this.#partial = doorbells.map(() => []);
+  }
+
+  /** Queues a message for `peer` (chunked when large); `publish` makes it visible. */
+  send(peer: number, type: number, id: number, aux: number, payload: Uint8Array, flags = 0) {
+    const lane = this.lanes[peer];
+    if (!lane) throw new RangeError(`no mailbox to endpoint ${peer}`);
+    const chunk = lane.sendChunk;
+    if (payload.length <= chunk) {
+      lane.push(type | (flags << 8), id, aux, payload);
+      return;
+    }
+    for (let at = 0; at < payload.length; at += chunk) {
+      const more = at + chunk < payload.length ? MailFlag.more : 0;
+      lane.push(type | ((flags | more) << 8), id, aux, payload.subarray(at, at + chunk));
+    }
+  }
+
+  publish() {
+    for (const lane of this.lanes) lane?.publishOut();
+  }
+
+  flushPending() {
+    for (const lane of this.lanes) lane?.flushPending();
+  }
+
+  /** Delivers every whole message published so far; returns how many records it read. */
+  drain(handler: MailHandler): number {
+    let handled = 0;
+    const lanes = this.lanes;
+    for (let peer = 0; peer < lanes.length; peer++) {
+      const lane = lanes[peer];
+      if (!lane) continue;
+      const u32 = lane.u32;
+      const tail = Atomics.load(u32, lane.inTail);
+      let pos = lane.readPos;
+      if (pos === tail) continue;
+      // A successor of this process (if it dies now) starts after these records.
+      Atomics.store(u32, lane.inClaim, tail);
+      try {
+        while (pos !== tail) {
+          const at = lane.inBase + (pos & lane.mask);
+          const word = at >>> 2;
+          const len = u32[word];
+          pos = (pos + ((layout.recordHeaderSize + len + 15) & ~15)) >>> 0;
+          const type = lane.u8[at + layout.recordType];
+          if (type === RecordType.pad) continue;
+          handled++;
+          const flags = lane.u8[at + layout.recordFlags];
+          const start = at + layout.recordHeaderSize;
+          const view = lane.u8.subarray(start, start + len);
+          const partial = this.#partial[peer];
+          if (flags & MailFlag.more) {
+            partial.push(view.slice());
+            continue;
+          }
+          let payload = view;
+          if (partial.length > 0) {
+            partial.push(view);
+            payload = concat(partial);
+            this.#partial[peer] = [];
+          }
+          handler(peer, type, flags & ~MailFlag.more, u32[word + 2], u32[word + 3], payload);
+        }
+      } finally {
+        lane.release(pos);
+      }
+    }
+    return handled;
+  }
+
+  hasInput(): boolean {
+    return this.lanes.some((lane) => lane?.hasInput());
+  }
+
+  hasPending(): boolean {
+    return this.lanes.some((lane) => lane !== undefined && lane.pending.length > 0);
+  }
+
+  /**
+   * Before sleeping: ask every peer to ring on new mail, and to ring when it frees room for
+   * what waits here. False (nothing announced) when there is mail already or pending output
+   * moved.
+   */
+  prepareParking(): boolean {
+    let ready = false;
+    for (const lane of this.lanes) {
+      if (!lane) continue;
+      Atomics.store(lane.u32, lane.inParked, 1);
+      if (lane.pending.length > 0) {
+        Atomics.store(lane.u32, lane.outProducerWaiting, 1);
+        const before = lane.pending.length;
+        lane.flushPending();
+        if (lane.pending.length < before) ready = true;
+      }
+      if (lane.hasInput()) ready = true;
+    }
+    if (ready) this.unpark();
+    return !ready;
+  }
+
+  unpark() {
+    for (const lane of this.lanes) {
+      if (!lane) continue;
+      Atomics.store(lane.u32, lane.inParked, 0);
+    }
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
