@@ -1064,14 +1064,14 @@ export class Server {
     const { timeout = 0.5, dstWorkerId = -1 } = options;
     if (!(timeout > 0)) throw new RangeError(`taskwait() takes a timeout > 0, got ${timeout}`);
     return new Promise((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      const clock: { timer?: ReturnType<typeof setTimeout> } = {};
       const id = this.#sendTask(data, dstWorkerId, {
         resolve: (value) => {
-          clearTimeout(timer);
+          clearTimeout(clock.timer);
           resolve(value);
         },
         reject: (error) => {
-          clearTimeout(timer);
+          clearTimeout(clock.timer);
           reject(error);
         },
       });
@@ -1083,7 +1083,7 @@ export class Server {
         );
         return;
       }
-      timer = setTimeout(() => {
+      clock.timer = setTimeout(() => {
         this.#tasks.set(id, { timedOut: true }); // its late result is dropped with a log line
         reject(new Deno.errors.TimedOut(`taskwait(): task ${id} had no result after ${timeout} s`));
       }, timeout * 1000);

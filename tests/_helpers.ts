@@ -29,9 +29,21 @@ export const waitMs = 20_000;
 
 export async function startFixture(
   options: Record<string, unknown> = {},
-  { script = fixturePath, fdLimit }: { script?: string; fdLimit?: number } = {},
+  { script = fixturePath, fdLimit, extra }: {
+    script?: string;
+    fdLimit?: number;
+    /** Fixture settings that are not server options (its second argument). */
+    extra?: Record<string, unknown>;
+  } = {},
 ): Promise<Fixture> {
-  const deno = [Deno.execPath(), "run", "--allow-all", script, JSON.stringify(options)];
+  const deno = [
+    Deno.execPath(),
+    "run",
+    "--allow-all",
+    script,
+    JSON.stringify(options),
+    ...(extra ? [JSON.stringify(extra)] : []),
+  ];
   // With fdLimit, a shell lowers RLIMIT_NOFILE and then becomes the server.
   const argv = fdLimit === undefined
     ? deno

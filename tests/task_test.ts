@@ -1,0 +1,187 @@
+/**
+ * Task workers, pipe messages and user processes: the processes of a tree talking through
+ * their mailboxes. Real processes, real sockets, real signals.
+ */
+import assert from "node:assert/strict";
+import {
+  command,
+  connect,
+  readLine,
+  startFixture,
+  withTimeout,
+  workersStarted,
+} from "./_helpers.ts";
+import type { Fixture } from "./_helpers.ts";
+
+async function tree(options: Record<string, unknown>, extra?: Record<string, unknown>) {
+  const server = await startFixture(options, { extra });
+  const w = (options.workerNum as number | undefined) ?? 1;
+  const t = (options.taskWorkerNum as number | undefined) ?? 0;
+  await workersStarted(server, w + t);
+  return server;
+}
+
+function finishOf(server: Fixture, taskId: number, workerId: number) {
+  return server.waitFor(
+    (e) => e.event === "finish" && e.taskId === taskId && e.workerId === workerId,
+    `finish of task ${taskId} in worker ${workerId}`,
+  );
+}
+
+for (const mode of ["base", "process"]) {
+  Deno.test(`${mode}: each task's finish reaches the worker that sent it, and only that one`, async () => {
+    await using server = await tree({
+      mode,
+      workerNum: 2,
+      taskWorkerNum: 2,
+      enableReusePort: true,
+    });
+    const conns: Deno.TcpConn[] = [];
+    try {
+      const sent: { taskId: number; workerId: number }[] = [];
+      // Connections (the kernel spreads them) until both workers have sent a few tasks.
+      for (
+        let i = 0;
+        i < 100 && (sent.length < 8 || new Set(sent.map((s) => s.workerId)).size < 2);
+        i++
+      ) {
+        const conn = await connect(server.port);
+        conns.push(conn);
+        const workerId = (await command(conn, "!whoami")).workerId as number;
+        const { taskId } = await command(conn, '!task {"op":"who"}');
+        sent.push({ taskId: taskId as number, workerId });
+      }
+      assert.ok(new Set(sent.map((s) => s.workerId)).size === 2, "both workers sent tasks");
+      for (const { taskId, workerId } of sent) {
+        const finish = await finishOf(server, taskId, workerId);
+        const result = finish.result as { workerId: number; srcWorkerId: number; taskId: number };
+        assert.equal(result.srcWorkerId, workerId);
+        assert.equal(result.taskId, taskId);
+        assert.ok(
+          result.workerId >= 2 && result.workerId < 4,
+          `ran in task worker ${result.workerId}`,
+        );
+      }
+      // Task ids are per sender: a finish for (id, worker) never shows up in the other worker.
+      const finishes = server.events.filter((e) => e.event === "finish");
+      assert.equal(finishes.length, sent.length);
+    } finally {
+      for (const c of conns) c.close();
+    }
+  });
+}
+
+Deno.test("taskwait resolves with the result, rejects with the handler's error, and times out cleanly", async () => {
+  await using server = await tree({ workerNum: 1, taskWorkerNum: 2 });
+  await using conn = await connect(server.port);
+  assert.deepEqual(await command(conn, '!taskwait 5 {"op":"echo","value":{"a":[1,2,3]}}'), {
+    ok: true,
+    result: { a: [1, 2, 3] },
+  });
+  assert.deepEqual(await command(conn, '!taskwait 5 {"op":"finish","value":"via finish()"}'), {
+    ok: true,
+    result: "via finish()",
+  });
+  assert.deepEqual(await command(conn, '!taskwait 5 {"op":"throw"}'), {
+    ok: false,
+    error: "Error: task failed on purpose",
+  });
+  const late = await command(conn, '!taskwait 0.2 {"op":"sleep","ms":1000,"value":1}');
+  assert.equal(late.ok, false);
+  assert.match(late.error as string, /TimedOut: taskwait\(\): task \d+ had no result after 0.2 s/);
+  await server.waitForStderr(/came after taskwait\(\) gave up; dropped/);
+  // The worker carries on.
+  assert.deepEqual(await command(conn, '!taskwait 5 {"op":"echo","value":2}'), {
+    ok: true,
+    result: 2,
+  });
+  const stats = await command(conn, "!stats");
+  assert.equal(stats.taskWorkerNum, 2);
+  assert.ok((stats.taskCount as number) >= 5, `taskCount ${stats.taskCount}`);
+  assert.equal(stats.taskingNum, 0);
+});
+
+Deno.test("taskWaitMulti returns the results that completed in time, by index", async () => {
+  await using server = await tree({ workerNum: 1, taskWorkerNum: 3 });
+  await using conn = await connect(server.port);
+  const reply = await command(
+    conn,
+    '!multi 1 [{"op":"echo","value":"a"},{"op":"sleep","ms":2500,"value":"b"},{"op":"echo","value":"c"}]',
+  );
+  assert.deepEqual(reply, { results: { 0: "a", 2: "c" } });
+});
+
+Deno.test("16 MiB task payloads and results arrive intact", async () => {
+  await using server = await tree({ workerNum: 1, taskWorkerNum: 1 });
+  await using conn = await connect(server.port);
+  assert.deepEqual(await command(conn, `!bigtask ${16 * 1024 * 1024}`), { ok: true, same: true });
+});
+
+Deno.test("a task worker killed mid-task is respawned, and the waiting caller hears at once", async () => {
+  await using server = await tree({ workerNum: 1, taskWorkerNum: 1 });
+  await using conn = await connect(server.port);
+  await conn.write(new TextEncoder().encode('!taskwait 60 {"op":"hang"}\n'));
+  const hanging = await server.waitFor((e) => e.event === "hanging", "the task to start");
+  const started = performance.now();
+  Deno.kill(hanging.pid as number, "SIGKILL");
+  const reply = JSON.parse(await withTimeout(readLine(conn), "the caller's answer"));
+  assert.equal(reply.ok, false);
+  assert.match(reply.error, /task \d+ was lost: task worker 1 died while running it/);
+  assert.ok(performance.now() - started < 30_000, "well before the 60 s timeout");
+  const error = await server.waitFor((e) => e.event === "workerError", "workerError");
+  assert.equal(error.workerId, 1);
+  await server.waitFor(
+    (e) => e.event === "workerStart" && e.workerId === 1 && e.pid !== hanging.pid,
+    "task worker 1 respawned",
+  );
+  assert.deepEqual(await command(conn, '!taskwait 10 {"op":"echo","value":"again"}'), {
+    ok: true,
+    result: "again",
+  });
+});
+
+Deno.test("pipe messages arrive in order, large ones whole", async () => {
+  await using server = await tree({ workerNum: 2, taskWorkerNum: 1, enableReusePort: true });
+  await using conn = await connect(server.port);
+  const from = (await command(conn, "!whoami")).workerId as number;
+  // To the task worker (id 2), then to the other event worker.
+  for (const to of [2, 1 - from]) {
+    assert.deepEqual(await command(conn, `!msgs ${to} 200 ${4 * 1024 * 1024}`), { sent: 201 });
+    await server.waitFor(
+      (e) => e.event === "pipeMessage" && e.to === to && e.seq === 200,
+      `the last message to ${to}`,
+    );
+    const got = server.events.filter((e) => e.event === "pipeMessage" && e.to === to);
+    assert.deepEqual(got.map((e) => e.seq), Array.from({ length: 201 }, (_, i) => i));
+    assert.ok(got.every((e) => e.from === from));
+    assert.equal(got.at(-1)!.size, 4 * 1024 * 1024);
+  }
+});
+
+Deno.test("a user process sends to sessions, is respawned when killed, and stops with the server", async () => {
+  const server = await tree({ workerNum: 2, taskWorkerNum: 1 }, { userProcess: true });
+  const first = await server.waitFor((e) => e.event === "userProcess", "the user process");
+  const conn = await connect(server.port);
+  assert.equal(
+    await withTimeout(readLine(conn), "the user process's greeting"),
+    "hello from a user process",
+  );
+  Deno.kill(first.pid as number, "SIGKILL");
+  const again = await server.waitFor(
+    (e) => e.event === "userProcess" && e.pid !== first.pid,
+    "the user process respawned",
+  );
+  // The new process greets every session again.
+  assert.equal(
+    await withTimeout(readLine(conn), "the second greeting"),
+    "hello from a user process",
+  );
+  const stats = await command(conn, "!stats");
+  assert.equal(stats.userWorkerNum, 1);
+  conn.close();
+  // The manager is the fixture process itself (`start` ran in worker 0).
+  Deno.kill(server.child.pid, "SIGTERM");
+  assert.equal((await withTimeout(server.exited(), "the tree to stop")).code, 0);
+  assert.throws(() => Deno.kill(again.pid as number, "SIGCONT"), "the user process is gone");
+  await server[Symbol.asyncDispose]();
+});
