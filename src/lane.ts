@@ -91,6 +91,8 @@ export class Lane {
     Atomics.store(this.u32, this.inClaim, this.readPos);
     this.writePos = Atomics.load(this.u32, this.outTail);
     this.outHeadSeen = Atomics.load(this.u32, this.outHead);
+    // The producer may be waiting for room its predecessor's records held.
+    this.kickIfSet(this.inProducerWaiting);
   }
 
   /** Queues a record, in order behind any that wait for room. */
@@ -98,6 +100,10 @@ export class Lane {
     if (this.pending.length > 0 || !this.write(type, sessionId, aux, bytes)) {
       this.pending.push({ type, sessionId, aux, bytes: bytes.slice() });
       this.pendingBytes.set(sessionId, (this.pendingBytes.get(sessionId) ?? 0) + bytes.length);
+      // Whenever this runs (a timer, an async callback while parked), the consumer must wake
+      // us once it frees room: ask first, then look again.
+      Atomics.store(this.u32, this.outProducerWaiting, 1);
+      this.flushPending();
     }
   }
 

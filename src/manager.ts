@@ -300,6 +300,15 @@ export class Manager {
         this.#workers.delete(id);
         this.#region!.setStatus(id, WorkerStatus.exited);
         this.#region!.clearGauges(id);
+        if (this.#typeOf(id) === "event") {
+          if (this.#process !== null) {
+            // Its sockets live on; those waiting for its answer to a close do not wait forever.
+            this.#lib.zg_process_worker_exited(this.#process, id);
+          } else {
+            // Its sockets died with it: gone from the shared table for every process now.
+            this.#lib.zg_region_clear_table(this.#region!.pointer, id);
+          }
+        }
         if (this.#typeOf(id) === "task") {
           // Tasks it held are lost with it; their senders hear so instead of waiting forever.
           for (const { src, taskId } of this.#region!.takeRunning(id)) {

@@ -1440,7 +1440,9 @@ export class Server {
       recvQueuedBytes: 0,
       sendQueuedBytes: Number(u64[0]),
       uid: tail[0],
-      workerId: this.#attached ? tail[1] : (sessionId - 1) % this.options.workerNum,
+      workerId: this.options.mode === "process"
+        ? tail[1]
+        : (sessionId - 1) % this.options.workerNum,
     };
   }
 
@@ -1613,10 +1615,24 @@ export class Server {
   #leave() {
     this.#state = "stopping";
     this.#call("workerStop", -1, () => this.#callbacks.workerStop?.(this, this.getWorkerId()));
-    this.#flushPending();
-    for (const lane of this.#lanes) lane.publishOut();
-    this.#mailbox?.flushPending();
-    this.#mailbox?.publish();
+    // What was sent must reach the rings before the process goes: wait for room (this process
+    // does nothing else any more), up to maxWaitTime.
+    const deadline = performance.now() + this.options.maxWaitTime * 1000;
+    const outboxes = [...this.#lanes, ...(this.#mailbox?.lanes ?? [])].filter((l) =>
+      l !== undefined
+    );
+    while (true) {
+      for (const lane of outboxes) {
+        lane.flushPending();
+        lane.publishOut();
+      }
+      if (outboxes.every((lane) => lane.pending.length === 0)) break;
+      if (performance.now() >= deadline) {
+        this.#log.warning("exiting with sends still queued: maxWaitTime ran out");
+        break;
+      }
+      this.#lib.zg_fd_wait_for(this.#wakeFd, 10_000);
+    }
     this.#region?.setStatus(this.getWorkerId(), WorkerStatus.exited);
     this.#log.debug("this worker exits; the manager starts another unless the server stops");
     Deno.exit(0);

@@ -70,6 +70,12 @@ pub const Process = struct {
         for (p.reactors) |r| try r.start(false);
     }
 
+    /// Event worker `worker` exited (the manager saw it): every reactor thread lets go of the
+    /// sessions that waited for its answer.
+    pub fn workerExited(p: *Process, worker: u16) void {
+        for (p.reactors) |r| r.workerExited(worker);
+    }
+
     pub fn requestShutdown(p: *Process) void {
         for (p.reactors) |r| r.requestShutdown();
     }

@@ -81,6 +81,9 @@ pub const Lane = struct {
     stopped_sent: bool = false,
     /// While pending records are flushed: an earlier one for this lane found no room.
     blocked: bool = false,
+    /// PROCESS mode, set by the master's JS thread: the worker exited; close its sessions that
+    /// wait for its answer to their close.
+    worker_exited: u32 = 0,
 };
 
 pub const DispatchMode = enum(u8) { round_robin = 1, fd_modulo = 2, idle_worker = 3, ip_hash = 4, uid = 5 };
@@ -381,6 +384,7 @@ pub const Reactor = struct {
         r.consumeOutbound();
         if (r.phase == .running and @atomicLoad(u32, &r.shutdown_requested, .acquire) == 1) r.beginShutdown();
         r.flushPending();
+        r.closeOrphans();
         switch (r.phase) {
             .running => {
                 r.acceptPending();
@@ -388,12 +392,13 @@ pub const Reactor = struct {
             },
             .draining => {
                 var acked = true;
-                for (r.lanes) |*lane| {
-                    if (!lane.shutdown_sent) {
+                for (r.lanes, 0..) |*lane, i| {
+                    // `shutdown` goes after the lane's queued connect and close records.
+                    if (!lane.shutdown_sent and !r.lanePending(@intCast(i))) {
                         lane.shutdown_sent = lane.inbound.push(.shutdown, 0, r.reactorId(), 0, 0, "");
-                        if (!lane.shutdown_sent) r.noRoom(lane, 0);
+                        if (!lane.shutdown_sent) _ = r.noRoom(lane, 0);
                     }
-                    acked = acked and lane.shutdown_acked;
+                    acked = acked and (lane.shutdown_acked or r.workerGone(@intCast(i)));
                 }
                 // A worker that died (PROCESS mode) never answers: wait no longer than
                 // max_wait_time for it.
@@ -416,10 +421,13 @@ pub const Reactor = struct {
         var done = true;
         for (r.lanes, 0..) |*lane, i| {
             if (lane.stopped_sent) continue;
-            if (!r.lanePending(@intCast(i)) and lane.inbound.push(.stopped, 0, r.reactorId(), 0, 0, "")) {
+            if (r.workerGone(@intCast(i))) {
+                // Nobody will read it: the tree is stopping, no successor comes.
+                lane.stopped_sent = true;
+            } else if (!r.lanePending(@intCast(i)) and lane.inbound.push(.stopped, 0, r.reactorId(), 0, 0, "")) {
                 lane.stopped_sent = true;
             } else {
-                r.noRoom(lane, 0);
+                _ = r.noRoom(lane, 0);
                 done = false;
             }
         }
@@ -437,6 +445,34 @@ pub const Reactor = struct {
         return r.attach != null and monoNs() >= r.phase_deadline_ns;
     }
 
+    /// PROCESS mode, from the master's JS thread: worker `lane` exited.
+    pub fn workerExited(r: *Reactor, lane: u16) void {
+        @atomicStore(u32, &r.lanes[lane].worker_exited, 1, .release);
+        kick(r.kick_fd);
+    }
+
+    /// Sessions past the peer's EOF wait for their worker's answer to the close before the
+    /// socket closes. A worker that died may have taken the close record with it: close those
+    /// sessions here rather than hold them (and a `max_connection` place) forever.
+    fn closeOrphans(r: *Reactor) void {
+        for (r.lanes, 0..) |*lane, i| {
+            if (@atomicLoad(u32, &lane.worker_exited, .acquire) == 0) continue;
+            @atomicStore(u32, &lane.worker_exited, 0, .release);
+            for (r.sessions.slots) |*s| {
+                if (s.state == .peer_closed and s.close_notified and r.closeLane(s) == i) {
+                    r.closeSession(s, abi.close_flag_server, 0, false);
+                }
+            }
+        }
+    }
+
+    /// PROCESS mode: the lane's worker is not running (not started yet, or exited).
+    fn workerGone(r: *const Reactor, lane: u16) bool {
+        const a = r.attach orelse return false;
+        const status = @atomicLoad(u32, &a.workers[lane].status, .monotonic);
+        return status == 0 or status == 3;
+    }
+
     fn lanePending(r: *const Reactor, lane: u16) bool {
         for (r.pending.items) |p| if (p.lane == lane) return true;
         return false;
@@ -448,7 +484,7 @@ pub const Reactor = struct {
 
     /// Work that needs no event to go on: epoll must not block while there is some.
     fn hasWork(r: *Reactor) bool {
-        if (r.pending.items.len > 0 and !r.allLanesWaiting()) return true;
+        for (r.pending.items) |p| if (!r.lanes[p.lane].waiting_for_room) return true;
         switch (r.phase) {
             .running => {
                 if (r.ready.items.len > 0 and !r.ready_blocked) return true;
@@ -459,14 +495,12 @@ pub const Reactor = struct {
                 for (r.lanes) |*lane| if (!lane.shutdown_sent and !lane.waiting_for_room) return true;
                 return false;
             },
-            .closing => return !r.allLanesWaiting(),
+            .closing => {
+                for (r.lanes) |*lane| if (!lane.stopped_sent and !lane.waiting_for_room) return true;
+                return false;
+            },
             .flushing, .stopped => return false,
         }
-    }
-
-    fn allLanesWaiting(r: *const Reactor) bool {
-        for (r.lanes) |*lane| if (!lane.waiting_for_room) return false;
-        return true;
     }
 
     /// How long epoll may sleep: 0 with work at hand, else until the next timed duty (accept
@@ -519,10 +553,14 @@ pub const Reactor = struct {
         }
     }
 
-    fn noRoom(r: *Reactor, lane: *Lane, payload_max: u32) void {
+    /// The lane's ring has no room for a record of `payload_max` bytes: publish, and ask the
+    /// worker to kick when it frees room. False when room appeared meanwhile (then nothing was
+    /// asked, and the caller retries): the flag a worker clears stands for the latest wait only.
+    fn noRoom(r: *Reactor, lane: *Lane, payload_max: u32) bool {
         _ = r;
         if (lane.inbound.publish()) kick(lane.wake_fd);
-        if (lane.inbound.prepareWait(payload_max)) lane.waiting_for_room = true;
+        lane.waiting_for_room = lane.inbound.prepareWait(payload_max);
+        return lane.waiting_for_room;
     }
 
     // --- accept -------------------------------------------------------------------------
@@ -584,35 +622,41 @@ pub const Reactor = struct {
     }
 
     fn addSession(r: *Reactor, fd: i32, listener_index: u16, l: Listener, address: *const posix.sockaddr) void {
+        // PROCESS mode: max_connection counts every reactor thread's sessions; take a place
+        // first, so that two threads cannot both take the last one.
         const over_total = if (r.attach) |a|
-            @atomicLoad(u32, a.connection_total, .monotonic) >= r.config.max_connection
+            @atomicRmw(u32, a.connection_total, .Add, 1, .monotonic) >= r.config.max_connection
         else
             false;
-        const s = (if (over_total) null else r.sessions.allocate()) orelse {
+        const s = (if (over_total) null else r.sessions.reserve()) orelse {
+            if (r.attach) |a| _ = @atomicRmw(u32, a.connection_total, .Sub, 1, .monotonic);
             r.count("refused_count", 1);
             log.warn("connection refused: max_connection ({d}) sessions are open", .{r.config.max_connection});
             posix.close(fd);
             return;
         };
+        // Before anything can fail: a successor of this worker starts its ids after this one.
+        @atomicStore(u64, &r.stats().session_round, s.id, .monotonic);
         s.fd = fd;
         s.listener = listener_index;
         s.server_fd = l.fd;
         s.server_port = l.port;
         s.remote = std.net.Address.initPosix(@alignCast(address));
         s.connect_time_ns = r.now_ns;
+        s.lane = r.homeLane(s);
+        // Every field is in place: other processes may look it up from now on.
+        r.sessions.open(s);
         if (l.tcp_nodelay) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.NODELAY, 1);
         var event: linux.epoll_event = .{ .events = session_events, .data = .{ .u64 = tag_session | s.id } };
         posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_ADD, fd, &event) catch |err| {
             log.err("session {d}: epoll_ctl failed: {s}", .{ s.id, @errorName(err) });
             posix.close(fd);
             r.sessions.release(r.allocator, s);
+            if (r.attach) |a| _ = @atomicRmw(u32, a.connection_total, .Sub, 1, .monotonic);
             return;
         };
-        if (r.attach) |a| _ = @atomicRmw(u32, a.connection_total, .Add, 1, .monotonic);
-        s.lane = r.homeLane(s);
         r.count("accept_count", 1);
         r.count("connection_num", 1);
-        @atomicStore(u64, &r.stats().session_round, s.id, .monotonic);
         if (r.deliver_session_events) {
             // Nothing of the session is read before its connect record is in the ring.
             s.connect_pending = !r.pushOrQueue(.connect, 0, s.lane, s.id, listener_index);
@@ -689,8 +733,13 @@ pub const Reactor = struct {
             r.count("dispatch_count", 1);
             return true;
         }
-        r.pending.appendAssumeCapacity(.{ .type = record_type, .flags = flags, .lane = lane_index, .session_id = session_id, .aux = aux });
-        r.noRoom(lane, 0);
+        // Two per session at most in one lane; with several lanes blocked at once a slot's
+        // successive sessions can each leave a close behind, so the list may grow.
+        r.pending.append(r.allocator, .{ .type = record_type, .flags = flags, .lane = lane_index, .session_id = session_id, .aux = aux }) catch {
+            log.err("session {d}: out of memory queueing its {s} record; the worker will not see it", .{ session_id, @tagName(record_type) });
+            return false;
+        };
+        _ = r.noRoom(lane, 0);
         return false;
     }
 
@@ -754,7 +803,13 @@ pub const Reactor = struct {
         while (reads < reads_per_turn) : (reads += 1) {
             const lane = r.receiveLane(s) orelse return .blocked;
             const room = lane.inbound.reserve(read_chunk) orelse {
-                r.noRoom(lane, read_chunk);
+                // Room appeared meanwhile: retry. Otherwise round-robin and idle dispatch try
+                // another worker (`receiveLane` skips the waiting ones); the sticky modes wait.
+                if (!r.noRoom(lane, read_chunk)) continue;
+                switch (r.dispatch_mode) {
+                    .round_robin, .idle_worker => if (r.lanes.len > 1) continue,
+                    else => {},
+                }
                 return .blocked;
             };
             // Raw syscalls on the per-message path: libc's wrappers add cancellation-point
@@ -811,6 +866,16 @@ pub const Reactor = struct {
         return if (flags & abi.close_flag_server != 0) -1 else r.reactorId();
     }
 
+    fn dropPending(r: *Reactor, session_id: u32) void {
+        var kept: usize = 0;
+        for (r.pending.items) |p| {
+            if (p.session_id == session_id) continue;
+            r.pending.items[kept] = p;
+            kept += 1;
+        }
+        r.pending.shrinkRetainingCapacity(kept);
+    }
+
     /// Delivers pending records in order; a lane whose ring is still full keeps the rest of its
     /// records (those of other lanes go on).
     fn flushPending(r: *Reactor) void {
@@ -830,7 +895,7 @@ pub const Reactor = struct {
                     continue;
                 }
                 lane.blocked = true;
-                r.noRoom(lane, 0);
+                _ = r.noRoom(lane, 0);
             }
             r.pending.items[kept] = p;
             kept += 1;
@@ -955,7 +1020,12 @@ pub const Reactor = struct {
         if (r.attach) |a| _ = @atomicRmw(u32, a.connection_total, .Sub, 1, .monotonic);
         const queued = s.out.items.len - s.out_sent;
         if (queued > 0) r.uncount("send_queued_bytes", queued);
-        if (!s.close_notified and r.deliver_session_events) _ = r.pushOrQueue(.close, flags, r.closeLane(s), s.id, errno);
+        if (s.connect_pending) {
+            // The worker never heard of it: take back its connect record, send no close.
+            r.dropPending(s.id);
+        } else if (!s.close_notified and r.deliver_session_events) {
+            _ = r.pushOrQueue(.close, flags, r.closeLane(s), s.id, errno);
+        }
         s.close_errno = @intCast(errno);
         r.sessions.release(r.allocator, s);
         // A freed fd ends an accept pause early: the next accept can succeed.

@@ -189,7 +189,7 @@ export fn zg_server_use_region(r: *Reactor, region: [*]u8, worker_id: u32) Statu
     // respawned worker finds its predecessor's table: those sockets died with it, so the slots
     // are cleared, and ids go on from the last one it handed out (never reused).
     const slots = shm.Region.tableSlots(memory, worker_id);
-    @memset(slots, .{});
+    SessionTable.clearShared(slots);
     const round: u32 = @truncate(@atomicLoad(u64, &slot.stats.session_round, .monotonic));
     r.sessions.deinit(allocator);
     r.sessions = SessionTable.initIn(slots, round, header.worker_num, worker_id);
@@ -458,6 +458,23 @@ export fn zg_process_kick_fds(p: *process.Process, kick_out: [*]i32) Status {
 
 export fn zg_process_start(p: *process.Process) Status {
     p.start() catch |err| return statusOf(err);
+    return .ok;
+}
+
+/// An event worker exited: the reactor threads close the sessions that waited for its answer.
+export fn zg_process_worker_exited(p: *process.Process, worker: u32) Status {
+    if (worker >= p.reactors[0].lanes.len) return .invalid_argument;
+    p.workerExited(@intCast(worker));
+    return .ok;
+}
+
+/// BASE mode: an event worker exited and its sockets with it; its sessions are gone from the
+/// shared table at once (its successor would clear them too, later).
+export fn zg_region_clear_table(region: [*]u8, worker_id: u32) Status {
+    const memory = regionMemory(region) orelse return .invalid_argument;
+    const header = shm.Region.headerOf(memory);
+    if (header.reactor_num != 0 or worker_id >= header.worker_num) return .invalid_argument;
+    SessionTable.clearShared(shm.Region.tableSlots(memory, worker_id));
     return .ok;
 }
 

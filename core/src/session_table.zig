@@ -124,6 +124,14 @@ pub const SessionTable = struct {
 
     /// A free slot under a new id, or null when every slot is in use.
     pub fn allocate(t: *SessionTable) ?*Session {
+        const slot = t.reserve() orelse return null;
+        t.open(slot);
+        return slot;
+    }
+
+    /// A free slot under a new id, not yet visible to other threads and processes as open:
+    /// fill it in, then `open` it (before the next `reserve`).
+    pub fn reserve(t: *SessionTable) ?*Session {
         if (t.count == t.slots.len) return null;
         var id = t.round;
         while (true) {
@@ -147,8 +155,25 @@ pub const SessionTable = struct {
             slot.connect_pending = false;
             @atomicStore(u32, &slot.uid, 0, .release);
             @atomicStore(u32, &slot.id, id, .release);
-            @atomicStore(State, &slot.state, .open, .release);
             return slot;
+        }
+    }
+
+    /// Publishes a reserved slot as open: readers elsewhere (`stateOf`, `zg_client_info` in
+    /// other processes) see its fields only from now on.
+    pub fn open(t: *SessionTable, s: *Session) void {
+        _ = t;
+        assert(s.state == .free and s.id != 0);
+        @atomicStore(State, &s.state, .open, .release);
+    }
+
+    /// Empties every slot with atomic stores (other processes may be reading them): the
+    /// table of a worker that died, whose sockets died with it.
+    pub fn clearShared(slots: []Session) void {
+        for (slots) |*s| {
+            @atomicStore(State, &s.state, .free, .release);
+            @atomicStore(u32, &s.id, 0, .release);
+            s.* = .{};
         }
     }
 

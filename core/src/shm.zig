@@ -162,7 +162,8 @@ pub const Region = struct {
         if (shape.task_worker_num > 1024 or shape.user_process_num > 1024) return error.InvalidArgument;
         if (shape.max_connection == 0 or shape.max_connection > 1 << 20) return error.InvalidArgument;
         if (shape.reactor_num > 256) return error.InvalidArgument;
-        if (shape.reactor_num > 0 and (!std.math.isPowerOfTwo(shape.ring_bytes) or shape.ring_bytes < 64 * 1024)) return error.InvalidArgument;
+        // A reactor thread reserves room for a whole read (64 KiB) at a time: half a ring.
+        if (shape.reactor_num > 0 and (!std.math.isPowerOfTwo(shape.ring_bytes) or shape.ring_bytes < 256 * 1024)) return error.InvalidArgument;
         if (!std.math.isPowerOfTwo(shape.mail_ring_bytes) or shape.mail_ring_bytes < 64 * 1024) return error.InvalidArgument;
         const header = plan(manager_pid, shape);
         const worker_num = shape.worker_num;
@@ -278,14 +279,14 @@ test "shm: a PROCESS region gives every (reactor, worker) pair its own channel a
         const header: *const abi.ChannelHeader = @ptrCast(ch.ptr);
         try std.testing.expectEqual(abi.channel_magic, header.magic);
         try std.testing.expect(@intFromPtr(ch.ptr) >= seen);
-        seen = @intFromPtr(ch.ptr) + Channel.size(64 * 1024);
+        seen = @intFromPtr(ch.ptr) + Channel.size(256 * 1024);
     };
     try std.testing.expect(@intFromPtr(Region.tableSlots(again, 0).ptr) >= seen);
     try std.testing.expectEqual(@as(u32, 0), Region.tableSlots(again, 1)[9].id);
 }
 
 fn testShape(workers: u32, reactors: u32) Region.Shape {
-    return .{ .worker_num = workers, .task_worker_num = 2, .user_process_num = 1, .reactor_num = reactors, .ring_bytes = 64 * 1024, .mail_ring_bytes = 64 * 1024, .max_connection = 4, .socket_buffer_size = 1 };
+    return .{ .worker_num = workers, .task_worker_num = 2, .user_process_num = 1, .reactor_num = reactors, .ring_bytes = 256 * 1024, .mail_ring_bytes = 64 * 1024, .max_connection = 4, .socket_buffer_size = 1 };
 }
 
 test "shm: every pair of endpoints has its own mailbox channel, the same in either order" {

@@ -69,6 +69,8 @@ export const symbols = {
   zg_process_kick_fds: { parameters: ["pointer", "buffer"], result: "i32" },
   zg_process_start: { parameters: ["pointer"], result: "i32" },
   zg_process_shutdown: { parameters: ["pointer"], result: "i32" },
+  zg_process_worker_exited: { parameters: ["pointer", "u32"], result: "i32" },
+  zg_region_clear_table: { parameters: ["pointer", "u32"], result: "i32" },
   /** Blocks until every reactor thread stopped: runs on Deno's blocking pool. */
   zg_process_join: { parameters: ["pointer"], result: "i32", nonblocking: true },
   zg_process_destroy: { parameters: ["pointer"], result: "i32" },
