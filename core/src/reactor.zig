@@ -1114,3 +1114,94 @@ fn clockNs(clock: c.clockid_t) i64 {
 fn setIntOption(fd: i32, level: i32, name: u32, value: c_int) void {
     _ = c.setsockopt(fd, level, name, @ptrCast(&value), @sizeOf(c_int));
 }
+
+// --- tests -----------------------------------------------------------------------------------
+
+const testing = std.testing;
+
+/// A PROCESS-mode reactor (not started) with `workers` lanes over a region of its own.
+const TestTree = struct {
+    r: *Reactor,
+    memory: []align(std.heap.page_size_min) u8,
+    fd: i32,
+    wakes: []i32,
+    channels: [][]u8,
+
+    fn init(workers: u32, max_connection: u32) !TestTree {
+        const created = try shm.Region.create(1, .{ .worker_num = workers, .task_worker_num = 0, .user_process_num = 0, .reactor_num = 1, .ring_bytes = 256 * 1024, .mail_ring_bytes = 64 * 1024, .max_connection = max_connection, .socket_buffer_size = 1 << 20 });
+        const wakes = try testing.allocator.alloc(i32, workers);
+        for (wakes) |*w| w.* = try posix.eventfd(0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK);
+        const channels = try testing.allocator.alloc([]u8, workers);
+        for (channels, 0..) |*ch, w| ch.* = shm.Region.channel(created.memory, 0, @intCast(w));
+        for (shm.Region.workerSlots(created.memory)) |*slot| slot.status = 2; // idle, running
+        const header = shm.Region.headerOf(created.memory);
+        const config: abi.ServerConfig = .{ .max_connection = max_connection, .socket_buffer_size = 1 << 20, .ring_bytes = 256 * 1024, .max_wait_time_ms = 200, .reactor_id = 0, .log_level = 3, .session_stride = 1, .dispatch = 2 };
+        const r = try Reactor.initAttached(testing.allocator, config, .{
+            .channels = channels,
+            .wake_fds = wakes,
+            .slots = shm.Region.tableSlots(created.memory, 0),
+            .stats = shm.Region.reactorStats(created.memory, 0),
+            .workers = shm.Region.workerSlots(created.memory),
+            .connection_total = &header.connection_total,
+            .reactor_num = 1,
+        });
+        return .{ .r = r, .memory = created.memory, .fd = created.fd, .wakes = wakes, .channels = channels };
+    }
+
+    fn deinit(t: *TestTree) void {
+        t.r.deinit();
+        for (t.wakes) |w| posix.close(w);
+        testing.allocator.free(t.wakes);
+        testing.allocator.free(t.channels);
+        posix.munmap(t.memory);
+        posix.close(t.fd);
+    }
+
+    fn fill(t: *TestTree, lane: usize) void {
+        while (t.r.lanes[lane].inbound.push(.receive, 0, 0, 1, 0, "")) {}
+    }
+};
+
+test "reactor: a record queued for one full lane does not keep epoll from sleeping" {
+    var t = try TestTree.init(2, 8);
+    defer t.deinit();
+    t.fill(0);
+    try testing.expect(!t.r.pushOrQueue(.connect, 0, 0, 1, 0));
+    try testing.expect(t.r.lanes[0].waiting_for_room);
+    try testing.expect(!t.r.lanes[1].waiting_for_room);
+    // Nothing can move until worker 0 frees room and kicks.
+    try testing.expect(!t.r.hasWork());
+    try testing.expectEqual(@as(i32, -1), t.r.sleepMs(-1));
+}
+
+test "reactor: closing waits in epoll, not in a loop, for a lane that is full" {
+    var t = try TestTree.init(2, 8);
+    defer t.deinit();
+    t.fill(0);
+    t.r.phase = .closing;
+    t.r.phase_deadline_ns = monoNs() + std.time.ns_per_s;
+    t.r.sendStopped();
+    try testing.expect(t.r.lanes[1].stopped_sent);
+    try testing.expect(!t.r.lanes[0].stopped_sent);
+    try testing.expectEqual(Phase.closing, t.r.phase);
+    try testing.expect(!t.r.hasWork());
+}
+
+test "reactor: a session closed before its connect was delivered leaves nothing queued" {
+    var t = try TestTree.init(1, 1);
+    defer t.deinit();
+    t.fill(0);
+    for (0..5) |_| {
+        var fds: [2]i32 = undefined;
+        try testing.expectEqual(@as(c_int, 0), c.socketpair(linux.AF.UNIX, linux.SOCK.STREAM, 0, &fds));
+        var address: posix.sockaddr.in = .{ .port = 0, .addr = 0 };
+        t.r.addSession(fds[0], 0, .{ .fd = -1, .port = 1, .tcp_nodelay = false }, @ptrCast(&address));
+        const id = t.r.sessions.round;
+        try testing.expectEqual(@as(usize, 1), t.r.pending.items.len);
+        try testing.expect(t.r.sessions.get(id).?.connect_pending);
+        // Another worker closes it before its own worker heard of it.
+        t.r.closeRequested(id, false);
+        try testing.expectEqual(@as(usize, 0), t.r.pending.items.len);
+        posix.close(fds[1]);
+    }
+}
