@@ -294,3 +294,14 @@ Deno.test("process mode: a session id is never handed out again, even when the f
     await server.waitFor((e) => e.event === "close" && e.sessionId === info.sessionId, "close");
   }
 });
+
+Deno.test("process mode: a send from a timer while the worker is parked and the ring is full still arrives", async () => {
+  await using server = await tree({ workerNum: 1, reactorNum: 1, ringSize: 256 * 1024 });
+  const conn = await connect(server.port);
+  const n = 2 * 1024 * 1024;
+  await writeAll(conn, encoder.encode(`!later ${n}\n`));
+  const got = await withTimeout(readBytes(conn, n), "the timer's 2 MiB");
+  assert.equal(got.length, n);
+  assert.ok(got.every((b, i) => b === i % 251), "every byte, in order");
+  conn.close();
+});
