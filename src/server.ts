@@ -24,7 +24,7 @@ import {
 import { errnoName, ErrorCode } from "./errors.ts";
 import { Logger } from "./log.ts";
 import { formatAddress, nativeConfig, resolveOptions } from "./options.ts";
-import { deserialize, serialize } from "node:v8";
+import { decode, encode } from "./codec.ts";
 import { Lane } from "./lane.ts";
 import { Mailbox } from "./mailbox.ts";
 import { Manager } from "./manager.ts";
@@ -1136,7 +1136,7 @@ export class Server {
       this.#lastError = ErrorCode.invalidParams;
       return false;
     }
-    this.#mailbox.send(dstWorkerId, RecordType.pipeMessage, 0, 0, serialize(message));
+    this.#mailbox.send(dstWorkerId, RecordType.pipeMessage, 0, 0, encode(message));
     if (!this.#inBatch) this.#mailbox.publish();
     return true;
   }
@@ -1158,7 +1158,7 @@ export class Server {
       );
     }
     const dst = o.workerNum + (dstWorkerId >= 0 ? dstWorkerId : this.#idleTaskWorker());
-    const payload = serialize(data);
+    const payload = encode(data);
     this.#taskSeq = this.#taskSeq >= 0x7fff_ffff ? 1 : this.#taskSeq + 1;
     const id = this.#taskSeq;
     this.#tasks.set(id, wait);
@@ -1215,7 +1215,7 @@ export class Server {
         );
         return;
       case RecordType.pipeMessage: {
-        const message = deserialize(payload);
+        const message = decode(payload);
         this.#call(
           "pipeMessage",
           -1,
@@ -1242,7 +1242,7 @@ export class Server {
     const current = { peer, taskId, done: false };
     let data: unknown;
     try {
-      data = deserialize(payload);
+      data = decode(payload);
     } catch (error) {
       this.#sendResult(current, error, true);
       return;
@@ -1308,13 +1308,13 @@ export class Server {
     if (failed) {
       const error = value instanceof Error ? value : new Error(String(value));
       flags = MailFlag.error;
-      payload = serialize({ name: error.name, message: error.message, stack: error.stack });
+      payload = encode({ name: error.name, message: error.message, stack: error.stack });
     } else if (value !== undefined) {
       try {
-        payload = serialize(value);
+        payload = encode(value);
       } catch (error) {
         flags = MailFlag.error;
-        payload = serialize({
+        payload = encode({
           name: "DataCloneError",
           message: `the task's result cannot be sent: ${(error as Error).message}`,
         });
@@ -1333,7 +1333,7 @@ export class Server {
     let value: unknown;
     let failed = (flags & MailFlag.error) !== 0;
     try {
-      value = deserialize(payload);
+      value = decode(payload);
     } catch (error) {
       value = error;
       failed = true;
