@@ -161,6 +161,17 @@ Deno.test("pipe messages arrive in order, large ones whole", async () => {
 Deno.test("a user process sends to sessions, is respawned when killed, and stops with the server", async () => {
   const server = await tree({ workerNum: 2, taskWorkerNum: 1 }, { userProcess: true });
   const first = await server.waitFor((e) => e.event === "userProcess", "the user process");
+  // In it, task, taskwait and sendMessage work.
+  assert.equal(
+    (await server.waitFor((e) => e.event === "userTask", "the user process's task")).result,
+    "from a user process",
+  );
+  const message = await server.waitFor(
+    (e) => e.event === "pipeMessage" && e.seq === -1,
+    "its pipe message",
+  );
+  assert.equal(message.to, 0);
+  assert.equal(message.from, 3, "the user process's id comes after the 2 event and 1 task workers");
   const conn = await connect(server.port);
   assert.equal(
     await withTimeout(readLine(conn), "the user process's greeting"),
@@ -184,4 +195,26 @@ Deno.test("a user process sends to sessions, is respawned when killed, and stops
   assert.equal((await withTimeout(server.exited(), "the tree to stop")).code, 0);
   assert.throws(() => Deno.kill(again.pid as number, "SIGCONT"), "the user process is gone");
   await server[Symbol.asyncDispose]();
+});
+
+Deno.test("taskMaxRequest: a task worker is replaced after that many tasks, and no task is lost", async () => {
+  await using server = await tree({ workerNum: 1, taskWorkerNum: 1, taskMaxRequest: 3 });
+  await using conn = await connect(server.port);
+  const pids: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const reply = await command(conn, '!taskwait 10 {"op":"who"}');
+    assert.equal(reply.ok, true);
+    pids.push((reply.result as { pid: number }).pid);
+  }
+  assert.deepEqual(pids.map((p) => pids.indexOf(p)), [0, 0, 0, 3, 3, 3, 6]);
+  assert.equal(server.events.filter((e) => e.event === "workerError").length, 0);
+});
+
+Deno.test("process mode: task() works in the master's start callback", async () => {
+  await using server = await tree(
+    { mode: "process", workerNum: 1, taskWorkerNum: 1 },
+    { taskOnStart: true },
+  );
+  const done = await server.waitFor((e) => e.event === "startTask", "the start callback's task");
+  assert.deepEqual(done, { event: "startTask", result: "from start", workerId: -1 });
 });
