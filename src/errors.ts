@@ -37,8 +37,6 @@ export const ErrorCode = {
   outputBufferOverflow: 1009,
   /** The server is not running. */
   serverNotRunning: 9001,
-  /** No task worker can take the task (none configured, or a bad `dstWorkerId`). */
-  taskDispatchFailed: 2003,
 } as const;
 
 const errnoNames: Record<number, string> = {
