@@ -8,25 +8,11 @@
  *   deno run -A bench/tasks.ts [--seconds 3] [--window 64] [--samples 2000]
  * @module
  */
-import { parseArgs } from "node:util";
+import { taskOptions } from "./servers/task_options.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    seconds: { type: "string", default: "3" },
-    window: { type: "string", default: "64" },
-    samples: { type: "string", default: "2000" },
-  },
-});
+const options = taskOptions();
 const root = new URL("..", import.meta.url).pathname;
-const args = [
-  "--seconds",
-  values.seconds!,
-  "--window",
-  values.window!,
-  "--samples",
-  values.samples!,
-];
+const args = Object.entries(options).flatMap(([name, value]) => [`--${name}`, String(value)]);
 
 interface Result {
   tasksPerSec: number;
@@ -55,7 +41,7 @@ const row = (name: string, rate: number, a: number, b: number, ratio: string) =>
     b.toFixed(0)
   } | ${ratio} |`;
 console.log(
-  `### Task round trips (window ${values.window}, ${values.seconds} s; ${values.samples} sequential waits)\n`,
+  `### Task round trips (window ${options.window}, ${options.seconds} s; ${options.samples} sequential waits)\n`,
 );
 console.log("| setup | round trips/s | p50 µs | p99 µs | ziggurat/peer |");
 console.log("| ----- | -----------: | -----: | -----: | ------------: |");

@@ -5,19 +5,9 @@
  *
  *   deno run -A bench/servers/deno_workers.ts [--seconds 3] [--window 64] [--samples 2000]
  */
-import { parseArgs } from "node:util";
+import { percentiles, taskOptions } from "./task_options.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    seconds: { type: "string", default: "3" },
-    window: { type: "string", default: "64" },
-    samples: { type: "string", default: "2000" },
-  },
-});
-const seconds = Number(values.seconds);
-const window = Number(values.window);
-const samples = Number(values.samples);
+const { seconds, window, samples } = taskOptions();
 
 const source = `self.onmessage = (e) => self.postMessage(e.data);`;
 const worker = new Worker(URL.createObjectURL(new Blob([source], { type: "text/javascript" })), {
@@ -56,10 +46,5 @@ for (let i = 0; i < samples; i++) {
   });
   times.push((performance.now() - t0) * 1000);
 }
-times.sort((a, b) => a - b);
-console.log(JSON.stringify({
-  tasksPerSec,
-  p50Us: times[Math.floor(times.length / 2)],
-  p99Us: times[Math.floor(times.length * 0.99)],
-}));
+console.log(JSON.stringify({ tasksPerSec, ...percentiles(times) }));
 worker.terminate();

@@ -9,20 +9,10 @@
  *
  * Worker 0 calls shutdown() once both have printed.
  */
-import { parseArgs } from "node:util";
+import { percentiles, taskOptions } from "./task_options.ts";
 import { Server } from "../../mod.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    seconds: { type: "string", default: "3" },
-    window: { type: "string", default: "64" },
-    samples: { type: "string", default: "2000" },
-  },
-});
-const seconds = Number(values.seconds);
-const window = Number(values.window);
-const samples = Number(values.samples);
+const { seconds, window, samples } = taskOptions();
 
 const server = new Server({
   host: "127.0.0.1",
