@@ -23,6 +23,12 @@ import { Region, WorkerStatus } from "./region.ts";
 const encoder = new TextEncoder();
 const sigterm = 15;
 const sigkill = 9;
+const sigusr1 = 10;
+const sigusr2 = 12;
+/** SIGRTMIN as glibc numbers it (the two below are the C library's own). */
+export const sigrtmin = 34;
+/** The signals the manager takes over from Deno (see core/src/signals.zig). */
+const taken = [sigusr1, sigusr2, sigrtmin];
 /** A worker that dies sooner than this after its start is respawned only after this long. */
 const crashLoopMs = 1000;
 
@@ -34,7 +40,10 @@ export interface ManagerHost {
    * Runs a callback of the server with `args` after the server (logged if it throws):
    * `workerError` gets `[workerId, workerPid, exitCode, signal]`, the others nothing.
    */
-  call(event: "start" | "managerStart" | "managerStop" | "workerError", args: number[]): void;
+  call(
+    event: "start" | "managerStart" | "managerStop" | "workerError" | "beforeReload" | "afterReload",
+    args: number[],
+  ): void;
   /** The bound port, once known. */
   setPort(port: number): void;
   /** User processes (`addProcess`), each run under its own endpoint. */
@@ -43,6 +52,10 @@ export interface ManagerHost {
   openMail(region: Region, doorbells: number[]): void;
   /** A task worker died holding this task of endpoint `src`: tell its sender. */
   taskLost(src: number, taskId: number, taskWorkerId: number): void;
+  /** SIGRTMIN: reopen the log file (and have every child do the same). */
+  reopenLog(): void;
+  /** Every worker was started: the tree listens (the pid file is due). */
+  listening(): void;
   /** Every child has exited: stop the master's mailbox before its doorbells close. */
   closeMail(): Promise<void>;
 }
@@ -53,6 +66,18 @@ const mailSize = 256 * 1024;
 interface WorkerSlot {
   pid: number;
   startedAt: number;
+  /** Told to stop for a reload or `stop(workerId)`: its exit is expected, its successor due. */
+  retiring?: boolean;
+}
+
+/** A reload in progress: the workers still to replace, oldest first. */
+interface Reload {
+  onlyTask: boolean;
+  /** Ids whose old process has not exited yet (async) or not been told yet (one by one). */
+  waiting: Set<number>;
+  queue: number[];
+  /** Old processes still running after this get SIGKILL. */
+  killAt: number;
 }
 
 export class Manager {
@@ -73,6 +98,9 @@ export class Manager {
   /** Every endpoint's doorbell: event workers, task workers, user processes, this process. */
   #doorbells: number[] = [];
   #joined: Promise<number> | undefined;
+  #reload: Reload | undefined;
+  /** Deliveries of the taken signals seen so far. */
+  #signalsSeen = new Map<number, number>();
 
   constructor(host: ManagerHost) {
     this.#host = host;
@@ -98,6 +126,11 @@ export class Manager {
     const handle = new BigUint64Array(1);
     unwrap(this.#lib.zg_supervisor_create(handle), "create the supervisor");
     this.#supervisor = Deno.UnsafePointer.create(handle[0]);
+    this.#takeSignals();
+    // Deno installs its own SIGUSR1 handler (the inspector) half a second after it starts:
+    // take the signal back after that.
+    const retake = setTimeout(() => this.#takeSignals(), 1000);
+    Deno.unrefTimer(retake);
     try {
       const fd = new Int32Array(1);
       for (let i = 0; i < this.#region.endpointCount; i++) {
@@ -120,6 +153,7 @@ export class Manager {
           this.#spawn(id);
         }
         if (processMode && !this.#stopping) this.#host.call("start", []);
+        if (!this.#stopping) this.#host.listening();
       } catch (error) {
         // Take down the workers already running, then report.
         this.#stopping = true;
@@ -130,6 +164,7 @@ export class Manager {
       await this.#supervise();
       this.#host.call("managerStop", []);
     } finally {
+      clearTimeout(retake);
       if (this.#process !== null) {
         this.#lib.zg_process_shutdown(this.#process);
         await (this.#joined ?? this.#lib.zg_process_join(this.#process));
@@ -175,6 +210,91 @@ export class Manager {
       this.#lib.zg_supervisor_kill(this.#supervisor, id, sigterm);
     }
     this.#lib.zg_supervisor_kick(this.#supervisor);
+  }
+
+  /**
+   * Swoole's reload: replaces every event and task worker (`onlyTask`: task workers only; user
+   * processes never) with a new process of the current code. With `reloadAsync` all of them are
+   * told at once (SIGTERM: each hands what it queued to the rings and exits, and its successor
+   * starts as soon as it is gone); without, one after the other. Old processes still running
+   * after `maxWaitTime` get SIGKILL. False when a reload is already in progress or the server
+   * is stopping.
+   */
+  reload(onlyTask: boolean): boolean {
+    if (this.#stopping || this.#supervisor === null) return false;
+    if (this.#reload) {
+      this.#host.log.warning("reload asked for while one is in progress; ignored");
+      return false;
+    }
+    const o = this.#host.options;
+    const ids = [...this.#workers.keys()].filter((id) => {
+      const type = this.#typeOf(id);
+      return type === "task" || (type === "event" && !onlyTask);
+    }).sort((a, b) => a - b);
+    this.#host.log.info(`reloading ${ids.length} ${onlyTask ? "task " : ""}worker(s)`);
+    this.#host.call("beforeReload", []);
+    this.#reload = {
+      onlyTask,
+      waiting: new Set(),
+      queue: ids,
+      killAt: performance.now() + o.maxWaitTime * 1000,
+    };
+    this.#advanceReload();
+    this.#lib.zg_supervisor_kick(this.#supervisor);
+    return true;
+  }
+
+  /** Restarts one worker (Swoole's `stop(workerId)`): it exits cleanly and is replaced. */
+  restart(id: number): boolean {
+    const slot = this.#workers.get(id);
+    if (!slot || this.#stopping || this.#supervisor === null) return false;
+    slot.retiring = true;
+    this.#lib.zg_supervisor_kill(this.#supervisor, id, sigterm);
+    return true;
+  }
+
+  /** SIGUSR1, SIGUSR2, SIGRTMIN: counted natively, and they wake the supervision loop. */
+  #takeSignals() {
+    if (this.#supervisor === null) return;
+    const wake = this.#lib.zg_supervisor_kick_fd(this.#supervisor);
+    for (const signo of taken) {
+      if (this.#lib.zg_signal_is_taken(signo) === 0) this.#lib.zg_signal_take(signo, wake);
+      if (!this.#signalsSeen.has(signo)) {
+        this.#signalsSeen.set(signo, this.#lib.zg_signal_count(signo));
+      }
+    }
+  }
+
+  /** Acts on the taken signals that arrived since the last look. */
+  #checkSignals() {
+    for (const signo of taken) {
+      const count = this.#lib.zg_signal_count(signo);
+      if (count === this.#signalsSeen.get(signo)) continue;
+      this.#signalsSeen.set(signo, count);
+      if (signo === sigusr1) this.reload(false);
+      else if (signo === sigusr2) this.reload(true);
+      else this.#host.reopenLog();
+    }
+  }
+
+  /** Tells the next workers of the reload to go: all at once (async) or the next one. */
+  #advanceReload() {
+    const reload = this.#reload!;
+    const async = this.#host.options.reloadAsync;
+    while (reload.queue.length > 0 && (async || reload.waiting.size === 0)) {
+      const id = reload.queue.shift()!;
+      const slot = this.#workers.get(id);
+      if (!slot) continue;
+      slot.retiring = true;
+      reload.waiting.add(id);
+      reload.killAt = performance.now() + this.#host.options.maxWaitTime * 1000;
+      this.#lib.zg_supervisor_kill(this.#supervisor, id, sigterm);
+    }
+    if (reload.queue.length === 0 && reload.waiting.size === 0) {
+      this.#reload = undefined;
+      this.#host.log.info("reload done");
+      this.#host.call("afterReload", []);
+    }
   }
 
   /** The shared region (worker table and counters). */
@@ -289,11 +409,14 @@ export class Manager {
   async #supervise() {
     const exits = new Int32Array((16 * layout.childExitSize) / 4);
     while (this.#workers.size > 0) {
-      // Until maxWaitTime runs out while stopping; otherwise until something happens.
-      const timeout = this.#stopping && this.#killAt !== Infinity
-        ? Math.min(2 ** 31 - 1, Math.max(0, Math.ceil(this.#killAt - performance.now())))
+      // Until a deadline (maxWaitTime while stopping or reloading); otherwise until something
+      // happens.
+      const deadline = this.#stopping ? this.#killAt : this.#reload ? this.#reload.killAt : Infinity;
+      const timeout = deadline !== Infinity
+        ? Math.min(2 ** 31 - 1, Math.max(0, Math.ceil(deadline - performance.now())))
         : -1;
       const count = await this.#lib.zg_supervisor_wait(this.#supervisor, exits, 16, timeout);
+      this.#checkSignals();
       for (let i = 0; i < count; i++) {
         const [id, pid, code, signal] = exits.subarray(i * 4, i * 4 + 4);
         const slot = this.#workers.get(id);
@@ -317,7 +440,11 @@ export class Manager {
           this.#region!.setTasking(id, 0);
         }
         if (this.#stopping) continue;
-        await this.#respawn(id, pid, code, signal, slot?.startedAt ?? 0);
+        if (slot?.retiring) {
+          this.#replace(id, pid);
+        } else {
+          await this.#respawn(id, pid, code, signal, slot?.startedAt ?? 0);
+        }
       }
       if (this.#stopping && this.#workers.size > 0 && performance.now() >= this.#killAt) {
         for (const [id, w] of this.#workers) {
@@ -328,7 +455,31 @@ export class Manager {
         }
         this.#killAt = Infinity;
       }
+      const reload = this.#reload;
+      if (reload && !this.#stopping && performance.now() >= reload.killAt) {
+        for (const id of reload.waiting) {
+          const w = this.#workers.get(id);
+          if (!w?.retiring) continue;
+          this.#host.log.warning(
+            `worker ${id} (pid ${w.pid}) still running ${this.#host.options.maxWaitTime} s after the reload told it to stop: SIGKILL`,
+          );
+          this.#lib.zg_supervisor_kill(this.#supervisor, id, sigkill);
+        }
+        reload.killAt = Infinity;
+      }
     }
+  }
+
+  /** A worker that was told to go (reload, `stop(workerId)`) went: its successor starts now. */
+  #replace(id: number, pid: number) {
+    try {
+      this.#spawn(id);
+    } catch (error) {
+      this.#host.log.error(`cannot start the successor of worker ${id} (pid ${pid})`, error);
+      this.#respawn(id, pid, 1, 0, 0);
+    }
+    const reload = this.#reload;
+    if (reload?.waiting.delete(id)) this.#advanceReload();
   }
 
   async #respawn(id: number, pid: number, code: number, signal: number, startedAt: number) {
@@ -342,7 +493,9 @@ export class Manager {
     } else {
       this.#host.log.info(`${what} ${id} (pid ${pid}) exited (code 0); respawning it`);
     }
-    let lived = performance.now() - startedAt;
+    // A clean exit (maxRequest, taskMaxRequest, a user process that returned) is no crash:
+    // no crash-loop delay for it.
+    let lived = code === 0 ? crashLoopMs : performance.now() - startedAt;
     while (!this.#stopping) {
       if (lived < crashLoopMs) {
         // A worker that dies at once would otherwise be respawned in a tight loop.

@@ -54,6 +54,20 @@ export interface ServerOptions {
   taskWorkerNum?: number;
   /** A task worker exits (and is replaced) after this many tasks; 0 never. Default 0. */
   taskMaxRequest?: number;
+  /**
+   * An event worker of a tree leaves (and is replaced) after this many requests plus a random
+   * 0 to `maxRequestGrace` more, so that workers do not all leave at once; 0 never. Default 0.
+   */
+  maxRequest?: number;
+  /** Default: half of `maxRequest`. */
+  maxRequestGrace?: number;
+  /**
+   * Reload (SIGUSR1, SIGUSR2, `reload()`) tells every worker to go at once, each successor
+   * starting as soon as its predecessor is gone; false: one after the other. Default true.
+   */
+  reloadAsync?: boolean;
+  /** A file the master writes its pid to once it listens, and removes when it stops. */
+  pidFile?: string;
   /** `listen()` backlog. Default 512. */
   backlog?: number;
   /** TCP_NODELAY on accepted sockets. Default true. */
@@ -107,6 +121,10 @@ export const defaults: ResolvedOptions = {
   workerNum: 1,
   taskWorkerNum: 0,
   taskMaxRequest: 0,
+  maxRequest: 0,
+  maxRequestGrace: -1,
+  reloadAsync: true,
+  pidFile: "",
   backlog: 512,
   openTcpNodelay: true,
   enableReusePort: false,
@@ -163,6 +181,13 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   integer("workerNum", o.workerNum, 1, 1024);
   integer("taskWorkerNum", o.taskWorkerNum, 0, 1024);
   integer("taskMaxRequest", o.taskMaxRequest, 0, 2 ** 31);
+  integer("maxRequest", o.maxRequest, 0, 2 ** 31);
+  if (options.maxRequestGrace === undefined) o.maxRequestGrace = Math.floor(o.maxRequest / 2);
+  integer("maxRequestGrace", o.maxRequestGrace, 0, 2 ** 31);
+  boolean("reloadAsync", o.reloadAsync);
+  if (typeof o.pidFile !== "string") {
+    throw new TypeError(`Option "pidFile" must be a path, got ${describe(o.pidFile)}`);
+  }
   if (options.reactorNum === undefined) {
     o.reactorNum = Math.max(1, Math.min(navigator.hardwareConcurrency, 8, o.workerNum));
   }

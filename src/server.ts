@@ -68,6 +68,15 @@ export interface ServerEvents {
   finish: (server: Server, taskId: number, result: unknown) => void;
   /** `sendMessage()` from another worker (event or task). */
   pipeMessage: (server: Server, srcWorkerId: number, message: unknown) => void;
+  /** A reload starts (SIGUSR1, SIGUSR2, `reload()`). In the manager. */
+  beforeReload: (server: Server) => void;
+  /** Every worker of the reload has been replaced. In the manager. */
+  afterReload: (server: Server) => void;
+  /**
+   * A worker leaves on its own (reload, `stop()`, `maxRequest`, SIGTERM to it), before
+   * `workerStop`: the last moment to hand work on.
+   */
+  workerExit: (server: Server, workerId: number) => void;
   /** A worker exited abnormally (it is respawned under the same id). In the manager. */
   workerError: (
     server: Server,
@@ -96,6 +105,9 @@ const eventNames: readonly ServerEvent[] = [
   "task",
   "finish",
   "pipeMessage",
+  "beforeReload",
+  "afterReload",
+  "workerExit",
 ];
 
 /** A task this process sent and waits for (a `finish` callback, or a `taskwait`). */
@@ -244,6 +256,8 @@ export class Server {
   /** BASE mode: the counters in the channel. */
   #stats: BigUint64Array | undefined;
   #inBatch = false;
+  /** `maxRequest`: this worker leaves once it handled this many requests (0: never). */
+  #requestLimit = 0;
   /** When the last park ended (PROCESS worker): a recent one means load. */
   #lastWake = 0;
   #stoppedRecord = false;
@@ -406,6 +420,12 @@ export class Server {
     if (workerId === 0 && !this.#attached) {
       this.#call("start", -1, () => this.#callbacks.start?.(this));
     }
+    if (role.kind === "single") this.#writePidFile();
+    // maxRequest: this worker leaves after that many requests, plus up to the grace more.
+    if (role.kind === "worker" && role.workerType === "event" && this.options.maxRequest > 0) {
+      const grace = this.options.maxRequestGrace;
+      this.#requestLimit = this.options.maxRequest + Math.floor(Math.random() * (grace + 1));
+    }
     if (role.kind === "worker" && role.workerType === "process") {
       this.#runUserProcess(role.workerId);
     } else {
@@ -494,6 +514,8 @@ export class Server {
         this.#mailLoopDone = this.#mailLoop();
       },
       taskLost: (src, taskId, taskWorkerId) => this.#taskLost(src, taskId, taskWorkerId),
+      listening: () => this.#writePidFile(),
+      reopenLog: () => {},
       closeMail: async () => {
         if (!this.#mailbox) return;
         this.#mailbox.flushPending();
@@ -506,14 +528,77 @@ export class Server {
     });
     this.#manager = manager;
     this.#state = "running";
+    // SIGUSR1/SIGUSR2 (reload) and SIGRTMIN (reopen the log) the manager takes natively.
     Deno.addSignalListener("SIGTERM", this.#onSigterm);
     try {
       await manager.run();
     } finally {
       Deno.removeSignalListener("SIGTERM", this.#onSigterm);
+      this.#removePidFile();
       this.#state = "stopped";
     }
     this.#call("shutdown", -1, () => this.#callbacks.shutdown?.(this));
+  }
+
+  /** `pidFile`: this process's pid, once the server listens. */
+  #writePidFile() {
+    const path = this.options.pidFile;
+    if (!path) return;
+    try {
+      Deno.writeTextFileSync(path, `${Deno.pid}\n`);
+    } catch (error) {
+      this.#log.error(`cannot write the pid file ${path}`, error);
+    }
+  }
+
+  #removePidFile() {
+    const path = this.options.pidFile;
+    if (!path) return;
+    try {
+      // Only ours: another server may have taken the file over.
+      if (Deno.readTextFileSync(path).trim() === String(Deno.pid)) Deno.removeSync(path);
+    } catch {
+      // Gone already.
+    }
+  }
+
+  /**
+   * Swoole's reload: every event and task worker (`onlyTask`: task workers only) is replaced by
+   * a new process that loads the entry module's current code; sessions stay open in PROCESS
+   * mode. Same as SIGUSR1 (SIGUSR2 for `onlyTask`) to the master. False when the server does not
+   * run as a tree or a reload is in progress.
+   */
+  reload(onlyTask = false): boolean {
+    if (this.#manager) return this.#manager.reload(onlyTask);
+    if (this.#role.kind !== "worker") return false;
+    try {
+      Deno.kill(this.#role.managerPid, onlyTask ? "SIGUSR2" : "SIGUSR1");
+      return true;
+    } catch (error) {
+      this.#log.error(`cannot signal the manager (pid ${this.#role.managerPid})`, error);
+      return false;
+    }
+  }
+
+  /**
+   * Swoole's `stop(workerId)`: worker `workerId` (default: this one) leaves and is replaced.
+   * False when there is no such worker or the server does not run as a tree.
+   */
+  stop(workerId: number = this.getWorkerId()): boolean {
+    if (this.#manager) return this.#manager.restart(workerId);
+    if (this.#role.kind !== "worker") return false;
+    if (workerId === this.#role.workerId) {
+      this.#stop();
+      return true;
+    }
+    const pid = this.getWorkerPid(workerId);
+    if (pid <= 0) return false;
+    try {
+      Deno.kill(pid, "SIGTERM");
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   #open() {
@@ -724,6 +809,7 @@ export class Server {
     this.#attached = false;
     this.#state = "stopped";
     if (this.#role.kind !== "worker") {
+      this.#removePidFile();
       this.#call("shutdown", -1, () => this.#callbacks.shutdown?.(this));
     }
     this.#done.resolve();
@@ -768,6 +854,11 @@ export class Server {
         this.#region?.setStatus(this.getWorkerId(), WorkerStatus.busy);
       }
       handled += mailbox.drain(this.#onMail);
+    }
+    if (this.#requestLimit > 0 && this.#requestCount >= this.#requestLimit) {
+      this.#requestLimit = 0;
+      this.#log.info(`maxRequest: ${this.#requestCount} requests handled; this worker leaves`);
+      queueMicrotask(() => this.#stop());
     }
     if (this.#inBatch) {
       this.#inBatch = false;
@@ -1537,8 +1628,9 @@ export class Server {
       sessionRound,
       workerNum: region.workerNum,
       idleWorkerNum: idle,
-      workerRequestCount: own?.requestCount ?? 0,
-      workerResponseCount: own?.responseCount ?? 0,
+      // This process's own, since it started (Swoole's, restarting with every new worker).
+      workerRequestCount: own ? this.#requestCount : 0,
+      workerResponseCount: own ? this.#responseCount : 0,
       workerDispatchCount: own?.workerDispatchCount ?? 0,
       ...this.#taskStats(region),
     };
@@ -1595,6 +1687,9 @@ export class Server {
     if (this.#state !== "running") return;
     if (this.#attached) return this.#leave();
     this.#state = "stopping";
+    if (this.#role.kind === "worker") {
+      this.#call("workerExit", -1, () => this.#callbacks.workerExit?.(this, this.getWorkerId()));
+    }
     // beforeShutdown and shutdown belong to the process that called start() first: in a tree,
     // the manager; its workers only stop (workerStop).
     if (this.#role.kind !== "worker") {
@@ -1614,6 +1709,7 @@ export class Server {
    */
   #leave() {
     this.#state = "stopping";
+    this.#call("workerExit", -1, () => this.#callbacks.workerExit?.(this, this.getWorkerId()));
     this.#call("workerStop", -1, () => this.#callbacks.workerStop?.(this, this.getWorkerId()));
     // What was sent must reach the rings before the process goes: wait for room (this process
     // does nothing else any more), up to maxWaitTime.

@@ -8,6 +8,7 @@ const listen = @import("listen.zig");
 const spawn = @import("spawn.zig");
 const shm = @import("shm.zig");
 const process = @import("process.zig");
+const signals = @import("signals.zig");
 const session_table = @import("session_table.zig");
 const SessionTable = session_table.SessionTable;
 const Reactor = reactor.Reactor;
@@ -522,6 +523,31 @@ export fn zg_fd_wait_for(fd: i32, timeout_us: u32) u32 {
     return 1;
 }
 
+/// Handles `signo` natively from now on (see signals.zig), writing `wake_fd` on each delivery.
+/// Call again whenever something else may have taken the signal over: it is idempotent.
+export fn zg_signal_take(signo: u32, wake_fd: i32) Status {
+    if (signo == 0 or signo > 64) return .invalid_argument;
+    signals.take(@intCast(signo), wake_fd) catch return .invalid_argument;
+    return .ok;
+}
+
+/// 1 when `signo` is still handled by `zg_signal_take`'s handler.
+export fn zg_signal_is_taken(signo: u32) u32 {
+    if (signo == 0 or signo > 64) return 0;
+    return @intFromBool(signals.isOurs(@intCast(signo)));
+}
+
+/// How many times `signo` arrived since the process started (not a status).
+export fn zg_signal_count(signo: u32) u32 {
+    if (signo > 64) return 0;
+    return signals.count(@intCast(signo));
+}
+
+/// The supervisor's kick eventfd (a signal handler may write it to wake the manager).
+export fn zg_supervisor_kick_fd(s: *spawn.Supervisor) i32 {
+    return s.kick_fd;
+}
+
 /// A doorbell: a new eventfd (close-on-exec; the manager passes it on explicitly).
 export fn zg_eventfd(out_fd: *i32) Status {
     last_errno = 0;
@@ -571,4 +597,5 @@ test {
     _ = @import("reactor.zig");
     _ = @import("spawn.zig");
     _ = @import("process.zig");
+    _ = @import("signals.zig");
 }

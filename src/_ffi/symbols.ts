@@ -34,6 +34,13 @@ export const symbols = {
   zg_own_cmdline: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
   zg_region_create: { parameters: ["buffer", "i32", "buffer", "buffer", "buffer"], result: "i32" },
   zg_eventfd: { parameters: ["buffer"], result: "i32" },
+  zg_signal_take: { parameters: ["u32", "i32"], result: "i32" },
+  /** Returns 1 when the signal is still ours (not a status). */
+  zg_signal_is_taken: { parameters: ["u32"], result: "u32" },
+  /** Returns how many times the signal arrived (not a status). */
+  zg_signal_count: { parameters: ["u32"], result: "u32" },
+  /** Returns the fd (not a status). */
+  zg_supervisor_kick_fd: { parameters: ["pointer"], result: "i32" },
   zg_server_use_doorbell: { parameters: ["pointer", "i32"], result: "i32" },
   zg_region_map: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   zg_server_use_region: { parameters: ["pointer", "pointer", "u32"], result: "i32" },
