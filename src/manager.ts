@@ -273,7 +273,13 @@ export class Manager {
       this.#signalsSeen.set(signo, count);
       if (signo === sigusr1) this.reload(false);
       else if (signo === sigusr2) this.reload(true);
-      else this.#host.reopenLog();
+      else {
+        this.#host.reopenLog();
+        // Every child reopens too (each takes SIGRTMIN the same way).
+        for (const id of this.#workers.keys()) {
+          this.#lib.zg_supervisor_kill(this.#supervisor, id, sigrtmin);
+        }
+      }
     }
   }
 

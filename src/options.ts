@@ -68,6 +68,17 @@ export interface ServerOptions {
   reloadAsync?: boolean;
   /** A file the master writes its pid to once it listens, and removes when it stops. */
   pidFile?: string;
+  /**
+   * Log to this file (appending) instead of stderr, in every process of the tree; the core's
+   * own lines too. SIGRTMIN to the master reopens it (after a log rotation renamed it).
+   */
+  logFile?: string;
+  /**
+   * Run in the background: `start()` starts the server again as a detached process in a new
+   * session (stdout and stderr to `logFile`, or nowhere), returns once it listens, and this
+   * process exits. Default false.
+   */
+  daemonize?: boolean;
   /** `listen()` backlog. Default 512. */
   backlog?: number;
   /** TCP_NODELAY on accepted sockets. Default true. */
@@ -125,6 +136,8 @@ export const defaults: ResolvedOptions = {
   maxRequestGrace: -1,
   reloadAsync: true,
   pidFile: "",
+  logFile: "",
+  daemonize: false,
   backlog: 512,
   openTcpNodelay: true,
   enableReusePort: false,
@@ -185,9 +198,12 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   if (options.maxRequestGrace === undefined) o.maxRequestGrace = Math.floor(o.maxRequest / 2);
   integer("maxRequestGrace", o.maxRequestGrace, 0, 2 ** 31);
   boolean("reloadAsync", o.reloadAsync);
-  if (typeof o.pidFile !== "string") {
-    throw new TypeError(`Option "pidFile" must be a path, got ${describe(o.pidFile)}`);
+  for (const name of ["pidFile", "logFile"] as const) {
+    if (typeof o[name] !== "string") {
+      throw new TypeError(`Option "${name}" must be a path, got ${describe(o[name])}`);
+    }
   }
+  boolean("daemonize", o.daemonize);
   if (options.reactorNum === undefined) {
     o.reactorNum = Math.max(1, Math.min(navigator.hardwareConcurrency, 8, o.workerNum));
   }

@@ -27,7 +27,7 @@ import { formatAddress, nativeConfig, resolveOptions } from "./options.ts";
 import { decode, encode } from "./codec.ts";
 import { Lane } from "./lane.ts";
 import { Mailbox } from "./mailbox.ts";
-import { Manager } from "./manager.ts";
+import { Manager, sigrtmin } from "./manager.ts";
 import { currentRole, serverKey } from "./role.ts";
 import type { Role } from "./role.ts";
 import { Region, WorkerStatus } from "./region.ts";
@@ -256,6 +256,8 @@ export class Server {
   /** BASE mode: the counters in the channel. */
   #stats: BigUint64Array | undefined;
   #inBatch = false;
+  /** SIGRTMIN deliveries seen (log reopen). */
+  #rtminSeen = 0;
   /** `maxRequest`: this worker leaves once it handled this many requests (0: never). */
   #requestLimit = 0;
   /** When the last park ended (PROCESS worker): a recent one means load. */
@@ -391,6 +393,11 @@ export class Server {
     if (this.#role.kind === "single" && this.#processes.length > 0) {
       this.#role = { kind: "manager" };
     }
+    try {
+      this.#openLog();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.#state = "starting";
     if (this.#role.kind === "manager") return this.#manage();
     const role = this.#role;
@@ -515,6 +522,7 @@ export class Server {
       },
       taskLost: (src, taskId, taskWorkerId) => this.#taskLost(src, taskId, taskWorkerId),
       listening: () => this.#writePidFile(),
+      reopenLog: () => this.#openLog(),
       reopenLog: () => {},
       closeMail: async () => {
         if (!this.#mailbox) return;
@@ -538,6 +546,30 @@ export class Server {
       this.#state = "stopped";
     }
     this.#call("shutdown", -1, () => this.#callbacks.shutdown?.(this));
+  }
+
+  /**
+   * `logFile`: stderr (and so every log line, the core's too) goes to the file from now on. Each
+   * process opens it by path, so after a rotation renamed it, SIGRTMIN makes a new one.
+   */
+  #openLog() {
+    const path = this.options.logFile;
+    if (!path) return;
+    const bytes = encoder.encode(path);
+    unwrap(library().zg_log_open(bytes, BigInt(bytes.length), 0), `open the log file "${path}"`);
+  }
+
+  /** SIGRTMIN (taken natively, see core/src/signals.zig) arrived since the last look. */
+  #checkSignals() {
+    const count = this.#lib.zg_signal_count(sigrtmin);
+    if (count === this.#rtminSeen) return;
+    this.#rtminSeen = count;
+    try {
+      this.#openLog();
+      this.#log.info("log file reopened");
+    } catch (error) {
+      this.#log.error("cannot reopen the log file", error);
+    }
   }
 
   /** `pidFile`: this process's pid, once the server listens. */
@@ -724,11 +756,21 @@ export class Server {
   async #run(): Promise<void> {
     const inline = this.options.inlineReactor && !this.#attached;
     const lib = this.#lib;
+    const logFile = this.options.logFile !== "";
+    if (logFile) {
+      // SIGRTMIN (log reopen) wakes this loop through the fd it waits on.
+      const wake = this.#handle !== null
+        ? lib.zg_server_wake_fd(this.#handle, inline ? 1 : 0)
+        : this.#wakeFd;
+      lib.zg_signal_take(sigrtmin, wake);
+      this.#rtminSeen = lib.zg_signal_count(sigrtmin);
+    }
     let lastYield = performance.now();
     while (true) {
       // Inline mode: this thread is the reactor; one turn writes what we queued, accepts and
       // reads into the ring without blocking.
       const flags = inline ? lib.zg_server_poll(this.#handle) : 0;
+      if (logFile) this.#checkSignals();
       const handled = this.#drain();
       this.#flushPending();
       if (this.#stoppedRecord) break;

@@ -127,6 +127,12 @@ export fn zg_yield() Status {
     return .ok;
 }
 
+/// The eventfd that wakes this server's JavaScript when it waits: the reactor's kick fd in
+/// inline mode (its epoll set holds it), the worker's wake fd with a reactor thread.
+export fn zg_server_wake_fd(r: *Reactor, inline_mode: u32) i32 {
+    return if (inline_mode == 1) r.kick_fd else r.wake_fd;
+}
+
 /// Wakes the reactor thread (it sleeps, or waits for ring room).
 export fn zg_server_kick(r: *Reactor) Status {
     reactor.kick(r.kick_fd);
@@ -546,6 +552,23 @@ export fn zg_signal_count(signo: u32) u32 {
 /// The supervisor's kick eventfd (a signal handler may write it to wake the manager).
 export fn zg_supervisor_kick_fd(s: *spawn.Supervisor) i32 {
     return s.kick_fd;
+}
+
+/// Opens (appending, creating) the file at `path` and puts it in place of stderr, so that the
+/// core's logs and JavaScript's `console.error` both go there; with `also_stdout`, of stdout
+/// too. Called again after the file was renamed, it starts a new one (log rotation).
+export fn zg_log_open(path_ptr: [*]const u8, path_len: usize, also_stdout: u32) Status {
+    last_errno = 0;
+    var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
+    if (path_len == 0 or path_len >= path_buffer.len) return .invalid_argument;
+    @memcpy(path_buffer[0..path_len], path_ptr[0..path_len]);
+    path_buffer[path_len] = 0;
+    const flags: std.posix.O = .{ .ACCMODE = .WRONLY, .APPEND = true, .CREAT = true, .CLOEXEC = true };
+    const fd = std.posix.openZ(@ptrCast(&path_buffer), flags, 0o644) catch |err| return statusOf(err);
+    defer std.posix.close(fd);
+    std.posix.dup2(fd, 2) catch |err| return statusOf(err);
+    if (also_stdout == 1) std.posix.dup2(fd, 1) catch |err| return statusOf(err);
+    return .ok;
 }
 
 /// A doorbell: a new eventfd (close-on-exec; the manager passes it on explicitly).
