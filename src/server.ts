@@ -523,7 +523,6 @@ export class Server {
       taskLost: (src, taskId, taskWorkerId) => this.#taskLost(src, taskId, taskWorkerId),
       listening: () => this.#writePidFile(),
       reopenLog: () => this.#openLog(),
-      reopenLog: () => {},
       closeMail: async () => {
         if (!this.#mailbox) return;
         this.#mailbox.flushPending();
