@@ -13,7 +13,8 @@ import { deserialize, serialize } from "node:v8";
 const Tag = { v8: 0, json: 1, bytes: 2, string: 3 } as const;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+// (ignoreBOM: a string that starts with U+FEFF keeps it, as structured clone does.)
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** The bytes that `decode` turns back into a structured clone of `value`. */
 export function encode(value: unknown): Uint8Array {
@@ -25,7 +26,7 @@ export function encode(value: unknown): Uint8Array {
   }
   // (UTF-8 cannot carry a lone surrogate; structured clone keeps it.)
   if (typeof value === "string" && value.isWellFormed()) return tagged(Tag.string, value);
-  if (jsonExact(value, 0)) return tagged(Tag.json, JSON.stringify(value));
+  if (jsonExact(value, 0, new Set())) return tagged(Tag.json, JSON.stringify(value));
   const v8 = serialize(value);
   const out = new Uint8Array(v8.length + 1);
   out[0] = Tag.v8;
@@ -43,7 +44,9 @@ export function decode(bytes: Uint8Array): unknown {
     case Tag.json:
       return JSON.parse(decoder.decode(body));
     case Tag.v8:
-      return deserialize(body);
+      // A copy: node:v8 lets typed arrays it decodes share the input's memory (shared memory
+      // here, about to be overwritten).
+      return deserialize(body.slice());
     default:
       throw new TypeError(`cannot decode a message with tag ${bytes[0]}`);
   }
@@ -57,8 +60,11 @@ function tagged(tag: number, text: string): Uint8Array {
   return out.subarray(0, written + 1);
 }
 
-/** Whether JSON round-trips `value` to what structured clone would give. */
-function jsonExact(value: unknown, depth: number): boolean {
+/**
+ * Whether JSON round-trips `value` to what structured clone would give: no object reached twice
+ * (structured clone keeps shared references), no array with holes or extra properties.
+ */
+function jsonExact(value: unknown, depth: number, seen: Set<object>): boolean {
   if (depth > 64) return false;
   switch (typeof value) {
     case "string":
@@ -68,10 +74,13 @@ function jsonExact(value: unknown, depth: number): boolean {
       return Number.isFinite(value) && !Object.is(value, -0);
     case "object": {
       if (value === null) return true;
+      if (seen.has(value)) return false;
+      seen.add(value);
       if (Array.isArray(value)) {
         if (Object.getPrototypeOf(value) !== Array.prototype) return false;
+        if (Object.keys(value).length !== value.length) return false;
         for (let i = 0; i < value.length; i++) {
-          if (!(i in value) || !jsonExact(value[i], depth + 1)) return false;
+          if (!jsonExact(value[i], depth + 1, seen)) return false;
         }
         return true;
       }
@@ -79,7 +88,7 @@ function jsonExact(value: unknown, depth: number): boolean {
       if (proto !== Object.prototype && proto !== null) return false;
       if ("toJSON" in value) return false;
       for (const key in value) {
-        if (!jsonExact((value as Record<string, unknown>)[key], depth + 1)) return false;
+        if (!jsonExact((value as Record<string, unknown>)[key], depth + 1, seen)) return false;
       }
       return true;
     }

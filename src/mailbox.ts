@@ -57,9 +57,15 @@ export class Mailbox {
       lane.push(type | (flags << 8), id, aux, payload);
       return;
     }
+    // first (with more), more …, last: a receiver that starts or ends mid-message (a sender
+    // killed halfway, a receiver replaced halfway) can tell, and drops the pieces.
     for (let at = 0; at < payload.length; at += chunk) {
-      const more = at + chunk < payload.length ? MailFlag.more : 0;
-      lane.push(type | ((flags | more) << 8), id, aux, payload.subarray(at, at + chunk));
+      const edge = at === 0
+        ? MailFlag.first | MailFlag.more
+        : at + chunk < payload.length
+        ? MailFlag.more
+        : MailFlag.last;
+      lane.push(type | ((flags | edge) << 8), id, aux, payload.subarray(at, at + chunk));
     }
   }
 
@@ -82,32 +88,25 @@ export class Mailbox {
       const tail = Atomics.load(u32, lane.inTail);
       let pos = lane.readPos;
       if (pos === tail) continue;
-      // A successor of this process (if it dies now) starts after these records.
-      Atomics.store(u32, lane.inClaim, tail);
       try {
         while (pos !== tail) {
           const at = lane.inBase + (pos & lane.mask);
           const word = at >>> 2;
           const len = u32[word];
           pos = (pos + ((layout.recordHeaderSize + len + 15) & ~15)) >>> 0;
+          // A successor of this process (if it dies now) starts after this record: one in
+          // hand is lost with a dying process, none is handled twice.
+          Atomics.store(u32, lane.inClaim, pos);
           const type = lane.u8[at + layout.recordType];
           if (type === RecordType.pad) continue;
           handled++;
           const flags = lane.u8[at + layout.recordFlags];
           const start = at + layout.recordHeaderSize;
           const view = lane.u8.subarray(start, start + len);
-          const partial = this.#partial[peer];
-          if (flags & MailFlag.more) {
-            partial.push(view.slice());
-            continue;
-          }
-          let payload = view;
-          if (partial.length > 0) {
-            partial.push(view);
-            payload = concat(partial);
-            this.#partial[peer] = [];
-          }
-          handler(peer, type, flags & ~MailFlag.more, u32[word + 2], u32[word + 3], payload);
+          const payload = this.#assemble(peer, flags, view);
+          if (payload === undefined) continue;
+          const plain = flags & ~(MailFlag.more | MailFlag.first | MailFlag.last);
+          handler(peer, type, plain, u32[word + 2], u32[word + 3], payload);
         }
       } finally {
         lane.release(pos);
@@ -115,6 +114,36 @@ export class Mailbox {
     }
     return handled;
   }
+
+  /**
+   * Puts chunked messages back together: the whole payload once complete, else undefined.
+   * Pieces without their first chunk, and a message left unfinished, are dropped.
+   */
+  #assemble(peer: number, flags: number, view: Uint8Array): Uint8Array | undefined {
+    const partial = this.#partial[peer];
+    if (flags & MailFlag.first) {
+      if (partial.length > 0) this.#dropPartial(peer);
+      this.#partial[peer] = [view.slice()];
+      return undefined;
+    }
+    if (flags & (MailFlag.more | MailFlag.last)) {
+      if (partial.length === 0) return undefined; // its start was lost with another process
+      partial.push(flags & MailFlag.last ? view : view.slice());
+      if (flags & MailFlag.more) return undefined;
+      this.#partial[peer] = [];
+      return concat(partial);
+    }
+    if (partial.length > 0) this.#dropPartial(peer);
+    return view;
+  }
+
+  #dropPartial(peer: number) {
+    this.#partial[peer] = [];
+    this.dropped++;
+  }
+
+  /** Messages dropped unfinished (their sender died halfway). */
+  dropped = 0;
 
   hasInput(): boolean {
     return this.lanes.some((lane) => lane?.hasInput());

@@ -41,7 +41,13 @@ export interface ManagerHost {
    * `workerError` gets `[workerId, workerPid, exitCode, signal]`, the others nothing.
    */
   call(
-    event: "start" | "managerStart" | "managerStop" | "workerError" | "beforeReload" | "afterReload",
+    event:
+      | "start"
+      | "managerStart"
+      | "managerStop"
+      | "workerError"
+      | "beforeReload"
+      | "afterReload",
     args: number[],
   ): void;
   /** The bound port, once known. */
@@ -275,9 +281,12 @@ export class Manager {
       else if (signo === sigusr2) this.reload(true);
       else {
         this.#host.reopenLog();
-        // Every child reopens too (each takes SIGRTMIN the same way).
-        for (const id of this.#workers.keys()) {
-          this.#lib.zg_supervisor_kill(this.#supervisor, id, sigrtmin);
+        // Every child reopens too (each takes SIGRTMIN the same way, when it logs to a file;
+        // otherwise SIGRTMIN would end it).
+        if (this.#host.options.logFile) {
+          for (const id of this.#workers.keys()) {
+            this.#lib.zg_supervisor_kill(this.#supervisor, id, sigrtmin);
+          }
         }
       }
     }
@@ -417,7 +426,11 @@ export class Manager {
     while (this.#workers.size > 0) {
       // Until a deadline (maxWaitTime while stopping or reloading); otherwise until something
       // happens.
-      const deadline = this.#stopping ? this.#killAt : this.#reload ? this.#reload.killAt : Infinity;
+      const deadline = this.#stopping
+        ? this.#killAt
+        : this.#reload
+        ? this.#reload.killAt
+        : Infinity;
       const timeout = deadline !== Infinity
         ? Math.min(2 ** 31 - 1, Math.max(0, Math.ceil(deadline - performance.now())))
         : -1;

@@ -96,6 +96,13 @@ export class Region {
     return out;
   }
 
+  /** The next task id of the sender in slot `workerId` (1 up, wrapping below 2^31). */
+  nextTaskId(workerId: number): number {
+    const at = (this.#slot(workerId) + layout.workerSlotTaskSeq) / 4;
+    const id = (Atomics.add(this.#i32, at, 1) + 1) & 0x7fff_ffff;
+    return id === 0 ? this.nextTaskId(workerId) : id;
+  }
+
   /** A task worker's tasks in hand (Swoole's `tasking_num`) and taken in all. */
   setTasking(workerId: number, tasking: number): void {
     Atomics.store(this.#i32, (this.#slot(workerId) + layout.workerSlotTasking) / 4, tasking);

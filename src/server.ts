@@ -250,6 +250,7 @@ export class Server {
   #currentTask: { peer: number; taskId: number; done: boolean } | undefined;
   #tasking = 0;
   #tasksTaken = 0;
+  #untrackedWarned = false;
   /** The master's mailbox loop runs, until `#mailboxClosing`. */
   #mailLoopDone: Promise<void> | undefined;
   #mailboxClosing = false;
@@ -463,9 +464,7 @@ export class Server {
       this.#callbackFailed("addProcess", -1, error);
       code = 1;
     }
-    this.#flushPending();
-    this.#mailbox?.flushPending();
-    this.#mailbox?.publish();
+    this.#drainOutboxes();
     Deno.exit(code);
   }
 
@@ -474,6 +473,8 @@ export class Server {
     const region = this.#region!;
     this.#mailbox = new Mailbox(region, role.workerId, role.doorbellFds, this.#lib);
     this.#wakeFd = role.doorbellFds[role.workerId];
+    // Inherited for this process only: its own children must not get them.
+    for (const fd of [...role.doorbellFds, ...role.kickFds]) this.#lib.zg_set_cloexec(fd);
     // A BASE worker's reactor wakes it through the same doorbell its peers ring.
     if (this.#handle !== null) {
       unwrap(this.#lib.zg_server_use_doorbell(this.#handle, this.#wakeFd), "use the doorbell");
@@ -849,6 +850,8 @@ export class Server {
     this.#handle = null;
     this.#attached = false;
     this.#state = "stopped";
+    // Results, messages and forwarded sends still queued for other processes go out first.
+    if (this.#mailbox) this.#drainOutboxes();
     if (this.#role.kind !== "worker") {
       this.#removePidFile();
       this.#call("shutdown", -1, () => this.#callbacks.shutdown?.(this));
@@ -867,8 +870,6 @@ export class Server {
       const tail = Atomics.load(u32, lane.inTail);
       let pos = lane.readPos;
       if (pos === tail) continue;
-      // A successor of this worker (if it dies now) starts after these records.
-      if (claim) Atomics.store(u32, lane.inClaim, tail);
       if (!this.#inBatch) {
         this.#inBatch = true;
         this.#region?.setStatus(this.getWorkerId(), WorkerStatus.busy);
@@ -879,6 +880,9 @@ export class Server {
           const word = at >>> 2;
           const len = u32[word];
           pos = (pos + ((layout.recordHeaderSize + len + 15) & ~15)) >>> 0;
+          // PROCESS mode: a successor of this worker (if it dies now) starts after this record;
+          // the one in hand is lost with it, none is handled twice.
+          if (claim) Atomics.store(u32, lane.inClaim, pos);
           const type = lane.u8[at + layout.recordType];
           if (type === RecordType.pad) continue;
           this.#dispatch(lane, type, at, len, u32[word + 2], u32[word + 3]);
@@ -1046,9 +1050,9 @@ export class Server {
     }
     const forward = this.#forwardTo(sessionId);
     if (forward >= 0) {
+      // (Counted as a response by the worker that writes it.)
       this.#mailbox!.send(forward, RecordType.forwardSend, sessionId, 0, bytes);
       if (!this.#inBatch) this.#mailbox!.publish();
-      this.#responseCount++;
       return true;
     }
     const lane = this.#laneOf(sessionId);
@@ -1216,6 +1220,7 @@ export class Server {
         return;
       }
       clock.timer = setTimeout(() => {
+        if (!this.#tasks.has(id)) return;
         this.#tasks.set(id, { timedOut: true }); // its late result is dropped with a log line
         reject(new Deno.errors.TimedOut(`taskwait(): task ${id} had no result after ${timeout} s`));
       }, timeout * 1000);
@@ -1291,12 +1296,22 @@ export class Server {
     }
     const dst = o.workerNum + (dstWorkerId >= 0 ? dstWorkerId : this.#idleTaskWorker());
     const payload = encode(data);
-    this.#taskSeq = this.#taskSeq >= 0x7fff_ffff ? 1 : this.#taskSeq + 1;
-    const id = this.#taskSeq;
+    const id = this.#nextTaskId();
     this.#tasks.set(id, wait);
     mailbox.send(dst, RecordType.task, id, 0, payload);
     if (!this.#inBatch) mailbox.publish();
     return id;
+  }
+
+  /**
+   * A task id unique to this sender across its incarnations: kept in its slot of the region, so
+   * a result meant for a predecessor that died never settles a task of its successor.
+   */
+  #nextTaskId(): number {
+    const role = this.#role;
+    if (role.kind === "worker") return this.#region!.nextTaskId(role.workerId);
+    this.#taskSeq = this.#taskSeq >= 0x7fff_ffff ? 1 : this.#taskSeq + 1;
+    return this.#taskSeq;
   }
 
   /** A task worker that is idle, starting after the last one picked; else the next one. */
@@ -1347,7 +1362,16 @@ export class Server {
         );
         return;
       case RecordType.pipeMessage: {
-        const message = decode(payload);
+        let message: unknown;
+        try {
+          message = decode(payload);
+        } catch (error) {
+          this.#log.error(
+            `a pipe message from worker ${this.#workerIdOf(peer)} cannot be decoded; dropped`,
+            error,
+          );
+          return;
+        }
         this.#call(
           "pipeMessage",
           -1,
@@ -1379,7 +1403,12 @@ export class Server {
       this.#sendResult(current, error, true);
       return;
     }
-    region.trackTask(self, peer, taskId);
+    if (!region.trackTask(self, peer, taskId) && !this.#untrackedWarned) {
+      this.#untrackedWarned = true;
+      this.#log.warning(
+        `more than ${layout.runningMax} tasks in hand at once: if this task worker dies, the senders of the others only hear by their timeouts`,
+      );
+    }
     this.#tasking++;
     this.#tasksTaken++;
     this.#requestCount++;
@@ -1412,15 +1441,19 @@ export class Server {
   ) {
     if (failed) this.#callbackFailed("task", -1, value);
     this.#sendResult(current, value, failed);
+    // The result is visible before the task stops being "in hand": a death in between makes the
+    // master report a task that was done, never forget one that was not.
+    this.#mailbox!.lanes[current.peer]?.publishOut();
     const self = this.getWorkerId();
     this.#region!.untrackTask(self, current.peer, current.taskId);
     this.#tasking--;
     this.#region!.setTasking(self, this.#tasking);
-    if (!this.#inBatch) this.#mailbox!.publish();
     const max = this.options.taskMaxRequest;
     if (max > 0 && this.#tasksTaken >= max && this.#tasking === 0 && this.#state === "running") {
       this.#log.info(`taskMaxRequest (${max}) reached; this task worker exits and is replaced`);
-      this.#leave();
+      // After the batch in hand: every task of it gets its answer first.
+      this.#state = "stopping";
+      queueMicrotask(() => this.#leave());
     }
   }
 
@@ -1459,7 +1492,10 @@ export class Server {
 
   #resultArrived(taskId: number, flags: number, payload: Uint8Array) {
     if (flags & MailFlag.noResult) {
+      // The handler gave no result: a taskwait gets undefined; no finish callback runs.
+      const wait = this.#tasks.get(taskId);
       this.#tasks.delete(taskId);
+      wait?.resolve?.(undefined);
       return;
     }
     let value: unknown;
@@ -1748,28 +1784,34 @@ export class Server {
    * `workerStop`, hands what it queued to the rings as far as they have room, and exits; the
    * manager starts its successor on the same rings, and no connection notices.
    */
-  #leave() {
-    this.#state = "stopping";
-    this.#call("workerExit", -1, () => this.#callbacks.workerExit?.(this, this.getWorkerId()));
-    this.#call("workerStop", -1, () => this.#callbacks.workerStop?.(this, this.getWorkerId()));
-    // What was sent must reach the rings before the process goes: wait for room (this process
-    // does nothing else any more), up to maxWaitTime.
+  /**
+   * Before this process exits: what was sent must reach the rings (lanes and mailboxes). It
+   * waits for room (it does nothing else any more), up to maxWaitTime.
+   */
+  #drainOutboxes() {
     const deadline = performance.now() + this.options.maxWaitTime * 1000;
-    const outboxes = [...this.#lanes, ...(this.#mailbox?.lanes ?? [])].filter((l) =>
-      l !== undefined
+    const outboxes = [...this.#lanes, ...(this.#mailbox?.lanes ?? [])].filter(
+      (l) => l !== undefined,
     );
     while (true) {
       for (const lane of outboxes) {
         lane.flushPending();
         lane.publishOut();
       }
-      if (outboxes.every((lane) => lane.pending.length === 0)) break;
-      if (performance.now() >= deadline) {
+      if (outboxes.every((lane) => lane.pending.length === 0)) return;
+      if (performance.now() >= deadline || this.#wakeFd < 0) {
         this.#log.warning("exiting with sends still queued: maxWaitTime ran out");
-        break;
+        return;
       }
       this.#lib.zg_fd_wait_for(this.#wakeFd, 10_000);
     }
+  }
+
+  #leave() {
+    this.#state = "stopping";
+    this.#call("workerExit", -1, () => this.#callbacks.workerExit?.(this, this.getWorkerId()));
+    this.#call("workerStop", -1, () => this.#callbacks.workerStop?.(this, this.getWorkerId()));
+    this.#drainOutboxes();
     this.#region?.setStatus(this.getWorkerId(), WorkerStatus.exited);
     this.#log.debug("this worker exits; the manager starts another unless the server stops");
     Deno.exit(0);

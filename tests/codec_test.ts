@@ -24,6 +24,8 @@ const values: [string, unknown][] = [
   ["a class instance", new Point(1, 2)],
   ["undefined", undefined],
   ["a deep nest", JSON.parse("[".repeat(100) + "]".repeat(100))],
+  ["a string that starts with a byte order mark", "\ufeffhello"],
+  ["an array with an extra property", Object.assign([1, 2], { foo: 1 })],
 ];
 
 for (const [name, value] of values) {
@@ -37,4 +39,17 @@ Deno.test("codec: a cycle survives", () => {
   a.self = a;
   const back = decode(encode(a)) as Record<string, unknown>;
   assert.equal(back.self, back);
+});
+
+Deno.test("codec: an object reached twice stays one object", () => {
+  const x = { a: 1 };
+  const back = decode(encode([x, x])) as { a: number }[];
+  assert.equal(back[0], back[1]);
+});
+
+Deno.test("codec: decoded bytes do not share the buffer they were decoded from", () => {
+  const message = encode({ d: new Uint8Array([1, 2, 3]) });
+  const back = decode(message) as { d: Uint8Array };
+  message.fill(0);
+  assert.deepEqual([...back.d], [1, 2, 3]);
 });

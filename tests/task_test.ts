@@ -218,3 +218,11 @@ Deno.test("process mode: task() works in the master's start callback", async () 
   const done = await server.waitFor((e) => e.event === "startTask", "the start callback's task");
   assert.deepEqual(done, { event: "startTask", result: "from start", workerId: -1 });
 });
+
+Deno.test("taskMaxRequest 2 with six tasks queued at once: every task is answered", async () => {
+  await using server = await tree({ workerNum: 1, taskWorkerNum: 1, taskMaxRequest: 2 });
+  await using conn = await connect(server.port);
+  const list = Array.from({ length: 6 }, (_, i) => ({ op: "echo", value: `r${i}` }));
+  const reply = await command(conn, `!multi 20 ${JSON.stringify(list)}`);
+  assert.deepEqual(reply, { results: { 0: "r0", 1: "r1", 2: "r2", 3: "r3", 4: "r4", 5: "r5" } });
+});

@@ -61,6 +61,10 @@ pub const mail_flag_more: u8 = 1;
 pub const mail_flag_error: u8 = 2;
 /// A task's handler gave no result: the sender only forgets the task.
 pub const mail_flag_no_result: u8 = 4;
+/// The first chunk of a message in several records (it also has `mail_flag_more`).
+pub const mail_flag_first: u8 = 8;
+/// The last chunk of a message in several records.
+pub const mail_flag_last: u8 = 16;
 
 /// The peer closed its side (EOF). The socket stays open, so output queued before the worker
 /// answers is still delivered, until the worker answers with `close_request`.
@@ -203,6 +207,12 @@ pub const ServerConfig = extern struct {
 };
 pub const dispatch_unsafe_event: u32 = 0x100;
 
+/// Sets close-on-exec on an inherited fd (a child's own children must not get it).
+pub fn setCloexec(fd: i32) void {
+    const std_posix = std.posix;
+    _ = std_posix.fcntl(fd, std_posix.F.SETFD, std_posix.FD_CLOEXEC) catch {};
+}
+
 /// The region every process of a tree maps (created by the manager, passed down as an fd):
 /// this header, one `WorkerSlot` per worker at `region_slots_offset`, and in PROCESS mode the
 /// master's part: one `Stats` per reactor thread, one channel per (reactor thread, worker) pair
@@ -275,9 +285,11 @@ pub const WorkerSlot = extern struct {
     /// Tasks a task worker has taken and not finished (Swoole's `tasking_num`), and taken in
     /// all (`task_count`), counted by the task worker.
     tasking: u32,
-    _pad2: u32 = 0,
+    /// The last task id this slot's process handed out: a respawned sender goes on from here,
+    /// so a result meant for its predecessor never settles one of its own tasks.
+    task_seq: u32,
 };
-pub const running_max = 32;
+pub const running_max = 256;
 pub const RunningTask = extern struct { src: u32, task_id: u32 };
 
 /// One child exit, as `zg_supervisor_wait` reports it.
@@ -344,9 +356,10 @@ pub fn layout() [layout_len]u32 {
         @offsetOf(WorkerSlot, "running"),
         running_max,
         @offsetOf(WorkerSlot, "tasking"),
+        @offsetOf(WorkerSlot, "task_seq"),
     };
 }
-pub const layout_len = 43;
+pub const layout_len = 44;
 
 comptime {
     assert(@sizeOf(RecordHeader) == 16);

@@ -571,6 +571,13 @@ export fn zg_log_open(path_ptr: [*]const u8, path_len: usize, also_stdout: u32) 
     return .ok;
 }
 
+/// Marks an inherited fd close-on-exec (doorbells, kick fds): this process's own children, a
+/// `Deno.Command` say, must not inherit it.
+export fn zg_set_cloexec(fd: i32) Status {
+    abi.setCloexec(fd);
+    return .ok;
+}
+
 /// A doorbell: a new eventfd (close-on-exec; the manager passes it on explicitly).
 export fn zg_eventfd(out_fd: *i32) Status {
     last_errno = 0;

@@ -38,7 +38,7 @@ export const RecordType = {
 } as const;
 
 /** Flags of mailbox records (`abi.mail_flag_*`). */
-export const MailFlag = { more: 1, error: 2, noResult: 4 } as const;
+export const MailFlag = { more: 1, error: 2, noResult: 4, first: 8, last: 16 } as const;
 
 /** `abi.dispatch_unsafe_event`: added to the dispatch mode in `ServerConfig.dispatch`. */
 export const dispatchUnsafeEvent = 0x100;
@@ -89,7 +89,7 @@ export const layout = {
   childExitSize: 16,
   regionHeaderSize: 112,
   regionSlotsOffset: 128,
-  workerSlotSize: 400,
+  workerSlotSize: 2192,
   workerSlotRequestCount: 8,
   workerSlotStats: 40,
   ringConsumerClaim: 72,
@@ -102,8 +102,9 @@ export const layout = {
   regionMailOffset: 96,
   regionMailStride: 104,
   workerSlotRunning: 136,
-  runningMax: 32,
-  workerSlotTasking: 392,
+  runningMax: 256,
+  workerSlotTasking: 2184,
+  workerSlotTaskSeq: 2188,
 } as const;
 
 /** `abi.Stats` fields in declaration order (each a u64). */

@@ -34,6 +34,7 @@ export const symbols = {
   zg_own_cmdline: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
   zg_region_create: { parameters: ["buffer", "i32", "buffer", "buffer", "buffer"], result: "i32" },
   zg_eventfd: { parameters: ["buffer"], result: "i32" },
+  zg_set_cloexec: { parameters: ["i32"], result: "i32" },
   zg_log_open: { parameters: ["buffer", "usize", "u32"], result: "i32" },
   /** Returns the fd (not a status). */
   zg_server_wake_fd: { parameters: ["pointer", "u32"], result: "i32" },
