@@ -30,8 +30,11 @@ export class Mailbox {
   /** Chunks of a message still arriving, by peer. */
   #partial: Uint8Array[][] = [];
 
+  #region: Region;
+
   constructor(region: Region, self: number, doorbells: number[], lib: Library) {
     this.self = self;
+    this.#region = region;
     if (doorbells.length !== region.endpointCount) {
       throw new Error(
         `expected ${region.endpointCount} doorbell fds from the manager, got ${doorbells.length}`,
@@ -52,6 +55,7 @@ export class Mailbox {
   send(peer: number, type: number, id: number, aux: number, payload: Uint8Array, flags = 0) {
     const lane = this.lanes[peer];
     if (!lane) throw new RangeError(`no mailbox to endpoint ${peer}`);
+    this.#region.countMail();
     const chunk = lane.sendChunk;
     if (payload.length <= chunk) {
       lane.push(type | (flags << 8), id, aux, payload);

@@ -145,6 +145,104 @@ export class Region {
     return new Region(Deno.UnsafePointer.create(ptr[0])!, Number(len[0]), fd[0]);
   }
 
+  /**
+   * The region of the running server whose master is `pid` (same user), found among its open
+   * fds; undefined when it has none (a one-worker server without a manager).
+   */
+  static ofProcess(pid: number): Region | undefined {
+    for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
+      const path = `/proc/${pid}/fd/${entry.name}`;
+      let target = "";
+      try {
+        target = Deno.readLinkSync(path);
+      } catch {
+        continue;
+      }
+      if (!target.startsWith("/memfd:ziggurat-region")) continue;
+      const bytes = new TextEncoder().encode(path);
+      const ptr = new BigUint64Array(1);
+      const len = new BigUint64Array(1);
+      unwrap(library().zg_region_open(bytes, BigInt(bytes.length), ptr, len), `map ${path}`);
+      return new Region(Deno.UnsafePointer.create(ptr[0])!, Number(len[0]), -1);
+    }
+    return undefined;
+  }
+
+  /** Counts a mailbox message (Swoole's `pipe_packet_msg_id`). */
+  countMail(): void {
+    Atomics.add(this.#i32, layout.regionMailCount / 4, 1);
+  }
+
+  /**
+   * The whole tree's `stats()` fields: every event worker's slot summed, the master's reactor
+   * threads' counters (PROCESS mode), the task workers'. The `worker*` fields are left to the
+   * process that asks (they are its own).
+   */
+  treeStats(): Record<string, number> {
+    const total: Record<string, number> = {};
+    let idle = 0;
+    let busy = 0;
+    let startTime = Infinity;
+    let sessionRound = 0;
+    const add = (counters: Record<string, number>, all: boolean) => {
+      for (const [name, value] of Object.entries(counters)) {
+        if (!all && (name === "startTime" || name === "sessionRound")) continue;
+        total[name] = (total[name] ?? 0) + value;
+      }
+      if (counters.startTime > 0) startTime = Math.min(startTime, counters.startTime);
+      sessionRound = Math.max(sessionRound, counters.sessionRound);
+    };
+    for (let id = 0; id < this.workerNum; id++) {
+      add(this.counters(id), true);
+      const status = this.status(id);
+      if (status === WorkerStatus.idle) idle++;
+      if (status === WorkerStatus.busy) busy++;
+    }
+    // PROCESS mode: the sockets' counters are the master's reactor threads'.
+    for (let r = 0; r < this.reactorNum; r++) add(this.reactorCounters(r), false);
+    let taskIdle = 0;
+    let tasking = 0;
+    let taskCount = 0;
+    for (let t = 0; t < this.taskWorkerNum; t++) {
+      const id = this.workerNum + t;
+      if (this.status(id) === WorkerStatus.idle) taskIdle++;
+      tasking += this.tasking(id);
+      taskCount += this.counters(id).requestCount;
+    }
+    const fds = new Int32Array(2);
+    library().zg_fd_range(null, this.pointer, fds);
+    return {
+      ...total,
+      startTime: startTime === Infinity ? 0 : startTime,
+      sessionRound,
+      workerNum: this.workerNum,
+      idleWorkerNum: idle,
+      concurrency: busy,
+      taskWorkerNum: this.taskWorkerNum,
+      taskIdleWorkerNum: taskIdle,
+      taskingNum: tasking,
+      taskCount,
+      userWorkerNum: this.userProcessNum,
+      pipePacketMsgId: Atomics.load(this.#i32, layout.regionMailCount / 4) >>> 0,
+      minFd: fds[0],
+      maxFd: fds[1],
+    };
+  }
+
+  /** Every process of the tree: its id, kind, pid (-1 when exited) and Swoole status. */
+  processes(): { id: number; type: "event" | "task" | "process"; pid: number; status: number }[] {
+    return Array.from({ length: this.slotCount }, (_, id) => ({
+      id,
+      type: id < this.workerNum
+        ? "event" as const
+        : id < this.workerNum + this.taskWorkerNum
+        ? "task" as const
+        : "process" as const,
+      pid: this.status(id) === WorkerStatus.exited ? -1 : this.pid(id),
+      status: this.status(id),
+    }));
+  }
+
   /** Maps the region inherited as `fd` (a worker). */
   static map(fd: number): Region {
     const ptr = new BigUint64Array(1);

@@ -23,6 +23,8 @@ export const env = {
   doorbellFds: "ZIGGURAT_DOORBELL_FDS",
   /** PROCESS mode: the kick eventfd of each of the master's reactor threads. */
   kickFds: "ZIGGURAT_KICK_FDS",
+  /** Daemon mode, in the background server: the fd to report "listening" on to its launcher. */
+  daemonReadyFd: "ZIGGURAT_DAEMON_READY_FD",
 } as const;
 
 export type Role =

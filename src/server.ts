@@ -28,7 +28,7 @@ import { decode, encode } from "./codec.ts";
 import { Lane } from "./lane.ts";
 import { Mailbox } from "./mailbox.ts";
 import { Manager, sigrtmin } from "./manager.ts";
-import { currentRole, serverKey } from "./role.ts";
+import { currentRole, env, ownCommandLine, serverKey } from "./role.ts";
 import type { Role } from "./role.ts";
 import { Region, WorkerStatus } from "./region.ts";
 import type { ResolvedOptions, ServerOptions } from "./options.ts";
@@ -184,6 +184,15 @@ export interface ServerStats {
   /** Tasks task workers have taken since start. */
   taskCount: number;
   userWorkerNum: number;
+  /** Event workers handling a batch of events right now. */
+  concurrency: number;
+  /** 1 while this worker handles a batch of events (so within callbacks), else 0. */
+  workerConcurrency: number;
+  /** Messages sent between processes of the tree (tasks, results, pipe messages). */
+  pipePacketMsgId: number;
+  /** Lowest and highest fd of an open session (0 when none). */
+  minFd: number;
+  maxFd: number;
 }
 
 type State = "new" | "starting" | "running" | "stopping" | "stopped";
@@ -257,6 +266,9 @@ export class Server {
   /** BASE mode: the counters in the channel. */
   #stats: BigUint64Array | undefined;
   #inBatch = false;
+  /** Daemon mode: the fd to tell the launcher on (in the background server), or -1. */
+  #readyFd = -1;
+  #daemonPid = -1;
   /** SIGRTMIN deliveries seen (log reopen). */
   #rtminSeen = 0;
   /** `maxRequest`: this worker leaves once it handled this many requests (0: never). */
@@ -394,6 +406,14 @@ export class Server {
     if (this.#role.kind === "single" && this.#processes.length > 0) {
       this.#role = { kind: "manager" };
     }
+    if (this.options.daemonize && this.#role.kind !== "worker") {
+      const ready = Deno.env.get(env.daemonReadyFd);
+      if (ready === undefined) return this.#daemonize();
+      // This is the background server: it tells its launcher once it listens.
+      Deno.env.delete(env.daemonReadyFd);
+      this.#readyFd = Number(ready);
+      library().zg_set_cloexec(this.#readyFd);
+    }
     try {
       this.#openLog();
     } catch (error) {
@@ -428,7 +448,7 @@ export class Server {
     if (workerId === 0 && !this.#attached) {
       this.#call("start", -1, () => this.#callbacks.start?.(this));
     }
-    if (role.kind === "single") this.#writePidFile();
+    if (role.kind === "single") this.#listening();
     // maxRequest: this worker leaves after that many requests, plus up to the grace more.
     if (role.kind === "worker" && role.workerType === "event" && this.options.maxRequest > 0) {
       const grace = this.options.maxRequestGrace;
@@ -522,7 +542,7 @@ export class Server {
         this.#mailLoopDone = this.#mailLoop();
       },
       taskLost: (src, taskId, taskWorkerId) => this.#taskLost(src, taskId, taskWorkerId),
-      listening: () => this.#writePidFile(),
+      listening: () => this.#listening(),
       reopenLog: () => this.#openLog(),
       closeMail: async () => {
         if (!this.#mailbox) return;
@@ -570,6 +590,74 @@ export class Server {
     } catch (error) {
       this.#log.error("cannot reopen the log file", error);
     }
+  }
+
+  /** The server listens: the pid file, and a background server's word to its launcher. */
+  #listening() {
+    this.#writePidFile();
+    if (this.#readyFd < 0) return;
+    const line = encoder.encode(`listening ${this.port}\n`);
+    this.#lib.zg_write_all(this.#readyFd, line, BigInt(line.length));
+    this.#lib.zg_close_fd(this.#readyFd);
+    this.#readyFd = -1;
+  }
+
+  /**
+   * `daemonize`: starts this program again in the background (a new session, detached; stdout
+   * and stderr to `logFile` or nowhere) and resolves once that server listens; this process is
+   * then free to exit. Rejects when it exits before it listens.
+   */
+  async #daemonize(): Promise<void> {
+    const lib = library();
+    this.#lib = lib;
+    const argv = ownCommandLine();
+    const pipe = new Int32Array(2);
+    unwrap(lib.zg_pipe(pipe), "create a pipe");
+    const vars: Record<string, string> = { ...Deno.env.toObject(), [env.daemonReadyFd]: "3" };
+    const argvBytes = encoder.encode(argv.map((a) => a + "\0").join(""));
+    const envBytes = encoder.encode(Object.entries(vars).map(([k, v]) => `${k}=${v}\0`).join(""));
+    const output = encoder.encode(this.options.logFile);
+    const pid = new Int32Array(1);
+    try {
+      unwrap(
+        lib.zg_spawn_detached(
+          argvBytes,
+          BigInt(argvBytes.length),
+          envBytes,
+          BigInt(envBytes.length),
+          output,
+          BigInt(output.length),
+          pipe[1],
+          pid,
+        ),
+        "start the server in the background",
+      );
+    } finally {
+      lib.zg_close_fd(pipe[1]);
+    }
+    const buffer = new Uint8Array(256);
+    let text = "";
+    while (!text.includes("\n")) {
+      const n = Number(await lib.zg_read(pipe[0], buffer, BigInt(buffer.length)));
+      if (n <= 0) break;
+      text += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    lib.zg_close_fd(pipe[0]);
+    const match = /^listening (\d+)/.exec(text);
+    if (!match) {
+      const where = this.options.logFile ? `; see ${this.options.logFile}` : "";
+      throw new Error(
+        `the server started in the background (pid ${pid[0]}) exited before it listened${where}`,
+      );
+    }
+    this.#port = Number(match[1]);
+    this.#daemonPid = pid[0];
+    this.#state = "stopped";
+  }
+
+  /** After `start()` with `daemonize`, in the launching process: the background server's pid. */
+  get daemonPid(): number {
+    return this.#daemonPid;
   }
 
   /** `pidFile`: this process's pid, once the server listens. */
@@ -1670,66 +1758,29 @@ export class Server {
       taskingNum: 0,
       taskCount: 0,
       userWorkerNum: 0,
+      concurrency: this.#inBatch ? 1 : 0,
+      workerConcurrency: this.#inBatch ? 1 : 0,
+      pipePacketMsgId: 0,
+      ...this.#fdRange(),
     };
   }
 
-  /** With several workers: every worker's slot summed; `worker*` fields are this worker's. */
+  #fdRange(): { minFd: number; maxFd: number } {
+    const fds = new Int32Array(2);
+    if (this.#handle !== null) this.#lib.zg_fd_range(this.#handle, null, fds);
+    return { minFd: fds[0], maxFd: fds[1] };
+  }
+
+  /** With several workers: the tree's counters; `worker*` fields are this process's own. */
   #treeStats(region: Region): ServerStats {
-    const total: Record<string, number> = {};
-    let idle = 0;
-    let startTime = Infinity;
-    let sessionRound = 0;
-    for (let id = 0; id < region.workerNum; id++) {
-      const counters = region.counters(id);
-      for (const [name, value] of Object.entries(counters)) {
-        total[name] = (total[name] ?? 0) + value;
-      }
-      if (counters.startTime > 0) startTime = Math.min(startTime, counters.startTime);
-      if (region.status(id) === WorkerStatus.idle) idle++;
-      sessionRound = Math.max(sessionRound, counters.sessionRound);
-    }
-    // PROCESS mode: the sockets' counters are the master's reactor threads'.
-    for (let r = 0; r < region.reactorNum; r++) {
-      const counters = region.reactorCounters(r);
-      for (const [name, value] of Object.entries(counters)) {
-        if (name === "startTime" || name === "sessionRound") continue;
-        total[name] = (total[name] ?? 0) + value;
-      }
-      if (counters.startTime > 0) startTime = Math.min(startTime, counters.startTime);
-      sessionRound = Math.max(sessionRound, counters.sessionRound);
-    }
     const own = this.getWorkerId() >= 0 ? region.counters(this.getWorkerId()) : undefined;
     return {
-      ...(total as unknown as ServerStats),
-      startTime: startTime === Infinity ? 0 : startTime,
-      sessionRound,
-      workerNum: region.workerNum,
-      idleWorkerNum: idle,
+      ...(region.treeStats() as unknown as ServerStats),
       // This process's own, since it started (Swoole's, restarting with every new worker).
       workerRequestCount: own ? this.#requestCount : 0,
       workerResponseCount: own ? this.#responseCount : 0,
       workerDispatchCount: own?.workerDispatchCount ?? 0,
-      ...this.#taskStats(region),
-    };
-  }
-
-  /** The task workers' part of `stats()`: their counts live in their slots of the region. */
-  #taskStats(region: Region) {
-    let idle = 0;
-    let tasking = 0;
-    let count = 0;
-    for (let t = 0; t < region.taskWorkerNum; t++) {
-      const id = region.workerNum + t;
-      if (region.status(id) === WorkerStatus.idle) idle++;
-      tasking += region.tasking(id);
-      count += region.counters(id).requestCount;
-    }
-    return {
-      taskWorkerNum: region.taskWorkerNum,
-      taskIdleWorkerNum: idle,
-      taskingNum: tasking,
-      taskCount: count,
-      userWorkerNum: region.userProcessNum,
+      workerConcurrency: this.#inBatch ? 1 : 0,
     };
   }
 

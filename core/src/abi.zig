@@ -242,7 +242,8 @@ pub const RegionHeader = extern struct {
     user_process_num: u32,
     /// Bytes in each mailbox ring's data area.
     mail_ring_bytes: u32,
-    _pad1: u32 = 0,
+    /// Mailbox messages sent in the whole tree (Swoole's `pipe_packet_msg_id`).
+    mail_count: u32,
     /// Mailboxes: one channel per pair of endpoints (see `RegionShape`).
     mail_offset: u64,
     mail_stride: u64,
@@ -357,9 +358,10 @@ pub fn layout() [layout_len]u32 {
         running_max,
         @offsetOf(WorkerSlot, "tasking"),
         @offsetOf(WorkerSlot, "task_seq"),
+        @offsetOf(RegionHeader, "mail_count"),
     };
 }
-pub const layout_len = 44;
+pub const layout_len = 45;
 
 comptime {
     assert(@sizeOf(RecordHeader) == 16);

@@ -416,6 +416,47 @@ export fn zg_client_list(r: ?*Reactor, region: ?[*]u8, start: u32, max: u32, out
     return list.len;
 }
 
+/// Swoole's `min_fd` and `max_fd`: the lowest and highest fd of an open session (0, 0 when
+/// none), from a one-worker server's reactor or every table of the tree's region.
+export fn zg_fd_range(r: ?*Reactor, region: ?[*]u8, out: *[2]i32) void {
+    var low: i32 = std.math.maxInt(i32);
+    var high: i32 = 0;
+    const scan = struct {
+        fn slots(list: []const session_table.Session, lo: *i32, hi: *i32) void {
+            for (list) |*s| {
+                if (@atomicLoad(session_table.State, &s.state, .acquire) == .free) continue;
+                const fd = s.fd;
+                if (fd < 0) continue;
+                lo.* = @min(lo.*, fd);
+                hi.* = @max(hi.*, fd);
+            }
+        }
+    };
+    if (region) |ptr| {
+        if (regionMemory(ptr)) |memory| {
+            const header = shm.Region.headerOf(memory);
+            for (0..shm.Region.tableCount(header)) |t| scan.slots(shm.Region.tableSlots(memory, @intCast(t)), &low, &high);
+        }
+    } else if (r) |reactor_| scan.slots(reactor_.sessions.slots, &low, &high);
+    out.* = if (high == 0) .{ 0, 0 } else .{ low, high };
+}
+
+/// Maps the region of another process of the same user (the CLI's `stats`): `path` is its
+/// `/proc/<pid>/fd/<n>`. It stays mapped for the life of this process.
+export fn zg_region_open(path_ptr: [*]const u8, path_len: usize, out_ptr: *[*]u8, out_len: *usize) Status {
+    last_errno = 0;
+    var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
+    if (path_len == 0 or path_len >= path_buffer.len) return .invalid_argument;
+    @memcpy(path_buffer[0..path_len], path_ptr[0..path_len]);
+    path_buffer[path_len] = 0;
+    const fd = std.posix.openZ(@ptrCast(&path_buffer), .{ .ACCMODE = .RDWR, .CLOEXEC = true }, 0) catch |err| return statusOf(err);
+    defer std.posix.close(fd);
+    const memory = shm.Region.map(fd) catch |err| return statusOf(err);
+    out_ptr.* = memory.ptr;
+    out_len.* = memory.len;
+    return .ok;
+}
+
 /// The smallest ids above a start, kept sorted in a caller's buffer.
 const IdList = struct {
     out: []u32,
@@ -568,6 +609,60 @@ export fn zg_log_open(path_ptr: [*]const u8, path_len: usize, also_stdout: u32) 
     defer std.posix.close(fd);
     std.posix.dup2(fd, 2) catch |err| return statusOf(err);
     if (also_stdout == 1) std.posix.dup2(fd, 1) catch |err| return statusOf(err);
+    return .ok;
+}
+
+/// Daemon mode: starts this program again detached (see `spawn.spawnDetached`); `output` is
+/// the log file or empty for /dev/null. Strings as in `zg_supervisor_spawn`.
+export fn zg_spawn_detached(argv_ptr: [*]const u8, argv_len: usize, env_ptr: [*]const u8, env_len: usize, output_ptr: [*]const u8, output_len: usize, ready_fd: i32, out_pid: *i32) Status {
+    last_errno = 0;
+    const argv = splitStrings(argv_ptr[0..argv_len]) catch return .out_of_memory;
+    defer allocator.free(argv);
+    const env = splitStrings(env_ptr[0..env_len]) catch return .out_of_memory;
+    defer allocator.free(env);
+    if (argv.len == 0) return .invalid_argument;
+    var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
+    const output = if (output_len == 0) "/dev/null" else output_ptr[0..output_len];
+    if (output.len >= path_buffer.len) return .invalid_argument;
+    @memcpy(path_buffer[0..output.len], output);
+    path_buffer[output.len] = 0;
+    out_pid.* = spawn.spawnDetached(argv.ptr, env.ptr, @ptrCast(&path_buffer), ready_fd, &last_errno) catch |err| switch (err) {
+        error.OutOfMemory => return .out_of_memory,
+        error.InvalidArgument => return .invalid_argument,
+        error.SpawnFailed => return .os_error,
+    };
+    return .ok;
+}
+
+/// A pipe (both ends close-on-exec): `out[0]` to read, `out[1]` to write.
+export fn zg_pipe(out: *[2]i32) Status {
+    last_errno = 0;
+    out.* = std.posix.pipe2(.{ .CLOEXEC = true }) catch |err| return statusOf(err);
+    return .ok;
+}
+
+/// Reads what is there (blocking until something is, or EOF): TypeScript calls it
+/// `nonblocking`. Returns the byte count, 0 at EOF, -1 on an error (not a status).
+export fn zg_read(fd: i32, buffer: [*]u8, len: usize) isize {
+    while (true) {
+        const rc = std.c.read(fd, buffer, len);
+        if (rc >= 0) return rc;
+        if (std.posix.errno(rc) != .INTR) return -1;
+    }
+}
+
+/// Writes all of `bytes` to `fd` (blocking).
+export fn zg_write_all(fd: i32, bytes: [*]const u8, len: usize) Status {
+    var done: usize = 0;
+    while (done < len) {
+        const rc = std.c.write(fd, bytes + done, len - done);
+        if (rc < 0) {
+            if (std.posix.errno(rc) == .INTR) continue;
+            last_errno = @intFromEnum(std.posix.errno(rc));
+            return .os_error;
+        }
+        done += @intCast(rc);
+    }
     return .ok;
 }
 

@@ -15,6 +15,43 @@ extern "c" fn posix_spawn_file_actions_init(actions: *FileActions) c_int;
 extern "c" fn posix_spawn_file_actions_destroy(actions: *FileActions) c_int;
 extern "c" fn posix_spawn_file_actions_adddup2(actions: *FileActions, fd: c_int, new_fd: c_int) c_int;
 extern "c" fn posix_spawn_file_actions_addclosefrom_np(actions: *FileActions, from: c_int) c_int;
+extern "c" fn posix_spawn_file_actions_addopen(actions: *FileActions, fd: c_int, path: [*:0]const u8, flags: c_int, mode: c.mode_t) c_int;
+/// posix_spawnattr_t from <spawn.h> (336 bytes on x86-64 glibc), opaque here.
+const SpawnAttributes = extern struct { opaque_bytes: [336]u8 align(8) = undefined };
+extern "c" fn posix_spawnattr_init(attributes: *SpawnAttributes) c_int;
+extern "c" fn posix_spawnattr_destroy(attributes: *SpawnAttributes) c_int;
+extern "c" fn posix_spawnattr_setflags(attributes: *SpawnAttributes, flags: c_short) c_int;
+/// POSIX_SPAWN_SETSID (glibc 2.26+): the child starts a new session.
+const spawn_setsid: c_short = 0x80;
+
+/// Daemon mode: starts `argv` detached, in a new session, with stdin from /dev/null, stdout and
+/// stderr appended to `output` (or /dev/null), `ready_fd` as fd 3 and no other fd. Not
+/// supervised: the caller exits once the child says it listens.
+pub fn spawnDetached(argv: [*:null]const ?[*:0]const u8, envp: [*:null]const ?[*:0]const u8, output: [*:0]const u8, ready_fd: i32, errno_out: *i32) !i32 {
+    var actions: FileActions = .{};
+    if (posix_spawn_file_actions_init(&actions) != 0) return error.OutOfMemory;
+    defer _ = posix_spawn_file_actions_destroy(&actions);
+    var attributes: SpawnAttributes = .{};
+    if (posix_spawnattr_init(&attributes) != 0) return error.OutOfMemory;
+    defer _ = posix_spawnattr_destroy(&attributes);
+    if (posix_spawnattr_setflags(&attributes, spawn_setsid) != 0) return error.InvalidArgument;
+    const append: c_int = @bitCast(@as(u32, @bitCast(posix.O{ .ACCMODE = .WRONLY, .APPEND = true, .CREAT = true })));
+    const read_only: c_int = @bitCast(@as(u32, @bitCast(posix.O{ .ACCMODE = .RDONLY })));
+    // The ready pipe first to a high fd, so that opening 0-2 cannot clobber it.
+    if (posix_spawn_file_actions_adddup2(&actions, ready_fd, 1000) != 0) return error.OutOfMemory;
+    if (posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", read_only, 0) != 0) return error.OutOfMemory;
+    if (posix_spawn_file_actions_addopen(&actions, 1, output, append, 0o644) != 0) return error.OutOfMemory;
+    if (posix_spawn_file_actions_adddup2(&actions, 1, 2) != 0) return error.OutOfMemory;
+    if (posix_spawn_file_actions_adddup2(&actions, 1000, 3) != 0) return error.OutOfMemory;
+    if (posix_spawn_file_actions_addclosefrom_np(&actions, 4) != 0) return error.OutOfMemory;
+    var pid: c.pid_t = 0;
+    const rc = posix_spawn(&pid, argv[0].?, &actions, @ptrCast(&attributes), argv, envp);
+    if (rc != 0) {
+        errno_out.* = rc;
+        return error.SpawnFailed;
+    }
+    return pid;
+}
 comptime {
     // glibc's posix_spawn_file_actions_t on 64-bit Linux; other targets are not built.
     assert(@sizeOf(usize) == 8);

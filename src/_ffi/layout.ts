@@ -105,6 +105,7 @@ export const layout = {
   runningMax: 256,
   workerSlotTasking: 2184,
   workerSlotTaskSeq: 2188,
+  regionMailCount: 92,
 } as const;
 
 /** `abi.Stats` fields in declaration order (each a u64). */

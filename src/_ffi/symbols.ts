@@ -35,6 +35,14 @@ export const symbols = {
   zg_region_create: { parameters: ["buffer", "i32", "buffer", "buffer", "buffer"], result: "i32" },
   zg_eventfd: { parameters: ["buffer"], result: "i32" },
   zg_set_cloexec: { parameters: ["i32"], result: "i32" },
+  zg_spawn_detached: {
+    parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "i32", "buffer"],
+    result: "i32",
+  },
+  zg_pipe: { parameters: ["buffer"], result: "i32" },
+  /** Blocks until data or EOF: runs on Deno's blocking pool. Returns bytes, 0 EOF, -1 error. */
+  zg_read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
+  zg_write_all: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   zg_log_open: { parameters: ["buffer", "usize", "u32"], result: "i32" },
   /** Returns the fd (not a status). */
   zg_server_wake_fd: { parameters: ["pointer", "u32"], result: "i32" },
@@ -71,6 +79,8 @@ export const symbols = {
   zg_region_session_state: { parameters: ["pointer", "u32"], result: "u32" },
   zg_region_client_info: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
   zg_region_bind: { parameters: ["pointer", "u32", "u32"], result: "i32" },
+  zg_fd_range: { parameters: ["pointer", "pointer", "buffer"], result: "void" },
+  zg_region_open: { parameters: ["buffer", "usize", "buffer", "buffer"], result: "i32" },
   /** Returns how many session ids it wrote (not a status). */
   zg_client_list: { parameters: ["pointer", "pointer", "u32", "u32", "buffer"], result: "u32" },
   zg_process_create: {
