@@ -1,88 +1,344 @@
 /**
- * The `ziggurat` command line.
+ * The `ziggurat` command line: start a server (the demo echo server or your module), and stop,
+ * reload or inspect one that runs, found by its pid file.
  *
- * `deno run --allow-ffi --allow-env --allow-read cli.ts start [--host H] [--port P]` runs the
- * demo TCP echo server until Ctrl-C or SIGTERM.
+ *   deno run -A cli.ts start [module] [--port P] [--mode process] [--workers N] [--daemonize] …
+ *   deno run -A cli.ts stop | reload [--task] | stats [--json]   [--pid-file F]
+ *
+ * A module given to `start` default-exports a function that receives the `Server` (built from
+ * the flags) and registers its callbacks; it runs in every process of the tree, as the script
+ * that calls `start()` always does.
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { Server } from "./mod.ts";
+import type { ServerOptions } from "./mod.ts";
+import { Region, WorkerStatus } from "./src/region.ts";
 
-const usage = `Usage: ziggurat <command> [options]
+const defaultPidFile = "ziggurat.pid";
+
+const usage = {
+  main: `Usage: ziggurat <command> [options]
 
 Commands:
-  start     Run the demo TCP echo server (until Ctrl-C or SIGTERM)
+  start   Run a server: the demo TCP echo server, or the module given
+  stop    Stop a running server (SIGTERM to its master), and wait until it is gone
+  reload  Replace a running server's workers with new processes (SIGUSR1; --task: SIGUSR2)
+  stats   Print a running server's stats() (--json for JSON)
 
-Options of start:
-  --host H  Address to listen on (default 127.0.0.1)
-  --port P  Port to listen on, 0 for any free one (default 9501)
-  --workers N  Worker processes (default 1; more makes this process their manager)
-  -h, --help  Show this help
-`;
+Run "ziggurat <command> --help" for a command's options.`,
+  start: `Usage: ziggurat start [module] [options]
+
+Runs the demo TCP echo server, or the module given: its default export is called with the
+Server (built from the options below) and registers the callbacks. Runs until Ctrl-C or SIGTERM
+(or in the background with --daemonize).
+
+Options:
+  --host H          Address to listen on (default 127.0.0.1)
+  --port P          Port, 0 for any free one (default 9501)
+  --mode M          base or process (default base)
+  --workers N       Event worker processes (default 1)
+  --task-workers N  Task worker processes (default 0)
+  --reactors N      Reactor threads in PROCESS mode (default: CPUs, at most workers)
+  --daemonize       Run in the background; returns once the server listens
+  --pid-file F      Write the master's pid there (default with --daemonize: ${defaultPidFile})
+  --log-file F      Log there instead of to stderr (SIGRTMIN reopens it)
+  --log-level L     debug, info, warning or error (default info)
+  -h, --help        Show this help`,
+  stop: `Usage: ziggurat stop [--pid-file F] [--timeout S]
+
+Sends SIGTERM to the server's master and waits (up to S seconds, default 30) until it exited.
+
+Options:
+  --pid-file F  The server's pid file (default ${defaultPidFile})
+  --timeout S   Seconds to wait (default 30)
+  -h, --help    Show this help`,
+  reload: `Usage: ziggurat reload [--task] [--pid-file F]
+
+Tells the server's master to replace its workers with new processes running the current code
+(SIGUSR1), or with --task only its task workers (SIGUSR2).
+
+Options:
+  --task        Task workers only
+  --pid-file F  The server's pid file (default ${defaultPidFile})
+  -h, --help    Show this help`,
+  stats: `Usage: ziggurat stats [--json] [--pid-file F]
+
+Prints the running server's stats() and its processes, read from its shared memory.
+
+Options:
+  --json        Print JSON instead of a table
+  --pid-file F  The server's pid file (default ${defaultPidFile})
+  -h, --help    Show this help`,
+};
+
+/** A failure with its one-line reason and exit code. */
+class Failure extends Error {
+  constructor(message: string, readonly code: number) {
+    super(message);
+  }
+}
+
+type FlagSpec = Record<
+  string,
+  { type: "string" | "boolean"; short?: string; default?: string | boolean }
+>;
+
+/** Parsed flags, loosely typed (each command checks its own). */
+function flags(
+  args: string[],
+  options: FlagSpec,
+  help: string,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    const parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+    });
+    return {
+      values: parsed.values as Record<string, string | boolean | undefined>,
+      positionals: parsed.positionals,
+    };
+  } catch (error) {
+    throw new Failure(`${(error as Error).message}\n\n${help}`, 2);
+  }
+}
+
+function integer(name: string, value: unknown, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new Failure(`--${name} must be a number from ${min} to ${max}, got "${value}"`, 2);
+  }
+  return n;
+}
 
 /** Runs the CLI with `args`; returns the process exit code. */
 export async function main(args: string[]): Promise<number> {
-  let parsed;
+  const [command, ...rest] = args;
   try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        host: { type: "string", default: "127.0.0.1" },
-        port: { type: "string", default: "9501" },
-        workers: { type: "string", default: "1" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
+    switch (command) {
+      case "start":
+        return await start(rest);
+      case "stop":
+        return await stop(rest);
+      case "reload":
+        return reload(rest);
+      case "stats":
+        return stats(rest);
+      case undefined:
+        console.error(usage.main);
+        return 2;
+      case "-h":
+      case "--help":
+      case "help":
+        console.log(usage.main);
+        return 0;
+      default:
+        throw new Failure(`unknown command "${command}"\n\n${usage.main}`, 2);
+    }
   } catch (error) {
-    console.error(`ziggurat: ${(error as Error).message}\n\n${usage}`);
-    return 2;
+    if (error instanceof Failure) {
+      console.error(
+        `ziggurat ${command ?? ""}: ${error.message}`.replace("ziggurat : ", "ziggurat: "),
+      );
+      return error.code;
+    }
+    console.error(`ziggurat ${command}: ${(error as Error).message}`);
+    return 1;
   }
-  const [command] = parsed.positionals;
-  if (parsed.values.help || command === undefined) {
-    console.log(usage);
-    return command === undefined && !parsed.values.help ? 2 : 0;
+}
+
+async function start(args: string[]): Promise<number> {
+  const { values, positionals } = flags(args, {
+    host: { type: "string", default: "127.0.0.1" },
+    port: { type: "string", default: "9501" },
+    mode: { type: "string", default: "base" },
+    workers: { type: "string", default: "1" },
+    "task-workers": { type: "string", default: "0" },
+    reactors: { type: "string" },
+    daemonize: { type: "boolean", default: false },
+    "pid-file": { type: "string" },
+    "log-file": { type: "string" },
+    "log-level": { type: "string", default: "info" },
+  }, usage.start);
+  if (values.help) {
+    console.log(usage.start);
+    return 0;
   }
-  if (command !== "start") {
-    console.error(`ziggurat: unknown command "${command}"\n\n${usage}`);
-    return 2;
+  if (positionals.length > 1) {
+    throw new Failure(`one module at most, got ${positionals.join(" ")}`, 2);
   }
-  const port = Number(parsed.values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    console.error(`ziggurat: --port must be a number from 0 to 65535, got "${parsed.values.port}"`);
-    return 2;
+  if (values.mode !== "base" && values.mode !== "process") {
+    throw new Failure(`--mode must be base or process, got "${values.mode}"`, 2);
   }
-  const workerNum = Number(parsed.values.workers);
-  if (!Number.isInteger(workerNum) || workerNum < 1 || workerNum > 1024) {
-    console.error(
-      `ziggurat: --workers must be a number from 1 to 1024, got "${parsed.values.workers}"`,
-    );
-    return 2;
+  const workerNum = integer("workers", values.workers, 1, 1024);
+  const options: ServerOptions = {
+    host: values.host as string,
+    port: integer("port", values.port, 0, 65535),
+    mode: values.mode as "base" | "process",
+    workerNum,
+    taskWorkerNum: integer("task-workers", values["task-workers"], 0, 1024),
+    daemonize: values.daemonize as boolean,
+    logLevel: values["log-level"] as ServerOptions["logLevel"],
+    pidFile: (values["pid-file"] as string | undefined) ??
+      (values.daemonize ? defaultPidFile : ""),
+    logFile: (values["log-file"] as string | undefined) ?? "",
+  };
+  if (values.reactors !== undefined) {
+    options.reactorNum = integer("reactors", values.reactors, 1, 256);
   }
-  const server = new Server({ host: parsed.values.host, port, workerNum });
-  server.on("start", (s) => {
-    const master = s.getMasterPid();
-    console.log(
-      `Ziggurat echo server listening on ${s.host}:${s.port} (pid ${master}, ${workerNum} worker(s))`,
-    );
-    console.log(`Try: nc ${s.host} ${s.port}   Stop: Ctrl-C, or kill ${master}`);
-  });
-  server.on("receive", (s, sessionId, _reactorId, data) => {
-    s.send(sessionId, data);
-  });
+  let server: Server;
+  try {
+    server = new Server(options);
+  } catch (error) {
+    throw new Failure((error as Error).message, 2);
+  }
+  const module = positionals[0];
+  if (module) {
+    const url = new URL(module, `file://${Deno.cwd()}/`).href;
+    const setup = (await import(url)).default;
+    if (typeof setup !== "function") {
+      throw new Failure(`${module} must default-export a function that receives the Server`, 2);
+    }
+    await setup(server);
+  } else {
+    server.on("start", (s) => {
+      const master = s.getMasterPid();
+      console.log(
+        `Ziggurat echo server listening on ${s.host}:${s.port} (pid ${master}, ${workerNum} worker(s))`,
+      );
+      console.log(`Try: nc ${s.host} ${s.port}   Stop: Ctrl-C, or kill ${master}`);
+    });
+    server.on("receive", (s, sessionId, _reactorId, data) => {
+      s.send(sessionId, data);
+    });
+    if (options.taskWorkerNum) server.on("task", (_s, _id, _src, data) => data);
+  }
   const stop = () => server.shutdown();
   Deno.addSignalListener("SIGINT", stop);
   try {
     await server.start();
-  } catch (error) {
-    console.error(`ziggurat: ${(error as Error).message}`);
-    return 1;
   } finally {
     Deno.removeSignalListener("SIGINT", stop);
   }
+  if (server.daemonPid > 0) {
+    console.log(
+      `Ziggurat runs in the background: pid ${server.daemonPid}, listening on ${server.host}:${server.port}` +
+        (options.pidFile ? `; stop it with: ziggurat stop --pid-file ${options.pidFile}` : ""),
+    );
+    return 0;
+  }
   // Workers run this script too; only the process that was started reports.
   if (server.getMasterPid() === Deno.pid) console.log("Ziggurat stopped");
+  return 0;
+}
+
+/** The pid in the pid file, of a process that runs. */
+function runningPid(pidFile: string): number {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(pidFile);
+  } catch {
+    throw new Failure(`no pid file at ${pidFile} (is the server running?)`, 1);
+  }
+  const pid = Number(text.trim());
+  if (!Number.isInteger(pid) || pid <= 0) throw new Failure(`${pidFile} holds no pid`, 1);
+  if (!alive(pid)) throw new Failure(`no process ${pid}: ${pidFile} is stale`, 1);
+  return pid;
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // A zombie has exited; only its parent's wait is missing.
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+async function stop(args: string[]): Promise<number> {
+  const { values } = flags(args, {
+    "pid-file": { type: "string", default: defaultPidFile },
+    timeout: { type: "string", default: "30" },
+  }, usage.stop);
+  if (values.help) {
+    console.log(usage.stop);
+    return 0;
+  }
+  const timeout = integer("timeout", values.timeout, 1, 3600);
+  const pid = runningPid(values["pid-file"] as string);
+  Deno.kill(pid, "SIGTERM");
+  const deadline = Date.now() + timeout * 1000;
+  while (alive(pid)) {
+    if (Date.now() > deadline) throw new Failure(`pid ${pid} still runs after ${timeout} s`, 1);
+    // Another process's exit has no event to wait on here: poll the process table.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  console.log(`stopped (pid ${pid})`);
+  return 0;
+}
+
+function reload(args: string[]): number {
+  const { values } = flags(args, {
+    task: { type: "boolean", default: false },
+    "pid-file": { type: "string", default: defaultPidFile },
+  }, usage.reload);
+  if (values.help) {
+    console.log(usage.reload);
+    return 0;
+  }
+  const pid = runningPid(values["pid-file"] as string);
+  Deno.kill(pid, values.task ? "SIGUSR2" : "SIGUSR1");
+  console.log(
+    `reload of ${values.task ? "the task workers" : "every worker"} requested (pid ${pid})`,
+  );
+  return 0;
+}
+
+const statusNames: Record<number, string> = {
+  [WorkerStatus.notStarted]: "not started",
+  [WorkerStatus.busy]: "busy",
+  [WorkerStatus.idle]: "idle",
+  [WorkerStatus.exited]: "exited",
+};
+
+function stats(args: string[]): number {
+  const { values } = flags(args, {
+    json: { type: "boolean", default: false },
+    "pid-file": { type: "string", default: defaultPidFile },
+  }, usage.stats);
+  if (values.help) {
+    console.log(usage.stats);
+    return 0;
+  }
+  const pid = runningPid(values["pid-file"] as string);
+  const region = Region.ofProcess(pid);
+  if (!region) {
+    throw new Failure(
+      `pid ${pid} shares no memory to read: a one-worker server without a manager keeps its stats() in-process`,
+      1,
+    );
+  }
+  const report = { pid, stats: region.treeStats(), processes: region.processes() };
+  if (values.json) {
+    console.log(JSON.stringify(report, null, 2));
+    return 0;
+  }
+  const names = Object.keys(report.stats);
+  const width = Math.max(...names.map((n) => n.length));
+  console.log(`Ziggurat server, master pid ${pid}\n`);
+  for (const name of names) console.log(`  ${name.padEnd(width)}  ${report.stats[name]}`);
+  console.log(`\n  ${"id".padStart(4)}  ${"type".padEnd(7)}  ${"pid".padStart(8)}  status`);
+  for (const p of report.processes) {
+    console.log(
+      `  ${String(p.id).padStart(4)}  ${p.type.padEnd(7)}  ${String(p.pid).padStart(8)}  ${
+        statusNames[p.status] ?? p.status
+      }`,
+    );
+  }
   return 0;
 }
 

@@ -543,7 +543,7 @@ export class Server {
       },
       taskLost: (src, taskId, taskWorkerId) => this.#taskLost(src, taskId, taskWorkerId),
       listening: () => this.#listening(),
-      reopenLog: () => this.#openLog(),
+      reopenLog: () => this.#reopenLog(),
       closeMail: async () => {
         if (!this.#mailbox) return;
         this.#mailbox.flushPending();
@@ -584,6 +584,10 @@ export class Server {
     const count = this.#lib.zg_signal_count(sigrtmin);
     if (count === this.#rtminSeen) return;
     this.#rtminSeen = count;
+    this.#reopenLog();
+  }
+
+  #reopenLog() {
     try {
       this.#openLog();
       this.#log.info("log file reopened");

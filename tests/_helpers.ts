@@ -200,7 +200,7 @@ export async function readLine(conn: Deno.Conn): Promise<string> {
 /** Sends one fixture command and parses its one-line JSON reply. */
 export async function command(conn: Deno.Conn, line: string): Promise<Record<string, unknown>> {
   await conn.write(new TextEncoder().encode(line.endsWith("\n") ? line : line + "\n"));
-  return JSON.parse(await readLine(conn));
+  return JSON.parse(await withTimeout(readLine(conn), `the reply to ${line.trim()}`));
 }
 
 export function connect(port: number): Promise<Deno.TcpConn> {

@@ -1,0 +1,188 @@
+/**
+ * The command line: every command's output and exit code, a daemon's whole life (start in the
+ * background, stats, reload, stop), and log reopening. Real processes.
+ */
+import assert from "node:assert/strict";
+import {
+  command,
+  connect,
+  readBytes,
+  startFixture,
+  withTimeout,
+  workersStarted,
+} from "./_helpers.ts";
+
+const cli = new URL("../cli.ts", import.meta.url).pathname;
+
+async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const output = await withTimeout(
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", cli, ...args],
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+    }).output(),
+    `ziggurat ${args.join(" ")}`,
+  );
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    out: decoder.decode(output.stdout),
+    err: decoder.decode(output.stderr),
+  };
+}
+
+function alive(pid: number): boolean {
+  try {
+    return !Deno.readTextFileSync(`/proc/${pid}/stat`).includes(") Z ");
+  } catch {
+    return false;
+  }
+}
+
+/** Polls another process's state (there is no event to wait on), bounded. */
+async function until(what: string, check: () => Promise<boolean> | boolean) {
+  const deadline = Date.now() + 20_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+Deno.test("cli: a daemon starts in the background, answers stats and reload, and stop ends it", async () => {
+  const dir = await Deno.makeTempDir();
+  const pidFile = `${dir}/z.pid`;
+  const logFile = `${dir}/z.log`;
+  const started = await run(
+    "start",
+    ...["--daemonize", "--pid-file", pidFile, "--log-file", logFile, "--port", "0"],
+    ...["--mode", "process", "--workers", "2", "--task-workers", "1"],
+  );
+  assert.equal(started.code, 0, started.err);
+  const match = /background: pid (\d+), listening on 127\.0\.0\.1:(\d+)/.exec(started.out);
+  assert.ok(match, started.out);
+  const [pid, port] = [Number(match[1]), Number(match[2])];
+  try {
+    assert.equal(Deno.readTextFileSync(pidFile).trim(), String(pid));
+    // Detached: a session of its own, not a child of the launcher.
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    assert.equal(Number(fields[3]), pid, "it leads its own session");
+    const conn = await connect(port);
+    await conn.write(new TextEncoder().encode("ping"));
+    assert.equal(new TextDecoder().decode(await readBytes(conn, 4)), "ping");
+    conn.close();
+
+    const stats = await run("stats", "--json", "--pid-file", pidFile);
+    assert.equal(stats.code, 0, stats.err);
+    const report = JSON.parse(stats.out);
+    assert.equal(report.pid, pid);
+    assert.equal(report.stats.workerNum, 2);
+    assert.equal(report.stats.taskWorkerNum, 1);
+    assert.ok(report.stats.acceptCount >= 1);
+    const before = report.processes.map((p: { pid: number }) => p.pid);
+    assert.equal(before.length, 3);
+
+    const table = await run("stats", "--pid-file", pidFile);
+    assert.equal(table.code, 0);
+    assert.match(table.out, /master pid \d+/);
+    assert.match(table.out, /workerNum\s+2/);
+
+    const reload = await run("reload", "--pid-file", pidFile);
+    assert.equal(reload.code, 0, reload.err);
+    assert.match(reload.out, /reload of every worker requested/);
+    await until("every worker replaced", async () => {
+      const now = JSON.parse((await run("stats", "--json", "--pid-file", pidFile)).out);
+      return now.processes.every((p: { pid: number }, i: number) =>
+        p.pid > 0 && p.pid !== before[i]
+      );
+    });
+
+    const stop = await run("stop", "--pid-file", pidFile);
+    assert.equal(stop.code, 0, stop.err);
+    assert.match(stop.out, new RegExp(`stopped \\(pid ${pid}\\)`));
+    assert.ok(!alive(pid));
+    assert.throws(() => Deno.statSync(pidFile), "the pid file is removed");
+    assert.match(Deno.readTextFileSync(logFile), /SIGTERM: shutting down/);
+  } finally {
+    if (alive(pid)) Deno.kill(pid, "SIGKILL");
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: failures give one line and a non-zero exit code; --help works for every command", async () => {
+  const missing = await run("stop", "--pid-file", "/nonexistent/z.pid");
+  assert.equal(missing.code, 1);
+  assert.equal(
+    missing.err.trim(),
+    "ziggurat stop: no pid file at /nonexistent/z.pid (is the server running?)",
+  );
+  for (const name of ["reload", "stats"]) {
+    const r = await run(name, "--pid-file", "/nonexistent/z.pid");
+    assert.equal(r.code, 1);
+    assert.match(r.err, new RegExp(`^ziggurat ${name}: no pid file`));
+  }
+  const stale = await Deno.makeTempFile();
+  Deno.writeTextFileSync(stale, "999999999\n");
+  const gone = await run("stop", "--pid-file", stale);
+  assert.equal(gone.code, 1);
+  assert.match(gone.err, /no process 999999999: .* is stale/);
+  await Deno.remove(stale);
+  const unknown = await run("bogus");
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.err, /^ziggurat bogus: unknown command "bogus"/);
+  const port = await run("start", "--port", "99999");
+  assert.equal(port.code, 2);
+  assert.match(port.err, /^ziggurat start: --port must be a number from 0 to 65535, got "99999"/);
+  for (const name of ["start", "stop", "reload", "stats"]) {
+    const help = await run(name, "--help");
+    assert.equal(help.code, 0);
+    assert.match(help.out, new RegExp(`^Usage: ziggurat ${name}`));
+  }
+  const top = await run("--help");
+  assert.equal(top.code, 0);
+  assert.match(top.out, /Commands:/);
+});
+
+Deno.test("cli: stats on a one-worker server says why it cannot read it", async () => {
+  const pidFile = await Deno.makeTempFile();
+  await using server = await startFixture({ pidFile });
+  const r = await run("stats", "--pid-file", pidFile);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /shares no memory to read/);
+  assert.equal(server.port > 0, true);
+});
+
+Deno.test("a renamed log file is reopened on SIGRTMIN, in the master and every worker", async () => {
+  const dir = await Deno.makeTempDir();
+  const logFile = `${dir}/server.log`;
+  try {
+    await using server = await startFixture({ workerNum: 2, logFile, enableReusePort: true });
+    await workersStarted(server, 2);
+    await until("the log file", () => Deno.readTextFileSync(logFile).length >= 0);
+    await Deno.rename(logFile, `${logFile}.1`);
+    // SIGRTMIN: Deno has no name for it, so the shell's kill sends it.
+    const sent = await new Deno.Command("kill", { args: ["-RTMIN", String(server.child.pid)] })
+      .output();
+    assert.ok(sent.success);
+    // Every process logs its reopening into the new file.
+    await until("three reopen lines in the new file", () => {
+      try {
+        return (Deno.readTextFileSync(logFile).match(/log file reopened/g) ?? []).length === 3;
+      } catch {
+        return false;
+      }
+    });
+    // And what a worker logs from now on goes there too.
+    const conn = await connect(server.port);
+    await conn.write(new TextEncoder().encode("!throw\n"));
+    await until(
+      "the worker's error line",
+      () => /deliberate failure in receive/.test(Deno.readTextFileSync(logFile)),
+    );
+    conn.close();
+    assert.doesNotMatch(Deno.readTextFileSync(`${logFile}.1`), /log file reopened/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
