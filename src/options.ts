@@ -79,6 +79,13 @@ export interface ServerOptions {
    * process exits. Default false.
    */
   daemonize?: boolean;
+  /**
+   * Workers, task workers and user processes run as this user (a name or a number) once they
+   * start (the master keeps its privileges, to bind and to supervise). Needs root. Default: keep.
+   */
+  user?: string;
+  /** …and this group (a name or a number). Default: the user's own group. */
+  group?: string;
   /** `listen()` backlog. Default 512. */
   backlog?: number;
   /** TCP_NODELAY on accepted sockets. Default true. */
@@ -138,6 +145,8 @@ export const defaults: ResolvedOptions = {
   pidFile: "",
   logFile: "",
   daemonize: false,
+  user: "",
+  group: "",
   backlog: 512,
   openTcpNodelay: true,
   enableReusePort: false,
@@ -198,9 +207,9 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   if (options.maxRequestGrace === undefined) o.maxRequestGrace = Math.floor(o.maxRequest / 2);
   integer("maxRequestGrace", o.maxRequestGrace, 0, 2 ** 31);
   boolean("reloadAsync", o.reloadAsync);
-  for (const name of ["pidFile", "logFile"] as const) {
+  for (const name of ["pidFile", "logFile", "user", "group"] as const) {
     if (typeof o[name] !== "string") {
-      throw new TypeError(`Option "${name}" must be a path, got ${describe(o[name])}`);
+      throw new TypeError(`Option "${name}" must be a string, got ${describe(o[name])}`);
     }
   }
   boolean("daemonize", o.daemonize);

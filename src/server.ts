@@ -454,6 +454,25 @@ export class Server {
       const grace = this.options.maxRequestGrace;
       this.#requestLimit = this.options.maxRequest + Math.floor(Math.random() * (grace + 1));
     }
+    if (role.kind === "worker" && (this.options.user || this.options.group)) {
+      // The worker gives up root before any of its callbacks run (the master keeps it).
+      const user = encoder.encode(this.options.user);
+      const group = encoder.encode(this.options.group);
+      const dropped = this.#lib.zg_drop_privileges(
+        user,
+        BigInt(user.length),
+        group,
+        BigInt(group.length),
+      );
+      if (dropped !== 0) {
+        this.#log.error(
+          `cannot run as user "${this.options.user}" group "${this.options.group}" (status ${dropped}); exiting`,
+        );
+        Deno.exit(1);
+      }
+      // Changing credentials clears the parent-death signal: ask for it again.
+      if (this.#lib.zg_die_with_parent(15, role.managerPid) !== 0) Deno.exit(1);
+    }
     if (role.kind === "worker" && role.workerType === "process") {
       this.#runUserProcess(role.workerId);
     } else {

@@ -131,7 +131,12 @@ export async function startFixture(
         } catch { /* already gone */ }
       }
       await child.status;
-      await Promise.all([stdoutDone, stderrDone]).catch(() => {});
+      // A child of the fixture still holding its output (a worker that outlived its manager)
+      // fails the test here rather than hanging it.
+      await withTimeout(
+        Promise.all([stdoutDone, stderrDone]).catch(() => {}),
+        "the fixture's processes to let go of its output",
+      );
     },
   };
 }

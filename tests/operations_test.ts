@@ -137,3 +137,28 @@ Deno.test("process mode: SIGTERM with 64 MiB queued delivers all of it before th
   assert.throws(() => Deno.statSync(pidFile), "the pid file is removed");
   await server[Symbol.asyncDispose]();
 });
+
+Deno.test({
+  name: "user/group: workers run as the user given; the master keeps root",
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    await using server = await startFixture({
+      mode: "process",
+      workerNum: 1,
+      user: "nobody",
+      group: "nogroup",
+    });
+    await workersStarted(server, 1);
+    const conn = await connect(server.port);
+    const who = await command(conn, "!whoami");
+    conn.close();
+    const nobody = Number(
+      Deno.readTextFileSync("/etc/passwd").split("\n").find((l) => l.startsWith("nobody:"))!
+        .split(":")[2],
+    );
+    assert.equal(who.uid, nobody);
+    assert.notEqual(who.gid, 0);
+    const status = Deno.readTextFileSync(`/proc/${server.child.pid}/status`);
+    assert.match(status, /^Uid:\s+0\s/m, "the master still runs as root");
+  },
+});

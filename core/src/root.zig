@@ -666,6 +666,59 @@ export fn zg_write_all(fd: i32, bytes: [*]const u8, len: usize) Status {
     return .ok;
 }
 
+/// `user` / `group`: a worker gives up root. `user` and `group` are names or numbers (empty:
+/// keep); without `group`, the user's own group. Supplementary groups are dropped. `not_found`
+/// for an unknown name, `permission_denied` when this process may not change ids.
+export fn zg_drop_privileges(user_ptr: [*]const u8, user_len: usize, group_ptr: [*]const u8, group_len: usize) Status {
+    last_errno = 0;
+    var name: [256]u8 = undefined;
+    var uid: ?std.c.uid_t = null;
+    var gid: ?std.c.gid_t = null;
+    if (user_len > 0) {
+        if (user_len >= name.len) return .invalid_argument;
+        const text = user_ptr[0..user_len];
+        if (std.fmt.parseInt(std.c.uid_t, text, 10)) |n| {
+            uid = n;
+        } else |_| {
+            @memcpy(name[0..user_len], text);
+            name[user_len] = 0;
+            const entry = std.c.getpwnam(@ptrCast(&name)) orelse return .not_found;
+            uid = entry.uid;
+            gid = entry.gid;
+        }
+    }
+    if (group_len > 0) {
+        if (group_len >= name.len) return .invalid_argument;
+        const text = group_ptr[0..group_len];
+        if (std.fmt.parseInt(std.c.gid_t, text, 10)) |n| {
+            gid = n;
+        } else |_| {
+            @memcpy(name[0..group_len], text);
+            name[group_len] = 0;
+            const entry: *const std.c.group = @ptrCast(@alignCast(std.c.getgrnam(@ptrCast(&name)) orelse return .not_found));
+            gid = entry.gid;
+        }
+    }
+    // Group first: once the user id is dropped, the group can no longer change.
+    if (gid) |g| {
+        const one = [1]std.c.gid_t{g};
+        if (setgroups(1, &one) != 0) return errnoStatus();
+        if (std.c.setgid(g) != 0) return errnoStatus();
+    }
+    if (uid) |u| {
+        if (std.c.setuid(u) != 0) return errnoStatus();
+    }
+    return .ok;
+}
+
+extern "c" fn setgroups(size: usize, list: [*]const std.c.gid_t) c_int;
+
+fn errnoStatus() Status {
+    const e = std.posix.errno(@as(c_int, -1));
+    last_errno = @intFromEnum(e);
+    return if (e == .PERM) .permission_denied else .os_error;
+}
+
 /// Marks an inherited fd close-on-exec (doorbells, kick fds): this process's own children, a
 /// `Deno.Command` say, must not inherit it.
 export fn zg_set_cloexec(fd: i32) Status {
