@@ -3,14 +3,7 @@
  * background, stats, reload, stop), and log reopening. Real processes.
  */
 import assert from "node:assert/strict";
-import {
-  command,
-  connect,
-  readBytes,
-  startFixture,
-  withTimeout,
-  workersStarted,
-} from "./_helpers.ts";
+import { connect, readBytes, startFixture, withTimeout, workersStarted } from "./_helpers.ts";
 
 const cli = new URL("../cli.ts", import.meta.url).pathname;
 

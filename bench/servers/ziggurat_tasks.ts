@@ -71,11 +71,7 @@ async function latency(s: Server) {
     await s.taskwait({ seq: i, text: "hello" }, { timeout: 5 });
     times.push((performance.now() - t0) * 1000);
   }
-  times.sort((a, b) => a - b);
-  return {
-    p50Us: times[Math.floor(times.length / 2)],
-    p99Us: times[Math.floor(times.length * 0.99)],
-  };
+  return percentiles(times);
 }
 
 await server.start();
