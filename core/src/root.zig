@@ -776,4 +776,5 @@ test {
     _ = @import("spawn.zig");
     _ = @import("process.zig");
     _ = @import("signals.zig");
+    _ = @import("framing.zig");
 }
