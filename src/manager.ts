@@ -14,7 +14,7 @@
 import { library, unwrap } from "./_ffi/library.ts";
 import type { Library } from "./_ffi/library.ts";
 import { layout, ListenFlag } from "./_ffi/layout.ts";
-import { formatAddress, nativeConfig } from "./options.ts";
+import { formatAddress, nativeConfig, nativeFraming } from "./options.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { Logger } from "./log.ts";
 import { env, ownCommandLine, serverKey } from "./role.ts";
@@ -360,6 +360,7 @@ export class Manager {
     const kick = new Int32Array(o.reactorNum);
     unwrap(this.#lib.zg_process_kick_fds(this.#process, kick), "get the reactor threads' fds");
     this.#kickFds = [...kick];
+    unwrap(this.#lib.zg_process_framing(this.#process, nativeFraming(o)), "set the framing");
     unwrap(this.#lib.zg_process_start(this.#process), "start the reactor threads");
   }
 

@@ -86,6 +86,31 @@ export interface ServerOptions {
   user?: string;
   /** …and this group (a name or a number). Default: the user's own group. */
   group?: string;
+  /**
+   * `receive` gets whole messages that end with `packageEof` (and may hold several, up to the
+   * last marker read). Default false.
+   */
+  openEofCheck?: boolean;
+  /** `receive` gets one message per `packageEof` marker. Default false. */
+  openEofSplit?: boolean;
+  /** The end-of-message marker of the EOF protocols: 1 to 8 bytes. */
+  packageEof?: string;
+  /**
+   * `receive` gets one message per length-prefixed frame: a `packageLengthType` field at
+   * `packageLengthOffset` gives the length that follows `packageBodyOffset`. Default false.
+   */
+  openLengthCheck?: boolean;
+  /** Swoole's pack code of the length field: c C s S n N v V l L q Q. Default "N". */
+  packageLengthType?: string;
+  /** Where the length field starts. Default 0. */
+  packageLengthOffset?: number;
+  /** Where the body starts (the length counts from there). Default 0. */
+  packageBodyOffset?: number;
+  /**
+   * A longer message (or a negative length) closes its session, logged and counted in
+   * `stats().protocolErrorCount`. Default 2 MiB.
+   */
+  packageMaxLength?: number;
   /** `listen()` backlog. Default 512. */
   backlog?: number;
   /** TCP_NODELAY on accepted sockets. Default true. */
@@ -137,6 +162,14 @@ export const defaults: ResolvedOptions = {
   dispatchMode: 2,
   enableUnsafeEvent: false,
   workerNum: 1,
+  openEofCheck: false,
+  openEofSplit: false,
+  packageEof: "",
+  openLengthCheck: false,
+  packageLengthType: "N",
+  packageLengthOffset: 0,
+  packageBodyOffset: 0,
+  packageMaxLength: 2 * 1024 * 1024,
   taskWorkerNum: 0,
   taskMaxRequest: 0,
   maxRequest: 0,
@@ -202,6 +235,34 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   }
   integer("workerNum", o.workerNum, 1, 1024);
   integer("taskWorkerNum", o.taskWorkerNum, 0, 1024);
+  boolean("openEofCheck", o.openEofCheck);
+  boolean("openEofSplit", o.openEofSplit);
+  boolean("openLengthCheck", o.openLengthCheck);
+  if ((o.openEofCheck || o.openEofSplit) && o.openLengthCheck) {
+    throw new TypeError(
+      'Options "openEofCheck"/"openEofSplit" and "openLengthCheck" exclude each other',
+    );
+  }
+  if (o.openEofCheck || o.openEofSplit) {
+    const bytes = typeof o.packageEof === "string"
+      ? new TextEncoder().encode(o.packageEof).length
+      : 0;
+    if (bytes < 1 || bytes > 8) {
+      throw new RangeError(
+        `Option "packageEof" must be 1 to 8 bytes, got ${describe(o.packageEof)}`,
+      );
+    }
+  }
+  if (typeof o.packageLengthType !== "string" || !/^[cCsSnNvVlLqQ]$/.test(o.packageLengthType)) {
+    throw new RangeError(
+      `Option "packageLengthType" must be one of c C s S n N v V l L q Q, got ${
+        describe(o.packageLengthType)
+      }`,
+    );
+  }
+  integer("packageLengthOffset", o.packageLengthOffset, 0, 65535);
+  integer("packageBodyOffset", o.packageBodyOffset, 0, 65535);
+  integer("packageMaxLength", o.packageMaxLength, 1, 2 ** 31);
   integer("taskMaxRequest", o.taskMaxRequest, 0, 2 ** 31);
   integer("maxRequest", o.maxRequest, 0, 2 ** 31);
   if (options.maxRequestGrace === undefined) o.maxRequestGrace = Math.floor(o.maxRequest / 2);
@@ -277,6 +338,21 @@ export function nativeConfig(
   config[6] = sessionStride;
   config[7] = o.dispatchMode | (o.enableUnsafeEvent ? dispatchUnsafeEvent : 0);
   return config;
+}
+
+/** The core's `abi.FramingConfig` for these options. */
+export function nativeFraming(o: ResolvedOptions): Uint8Array {
+  const bytes = new Uint8Array(layout.framingConfigSize);
+  const u32 = new Uint32Array(bytes.buffer);
+  const eof = new TextEncoder().encode(o.packageEof);
+  u32[0] = o.openEofSplit ? 1 : o.openEofCheck ? 2 : o.openLengthCheck ? 3 : 0;
+  u32[1] = eof.length;
+  bytes.set(eof.subarray(0, 8), 8);
+  u32[4] = o.packageLengthType.charCodeAt(0);
+  u32[5] = o.packageLengthOffset;
+  u32[6] = o.packageBodyOffset;
+  u32[7] = o.packageMaxLength;
+  return bytes;
 }
 
 /** `host:port`, with an IPv6 host in brackets, as error messages name an address. */

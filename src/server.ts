@@ -17,13 +17,14 @@ import {
   ListenFlag,
   MailFlag,
   PollFlag,
+  ReceiveFlag,
   RecordType,
   SessionState,
   statsFields,
 } from "./_ffi/layout.ts";
 import { errnoName, ErrorCode } from "./errors.ts";
 import { Logger } from "./log.ts";
-import { formatAddress, nativeConfig, resolveOptions } from "./options.ts";
+import { formatAddress, nativeConfig, nativeFraming, resolveOptions } from "./options.ts";
 import { decode, encode } from "./codec.ts";
 import { Lane } from "./lane.ts";
 import { Mailbox } from "./mailbox.ts";
@@ -276,6 +277,8 @@ export class Server {
   /** When the last park ended (PROCESS worker): a recent one means load. */
   #lastWake = 0;
   #stoppedRecord = false;
+  /** Pieces of messages larger than one record, by session, until the last one arrives. */
+  #pieces = new Map<number, Uint8Array[]>();
   /** Sessions this worker asked to close; they no longer exist for send/exists. */
   #closing = new Set<number>();
 
@@ -794,6 +797,7 @@ export class Server {
         );
         this.#openMail(role);
       }
+      unwrap(lib.zg_server_framing(this.#handle, nativeFraming(o)), "set the framing");
       unwrap(lib.zg_server_start(this.#handle, o.inlineReactor ? 1 : 0), "start the reactor");
     } catch (error) {
       lib.zg_server_destroy(this.#handle);
@@ -1038,11 +1042,25 @@ export class Server {
     this.#dispatchCount++;
     switch (type) {
       case RecordType.receive: {
-        this.#requestCount++;
         const start = at + layout.recordHeaderSize;
-        const data = this.options.borrowedViews
-          ? lane.u8.subarray(start, start + len)
-          : this.#copy(lane.u8, start, len);
+        let data: Uint8Array;
+        const more = lane.u8[at + layout.recordFlags] & ReceiveFlag.more;
+        if (more !== 0 || this.#pieces.size > 0 && this.#pieces.has(sessionId)) {
+          // A message larger than one record: its pieces are put back together.
+          const pieces = this.#pieces.get(sessionId) ?? [];
+          pieces.push(lane.u8.slice(start, start + len));
+          if (more !== 0) {
+            this.#pieces.set(sessionId, pieces);
+            return;
+          }
+          this.#pieces.delete(sessionId);
+          data = concatBytes(pieces);
+        } else {
+          data = this.options.borrowedViews
+            ? lane.u8.subarray(start, start + len)
+            : this.#copy(lane.u8, start, len);
+        }
+        this.#requestCount++;
         const receive = this.#callbacks.receive!;
         try {
           const result = receive(this, sessionId, reactorId, data) as unknown;
@@ -1068,6 +1086,7 @@ export class Server {
         }
         this.#call("close", sessionId, () => this.#callbacks.close?.(this, sessionId, reactorId));
         this.#closing.delete(sessionId);
+        this.#pieces.delete(sessionId);
         // After EOF the reactor keeps the socket until we answer, so sends made before this
         // point (and in the close callback) are still written.
         if (flags & CloseFlag.peerEof) {
@@ -1890,6 +1909,16 @@ export class Server {
     this.#log.debug("this worker exits; the manager starts another unless the server stops");
     Deno.exit(0);
   }
+}
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 function ipv6(bytes: Uint8Array): string {

@@ -138,6 +138,8 @@ pub const Stats = extern struct {
     send_queued_bytes: u64,
     /// Sends that arrived for a session that had already ended.
     send_dropped_count: u64,
+    /// Sessions closed for a malformed or oversize message (framing).
+    protocol_error_count: u64,
 };
 
 /// A channel is the shared-memory block between one reactor and one worker: the two ring
@@ -183,6 +185,24 @@ pub const ClientInfo = extern struct {
     /// PROCESS mode: the worker the session's events go to (its home worker).
     worker_id: u32,
 };
+
+/// Message framing (see framing.zig), set before start with `zg_server_framing` /
+/// `zg_process_framing`.
+pub const FramingConfig = extern struct {
+    /// 0 none (a stream), 1 EOF split, 2 EOF check, 3 length field.
+    kind: u32,
+    marker_len: u32,
+    marker: [8]u8,
+    /// A `framing.LengthType` (Swoole's pack code, an ASCII letter).
+    length_type: u32,
+    length_offset: u32,
+    body_offset: u32,
+    /// `package_max_length`: a longer message closes its session.
+    max_length: u32,
+};
+
+/// A receive record carries part of a message too large for one record; more follows.
+pub const receive_flag_more: u8 = 1;
 
 /// What `zg_server_create` takes. Zero fields mean "the default".
 pub const ServerConfig = extern struct {
@@ -359,15 +379,16 @@ pub fn layout() [layout_len]u32 {
         @offsetOf(WorkerSlot, "tasking"),
         @offsetOf(WorkerSlot, "task_seq"),
         @offsetOf(RegionHeader, "mail_count"),
+        @sizeOf(FramingConfig),
     };
 }
-pub const layout_len = 45;
+pub const layout_len = 46;
 
 comptime {
     assert(@sizeOf(RecordHeader) == 16);
     assert(@sizeOf(RingControl) == 128);
     assert(@offsetOf(RingControl, "head") == 64);
-    assert(@sizeOf(Stats) == 12 * 8);
+    assert(@sizeOf(Stats) == 13 * 8);
     assert(@sizeOf(ClientInfo) == 112);
     assert(@sizeOf(ServerConfig) == 32);
     assert(@sizeOf(ChildExit) == 16);

@@ -14,6 +14,7 @@ const abi = @import("abi.zig");
 const ring = @import("ring.zig");
 const shm = @import("shm.zig");
 const session_table = @import("session_table.zig");
+const framing = @import("framing.zig");
 const SessionTable = session_table.SessionTable;
 const Session = session_table.Session;
 const linux = std.os.linux;
@@ -124,6 +125,10 @@ pub const Reactor = struct {
     sessions: SessionTable,
     lanes: []Lane,
     dispatch_mode: DispatchMode = .fd_modulo,
+    /// How a session's bytes become messages (none: as read).
+    framing: framing.Protocol = .none,
+    /// `package_max_length`.
+    max_length: u32 = 2 * 1024 * 1024,
     /// connect and close records go to workers (BASE; dispatch modes 2 and 4; or asked for).
     deliver_session_events: bool = true,
     /// The next lane of round-robin dispatch.
@@ -796,9 +801,31 @@ pub const Reactor = struct {
         blocked,
     };
 
+    /// Before start: how sessions' bytes become messages.
+    pub fn setFraming(r: *Reactor, config: abi.FramingConfig) !void {
+        if (r.started) return error.BadState;
+        r.max_length = if (config.max_length == 0) 2 * 1024 * 1024 else config.max_length;
+        r.framing = switch (config.kind) {
+            0 => .none,
+            1, 2 => blk: {
+                if (config.marker_len == 0 or config.marker_len > 8) return error.InvalidArgument;
+                var p: framing.Protocol = .{ .eof = .{ .len = @intCast(config.marker_len), .split = config.kind == 1 } };
+                @memcpy(p.eof.marker[0..config.marker_len], config.marker[0..config.marker_len]);
+                break :blk p;
+            },
+            3 => .{ .length = .{
+                .type = std.meta.intToEnum(framing.LengthType, @as(u8, @intCast(config.length_type & 0xff))) catch return error.InvalidArgument,
+                .offset = config.length_offset,
+                .body_offset = config.body_offset,
+            } },
+            else => return error.InvalidArgument,
+        };
+    }
+
     /// Reads until EAGAIN, EOF, an error, the turn's budget, or a full ring.
     fn readSession(r: *Reactor, s: *Session) ReadOutcome {
         assert(s.state == .open);
+        if (r.framing != .none) return r.readFramed(s);
         var reads: u32 = 0;
         while (reads < reads_per_turn) : (reads += 1) {
             const lane = r.receiveLane(s) orelse return .blocked;
@@ -840,6 +867,116 @@ pub const Reactor = struct {
             }
         }
         return .more;
+    }
+
+    /// Framed protocols: reads into the session's input buffer and delivers each whole message
+    /// as it completes (messages already buffered go first, so a full ring holds them, not
+    /// the socket's data).
+    fn readFramed(r: *Reactor, s: *Session) ReadOutcome {
+        var reads: u32 = 0;
+        while (true) {
+            switch (r.deliverMessages(s)) {
+                .blocked => return .blocked,
+                .closed => return .done,
+                .ok => {},
+            }
+            if (reads == reads_per_turn) return .more;
+            reads += 1;
+            s.in.ensureUnusedCapacity(r.allocator, read_chunk) catch {
+                log.err("session {d}: out of memory for its input; closing it", .{s.id});
+                r.closeSession(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.NOMEM), true);
+                return .done;
+            };
+            const room = s.in.unusedCapacitySlice();
+            const rc = rawResult(linux.read(s.fd, room.ptr, room.len));
+            if (rc > 0) {
+                const n: usize = @intCast(rc);
+                s.in.items.len += n;
+                s.recv_bytes += n;
+                s.last_recv_time_ns = r.now_ns;
+                r.count("total_recv_bytes", n);
+                if (n < room.len and !s.peer_hup) {
+                    return switch (r.deliverMessages(s)) {
+                        .blocked => .blocked,
+                        .closed, .ok => .done,
+                    };
+                }
+                continue;
+            }
+            if (rc == 0) {
+                // What is left is part of a message that will never end: it goes with the
+                // session, as in Swoole.
+                r.peerClosed(s);
+                return .done;
+            }
+            switch (rawErrno(rc)) {
+                .AGAIN => return .done,
+                .INTR => continue,
+                else => |e| {
+                    r.closeSession(s, abi.close_flag_error, @intFromEnum(e), true);
+                    return .done;
+                },
+            }
+        }
+    }
+
+    const Delivery = enum { ok, blocked, closed };
+
+    /// Hands every whole message in the session's input buffer to its worker.
+    fn deliverMessages(r: *Reactor, s: *Session) Delivery {
+        while (true) {
+            const data = s.in.items[s.in_start..];
+            const outcome = framing.next(r.framing, data, r.max_length);
+            switch (outcome) {
+                .need_more => break,
+                .message => |n| {
+                    if (!r.pushMessage(s, data[0..n])) return .blocked;
+                    s.in_start += n;
+                    s.last_dispatch_time_ns = r.now_ns;
+                },
+                .too_long, .negative_length => {
+                    const why = if (outcome == .too_long) "longer than package_max_length" else "with a negative length";
+                    log.warn("session {d}: a message {s} ({d} bytes max); closing the session", .{ s.id, why, r.max_length });
+                    r.count("protocol_error_count", 1);
+                    r.closeSession(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO), true);
+                    return .closed;
+                },
+            }
+        }
+        // Keep the partial message at the front; let a big buffer go once it is empty.
+        const left = s.in.items.len - s.in_start;
+        if (s.in_start > 0) {
+            std.mem.copyForwards(u8, s.in.items[0..left], s.in.items[s.in_start..]);
+            s.in.shrinkRetainingCapacity(left);
+            s.in_start = 0;
+        }
+        if (left == 0 and s.in.capacity > out_keep_bytes) s.in.clearAndFree(r.allocator);
+        return .ok;
+    }
+
+    /// Pushes one message into a worker's ring: one record, or pieces of half a ring with
+    /// `receive_flag_more` on all but the last (all to the same worker). False when the ring is
+    /// full; the pieces sent so far are remembered and it goes on from there.
+    fn pushMessage(r: *Reactor, s: *Session, message: []const u8) bool {
+        while (true) {
+            const lane: *Lane = if (s.frame_sent > 0) &r.lanes[s.frame_lane] else r.receiveLane(s) orelse return false;
+            const rest = message[s.frame_sent..];
+            const piece = @min(rest.len, lane.inbound.maxPayload());
+            const room = lane.inbound.reserve(@intCast(piece)) orelse {
+                if (r.noRoom(lane, @intCast(piece))) return false;
+                continue;
+            };
+            @memcpy(room[0..piece], rest[0..piece]);
+            const more = piece < rest.len;
+            lane.inbound.commit(.receive, if (more) abi.receive_flag_more else 0, r.reactorId(), s.id, 0, @intCast(piece));
+            r.count("dispatch_count", 1);
+            if (!more) {
+                s.frame_sent = 0;
+                return true;
+            }
+            if (s.frame_sent == 0) s.frame_lane = @intCast(lane - r.lanes.ptr);
+            s.frame_sent += piece;
+        }
     }
 
     /// EOF from the peer: tell the worker, keep the socket for the output it still queues.

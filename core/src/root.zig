@@ -133,6 +133,26 @@ export fn zg_server_wake_fd(r: *Reactor, inline_mode: u32) i32 {
     return if (inline_mode == 1) r.kick_fd else r.wake_fd;
 }
 
+/// Before start: how the server's sessions' bytes become messages.
+export fn zg_server_framing(r: *Reactor, config: *const abi.FramingConfig) Status {
+    r.setFraming(config.*) catch |err| return switch (err) {
+        error.BadState => .bad_state,
+        else => .invalid_argument,
+    };
+    return .ok;
+}
+
+/// PROCESS mode, before start: the same for every reactor thread.
+export fn zg_process_framing(p: *process.Process, config: *const abi.FramingConfig) Status {
+    for (p.reactors) |r| {
+        r.setFraming(config.*) catch |err| return switch (err) {
+            error.BadState => .bad_state,
+            else => .invalid_argument,
+        };
+    }
+    return .ok;
+}
+
 /// Wakes the reactor thread (it sleeps, or waits for ring room).
 export fn zg_server_kick(r: *Reactor) Status {
     reactor.kick(r.kick_fd);

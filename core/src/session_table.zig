@@ -43,6 +43,13 @@ pub const Session = struct {
     /// Bytes still to be written, mirrored for other threads (`send` checks it against
     /// `socketBufferSize`).
     out_queued: u64 = 0,
+    /// Framed protocols: bytes read and not yet delivered as whole messages,
+    /// `in.items[in_start..]`.
+    in: std.ArrayList(u8) = .empty,
+    in_start: usize = 0,
+    /// A message larger than one record goes out in pieces: how much of it went, to which lane.
+    frame_sent: usize = 0,
+    frame_lane: u16 = 0,
     remote: std.net.Address = undefined,
     connect_time_ns: i64 = 0,
     last_recv_time_ns: i64 = 0,
@@ -117,7 +124,10 @@ pub const SessionTable = struct {
     }
 
     pub fn deinit(t: *SessionTable, allocator: std.mem.Allocator) void {
-        for (t.slots) |*s| s.out.deinit(allocator);
+        for (t.slots) |*s| {
+            s.out.deinit(allocator);
+            s.in.deinit(allocator);
+        }
         if (t.owned) allocator.free(t.slots);
         t.* = undefined;
     }
@@ -202,6 +212,9 @@ pub const SessionTable = struct {
         assert(t.count > 0);
         s.out.clearAndFree(allocator);
         s.out_sent = 0;
+        s.in.clearAndFree(allocator);
+        s.in_start = 0;
+        s.frame_sent = 0;
         @atomicStore(u64, &s.out_queued, 0, .release);
         @atomicStore(State, &s.state, .free, .release);
         @atomicStore(u32, &s.id, 0, .release);

@@ -37,6 +37,9 @@ export const RecordType = {
   taskLost: 11,
 } as const;
 
+/** Flags of receive records (`abi.receive_flag_*`). */
+export const ReceiveFlag = { more: 1 } as const;
+
 /** Flags of mailbox records (`abi.mail_flag_*`). */
 export const MailFlag = { more: 1, error: 2, noResult: 4, first: 8, last: 16 } as const;
 
@@ -73,13 +76,13 @@ export const layout = {
   ringProducerWaiting: 4,
   ringHead: 64,
   ringConsumerParked: 68,
-  channelHeaderSize: 360,
+  channelHeaderSize: 368,
   channelRingBytes: 4,
   channelInCtl: 8,
   channelOutCtl: 136,
   channelStats: 264,
   dataOffset: 4096,
-  statsSize: 96,
+  statsSize: 104,
   clientInfoSize: 112,
   clientInfoRemoteAddr: 32,
   clientInfoConnectTime: 48,
@@ -89,7 +92,7 @@ export const layout = {
   childExitSize: 16,
   regionHeaderSize: 112,
   regionSlotsOffset: 128,
-  workerSlotSize: 2192,
+  workerSlotSize: 2200,
   workerSlotRequestCount: 8,
   workerSlotStats: 40,
   ringConsumerClaim: 72,
@@ -101,11 +104,12 @@ export const layout = {
   regionTaskWorkerNum: 80,
   regionMailOffset: 96,
   regionMailStride: 104,
-  workerSlotRunning: 136,
+  workerSlotRunning: 144,
   runningMax: 256,
-  workerSlotTasking: 2184,
-  workerSlotTaskSeq: 2188,
+  workerSlotTasking: 2192,
+  workerSlotTaskSeq: 2196,
   regionMailCount: 92,
+  framingConfigSize: 32,
 } as const;
 
 /** `abi.Stats` fields in declaration order (each a u64). */
@@ -122,4 +126,5 @@ export const statsFields = [
   "sessionRound",
   "sendQueuedBytes",
   "sendDroppedCount",
+  "protocolErrorCount",
 ] as const;

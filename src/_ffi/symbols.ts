@@ -20,6 +20,8 @@ export const symbols = {
   /** Inline mode: sleeps until a socket or a kick is ready; runs on Deno's blocking pool. */
   zg_server_wait_io: { parameters: ["pointer"], result: "i32", nonblocking: true },
   zg_server_shutdown: { parameters: ["pointer"], result: "i32" },
+  zg_server_framing: { parameters: ["pointer", "buffer"], result: "i32" },
+  zg_process_framing: { parameters: ["pointer", "buffer"], result: "i32" },
   /** Blocks until the reactor rings the doorbell: runs on Deno's blocking pool. */
   zg_server_wait: { parameters: ["pointer"], result: "i32", nonblocking: true },
   /** Returns at once; awaiting it yields one turn of Deno's event loop. */

@@ -1,0 +1,156 @@
+/**
+ * Framing in the core: the protocols Swoole defines turn a byte stream into one `receive` per
+ * message, whatever the pieces the stream arrives in; an oversize or malformed message closes
+ * only its own connection.
+ */
+import assert from "node:assert/strict";
+import { connect, readLine, startFixture, withTimeout, writeAll } from "./_helpers.ts";
+
+const encoder = new TextEncoder();
+
+/** A seeded pseudo-random generator (xorshift32): the same pieces on every run. */
+function random(seed: number) {
+  let x = seed;
+  return (n: number) => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+}
+
+/** Writes `stream` in random pieces (1 to 700 bytes). */
+async function writeInPieces(conn: Deno.Conn, stream: Uint8Array, next: (n: number) => number) {
+  for (let at = 0; at < stream.length;) {
+    const n = 1 + next(700);
+    await writeAll(conn, stream.subarray(at, at + n));
+    at += n;
+  }
+}
+
+/** Reads `count` "<length> <byte>" report lines. */
+async function reports(conn: Deno.Conn, count: number): Promise<[number, number][]> {
+  const out: [number, number][] = [];
+  let text = "";
+  const buffer = new Uint8Array(65536);
+  while (out.length < count) {
+    const n = await withTimeout(conn.read(buffer), `report ${out.length + 1} of ${count}`);
+    if (n === null) throw new Error(`connection closed after ${out.length} reports`);
+    text += new TextDecoder().decode(buffer.subarray(0, n));
+    let nl;
+    while ((nl = text.indexOf("\n")) >= 0) {
+      const [length, byte] = text.slice(0, nl).split(" ").map(Number);
+      out.push([length, byte]);
+      text = text.slice(nl + 1);
+    }
+  }
+  return out;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+const modes = [
+  ["base", {}],
+  ["process", { mode: "process", workerNum: 1, reactorNum: 1 }],
+] as const;
+
+for (const [name, mode] of modes) {
+  Deno.test(`${name}: EOF split: 2,000 messages in random pieces arrive one per receive`, async () => {
+    await using server = await startFixture(
+      { ...mode, openEofSplit: true, packageEof: "\r\n" },
+      { extra: { frameReport: true } },
+    );
+    const next = random(7);
+    const messages = Array.from({ length: 2000 }, (_, i) => {
+      const body = "x".repeat(next(300)) + i;
+      return encoder.encode(body + "\r\n");
+    });
+    const conn = await connect(server.port);
+    const [, got] = await Promise.all([
+      writeInPieces(conn, concat(messages), next),
+      reports(conn, messages.length),
+    ]);
+    assert.deepEqual(got, messages.map((m) => [m.length, m[0]]));
+    conn.close();
+  });
+
+  Deno.test(`${name}: length-prefixed frames in random pieces, and one larger than a ring record, arrive whole`, async () => {
+    await using server = await startFixture(
+      {
+        ...mode,
+        openLengthCheck: true,
+        packageLengthType: "N",
+        packageBodyOffset: 4,
+        packageMaxLength: 8 * 1024 * 1024,
+        ringSize: 1024 * 1024,
+      },
+      { extra: { frameReport: true } },
+    );
+    const next = random(11);
+    const frame = (body: Uint8Array) => {
+      const out = new Uint8Array(4 + body.length);
+      new DataView(out.buffer).setUint32(0, body.length);
+      out.set(body, 4);
+      return out;
+    };
+    const frames = Array.from(
+      { length: 1000 },
+      (_, i) => frame(new Uint8Array(next(500)).fill(i % 251)),
+    );
+    // 3 MiB: more than half the 1 MiB ring, so it travels in pieces and is put back together.
+    frames.push(frame(new Uint8Array(3 * 1024 * 1024).fill(9)));
+    const conn = await connect(server.port);
+    const [, got] = await Promise.all([
+      writeInPieces(conn, concat(frames), next),
+      reports(conn, frames.length),
+    ]);
+    assert.deepEqual(got, frames.map((f) => [f.length, f[0]]));
+    conn.close();
+  });
+
+  Deno.test(`${name}: an oversize or negative length closes only its connection, logged and counted`, async () => {
+    await using server = await startFixture(
+      {
+        ...mode,
+        openLengthCheck: true,
+        packageLengthType: "l",
+        packageBodyOffset: 4,
+        packageMaxLength: 1024,
+      },
+      { extra: { frameReport: true } },
+    );
+    const good = await connect(server.port);
+    const header = (n: number) => {
+      const out = new Uint8Array(4);
+      new DataView(out.buffer).setInt32(0, n, true);
+      return out;
+    };
+    for (const bad of [header(10 * 1024 * 1024), header(-5)]) {
+      const conn = await connect(server.port);
+      await conn.write(bad);
+      const closed = await withTimeout(
+        conn.read(new Uint8Array(16)).catch(() => null),
+        "the close",
+      );
+      assert.equal(closed, null, "the server closed it");
+      conn.close();
+    }
+    await server.waitForStderr(/longer than package_max_length/);
+    await server.waitForStderr(/with a negative length/);
+    // The other connection carries on.
+    await good.write(concat([header(3), encoder.encode("abc")]));
+    assert.deepEqual(await reports(good, 1), [[7, 3]]);
+    await good.write(concat([header(6), encoder.encode("!stats")]));
+    const stats = JSON.parse(await readLine(good));
+    assert.equal(stats.protocolErrorCount, 2);
+    good.close();
+  });
+}
