@@ -361,6 +361,14 @@ export class Manager {
     unwrap(this.#lib.zg_process_kick_fds(this.#process, kick), "get the reactor threads' fds");
     this.#kickFds = [...kick];
     unwrap(this.#lib.zg_process_framing(this.#process, nativeFraming(o)), "set the framing");
+    unwrap(
+      this.#lib.zg_process_heartbeat(
+        this.#process,
+        Math.round(o.heartbeatCheckInterval * 1000),
+        Math.round(o.heartbeatIdleTime * 1000),
+      ),
+      "set the heartbeat",
+    );
     unwrap(this.#lib.zg_process_start(this.#process), "start the reactor threads");
   }
 

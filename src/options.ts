@@ -111,6 +111,13 @@ export interface ServerOptions {
    * `stats().protocolErrorCount`. Default 2 MiB.
    */
   packageMaxLength?: number;
+  /**
+   * Seconds between heartbeat checks: sessions that received nothing for
+   * `heartbeatIdleTime` are closed (unless `protect()`ed). 0: off. Default 0.
+   */
+  heartbeatCheckInterval?: number;
+  /** Seconds without data after which the heartbeat closes a session. Default: twice the interval. */
+  heartbeatIdleTime?: number;
   /** `listen()` backlog. Default 512. */
   backlog?: number;
   /** TCP_NODELAY on accepted sockets. Default true. */
@@ -170,6 +177,8 @@ export const defaults: ResolvedOptions = {
   packageLengthOffset: 0,
   packageBodyOffset: 0,
   packageMaxLength: 2 * 1024 * 1024,
+  heartbeatCheckInterval: 0,
+  heartbeatIdleTime: 0,
   taskWorkerNum: 0,
   taskMaxRequest: 0,
   maxRequest: 0,
@@ -263,6 +272,14 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   integer("packageLengthOffset", o.packageLengthOffset, 0, 65535);
   integer("packageBodyOffset", o.packageBodyOffset, 0, 65535);
   integer("packageMaxLength", o.packageMaxLength, 1, 2 ** 31);
+  for (const name of ["heartbeatCheckInterval", "heartbeatIdleTime"] as const) {
+    if (typeof o[name] !== "number" || !(o[name] >= 0) || o[name] > 86400) {
+      throw new RangeError(
+        `Option "${name}" must be seconds from 0 to 86400, got ${describe(o[name])}`,
+      );
+    }
+  }
+  if (options.heartbeatIdleTime === undefined) o.heartbeatIdleTime = 2 * o.heartbeatCheckInterval;
   integer("taskMaxRequest", o.taskMaxRequest, 0, 2 ** 31);
   integer("maxRequest", o.maxRequest, 0, 2 ** 31);
   if (options.maxRequestGrace === undefined) o.maxRequestGrace = Math.floor(o.maxRequest / 2);

@@ -798,6 +798,14 @@ export class Server {
         this.#openMail(role);
       }
       unwrap(lib.zg_server_framing(this.#handle, nativeFraming(o)), "set the framing");
+      unwrap(
+        lib.zg_server_heartbeat(
+          this.#handle,
+          Math.round(o.heartbeatCheckInterval * 1000),
+          Math.round(o.heartbeatIdleTime * 1000),
+        ),
+        "set the heartbeat",
+      );
       unwrap(lib.zg_server_start(this.#handle, o.inlineReactor ? 1 : 0), "start the reactor");
     } catch (error) {
       lib.zg_server_destroy(this.#handle);
@@ -1686,6 +1694,46 @@ export class Server {
   #live(): boolean {
     return (this.#handle !== null || this.#attached || this.#mailbox !== undefined) &&
       (this.#state === "running" || this.#state === "stopping");
+  }
+
+  /**
+   * Swoole's `protect(sessionId, on)`: the heartbeat never closes this session (until
+   * `protect(sessionId, false)`). From any process. False when the session is gone.
+   */
+  protect(sessionId: number, on = true): boolean {
+    if (!this.#canLookUp() || !Number.isInteger(sessionId) || sessionId <= 0) return false;
+    const region = this.#treeRegion();
+    const status = this.#lib.zg_session_protect(
+      region ? null : this.#handle,
+      region ? region.pointer : null,
+      sessionId,
+      on ? 1 : 0,
+    );
+    if (status !== 0) this.#lastError = ErrorCode.sessionNotExist;
+    return status === 0;
+  }
+
+  /**
+   * Swoole's `heartbeat(ifCloseConnection)`: the ids of open sessions that received nothing
+   * for `heartbeatIdleTime`; closes them too unless asked not to. (The automatic heartbeat of
+   * `heartbeatCheckInterval` runs in the core and spares `protect()`ed sessions.)
+   */
+  heartbeat(ifCloseConnection = true): number[] {
+    const idle: number[] = [];
+    const limit = this.options.heartbeatIdleTime || 2 * this.options.heartbeatCheckInterval;
+    if (!(limit > 0)) return idle;
+    const now = Date.now() / 1000;
+    for (let start = 0;;) {
+      const ids = this.getClientList(start, 100);
+      if (ids.length === 0) break;
+      for (const id of ids) {
+        const info = this.getClientInfo(id);
+        if (info && now - Math.max(info.lastRecvTime, info.connectTime) >= limit) idle.push(id);
+      }
+      start = ids[ids.length - 1];
+    }
+    if (ifCloseConnection) { for (const id of idle) this.close(id); }
+    return idle;
   }
 
   /** Whether the session is open (and not closing). */

@@ -4,7 +4,7 @@
  * only its own connection.
  */
 import assert from "node:assert/strict";
-import { connect, readLine, startFixture, withTimeout, writeAll } from "./_helpers.ts";
+import { command, connect, readLine, startFixture, withTimeout, writeAll } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 
@@ -152,5 +152,39 @@ for (const [name, mode] of modes) {
     const stats = JSON.parse(await readLine(good));
     assert.equal(stats.protocolErrorCount, 2);
     good.close();
+  });
+}
+
+for (const [name, mode] of modes) {
+  Deno.test(`${name}: the heartbeat closes an idle session within an interval of its idle time, not a protected one`, async () => {
+    await using server = await startFixture({
+      ...mode,
+      heartbeatCheckInterval: 0.2,
+      heartbeatIdleTime: 0.6,
+    });
+    const idle = await connect(server.port);
+    const kept = await connect(server.port);
+    assert.deepEqual(await command(kept, "!protect"), { ok: true });
+    await command(idle, "!whoami");
+    const lastActivity = performance.now();
+    const closed = await withTimeout(
+      idle.read(new Uint8Array(16)).catch(() => null),
+      "the heartbeat",
+    );
+    const after = (performance.now() - lastActivity) / 1000;
+    assert.equal(closed, null, "closed by the server");
+    assert.ok(after >= 0.55, `closed after ${after} s, before its idle time`);
+    // Within one interval after the idle time (plus slack for a loaded machine).
+    assert.ok(after <= 0.6 + 0.2 + 1.5, `closed after ${after} s`);
+    await server.waitForStderr(/closed by the heartbeat/);
+    // The protected one outlives several more checks.
+    const survived = performance.now();
+    while (performance.now() - survived < 1000) {
+      await new Promise((r) => setTimeout(r, 100)); // idle time passing, on purpose
+    }
+    const stats = await command(kept, "!stats");
+    assert.equal(stats.heartbeatCloseCount, 1);
+    idle.close();
+    kept.close();
   });
 }

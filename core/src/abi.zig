@@ -140,6 +140,8 @@ pub const Stats = extern struct {
     send_dropped_count: u64,
     /// Sessions closed for a malformed or oversize message (framing).
     protocol_error_count: u64,
+    /// Sessions the heartbeat closed (idle for `heartbeat_idle_time`).
+    heartbeat_close_count: u64,
 };
 
 /// A channel is the shared-memory block between one reactor and one worker: the two ring
@@ -388,7 +390,7 @@ comptime {
     assert(@sizeOf(RecordHeader) == 16);
     assert(@sizeOf(RingControl) == 128);
     assert(@offsetOf(RingControl, "head") == 64);
-    assert(@sizeOf(Stats) == 13 * 8);
+    assert(@sizeOf(Stats) == 14 * 8);
     assert(@sizeOf(ClientInfo) == 112);
     assert(@sizeOf(ServerConfig) == 32);
     assert(@sizeOf(ChildExit) == 16);

@@ -129,6 +129,12 @@ pub const Reactor = struct {
     framing: framing.Protocol = .none,
     /// `package_max_length`.
     max_length: u32 = 2 * 1024 * 1024,
+    /// Heartbeat: every `heartbeat_interval_ns`, sessions that received nothing for
+    /// `heartbeat_idle_ns` (and are not protected) are closed. 0: off.
+    heartbeat_interval_ns: i64 = 0,
+    heartbeat_idle_ns: i64 = 0,
+    /// Monotonic time of the next heartbeat check.
+    heartbeat_next_ns: i64 = 0,
     /// connect and close records go to workers (BASE; dispatch modes 2 and 4; or asked for).
     deliver_session_events: bool = true,
     /// The next lane of round-robin dispatch.
@@ -390,6 +396,7 @@ pub const Reactor = struct {
         if (r.phase == .running and @atomicLoad(u32, &r.shutdown_requested, .acquire) == 1) r.beginShutdown();
         r.flushPending();
         r.closeOrphans();
+        r.heartbeat();
         switch (r.phase) {
             .running => {
                 r.acceptPending();
@@ -517,6 +524,10 @@ pub const Reactor = struct {
         var timeout = idle_ms;
         if (pause >= 0 and (timeout < 0 or pause < timeout)) timeout = pause;
         if ((r.phase == .flushing or r.phase == .draining or r.phase == .closing) and (timeout < 0 or timeout > 10)) timeout = 10;
+        if (r.heartbeat_interval_ns > 0 and r.phase == .running) {
+            const left: i32 = @intCast(@max(0, @divFloor(r.heartbeat_next_ns - monoNs(), std.time.ns_per_ms) + 1));
+            if (timeout < 0 or left < timeout) timeout = left;
+        }
         return timeout;
     }
 
@@ -800,6 +811,30 @@ pub const Reactor = struct {
         /// Its worker's ring has no room: read on once the worker frees some.
         blocked,
     };
+
+    /// Before start: the heartbeat (0 interval: off).
+    pub fn setHeartbeat(r: *Reactor, interval_ms: u32, idle_ms: u32) !void {
+        if (r.started) return error.BadState;
+        r.heartbeat_interval_ns = @as(i64, interval_ms) * std.time.ns_per_ms;
+        r.heartbeat_idle_ns = @as(i64, if (idle_ms == 0) 2 * interval_ms else idle_ms) * std.time.ns_per_ms;
+        r.heartbeat_next_ns = monoNs() + r.heartbeat_interval_ns;
+    }
+
+    /// Closes the sessions idle for the heartbeat's idle time, unless protected.
+    fn heartbeat(r: *Reactor) void {
+        if (r.heartbeat_interval_ns == 0 or r.phase != .running) return;
+        const now = monoNs();
+        if (now < r.heartbeat_next_ns) return;
+        r.heartbeat_next_ns = now + r.heartbeat_interval_ns;
+        for (r.sessions.slots) |*s| {
+            if (s.state != .open or @atomicLoad(u8, &s.protected, .acquire) != 0) continue;
+            const last = @max(s.last_recv_time_ns, s.connect_time_ns);
+            if (r.now_ns - last < r.heartbeat_idle_ns) continue;
+            log.info("session {d}: nothing received for {d} ms; closed by the heartbeat", .{ s.id, @divFloor(r.now_ns - last, std.time.ns_per_ms) });
+            r.count("heartbeat_close_count", 1);
+            r.closeSession(s, abi.close_flag_server, @intFromEnum(posix.E.TIMEDOUT), true);
+        }
+    }
 
     /// Before start: how sessions' bytes become messages.
     pub fn setFraming(r: *Reactor, config: abi.FramingConfig) !void {

@@ -142,6 +142,34 @@ export fn zg_server_framing(r: *Reactor, config: *const abi.FramingConfig) Statu
     return .ok;
 }
 
+/// Before start: the heartbeat (`interval_ms` 0: off; `idle_ms` 0: twice the interval).
+export fn zg_server_heartbeat(r: *Reactor, interval_ms: u32, idle_ms: u32) Status {
+    r.setHeartbeat(interval_ms, idle_ms) catch return .bad_state;
+    return .ok;
+}
+
+export fn zg_process_heartbeat(p: *process.Process, interval_ms: u32, idle_ms: u32) Status {
+    for (p.reactors) |r| r.setHeartbeat(interval_ms, idle_ms) catch return .bad_state;
+    return .ok;
+}
+
+/// `protect(sessionId, on)`: the heartbeat leaves the session alone. From a one-worker
+/// server's reactor, or any process of a tree through the region.
+export fn zg_session_protect(r: ?*Reactor, region: ?[*]u8, session_id: u32, on: u32) Status {
+    var table: SessionTable = undefined;
+    if (region) |ptr| {
+        const found = regionTable(ptr, session_id) orelse return .not_found;
+        table = found.table;
+    } else if (r) |reactor_| {
+        table = reactor_.sessions;
+    } else return .invalid_argument;
+    if (table.stateOf(session_id) == .free) return .not_found;
+    const s = &table.slots[table.slotIndex(session_id)];
+    @atomicStore(u8, &s.protected, @intFromBool(on != 0), .release);
+    if (@atomicLoad(u32, &s.id, .acquire) != session_id) return .not_found;
+    return .ok;
+}
+
 /// PROCESS mode, before start: the same for every reactor thread.
 export fn zg_process_framing(p: *process.Process, config: *const abi.FramingConfig) Status {
     for (p.reactors) |r| {

@@ -65,6 +65,8 @@ pub const Session = struct {
     connect_pending: bool = false,
     /// `bind(sessionId, uid)`: set once (0 = unbound), by a worker, with a compare-exchange.
     uid: u32 = 0,
+    /// `protect(sessionId)`: heartbeat never closes it. Set by workers, atomically.
+    protected: u8 = 0,
     /// The listening socket it came from, for `getClientInfo` in any process.
     server_fd: i32 = -1,
     server_port: u16 = 0,
@@ -163,6 +165,7 @@ pub const SessionTable = struct {
             slot.last_dispatch_time_ns = 0;
             slot.lane = 0;
             slot.connect_pending = false;
+            @atomicStore(u8, &slot.protected, 0, .release);
             @atomicStore(u32, &slot.uid, 0, .release);
             @atomicStore(u32, &slot.id, id, .release);
             return slot;

@@ -22,6 +22,9 @@ export const symbols = {
   zg_server_shutdown: { parameters: ["pointer"], result: "i32" },
   zg_server_framing: { parameters: ["pointer", "buffer"], result: "i32" },
   zg_process_framing: { parameters: ["pointer", "buffer"], result: "i32" },
+  zg_server_heartbeat: { parameters: ["pointer", "u32", "u32"], result: "i32" },
+  zg_process_heartbeat: { parameters: ["pointer", "u32", "u32"], result: "i32" },
+  zg_session_protect: { parameters: ["pointer", "pointer", "u32", "u32"], result: "i32" },
   /** Blocks until the reactor rings the doorbell: runs on Deno's blocking pool. */
   zg_server_wait: { parameters: ["pointer"], result: "i32", nonblocking: true },
   /** Returns at once; awaiting it yields one turn of Deno's event loop. */
