@@ -291,6 +291,12 @@ function reload(args: string[]): number {
     return 0;
   }
   const pid = runningPid(values["pid-file"] as string);
+  if (!Region.ofProcess(pid)) {
+    throw new Failure(
+      `pid ${pid} runs no worker processes to replace (a one-worker BASE server)`,
+      1,
+    );
+  }
   Deno.kill(pid, values.task ? "SIGUSR2" : "SIGUSR1");
   console.log(
     `reload of ${values.task ? "the task workers" : "every worker"} requested (pid ${pid})`,

@@ -134,9 +134,11 @@ export class Manager {
     this.#supervisor = Deno.UnsafePointer.create(handle[0]);
     this.#takeSignals();
     // Deno installs its own SIGUSR1 handler (the inspector) half a second after it starts:
-    // take the signal back after that.
-    const retake = setTimeout(() => this.#takeSignals(), 1000);
+    // look every 50 ms for the first two seconds, and take the signal back.
+    const retake = setInterval(() => this.#takeSignals(), 50);
     Deno.unrefTimer(retake);
+    const retakeEnd = setTimeout(() => clearInterval(retake), 2000);
+    Deno.unrefTimer(retakeEnd);
     try {
       const fd = new Int32Array(1);
       for (let i = 0; i < this.#region.endpointCount; i++) {
@@ -170,7 +172,10 @@ export class Manager {
       await this.#supervise();
       this.#host.call("managerStop", []);
     } finally {
-      clearTimeout(retake);
+      clearInterval(retake);
+      clearTimeout(retakeEnd);
+      // The supervisor's fd closes below: the signals stay taken, waking nothing.
+      for (const signo of taken) this.#lib.zg_signal_take(signo, -1);
       if (this.#process !== null) {
         this.#lib.zg_process_shutdown(this.#process);
         await (this.#joined ?? this.#lib.zg_process_join(this.#process));
@@ -285,6 +290,9 @@ export class Manager {
         // otherwise SIGRTMIN would end it).
         if (this.#host.options.logFile) {
           for (const id of this.#workers.keys()) {
+            // One still starting has not taken SIGRTMIN yet (it would die of it); it opens
+            // the new file anyway.
+            if (this.#region!.status(id) === WorkerStatus.notStarted) continue;
             this.#lib.zg_supervisor_kill(this.#supervisor, id, sigrtmin);
           }
         }
@@ -427,7 +435,8 @@ export class Manager {
       } ${id}`,
     );
     this.#workers.set(id, { pid: pid[0], startedAt: performance.now() });
-    this.#region!.setWorker(id, pid[0], WorkerStatus.idle);
+    // Idle once it runs (it says so itself); until then it takes no signal but SIGTERM/SIGKILL.
+    this.#region!.setWorker(id, pid[0], WorkerStatus.notStarted);
   }
 
   async #supervise() {
@@ -449,6 +458,8 @@ export class Manager {
         const [id, pid, code, signal] = exits.subarray(i * 4, i * 4 + 4);
         const slot = this.#workers.get(id);
         this.#workers.delete(id);
+        // A worker that left on purpose (maxRequest, taskMaxRequest) marked itself exited.
+        const planned = this.#region!.status(id) === WorkerStatus.exited;
         this.#region!.setStatus(id, WorkerStatus.exited);
         this.#region!.clearGauges(id);
         if (this.#typeOf(id) === "event") {
@@ -471,7 +482,7 @@ export class Manager {
         if (slot?.retiring) {
           this.#replace(id, pid);
         } else {
-          await this.#respawn(id, pid, code, signal, slot?.startedAt ?? 0);
+          await this.#respawn(id, pid, code, signal, slot?.startedAt ?? 0, planned && code === 0);
         }
       }
       if (this.#stopping && this.#workers.size > 0 && performance.now() >= this.#killAt) {
@@ -510,7 +521,14 @@ export class Manager {
     if (reload?.waiting.delete(id)) this.#advanceReload();
   }
 
-  async #respawn(id: number, pid: number, code: number, signal: number, startedAt: number) {
+  async #respawn(
+    id: number,
+    pid: number,
+    code: number,
+    signal: number,
+    startedAt: number,
+    planned = false,
+  ) {
     const what =
       { event: "worker", task: "task worker", process: "user process" }[this.#typeOf(id)];
     if (code !== 0) {
@@ -521,9 +539,8 @@ export class Manager {
     } else {
       this.#host.log.info(`${what} ${id} (pid ${pid}) exited (code 0); respawning it`);
     }
-    // A clean exit (maxRequest, taskMaxRequest, a user process that returned) is no crash:
-    // no crash-loop delay for it.
-    let lived = code === 0 ? crashLoopMs : performance.now() - startedAt;
+    // A planned exit (maxRequest, taskMaxRequest) is no crash: no crash-loop delay for it.
+    let lived = planned ? crashLoopMs : performance.now() - startedAt;
     while (!this.#stopping) {
       if (lived < crashLoopMs) {
         // A worker that dies at once would otherwise be respawned in a tight loop.

@@ -211,9 +211,11 @@ export class Region {
     }
     const fds = new Int32Array(2);
     library().zg_fd_range(null, this.pointer, fds);
+    // The tree's start: the master's (a worker's own restarts with every respawn or reload).
+    const treeStart = Number(this.#u64[2]);
     return {
       ...total,
-      startTime: startTime === Infinity ? 0 : startTime,
+      startTime: treeStart > 0 ? treeStart : startTime === Infinity ? 0 : startTime,
       sessionRound,
       workerNum: this.workerNum,
       idleWorkerNum: idle,

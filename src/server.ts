@@ -200,6 +200,8 @@ type State = "new" | "starting" | "running" | "stopping" | "stopped";
 
 const encoder = new TextEncoder();
 const empty = new Uint8Array(0);
+/** What a `control` mail asks of the master. */
+const Control = { shutdown: 1, reload: 2, reloadTasks: 3 } as const;
 /** Received payloads up to this size are copied into shared arenas of `arenaSize` bytes. */
 const arenaSmall = 4096;
 const arenaSize = 64 * 1024;
@@ -270,8 +272,13 @@ export class Server {
   /** Daemon mode: the fd to tell the launcher on (in the background server), or -1. */
   #readyFd = -1;
   #daemonPid = -1;
-  /** SIGRTMIN deliveries seen (log reopen). */
+  /** SIGRTMIN deliveries seen (log reopen); SIGUSR1 + SIGUSR2 seen (one-process server). */
   #rtminSeen = 0;
+  #reloadsSeen = 0;
+  /** This process is a background server (`daemonize`). */
+  #daemonized = false;
+  /** Signals this process took natively, to give back when it stops. */
+  #takenSignals: number[] = [];
   /** `maxRequest`: this worker leaves once it handled this many requests (0: never). */
   #requestLimit = 0;
   /** When the last park ended (PROCESS worker): a recent one means load. */
@@ -415,6 +422,7 @@ export class Server {
       // This is the background server: it tells its launcher once it listens.
       Deno.env.delete(env.daemonReadyFd);
       this.#readyFd = Number(ready);
+      this.#daemonized = true;
       library().zg_set_cloexec(this.#readyFd);
     }
     try {
@@ -432,6 +440,10 @@ export class Server {
         Deno.exit(1);
       }
     }
+    if (role.kind === "worker" && this.options.logFile) {
+      // The master may forward SIGRTMIN any time from now on: never die of it.
+      library().zg_signal_take(sigrtmin, -1);
+    }
     try {
       if (role.kind === "worker" && (role.workerType !== "event" || role.kickFds.length > 0)) {
         this.#attach(role);
@@ -447,6 +459,8 @@ export class Server {
     this.#state = "running";
     Deno.addSignalListener("SIGTERM", this.#onSigterm);
     const workerId = this.getWorkerId();
+    // Running: idle until its first batch (the master spawned it as "not started").
+    if (role.kind === "worker") this.#region?.setStatus(workerId, WorkerStatus.idle);
     // As in Swoole's BASE mode, `start` runs once: in worker 0 (PROCESS mode: in the manager).
     if (workerId === 0 && !this.#attached) {
       this.#call("start", -1, () => this.#callbacks.start?.(this));
@@ -598,15 +612,44 @@ export class Server {
     const path = this.options.logFile;
     if (!path) return;
     const bytes = encoder.encode(path);
-    unwrap(library().zg_log_open(bytes, BigInt(bytes.length), 0), `open the log file "${path}"`);
+    const lib = library();
+    // A background server's stdout goes to the log too (its launcher pointed it there).
+    const alsoStdout = this.#readyFd >= 0 || this.#daemonized ? 1 : 0;
+    unwrap(lib.zg_log_open(bytes, BigInt(bytes.length), alsoStdout), `open the log file "${path}"`);
+    // The master (root) made the file: workers that give up root must be able to reopen it.
+    const o = this.options;
+    if (this.#role.kind === "manager" && (o.user || o.group)) {
+      const user = encoder.encode(o.user);
+      const group = encoder.encode(o.group);
+      lib.zg_chown(
+        bytes,
+        BigInt(bytes.length),
+        user,
+        BigInt(user.length),
+        group,
+        BigInt(group.length),
+      );
+    }
   }
 
-  /** SIGRTMIN (taken natively, see core/src/signals.zig) arrived since the last look. */
+  /**
+   * Signals taken natively (see core/src/signals.zig) that arrived since the last look:
+   * SIGRTMIN reopens the log; SIGUSR1/SIGUSR2 to a server without workers are only noted (they
+   * are taken so that they neither start Deno's inspector nor end the process).
+   */
   #checkSignals() {
-    const count = this.#lib.zg_signal_count(sigrtmin);
-    if (count === this.#rtminSeen) return;
-    this.#rtminSeen = count;
-    this.#reopenLog();
+    const lib = this.#lib;
+    const count = lib.zg_signal_count(sigrtmin);
+    if (count !== this.#rtminSeen) {
+      this.#rtminSeen = count;
+      if (this.options.logFile) this.#reopenLog();
+    }
+    if (this.#role.kind !== "single") return;
+    const reloads = lib.zg_signal_count(10) + lib.zg_signal_count(12);
+    if (reloads !== this.#reloadsSeen) {
+      this.#reloadsSeen = reloads;
+      this.#log.warning("reload asked for, but this server runs no worker processes to replace");
+    }
   }
 
   #reopenLog() {
@@ -717,13 +760,9 @@ export class Server {
   reload(onlyTask = false): boolean {
     if (this.#manager) return this.#manager.reload(onlyTask);
     if (this.#role.kind !== "worker") return false;
-    try {
-      Deno.kill(this.#role.managerPid, onlyTask ? "SIGUSR2" : "SIGUSR1");
-      return true;
-    } catch (error) {
-      this.#log.error(`cannot signal the manager (pid ${this.#role.managerPid})`, error);
-      return false;
-    }
+    return onlyTask
+      ? this.#tellMaster(Control.reloadTasks, "SIGUSR2")
+      : this.#tellMaster(Control.reload, "SIGUSR1");
   }
 
   /**
@@ -879,15 +918,34 @@ export class Server {
   async #run(): Promise<void> {
     const inline = this.options.inlineReactor && !this.#attached;
     const lib = this.#lib;
-    const logFile = this.options.logFile !== "";
-    if (logFile) {
-      // SIGRTMIN (log reopen) wakes this loop through the fd it waits on.
+    const single = this.#role.kind === "single";
+    const watch = this.options.logFile !== "" || single;
+    if (watch) {
+      // The signals wake this loop through the fd it waits on.
       const wake = this.#handle !== null
         ? lib.zg_server_wake_fd(this.#handle, inline ? 1 : 0)
         : this.#wakeFd;
-      lib.zg_signal_take(sigrtmin, wake);
+      this.#takenSignals = [
+        ...(this.options.logFile ? [sigrtmin] : []),
+        ...(single ? [10, 12] : []),
+      ];
+      for (const signo of this.#takenSignals) lib.zg_signal_take(signo, wake);
+      if (single) {
+        // Deno installs its SIGUSR1 handler (the inspector) half a second after it starts:
+        // look every 50 ms for the first two seconds, and take the signal back.
+        const retake = setInterval(() => {
+          for (const signo of [10, 12]) {
+            if (lib.zg_signal_is_taken(signo) === 0) lib.zg_signal_take(signo, wake);
+          }
+        }, 50);
+        Deno.unrefTimer(retake);
+        const end = setTimeout(() => clearInterval(retake), 2000);
+        Deno.unrefTimer(end);
+      }
       this.#rtminSeen = lib.zg_signal_count(sigrtmin);
+      this.#reloadsSeen = lib.zg_signal_count(10) + lib.zg_signal_count(12);
     }
+    const logFile = watch;
     let lastYield = performance.now();
     while (true) {
       // Inline mode: this thread is the reactor; one turn writes what we queued, accepts and
@@ -968,6 +1026,8 @@ export class Server {
 
   #finish() {
     Deno.removeSignalListener("SIGTERM", this.#onSigterm);
+    // The fds the handlers write are about to close: the signals stay taken, waking nothing.
+    for (const signo of this.#takenSignals) this.#lib.zg_signal_take(signo, -1);
     this.#finalStats = this.stats();
     if (this.#handle !== null) this.#lib.zg_server_destroy(this.#handle);
     this.#handle = null;
@@ -980,6 +1040,13 @@ export class Server {
       this.#call("shutdown", -1, () => this.#callbacks.shutdown?.(this));
     }
     this.#done.resolve();
+    if (this.#role.kind === "worker") {
+      // A worker that stopped is done, whatever timers its script still holds: the master
+      // replaces it (a planned exit: no crash-loop delay) or is stopping. Code after
+      // `await start()` still runs first.
+      this.#region?.setStatus(this.getWorkerId(), WorkerStatus.exited);
+      setTimeout(() => Deno.exit(0), 0);
+    }
   }
 
   /** Dispatches every record published so far; returns how many. */
@@ -1492,6 +1559,12 @@ export class Server {
       case RecordType.finish:
         this.#resultArrived(id, flags, payload);
         return;
+      case RecordType.control:
+        // (Only the master has `#manager`.)
+        if (aux === Control.shutdown) this.#stop();
+        else if (aux === Control.reload) this.#manager?.reload(false);
+        else if (aux === Control.reloadTasks) this.#manager?.reload(true);
+        return;
       case RecordType.taskLost:
         this.#settleTask(
           id,
@@ -1881,14 +1954,31 @@ export class Server {
    */
   shutdown(): void {
     if (this.#role.kind === "worker") {
-      try {
-        Deno.kill(this.#role.managerPid, "SIGTERM");
-      } catch (error) {
-        this.#log.error(`cannot signal the manager (pid ${this.#role.managerPid})`, error);
-      }
+      this.#tellMaster(Control.shutdown, "SIGTERM");
       return;
     }
     this.#stop();
+  }
+
+  /**
+   * A worker asks the master to shut down or reload: through the mailbox (a worker that gave
+   * up root may not signal it), else by signal.
+   */
+  #tellMaster(control: number, signal: Deno.Signal): boolean {
+    const role = this.#role as Extract<Role, { kind: "worker" }>;
+    const mailbox = this.#mailbox;
+    if (mailbox) {
+      mailbox.send(mailbox.lanes.length - 1, RecordType.control, 0, control, empty);
+      mailbox.publish();
+      return true;
+    }
+    try {
+      Deno.kill(role.managerPid, signal);
+      return true;
+    } catch (error) {
+      this.#log.error(`cannot signal the manager (pid ${role.managerPid})`, error);
+      return false;
+    }
   }
 
   /** Stops this process's part: the manager its workers, a worker itself. */

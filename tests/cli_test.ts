@@ -137,13 +137,24 @@ Deno.test("cli: failures give one line and a non-zero exit code; --help works fo
   assert.match(top.out, /Commands:/);
 });
 
-Deno.test("cli: stats on a one-worker server says why it cannot read it", async () => {
+Deno.test("cli: stats and reload on a one-worker server say why not; SIGUSR1 leaves it running", async () => {
   const pidFile = await Deno.makeTempFile();
   await using server = await startFixture({ pidFile });
   const r = await run("stats", "--pid-file", pidFile);
   assert.equal(r.code, 1);
   assert.match(r.err, /shares no memory to read/);
-  assert.equal(server.port > 0, true);
+  const reload = await run("reload", "--pid-file", pidFile);
+  assert.equal(reload.code, 1);
+  assert.match(reload.err, /runs no worker processes to replace/);
+  // A SIGUSR1 anyway is taken and noted: it neither ends the server nor starts Deno's
+  // inspector.
+  Deno.kill(server.child.pid, "SIGUSR1");
+  await server.waitForStderr(/reload asked for, but this server runs no worker processes/);
+  assert.doesNotMatch(server.stderr(), /Debugger listening/);
+  const conn = await connect(server.port);
+  await conn.write(new TextEncoder().encode("ping"));
+  assert.equal(new TextDecoder().decode(await readBytes(conn, 4)), "ping");
+  conn.close();
 });
 
 Deno.test("a renamed log file is reopened on SIGRTMIN, in the master and every worker", async () => {

@@ -49,6 +49,9 @@ pub const RecordType = enum(u8) {
     forward_close = 10,
     /// The master to a task's sender: the task worker died while it ran this task.
     task_lost = 11,
+    /// A worker to the master: aux 1 shut down, 2 reload, 3 reload the task workers (a worker
+    /// that gave up root cannot signal the master).
+    control = 12,
     /// Queue the payload for a session.
     send = 16,
     /// Close a session. aux = 1 for reset (RST, drop queued output), 0 for graceful.

@@ -714,48 +714,76 @@ export fn zg_write_all(fd: i32, bytes: [*]const u8, len: usize) Status {
     return .ok;
 }
 
+const Ids = struct { uid: ?std.c.uid_t = null, gid: ?std.c.gid_t = null };
+
+/// The ids of `user` and `group` (names or numbers; empty: none). Without a group, the user's
+/// own. Null when a name is unknown.
+fn lookupIds(user: []const u8, group: []const u8) ?Ids {
+    var ids: Ids = .{};
+    var name: [256]u8 = undefined;
+    if (user.len > 0) {
+        if (user.len >= name.len) return null;
+        const number = std.fmt.parseInt(std.c.uid_t, user, 10) catch null;
+        const entry = if (number) |n| getpwuid(n) else blk: {
+            @memcpy(name[0..user.len], user);
+            name[user.len] = 0;
+            break :blk std.c.getpwnam(@ptrCast(&name));
+        };
+        if (entry) |e| {
+            ids.uid = e.uid;
+            ids.gid = e.gid;
+        } else if (number) |n| {
+            ids.uid = n; // a number with no passwd entry: its group must be given
+        } else return null;
+    }
+    if (group.len > 0) {
+        if (group.len >= name.len) return null;
+        if (std.fmt.parseInt(std.c.gid_t, group, 10)) |n| {
+            ids.gid = n;
+        } else |_| {
+            @memcpy(name[0..group.len], group);
+            name[group.len] = 0;
+            const entry: *const std.c.group = @ptrCast(@alignCast(std.c.getgrnam(@ptrCast(&name)) orelse return null));
+            ids.gid = entry.gid;
+        }
+    }
+    return ids;
+}
+
+extern "c" fn getpwuid(uid: std.c.uid_t) ?*std.c.passwd;
+extern "c" fn getgid() std.c.gid_t;
+extern "c" fn chown(path: [*:0]const u8, uid: std.c.uid_t, gid: std.c.gid_t) c_int;
+
 /// `user` / `group`: a worker gives up root. `user` and `group` are names or numbers (empty:
 /// keep); without `group`, the user's own group. Supplementary groups are dropped. `not_found`
 /// for an unknown name, `permission_denied` when this process may not change ids.
 export fn zg_drop_privileges(user_ptr: [*]const u8, user_len: usize, group_ptr: [*]const u8, group_len: usize) Status {
     last_errno = 0;
-    var name: [256]u8 = undefined;
-    var uid: ?std.c.uid_t = null;
-    var gid: ?std.c.gid_t = null;
-    if (user_len > 0) {
-        if (user_len >= name.len) return .invalid_argument;
-        const text = user_ptr[0..user_len];
-        if (std.fmt.parseInt(std.c.uid_t, text, 10)) |n| {
-            uid = n;
-        } else |_| {
-            @memcpy(name[0..user_len], text);
-            name[user_len] = 0;
-            const entry = std.c.getpwnam(@ptrCast(&name)) orelse return .not_found;
-            uid = entry.uid;
-            gid = entry.gid;
-        }
-    }
-    if (group_len > 0) {
-        if (group_len >= name.len) return .invalid_argument;
-        const text = group_ptr[0..group_len];
-        if (std.fmt.parseInt(std.c.gid_t, text, 10)) |n| {
-            gid = n;
-        } else |_| {
-            @memcpy(name[0..group_len], text);
-            name[group_len] = 0;
-            const entry: *const std.c.group = @ptrCast(@alignCast(std.c.getgrnam(@ptrCast(&name)) orelse return .not_found));
-            gid = entry.gid;
-        }
-    }
+    const ids = lookupIds(user_ptr[0..user_len], group_ptr[0..group_len]) orelse return .not_found;
     // Group first: once the user id is dropped, the group can no longer change.
-    if (gid) |g| {
-        const one = [1]std.c.gid_t{g};
-        if (setgroups(1, &one) != 0) return errnoStatus();
+    const gid = ids.gid orelse getgid();
+    const one = [1]std.c.gid_t{gid};
+    if (setgroups(1, &one) != 0) return errnoStatus();
+    if (ids.gid) |g| {
         if (std.c.setgid(g) != 0) return errnoStatus();
     }
-    if (uid) |u| {
+    if (ids.uid) |u| {
         if (std.c.setuid(u) != 0) return errnoStatus();
     }
+    return .ok;
+}
+
+/// The master, after it (re)opened the log file as root: hand it to the user and group the
+/// workers run as, so that they can open it too.
+export fn zg_chown(path_ptr: [*]const u8, path_len: usize, user_ptr: [*]const u8, user_len: usize, group_ptr: [*]const u8, group_len: usize) Status {
+    last_errno = 0;
+    const ids = lookupIds(user_ptr[0..user_len], group_ptr[0..group_len]) orelse return .not_found;
+    var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
+    if (path_len == 0 or path_len >= path_buffer.len) return .invalid_argument;
+    @memcpy(path_buffer[0..path_len], path_ptr[0..path_len]);
+    path_buffer[path_len] = 0;
+    const no_change: std.c.uid_t = std.math.maxInt(std.c.uid_t);
+    if (chown(@ptrCast(&path_buffer), ids.uid orelse no_change, ids.gid orelse no_change) != 0) return errnoStatus();
     return .ok;
 }
 

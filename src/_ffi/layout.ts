@@ -35,6 +35,7 @@ export const RecordType = {
   forwardSend: 9,
   forwardClose: 10,
   taskLost: 11,
+  control: 12,
 } as const;
 
 /** Flags of receive records (`abi.receive_flag_*`). */

@@ -41,6 +41,10 @@ export const symbols = {
   zg_eventfd: { parameters: ["buffer"], result: "i32" },
   zg_set_cloexec: { parameters: ["i32"], result: "i32" },
   zg_drop_privileges: { parameters: ["buffer", "usize", "buffer", "usize"], result: "i32" },
+  zg_chown: {
+    parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+  },
   zg_spawn_detached: {
     parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "i32", "buffer"],
     result: "i32",
