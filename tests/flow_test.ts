@@ -211,3 +211,23 @@ for (const inlineReactor of [true, false]) {
     await withTimeout(done, "shutdown");
   });
 }
+
+Deno.test("10,000 connections held open at once, each still served", async () => {
+  await using server = await startFixture({ maxConnection: 10_100 }, { fdLimit: 20_000 });
+  const conns: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < 10_000; i++) conns.push(await connect(server.port));
+    const probe = await connect(server.port);
+    const stats = await withTimeout(command(probe, "!stats"), "stats");
+    assert.equal(stats.connectionNum, 10_001);
+    assert.equal(stats.refusedCount, 0);
+    probe.close();
+    // The first and the last still echo.
+    for (const conn of [conns[0], conns[9_999]]) {
+      await conn.write(new TextEncoder().encode("ping"));
+      assert.equal(new TextDecoder().decode(await readBytes(conn, 4)), "ping");
+    }
+  } finally {
+    for (const c of conns) c.close();
+  }
+});
