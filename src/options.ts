@@ -118,6 +118,13 @@ export interface ServerOptions {
   heartbeatCheckInterval?: number;
   /** Seconds without data after which the heartbeat closes a session. Default: twice the interval. */
   heartbeatIdleTime?: number;
+  /**
+   * `bufferFull` runs when a session's queued output reaches this many bytes (0: never), and
+   * `bufferEmpty` when it is down to `bufferLowWatermark` again. Default 0.
+   */
+  bufferHighWatermark?: number;
+  /** Default 0. */
+  bufferLowWatermark?: number;
   /** `listen()` backlog. Default 512. */
   backlog?: number;
   /** TCP_NODELAY on accepted sockets. Default true. */
@@ -179,6 +186,8 @@ export const defaults: ResolvedOptions = {
   packageMaxLength: 2 * 1024 * 1024,
   heartbeatCheckInterval: 0,
   heartbeatIdleTime: 0,
+  bufferHighWatermark: 0,
+  bufferLowWatermark: 0,
   taskWorkerNum: 0,
   taskMaxRequest: 0,
   maxRequest: 0,
@@ -272,6 +281,8 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   integer("packageLengthOffset", o.packageLengthOffset, 0, 65535);
   integer("packageBodyOffset", o.packageBodyOffset, 0, 65535);
   integer("packageMaxLength", o.packageMaxLength, 1, 2 ** 31);
+  integer("bufferHighWatermark", o.bufferHighWatermark, 0, 2 ** 31);
+  integer("bufferLowWatermark", o.bufferLowWatermark, 0, 2 ** 31);
   for (const name of ["heartbeatCheckInterval", "heartbeatIdleTime"] as const) {
     if (typeof o[name] !== "number" || !(o[name] >= 0) || o[name] > 86400) {
       throw new RangeError(
@@ -369,6 +380,8 @@ export function nativeFraming(o: ResolvedOptions): Uint8Array {
   u32[5] = o.packageLengthOffset;
   u32[6] = o.packageBodyOffset;
   u32[7] = o.packageMaxLength;
+  u32[8] = o.bufferHighWatermark;
+  u32[9] = o.bufferLowWatermark;
   return bytes;
 }
 

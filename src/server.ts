@@ -78,6 +78,10 @@ export interface ServerEvents {
    * `workerStop`: the last moment to hand work on.
    */
   workerExit: (server: Server, workerId: number) => void;
+  /** The session's queued output reached `bufferHighWatermark`: stop sending for a while. */
+  bufferFull: (server: Server, sessionId: number) => void;
+  /** …and is down to `bufferLowWatermark` again. */
+  bufferEmpty: (server: Server, sessionId: number) => void;
   /** A worker exited abnormally (it is respawned under the same id). In the manager. */
   workerError: (
     server: Server,
@@ -109,6 +113,8 @@ const eventNames: readonly ServerEvent[] = [
   "beforeReload",
   "afterReload",
   "workerExit",
+  "bufferFull",
+  "bufferEmpty",
 ];
 
 /** A task this process sent and waits for (a `finish` callback, or a `taskwait`). */
@@ -1169,6 +1175,12 @@ export class Server {
         }
         return;
       }
+      case RecordType.bufferFull:
+        this.#call("bufferFull", sessionId, () => this.#callbacks.bufferFull?.(this, sessionId));
+        return;
+      case RecordType.bufferEmpty:
+        this.#call("bufferEmpty", sessionId, () => this.#callbacks.bufferEmpty?.(this, sessionId));
+        return;
       case RecordType.shutdown:
         // Every reactor sends one; workerStop runs at the first.
         if (!this.#lanes.some((l) => l.shutdownSeen)) {

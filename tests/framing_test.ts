@@ -188,3 +188,32 @@ for (const [name, mode] of modes) {
     kept.close();
   });
 }
+
+for (const [name, mode] of modes) {
+  Deno.test(`${name}: watermarks: bufferFull while a slow reader lets output pile up, then bufferEmpty, in order`, async () => {
+    await using server = await startFixture({
+      ...mode,
+      bufferHighWatermark: 1024 * 1024,
+      bufferLowWatermark: 64 * 1024,
+    });
+    const conn = await connect(server.port);
+    const n = 8 * 1024 * 1024;
+    await conn.write(encoder.encode(`!blast ${n}\n`));
+    // Nobody reads: the kernel's buffers fill, the session's output queue grows past 1 MiB.
+    const full = await server.waitFor((e) => e.event === "bufferFull", "bufferFull");
+    assert.equal(server.events.filter((e) => e.event === "bufferEmpty").length, 0);
+    // Now read it all: the queue drains below 64 KiB.
+    const buffer = new Uint8Array(1 << 20);
+    let got = 0;
+    while (got < n) {
+      const r = await withTimeout(conn.read(buffer), "the blast");
+      if (r === null) break;
+      got += r;
+    }
+    assert.equal(got, n);
+    const empty = await server.waitFor((e) => e.event === "bufferEmpty", "bufferEmpty");
+    assert.equal(empty.sessionId, full.sessionId);
+    assert.ok(server.events.indexOf(full) < server.events.indexOf(empty));
+    conn.close();
+  });
+}

@@ -52,6 +52,10 @@ pub const RecordType = enum(u8) {
     /// A worker to the master: aux 1 shut down, 2 reload, 3 reload the task workers (a worker
     /// that gave up root cannot signal the master).
     control = 12,
+    /// A session's queued output reached `buffer_high_watermark`.
+    buffer_full = 13,
+    /// …and went down to `buffer_low_watermark` again.
+    buffer_empty = 14,
     /// Queue the payload for a session.
     send = 16,
     /// Close a session. aux = 1 for reset (RST, drop queued output), 0 for graceful.
@@ -204,6 +208,9 @@ pub const FramingConfig = extern struct {
     body_offset: u32,
     /// `package_max_length`: a longer message closes its session.
     max_length: u32,
+    /// `buffer_high_watermark` / `buffer_low_watermark` in bytes of queued output (0: off).
+    high_watermark: u32,
+    low_watermark: u32,
 };
 
 /// A receive record carries part of a message too large for one record; more follows.

@@ -129,6 +129,10 @@ pub const Reactor = struct {
     framing: framing.Protocol = .none,
     /// `package_max_length`.
     max_length: u32 = 2 * 1024 * 1024,
+    /// `bufferFull` when a session's queued output reaches this (0: off), `bufferEmpty` when
+    /// it is down to `low_watermark` again.
+    high_watermark: u64 = 0,
+    low_watermark: u64 = 0,
     /// Heartbeat: every `heartbeat_interval_ns`, sessions that received nothing for
     /// `heartbeat_idle_ns` (and are not protected) are closed. 0: off.
     heartbeat_interval_ns: i64 = 0,
@@ -840,6 +844,8 @@ pub const Reactor = struct {
     pub fn setFraming(r: *Reactor, config: abi.FramingConfig) !void {
         if (r.started) return error.BadState;
         r.max_length = if (config.max_length == 0) 2 * 1024 * 1024 else config.max_length;
+        r.high_watermark = config.high_watermark;
+        r.low_watermark = @min(config.low_watermark, config.high_watermark);
         r.framing = switch (config.kind) {
             0 => .none,
             1, 2 => blk: {
@@ -1114,10 +1120,21 @@ pub const Reactor = struct {
                 r.closeSession(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.NOMEM), true);
                 return;
             };
-            _ = @atomicRmw(u64, &s.out_queued, .Add, rest.len, .monotonic);
+            const queued = @atomicRmw(u64, &s.out_queued, .Add, rest.len, .monotonic) + rest.len;
             r.count("send_queued_bytes", rest.len);
             if (!s.want_write) r.armWrite(s, true);
+            if (r.high_watermark > 0 and !s.buffer_full and queued >= r.high_watermark) {
+                s.buffer_full = true;
+                r.bufferEvent(s, .buffer_full);
+            }
         }
+    }
+
+    /// `bufferFull` / `bufferEmpty` go where the session's connect and close go (not at all in
+    /// the dispatch modes that deliver no connect and close).
+    fn bufferEvent(r: *Reactor, s: *Session, record_type: abi.RecordType) void {
+        if (!r.deliver_session_events) return;
+        _ = r.pushOrQueue(record_type, 0, r.closeLane(s), s.id, 0);
     }
 
     /// One send(2); the bytes written, or null when the session was closed by an error.
@@ -1147,8 +1164,12 @@ pub const Reactor = struct {
             const n = r.writeSome(s, s.out.items[s.out_sent..]) orelse return;
             if (n == 0) return;
             s.out_sent += n;
-            _ = @atomicRmw(u64, &s.out_queued, .Sub, n, .monotonic);
+            const queued = @atomicRmw(u64, &s.out_queued, .Sub, n, .monotonic) - n;
             r.uncount("send_queued_bytes", n);
+            if (s.buffer_full and queued <= r.low_watermark) {
+                s.buffer_full = false;
+                r.bufferEvent(s, .buffer_empty);
+            }
         }
         s.out.clearRetainingCapacity();
         s.out_sent = 0;

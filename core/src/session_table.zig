@@ -67,6 +67,8 @@ pub const Session = struct {
     uid: u32 = 0,
     /// `protect(sessionId)`: heartbeat never closes it. Set by workers, atomically.
     protected: u8 = 0,
+    /// Its queued output crossed the high watermark (`bufferFull` sent, `bufferEmpty` due).
+    buffer_full: bool = false,
     /// The listening socket it came from, for `getClientInfo` in any process.
     server_fd: i32 = -1,
     server_port: u16 = 0,
@@ -155,6 +157,7 @@ pub const SessionTable = struct {
             t.count += 1;
             slot.out_queued = 0;
             slot.close_notified = false;
+            slot.buffer_full = false;
             slot.want_write = false;
             slot.peer_hup = false;
             slot.close_errno = 0;

@@ -36,6 +36,8 @@ export const RecordType = {
   forwardClose: 10,
   taskLost: 11,
   control: 12,
+  bufferFull: 13,
+  bufferEmpty: 14,
 } as const;
 
 /** Flags of receive records (`abi.receive_flag_*`). */
@@ -110,7 +112,7 @@ export const layout = {
   workerSlotTasking: 2200,
   workerSlotTaskSeq: 2204,
   regionMailCount: 92,
-  framingConfigSize: 32,
+  framingConfigSize: 40,
 } as const;
 
 /** `abi.Stats` fields in declaration order (each a u64). */
