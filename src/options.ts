@@ -125,6 +125,8 @@ export interface ServerOptions {
   bufferHighWatermark?: number;
   /** Default 0. */
   bufferLowWatermark?: number;
+  /** A new session is not read until a worker `confirm()`s it. Default false. */
+  enableDelayReceive?: boolean;
   /** `listen()` backlog. Default 512. */
   backlog?: number;
   /** TCP_NODELAY on accepted sockets. Default true. */
@@ -188,6 +190,7 @@ export const defaults: ResolvedOptions = {
   heartbeatIdleTime: 0,
   bufferHighWatermark: 0,
   bufferLowWatermark: 0,
+  enableDelayReceive: false,
   taskWorkerNum: 0,
   taskMaxRequest: 0,
   maxRequest: 0,
@@ -283,6 +286,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   integer("packageMaxLength", o.packageMaxLength, 1, 2 ** 31);
   integer("bufferHighWatermark", o.bufferHighWatermark, 0, 2 ** 31);
   integer("bufferLowWatermark", o.bufferLowWatermark, 0, 2 ** 31);
+  boolean("enableDelayReceive", o.enableDelayReceive);
   for (const name of ["heartbeatCheckInterval", "heartbeatIdleTime"] as const) {
     if (typeof o[name] !== "number" || !(o[name] >= 0) || o[name] > 86400) {
       throw new RangeError(
@@ -382,6 +386,7 @@ export function nativeFraming(o: ResolvedOptions): Uint8Array {
   u32[7] = o.packageMaxLength;
   u32[8] = o.bufferHighWatermark;
   u32[9] = o.bufferLowWatermark;
+  u32[10] = o.enableDelayReceive ? 1 : 0;
   return bytes;
 }
 

@@ -1782,6 +1782,40 @@ export class Server {
   }
 
   /**
+   * Swoole's `pause(sessionId)`: stop reading the session (what the peer sends waits in the
+   * kernel, and TCP pushes back) until `resume()`. False when the session is gone, or lives in
+   * another BASE worker.
+   */
+  pause(sessionId: number): boolean {
+    return this.#setPaused(sessionId, true);
+  }
+
+  /** Swoole's `resume(sessionId)`: read the session again. */
+  resume(sessionId: number): boolean {
+    return this.#setPaused(sessionId, false);
+  }
+
+  /** Swoole's `confirm(sessionId)`: with `enableDelayReceive`, start reading a new session. */
+  confirm(sessionId: number): boolean {
+    return this.#setPaused(sessionId, false);
+  }
+
+  #setPaused(sessionId: number, paused: boolean): boolean {
+    if (!this.#live() || !this.exists(sessionId)) return false;
+    if (this.#forwardTo(sessionId) >= 0) {
+      this.#lastError = ErrorCode.invalidParams;
+      this.#log.warning(
+        "pause/resume/confirm act on this worker's own sessions (or any, in PROCESS mode)",
+      );
+      return false;
+    }
+    const lane = this.#laneOf(sessionId);
+    lane.push(RecordType.pauseRequest, sessionId, paused ? 1 : 0, empty);
+    if (!this.#inBatch) lane.publishOut();
+    return true;
+  }
+
+  /**
    * Swoole's `protect(sessionId, on)`: the heartbeat never closes this session (until
    * `protect(sessionId, false)`). From any process. False when the session is gone.
    */

@@ -4,7 +4,15 @@
  * only its own connection.
  */
 import assert from "node:assert/strict";
-import { command, connect, readLine, startFixture, withTimeout, writeAll } from "./_helpers.ts";
+import {
+  command,
+  connect,
+  readBytes,
+  readLine,
+  startFixture,
+  withTimeout,
+  writeAll,
+} from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 
@@ -214,6 +222,41 @@ for (const [name, mode] of modes) {
     const empty = await server.waitFor((e) => e.event === "bufferEmpty", "bufferEmpty");
     assert.equal(empty.sessionId, full.sessionId);
     assert.ok(server.events.indexOf(full) < server.events.indexOf(empty));
+    conn.close();
+  });
+}
+
+for (const [name, mode] of modes) {
+  Deno.test(`${name}: pause stops reading a session until resume`, async () => {
+    await using server = await startFixture({ ...mode });
+    const conn = await connect(server.port);
+    assert.deepEqual(await command(conn, "!pause 300"), { ok: true });
+    let echoedAt = 0;
+    await conn.write(encoder.encode("hello"));
+    const echo = readBytes(conn, 5).then((b) => {
+      echoedAt = performance.now();
+      return new TextDecoder().decode(b);
+    });
+    await server.waitFor((e) => e.event === "resumed", "the resume");
+    const resumedAt = performance.now();
+    assert.equal(await withTimeout(echo, "the echo"), "hello");
+    assert.ok(echoedAt >= resumedAt, "nothing was read while paused");
+    conn.close();
+  });
+
+  Deno.test(`${name}: enableDelayReceive: nothing is read before confirm`, async () => {
+    await using server = await startFixture({ ...mode, enableDelayReceive: true });
+    const conn = await connect(server.port);
+    let echoedAt = 0;
+    await conn.write(encoder.encode("early"));
+    const echo = readBytes(conn, 5).then((b) => {
+      echoedAt = performance.now();
+      return new TextDecoder().decode(b);
+    });
+    await server.waitFor((e) => e.event === "confirmed", "the confirm");
+    const confirmedAt = performance.now();
+    assert.equal(await withTimeout(echo, "the echo"), "early");
+    assert.ok(echoedAt >= confirmedAt, "nothing was read before confirm");
     conn.close();
   });
 }

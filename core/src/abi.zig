@@ -62,6 +62,8 @@ pub const RecordType = enum(u8) {
     close_request = 17,
     /// The worker saw `shutdown` and has queued everything it will send.
     shutdown_ack = 18,
+    /// Stop (aux 1) or go on (aux 0) reading a session: `pause` / `resume` / `confirm`.
+    pause_request = 19,
 };
 
 pub const mail_flag_more: u8 = 1;
@@ -211,6 +213,9 @@ pub const FramingConfig = extern struct {
     /// `buffer_high_watermark` / `buffer_low_watermark` in bytes of queued output (0: off).
     high_watermark: u32,
     low_watermark: u32,
+    /// `enable_delay_receive`: a new session is not read until the worker `confirm`s it.
+    delay_receive: u32,
+    _pad: u32 = 0,
 };
 
 /// A receive record carries part of a message too large for one record; more follows.

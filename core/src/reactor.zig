@@ -133,6 +133,8 @@ pub const Reactor = struct {
     /// it is down to `low_watermark` again.
     high_watermark: u64 = 0,
     low_watermark: u64 = 0,
+    /// `enable_delay_receive`: new sessions start paused.
+    delay_receive: bool = false,
     /// Heartbeat: every `heartbeat_interval_ns`, sessions that received nothing for
     /// `heartbeat_idle_ns` (and are not protected) are closed. 0: off.
     heartbeat_interval_ns: i64 = 0,
@@ -664,6 +666,7 @@ pub const Reactor = struct {
         s.remote = std.net.Address.initPosix(@alignCast(address));
         s.connect_time_ns = r.now_ns;
         s.lane = r.homeLane(s);
+        s.paused = r.delay_receive;
         // Every field is in place: other processes may look it up from now on.
         r.sessions.open(s);
         if (l.tcp_nodelay) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.NODELAY, 1);
@@ -789,6 +792,11 @@ pub const Reactor = struct {
                 blocked = false;
                 continue;
             }
+            if (s.paused) {
+                // Not read until resumed (which lists it again).
+                s.on_ready_list = false;
+                continue;
+            }
             const outcome: ReadOutcome = if (s.connect_pending) .blocked else r.readSession(s);
             switch (outcome) {
                 .done => {
@@ -845,6 +853,7 @@ pub const Reactor = struct {
         if (r.started) return error.BadState;
         r.max_length = if (config.max_length == 0) 2 * 1024 * 1024 else config.max_length;
         r.high_watermark = config.high_watermark;
+        r.delay_receive = config.delay_receive != 0;
         r.low_watermark = @min(config.low_watermark, config.high_watermark);
         r.framing = switch (config.kind) {
             0 => .none,
@@ -1090,6 +1099,7 @@ pub const Reactor = struct {
                 switch (@as(abi.RecordType, @enumFromInt(header.type))) {
                     .send => r.sendTo(header.session_id, record.payload),
                     .close_request => r.closeRequested(header.session_id, header.aux == 1),
+                    .pause_request => r.pauseRequested(header.session_id, header.aux == 1),
                     .shutdown_ack => lane.shutdown_acked = true,
                     else => std.debug.panic("unexpected outbound record type {d}", .{header.type}),
                 }
@@ -1187,6 +1197,16 @@ pub const Reactor = struct {
             std.debug.panic("session {d}: epoll_ctl MOD failed: {s}", .{ s.id, @errorName(err) });
         };
         s.want_write = on;
+    }
+
+    /// `pause` / `resume` / `confirm`: stop or go on reading a session (what came meanwhile
+    /// waits in the kernel; TCP pushes back on the peer).
+    fn pauseRequested(r: *Reactor, session_id: u32, pause: bool) void {
+        const s = r.sessions.get(session_id) orelse return;
+        if (s.paused == pause) return;
+        s.paused = pause;
+        // Edge-triggered: data that came while paused signals nothing more; read it now.
+        if (!pause and s.state == .open) r.markReady(s);
     }
 
     fn closeRequested(r: *Reactor, session_id: u32, reset: bool) void {

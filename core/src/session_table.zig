@@ -69,6 +69,8 @@ pub const Session = struct {
     protected: u8 = 0,
     /// Its queued output crossed the high watermark (`bufferFull` sent, `bufferEmpty` due).
     buffer_full: bool = false,
+    /// `pause()` (or `enable_delay_receive` before `confirm()`): not read until resumed.
+    paused: bool = false,
     /// The listening socket it came from, for `getClientInfo` in any process.
     server_fd: i32 = -1,
     server_port: u16 = 0,
@@ -158,6 +160,7 @@ pub const SessionTable = struct {
             slot.out_queued = 0;
             slot.close_notified = false;
             slot.buffer_full = false;
+            slot.paused = false;
             slot.want_write = false;
             slot.peer_hup = false;
             slot.close_errno = 0;

@@ -29,6 +29,7 @@ export const RecordType = {
   send: 16,
   closeRequest: 17,
   shutdownAck: 18,
+  pauseRequest: 19,
   task: 6,
   finish: 7,
   pipeMessage: 8,
@@ -112,7 +113,7 @@ export const layout = {
   workerSlotTasking: 2200,
   workerSlotTaskSeq: 2204,
   regionMailCount: 92,
-  framingConfigSize: 40,
+  framingConfigSize: 48,
 } as const;
 
 /** `abi.Stats` fields in declaration order (each a u64). */
