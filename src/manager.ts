@@ -344,6 +344,12 @@ export class Manager {
     this.#port = port[0];
     this.#host.setPort(this.#port);
     this.#listenFd = fd[0];
+    if (o.tcpDeferAccept || o.tcpFastopen) {
+      unwrap(
+        this.#lib.zg_listen_options(fd[0], o.tcpDeferAccept, o.tcpFastopen),
+        "set the listen options",
+      );
+    }
   }
 
   /** PROCESS mode: the reactor threads that own the sockets, in this process. */

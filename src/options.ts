@@ -127,6 +127,18 @@ export interface ServerOptions {
   bufferLowWatermark?: number;
   /** A new session is not read until a worker `confirm()`s it. Default false. */
   enableDelayReceive?: boolean;
+  /** TCP_DEFER_ACCEPT: a connection is accepted only once data came (seconds; 0: off). */
+  tcpDeferAccept?: number;
+  /** TCP_FASTOPEN: the queue length of SYNs with data (0: off). */
+  tcpFastopen?: number;
+  /** SO_KEEPALIVE on accepted sockets. Default false. */
+  openTcpKeepalive?: boolean;
+  /** TCP_KEEPIDLE, TCP_KEEPINTVL (seconds), TCP_KEEPCNT; 0: the kernel's. */
+  tcpKeepidle?: number;
+  tcpKeepinterval?: number;
+  tcpKeepcount?: number;
+  /** TCP_USER_TIMEOUT in milliseconds (0: the kernel's). */
+  tcpUserTimeout?: number;
   /** `listen()` backlog. Default 512. */
   backlog?: number;
   /** TCP_NODELAY on accepted sockets. Default true. */
@@ -191,6 +203,13 @@ export const defaults: ResolvedOptions = {
   bufferHighWatermark: 0,
   bufferLowWatermark: 0,
   enableDelayReceive: false,
+  tcpDeferAccept: 0,
+  tcpFastopen: 0,
+  openTcpKeepalive: false,
+  tcpKeepidle: 0,
+  tcpKeepinterval: 0,
+  tcpKeepcount: 0,
+  tcpUserTimeout: 0,
   taskWorkerNum: 0,
   taskMaxRequest: 0,
   maxRequest: 0,
@@ -287,6 +306,13 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   integer("bufferHighWatermark", o.bufferHighWatermark, 0, 2 ** 31);
   integer("bufferLowWatermark", o.bufferLowWatermark, 0, 2 ** 31);
   boolean("enableDelayReceive", o.enableDelayReceive);
+  boolean("openTcpKeepalive", o.openTcpKeepalive);
+  integer("tcpDeferAccept", o.tcpDeferAccept, 0, 3600);
+  integer("tcpFastopen", o.tcpFastopen, 0, 65535);
+  integer("tcpKeepidle", o.tcpKeepidle, 0, 32767);
+  integer("tcpKeepinterval", o.tcpKeepinterval, 0, 32767);
+  integer("tcpKeepcount", o.tcpKeepcount, 0, 127);
+  integer("tcpUserTimeout", o.tcpUserTimeout, 0, 2 ** 31 - 1);
   for (const name of ["heartbeatCheckInterval", "heartbeatIdleTime"] as const) {
     if (typeof o[name] !== "number" || !(o[name] >= 0) || o[name] > 86400) {
       throw new RangeError(
@@ -387,6 +413,11 @@ export function nativeFraming(o: ResolvedOptions): Uint8Array {
   u32[8] = o.bufferHighWatermark;
   u32[9] = o.bufferLowWatermark;
   u32[10] = o.enableDelayReceive ? 1 : 0;
+  u32[11] = o.openTcpKeepalive ? 1 : 0;
+  u32[12] = o.tcpKeepidle;
+  u32[13] = o.tcpKeepinterval;
+  u32[14] = o.tcpKeepcount;
+  u32[15] = o.tcpUserTimeout;
   return bytes;
 }
 

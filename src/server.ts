@@ -843,6 +843,14 @@ export class Server {
         this.#openMail(role);
       }
       unwrap(lib.zg_server_framing(this.#handle, nativeFraming(o)), "set the framing");
+      if (o.tcpDeferAccept || o.tcpFastopen) {
+        // (With several workers on one inherited socket the master set these already.)
+        const fd = lib.zg_server_listen_fd(this.#handle, 0);
+        unwrap(
+          lib.zg_listen_options(fd, o.tcpDeferAccept, o.tcpFastopen),
+          "set the listen options",
+        );
+      }
       unwrap(
         lib.zg_server_heartbeat(
           this.#handle,

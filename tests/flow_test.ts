@@ -231,3 +231,32 @@ Deno.test("10,000 connections held open at once, each still served", async () =>
     for (const c of conns) c.close();
   }
 });
+
+Deno.test("socket options: keepalive on accepted sockets; defer accept until data comes", async () => {
+  await using server = await startFixture({
+    openTcpKeepalive: true,
+    tcpKeepidle: 60,
+    tcpKeepinterval: 5,
+    tcpKeepcount: 3,
+    tcpUserTimeout: 10_000,
+    tcpDeferAccept: 5,
+  });
+  const conn = await connect(server.port);
+  // Deferred: the kernel holds the connection back until data comes (up to 5 s).
+  const early = new Promise((r) => setTimeout(r, 300)); // the absence of an event, on purpose
+  await early;
+  assert.equal(server.events.filter((e) => e.event === "connect").length, 0);
+  await conn.write(new TextEncoder().encode("ping"));
+  assert.equal(new TextDecoder().decode(await readBytes(conn, 4)), "ping");
+  await server.waitFor((e) => e.event === "connect", "the connect once data came");
+  // The server's end of the connection runs a keepalive timer: in /proc/net/tcp, its line
+  // (local port = the server's, state 01 established) shows timer 2 (keepalive).
+  const port = server.port.toString(16).toUpperCase().padStart(4, "0");
+  const lines = Deno.readTextFileSync("/proc/net/tcp").split("\n").slice(1);
+  const mine = lines.map((l) => l.trim().split(/\s+/)).filter((f) =>
+    f[1]?.endsWith(`:${port}`) && f[3] === "01"
+  );
+  assert.equal(mine.length, 1, "the server's end of the connection");
+  assert.equal(mine[0][5].split(":")[0], "02", `timer field ${mine[0][5]}`);
+  conn.close();
+});

@@ -215,7 +215,13 @@ pub const FramingConfig = extern struct {
     low_watermark: u32,
     /// `enable_delay_receive`: a new session is not read until the worker `confirm`s it.
     delay_receive: u32,
-    _pad: u32 = 0,
+    /// `open_tcp_keepalive` with `tcp_keepidle`, `tcp_keepinterval`, `tcp_keepcount` (0: the
+    /// kernel's), and `tcp_user_timeout` in ms (0: the kernel's): set on every accepted socket.
+    keepalive: u32,
+    keep_idle: u32,
+    keep_interval: u32,
+    keep_count: u32,
+    user_timeout_ms: u32,
 };
 
 /// A receive record carries part of a message too large for one record; more follows.

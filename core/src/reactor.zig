@@ -135,6 +135,8 @@ pub const Reactor = struct {
     low_watermark: u64 = 0,
     /// `enable_delay_receive`: new sessions start paused.
     delay_receive: bool = false,
+    /// Socket options of accepted sockets (see `abi.FramingConfig`).
+    socket_config: abi.FramingConfig = std.mem.zeroes(abi.FramingConfig),
     /// Heartbeat: every `heartbeat_interval_ns`, sessions that received nothing for
     /// `heartbeat_idle_ns` (and are not protected) are closed. 0: off.
     heartbeat_interval_ns: i64 = 0,
@@ -670,6 +672,14 @@ pub const Reactor = struct {
         // Every field is in place: other processes may look it up from now on.
         r.sessions.open(s);
         if (l.tcp_nodelay) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.NODELAY, 1);
+        const sc = &r.socket_config;
+        if (sc.keepalive != 0) {
+            setIntOption(fd, linux.SOL.SOCKET, linux.SO.KEEPALIVE, 1);
+            if (sc.keep_idle > 0) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.KEEPIDLE, @intCast(sc.keep_idle));
+            if (sc.keep_interval > 0) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.KEEPINTVL, @intCast(sc.keep_interval));
+            if (sc.keep_count > 0) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.KEEPCNT, @intCast(sc.keep_count));
+        }
+        if (sc.user_timeout_ms > 0) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.USER_TIMEOUT, @intCast(sc.user_timeout_ms));
         var event: linux.epoll_event = .{ .events = session_events, .data = .{ .u64 = tag_session | s.id } };
         posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_ADD, fd, &event) catch |err| {
             log.err("session {d}: epoll_ctl failed: {s}", .{ s.id, @errorName(err) });
@@ -854,6 +864,7 @@ pub const Reactor = struct {
         r.max_length = if (config.max_length == 0) 2 * 1024 * 1024 else config.max_length;
         r.high_watermark = config.high_watermark;
         r.delay_receive = config.delay_receive != 0;
+        r.socket_config = config;
         r.low_watermark = @min(config.low_watermark, config.high_watermark);
         r.framing = switch (config.kind) {
             0 => .none,

@@ -142,6 +142,22 @@ export fn zg_server_framing(r: *Reactor, config: *const abi.FramingConfig) Statu
     return .ok;
 }
 
+/// Options of a listening socket: `tcp_defer_accept` (seconds; accept only once data came) and
+/// `tcp_fastopen` (the SYN-data queue length). 0 leaves one alone.
+export fn zg_listen_options(fd: i32, defer_accept_s: u32, fastopen_queue: u32) Status {
+    last_errno = 0;
+    const tcp = std.os.linux.IPPROTO.TCP;
+    if (defer_accept_s > 0) std.posix.setsockopt(fd, tcp, std.os.linux.TCP.DEFER_ACCEPT, std.mem.asBytes(&@as(c_int, @intCast(defer_accept_s)))) catch |err| return statusOf(err);
+    if (fastopen_queue > 0) std.posix.setsockopt(fd, tcp, std.os.linux.TCP.FASTOPEN, std.mem.asBytes(&@as(c_int, @intCast(fastopen_queue)))) catch |err| return statusOf(err);
+    return .ok;
+}
+
+/// The fd of listening socket `index` of a server (for `zg_listen_options`), or -1.
+export fn zg_server_listen_fd(r: *Reactor, index: u32) i32 {
+    if (index >= r.listener_count) return -1;
+    return r.listeners[index].fd;
+}
+
 /// Before start: the heartbeat (`interval_ms` 0: off; `idle_ms` 0: twice the interval).
 export fn zg_server_heartbeat(r: *Reactor, interval_ms: u32, idle_ms: u32) Status {
     r.setHeartbeat(interval_ms, idle_ms) catch return .bad_state;

@@ -113,7 +113,7 @@ export const layout = {
   workerSlotTasking: 2200,
   workerSlotTaskSeq: 2204,
   regionMailCount: 92,
-  framingConfigSize: 48,
+  framingConfigSize: 64,
 } as const;
 
 /** `abi.Stats` fields in declaration order (each a u64). */

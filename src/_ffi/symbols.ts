@@ -23,6 +23,9 @@ export const symbols = {
   zg_server_framing: { parameters: ["pointer", "buffer"], result: "i32" },
   zg_process_framing: { parameters: ["pointer", "buffer"], result: "i32" },
   zg_server_heartbeat: { parameters: ["pointer", "u32", "u32"], result: "i32" },
+  zg_listen_options: { parameters: ["i32", "u32", "u32"], result: "i32" },
+  /** Returns the fd or -1 (not a status). */
+  zg_server_listen_fd: { parameters: ["pointer", "u32"], result: "i32" },
   zg_process_heartbeat: { parameters: ["pointer", "u32", "u32"], result: "i32" },
   zg_session_protect: { parameters: ["pointer", "pointer", "u32", "u32"], result: "i32" },
   /** Blocks until the reactor rings the doorbell: runs on Deno's blocking pool. */
