@@ -1790,6 +1790,54 @@ export class Server {
   }
 
   /**
+   * Swoole's `sendfile(sessionId, path, offset, length)`: sends the file (from `offset`,
+   * `length` bytes, 0: to its end) with the kernel's zero-copy sendfile, after whatever was
+   * sent before and before whatever is sent after. The process that owns the socket opens the
+   * file (PROCESS mode: the master). False when the session is gone or closing, the file does
+   * not exist, or the session lives in another BASE worker.
+   */
+  sendfile(sessionId: number, path: string, offset = 0, length = 0): boolean {
+    if (!this.#live()) {
+      this.#lastError = ErrorCode.serverNotRunning;
+      return false;
+    }
+    if (
+      !Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0
+    ) {
+      throw new RangeError(
+        `sendfile() takes a non-negative offset and length, got ${offset}, ${length}`,
+      );
+    }
+    const state = this.#sessionState(sessionId);
+    if (state !== SessionState.open && state !== SessionState.peerClosed) return false;
+    let absolute: string;
+    try {
+      absolute = Deno.realPathSync(path);
+      if (!Deno.statSync(absolute).isFile) throw new Error("not a file");
+    } catch {
+      this.#lastError = ErrorCode.invalidParams;
+      this.#log.warning(`sendfile: no file at ${path}`);
+      return false;
+    }
+    if (this.#forwardTo(sessionId) >= 0) {
+      this.#lastError = ErrorCode.invalidParams;
+      this.#log.warning("sendfile acts on this worker's own sessions (or any, in PROCESS mode)");
+      return false;
+    }
+    const name = encoder.encode(absolute);
+    const payload = new Uint8Array(16 + name.length);
+    const view = new DataView(payload.buffer);
+    view.setBigUint64(0, BigInt(offset), true);
+    view.setBigUint64(8, BigInt(length), true);
+    payload.set(name, 16);
+    const lane = this.#laneOf(sessionId);
+    lane.push(RecordType.sendfileRequest, sessionId, 0, payload);
+    this.#responseCount++;
+    if (!this.#inBatch) lane.publishOut();
+    return true;
+  }
+
+  /**
    * Swoole's `pause(sessionId)`: stop reading the session (what the peer sends waits in the
    * kernel, and TCP pushes back) until `resume()`. False when the session is gone, or lives in
    * another BASE worker.

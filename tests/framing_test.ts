@@ -260,3 +260,26 @@ for (const [name, mode] of modes) {
     conn.close();
   });
 }
+
+for (const [name, mode] of modes) {
+  Deno.test(`${name}: sendfile of a 64 MiB file arrives byte-exact, in order with the sends around it`, async () => {
+    const path = await Deno.makeTempFile();
+    try {
+      const size = 64 * 1024 * 1024;
+      const content = new Uint8Array(size);
+      for (let i = 0; i < size; i += 4096) content.fill((i / 4096) % 251, i, i + 4096);
+      await Deno.writeFile(path, content);
+      await using server = await startFixture({ ...mode });
+      const conn = await connect(server.port);
+      await conn.write(encoder.encode(`!sendfile ${path}\n`));
+      const got = await withTimeout(readBytes(conn, size + 2), "the file");
+      assert.equal(got.length, size + 2);
+      assert.equal(got[0], "<".charCodeAt(0));
+      assert.equal(got[size + 1], ">".charCodeAt(0));
+      assert.ok(got.subarray(1, size + 1).every((b, i) => b === content[i]), "byte-exact");
+      conn.close();
+    } finally {
+      await Deno.remove(path);
+    }
+  });
+}

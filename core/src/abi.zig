@@ -64,6 +64,8 @@ pub const RecordType = enum(u8) {
     shutdown_ack = 18,
     /// Stop (aux 1) or go on (aux 0) reading a session: `pause` / `resume` / `confirm`.
     pause_request = 19,
+    /// `sendfile`: payload = u64 offset, u64 length (0: to the end), the file's path.
+    sendfile_request = 20,
 };
 
 pub const mail_flag_more: u8 = 1;

@@ -1111,6 +1111,7 @@ pub const Reactor = struct {
                     .send => r.sendTo(header.session_id, record.payload),
                     .close_request => r.closeRequested(header.session_id, header.aux == 1),
                     .pause_request => r.pauseRequested(header.session_id, header.aux == 1),
+                    .sendfile_request => r.sendfileRequested(header.session_id, record.payload),
                     .shutdown_ack => lane.shutdown_acked = true,
                     else => std.debug.panic("unexpected outbound record type {d}", .{header.type}),
                 }
@@ -1131,7 +1132,7 @@ pub const Reactor = struct {
             return;
         }
         var written: usize = 0;
-        if (s.out.items.len == s.out_sent) {
+        if (!s.hasOutput()) {
             written = r.writeSome(s, data) orelse return;
         }
         if (written < data.len) {
@@ -1180,16 +1181,108 @@ pub const Reactor = struct {
         }
     }
 
+    /// `sendfile`: queues the file after what is queued already, and starts writing if
+    /// nothing is. The file is opened here (in the process that owns the socket).
+    fn sendfileRequested(r: *Reactor, session_id: u32, payload: []const u8) void {
+        const s = r.sessions.get(session_id) orelse return r.count("send_dropped_count", 1);
+        if (s.state == .closing or payload.len <= 16) return r.count("send_dropped_count", 1);
+        const offset = std.mem.readInt(u64, payload[0..8], .little);
+        var length = std.mem.readInt(u64, payload[8..16], .little);
+        const path = payload[16..];
+        var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
+        if (path.len >= path_buffer.len) return r.count("send_dropped_count", 1);
+        @memcpy(path_buffer[0..path.len], path);
+        path_buffer[path.len] = 0;
+        const fd = posix.openZ(@ptrCast(&path_buffer), .{ .ACCMODE = .RDONLY, .CLOEXEC = true }, 0) catch |err| {
+            log.warn("session {d}: sendfile cannot open {s}: {s}", .{ s.id, path, @errorName(err) });
+            return r.count("send_dropped_count", 1);
+        };
+        if (length == 0) {
+            const stat = posix.fstat(fd) catch {
+                posix.close(fd);
+                return r.count("send_dropped_count", 1);
+            };
+            const size: u64 = @intCast(stat.size);
+            length = if (size > offset) size - offset else 0;
+        }
+        if (length == 0) return posix.close(fd);
+        s.files.append(r.allocator, .{ .at = s.out.items.len, .fd = fd, .offset = offset, .left = length }) catch {
+            posix.close(fd);
+            return r.count("send_dropped_count", 1);
+        };
+        const queued = @atomicRmw(u64, &s.out_queued, .Add, length, .monotonic) + length;
+        r.count("send_queued_bytes", length);
+        if (r.high_watermark > 0 and !s.buffer_full and queued >= r.high_watermark) {
+            s.buffer_full = true;
+            r.bufferEvent(s, .buffer_full);
+        }
+        r.flushSession(s);
+        if (s.isLive() and s.hasOutput() and !s.want_write) r.armWrite(s, true);
+    }
+
+    /// Output of `n` bytes went out: the counters, and `bufferEmpty` once low enough.
+    fn sent(r: *Reactor, s: *Session, n: usize) void {
+        const queued = @atomicRmw(u64, &s.out_queued, .Sub, n, .monotonic) - n;
+        r.uncount("send_queued_bytes", n);
+        if (s.buffer_full and queued <= r.low_watermark) {
+            s.buffer_full = false;
+            r.bufferEvent(s, .buffer_empty);
+        }
+    }
+
+    /// One sendfile(2) of the first queued file: true when it is done, false when the socket
+    /// is full (or the session was closed by an error).
+    fn sendFile(r: *Reactor, s: *Session) bool {
+        const file = &s.files.items[0];
+        while (file.left > 0) {
+            var offset: i64 = @intCast(file.offset);
+            const chunk: usize = @intCast(@min(file.left, 1 << 30));
+            const rc = rawResult(linux.sendfile(s.fd, file.fd, &offset, chunk));
+            if (rc > 0) {
+                const n: usize = @intCast(rc);
+                file.offset += n;
+                file.left -= n;
+                s.send_bytes += n;
+                s.last_send_time_ns = r.now_ns;
+                r.count("total_send_bytes", n);
+                r.sent(s, n);
+                continue;
+            }
+            if (rc == 0) {
+                // The file is shorter than asked for: what is missing will not come.
+                log.warn("session {d}: sendfile: the file ended {d} bytes early", .{ s.id, file.left });
+                r.sent(s, @intCast(file.left));
+                file.left = 0;
+                break;
+            }
+            switch (rawErrno(rc)) {
+                .AGAIN => return false,
+                .INTR => continue,
+                else => |e| {
+                    r.closeSession(s, abi.close_flag_error, @intFromEnum(e), true);
+                    return false;
+                },
+            }
+        }
+        posix.close(file.fd);
+        _ = s.files.orderedRemove(0);
+        return true;
+    }
+
     fn flushSession(r: *Reactor, s: *Session) void {
-        while (s.out_sent < s.out.items.len) {
-            const n = r.writeSome(s, s.out.items[s.out_sent..]) orelse return;
-            if (n == 0) return;
-            s.out_sent += n;
-            const queued = @atomicRmw(u64, &s.out_queued, .Sub, n, .monotonic) - n;
-            r.uncount("send_queued_bytes", n);
-            if (s.buffer_full and queued <= r.low_watermark) {
-                s.buffer_full = false;
-                r.bufferEvent(s, .buffer_empty);
+        while (s.hasOutput()) {
+            // Bytes up to the next file (or all of them), then that file.
+            const end = if (s.files.items.len > 0) s.files.items[0].at else s.out.items.len;
+            if (s.out_sent < end) {
+                const n = r.writeSome(s, s.out.items[s.out_sent..end]) orelse return;
+                if (n == 0) return;
+                s.out_sent += n;
+                r.sent(s, n);
+                continue;
+            }
+            if (s.files.items.len > 0) {
+                if (!r.sendFile(s)) return;
+                continue;
             }
         }
         s.out.clearRetainingCapacity();
@@ -1223,7 +1316,7 @@ pub const Reactor = struct {
     fn closeRequested(r: *Reactor, session_id: u32, reset: bool) void {
         const s = r.sessions.get(session_id) orelse return;
         if (reset) return r.closeSession(s, abi.close_flag_server, 0, true);
-        if (s.out_sent < s.out.items.len) {
+        if (s.hasOutput()) {
             @atomicStore(session_table.State, &s.state, .closing, .release);
             return;
         }
@@ -1242,7 +1335,7 @@ pub const Reactor = struct {
         r.count("close_count", 1);
         r.uncount("connection_num", 1);
         if (r.attach) |a| _ = @atomicRmw(u32, a.connection_total, .Sub, 1, .monotonic);
-        const queued = s.out.items.len - s.out_sent;
+        const queued = @atomicLoad(u64, &s.out_queued, .monotonic);
         if (queued > 0) r.uncount("send_queued_bytes", queued);
         if (s.connect_pending) {
             // The worker never heard of it: take back its connect record, send no close.
@@ -1276,7 +1369,7 @@ pub const Reactor = struct {
             return true;
         }
         for (r.sessions.slots) |*s| {
-            if (s.isLive() and s.out_sent < s.out.items.len) return false;
+            if (s.isLive() and s.hasOutput()) return false;
         }
         return true;
     }

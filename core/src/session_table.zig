@@ -40,6 +40,8 @@ pub const Session = struct {
     /// Queued output: bytes `out_sent..out.items.len` are still to be written.
     out: std.ArrayList(u8) = .empty,
     out_sent: usize = 0,
+    /// `sendfile` segments, in order, each to go out once `out` is written up to its `at`.
+    files: std.ArrayList(FileSegment) = .empty,
     /// Bytes still to be written, mirrored for other threads (`send` checks it against
     /// `socketBufferSize`).
     out_queued: u64 = 0,
@@ -75,10 +77,18 @@ pub const Session = struct {
     server_fd: i32 = -1,
     server_port: u16 = 0,
 
+    /// Output still to write: bytes or files.
+    pub fn hasOutput(s: *const Session) bool {
+        return s.out_sent < s.out.items.len or s.files.items.len > 0;
+    }
+
     pub fn isLive(s: *const Session) bool {
         return s.state != .free;
     }
 };
+
+/// A file queued with `sendfile`: `left` bytes from `offset`, after `out.items[0..at]`.
+pub const FileSegment = struct { at: usize, fd: i32, offset: u64, left: u64 };
 
 pub const SessionTable = struct {
     slots: []Session,
@@ -133,6 +143,8 @@ pub const SessionTable = struct {
         for (t.slots) |*s| {
             s.out.deinit(allocator);
             s.in.deinit(allocator);
+            for (s.files.items) |f| std.posix.close(f.fd);
+            s.files.deinit(allocator);
         }
         if (t.owned) allocator.free(t.slots);
         t.* = undefined;
@@ -221,6 +233,8 @@ pub const SessionTable = struct {
         assert(t.count > 0);
         s.out.clearAndFree(allocator);
         s.out_sent = 0;
+        for (s.files.items) |f| std.posix.close(f.fd);
+        s.files.clearAndFree(allocator);
         s.in.clearAndFree(allocator);
         s.in_start = 0;
         s.frame_sent = 0;

@@ -30,6 +30,7 @@ export const RecordType = {
   closeRequest: 17,
   shutdownAck: 18,
   pauseRequest: 19,
+  sendfileRequest: 20,
   task: 6,
   finish: 7,
   pipeMessage: 8,
