@@ -290,6 +290,8 @@ export class Server {
   /** When the last park ended (PROCESS worker): a recent one means load. */
   #lastWake = 0;
   #stoppedRecord = false;
+  /** `sendwait` Promises, by session, until the core says its output is written. */
+  #drainWaiters = new Map<number, ((written: boolean) => void)[]>();
   /** Pieces of messages larger than one record, by session, until the last one arrives. */
   #pieces = new Map<number, Uint8Array[]>();
   /** Sessions this worker asked to close; they no longer exist for send/exists. */
@@ -1183,6 +1185,12 @@ export class Server {
         }
         return;
       }
+      case RecordType.drained: {
+        const waiters = this.#drainWaiters.get(sessionId);
+        this.#drainWaiters.delete(sessionId);
+        for (const resolve of waiters ?? []) resolve(aux === 1);
+        return;
+      }
       case RecordType.bufferFull:
         this.#call("bufferFull", sessionId, () => this.#callbacks.bufferFull?.(this, sessionId));
         return;
@@ -1787,6 +1795,28 @@ export class Server {
   #live(): boolean {
     return (this.#handle !== null || this.#attached || this.#mailbox !== undefined) &&
       (this.#state === "running" || this.#state === "stopping");
+  }
+
+  /**
+   * Swoole's `sendwait` as a Promise: sends `data` and resolves true once everything queued for
+   * the session (this included) is written to the socket; false when it could not be sent, or
+   * the session ended first.
+   */
+  sendwait(sessionId: number, data: Uint8Array | string): Promise<boolean> {
+    if (!this.send(sessionId, data)) return Promise.resolve(false);
+    if (this.#forwardTo(sessionId) >= 0) {
+      // Another worker writes it: the data went, but nobody here hears when.
+      this.#log.warning("sendwait on another worker's session resolves once forwarded");
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => {
+      const waiters = this.#drainWaiters.get(sessionId) ?? [];
+      waiters.push(resolve);
+      this.#drainWaiters.set(sessionId, waiters);
+      const lane = this.#laneOf(sessionId);
+      lane.push(RecordType.drainRequest, sessionId, 0, empty);
+      if (!this.#inBatch) lane.publishOut();
+    });
   }
 
   /**

@@ -283,3 +283,21 @@ for (const [name, mode] of modes) {
     }
   });
 }
+
+for (const [name, mode] of modes) {
+  Deno.test(`${name}: sendwait resolves once the data is written, not before`, async () => {
+    await using server = await startFixture({ ...mode });
+    const conn = await connect(server.port);
+    const n = 16 * 1024 * 1024;
+    await conn.write(encoder.encode(`!sendwait ${n}\n`));
+    // Nobody reads yet: 16 MiB cannot all be written, so sendwait waits.
+    const early = new Promise((r) => setTimeout(r, 300)); // the absence of an event, on purpose
+    await early;
+    assert.equal(server.events.filter((e) => e.event === "sendwait").length, 0);
+    const got = await withTimeout(readBytes(conn, n), "the data");
+    assert.equal(got.length, n);
+    const done = await server.waitFor((e) => e.event === "sendwait", "sendwait");
+    assert.equal(done.written, true);
+    conn.close();
+  });
+}

@@ -56,6 +56,9 @@ pub const RecordType = enum(u8) {
     buffer_full = 13,
     /// …and went down to `buffer_low_watermark` again.
     buffer_empty = 14,
+    /// The answer to `drain_request`: the session's output is written (aux 1), or the session
+    /// ended first (aux 0).
+    drained = 15,
     /// Queue the payload for a session.
     send = 16,
     /// Close a session. aux = 1 for reset (RST, drop queued output), 0 for graceful.
@@ -66,6 +69,8 @@ pub const RecordType = enum(u8) {
     pause_request = 19,
     /// `sendfile`: payload = u64 offset, u64 length (0: to the end), the file's path.
     sendfile_request = 20,
+    /// `sendwait`: answer with `drained` once everything queued for the session is written.
+    drain_request = 21,
 };
 
 pub const mail_flag_more: u8 = 1;

@@ -1112,6 +1112,7 @@ pub const Reactor = struct {
                     .close_request => r.closeRequested(header.session_id, header.aux == 1),
                     .pause_request => r.pauseRequested(header.session_id, header.aux == 1),
                     .sendfile_request => r.sendfileRequested(header.session_id, record.payload),
+                    .drain_request => r.drainRequested(header.session_id, @intCast(lane - r.lanes.ptr)),
                     .shutdown_ack => lane.shutdown_acked = true,
                     else => std.debug.panic("unexpected outbound record type {d}", .{header.type}),
                 }
@@ -1220,6 +1221,30 @@ pub const Reactor = struct {
         if (s.isLive() and s.hasOutput() and !s.want_write) r.armWrite(s, true);
     }
 
+    /// `sendwait`: the worker on `lane` hears once the session's output is written.
+    fn drainRequested(r: *Reactor, session_id: u32, lane: u16) void {
+        const s = r.sessions.get(session_id) orelse {
+            _ = r.pushOrQueue(.drained, 0, lane, session_id, 0);
+            return;
+        };
+        if (!s.hasOutput()) {
+            _ = r.pushOrQueue(.drained, 0, lane, session_id, 1);
+            return;
+        }
+        s.drain_waiters |= @as(u64, 1) << @intCast(lane % 64);
+    }
+
+    /// Tells the lanes waiting on a session's output (`aux` 1: written, 0: the session ended).
+    fn answerDrain(r: *Reactor, s: *Session, written: bool) void {
+        var waiters = s.drain_waiters;
+        s.drain_waiters = 0;
+        while (waiters != 0) {
+            const lane: u16 = @intCast(@ctz(waiters));
+            waiters &= waiters - 1;
+            if (lane < r.lanes.len) _ = r.pushOrQueue(.drained, 0, lane, s.id, @intFromBool(written));
+        }
+    }
+
     /// Output of `n` bytes went out: the counters, and `bufferEmpty` once low enough.
     fn sent(r: *Reactor, s: *Session, n: usize) void {
         const queued = @atomicRmw(u64, &s.out_queued, .Sub, n, .monotonic) - n;
@@ -1288,6 +1313,7 @@ pub const Reactor = struct {
         s.out.clearRetainingCapacity();
         s.out_sent = 0;
         if (s.out.capacity > out_keep_bytes) s.out.clearAndFree(r.allocator);
+        if (s.drain_waiters != 0) r.answerDrain(s, true);
         if (s.want_write) r.armWrite(s, false);
         if (s.state == .closing) r.closeSession(s, abi.close_flag_server, 0, false);
     }
@@ -1343,6 +1369,7 @@ pub const Reactor = struct {
         } else if (!s.close_notified and r.deliver_session_events) {
             _ = r.pushOrQueue(.close, flags, r.closeLane(s), s.id, errno);
         }
+        if (s.drain_waiters != 0) r.answerDrain(s, false);
         s.close_errno = @intCast(errno);
         r.sessions.release(r.allocator, s);
         // A freed fd ends an accept pause early: the next accept can succeed.

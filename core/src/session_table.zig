@@ -73,6 +73,8 @@ pub const Session = struct {
     buffer_full: bool = false,
     /// `pause()` (or `enable_delay_receive` before `confirm()`): not read until resumed.
     paused: bool = false,
+    /// `sendwait`: the lanes (bit per lane, the first 64) that wait for its output to drain.
+    drain_waiters: u64 = 0,
     /// The listening socket it came from, for `getClientInfo` in any process.
     server_fd: i32 = -1,
     server_port: u16 = 0,
@@ -173,6 +175,7 @@ pub const SessionTable = struct {
             slot.close_notified = false;
             slot.buffer_full = false;
             slot.paused = false;
+            slot.drain_waiters = 0;
             slot.want_write = false;
             slot.peer_hup = false;
             slot.close_errno = 0;

@@ -31,6 +31,8 @@ export const RecordType = {
   shutdownAck: 18,
   pauseRequest: 19,
   sendfileRequest: 20,
+  drainRequest: 21,
+  drained: 15,
   task: 6,
   finish: 7,
   pipeMessage: 8,
