@@ -334,6 +334,7 @@ export class Manager {
     // not listen, so it holds the port (between a worker's death and its respawn too) and
     // takes no connections.
     const flags = (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
+      (o.sockType === "unix" ? ListenFlag.unix : 0) |
       (o.enableReusePort ? ListenFlag.reusePort : 0) |
       (o.enableReusePort && o.mode === "base" ? ListenFlag.bindOnly : 0);
     const where = formatAddress(o.host, o.port);

@@ -25,6 +25,12 @@ export interface ServerOptions {
   host?: string;
   /** TCP port; 0 picks a free one (read it from `server.port` once started). Default 9501. */
   port?: number;
+  /**
+   * `"tcp"` (IPv4 or IPv6 by the host) or `"unix"`: a Unix stream socket whose path is `host`
+   * (`port` is ignored; a socket file left by an earlier server is replaced, and the file is
+   * removed when the server stops). Default `"tcp"`.
+   */
+  sockType?: "tcp" | "unix";
   /** Process model. Default `"base"`: the worker runs its own reactor. */
   mode?: Mode;
   /**
@@ -186,6 +192,7 @@ export const defaults: ResolvedOptions = {
   host: "0.0.0.0",
   port: 9501,
   mode: "base",
+  sockType: "tcp",
   reactorNum: 0,
   dispatchMode: 2,
   enableUnsafeEvent: false,
@@ -267,6 +274,20 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   const o = { ...defaults, ...withoutUndefined(options) };
   if (typeof o.host !== "string" || o.host.length === 0) {
     throw new TypeError(`Option "host" must be a non-empty string, got ${describe(o.host)}`);
+  }
+  if (o.sockType !== "tcp" && o.sockType !== "unix") {
+    throw new RangeError(`Option "sockType" must be "tcp" or "unix", got ${describe(o.sockType)}`);
+  }
+  if (o.sockType === "unix") {
+    if (!o.host.startsWith("/") && !o.host.startsWith(".")) {
+      throw new TypeError(
+        `Option "host" must be the socket's path with sockType "unix", got ${describe(o.host)}`,
+      );
+    }
+    o.port = 0;
+    if (options.enableReusePort) {
+      throw new TypeError('Option "enableReusePort" does not apply to sockType "unix"');
+    }
   }
   if (o.host === "localhost") o.host = "127.0.0.1";
   integer("port", o.port, 0, 65535);
@@ -423,5 +444,6 @@ export function nativeFraming(o: ResolvedOptions): Uint8Array {
 
 /** `host:port`, with an IPv6 host in brackets, as error messages name an address. */
 export function formatAddress(host: string, port: number): string {
+  if (host.startsWith("/") || host.startsWith(".")) return host;
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }

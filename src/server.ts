@@ -139,8 +139,8 @@ export interface ClientInfo {
   sessionId: number;
   /** The socket's fd in the reactor. */
   socketFd: number;
-  /** "tcp" or "tcp6". */
-  socketType: "tcp" | "tcp6";
+  /** "tcp", "tcp6" or "unix". */
+  socketType: "tcp" | "tcp6" | "unix";
   reactorId: number;
   serverFd: number;
   serverPort: number;
@@ -607,6 +607,7 @@ export class Server {
     } finally {
       Deno.removeSignalListener("SIGTERM", this.#onSigterm);
       this.#removePidFile();
+      this.#removeSocketFile();
       this.#state = "stopped";
     }
     this.#call("shutdown", -1, () => this.#callbacks.shutdown?.(this));
@@ -748,6 +749,16 @@ export class Server {
     }
   }
 
+  /** A Unix socket's file goes with the server that made it. */
+  #removeSocketFile() {
+    if (this.options.sockType !== "unix") return;
+    try {
+      if (Deno.lstatSync(this.options.host).isSocket) Deno.removeSync(this.options.host);
+    } catch {
+      // Gone already.
+    }
+  }
+
   #removePidFile() {
     const path = this.options.pidFile;
     if (!path) return;
@@ -812,7 +823,8 @@ export class Server {
       const port = new Uint32Array(1);
       const flags = (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
         (o.enableReusePort ? ListenFlag.reusePort : 0) |
-        (o.openTcpNodelay ? ListenFlag.tcpNodelay : 0);
+        (o.openTcpNodelay ? ListenFlag.tcpNodelay : 0) |
+        (o.sockType === "unix" ? ListenFlag.unix : 0);
       const where = formatAddress(o.host, o.port);
       const role = this.#role;
       if (role.kind === "worker" && role.listenFd >= 0) {
@@ -1053,6 +1065,7 @@ export class Server {
     if (this.#mailbox) this.#drainOutboxes();
     if (this.#role.kind !== "worker") {
       this.#removePidFile();
+      this.#removeSocketFile();
       this.#call("shutdown", -1, () => this.#callbacks.shutdown?.(this));
     }
     this.#done.resolve();
@@ -1976,11 +1989,15 @@ export class Server {
     return {
       sessionId,
       socketFd: i32[1],
-      socketType: family === 6 ? "tcp6" : "tcp",
+      socketType: family === 6 ? "tcp6" : family === 1 ? "unix" : "tcp",
       reactorId: i32[2],
       serverFd: i32[3],
       serverPort: u32[4],
-      remoteIp: family === 6 ? ipv6(addr) : Array.from(addr.subarray(0, 4)).join("."),
+      remoteIp: family === 6
+        ? ipv6(addr)
+        : family === 1
+        ? ""
+        : Array.from(addr.subarray(0, 4)).join("."),
       remotePort: u32[5],
       connectTime: f64[0],
       lastTime: Math.max(f64[1], f64[2]),

@@ -260,3 +260,32 @@ Deno.test("socket options: keepalive on accepted sockets; defer accept until dat
   assert.equal(mine[0][5].split(":")[0], "02", `timer field ${mine[0][5]}`);
   conn.close();
 });
+
+for (
+  const [name, options] of [
+    ["one worker", {}],
+    ["two BASE workers", { workerNum: 2 }],
+    ["PROCESS mode", { mode: "process", workerNum: 2, reactorNum: 1 }],
+  ] as const
+) {
+  Deno.test(`unix stream socket (${name}): echo, client info, and the file goes with the server`, async () => {
+    const dir = await Deno.makeTempDir();
+    const path = `${dir}/z.sock`;
+    try {
+      const server = await startFixture({ ...options, sockType: "unix", host: path });
+      const conn = await Deno.connect({ transport: "unix", path });
+      await conn.write(new TextEncoder().encode("hello"));
+      assert.equal(new TextDecoder().decode(await readBytes(conn, 5)), "hello");
+      const info = await command(conn, "!info");
+      assert.equal(info.socketType, "unix");
+      assert.equal(info.remoteIp, "");
+      conn.close();
+      server.child.kill("SIGTERM");
+      assert.equal((await server.exited()).code, 0);
+      await server[Symbol.asyncDispose]();
+      assert.throws(() => Deno.lstatSync(path), "the socket file is removed");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}

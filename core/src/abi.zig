@@ -359,6 +359,8 @@ pub const listen_flag_reuse_port: u32 = 2;
 pub const listen_flag_tcp_nodelay: u32 = 4;
 /// Bind without listening (reserve the port).
 pub const listen_flag_bind_only: u32 = 8;
+/// A Unix stream socket: the host is its path (an existing socket file there is replaced).
+pub const listen_flag_unix: u32 = 16;
 
 /// The offsets TypeScript checks its mirror against; `zg_layout` writes them as u32s in this
 /// order. Append only.

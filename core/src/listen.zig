@@ -11,6 +11,7 @@ pub const Bound = struct { fd: i32, port: u16 };
 /// A non-blocking listening TCP socket on `host:port` (port 0 picks a free one).
 /// On failure `errno_out` holds the errno of the failing call.
 pub fn tcp(host: []const u8, port: u16, backlog: u31, flags: u32, errno_out: *i32) Error!Bound {
+    if (flags & abi.listen_flag_unix != 0) return unix(host, backlog, errno_out);
     const address = std.net.Address.parseIp(host, port) catch return error.InvalidArgument;
     const family: u32 = address.any.family;
     const fd = posix.socket(family, linux.SOCK.STREAM | linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC, 0) catch |err| {
@@ -42,6 +43,36 @@ pub fn tcp(host: []const u8, port: u16, backlog: u31, flags: u32, errno_out: *i3
     return boundOf(fd);
 }
 
+/// A non-blocking listening Unix stream socket at `path`; a socket file left there by an
+/// earlier server is removed first (any other file is not).
+pub fn unix(path: []const u8, backlog: u31, errno_out: *i32) Error!Bound {
+    const address = std.net.Address.initUnix(path) catch return error.InvalidArgument;
+    var path_z: [std.fs.max_path_bytes]u8 = undefined;
+    @memcpy(path_z[0..path.len], path);
+    path_z[path.len] = 0;
+    if (posix.fstatatZ(posix.AT.FDCWD, @ptrCast(&path_z), posix.AT.SYMLINK_NOFOLLOW)) |stat| {
+        if (posix.S.ISSOCK(stat.mode)) posix.unlinkZ(@ptrCast(&path_z)) catch {};
+    } else |_| {}
+    const fd = posix.socket(linux.AF.UNIX, linux.SOCK.STREAM | linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC, 0) catch |err| {
+        errno_out.* = @intFromEnum(errnoOf(err));
+        return error.OsError;
+    };
+    errdefer posix.close(fd);
+    posix.bind(fd, &address.any, address.getOsSockLen()) catch |err| {
+        errno_out.* = @intFromEnum(errnoOf(err));
+        return switch (err) {
+            error.AddressInUse => error.AddrInUse,
+            error.AccessDenied => error.PermissionDenied,
+            else => error.OsError,
+        };
+    };
+    posix.listen(fd, backlog) catch |err| {
+        errno_out.* = @intFromEnum(errnoOf(err));
+        return error.OsError;
+    };
+    return .{ .fd = fd, .port = 0 };
+}
+
 fn boundOf(fd: i32) Error!Bound {
     var bound: std.net.Address = undefined;
     var len: posix.socklen_t = @sizeOf(std.net.Address);
@@ -60,6 +91,7 @@ pub fn adopt(fd: i32, errno_out: *i32) Error!Bound {
     const flags = posix.fcntl(fd, posix.F.GETFL, 0) catch return error.OsError;
     _ = posix.fcntl(fd, posix.F.SETFL, flags | @as(usize, 1 << @bitOffsetOf(posix.O, "NONBLOCK"))) catch return error.OsError;
     _ = posix.fcntl(fd, posix.F.SETFD, posix.FD_CLOEXEC) catch return error.OsError;
+    if (bound.any.family == linux.AF.UNIX) return .{ .fd = fd, .port = 0 };
     return .{ .fd = fd, .port = bound.getPort() };
 }
 
@@ -89,4 +121,23 @@ test "listen: port 0 binds a free port; a second bind to it is AddrInUse" {
     try std.testing.expectError(error.AddrInUse, tcp("127.0.0.1", a.port, 16, 0, &errno));
     try std.testing.expectEqual(@as(i32, @intFromEnum(posix.E.ADDRINUSE)), errno);
     try std.testing.expectError(error.InvalidArgument, tcp("not-an-ip", 0, 16, 0, &errno));
+}
+
+test "listen: a Unix stream socket replaces a stale socket file, not another file" {
+    var errno: i32 = 0;
+    var dir = std.testing.tmpDir(.{});
+    defer dir.cleanup();
+    var buffer: [std.fs.max_path_bytes]u8 = undefined;
+    const base = try dir.dir.realpath(".", &buffer);
+    var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
+    const path = try std.fmt.bufPrint(&path_buffer, "{s}/s.sock", .{base});
+    const a = try unix(path, 16, &errno);
+    posix.close(a.fd);
+    // The file is still there (a server that died): the next one takes its place.
+    const b = try unix(path, 16, &errno);
+    posix.close(b.fd);
+    var file_path: [std.fs.max_path_bytes]u8 = undefined;
+    const other = try std.fmt.bufPrint(&file_path, "{s}/plain", .{base});
+    (try dir.dir.createFile("plain", .{})).close();
+    try std.testing.expectError(error.AddrInUse, unix(other, 16, &errno));
 }

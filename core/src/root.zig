@@ -447,6 +447,7 @@ fn clientInfo(table: *const SessionTable, session_id: u32, reactor_id: u32, out:
             info.remote_port = s.remote.getPort();
             info.remote_addr = s.remote.in6.sa.addr;
         },
+        std.posix.AF.UNIX => info.family = 1,
         else => {},
     }
     info.connect_time = seconds(s.connect_time_ns);

@@ -58,7 +58,13 @@ export const PollFlag = { more: 1 } as const;
 
 export const CloseFlag = { peerEof: 1, server: 2, error: 4 } as const;
 
-export const ListenFlag = { ipv6Only: 1, reusePort: 2, tcpNodelay: 4, bindOnly: 8 } as const;
+export const ListenFlag = {
+  ipv6Only: 1,
+  reusePort: 2,
+  tcpNodelay: 4,
+  bindOnly: 8,
+  unix: 16,
+} as const;
 
 /** Session states from `zg_session_state`. */
 export const SessionState = {
