@@ -16,6 +16,13 @@
  */
 
 export { Server } from "./src/server.ts";
-export type { ClientInfo, ServerEvent, ServerEvents, ServerStats } from "./src/server.ts";
+export type {
+  ClientInfo,
+  PacketInfo,
+  ServerEvent,
+  ServerEvents,
+  ServerStats,
+  TaskWaitOptions,
+} from "./src/server.ts";
 export type { DispatchMode, LogLevel, Mode, ServerOptions } from "./src/options.ts";
 export { ErrorCode, ZigguratError } from "./src/errors.ts";

@@ -335,6 +335,7 @@ export class Manager {
     // takes no connections.
     const flags = (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
       (o.sockType === "unix" ? ListenFlag.unix : 0) |
+      (o.sockType === "udp" ? ListenFlag.udp : 0) |
       (o.enableReusePort ? ListenFlag.reusePort : 0) |
       (o.enableReusePort && o.mode === "base" ? ListenFlag.bindOnly : 0);
     const where = formatAddress(o.host, o.port);

@@ -26,11 +26,12 @@ export interface ServerOptions {
   /** TCP port; 0 picks a free one (read it from `server.port` once started). Default 9501. */
   port?: number;
   /**
-   * `"tcp"` (IPv4 or IPv6 by the host) or `"unix"`: a Unix stream socket whose path is `host`
+   * `"tcp"` (IPv4 or IPv6 by the host), `"unix"`: a Unix stream socket whose path is `host`
    * (`port` is ignored; a socket file left by an earlier server is replaced, and the file is
-   * removed when the server stops). Default `"tcp"`.
+   * removed when the server stops), or `"udp"`: datagrams reach `on("packet")` and go out with
+   * `sendto()`. Default `"tcp"`.
    */
-  sockType?: "tcp" | "unix";
+  sockType?: "tcp" | "unix" | "udp";
   /** Process model. Default `"base"`: the worker runs its own reactor. */
   mode?: Mode;
   /**
@@ -275,8 +276,10 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   if (typeof o.host !== "string" || o.host.length === 0) {
     throw new TypeError(`Option "host" must be a non-empty string, got ${describe(o.host)}`);
   }
-  if (o.sockType !== "tcp" && o.sockType !== "unix") {
-    throw new RangeError(`Option "sockType" must be "tcp" or "unix", got ${describe(o.sockType)}`);
+  if (o.sockType !== "tcp" && o.sockType !== "unix" && o.sockType !== "udp") {
+    throw new RangeError(
+      `Option "sockType" must be "tcp", "unix" or "udp", got ${describe(o.sockType)}`,
+    );
   }
   if (o.sockType === "unix") {
     if (!o.host.startsWith("/") && !o.host.startsWith(".")) {

@@ -78,6 +78,8 @@ export interface ServerEvents {
    * `workerStop`: the last moment to hand work on.
    */
   workerExit: (server: Server, workerId: number) => void;
+  /** A UDP datagram arrived (`sockType: "udp"`). */
+  packet: (server: Server, data: Uint8Array, clientInfo: PacketInfo) => void;
   /** The session's queued output reached `bufferHighWatermark`: stop sending for a while. */
   bufferFull: (server: Server, sessionId: number) => void;
   /** …and is down to `bufferLowWatermark` again. */
@@ -115,7 +117,19 @@ const eventNames: readonly ServerEvent[] = [
   "workerExit",
   "bufferFull",
   "bufferEmpty",
+  "packet",
 ];
+
+/** Where a UDP datagram came from (Swoole's `$clientInfo` of `onPacket`). */
+export interface PacketInfo {
+  address: string;
+  port: number;
+  /** The server socket it came in on (the listener's index), for `sendto`. */
+  serverSocket: number;
+  serverPort: number;
+  /** Unix time in seconds when the worker got it. */
+  dispatchTime: number;
+}
 
 /** A task this process sent and waits for (a `finish` callback, or a `taskwait`). */
 interface TaskWait {
@@ -410,9 +424,13 @@ export class Server {
         new Deno.errors.BadResource("Cannot start the server: it has already been started"),
       );
     }
-    if (!this.#callbacks.receive) {
+    if (this.options.sockType === "udp" ? !this.#callbacks.packet : !this.#callbacks.receive) {
       return Promise.reject(
-        new TypeError('Cannot start the server: a TCP server needs a "receive" callback'),
+        new TypeError(
+          this.options.sockType === "udp"
+            ? 'Cannot start the server: a UDP server needs a "packet" callback'
+            : 'Cannot start the server: a TCP server needs a "receive" callback',
+        ),
       );
     }
     if (this.options.taskWorkerNum > 0 && !this.#callbacks.task) {
@@ -824,7 +842,8 @@ export class Server {
       const flags = (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
         (o.enableReusePort ? ListenFlag.reusePort : 0) |
         (o.openTcpNodelay ? ListenFlag.tcpNodelay : 0) |
-        (o.sockType === "unix" ? ListenFlag.unix : 0);
+        (o.sockType === "unix" ? ListenFlag.unix : 0) |
+        (o.sockType === "udp" ? ListenFlag.udp : 0);
       const where = formatAddress(o.host, o.port);
       const role = this.#role;
       if (role.kind === "worker" && role.listenFd >= 0) {
@@ -1196,6 +1215,24 @@ export class Server {
         if (flags & CloseFlag.peerEof) {
           this.#laneOf(sessionId).push(RecordType.closeRequest, sessionId, 0, new Uint8Array(0));
         }
+        return;
+      }
+      case RecordType.packet: {
+        const start = at + layout.recordHeaderSize;
+        const family = lane.u8[start] | (lane.u8[start + 1] << 8);
+        const port = lane.u8[start + 2] | (lane.u8[start + 3] << 8);
+        const addr = lane.u8.subarray(start + 8, start + 24);
+        const address = family === 6 ? ipv6(addr) : Array.from(addr.subarray(0, 4)).join(".");
+        const data = lane.u8.slice(start + layout.packetAddressSize, start + len);
+        this.#requestCount++;
+        const info: PacketInfo = {
+          address,
+          port,
+          serverSocket: aux,
+          serverPort: this.port,
+          dispatchTime: Date.now() / 1000,
+        };
+        this.#call("packet", -1, () => this.#callbacks.packet?.(this, data, info));
         return;
       }
       case RecordType.drained: {
@@ -1811,6 +1848,35 @@ export class Server {
   }
 
   /**
+   * Swoole's `sendto(address, port, data, serverSocket)`: one UDP datagram (at most 65,507
+   * bytes) to `address:port` (IPv4 or IPv6 literal), from the server's UDP socket. False when
+   * this is not a UDP server or the address is not an IP literal.
+   */
+  sendto(address: string, port: number, data: Uint8Array | string, serverSocket = 0): boolean {
+    if (!this.#live() || this.options.sockType !== "udp" || this.#lanes.length === 0) {
+      this.#lastError = ErrorCode.serverNotRunning;
+      return false;
+    }
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    const ip = parseIp(address);
+    if (!ip || !Number.isInteger(port) || port < 1 || port > 65535 || bytes.length > 65507) {
+      this.#lastError = ErrorCode.invalidParams;
+      return false;
+    }
+    const payload = new Uint8Array(layout.packetAddressSize + bytes.length);
+    payload[0] = ip.length === 4 ? 4 : 6;
+    payload[2] = port & 0xff;
+    payload[3] = port >> 8;
+    payload.set(ip, 8);
+    payload.set(bytes, layout.packetAddressSize);
+    const lane = this.#lanes[0];
+    lane.push(RecordType.sendto, 0, serverSocket, payload);
+    this.#responseCount++;
+    if (!this.#inBatch) lane.publishOut();
+    return true;
+  }
+
+  /**
    * Swoole's `sendwait` as a Promise: sends `data` and resolves true once everything queued for
    * the session (this included) is written to the socket; false when it could not be sent, or
    * the session ended first.
@@ -2205,6 +2271,31 @@ function concatBytes(parts: Uint8Array[]): Uint8Array {
     out.set(p, at);
     at += p.length;
   }
+  return out;
+}
+
+/** The bytes of an IPv4 or IPv6 literal, or undefined. */
+function parseIp(text: string): Uint8Array | undefined {
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (v4) {
+    const parts = v4.slice(1).map(Number);
+    return parts.every((p) => p <= 255) ? new Uint8Array(parts) : undefined;
+  }
+  if (!text.includes(":")) return undefined;
+  const [head, tail, ...more] = text.split("::");
+  if (more.length > 0) return undefined;
+  const groups = (s: string | undefined) => (s ? s.split(":") : []);
+  const left = groups(head);
+  const right = groups(tail);
+  const fill = tail === undefined ? 0 : 8 - left.length - right.length;
+  const all = [...left, ...Array(Math.max(0, fill)).fill("0"), ...right];
+  if (all.length !== 8 || all.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) return undefined;
+  const out = new Uint8Array(16);
+  all.forEach((g, i) => {
+    const n = parseInt(g, 16);
+    out[2 * i] = n >> 8;
+    out[2 * i + 1] = n & 0xff;
+  });
   return out;
 }
 

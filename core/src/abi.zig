@@ -59,6 +59,10 @@ pub const RecordType = enum(u8) {
     /// The answer to `drain_request`: the session's output is written (aux 1), or the session
     /// ended first (aux 0).
     drained = 15,
+    /// A UDP datagram. aux = the listener index. Payload: `PacketAddress`, then the datagram.
+    packet = 24,
+    /// Send a datagram from listener `aux`. Payload: `PacketAddress`, then the datagram.
+    sendto = 25,
     /// Queue the payload for a session.
     send = 16,
     /// Close a session. aux = 1 for reset (RST, drop queued output), 0 for graceful.
@@ -361,6 +365,18 @@ pub const listen_flag_tcp_nodelay: u32 = 4;
 pub const listen_flag_bind_only: u32 = 8;
 /// A Unix stream socket: the host is its path (an existing socket file there is replaced).
 pub const listen_flag_unix: u32 = 16;
+/// A UDP socket (bound, not listening): its datagrams arrive as `packet` records.
+pub const listen_flag_udp: u32 = 32;
+
+/// How a `packet` / `sendto` record's payload starts: the peer's address, then the datagram.
+pub const PacketAddress = extern struct {
+    /// 4 or 6.
+    family: u16,
+    port: u16,
+    _pad: u32 = 0,
+    /// IPv4 in the first 4 bytes, or the 16 of IPv6, network order.
+    addr: [16]u8,
+};
 
 /// The offsets TypeScript checks its mirror against; `zg_layout` writes them as u32s in this
 /// order. Append only.
@@ -412,9 +428,10 @@ pub fn layout() [layout_len]u32 {
         @offsetOf(WorkerSlot, "task_seq"),
         @offsetOf(RegionHeader, "mail_count"),
         @sizeOf(FramingConfig),
+        @sizeOf(PacketAddress),
     };
 }
-pub const layout_len = 46;
+pub const layout_len = 47;
 
 comptime {
     assert(@sizeOf(RecordHeader) == 16);

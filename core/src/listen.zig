@@ -14,7 +14,8 @@ pub fn tcp(host: []const u8, port: u16, backlog: u31, flags: u32, errno_out: *i3
     if (flags & abi.listen_flag_unix != 0) return unix(host, backlog, errno_out);
     const address = std.net.Address.parseIp(host, port) catch return error.InvalidArgument;
     const family: u32 = address.any.family;
-    const fd = posix.socket(family, linux.SOCK.STREAM | linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC, 0) catch |err| {
+    const kind: u32 = if (flags & abi.listen_flag_udp != 0) linux.SOCK.DGRAM else linux.SOCK.STREAM;
+    const fd = posix.socket(family, kind | linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC, 0) catch |err| {
         errno_out.* = @intFromEnum(errnoOf(err));
         return error.OsError;
     };
@@ -36,6 +37,8 @@ pub fn tcp(host: []const u8, port: u16, backlog: u31, flags: u32, errno_out: *i3
     // Bound but not listening: holds the port (for SO_REUSEPORT workers) and takes no
     // connections.
     if (flags & abi.listen_flag_bind_only != 0) return boundOf(fd);
+    // A datagram socket is ready once bound.
+    if (flags & abi.listen_flag_udp != 0) return boundOf(fd);
     posix.listen(fd, backlog) catch |err| {
         errno_out.* = @intFromEnum(errnoOf(err));
         return if (err == error.AddressInUse) error.AddrInUse else error.OsError;

@@ -52,6 +52,8 @@ pub const Listener = struct {
     shared: bool = false,
     /// Edge-triggered: set when the socket signalled and has not yet been accepted to EAGAIN.
     pending: bool = false,
+    /// A UDP socket: read with recvfrom into `packet` records instead of accepted.
+    datagram: bool = false,
 };
 
 const Phase = enum(u32) {
@@ -276,9 +278,15 @@ pub const Reactor = struct {
         allocator.destroy(r);
     }
 
-    pub fn addListener(r: *Reactor, listener: Listener) !void {
+    pub fn addListener(r: *Reactor, listener_in: Listener) !void {
         if (r.listener_count == listeners_max) return error.LimitReached;
         const index = r.listener_count;
+        var listener = listener_in;
+        var kind: c_int = 0;
+        var kind_len: posix.socklen_t = @sizeOf(c_int);
+        if (c.getsockopt(listener.fd, linux.SOL.SOCKET, linux.SO.TYPE, @ptrCast(&kind), &kind_len) == 0) {
+            listener.datagram = kind == linux.SOCK.DGRAM;
+        }
         const exclusive: u32 = if (listener.shared) linux.EPOLL.EXCLUSIVE else 0;
         var event: linux.epoll_event = .{ .events = linux.EPOLL.IN | linux.EPOLL.ET | exclusive, .data = .{ .u64 = tag_listener | index } };
         try posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_ADD, listener.fd, &event);
@@ -592,6 +600,10 @@ pub const Reactor = struct {
     fn acceptPending(r: *Reactor) void {
         for (r.listeners[0..r.listener_count], 0..) |*l, index| {
             if (!l.pending or l.fd < 0) continue;
+            if (l.datagram) {
+                r.readPackets(l, @intCast(index));
+                continue;
+            }
             var accepted: u32 = 0;
             while (accepted < accepts_per_turn) : (accepted += 1) {
                 var address: posix.sockaddr.storage = undefined;
@@ -612,6 +624,77 @@ pub const Reactor = struct {
                 r.addSession(fd, @intCast(index), l.*, @ptrCast(&address));
             }
         }
+    }
+
+    /// UDP: each datagram becomes a `packet` record (the peer's address, then the bytes), for
+    /// the worker the dispatch mode picks (by client address in mode 4). With no room in the
+    /// ring, datagrams wait in the socket's buffer (and past it the kernel drops them, as UDP
+    /// does).
+    fn readPackets(r: *Reactor, l: *Listener, index: u16) void {
+        const header = @sizeOf(abi.PacketAddress);
+        var n_read: u32 = 0;
+        while (n_read < accepts_per_turn) : (n_read += 1) {
+            const lane = r.packetLane() orelse return;
+            const room = lane.inbound.reserve(header + read_chunk) orelse {
+                if (r.noRoom(lane, header + read_chunk)) return;
+                continue;
+            };
+            var from: posix.sockaddr.storage = undefined;
+            var from_len: posix.socklen_t = @sizeOf(posix.sockaddr.storage);
+            const rc = rawResult(linux.recvfrom(l.fd, room.ptr + header, read_chunk, 0, @ptrCast(&from), &from_len));
+            if (rc < 0) {
+                switch (rawErrno(rc)) {
+                    .AGAIN => l.pending = false,
+                    .INTR => continue,
+                    else => |e| log.err("recvfrom failed: {s}", .{@tagName(e)}),
+                }
+                return;
+            }
+            const address = std.net.Address.initPosix(@ptrCast(@alignCast(&from)));
+            var packet_address: abi.PacketAddress = .{ .family = 0, .port = 0, .addr = @splat(0) };
+            switch (address.any.family) {
+                posix.AF.INET => {
+                    packet_address.family = 4;
+                    packet_address.port = address.getPort();
+                    @memcpy(packet_address.addr[0..4], std.mem.asBytes(&address.in.sa.addr));
+                },
+                posix.AF.INET6 => {
+                    packet_address.family = 6;
+                    packet_address.port = address.getPort();
+                    packet_address.addr = address.in6.sa.addr;
+                },
+                else => {},
+            }
+            @memcpy(room[0..header], std.mem.asBytes(&packet_address));
+            const n: u32 = @intCast(rc);
+            lane.inbound.commit(.packet, 0, r.reactorId(), 0, index, header + n);
+            r.count("total_recv_bytes", n);
+            r.count("dispatch_count", 1);
+        }
+    }
+
+    /// The worker for the next datagram: round-robin over those with room (BASE: the one).
+    fn packetLane(r: *Reactor) ?*Lane {
+        if (r.lanes.len == 1) return if (r.lanes[0].waiting_for_room) null else &r.lanes[0];
+        return r.nextLaneWithRoom();
+    }
+
+    /// `sendto`: one datagram from listener `index` to the address the payload starts with.
+    fn sendDatagram(r: *Reactor, index: u32, payload: []const u8) void {
+        const header = @sizeOf(abi.PacketAddress);
+        if (index >= r.listener_count or payload.len < header) return r.count("send_dropped_count", 1);
+        const l = &r.listeners[index];
+        var packet_address: abi.PacketAddress = undefined;
+        @memcpy(std.mem.asBytes(&packet_address), payload[0..header]);
+        const address = switch (packet_address.family) {
+            4 => std.net.Address.initIp4(packet_address.addr[0..4].*, packet_address.port),
+            6 => std.net.Address.initIp6(packet_address.addr, packet_address.port, 0, 0),
+            else => return r.count("send_dropped_count", 1),
+        };
+        const data = payload[header..];
+        const rc = rawResult(linux.sendto(l.fd, data.ptr, data.len, linux.MSG.DONTWAIT | linux.MSG.NOSIGNAL, &address.any, address.getOsSockLen()));
+        if (rc < 0) return r.count("send_dropped_count", 1);
+        r.count("total_send_bytes", data.len);
     }
 
     fn pauseAccept(r: *Reactor, e: posix.E) void {
@@ -1113,6 +1196,7 @@ pub const Reactor = struct {
                     .pause_request => r.pauseRequested(header.session_id, header.aux == 1),
                     .sendfile_request => r.sendfileRequested(header.session_id, record.payload),
                     .drain_request => r.drainRequested(header.session_id, @intCast(lane - r.lanes.ptr)),
+                    .sendto => r.sendDatagram(header.aux, record.payload),
                     .shutdown_ack => lane.shutdown_acked = true,
                     else => std.debug.panic("unexpected outbound record type {d}", .{header.type}),
                 }

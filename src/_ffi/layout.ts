@@ -33,6 +33,8 @@ export const RecordType = {
   sendfileRequest: 20,
   drainRequest: 21,
   drained: 15,
+  packet: 24,
+  sendto: 25,
   task: 6,
   finish: 7,
   pipeMessage: 8,
@@ -64,6 +66,7 @@ export const ListenFlag = {
   tcpNodelay: 4,
   bindOnly: 8,
   unix: 16,
+  udp: 32,
 } as const;
 
 /** Session states from `zg_session_state`. */
@@ -123,6 +126,7 @@ export const layout = {
   workerSlotTaskSeq: 2204,
   regionMailCount: 92,
   framingConfigSize: 64,
+  packetAddressSize: 24,
 } as const;
 
 /** `abi.Stats` fields in declaration order (each a u64). */
