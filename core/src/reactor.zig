@@ -748,7 +748,7 @@ pub const Reactor = struct {
         s.listener = listener_index;
         s.server_fd = l.fd;
         s.server_port = l.port;
-        s.remote = std.net.Address.initPosix(@alignCast(address));
+        s.remote = remoteAddress(address);
         s.connect_time_ns = r.now_ns;
         s.lane = r.homeLane(s);
         s.paused = r.delay_receive;
@@ -1512,6 +1512,18 @@ fn rawResult(rc: usize) isize {
 fn rawErrno(rc: isize) posix.E {
     assert(rc < 0);
     return @enumFromInt(-rc);
+}
+
+/// The peer of an accepted socket. `initPosix` knows IP families only: a Unix socket's peer
+/// (unnamed, for a client) keeps just its family.
+fn remoteAddress(address: *const posix.sockaddr) std.net.Address {
+    if (address.family == posix.AF.INET or address.family == posix.AF.INET6) {
+        return std.net.Address.initPosix(@alignCast(address));
+    }
+    var other: std.net.Address = undefined;
+    other.any = std.mem.zeroes(posix.sockaddr);
+    other.any.family = address.family;
+    return other;
 }
 
 /// A hash of the client's address (not its port), for dispatch mode 4.
