@@ -9,6 +9,7 @@
 
 import { layout, MailFlag, RecordType } from "./_ffi/layout.ts";
 import type { Library } from "./_ffi/library.ts";
+import { concatBytes } from "./bytes.ts";
 import { Lane } from "./lane.ts";
 import type { Region } from "./region.ts";
 
@@ -135,7 +136,7 @@ export class Mailbox {
       partial.push(flags & MailFlag.last ? view : view.slice());
       if (flags & MailFlag.more) return undefined;
       this.#partial[peer] = [];
-      return concat(partial);
+      return concatBytes(partial);
     }
     if (partial.length > 0) this.#dropPartial(peer);
     return view;
@@ -185,14 +186,4 @@ export class Mailbox {
       Atomics.store(lane.u32, lane.inParked, 0);
     }
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

@@ -26,6 +26,7 @@ import { errnoName, ErrorCode } from "./errors.ts";
 import { Logger } from "./log.ts";
 import { formatAddress, nativeConfig, nativeFraming, resolveOptions } from "./options.ts";
 import { decode, encode } from "./codec.ts";
+import { concatBytes } from "./bytes.ts";
 import { Lane } from "./lane.ts";
 import { Mailbox } from "./mailbox.ts";
 import { Manager, sigrtmin } from "./manager.ts";
@@ -2262,16 +2263,6 @@ export class Server {
     this.#log.debug("this worker exits; the manager starts another unless the server stops");
     Deno.exit(0);
   }
-}
-
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** The bytes of an IPv4 or IPv6 literal, or undefined. */

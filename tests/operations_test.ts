@@ -163,22 +163,6 @@ Deno.test({
   },
 });
 
-Deno.test("process mode: a worker stuck in an endless loop is killed after maxWaitTime on shutdown", async () => {
-  await using server = await startFixture({ mode: "process", workerNum: 2, maxWaitTime: 1 });
-  await workersStarted(server, 2);
-  const conn = await connect(server.port);
-  await conn.write(new TextEncoder().encode("!hang\n"));
-  const hanging = await server.waitFor((e) => e.event === "hanging", "a worker to hang");
-  const started = Date.now();
-  server.child.kill("SIGTERM");
-  const status = await server.exited();
-  conn.close();
-  assert.equal(status.code, 0, server.stderr());
-  assert.ok(Date.now() - started >= 900, "the master waited maxWaitTime first");
-  assert.match(server.stderr(), /still running after maxWaitTime: SIGKILL/);
-  assert.throws(() => Deno.kill(hanging.pid as number, "SIGCONT"), "the stuck worker is gone");
-});
-
 Deno.test("stop(workerId) replaces that worker only", async () => {
   await using server = await startFixture({ mode: "process", workerNum: 2 });
   const before = await workersStarted(server, 2);

@@ -123,21 +123,23 @@ Deno.test("workers whose manager dies by SIGKILL exit by themselves", async () =
   await gone(starts.map((e) => e.pid as number), "orphaned workers");
 });
 
-Deno.test("a worker stuck in an endless loop is killed after maxWaitTime on shutdown", async () => {
-  await using server = await startFixture({ workerNum: 2, maxWaitTime: 1 });
-  await server.waitFor((e) => e.event === "workerStart" && e.workerId === 1, "worker 1");
-  const conn = await connect(server.port);
-  await conn.write(new TextEncoder().encode("!hang\n"));
-  const hanging = await server.waitFor((e) => e.event === "hanging", "a worker to hang");
-  const started = Date.now();
-  server.child.kill("SIGTERM");
-  const status = await server.exited();
-  conn.close();
-  assert.equal(status.code, 0, server.stderr());
-  assert.ok(Date.now() - started >= 900, "the manager waited maxWaitTime first");
-  assert.match(server.stderr(), /still running after maxWaitTime: SIGKILL/);
-  await gone([hanging.pid as number], "the stuck worker");
-});
+for (const mode of ["base", "process"] as const) {
+  Deno.test(`${mode}: a worker stuck in an endless loop is killed after maxWaitTime on shutdown`, async () => {
+    await using server = await startFixture({ mode, workerNum: 2, maxWaitTime: 1 });
+    await workersStarted(server, 2);
+    const conn = await connect(server.port);
+    await conn.write(new TextEncoder().encode("!hang\n"));
+    const hanging = await server.waitFor((e) => e.event === "hanging", "a worker to hang");
+    const started = Date.now();
+    server.child.kill("SIGTERM");
+    const status = await server.exited();
+    conn.close();
+    assert.equal(status.code, 0, server.stderr());
+    assert.ok(Date.now() - started >= 900, "the master waited maxWaitTime first");
+    assert.match(server.stderr(), /still running after maxWaitTime: SIGKILL/);
+    await gone([hanging.pid as number], "the stuck worker");
+  });
+}
 
 Deno.test("four workers start and serve; the time from launch to the first served connection is reported", async () => {
   const launched = performance.now();

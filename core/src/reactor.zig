@@ -997,20 +997,27 @@ pub const Reactor = struct {
                 if (n < room.len and !s.peer_hup) return .done;
                 continue;
             }
-            if (rc == 0) {
-                r.peerClosed(s);
-                return .done;
-            }
-            switch (rawErrno(rc)) {
-                .AGAIN => return .done,
-                .INTR => continue,
-                else => |e| {
-                    r.closeSession(s, abi.close_flag_error, @intFromEnum(e), true);
-                    return .done;
-                },
-            }
+            if (r.readFailed(s, rc)) |outcome| return outcome;
         }
         return .more;
+    }
+
+    /// What a read that returned no bytes means: EOF (the peer closed; what a framed session
+    /// buffered of an unfinished message goes with it, as in Swoole) or an error ends the
+    /// reading; EINTR (null) means read again.
+    fn readFailed(r: *Reactor, s: *Session, rc: isize) ?ReadOutcome {
+        if (rc == 0) {
+            r.peerClosed(s);
+            return .done;
+        }
+        switch (rawErrno(rc)) {
+            .AGAIN => return .done,
+            .INTR => return null,
+            else => |e| {
+                r.closeSession(s, abi.close_flag_error, @intFromEnum(e), true);
+                return .done;
+            },
+        }
     }
 
     /// Framed protocols: reads into the session's input buffer and delivers each whole message
@@ -1047,20 +1054,7 @@ pub const Reactor = struct {
                 }
                 continue;
             }
-            if (rc == 0) {
-                // What is left is part of a message that will never end: it goes with the
-                // session, as in Swoole.
-                r.peerClosed(s);
-                return .done;
-            }
-            switch (rawErrno(rc)) {
-                .AGAIN => return .done,
-                .INTR => continue,
-                else => |e| {
-                    r.closeSession(s, abi.close_flag_error, @intFromEnum(e), true);
-                    return .done;
-                },
-            }
+            if (r.readFailed(s, rc)) |outcome| return outcome;
         }
     }
 

@@ -304,12 +304,9 @@ export fn zg_supervisor_destroy(s: *spawn.Supervisor) Status {
 /// beyond stdin, stdout and stderr.
 export fn zg_supervisor_spawn(s: *spawn.Supervisor, slot: u32, argv_ptr: [*]const u8, argv_len: usize, env_ptr: [*]const u8, env_len: usize, fds_ptr: [*]const i32, fds_len: u32, out_pid: *i32) Status {
     last_errno = 0;
-    const argv = splitStrings(argv_ptr[0..argv_len]) catch return .out_of_memory;
-    defer allocator.free(argv);
-    const env = splitStrings(env_ptr[0..env_len]) catch return .out_of_memory;
-    defer allocator.free(env);
-    if (argv.len == 0) return .invalid_argument;
-    out_pid.* = s.spawn(slot, argv.ptr, env.ptr, fds_ptr[0..fds_len], &last_errno) catch |err| switch (err) {
+    const command = Command.parse(argv_ptr[0..argv_len], env_ptr[0..env_len]) orelse return .invalid_argument;
+    defer command.free();
+    out_pid.* = s.spawn(slot, command.argv.ptr, command.env.ptr, fds_ptr[0..fds_len], &last_errno) catch |err| switch (err) {
         error.BadState => return .bad_state,
         error.InvalidArgument => return .invalid_argument,
         error.OutOfMemory => return .out_of_memory,
@@ -317,6 +314,32 @@ export fn zg_supervisor_spawn(s: *spawn.Supervisor, slot: u32, argv_ptr: [*]cons
     };
     return .ok;
 }
+
+/// argv and envp for posix_spawn, from NUL-terminated strings back to back.
+const Command = struct {
+    argv: [:null]?[*:0]const u8,
+    env: [:null]?[*:0]const u8,
+
+    /// Null when out of memory or `argv` is empty.
+    fn parse(argv_bytes: []const u8, env_bytes: []const u8) ?Command {
+        const argv = splitStrings(argv_bytes) catch return null;
+        const env = splitStrings(env_bytes) catch {
+            allocator.free(argv);
+            return null;
+        };
+        const command: Command = .{ .argv = argv, .env = env };
+        if (argv.len == 0) {
+            command.free();
+            return null;
+        }
+        return command;
+    }
+
+    fn free(command: Command) void {
+        allocator.free(command.argv);
+        allocator.free(command.env);
+    }
+};
 
 /// Pointers to each NUL-terminated string in `bytes`, null-terminated, for argv/envp.
 fn splitStrings(bytes: []const u8) ![:null]?[*:0]const u8 {
@@ -511,10 +534,8 @@ export fn zg_fd_range(r: ?*Reactor, region: ?[*]u8, out: *[2]i32) void {
 export fn zg_region_open(path_ptr: [*]const u8, path_len: usize, out_ptr: *[*]u8, out_len: *usize) Status {
     last_errno = 0;
     var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
-    if (path_len == 0 or path_len >= path_buffer.len) return .invalid_argument;
-    @memcpy(path_buffer[0..path_len], path_ptr[0..path_len]);
-    path_buffer[path_len] = 0;
-    const fd = std.posix.openZ(@ptrCast(&path_buffer), .{ .ACCMODE = .RDWR, .CLOEXEC = true }, 0) catch |err| return statusOf(err);
+    const path_z = pathZ(&path_buffer, path_ptr[0..path_len]) orelse return .invalid_argument;
+    const fd = std.posix.openZ(path_z, .{ .ACCMODE = .RDWR, .CLOEXEC = true }, 0) catch |err| return statusOf(err);
     defer std.posix.close(fd);
     const memory = shm.Region.map(fd) catch |err| return statusOf(err);
     out_ptr.* = memory.ptr;
@@ -666,11 +687,9 @@ export fn zg_supervisor_kick_fd(s: *spawn.Supervisor) i32 {
 export fn zg_log_open(path_ptr: [*]const u8, path_len: usize, also_stdout: u32) Status {
     last_errno = 0;
     var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
-    if (path_len == 0 or path_len >= path_buffer.len) return .invalid_argument;
-    @memcpy(path_buffer[0..path_len], path_ptr[0..path_len]);
-    path_buffer[path_len] = 0;
+    const path_z = pathZ(&path_buffer, path_ptr[0..path_len]) orelse return .invalid_argument;
     const flags: std.posix.O = .{ .ACCMODE = .WRONLY, .APPEND = true, .CREAT = true, .CLOEXEC = true };
-    const fd = std.posix.openZ(@ptrCast(&path_buffer), flags, 0o644) catch |err| return statusOf(err);
+    const fd = std.posix.openZ(path_z, flags, 0o644) catch |err| return statusOf(err);
     defer std.posix.close(fd);
     std.posix.dup2(fd, 2) catch |err| return statusOf(err);
     if (also_stdout == 1) std.posix.dup2(fd, 1) catch |err| return statusOf(err);
@@ -681,17 +700,11 @@ export fn zg_log_open(path_ptr: [*]const u8, path_len: usize, also_stdout: u32) 
 /// the log file or empty for /dev/null. Strings as in `zg_supervisor_spawn`.
 export fn zg_spawn_detached(argv_ptr: [*]const u8, argv_len: usize, env_ptr: [*]const u8, env_len: usize, output_ptr: [*]const u8, output_len: usize, ready_fd: i32, out_pid: *i32) Status {
     last_errno = 0;
-    const argv = splitStrings(argv_ptr[0..argv_len]) catch return .out_of_memory;
-    defer allocator.free(argv);
-    const env = splitStrings(env_ptr[0..env_len]) catch return .out_of_memory;
-    defer allocator.free(env);
-    if (argv.len == 0) return .invalid_argument;
+    const command = Command.parse(argv_ptr[0..argv_len], env_ptr[0..env_len]) orelse return .invalid_argument;
+    defer command.free();
     var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
-    const output = if (output_len == 0) "/dev/null" else output_ptr[0..output_len];
-    if (output.len >= path_buffer.len) return .invalid_argument;
-    @memcpy(path_buffer[0..output.len], output);
-    path_buffer[output.len] = 0;
-    out_pid.* = spawn.spawnDetached(argv.ptr, env.ptr, @ptrCast(&path_buffer), ready_fd, &last_errno) catch |err| switch (err) {
+    const output = pathZ(&path_buffer, if (output_len == 0) "/dev/null" else output_ptr[0..output_len]) orelse return .invalid_argument;
+    out_pid.* = spawn.spawnDetached(command.argv.ptr, command.env.ptr, output, ready_fd, &last_errno) catch |err| switch (err) {
         error.OutOfMemory => return .out_of_memory,
         error.InvalidArgument => return .invalid_argument,
         error.SpawnFailed => return .os_error,
@@ -796,11 +809,9 @@ export fn zg_chown(path_ptr: [*]const u8, path_len: usize, user_ptr: [*]const u8
     last_errno = 0;
     const ids = lookupIds(user_ptr[0..user_len], group_ptr[0..group_len]) orelse return .not_found;
     var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
-    if (path_len == 0 or path_len >= path_buffer.len) return .invalid_argument;
-    @memcpy(path_buffer[0..path_len], path_ptr[0..path_len]);
-    path_buffer[path_len] = 0;
+    const path_z = pathZ(&path_buffer, path_ptr[0..path_len]) orelse return .invalid_argument;
     const no_change: std.c.uid_t = std.math.maxInt(std.c.uid_t);
-    if (chown(@ptrCast(&path_buffer), ids.uid orelse no_change, ids.gid orelse no_change) != 0) return errnoStatus();
+    if (chown(path_z, ids.uid orelse no_change, ids.gid orelse no_change) != 0) return errnoStatus();
     return .ok;
 }
 
@@ -838,6 +849,14 @@ export fn zg_server_use_doorbell(r: *Reactor, fd: i32) Status {
 export fn zg_fd_kick(fd: i32) Status {
     reactor.kick(fd);
     return .ok;
+}
+
+/// `path` with a NUL after it, in `buffer`; null when empty or too long.
+fn pathZ(buffer: *[std.fs.max_path_bytes]u8, path: []const u8) ?[*:0]const u8 {
+    if (path.len == 0 or path.len >= buffer.len) return null;
+    @memcpy(buffer[0..path.len], path);
+    buffer[path.len] = 0;
+    return @ptrCast(buffer);
 }
 
 fn seconds(ns: i64) f64 {
