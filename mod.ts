@@ -26,3 +26,5 @@ export type {
 } from "./src/server.ts";
 export type { DispatchMode, LogLevel, Mode, ServerOptions } from "./src/options.ts";
 export { ErrorCode, ZigguratError } from "./src/errors.ts";
+export { Port } from "./src/port.ts";
+export type { PortEvent, PortOptions } from "./src/port.ts";

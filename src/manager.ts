@@ -19,6 +19,7 @@ import type { ResolvedOptions } from "./options.ts";
 import type { Logger } from "./log.ts";
 import { env, ownCommandLine, serverKey } from "./role.ts";
 import { Region, WorkerStatus } from "./region.ts";
+import type { Port } from "./port.ts";
 
 const encoder = new TextEncoder();
 const sigterm = 15;
@@ -58,6 +59,8 @@ export interface ManagerHost {
   openMail(region: Region, doorbells: number[]): void;
   /** A task worker died holding this task of endpoint `src`: tell its sender. */
   taskLost(src: number, taskId: number, taskWorkerId: number): void;
+  /** The server's `listen()` ports, in order. */
+  readonly ports: readonly Port[];
   /** SIGRTMIN: reopen the log file (and have every child do the same). */
   reopenLog(): void;
   /** Every worker was started: the tree listens (the pid file is due). */
@@ -92,6 +95,9 @@ export class Manager {
   #supervisor: Deno.PointerValue = null;
   #listenFd = -1;
   #port = 0;
+  /** The `listen()` ports' sockets and bound ports, after the server's own. */
+  #extraFds: number[] = [];
+  #extraPorts: number[] = [];
   #workers = new Map<number, WorkerSlot>();
   #stopping = false;
   #killAt = 0;
@@ -187,6 +193,8 @@ export class Manager {
       // The listening socket, or with reuse port the bound-only socket holding the port.
       if (this.#listenFd >= 0) this.#lib.zg_close_fd(this.#listenFd);
       this.#listenFd = -1;
+      for (const fd of this.#extraFds) this.#lib.zg_close_fd(fd);
+      this.#extraFds = [];
       // The region stays mapped (stats() still reads it); its fd is no longer passed on.
       if (this.#region) this.#lib.zg_close_fd(this.#region.fd);
       await this.#host.closeMail();
@@ -346,6 +354,18 @@ export class Manager {
     this.#port = port[0];
     this.#host.setPort(this.#port);
     this.#listenFd = fd[0];
+    for (const p of this.#host.ports) {
+      const pFlags = listenFlags(p.sockType, o) |
+        (o.enableReusePort && o.mode === "base" ? ListenFlag.bindOnly : 0);
+      const bytes = encoder.encode(p.host);
+      unwrap(
+        this.#lib.zg_listen(bytes, BigInt(bytes.length), p.port, o.backlog, pFlags, fd, port),
+        `listen on "${formatAddress(p.host, p.port)}"`,
+      );
+      this.#extraFds.push(fd[0]);
+      this.#extraPorts.push(port[0]);
+      p.bound(port[0]);
+    }
     if (o.tcpDeferAccept || o.tcpFastopen) {
       unwrap(
         this.#lib.zg_listen_options(fd[0], o.tcpDeferAccept, o.tcpFastopen),
@@ -377,6 +397,24 @@ export class Manager {
     unwrap(this.#lib.zg_process_kick_fds(this.#process, kick), "get the reactor threads' fds");
     this.#kickFds = [...kick];
     unwrap(this.#lib.zg_process_framing(this.#process, nativeFraming(o)), "set the framing");
+    this.#host.ports.forEach((p, i) => {
+      unwrap(
+        this.#lib.zg_process_add_listener(
+          this.#process,
+          this.#extraFds[i],
+          this.#extraPorts[i],
+          listenFlags(p.sockType, o),
+        ),
+        `listen on "${formatAddress(p.host, p.port)}"`,
+      );
+      const own = p.optionsOver(o);
+      if (own) {
+        unwrap(
+          this.#lib.zg_process_port_framing(this.#process, p.index, nativeFraming(own)),
+          "set a port's framing",
+        );
+      }
+    });
     unwrap(
       this.#lib.zg_process_heartbeat(
         this.#process,
@@ -403,7 +441,8 @@ export class Manager {
     const shareSocket = !o.enableReusePort && !processMode && type === "event";
     // The child gets the region as fd 3, then (BASE event workers) the listening socket, then
     // every endpoint's doorbell and (PROCESS) the reactor threads' kick fds (spawn.zig).
-    const fds = [this.#region!.fd, ...(shareSocket ? [this.#listenFd] : [])];
+    const listenFds = shareSocket ? [this.#listenFd, ...this.#extraFds] : [];
+    const fds = [this.#region!.fd, ...listenFds];
     const doorbellAt = 3 + fds.length;
     fds.push(...this.#doorbells);
     const kickAt = 3 + fds.length;
@@ -414,8 +453,10 @@ export class Manager {
       [env.role]: "worker",
       [env.workerId]: String(id),
       [env.managerPid]: String(Deno.pid),
-      [env.listenFd]: shareSocket ? "4" : "-1",
-      [env.port]: String(this.#port),
+      [env.listenFd]: shareSocket
+        ? listenFds.map((_, i) => 4 + i).join(",")
+        : [this.#port, ...this.#extraPorts].map(() => "-1").join(","),
+      [env.port]: [this.#port, ...this.#extraPorts].join(","),
       [env.regionFd]: "3",
       [env.server]: serverKey(o.host, o.port, o.workerNum),
       [env.workerType]: type,
@@ -567,6 +608,18 @@ export class Manager {
       }
     }
   }
+}
+
+/** The core's listen flags of a socket type (and the server's socket options). */
+export function listenFlags(
+  sockType: "tcp" | "unix" | "udp",
+  o: Readonly<ResolvedOptions>,
+): number {
+  return (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
+    (o.enableReusePort && sockType === "tcp" ? ListenFlag.reusePort : 0) |
+    (o.openTcpNodelay ? ListenFlag.tcpNodelay : 0) |
+    (sockType === "unix" ? ListenFlag.unix : 0) |
+    (sockType === "udp" ? ListenFlag.udp : 0);
 }
 
 function range(from: number, to: number): number[] {

@@ -36,10 +36,13 @@ export type Role =
     kind: "worker";
     workerId: number;
     managerPid: number;
-    /** The manager's listening socket, inherited; -1 when each worker binds (reuse port). */
-    listenFd: number;
-    /** The port the manager bound (the one to bind with reuse port). */
-    port: number;
+    /**
+     * The manager's listening sockets (the server's, then each `listen()` port's), inherited;
+     * -1 for one each worker binds itself (reuse port).
+     */
+    listenFds: number[];
+    /** The ports the manager bound, in the same order (the ones to bind with reuse port). */
+    ports: number[];
     /** The tree's shared region (see region.ts), inherited. */
     regionFd: number;
     /** An event worker, a task worker, or a user process (`addProcess`). */
@@ -75,8 +78,8 @@ export function currentRole(workerNum: number, key: string, tree = workerNum > 1
       kind: "worker",
       workerId: number(env.workerId),
       managerPid: number(env.managerPid),
-      listenFd: number(env.listenFd),
-      port: number(env.port),
+      listenFds: fdList(env.listenFd),
+      ports: fdList(env.port),
       regionFd: number(env.regionFd),
       workerType: workerType(Deno.env.get(env.workerType)),
       doorbellFds: fdList(env.doorbellFds),

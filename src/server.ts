@@ -29,7 +29,8 @@ import { decode, encode } from "./codec.ts";
 import { concatBytes } from "./bytes.ts";
 import { Lane } from "./lane.ts";
 import { Mailbox } from "./mailbox.ts";
-import { Manager, sigrtmin } from "./manager.ts";
+import { listenFlags, Manager, sigrtmin } from "./manager.ts";
+import { Port } from "./port.ts";
 import { currentRole, env, ownCommandLine, serverKey } from "./role.ts";
 import type { Role } from "./role.ts";
 import { Region, WorkerStatus } from "./region.ts";
@@ -274,6 +275,10 @@ export class Server {
   #wakeFd = -1;
   /** In a tree: the mailboxes to every other process. */
   #mailbox: Mailbox | undefined;
+  /** `listen()` ports, in order (listener 1, 2, … of the reactor). */
+  #ports: Port[] = [];
+  /** With ports: the port of each session, from its connect. */
+  #sessionPort = new Map<number, Port>();
   /** `addProcess` bodies, in order (the same in every process of the script). */
   #processes: ((server: Server) => unknown)[] = [];
   #tasks = new Map<number, TaskWait>();
@@ -579,6 +584,46 @@ export class Server {
     return this.#processes.length - 1;
   }
 
+  /**
+   * Swoole's `listen(host, port, type)`: one more port for the same server (before `start()`,
+   * in the same order in every run of the script). Its own settings (`port.set({...})`:
+   * framing) and callbacks (`port.on("receive", …)`) apply to its sessions; it takes the
+   * server's for the rest. Port 0 picks a free one (`port.port` once started).
+   */
+  listen(host: string, port: number, sockType: "tcp" | "unix" | "udp" = "tcp"): Port {
+    if (this.#state !== "new") {
+      throw new Deno.errors.BadResource("Cannot add a port: the server has already started");
+    }
+    if (typeof host !== "string" || host.length === 0) {
+      throw new TypeError(`listen() takes a host, got ${host}`);
+    }
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new RangeError(`listen() takes a port from 0 to 65535, got ${port}`);
+    }
+    if (!["tcp", "unix", "udp"].includes(sockType)) {
+      throw new RangeError(`listen() takes the type "tcp", "unix" or "udp", got ${sockType}`);
+    }
+    if (this.#ports.length >= 7) throw new RangeError("A server has at most 8 ports");
+    const p = new Port(
+      host === "localhost" ? "127.0.0.1" : host,
+      port,
+      sockType,
+      this.#ports.length + 1,
+    );
+    this.#ports.push(p);
+    return p;
+  }
+
+  /** Swoole's alias of `listen`. */
+  addListener(host: string, port: number, sockType: "tcp" | "unix" | "udp" = "tcp"): Port {
+    return this.listen(host, port, sockType);
+  }
+
+  /** The ports added with `listen()`. */
+  get ports(): readonly Port[] {
+    return this.#ports;
+  }
+
   /** Whether this process is a task worker. */
   get taskworker(): boolean {
     return this.#role.kind === "worker" && this.#role.workerType === "task";
@@ -598,6 +643,7 @@ export class Server {
         this.#port = port;
       },
       userProcessNum: this.#processes.length,
+      ports: this.#ports,
       openMail: (region, doorbells) => {
         const self = region.endpointCount - 1;
         this.#mailbox = new Mailbox(region, self, doorbells, this.#lib);
@@ -847,9 +893,9 @@ export class Server {
         (o.sockType === "udp" ? ListenFlag.udp : 0);
       const where = formatAddress(o.host, o.port);
       const role = this.#role;
-      if (role.kind === "worker" && role.listenFd >= 0) {
+      if (role.kind === "worker" && role.listenFds[0] >= 0) {
         unwrap(
-          lib.zg_server_adopt(this.#handle, role.listenFd, flags, port),
+          lib.zg_server_adopt(this.#handle, role.listenFds[0], flags, port),
           "take over the listening socket",
         );
       } else {unwrap(
@@ -857,7 +903,7 @@ export class Server {
             this.#handle,
             host,
             BigInt(host.length),
-            role.kind === "worker" ? role.port : o.port,
+            role.kind === "worker" ? role.ports[0] : o.port,
             o.backlog,
             flags,
             port,
@@ -865,6 +911,30 @@ export class Server {
           `listen on "${where}"`,
         );}
       this.#port = port[0];
+      // The `listen()` ports, in order: listener `index` of the reactor.
+      for (const p of this.#ports) {
+        const pFlags = listenFlags(p.sockType, o);
+        const inherited = role.kind === "worker" ? role.listenFds[p.index] ?? -1 : -1;
+        if (inherited >= 0) {
+          unwrap(lib.zg_server_adopt(this.#handle, inherited, pFlags, port), "take over a port");
+        } else {
+          const bytes = encoder.encode(p.host);
+          const number = role.kind === "worker" ? role.ports[p.index] : p.port;
+          unwrap(
+            lib.zg_server_listen(
+              this.#handle,
+              bytes,
+              BigInt(bytes.length),
+              number,
+              o.backlog,
+              pFlags,
+              port,
+            ),
+            `listen on "${formatAddress(p.host, number)}"`,
+          );
+        }
+        p.bound(port[0]);
+      }
       this.#mapChannel(handle[0]);
       if (role.kind === "worker") {
         // Count into this worker's slot of the tree's region, where every process reads.
@@ -877,6 +947,15 @@ export class Server {
         this.#openMail(role);
       }
       unwrap(lib.zg_server_framing(this.#handle, nativeFraming(o)), "set the framing");
+      for (const p of this.#ports) {
+        const own = p.optionsOver(o);
+        if (own) {
+          unwrap(
+            lib.zg_server_port_framing(this.#handle, p.index, nativeFraming(own)),
+            "set a port's framing",
+          );
+        }
+      }
       if (o.tcpDeferAccept || o.tcpFastopen) {
         // (With several workers on one inherited socket the master set these already.)
         const fd = lib.zg_server_listen_fd(this.#handle, 0);
@@ -939,7 +1018,7 @@ export class Server {
         () => lib.zg_fd_kick(fd),
       )
     );
-    this.#port = role.port;
+    this.#port = role.ports[0];
     this.#attached = true;
   }
 
@@ -1185,7 +1264,10 @@ export class Server {
             : this.#copy(lane.u8, start, len);
         }
         this.#requestCount++;
-        const receive = this.#callbacks.receive!;
+        const receive =
+          (aux > 0
+            ? this.#ports[aux - 1]?.callbacks.receive as ServerEvents["receive"] | undefined
+            : undefined) ?? this.#callbacks.receive!;
         try {
           const result = receive(this, sessionId, reactorId, data) as unknown;
           if (result instanceof Promise) {
@@ -1196,19 +1278,24 @@ export class Server {
         }
         return;
       }
-      case RecordType.connect:
-        this.#call(
-          "connect",
-          sessionId,
-          () => this.#callbacks.connect?.(this, sessionId, reactorId),
-        );
+      case RecordType.connect: {
+        const port = aux > 0 ? this.#ports[aux - 1] : undefined;
+        if (port) this.#sessionPort.set(sessionId, port);
+        const connect = (port?.callbacks.connect as ServerEvents["connect"] | undefined) ??
+          this.#callbacks.connect;
+        this.#call("connect", sessionId, () => connect?.(this, sessionId, reactorId));
         return;
+      }
       case RecordType.close: {
         const flags = lane.u8[at + layout.recordFlags];
         if (flags & CloseFlag.error) {
           this.#log.info(`session ${sessionId} closed: ${errnoName(aux)}`);
         }
-        this.#call("close", sessionId, () => this.#callbacks.close?.(this, sessionId, reactorId));
+        const port = this.#sessionPort.get(sessionId);
+        if (port) this.#sessionPort.delete(sessionId);
+        const close = (port?.callbacks.close as ServerEvents["close"] | undefined) ??
+          this.#callbacks.close;
+        this.#call("close", sessionId, () => close?.(this, sessionId, reactorId));
         this.#closing.delete(sessionId);
         this.#pieces.delete(sessionId);
         // After EOF the reactor keeps the socket until we answer, so sends made before this
@@ -1233,7 +1320,12 @@ export class Server {
           serverPort: this.port,
           dispatchTime: Date.now() / 1000,
         };
-        this.#call("packet", -1, () => this.#callbacks.packet?.(this, data, info));
+        const packet =
+          (aux > 0
+            ? this.#ports[aux - 1]?.callbacks.packet as ServerEvents["packet"] | undefined
+            : undefined) ?? this.#callbacks.packet;
+        info.serverPort = aux > 0 ? this.#ports[aux - 1]?.port ?? this.port : this.port;
+        this.#call("packet", -1, () => packet?.(this, data, info));
         return;
       }
       case RecordType.drained: {

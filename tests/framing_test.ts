@@ -298,3 +298,41 @@ for (const [name, mode] of modes) {
     conn.close();
   });
 }
+
+for (
+  const [name, options] of [
+    ["one worker", {}],
+    ["two BASE workers", { workerNum: 2 }],
+    ["PROCESS mode", { mode: "process", workerNum: 2, reactorNum: 1 }],
+  ] as const
+) {
+  Deno.test(`two ports with different framing and their own callbacks (${name})`, async () => {
+    await using server = await startFixture(
+      { ...options, openEofSplit: true, packageEof: "\n" },
+      { extra: { secondPort: true, frameReport: true } },
+    );
+    const start = server.events.find((e) => e.event === "start")!;
+    const secondPort = start.secondPort as number;
+    assert.ok(secondPort > 0 && secondPort !== server.port);
+    // The server's port: one receive per line, answered by the server's callback.
+    const lines = await connect(server.port);
+    await lines.write(encoder.encode("ab\ncde\nf"));
+    await lines.write(encoder.encode("g\n"));
+    assert.deepEqual(await reports(lines, 3), [[3, 97], [4, 99], [3, 102]]);
+    // The second port: length-prefixed frames, answered by its own callback.
+    const frames = await connect(secondPort);
+    const frame = (n: number) => {
+      const out = new Uint8Array(4 + n);
+      new DataView(out.buffer).setUint32(0, n);
+      return out;
+    };
+    await frames.write(concatBytes([frame(5), frame(0), frame(300)]));
+    const replies: string[] = [];
+    while (replies.length < 3) {
+      for (const line of (await readLine(frames)).split("\n")) if (line) replies.push(line);
+    }
+    assert.deepEqual(replies, ["p2 9", "p2 4", "p2 304"]);
+    lines.close();
+    frames.close();
+  });
+}

@@ -66,6 +66,17 @@ pub const Process = struct {
         return p;
     }
 
+    /// Before start: one more listening socket (a port), polled by every reactor thread.
+    pub fn addListener(p: *Process, listen_fd: i32, port: u16, tcp_nodelay: bool) !void {
+        for (p.reactors) |r| {
+            const fd = try posix.fcntl(listen_fd, f_dupfd_cloexec, 0);
+            r.addListener(.{ .fd = @intCast(fd), .port = port, .tcp_nodelay = tcp_nodelay, .shared = true }) catch |err| {
+                posix.close(@intCast(fd));
+                return err;
+            };
+        }
+    }
+
     pub fn start(p: *Process) !void {
         for (p.reactors) |r| try r.start(false);
     }

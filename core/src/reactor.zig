@@ -54,6 +54,10 @@ pub const Listener = struct {
     pending: bool = false,
     /// A UDP socket: read with recvfrom into `packet` records instead of accepted.
     datagram: bool = false,
+    /// A port with framing of its own (`Port.set`); otherwise the server's.
+    own_framing: bool = false,
+    framing: framing.Protocol = .none,
+    max_length: u32 = 0,
 };
 
 const Phase = enum(u32) {
@@ -917,6 +921,32 @@ pub const Reactor = struct {
         blocked,
     };
 
+    /// Before start: framing of listener `index` alone (a port's own settings).
+    pub fn setPortFraming(r: *Reactor, index: u32, config: abi.FramingConfig) !void {
+        if (r.started) return error.BadState;
+        if (index >= r.listener_count) return error.InvalidArgument;
+        // Parse it as the server's framing would be, then keep it for this listener only.
+        const saved = .{ r.framing, r.max_length, r.high_watermark, r.low_watermark, r.delay_receive, r.socket_config };
+        defer {
+            r.framing, r.max_length, r.high_watermark, r.low_watermark, r.delay_receive, r.socket_config = saved;
+        }
+        try r.setFraming(config);
+        const l = &r.listeners[index];
+        l.own_framing = true;
+        l.framing = r.framing;
+        l.max_length = r.max_length;
+    }
+
+    fn protocolOf(r: *const Reactor, s: *const Session) framing.Protocol {
+        const l = &r.listeners[s.listener];
+        return if (l.own_framing) l.framing else r.framing;
+    }
+
+    fn maxLengthOf(r: *const Reactor, s: *const Session) u32 {
+        const l = &r.listeners[s.listener];
+        return if (l.own_framing) l.max_length else r.max_length;
+    }
+
     /// Before start: the heartbeat (0 interval: off).
     pub fn setHeartbeat(r: *Reactor, interval_ms: u32, idle_ms: u32) !void {
         if (r.started) return error.BadState;
@@ -969,7 +999,7 @@ pub const Reactor = struct {
     /// Reads until EAGAIN, EOF, an error, the turn's budget, or a full ring.
     fn readSession(r: *Reactor, s: *Session) ReadOutcome {
         assert(s.state == .open);
-        if (r.framing != .none) return r.readFramed(s);
+        if (r.protocolOf(s) != .none) return r.readFramed(s);
         var reads: u32 = 0;
         while (reads < reads_per_turn) : (reads += 1) {
             const lane = r.receiveLane(s) orelse return .blocked;
@@ -988,7 +1018,7 @@ pub const Reactor = struct {
             const rc = rawResult(linux.read(s.fd, room.ptr, room.len));
             if (rc > 0) {
                 const n: u32 = @intCast(rc);
-                lane.inbound.commit(.receive, 0, r.reactorId(), s.id, 0, n);
+                lane.inbound.commit(.receive, 0, r.reactorId(), s.id, s.listener, n);
                 s.recv_bytes += n;
                 s.last_recv_time_ns = r.now_ns;
                 s.last_dispatch_time_ns = r.now_ns;
@@ -1064,7 +1094,7 @@ pub const Reactor = struct {
     fn deliverMessages(r: *Reactor, s: *Session) Delivery {
         while (true) {
             const data = s.in.items[s.in_start..];
-            const outcome = framing.next(r.framing, data, r.max_length);
+            const outcome = framing.next(r.protocolOf(s), data, r.maxLengthOf(s));
             switch (outcome) {
                 .need_more => break,
                 .message => |n| {
@@ -1074,7 +1104,7 @@ pub const Reactor = struct {
                 },
                 .too_long, .negative_length => {
                     const why = if (outcome == .too_long) "longer than package_max_length" else "with a negative length";
-                    log.warn("session {d}: a message {s} ({d} bytes max); closing the session", .{ s.id, why, r.max_length });
+                    log.warn("session {d}: a message {s} ({d} bytes max); closing the session", .{ s.id, why, r.maxLengthOf(s) });
                     r.count("protocol_error_count", 1);
                     r.closeSession(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO), true);
                     return .closed;
@@ -1106,7 +1136,7 @@ pub const Reactor = struct {
             };
             @memcpy(room[0..piece], rest[0..piece]);
             const more = piece < rest.len;
-            lane.inbound.commit(.receive, if (more) abi.receive_flag_more else 0, r.reactorId(), s.id, 0, @intCast(piece));
+            lane.inbound.commit(.receive, if (more) abi.receive_flag_more else 0, r.reactorId(), s.id, s.listener, @intCast(piece));
             r.count("dispatch_count", 1);
             if (!more) {
                 s.frame_sent = 0;

@@ -186,6 +186,33 @@ export fn zg_session_protect(r: ?*Reactor, region: ?[*]u8, session_id: u32, on: 
     return .ok;
 }
 
+/// Before start: framing of listener `index` alone (a port with settings of its own).
+export fn zg_server_port_framing(r: *Reactor, index: u32, config: *const abi.FramingConfig) Status {
+    r.setPortFraming(index, config.*) catch |err| return switch (err) {
+        error.BadState => .bad_state,
+        else => .invalid_argument,
+    };
+    return .ok;
+}
+
+export fn zg_process_port_framing(p: *process.Process, index: u32, config: *const abi.FramingConfig) Status {
+    for (p.reactors) |r| {
+        r.setPortFraming(index, config.*) catch |err| return switch (err) {
+            error.BadState => .bad_state,
+            else => .invalid_argument,
+        };
+    }
+    return .ok;
+}
+
+/// PROCESS mode, before start: one more port (the caller keeps `listen_fd`).
+export fn zg_process_add_listener(p: *process.Process, listen_fd: i32, port: u32, flags: u32) Status {
+    last_errno = 0;
+    if (port > 65535) return .invalid_argument;
+    p.addListener(listen_fd, @intCast(port), flags & abi.listen_flag_tcp_nodelay != 0) catch |err| return statusOf(err);
+    return .ok;
+}
+
 /// PROCESS mode, before start: the same for every reactor thread.
 export fn zg_process_framing(p: *process.Process, config: *const abi.FramingConfig) Status {
     for (p.reactors) |r| {

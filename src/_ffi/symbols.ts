@@ -22,6 +22,9 @@ export const symbols = {
   zg_server_shutdown: { parameters: ["pointer"], result: "i32" },
   zg_server_framing: { parameters: ["pointer", "buffer"], result: "i32" },
   zg_process_framing: { parameters: ["pointer", "buffer"], result: "i32" },
+  zg_server_port_framing: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
+  zg_process_port_framing: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
+  zg_process_add_listener: { parameters: ["pointer", "i32", "u32", "u32"], result: "i32" },
   zg_server_heartbeat: { parameters: ["pointer", "u32", "u32"], result: "i32" },
   zg_listen_options: { parameters: ["i32", "u32", "u32"], result: "i32" },
   /** Returns the fd or -1 (not a status). */

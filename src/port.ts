@@ -1,0 +1,106 @@
+/**
+ * A port: one more listening socket of a server (Swoole's `listen` / `addListener`), with its
+ * own framing settings and callbacks if it has any; what it has not, it takes from the server.
+ * @module
+ */
+
+import type { ResolvedOptions, ServerOptions } from "./options.ts";
+import { resolveOptions } from "./options.ts";
+
+/** The settings a port may have of its own: framing and the message size limit. */
+export type PortOptions = Pick<
+  ServerOptions,
+  | "openEofCheck"
+  | "openEofSplit"
+  | "packageEof"
+  | "openLengthCheck"
+  | "packageLengthType"
+  | "packageLengthOffset"
+  | "packageBodyOffset"
+  | "packageMaxLength"
+>;
+
+const portOptionNames: readonly (keyof PortOptions)[] = [
+  "openEofCheck",
+  "openEofSplit",
+  "packageEof",
+  "openLengthCheck",
+  "packageLengthType",
+  "packageLengthOffset",
+  "packageBodyOffset",
+  "packageMaxLength",
+];
+
+/** The events a port may handle itself. */
+export type PortEvent = "connect" | "receive" | "close" | "packet";
+
+export class Port {
+  readonly host: string;
+  readonly sockType: "tcp" | "unix" | "udp";
+  /** The index of its listening socket in the server (the main one is 0). */
+  readonly index: number;
+  #port: number;
+  /** Its own settings, merged over the server's when it starts; undefined: the server's. */
+  #own: PortOptions | undefined;
+  /** Its own callbacks. */
+  readonly callbacks: Partial<Record<PortEvent, (...args: never[]) => unknown>> = {};
+
+  constructor(host: string, port: number, sockType: "tcp" | "unix" | "udp", index: number) {
+    this.host = host;
+    this.#port = port;
+    this.sockType = sockType;
+    this.index = index;
+  }
+
+  /** The port number (the bound one once the server started, when 0 was asked for). */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** @internal The server sets the bound port. */
+  bound(port: number) {
+    this.#port = port;
+  }
+
+  /** Settings of this port alone (framing, `packageMaxLength`); checked as the server's are. */
+  set(options: PortOptions): this {
+    for (const key of Object.keys(options)) {
+      if (!portOptionNames.includes(key as keyof PortOptions)) {
+        throw new TypeError(`Option "${key}" is not a port's own: set it on the server`);
+      }
+    }
+    resolveOptions({ ...options }); // validates them
+    this.#own = { ...this.#own, ...options };
+    return this;
+  }
+
+  /** The port's effective options over the server's, or undefined when it has none. */
+  optionsOver(server: ResolvedOptions): ResolvedOptions | undefined {
+    if (!this.#own) return undefined;
+    const base = pick(server);
+    // A port that picks a protocol has that one only, not the server's as well.
+    const own = this.#own;
+    if (own.openEofCheck || own.openEofSplit || own.openLengthCheck) {
+      base.openEofCheck = base.openEofSplit = base.openLengthCheck = false;
+    }
+    return resolveOptions({ ...base, ...own, sockType: server.sockType, host: server.host });
+  }
+
+  /** A callback for this port alone; the server's handles the events it has none for. */
+  on(event: PortEvent, callback: (...args: never[]) => unknown): this {
+    if (!["connect", "receive", "close", "packet"].includes(event)) {
+      throw new TypeError(`A port handles connect, receive, close and packet, not "${event}"`);
+    }
+    if (typeof callback !== "function") {
+      throw new TypeError(`The callback for "${event}" must be a function`);
+    }
+    this.callbacks[event] = callback;
+    return this;
+  }
+}
+
+function pick(o: ResolvedOptions): PortOptions {
+  const out: Record<string, unknown> = {};
+  for (const name of portOptionNames) out[name] = o[name];
+  return out as PortOptions;
+}
