@@ -126,6 +126,11 @@ export interface ServerOptions {
   /** Seconds without data after which the heartbeat closes a session. Default: twice the interval. */
   heartbeatIdleTime?: number;
   /**
+   * Seconds a session may receive nothing before it is closed: the heartbeat with this idle
+   * time, checked every second (or as often as `heartbeatCheckInterval` says). 0: off.
+   */
+  maxIdleTime?: number;
+  /**
    * `bufferFull` runs when a session's queued output reaches this many bytes (0: never), and
    * `bufferEmpty` when it is down to `bufferLowWatermark` again. Default 0.
    */
@@ -208,6 +213,7 @@ export const defaults: ResolvedOptions = {
   packageMaxLength: 2 * 1024 * 1024,
   heartbeatCheckInterval: 0,
   heartbeatIdleTime: 0,
+  maxIdleTime: 0,
   bufferHighWatermark: 0,
   bufferLowWatermark: 0,
   enableDelayReceive: false,
@@ -344,7 +350,18 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
       );
     }
   }
-  if (options.heartbeatIdleTime === undefined) o.heartbeatIdleTime = 2 * o.heartbeatCheckInterval;
+  if (typeof o.maxIdleTime !== "number" || !(o.maxIdleTime >= 0) || o.maxIdleTime > 86400) {
+    throw new RangeError(
+      `Option "maxIdleTime" must be seconds from 0 to 86400, got ${describe(o.maxIdleTime)}`,
+    );
+  }
+  if (o.maxIdleTime > 0) {
+    if (!o.heartbeatCheckInterval) o.heartbeatCheckInterval = Math.min(1, o.maxIdleTime);
+    if (options.heartbeatIdleTime === undefined) o.heartbeatIdleTime = o.maxIdleTime;
+  }
+  if (options.heartbeatIdleTime === undefined && !(o.maxIdleTime > 0)) {
+    o.heartbeatIdleTime = 2 * o.heartbeatCheckInterval;
+  }
   integer("taskMaxRequest", o.taskMaxRequest, 0, 2 ** 31);
   integer("maxRequest", o.maxRequest, 0, 2 ** 31);
   if (options.maxRequestGrace === undefined) o.maxRequestGrace = Math.floor(o.maxRequest / 2);

@@ -45,7 +45,16 @@ export class Port {
   /** Its own callbacks. */
   readonly callbacks: Partial<Record<PortEvent, (...args: never[]) => unknown>> = {};
 
-  constructor(host: string, port: number, sockType: "tcp" | "unix" | "udp", index: number) {
+  #connections: () => number;
+
+  constructor(
+    host: string,
+    port: number,
+    sockType: "tcp" | "unix" | "udp",
+    index: number,
+    connections: () => number,
+  ) {
+    this.#connections = connections;
     this.host = host;
     this.#port = port;
     this.sockType = sockType;
@@ -60,6 +69,11 @@ export class Port {
   /** @internal The server sets the bound port. */
   bound(port: number) {
     this.#port = port;
+  }
+
+  /** This port's part of `stats()`: its open sessions, across the whole server. */
+  stats(): { connectionNum: number } {
+    return { connectionNum: this.#connections() };
   }
 
   /** Settings of this port alone (framing, `packageMaxLength`); checked as the server's are. */

@@ -604,14 +604,26 @@ export class Server {
       throw new RangeError(`listen() takes the type "tcp", "unix" or "udp", got ${sockType}`);
     }
     if (this.#ports.length >= 7) throw new RangeError("A server has at most 8 ports");
+    const index = this.#ports.length + 1;
     const p = new Port(
       host === "localhost" ? "127.0.0.1" : host,
       port,
       sockType,
-      this.#ports.length + 1,
+      index,
+      () => this.#portConnections(index),
     );
     this.#ports.push(p);
     return p;
+  }
+
+  #portConnections(index: number): number {
+    if (!this.#canLookUp()) return 0;
+    const region = this.#treeRegion();
+    return this.#lib.zg_port_connections(
+      region ? null : this.#handle,
+      region ? region.pointer : null,
+      index,
+    );
   }
 
   /** Swoole's alias of `listen`. */

@@ -255,3 +255,30 @@ test "framing: seeded fuzz: messages cut at random points come out whole, in ord
         for (expected.items, got.items) |e, g| try testing.expectEqualSlices(u8, e, g);
     }
 }
+
+test "framing: a stream of messages cut in two at every possible point comes out whole" {
+    const cases = [_]struct { protocol: Protocol, stream: []const u8, lengths: []const usize }{
+        .{ .protocol = eofProtocol("\r\n", true), .stream = "a\r\nbcd\r\n\r\nef\r\n", .lengths = &.{ 3, 5, 2, 4 } },
+        .{ .protocol = .{ .length = .{ .type = .n, .offset = 0, .body_offset = 2 } }, .stream = &.{ 0, 1, 'x', 0, 0, 0, 3, 'a', 'b', 'c' }, .lengths = &.{ 3, 2, 5 } },
+    };
+    for (cases) |case| {
+        for (0..case.stream.len + 1) |cut| {
+            var got: std.ArrayList(usize) = .empty;
+            defer got.deinit(testing.allocator);
+            var start: usize = 0;
+            for ([_]usize{ cut, case.stream.len }) |fed| {
+                while (true) {
+                    switch (next(case.protocol, case.stream[start..fed], 1024)) {
+                        .message => |n| {
+                            try got.append(testing.allocator, n);
+                            start += n;
+                        },
+                        .need_more => break,
+                        else => return error.Malformed,
+                    }
+                }
+            }
+            try testing.expectEqualSlices(usize, case.lengths, got.items);
+        }
+    }
+}
