@@ -29,6 +29,7 @@ import { decode, encode } from "./codec.ts";
 import { concatBytes } from "./bytes.ts";
 import { Lane } from "./lane.ts";
 import { Mailbox } from "./mailbox.ts";
+import type { MailHandler } from "./mailbox.ts";
 import { listenFlags, Manager, sigrtmin } from "./manager.ts";
 import { Port } from "./port.ts";
 import { currentRole, env, ownCommandLine, serverKey } from "./role.ts";
@@ -1727,14 +1728,7 @@ export class Server {
   }
 
   /** One whole mailbox message. */
-  #onMail = (
-    peer: number,
-    type: number,
-    flags: number,
-    id: number,
-    aux: number,
-    payload: Uint8Array,
-  ) => {
+  #onMail: MailHandler = (peer, type, flags, id, aux, payload) => {
     switch (type) {
       case RecordType.task:
         this.#runTask(peer, id, payload);

@@ -228,3 +228,10 @@ export function workersStarted(server: Fixture, n: number): Promise<Record<strin
     ),
   );
 }
+
+/** The three ways a tree can run, named: tests of a feature every one of them must have. */
+export const treeModes = [
+  ["one worker", {}],
+  ["two BASE workers", { workerNum: 2 }],
+  ["PROCESS mode", { mode: "process", workerNum: 2, reactorNum: 1 }],
+] as const;

@@ -10,6 +10,7 @@ import {
   reactorModes,
   readBytes,
   startFixture,
+  treeModes,
   withTimeout,
   writeAll,
 } from "./_helpers.ts";
@@ -261,13 +262,7 @@ Deno.test("socket options: keepalive on accepted sockets; defer accept until dat
   conn.close();
 });
 
-for (
-  const [name, options] of [
-    ["one worker", {}],
-    ["two BASE workers", { workerNum: 2 }],
-    ["PROCESS mode", { mode: "process", workerNum: 2, reactorNum: 1 }],
-  ] as const
-) {
+for (const [name, options] of treeModes) {
   Deno.test(`unix stream socket (${name}): echo, client info, and the file goes with the server`, async () => {
     const dir = await Deno.makeTempDir();
     const path = `${dir}/z.sock`;

@@ -11,6 +11,7 @@ import {
   readBytes,
   readLine,
   startFixture,
+  treeModes,
   withTimeout,
   writeAll,
 } from "./_helpers.ts";
@@ -299,13 +300,7 @@ for (const [name, mode] of modes) {
   });
 }
 
-for (
-  const [name, options] of [
-    ["one worker", {}],
-    ["two BASE workers", { workerNum: 2 }],
-    ["PROCESS mode", { mode: "process", workerNum: 2, reactorNum: 1 }],
-  ] as const
-) {
+for (const [name, options] of treeModes) {
   Deno.test(`two ports with different framing and their own callbacks (${name})`, async () => {
     await using server = await startFixture(
       { ...options, openEofSplit: true, packageEof: "\n" },
