@@ -151,6 +151,9 @@ export interface ServerOptions {
   tcpKeepcount?: number;
   /** TCP_USER_TIMEOUT in milliseconds (0: the kernel's). */
   tcpUserTimeout?: number;
+  /** SO_RCVBUF / SO_SNDBUF of accepted sockets in bytes (0: the kernel's). */
+  kernelSocketRecvBufferSize?: number;
+  kernelSocketSendBufferSize?: number;
   /** `listen()` backlog. Default 512. */
   backlog?: number;
   /** TCP_NODELAY on accepted sockets. Default true. */
@@ -224,6 +227,8 @@ export const defaults: ResolvedOptions = {
   tcpKeepinterval: 0,
   tcpKeepcount: 0,
   tcpUserTimeout: 0,
+  kernelSocketRecvBufferSize: 0,
+  kernelSocketSendBufferSize: 0,
   taskWorkerNum: 0,
   taskMaxRequest: 0,
   maxRequest: 0,
@@ -343,6 +348,8 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   integer("tcpKeepinterval", o.tcpKeepinterval, 0, 32767);
   integer("tcpKeepcount", o.tcpKeepcount, 0, 127);
   integer("tcpUserTimeout", o.tcpUserTimeout, 0, 2 ** 31 - 1);
+  integer("kernelSocketRecvBufferSize", o.kernelSocketRecvBufferSize, 0, 2 ** 31 - 1);
+  integer("kernelSocketSendBufferSize", o.kernelSocketSendBufferSize, 0, 2 ** 31 - 1);
   for (const name of ["heartbeatCheckInterval", "heartbeatIdleTime"] as const) {
     if (typeof o[name] !== "number" || !(o[name] >= 0) || o[name] > 86400) {
       throw new RangeError(
@@ -459,6 +466,8 @@ export function nativeFraming(o: ResolvedOptions): Uint8Array {
   u32[13] = o.tcpKeepinterval;
   u32[14] = o.tcpKeepcount;
   u32[15] = o.tcpUserTimeout;
+  u32[16] = o.kernelSocketRecvBufferSize;
+  u32[17] = o.kernelSocketSendBufferSize;
   return bytes;
 }
 

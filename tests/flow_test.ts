@@ -241,6 +241,7 @@ Deno.test("socket options: keepalive on accepted sockets; defer accept until dat
     tcpKeepcount: 3,
     tcpUserTimeout: 10_000,
     tcpDeferAccept: 5,
+    kernelSocketSendBufferSize: 32 * 1024,
   });
   const conn = await connect(server.port);
   // Deferred: the kernel holds the connection back until data comes (up to 5 s).

@@ -233,6 +233,9 @@ pub const FramingConfig = extern struct {
     keep_interval: u32,
     keep_count: u32,
     user_timeout_ms: u32,
+    /// `kernel_socket_recv_buffer_size` / `kernel_socket_send_buffer_size` (0: the kernel's).
+    recv_buffer: u32,
+    send_buffer: u32,
 };
 
 /// A receive record carries part of a message too large for one record; more follows.

@@ -767,6 +767,8 @@ pub const Reactor = struct {
             if (sc.keep_count > 0) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.KEEPCNT, @intCast(sc.keep_count));
         }
         if (sc.user_timeout_ms > 0) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.USER_TIMEOUT, @intCast(sc.user_timeout_ms));
+        if (sc.recv_buffer > 0) setIntOption(fd, linux.SOL.SOCKET, linux.SO.RCVBUF, @intCast(sc.recv_buffer));
+        if (sc.send_buffer > 0) setIntOption(fd, linux.SOL.SOCKET, linux.SO.SNDBUF, @intCast(sc.send_buffer));
         var event: linux.epoll_event = .{ .events = session_events, .data = .{ .u64 = tag_session | s.id } };
         posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_ADD, fd, &event) catch |err| {
             log.err("session {d}: epoll_ctl failed: {s}", .{ s.id, @errorName(err) });

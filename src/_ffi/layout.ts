@@ -125,7 +125,7 @@ export const layout = {
   workerSlotTasking: 2200,
   workerSlotTaskSeq: 2204,
   regionMailCount: 92,
-  framingConfigSize: 64,
+  framingConfigSize: 72,
   packetAddressSize: 24,
 } as const;
 
