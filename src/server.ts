@@ -1085,13 +1085,11 @@ export class Server {
       this.#rtminSeen = lib.zg_signal_count(sigrtmin);
       this.#reloadsSeen = lib.zg_signal_count(10) + lib.zg_signal_count(12);
     }
-    const logFile = watch;
     let lastYield = performance.now();
     while (true) {
       // Inline mode: this thread is the reactor; one turn writes what we queued, accepts and
       // reads into the ring without blocking.
       const flags = inline ? lib.zg_server_poll(this.#handle) : 0;
-      if (logFile) this.#checkSignals();
       const handled = this.#drain();
       this.#flushPending();
       if (this.#stoppedRecord) break;
@@ -1103,6 +1101,9 @@ export class Server {
         const now = performance.now();
         if (now - lastYield >= yieldEveryMs) {
           await lib.zg_yield();
+          // Signals are rare: looked at every few ms under load, and after every wait (they
+          // wake it), not on every turn.
+          if (watch) this.#checkSignals();
           lastYield = performance.now();
         } else {
           await undefined;
@@ -1118,6 +1119,7 @@ export class Server {
       } else {
         await this.#park();
       }
+      if (watch) this.#checkSignals();
       lastYield = performance.now();
     }
     this.#finish();
