@@ -25,6 +25,7 @@ export type {
   TaskWaitOptions,
 } from "./src/server.ts";
 export type { DispatchMode, LogLevel, Mode, ServerOptions } from "./src/options.ts";
+export type { PackageLengthFunc } from "./src/framer.ts";
 export { ErrorCode, ZigguratError } from "./src/errors.ts";
 export { Port } from "./src/port.ts";
 export type { PortEvent, PortOptions } from "./src/port.ts";

@@ -3,6 +3,7 @@
  * @module
  */
 
+import type { PackageLengthFunc } from "./framer.ts";
 import { dispatchUnsafeEvent, layout } from "./_ffi/layout.ts";
 
 /**
@@ -107,6 +108,17 @@ export interface ServerOptions {
    * `packageLengthOffset` gives the length that follows `packageBodyOffset`. Default false.
    */
   openLengthCheck?: boolean;
+  /**
+   * Swoole's `package_length_func`, for protocols the length settings cannot describe: called
+   * with the bytes buffered for a session (from the start of a message), it returns the whole
+   * message's length, 0 while it needs more bytes, or a negative number when they can never be
+   * a message. A negative answer, a length over `packageMaxLength`, or an exception closes the
+   * session (logged with the reason, counted in `stats().protocolErrorCount`). Implies
+   * `openLengthCheck`. It runs in the worker the session's data goes to, which in PROCESS mode
+   * is the session's own worker in every dispatch mode (a `bind()` in dispatch mode 5 moves the
+   * data to another worker: bind before the first message). Default null.
+   */
+  packageLengthFunc?: PackageLengthFunc | null;
   /** Swoole's pack code of the length field: c C s S n N v V l L q Q. Default "N". */
   packageLengthType?: string;
   /** Where the length field starts. Default 0. */
@@ -210,6 +222,7 @@ export const defaults: ResolvedOptions = {
   openEofSplit: false,
   packageEof: "",
   openLengthCheck: false,
+  packageLengthFunc: null,
   packageLengthType: "N",
   packageLengthOffset: 0,
   packageBodyOffset: 0,
@@ -313,11 +326,17 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   boolean("openEofCheck", o.openEofCheck);
   boolean("openEofSplit", o.openEofSplit);
   boolean("openLengthCheck", o.openLengthCheck);
-  if ((o.openEofCheck || o.openEofSplit) && o.openLengthCheck) {
+  if (o.packageLengthFunc !== null && typeof o.packageLengthFunc !== "function") {
     throw new TypeError(
-      'Options "openEofCheck"/"openEofSplit" and "openLengthCheck" exclude each other',
+      `Option "packageLengthFunc" must be a function or null, got ${describe(o.packageLengthFunc)}`,
     );
   }
+  if ((o.openEofCheck || o.openEofSplit) && (o.openLengthCheck || o.packageLengthFunc)) {
+    throw new TypeError(
+      'Options "openEofCheck"/"openEofSplit" and "openLengthCheck"/"packageLengthFunc" exclude each other',
+    );
+  }
+  if (o.packageLengthFunc) o.openLengthCheck = true;
   if (o.openEofCheck || o.openEofSplit) {
     const bytes = typeof o.packageEof === "string"
       ? new TextEncoder().encode(o.packageEof).length
@@ -451,7 +470,15 @@ export function nativeFraming(o: ResolvedOptions): Uint8Array {
   const bytes = new Uint8Array(layout.framingConfigSize);
   const u32 = new Uint32Array(bytes.buffer);
   const eof = new TextEncoder().encode(o.packageEof);
-  u32[0] = o.openEofSplit ? 1 : o.openEofCheck ? 2 : o.openLengthCheck ? 3 : 0;
+  u32[0] = o.openEofSplit
+    ? 1
+    : o.openEofCheck
+    ? 2
+    : o.packageLengthFunc
+    ? 4
+    : o.openLengthCheck
+    ? 3
+    : 0;
   u32[1] = eof.length;
   bytes.set(eof.subarray(0, 8), 8);
   u32[4] = o.packageLengthType.charCodeAt(0);

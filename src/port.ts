@@ -14,6 +14,7 @@ export type PortOptions = Pick<
   | "openEofSplit"
   | "packageEof"
   | "openLengthCheck"
+  | "packageLengthFunc"
   | "packageLengthType"
   | "packageLengthOffset"
   | "packageBodyOffset"
@@ -25,6 +26,7 @@ const portOptionNames: readonly (keyof PortOptions)[] = [
   "openEofSplit",
   "packageEof",
   "openLengthCheck",
+  "packageLengthFunc",
   "packageLengthType",
   "packageLengthOffset",
   "packageBodyOffset",
@@ -94,8 +96,9 @@ export class Port {
     const base = pick(server);
     // A port that picks a protocol has that one only, not the server's as well.
     const own = this.#own;
-    if (own.openEofCheck || own.openEofSplit || own.openLengthCheck) {
+    if (own.openEofCheck || own.openEofSplit || own.openLengthCheck || own.packageLengthFunc) {
       base.openEofCheck = base.openEofSplit = base.openLengthCheck = false;
+      base.packageLengthFunc = null;
     }
     return resolveOptions({ ...base, ...own, sockType: server.sockType, host: server.host });
   }

@@ -13,6 +13,7 @@ import { library, unwrap } from "./_ffi/library.ts";
 import type { Library } from "./_ffi/library.ts";
 import {
   CloseFlag,
+  CloseHow,
   layout,
   ListenFlag,
   MailFlag,
@@ -32,6 +33,7 @@ import { Mailbox } from "./mailbox.ts";
 import type { MailHandler } from "./mailbox.ts";
 import { listenFlags, Manager, sigrtmin } from "./manager.ts";
 import { Port } from "./port.ts";
+import { LengthFramer } from "./framer.ts";
 import { currentRole, env, ownCommandLine, serverKey } from "./role.ts";
 import type { Role } from "./role.ts";
 import { Region, WorkerStatus } from "./region.ts";
@@ -317,6 +319,8 @@ export class Server {
   #pieces = new Map<number, Uint8Array[]>();
   /** Sessions this worker asked to close; they no longer exist for send/exists. */
   #closing = new Set<number>();
+  /** Per listener: the `packageLengthFunc` framer, or null; made at the first message. */
+  #framers: (LengthFramer | null)[] | undefined;
 
   #arena = new Uint8Array(0);
   #arenaUsed = arenaSize;
@@ -1274,23 +1278,22 @@ export class Server {
           this.#pieces.delete(sessionId);
           data = concatBytes(pieces);
         } else {
+          const framer = (this.#framers ??= this.#makeFramers())[aux];
+          if (framer) {
+            this.#frameByHook(
+              framer,
+              sessionId,
+              reactorId,
+              aux,
+              lane.u8.subarray(start, start + len),
+            );
+            return;
+          }
           data = this.options.borrowedViews
             ? lane.u8.subarray(start, start + len)
             : this.#copy(lane.u8, start, len);
         }
-        this.#requestCount++;
-        const receive =
-          (aux > 0
-            ? this.#ports[aux - 1]?.callbacks.receive as ServerEvents["receive"] | undefined
-            : undefined) ?? this.#callbacks.receive!;
-        try {
-          const result = receive(this, sessionId, reactorId, data) as unknown;
-          if (result instanceof Promise) {
-            result.catch((e) => this.#callbackFailed("receive", sessionId, e));
-          }
-        } catch (error) {
-          this.#callbackFailed("receive", sessionId, error);
-        }
+        this.#receive(sessionId, reactorId, aux, data);
         return;
       }
       case RecordType.connect: {
@@ -1313,6 +1316,7 @@ export class Server {
         this.#call("close", sessionId, () => close?.(this, sessionId, reactorId));
         this.#closing.delete(sessionId);
         this.#pieces.delete(sessionId);
+        if (this.#framers) { for (const framer of this.#framers) framer?.forget(sessionId); }
         // After EOF the reactor keeps the socket until we answer, so sends made before this
         // point (and in the close callback) are still written.
         if (flags & CloseFlag.peerEof) {
@@ -1380,6 +1384,60 @@ export class Server {
   #laneOf(sessionId: number): Lane {
     const lanes = this.#lanes;
     return lanes.length === 1 ? lanes[0] : lanes[(sessionId - 1) % lanes.length];
+  }
+
+  /** Calls the `receive` callback (the port's own, or the server's) with a message. */
+  #receive(sessionId: number, reactorId: number, listener: number, data: Uint8Array) {
+    this.#requestCount++;
+    const receive =
+      (listener > 0
+        ? this.#ports[listener - 1]?.callbacks.receive as ServerEvents["receive"] | undefined
+        : undefined) ?? this.#callbacks.receive!;
+    try {
+      const result = receive(this, sessionId, reactorId, data) as unknown;
+      if (result instanceof Promise) {
+        result.catch((e) => this.#callbackFailed("receive", sessionId, e));
+      }
+    } catch (error) {
+      this.#callbackFailed("receive", sessionId, error);
+    }
+  }
+
+  /** The listeners whose messages `packageLengthFunc` finds (the port's own, or the server's). */
+  #makeFramers(): (LengthFramer | null)[] {
+    const framer = (o: ResolvedOptions) =>
+      o.packageLengthFunc ? new LengthFramer(o.packageLengthFunc, o.packageMaxLength) : null;
+    return [
+      framer(this.options),
+      ...this.#ports.map((p) => {
+        const own = p.optionsOver(this.options);
+        return own ? framer(own) : framer(this.options);
+      }),
+    ];
+  }
+
+  /**
+   * A session's bytes on a `packageLengthFunc` listener: each whole message goes to `receive`;
+   * a malformed or oversize one closes the session (the reactor counts it).
+   */
+  #frameByHook(
+    framer: LengthFramer,
+    sessionId: number,
+    reactorId: number,
+    listener: number,
+    bytes: Uint8Array,
+  ) {
+    if (this.#closing.has(sessionId)) return; // (closed for a bad message; the rest is moot)
+    const borrowed = this.options.borrowedViews;
+    const why = framer.feed(sessionId, bytes, (message) => {
+      this.#receive(sessionId, reactorId, listener, borrowed ? message : message.slice());
+    });
+    if (why === undefined) return;
+    this.#log.warning(`session ${sessionId}: ${why}; closing the session`);
+    this.#closing.add(sessionId);
+    const lane = this.#laneOf(sessionId);
+    lane.push(RecordType.closeRequest, sessionId, CloseHow.protocolError, new Uint8Array(0));
+    if (!this.#inBatch) lane.publishOut();
   }
 
   /**
@@ -1525,7 +1583,12 @@ export class Server {
     }
     this.#closing.add(sessionId);
     const lane = this.#laneOf(sessionId);
-    lane.push(RecordType.closeRequest, sessionId, reset ? 1 : 0, new Uint8Array(0));
+    lane.push(
+      RecordType.closeRequest,
+      sessionId,
+      reset ? CloseHow.reset : CloseHow.graceful,
+      new Uint8Array(0),
+    );
     if (!this.#inBatch) lane.publishOut();
     return true;
   }

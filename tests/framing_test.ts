@@ -155,6 +155,86 @@ for (const [name, mode] of modes) {
   });
 }
 
+/** A LEB128 varint length, then the body: the fixture's `lengthFunc` protocol. */
+function varintFrame(body: Uint8Array): Uint8Array {
+  const head: number[] = [];
+  let n = body.length;
+  do {
+    head.push((n & 0x7f) | (n >= 0x80 ? 0x80 : 0));
+    n >>>= 7;
+  } while (n > 0);
+  return concatBytes([new Uint8Array(head), body]);
+}
+
+// PROCESS mode with round-robin dispatch over two workers: the bytes of a session still all go
+// to one worker, where its messages are found.
+const hookModes = [
+  ["base", {}],
+  ["process", { mode: "process", workerNum: 2, reactorNum: 1, dispatchMode: 1 }],
+] as const;
+
+for (const [name, mode] of hookModes) {
+  Deno.test(`${name}: packageLengthFunc: 2,000 varint-framed messages in random pieces, and a 3 MiB one, arrive one per receive`, async () => {
+    await using server = await startFixture(
+      { ...mode, packageMaxLength: 8 * 1024 * 1024 },
+      { extra: { frameReport: true, lengthFunc: true } },
+    );
+    const next = random(13);
+    const frames = Array.from(
+      { length: 2000 },
+      (_, i) => varintFrame(new Uint8Array(1 + next(400)).fill(i % 251)),
+    );
+    frames.push(varintFrame(new Uint8Array(3 * 1024 * 1024).fill(7)));
+    const conns = await Promise.all([connect(server.port), connect(server.port)]);
+    const results = await Promise.all(conns.map(async (conn) => {
+      const [, got] = await Promise.all([
+        writeInPieces(conn, concatBytes(frames), next),
+        reports(conn, frames.length),
+      ]);
+      return got;
+    }));
+    for (const got of results) assert.deepEqual(got, frames.map((f) => [f.length, f[0]]));
+    for (const conn of conns) conn.close();
+  });
+
+  Deno.test(`${name}: packageLengthFunc: a malformed, oversize or throwing answer closes only its connection, logged and counted`, async () => {
+    await using server = await startFixture(
+      { ...mode, packageMaxLength: 1024 },
+      { extra: { frameReport: true, lengthFunc: true } },
+    );
+    const good = await connect(server.port);
+    // Half a message first: it waits in the worker while the others fail.
+    const hello = varintFrame(encoder.encode("hello"));
+    await writeAll(good, hello.subarray(0, 3));
+    const bad = [
+      new Uint8Array([0x80, 0x80, 0x80, 0x80, 0x01]), // a five-byte varint: -1
+      varintFrame(new Uint8Array(5000)), // over packageMaxLength
+      new Uint8Array([0x00]), // a zero length: the function throws
+    ];
+    for (const bytes of bad) {
+      const conn = await connect(server.port);
+      await writeAll(conn, bytes);
+      const closed = await withTimeout(
+        conn.read(new Uint8Array(16)).catch(() => null),
+        "the close",
+      );
+      assert.equal(closed, null, "the server closed it");
+      conn.close();
+    }
+    await server.waitForStderr(/session \d+: packageLengthFunc found a malformed message/);
+    await server.waitForStderr(
+      /session \d+: a message longer than packageMaxLength \(1024 bytes\)/,
+    );
+    await server.waitForStderr(/session \d+: packageLengthFunc threw \(a zero-length message\)/);
+    await writeAll(good, hello.subarray(3));
+    assert.deepEqual(await reports(good, 1), [[hello.length, 5]]);
+    await writeAll(good, varintFrame(encoder.encode("!stats")));
+    const stats = JSON.parse(await readLine(good));
+    assert.equal(stats.protocolErrorCount, 3);
+    good.close();
+  });
+}
+
 for (const [name, mode] of modes) {
   Deno.test(`${name}: the heartbeat closes an idle session within an interval of its idle time, not a protected one`, async () => {
     await using server = await startFixture({

@@ -19,12 +19,18 @@ Deno.test("invalid options throw TypeError or RangeError naming the option", () 
     [{ logLevel: "loud" }, RangeError, /"logLevel"/],
     [{ host: "" }, TypeError, /"host"/],
     [{ workerNumber: 2 }, TypeError, /Unknown option "workerNumber"/],
+    [{ packageLengthFunc: 4 }, TypeError, /"packageLengthFunc" must be a function/],
+    [
+      { openEofSplit: true, packageEof: "\n", packageLengthFunc: () => 0 },
+      TypeError,
+      /exclude each other/,
+    ],
   ];
   for (const [options, type, message] of cases) {
     assert.throws(
       () => new Server(options as never),
       (e: Error) => e instanceof type && message.test(e.message),
-      JSON.stringify(options),
+      Deno.inspect(options),
     );
   }
 });

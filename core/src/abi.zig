@@ -65,7 +65,8 @@ pub const RecordType = enum(u8) {
     sendto = 25,
     /// Queue the payload for a session.
     send = 16,
-    /// Close a session. aux = 1 for reset (RST, drop queued output), 0 for graceful.
+    /// Close a session. aux = 1 for reset (RST, drop queued output), 0 for graceful, 2 for a
+    /// protocol error found by the worker (reset, logged by it, counted by the reactor).
     close_request = 17,
     /// The worker saw `shutdown` and has queued everything it will send.
     shutdown_ack = 18,
@@ -107,7 +108,7 @@ pub const RecordHeader = extern struct {
     reactor_id: i16,
     /// The session the record is about; 0 where none.
     session_id: u32,
-    /// Type-specific: listener index (connect), errno (close), reset flag (close_request).
+    /// Type-specific: listener index (connect), errno (close), how to close (close_request: 0 graceful, 1 reset, 2 protocol error).
     aux: u32,
 };
 pub const record_align = 16;
@@ -211,7 +212,8 @@ pub const ClientInfo = extern struct {
 /// Message framing (see framing.zig), set before start with `zg_server_framing` /
 /// `zg_process_framing`.
 pub const FramingConfig = extern struct {
-    /// 0 none (a stream), 1 EOF split, 2 EOF check, 3 length field.
+    /// 0 none (a stream), 1 EOF split, 2 EOF check, 3 length field, 4 a stream the worker
+    /// frames (`package_length_func`).
     kind: u32,
     marker_len: u32,
     marker: [8]u8,

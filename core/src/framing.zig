@@ -68,6 +68,10 @@ pub const LengthType = enum(u8) {
 pub const Protocol = union(enum) {
     /// A stream: every read is delivered as it comes.
     none,
+    /// A stream whose messages the worker finds itself (`package_length_func`, a JavaScript
+    /// hook): every read goes as it comes, and always to the session's own worker, so the
+    /// pieces of a message meet in one place whatever the dispatch mode.
+    worker,
     eof: struct {
         marker: [8]u8 = @splat(0),
         len: u8,
@@ -95,7 +99,7 @@ pub const Outcome = union(enum) {
 /// What the bytes buffered for a session (`data`, from the start of a message) hold.
 pub fn next(protocol: Protocol, data: []const u8, max_length: usize) Outcome {
     switch (protocol) {
-        .none => return if (data.len == 0) .need_more else .{ .message = data.len },
+        .none, .worker => return if (data.len == 0) .need_more else .{ .message = data.len },
         .eof => |eof| {
             const marker = eof.marker[0..eof.len];
             const found = if (eof.split)

@@ -814,8 +814,12 @@ pub const Reactor = struct {
                 const uid = @atomicLoad(u32, &s.uid, .acquire);
                 break :blk &r.lanes[if (uid != 0) uid % n else s.lane];
             },
-            .round_robin => return r.nextLaneWithRoom(),
-            .idle_worker => return r.idleLane() orelse r.nextLaneWithRoom(),
+            .round_robin, .idle_worker => if (r.protocolOf(s) == .worker)
+                &r.lanes[s.lane]
+            else if (r.dispatch_mode == .round_robin)
+                return r.nextLaneWithRoom()
+            else
+                return r.idleLane() orelse r.nextLaneWithRoom(),
         };
         return if (lane.waiting_for_room) null else lane;
     }
@@ -983,6 +987,7 @@ pub const Reactor = struct {
         r.low_watermark = @min(config.low_watermark, config.high_watermark);
         r.framing = switch (config.kind) {
             0 => .none,
+            4 => .worker,
             1, 2 => blk: {
                 if (config.marker_len == 0 or config.marker_len > 8) return error.InvalidArgument;
                 var p: framing.Protocol = .{ .eof = .{ .len = @intCast(config.marker_len), .split = config.kind == 1 } };
@@ -1001,7 +1006,10 @@ pub const Reactor = struct {
     /// Reads until EAGAIN, EOF, an error, the turn's budget, or a full ring.
     fn readSession(r: *Reactor, s: *Session) ReadOutcome {
         assert(s.state == .open);
-        if (r.protocolOf(s) != .none) return r.readFramed(s);
+        switch (r.protocolOf(s)) {
+            .none, .worker => {},
+            else => return r.readFramed(s),
+        }
         var reads: u32 = 0;
         while (reads < reads_per_turn) : (reads += 1) {
             const lane = r.receiveLane(s) orelse return .blocked;
@@ -1010,7 +1018,7 @@ pub const Reactor = struct {
                 // another worker (`receiveLane` skips the waiting ones); the sticky modes wait.
                 if (!r.noRoom(lane, read_chunk)) continue;
                 switch (r.dispatch_mode) {
-                    .round_robin, .idle_worker => if (r.lanes.len > 1) continue,
+                    .round_robin, .idle_worker => if (r.lanes.len > 1 and r.protocolOf(s) != .worker) continue,
                     else => {},
                 }
                 return .blocked;
@@ -1155,7 +1163,7 @@ pub const Reactor = struct {
     fn peerClosed(r: *Reactor, s: *Session) void {
         @atomicStore(session_table.State, &s.state, .peer_closed, .release);
         s.close_notified = true;
-        if (!r.deliver_session_events) return r.closeRequested(s.id, false);
+        if (!r.deliver_session_events) return r.closeRequested(s.id, 0);
         _ = r.pushOrQueue(.close, abi.close_flag_peer_eof, r.closeLane(s), s.id, 0);
     }
 
@@ -1218,7 +1226,7 @@ pub const Reactor = struct {
                 const header = record.header;
                 switch (@as(abi.RecordType, @enumFromInt(header.type))) {
                     .send => r.sendTo(header.session_id, record.payload),
-                    .close_request => r.closeRequested(header.session_id, header.aux == 1),
+                    .close_request => r.closeRequested(header.session_id, header.aux),
                     .pause_request => r.pauseRequested(header.session_id, header.aux == 1),
                     .sendfile_request => r.sendfileRequested(header.session_id, record.payload),
                     .drain_request => r.drainRequested(header.session_id, @intCast(lane - r.lanes.ptr)),
@@ -1449,9 +1457,18 @@ pub const Reactor = struct {
         if (!pause and s.state == .open) r.markReady(s);
     }
 
-    fn closeRequested(r: *Reactor, session_id: u32, reset: bool) void {
+    /// A worker's `close`: `how` is 0 (after the queued output), 1 (reset) or 2 (a protocol
+    /// error the worker found: counted, and reset like the core's own framing errors).
+    fn closeRequested(r: *Reactor, session_id: u32, how: u32) void {
         const s = r.sessions.get(session_id) orelse return;
-        if (reset) return r.closeSession(s, abi.close_flag_server, 0, true);
+        switch (how) {
+            0 => {},
+            1 => return r.closeSession(s, abi.close_flag_server, 0, true),
+            else => {
+                r.count("protocol_error_count", 1);
+                return r.closeSession(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO), true);
+            },
+        }
         if (s.hasOutput()) {
             @atomicStore(session_table.State, &s.state, .closing, .release);
             return;

@@ -59,6 +59,8 @@ export const dispatchUnsafeEvent = 0x100;
 export const PollFlag = { more: 1 } as const;
 
 export const CloseFlag = { peerEof: 1, server: 2, error: 4 } as const;
+/** A `close_request` record's aux: how to close. */
+export const CloseHow = { graceful: 0, reset: 1, protocolError: 2 } as const;
 
 export const ListenFlag = {
   ipv6Only: 1,
