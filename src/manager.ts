@@ -14,7 +14,8 @@
 import { library, unwrap } from "./_ffi/library.ts";
 import type { Library } from "./_ffi/library.ts";
 import { layout, ListenFlag } from "./_ffi/layout.ts";
-import { formatAddress, nativeConfig, nativeFraming } from "./options.ts";
+import { formatAddress, isDatagram, isUnix, nativeConfig, nativeFraming } from "./options.ts";
+import type { SockType } from "./options.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { Logger } from "./log.ts";
 import { env, ownCommandLine, serverKey } from "./role.ts";
@@ -342,8 +343,8 @@ export class Manager {
     // not listen, so it holds the port (between a worker's death and its respawn too) and
     // takes no connections.
     const flags = (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
-      (o.sockType === "unix" ? ListenFlag.unix : 0) |
-      (o.sockType === "udp" ? ListenFlag.udp : 0) |
+      (isUnix(o.sockType) ? ListenFlag.unix : 0) |
+      (isDatagram(o.sockType) ? ListenFlag.udp : 0) |
       (o.enableReusePort ? ListenFlag.reusePort : 0) |
       (o.enableReusePort && o.mode === "base" ? ListenFlag.bindOnly : 0);
     const where = formatAddress(o.host, o.port);
@@ -612,14 +613,14 @@ export class Manager {
 
 /** The core's listen flags of a socket type (and the server's socket options). */
 export function listenFlags(
-  sockType: "tcp" | "unix" | "udp",
+  sockType: SockType,
   o: Readonly<ResolvedOptions>,
 ): number {
   return (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
     (o.enableReusePort && sockType === "tcp" ? ListenFlag.reusePort : 0) |
     (o.openTcpNodelay ? ListenFlag.tcpNodelay : 0) |
-    (sockType === "unix" ? ListenFlag.unix : 0) |
-    (sockType === "udp" ? ListenFlag.udp : 0);
+    (isUnix(sockType) ? ListenFlag.unix : 0) |
+    (isDatagram(sockType) ? ListenFlag.udp : 0);
 }
 
 function range(from: number, to: number): number[] {

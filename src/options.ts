@@ -29,10 +29,11 @@ export interface ServerOptions {
   /**
    * `"tcp"` (IPv4 or IPv6 by the host), `"unix"`: a Unix stream socket whose path is `host`
    * (`port` is ignored; a socket file left by an earlier server is replaced, and the file is
-   * removed when the server stops), or `"udp"`: datagrams reach `on("packet")` and go out with
-   * `sendto()`. Default `"tcp"`.
+   * removed when the server stops), `"udp"`: datagrams reach `on("packet")` and go out with
+   * `sendto()`, or `"unixDgram"`: the same over a Unix datagram socket at the path `host`
+   * (a peer's address is its socket's path). Default `"tcp"`.
    */
-  sockType?: "tcp" | "unix" | "udp";
+  sockType?: SockType;
   /** Process model. Default `"base"`: the worker runs its own reactor. */
   mode?: Mode;
   /**
@@ -206,6 +207,21 @@ export interface ServerOptions {
 
 export type LogLevel = "debug" | "info" | "warning" | "error";
 
+/** Swoole's socket types: TCP, UDP, and Unix stream and datagram sockets. */
+export type SockType = "tcp" | "udp" | "unix" | "unixDgram";
+
+/** The socket types whose address is a path. */
+export function isUnix(sockType: SockType): boolean {
+  return sockType === "unix" || sockType === "unixDgram";
+}
+
+/** The socket types that carry datagrams (`packet`, `sendto`) rather than sessions. */
+export function isDatagram(sockType: SockType): boolean {
+  return sockType === "udp" || sockType === "unixDgram";
+}
+
+export const sockTypes: readonly SockType[] = ["tcp", "udp", "unix", "unixDgram"];
+
 /** Options after defaults, as the server uses them. */
 export type ResolvedOptions = Required<ServerOptions>;
 
@@ -300,20 +316,25 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   if (typeof o.host !== "string" || o.host.length === 0) {
     throw new TypeError(`Option "host" must be a non-empty string, got ${describe(o.host)}`);
   }
-  if (o.sockType !== "tcp" && o.sockType !== "unix" && o.sockType !== "udp") {
+  if (!sockTypes.includes(o.sockType)) {
     throw new RangeError(
-      `Option "sockType" must be "tcp", "unix" or "udp", got ${describe(o.sockType)}`,
+      `Option "sockType" must be "tcp", "udp", "unix" or "unixDgram", got ${describe(o.sockType)}`,
     );
   }
-  if (o.sockType === "unix") {
+  if (isUnix(o.sockType)) {
     if (!o.host.startsWith("/") && !o.host.startsWith(".")) {
       throw new TypeError(
-        `Option "host" must be the socket's path with sockType "unix", got ${describe(o.host)}`,
+        `Option "host" must be the socket's path with sockType "${o.sockType}", got ${
+          describe(o.host)
+        }`,
       );
+    }
+    if (new TextEncoder().encode(o.host).length > 107) {
+      throw new RangeError(`Option "host": a Unix socket's path is at most 107 bytes`);
     }
     o.port = 0;
     if (options.enableReusePort) {
-      throw new TypeError('Option "enableReusePort" does not apply to sockType "unix"');
+      throw new TypeError(`Option "enableReusePort" does not apply to sockType "${o.sockType}"`);
     }
   }
   if (o.host === "localhost") o.host = "127.0.0.1";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { ResolvedOptions, ServerOptions } from "./options.ts";
+import type { ResolvedOptions, ServerOptions, SockType } from "./options.ts";
 import { resolveOptions } from "./options.ts";
 
 /** The settings a port may have of its own: framing and the message size limit. */
@@ -38,7 +38,7 @@ export type PortEvent = "connect" | "receive" | "close" | "packet";
 
 export class Port {
   readonly host: string;
-  readonly sockType: "tcp" | "unix" | "udp";
+  readonly sockType: SockType;
   /** The index of its listening socket in the server (the main one is 0). */
   readonly index: number;
   #port: number;
@@ -52,7 +52,7 @@ export class Port {
   constructor(
     host: string,
     port: number,
-    sockType: "tcp" | "unix" | "udp",
+    sockType: SockType,
     index: number,
     connections: () => number,
   ) {

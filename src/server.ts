@@ -25,7 +25,15 @@ import {
 } from "./_ffi/layout.ts";
 import { errnoName, ErrorCode } from "./errors.ts";
 import { Logger } from "./log.ts";
-import { formatAddress, nativeConfig, nativeFraming, resolveOptions } from "./options.ts";
+import {
+  formatAddress,
+  isDatagram,
+  isUnix,
+  nativeConfig,
+  nativeFraming,
+  resolveOptions,
+  sockTypes,
+} from "./options.ts";
 import { decode, encode } from "./codec.ts";
 import { concatBytes } from "./bytes.ts";
 import { Lane } from "./lane.ts";
@@ -37,7 +45,7 @@ import { LengthFramer } from "./framer.ts";
 import { currentRole, env, ownCommandLine, serverKey } from "./role.ts";
 import type { Role } from "./role.ts";
 import { Region, WorkerStatus } from "./region.ts";
-import type { ResolvedOptions, ServerOptions } from "./options.ts";
+import type { ResolvedOptions, ServerOptions, SockType } from "./options.ts";
 
 /** The callbacks `on()` accepts, with Swoole's arguments. */
 export interface ServerEvents {
@@ -83,7 +91,7 @@ export interface ServerEvents {
    * `workerStop`: the last moment to hand work on.
    */
   workerExit: (server: Server, workerId: number) => void;
-  /** A UDP datagram arrived (`sockType: "udp"`). */
+  /** A datagram arrived (`sockType: "udp"` or `"unixDgram"`). */
   packet: (server: Server, data: Uint8Array, clientInfo: PacketInfo) => void;
   /** The session's queued output reached `bufferHighWatermark`: stop sending for a while. */
   bufferFull: (server: Server, sessionId: number) => void;
@@ -127,7 +135,9 @@ const eventNames: readonly ServerEvent[] = [
 
 /** Where a UDP datagram came from (Swoole's `$clientInfo` of `onPacket`). */
 export interface PacketInfo {
+  /** The sender: an IP address, or for `"unixDgram"` its socket's path ("" when unnamed). */
   address: string;
+  /** The sender's port (0 for a Unix socket). */
   port: number;
   /** The server socket it came in on (the listener's index), for `sendto`. */
   serverSocket: number;
@@ -224,6 +234,7 @@ export interface ServerStats {
 type State = "new" | "starting" | "running" | "stopping" | "stopped";
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 const empty = new Uint8Array(0);
 /** What a `control` mail asks of the master. */
 const Control = { shutdown: 1, reload: 2, reloadTasks: 3 } as const;
@@ -435,12 +446,13 @@ export class Server {
         new Deno.errors.BadResource("Cannot start the server: it has already been started"),
       );
     }
-    if (this.options.sockType === "udp" ? !this.#callbacks.packet : !this.#callbacks.receive) {
+    const datagrams = isDatagram(this.options.sockType);
+    if (datagrams ? !this.#callbacks.packet : !this.#callbacks.receive) {
       return Promise.reject(
         new TypeError(
-          this.options.sockType === "udp"
-            ? 'Cannot start the server: a UDP server needs a "packet" callback'
-            : 'Cannot start the server: a TCP server needs a "receive" callback',
+          datagrams
+            ? 'Cannot start the server: a datagram server needs a "packet" callback'
+            : 'Cannot start the server: a stream server needs a "receive" callback',
         ),
       );
     }
@@ -595,7 +607,7 @@ export class Server {
    * framing) and callbacks (`port.on("receive", …)`) apply to its sessions; it takes the
    * server's for the rest. Port 0 picks a free one (`port.port` once started).
    */
-  listen(host: string, port: number, sockType: "tcp" | "unix" | "udp" = "tcp"): Port {
+  listen(host: string, port: number, sockType: SockType = "tcp"): Port {
     if (this.#state !== "new") {
       throw new Deno.errors.BadResource("Cannot add a port: the server has already started");
     }
@@ -605,8 +617,13 @@ export class Server {
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw new RangeError(`listen() takes a port from 0 to 65535, got ${port}`);
     }
-    if (!["tcp", "unix", "udp"].includes(sockType)) {
-      throw new RangeError(`listen() takes the type "tcp", "unix" or "udp", got ${sockType}`);
+    if (!sockTypes.includes(sockType)) {
+      throw new RangeError(
+        `listen() takes the type "tcp", "udp", "unix" or "unixDgram", got ${sockType}`,
+      );
+    }
+    if (isUnix(sockType) && !host.startsWith("/") && !host.startsWith(".")) {
+      throw new TypeError(`listen() takes a socket's path as the host of a "${sockType}" port`);
     }
     if (this.#ports.length >= 7) throw new RangeError("A server has at most 8 ports");
     const index = this.#ports.length + 1;
@@ -632,7 +649,7 @@ export class Server {
   }
 
   /** Swoole's alias of `listen`. */
-  addListener(host: string, port: number, sockType: "tcp" | "unix" | "udp" = "tcp"): Port {
+  addListener(host: string, port: number, sockType: SockType = "tcp"): Port {
     return this.listen(host, port, sockType);
   }
 
@@ -831,13 +848,16 @@ export class Server {
     }
   }
 
-  /** A Unix socket's file goes with the server that made it. */
+  /** A Unix socket's file goes with the server that made it (the main one's and the ports'). */
   #removeSocketFile() {
-    if (this.options.sockType !== "unix") return;
-    try {
-      if (Deno.lstatSync(this.options.host).isSocket) Deno.removeSync(this.options.host);
-    } catch {
-      // Gone already.
+    const listeners = [this.options, ...this.#ports];
+    for (const { sockType, host } of listeners) {
+      if (!isUnix(sockType)) continue;
+      try {
+        if (Deno.lstatSync(host).isSocket) Deno.removeSync(host);
+      } catch {
+        // Gone already.
+      }
     }
   }
 
@@ -906,8 +926,8 @@ export class Server {
       const flags = (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
         (o.enableReusePort ? ListenFlag.reusePort : 0) |
         (o.openTcpNodelay ? ListenFlag.tcpNodelay : 0) |
-        (o.sockType === "unix" ? ListenFlag.unix : 0) |
-        (o.sockType === "udp" ? ListenFlag.udp : 0);
+        (isUnix(o.sockType) ? ListenFlag.unix : 0) |
+        (isDatagram(o.sockType) ? ListenFlag.udp : 0);
       const where = formatAddress(o.host, o.port);
       const role = this.#role;
       if (role.kind === "worker" && role.listenFds[0] >= 0) {
@@ -1327,10 +1347,18 @@ export class Server {
       case RecordType.packet: {
         const start = at + layout.recordHeaderSize;
         const family = lane.u8[start] | (lane.u8[start + 1] << 8);
-        const port = lane.u8[start + 2] | (lane.u8[start + 3] << 8);
-        const addr = lane.u8.subarray(start + 8, start + 24);
-        const address = family === 6 ? ipv6(addr) : Array.from(addr.subarray(0, 4)).join(".");
-        const data = lane.u8.slice(start + layout.packetAddressSize, start + len);
+        let port = lane.u8[start + 2] | (lane.u8[start + 3] << 8);
+        const size = lane.u8[start + 4] | (lane.u8[start + 5] << 8);
+        let address: string;
+        if (family === 1) {
+          // A Unix socket's peer: its path (empty when it has none), and no port.
+          address = decoder.decode(lane.u8.subarray(start + 8, start + 8 + port));
+          port = 0;
+        } else {
+          const addr = lane.u8.subarray(start + 8, start + 24);
+          address = family === 6 ? ipv6(addr) : Array.from(addr.subarray(0, 4)).join(".");
+        }
+        const data = lane.u8.slice(start + size, start + len);
         this.#requestCount++;
         const info: PacketInfo = {
           address,
@@ -2017,22 +2045,46 @@ export class Server {
    * this is not a UDP server or the address is not an IP literal.
    */
   sendto(address: string, port: number, data: Uint8Array | string, serverSocket = 0): boolean {
-    if (!this.#live() || this.options.sockType !== "udp" || this.#lanes.length === 0) {
+    if (!this.#live() || this.#lanes.length === 0) {
       this.#lastError = ErrorCode.serverNotRunning;
       return false;
     }
+    const sockType = serverSocket === 0
+      ? this.options.sockType
+      : this.#ports[serverSocket - 1]?.sockType;
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    const ip = parseIp(address);
-    if (!ip || !Number.isInteger(port) || port < 1 || port > 65535 || bytes.length > 65507) {
-      this.#lastError = ErrorCode.invalidParams;
-      return false;
+    let payload: Uint8Array;
+    if (sockType === "unixDgram") {
+      // To a Unix datagram socket's path (the port is not used).
+      const path = encoder.encode(address);
+      if (path.length === 0 || path.length > 107 || bytes.length > 212_992) {
+        this.#lastError = ErrorCode.invalidParams;
+        return false;
+      }
+      const size = 8 + ((path.length + 7) & ~7);
+      payload = new Uint8Array(size + bytes.length);
+      payload[0] = 1;
+      payload[2] = path.length;
+      payload[4] = size;
+      payload.set(path, 8);
+      payload.set(bytes, size);
+    } else {
+      const ip = parseIp(address);
+      if (
+        sockType !== "udp" || !ip || !Number.isInteger(port) || port < 1 || port > 65535 ||
+        bytes.length > 65507
+      ) {
+        this.#lastError = sockType === "udp" ? ErrorCode.invalidParams : ErrorCode.serverNotRunning;
+        return false;
+      }
+      payload = new Uint8Array(layout.packetAddressSize + bytes.length);
+      payload[0] = ip.length === 4 ? 4 : 6;
+      payload[2] = port & 0xff;
+      payload[3] = port >> 8;
+      payload[4] = layout.packetAddressSize;
+      payload.set(ip, 8);
+      payload.set(bytes, layout.packetAddressSize);
     }
-    const payload = new Uint8Array(layout.packetAddressSize + bytes.length);
-    payload[0] = ip.length === 4 ? 4 : 6;
-    payload[2] = port & 0xff;
-    payload[3] = port >> 8;
-    payload.set(ip, 8);
-    payload.set(bytes, layout.packetAddressSize);
     const lane = this.#lanes[0];
     lane.push(RecordType.sendto, 0, serverSocket, payload);
     this.#responseCount++;

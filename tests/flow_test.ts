@@ -292,6 +292,38 @@ for (
     ["PROCESS mode", { mode: "process", workerNum: 2, reactorNum: 1 }],
   ] as const
 ) {
+  Deno.test(`unix datagram socket (${name}): packet gets each datagram with its sender's path; sendto answers it`, async () => {
+    const dir = await Deno.makeTempDir();
+    const path = `${dir}/server.sock`;
+    const clientPath = `${dir}/client.sock`;
+    try {
+      const server = await startFixture({ ...options, sockType: "unixDgram", host: path });
+      const client = Deno.listenDatagram({ transport: "unixpacket", path: clientPath });
+      try {
+        for (const text of ["ping", "y".repeat(60_000)]) {
+          await client.send(new TextEncoder().encode(text), { transport: "unixpacket", path });
+          const [echoed, from] = await withTimeout(client.receive(), "the datagram back");
+          assert.equal(new TextDecoder().decode(echoed), text);
+          assert.equal((from as Deno.UnixAddr).path, path, "it came from the server's socket");
+          const seen = await server.waitFor(
+            (e) => e.event === "packet" && e.size === text.length,
+            "the packet event",
+          );
+          assert.equal(seen.address, clientPath);
+          assert.equal(seen.port, 0);
+        }
+      } finally {
+        client.close();
+      }
+      server.child.kill("SIGTERM");
+      assert.equal((await server.exited()).code, 0);
+      await server[Symbol.asyncDispose]();
+      assert.throws(() => Deno.lstatSync(path), "the socket file is removed");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
   Deno.test(`udp (${name}): packet gets each datagram with its sender; sendto answers it`, async () => {
     await using server = await startFixture({ ...options, sockType: "udp" });
     const { default: dgram } = await import("node:dgram");

@@ -234,6 +234,17 @@ Deno.test("process mode: shutdown stops the tree; no process remains and the por
   await server[Symbol.asyncDispose]();
 });
 
+Deno.test("process mode: SIGTERM before the workers attach still stops each of them cleanly", async () => {
+  // `start` comes once the workers are spawned, before they have attached to their rings: a
+  // worker that attaches after the reactors shut down still finds `shutdown` and `stopped`.
+  await using server = await startFixture({ mode: "process", workerNum: 2, reactorNum: 1 });
+  server.child.kill("SIGTERM");
+  const status = await withTimeout(server.exited(), "the master to exit");
+  assert.equal(status.code, 0);
+  assert.doesNotMatch(server.stderr(), /SIGKILL/, "no worker had to be killed");
+  assert.ok(server.events.some((e) => e.event === "shutdown"));
+});
+
 Deno.test("process mode, dispatch 3 (idle worker): while one worker is busy, the others get the work", async () => {
   await using server = await tree({ workerNum: 3, reactorNum: 1, dispatchMode: 3 });
   const busy = await connect(server.port);

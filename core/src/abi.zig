@@ -375,12 +375,22 @@ pub const listen_flag_udp: u32 = 32;
 
 /// How a `packet` / `sendto` record's payload starts: the peer's address, then the datagram.
 pub const PacketAddress = extern struct {
-    /// 4 or 6.
+    /// 4 or 6, or 1 for a Unix datagram socket's path.
     family: u16,
+    /// The port; for a path, its length in bytes (0: the peer has no name to answer to).
     port: u16,
-    _pad: u32 = 0,
+    /// The bytes of the address before the datagram: 24, or for a path 8 + its length rounded
+    /// up to 8 (the path starts at `addr` and may run past it).
+    size: u32 = @sizeOf(PacketAddress),
     /// IPv4 in the first 4 bytes, or the 16 of IPv6, network order.
     addr: [16]u8,
+
+    /// The longest address: a Unix socket path of 108 bytes.
+    pub const max_size = 8 + 112;
+
+    pub fn unixSize(path_len: usize) u32 {
+        return @intCast(8 + std.mem.alignForward(usize, path_len, 8));
+    }
 };
 
 /// The offsets TypeScript checks its mirror against; `zg_layout` writes them as u32s in this

@@ -11,7 +11,7 @@ pub const Bound = struct { fd: i32, port: u16 };
 /// A non-blocking listening TCP socket on `host:port` (port 0 picks a free one).
 /// On failure `errno_out` holds the errno of the failing call.
 pub fn tcp(host: []const u8, port: u16, backlog: u31, flags: u32, errno_out: *i32) Error!Bound {
-    if (flags & abi.listen_flag_unix != 0) return unix(host, backlog, errno_out);
+    if (flags & abi.listen_flag_unix != 0) return unix(host, backlog, flags & abi.listen_flag_udp != 0, errno_out);
     const address = std.net.Address.parseIp(host, port) catch return error.InvalidArgument;
     const family: u32 = address.any.family;
     const kind: u32 = if (flags & abi.listen_flag_udp != 0) linux.SOCK.DGRAM else linux.SOCK.STREAM;
@@ -46,9 +46,9 @@ pub fn tcp(host: []const u8, port: u16, backlog: u31, flags: u32, errno_out: *i3
     return boundOf(fd);
 }
 
-/// A non-blocking listening Unix stream socket at `path`; a socket file left there by an
-/// earlier server is removed first (any other file is not).
-pub fn unix(path: []const u8, backlog: u31, errno_out: *i32) Error!Bound {
+/// A non-blocking listening Unix stream socket at `path`, or a bound Unix datagram socket; a
+/// socket file left there by an earlier server is removed first (any other file is not).
+pub fn unix(path: []const u8, backlog: u31, datagram: bool, errno_out: *i32) Error!Bound {
     const address = std.net.Address.initUnix(path) catch return error.InvalidArgument;
     var path_z: [std.fs.max_path_bytes]u8 = undefined;
     @memcpy(path_z[0..path.len], path);
@@ -56,7 +56,8 @@ pub fn unix(path: []const u8, backlog: u31, errno_out: *i32) Error!Bound {
     if (posix.fstatatZ(posix.AT.FDCWD, @ptrCast(&path_z), posix.AT.SYMLINK_NOFOLLOW)) |stat| {
         if (posix.S.ISSOCK(stat.mode)) posix.unlinkZ(@ptrCast(&path_z)) catch {};
     } else |_| {}
-    const fd = posix.socket(linux.AF.UNIX, linux.SOCK.STREAM | linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC, 0) catch |err| {
+    const kind: u32 = if (datagram) linux.SOCK.DGRAM else linux.SOCK.STREAM;
+    const fd = posix.socket(linux.AF.UNIX, kind | linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC, 0) catch |err| {
         errno_out.* = @intFromEnum(errnoOf(err));
         return error.OsError;
     };
@@ -69,7 +70,7 @@ pub fn unix(path: []const u8, backlog: u31, errno_out: *i32) Error!Bound {
             else => error.OsError,
         };
     };
-    posix.listen(fd, backlog) catch |err| {
+    if (!datagram) posix.listen(fd, backlog) catch |err| {
         errno_out.* = @intFromEnum(errnoOf(err));
         return error.OsError;
     };
@@ -134,13 +135,32 @@ test "listen: a Unix stream socket replaces a stale socket file, not another fil
     const base = try dir.dir.realpath(".", &buffer);
     var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
     const path = try std.fmt.bufPrint(&path_buffer, "{s}/s.sock", .{base});
-    const a = try unix(path, 16, &errno);
+    const a = try unix(path, 16, false, &errno);
     posix.close(a.fd);
     // The file is still there (a server that died): the next one takes its place.
-    const b = try unix(path, 16, &errno);
+    const b = try unix(path, 16, false, &errno);
     posix.close(b.fd);
     var file_path: [std.fs.max_path_bytes]u8 = undefined;
     const other = try std.fmt.bufPrint(&file_path, "{s}/plain", .{base});
     (try dir.dir.createFile("plain", .{})).close();
-    try std.testing.expectError(error.AddrInUse, unix(other, 16, &errno));
+    try std.testing.expectError(error.AddrInUse, unix(other, 16, false, &errno));
+}
+
+test "listen: a Unix datagram socket is bound, not listening, and takes datagrams" {
+    var errno: i32 = 0;
+    var dir = std.testing.tmpDir(.{});
+    defer dir.cleanup();
+    var buffer: [std.fs.max_path_bytes]u8 = undefined;
+    const base = try dir.dir.realpath(".", &buffer);
+    var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
+    const path = try std.fmt.bufPrint(&path_buffer, "{s}/d.sock", .{base});
+    const a = try unix(path, 16, true, &errno);
+    defer posix.close(a.fd);
+    const client = try posix.socket(linux.AF.UNIX, linux.SOCK.DGRAM | linux.SOCK.CLOEXEC, 0);
+    defer posix.close(client);
+    const address = try std.net.Address.initUnix(path);
+    _ = try posix.sendto(client, "hi", 0, &address.any, address.getOsSockLen());
+    var got: [8]u8 = undefined;
+    try std.testing.expectEqual(@as(usize, 2), try posix.recv(a.fd, &got, 0));
+    try std.testing.expectEqualStrings("hi", got[0..2]);
 }

@@ -54,6 +54,8 @@ pub const Listener = struct {
     pending: bool = false,
     /// A UDP socket: read with recvfrom into `packet` records instead of accepted.
     datagram: bool = false,
+    /// A Unix socket (found by the reactor).
+    unix: bool = false,
     /// A port with framing of its own (`Port.set`); otherwise the server's.
     own_framing: bool = false,
     framing: framing.Protocol = .none,
@@ -291,6 +293,11 @@ pub const Reactor = struct {
         if (c.getsockopt(listener.fd, linux.SOL.SOCKET, linux.SO.TYPE, @ptrCast(&kind), &kind_len) == 0) {
             listener.datagram = kind == linux.SOCK.DGRAM;
         }
+        var domain: c_int = 0;
+        var domain_len: posix.socklen_t = @sizeOf(c_int);
+        if (c.getsockopt(listener.fd, linux.SOL.SOCKET, linux.SO.DOMAIN, @ptrCast(&domain), &domain_len) == 0) {
+            listener.unix = domain == linux.AF.UNIX;
+        }
         const exclusive: u32 = if (listener.shared) linux.EPOLL.EXCLUSIVE else 0;
         var event: linux.epoll_event = .{ .events = linux.EPOLL.IN | linux.EPOLL.ET | exclusive, .data = .{ .u64 = tag_listener | index } };
         try posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_ADD, listener.fd, &event);
@@ -453,10 +460,12 @@ pub const Reactor = struct {
         var done = true;
         for (r.lanes, 0..) |*lane, i| {
             if (lane.stopped_sent) continue;
-            if (r.workerGone(@intCast(i))) {
-                // Nobody will read it: the tree is stopping, no successor comes.
+            if (!r.lanePending(@intCast(i)) and lane.inbound.push(.stopped, 0, r.reactorId(), 0, 0, "")) {
+                // (Also for a worker that is gone: one spawned just before the shutdown may not
+                // have attached yet, and reads `shutdown` and `stopped` when it does.)
                 lane.stopped_sent = true;
-            } else if (!r.lanePending(@intCast(i)) and lane.inbound.push(.stopped, 0, r.reactorId(), 0, 0, "")) {
+            } else if (r.workerGone(@intCast(i))) {
+                // No room, and nobody is there to make any.
                 lane.stopped_sent = true;
             } else {
                 _ = r.noRoom(lane, 0);
@@ -635,7 +644,8 @@ pub const Reactor = struct {
     /// ring, datagrams wait in the socket's buffer (and past it the kernel drops them, as UDP
     /// does).
     fn readPackets(r: *Reactor, l: *Listener, index: u16) void {
-        const header = @sizeOf(abi.PacketAddress);
+        // A Unix socket's peers have paths: room for the longest one.
+        const header: u32 = if (l.unix) abi.PacketAddress.max_size else @sizeOf(abi.PacketAddress);
         var n_read: u32 = 0;
         while (n_read < accepts_per_turn) : (n_read += 1) {
             const lane = r.packetLane() orelse return;
@@ -645,36 +655,61 @@ pub const Reactor = struct {
             };
             var from: posix.sockaddr.storage = undefined;
             var from_len: posix.socklen_t = @sizeOf(posix.sockaddr.storage);
-            const rc = rawResult(linux.recvfrom(l.fd, room.ptr + header, read_chunk, 0, @ptrCast(&from), &from_len));
-            if (rc < 0) {
-                switch (rawErrno(rc)) {
+            const got = rawResult(linux.recvfrom(l.fd, room.ptr + header, read_chunk, 0, @ptrCast(&from), &from_len));
+            if (got < 0) {
+                switch (rawErrno(got)) {
                     .AGAIN => l.pending = false,
                     .INTR => continue,
                     else => |e| log.err("recvfrom failed: {s}", .{@tagName(e)}),
                 }
                 return;
             }
-            const address = std.net.Address.initPosix(@ptrCast(@alignCast(&from)));
-            var packet_address: abi.PacketAddress = .{ .family = 0, .port = 0, .addr = @splat(0) };
-            switch (address.any.family) {
-                posix.AF.INET => {
-                    packet_address.family = 4;
-                    packet_address.port = address.getPort();
-                    @memcpy(packet_address.addr[0..4], std.mem.asBytes(&address.in.sa.addr));
-                },
-                posix.AF.INET6 => {
-                    packet_address.family = 6;
-                    packet_address.port = address.getPort();
-                    packet_address.addr = address.in6.sa.addr;
-                },
-                else => {},
+            var packet_address = packetAddress(&from, from_len);
+            packet_address.size = header;
+            @memcpy(room[0..8], std.mem.asBytes(&packet_address)[0..8]);
+            if (packet_address.family == 1) {
+                const un: *const linux.sockaddr.un = @ptrCast(@alignCast(&from));
+                @memcpy(room[8..][0..packet_address.port], un.path[0..packet_address.port]);
+            } else {
+                @memcpy(room[8..24], &packet_address.addr);
             }
-            @memcpy(room[0..header], std.mem.asBytes(&packet_address));
-            const n: u32 = @intCast(rc);
+            const n: u32 = @intCast(got);
             lane.inbound.commit(.packet, 0, r.reactorId(), 0, index, header + n);
             r.count("total_recv_bytes", n);
             r.count("dispatch_count", 1);
         }
+    }
+
+    /// Where a datagram came from, as `packet` records carry it. (`std.net.Address.initPosix`
+    /// does not take Unix addresses.)
+    fn packetAddress(from: *const posix.sockaddr.storage, from_len: posix.socklen_t) abi.PacketAddress {
+        var out: abi.PacketAddress = .{ .family = 0, .port = 0, .addr = @splat(0) };
+        switch (from.family) {
+            posix.AF.INET => {
+                const in: *const posix.sockaddr.in = @ptrCast(@alignCast(from));
+                out.family = 4;
+                out.port = std.mem.bigToNative(u16, in.port);
+                @memcpy(out.addr[0..4], std.mem.asBytes(&in.addr));
+            },
+            posix.AF.INET6 => {
+                const in6: *const posix.sockaddr.in6 = @ptrCast(@alignCast(from));
+                out.family = 6;
+                out.port = std.mem.bigToNative(u16, in6.port);
+                out.addr = in6.addr;
+            },
+            posix.AF.UNIX => {
+                // An unnamed peer has only the family; a path may end in its NUL.
+                const un: *const linux.sockaddr.un = @ptrCast(@alignCast(from));
+                const given = @min(un.path.len, @as(usize, from_len) -| @sizeOf(posix.sa_family_t));
+                var len: usize = given;
+                if (len > 0 and un.path[0] != 0) len = std.mem.indexOfScalar(u8, un.path[0..given], 0) orelse given;
+                out.family = 1;
+                out.port = @intCast(len);
+                out.size = abi.PacketAddress.unixSize(len);
+            },
+            else => {},
+        }
+        return out;
     }
 
     /// The worker for the next datagram: round-robin over those with room (BASE: the one).
@@ -685,14 +720,28 @@ pub const Reactor = struct {
 
     /// `sendto`: one datagram from listener `index` to the address the payload starts with.
     fn sendDatagram(r: *Reactor, index: u32, payload: []const u8) void {
-        const header = @sizeOf(abi.PacketAddress);
-        if (index >= r.listener_count or payload.len < header) return r.count("send_dropped_count", 1);
+        if (index >= r.listener_count or payload.len < 8) return r.count("send_dropped_count", 1);
         const l = &r.listeners[index];
-        var packet_address: abi.PacketAddress = undefined;
-        @memcpy(std.mem.asBytes(&packet_address), payload[0..header]);
-        const address = switch (packet_address.family) {
-            4 => std.net.Address.initIp4(packet_address.addr[0..4].*, packet_address.port),
-            6 => std.net.Address.initIp6(packet_address.addr, packet_address.port, 0, 0),
+        var packet_address: abi.PacketAddress = .{ .family = 0, .port = 0, .addr = @splat(0) };
+        @memcpy(std.mem.asBytes(&packet_address)[0..8], payload[0..8]);
+        const header = packet_address.size;
+        if (header < 8 or header > payload.len or header > abi.PacketAddress.max_size) return r.count("send_dropped_count", 1);
+        const address: std.net.Address = switch (packet_address.family) {
+            4, 6 => blk: {
+                if (header != @sizeOf(abi.PacketAddress)) return r.count("send_dropped_count", 1);
+                @memcpy(&packet_address.addr, payload[8..24]);
+                break :blk if (packet_address.family == 4)
+                    std.net.Address.initIp4(packet_address.addr[0..4].*, packet_address.port)
+                else
+                    std.net.Address.initIp6(packet_address.addr, packet_address.port, 0, 0);
+            },
+            1 => blk: {
+                const len = packet_address.port;
+                if (len == 0 or len > 107 or header < abi.PacketAddress.unixSize(len)) return r.count("send_dropped_count", 1);
+                var un: std.net.Address = .{ .un = .{ .family = posix.AF.UNIX, .path = @splat(0) } };
+                @memcpy(un.un.path[0..len], payload[8..][0..len]);
+                break :blk un;
+            },
             else => return r.count("send_dropped_count", 1),
         };
         const data = payload[header..];
@@ -1683,7 +1732,7 @@ test "reactor: a session closed before its connect was delivered leaves nothing 
         try testing.expectEqual(@as(usize, 1), t.r.pending.items.len);
         try testing.expect(t.r.sessions.get(id).?.connect_pending);
         // Another worker closes it before its own worker heard of it.
-        t.r.closeRequested(id, false);
+        t.r.closeRequested(id, 0);
         try testing.expectEqual(@as(usize, 0), t.r.pending.items.len);
         posix.close(fds[1]);
     }
