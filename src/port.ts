@@ -33,6 +33,26 @@ const portOptionNames: readonly (keyof PortOptions)[] = [
   "packageMaxLength",
 ];
 
+/** One port's counters across the whole server (`Port.stats()`). */
+export interface PortStats {
+  /** Sessions open now. */
+  connectionNum: number;
+  acceptCount: number;
+  closeCount: number;
+  /** Sessions that ended by an error or a reset close. */
+  abortCount: number;
+  /** Connections refused at `maxConnection`. */
+  refusedCount: number;
+  /** Messages handed to workers (`receive` records, datagrams). */
+  dispatchCount: number;
+  totalRecvBytes: number;
+  totalSendBytes: number;
+  /** Sessions closed for a malformed or oversize message. */
+  protocolErrorCount: number;
+  /** Sessions the heartbeat closed. */
+  heartbeatCloseCount: number;
+}
+
 /** The events a port may handle itself. */
 export type PortEvent = "connect" | "receive" | "close" | "packet";
 
@@ -47,16 +67,16 @@ export class Port {
   /** Its own callbacks. */
   readonly callbacks: Partial<Record<PortEvent, (...args: never[]) => unknown>> = {};
 
-  #connections: () => number;
+  #counters: () => PortStats;
 
   constructor(
     host: string,
     port: number,
     sockType: SockType,
     index: number,
-    connections: () => number,
+    counters: () => PortStats,
   ) {
-    this.#connections = connections;
+    this.#counters = counters;
     this.host = host;
     this.#port = port;
     this.sockType = sockType;
@@ -73,9 +93,12 @@ export class Port {
     this.#port = port;
   }
 
-  /** This port's part of `stats()`: its open sessions, across the whole server. */
-  stats(): { connectionNum: number } {
-    return { connectionNum: this.#connections() };
+  /**
+   * This port's counters, across the whole server (every worker, every reactor thread): its
+   * part of `stats()`. After the server stopped, the last ones.
+   */
+  stats(): PortStats {
+    return this.#counters();
   }
 
   /** Settings of this port alone (framing, `packageMaxLength`); checked as the server's are. */

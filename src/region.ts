@@ -6,7 +6,7 @@
  */
 
 import { library, unwrap } from "./_ffi/library.ts";
-import { layout, statsFields } from "./_ffi/layout.ts";
+import { layout, portsMax, portStatsFields, statsFields } from "./_ffi/layout.ts";
 
 /** Swoole's worker status values. */
 export const WorkerStatus = { notStarted: 0, busy: 1, idle: 2, exited: 3 } as const;
@@ -262,13 +262,29 @@ export class Region {
 
   /** The counters of PROCESS-mode reactor thread `reactor` (statsFields). */
   reactorCounters(reactor: number): Record<string, number> {
-    const at = Number(this.#u64[layout.regionReactorStatsOffset / 8]) / 8 +
-      reactor * statsFields.length;
+    const at = this.#reactorStats(reactor) / 8;
     const out: Record<string, number> = {};
     statsFields.forEach((name, i) => {
       out[name] = Number(Atomics.load(this.#u64, at + i));
     });
     return out;
+  }
+
+  /** Byte offset of PROCESS-mode reactor thread `reactor`'s `abi.Stats`. */
+  #reactorStats(reactor: number): number {
+    return Number(this.#u64[layout.regionReactorStatsOffset / 8]) + reactor * layout.statsSize;
+  }
+
+  /**
+   * Listener `index`'s counters (portStatsFields) over the tree: every event worker's reactor
+   * (BASE) and every reactor thread (PROCESS).
+   */
+  portCounters(index: number): Record<string, number> {
+    const blocks = [
+      ...Array.from({ length: this.workerNum }, (_, id) => this.#slot(id) + layout.workerSlotStats),
+      ...Array.from({ length: this.reactorNum }, (_, r) => this.#reactorStats(r)),
+    ];
+    return sumPortCounters(this.#u64, blocks, index);
   }
 
   #slot(workerId: number): number {
@@ -325,6 +341,10 @@ export class Region {
     const stats = (this.#slot(workerId) + layout.workerSlotStats) / 8;
     Atomics.store(this.#u64, stats + statsFields.indexOf("connectionNum"), 0n);
     Atomics.store(this.#u64, stats + statsFields.indexOf("sendQueuedBytes"), 0n);
+    for (let port = 0; port < portsMax; port++) {
+      const at = stats + (layout.statsPorts + port * layout.portStatsSize) / 8;
+      Atomics.store(this.#u64, at + portStatsFields.indexOf("connectionNum"), 0n);
+    }
   }
 
   /** One worker's counters: the reactor's (statsFields) and the JavaScript ones. */
@@ -341,4 +361,24 @@ export class Region {
     out.callbackErrorCount = this.#f64[at + 3];
     return out;
   }
+}
+
+/**
+ * Listener `index`'s counters summed over `abi.Stats` blocks (byte offsets into `u64`'s
+ * memory).
+ */
+export function sumPortCounters(
+  u64: BigUint64Array,
+  blocks: number[],
+  index: number,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const name of portStatsFields) out[name] = 0;
+  for (const block of blocks) {
+    const at = (block + layout.statsPorts + index * layout.portStatsSize) / 8;
+    portStatsFields.forEach((name, i) => {
+      out[name] += Number(Atomics.load(u64, at + i));
+    });
+  }
+  return out;
 }

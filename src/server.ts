@@ -41,10 +41,11 @@ import { Mailbox } from "./mailbox.ts";
 import type { MailHandler } from "./mailbox.ts";
 import { listenFlags, Manager, sigrtmin } from "./manager.ts";
 import { Port } from "./port.ts";
+import type { PortStats } from "./port.ts";
 import { LengthFramer } from "./framer.ts";
 import { currentRole, env, ownCommandLine, serverKey } from "./role.ts";
 import type { Role } from "./role.ts";
-import { Region, WorkerStatus } from "./region.ts";
+import { Region, sumPortCounters, WorkerStatus } from "./region.ts";
 import type { ResolvedOptions, ServerOptions, SockType } from "./options.ts";
 
 /** The callbacks `on()` accepts, with Swoole's arguments. */
@@ -308,6 +309,9 @@ export class Server {
   #mailboxClosing = false;
   /** BASE mode: the counters in the channel. */
   #stats: BigUint64Array | undefined;
+  /** The channel's header (one-worker server), where the port counters are. */
+  #channelU64: BigUint64Array | undefined;
+  #finalPortStats: PortStats[] | undefined;
   #inBatch = false;
   /** Daemon mode: the fd to tell the launcher on (in the background server), or -1. */
   #readyFd = -1;
@@ -632,20 +636,23 @@ export class Server {
       port,
       sockType,
       index,
-      () => this.#portConnections(index),
+      () => this.#portCounters(index),
     );
     this.#ports.push(p);
     return p;
   }
 
-  #portConnections(index: number): number {
-    if (!this.#canLookUp()) return 0;
+  /** Listener `index`'s counters over the whole server (0 is the server's own socket). */
+  #portCounters(index: number): PortStats {
+    if (this.#finalPortStats) return { ...this.#finalPortStats[index] };
     const region = this.#treeRegion();
-    return this.#lib.zg_port_connections(
-      region ? null : this.#handle,
-      region ? region.pointer : null,
+    if (region && this.#canLookUp()) return region.portCounters(index) as unknown as PortStats;
+    const u64 = this.#channelU64;
+    return sumPortCounters(
+      u64 ?? new BigUint64Array(layout.channelHeaderSize / 8),
+      [layout.channelStats],
       index,
-    );
+    ) as unknown as PortStats;
   }
 
   /** Swoole's alias of `listen`. */
@@ -1026,6 +1033,7 @@ export class Server {
       Number(len[0]),
     );
     this.#stats = new BigUint64Array(memory, layout.channelStats, statsFields.length);
+    this.#channelU64 = new BigUint64Array(memory, 0, layout.channelHeaderSize / 8);
     const lib = this.#lib;
     const pointer = Deno.UnsafePointer.create(handle);
     this.#lanes = [new Lane(memory, 0, () => lib.zg_server_kick(pointer))];
@@ -1195,6 +1203,9 @@ export class Server {
     // The fds the handlers write are about to close: the signals stay taken, waking nothing.
     for (const signo of this.#takenSignals) this.#lib.zg_signal_take(signo, -1);
     this.#finalStats = this.stats();
+    this.#finalPortStats = [0, ...this.#ports.map((p) => p.index)].map((i) =>
+      this.#portCounters(i)
+    );
     if (this.#handle !== null) this.#lib.zg_server_destroy(this.#handle);
     this.#handle = null;
     this.#attached = false;

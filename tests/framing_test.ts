@@ -408,6 +408,30 @@ for (const [name, options] of treeModes) {
     }
     // (…and its stats count its one open session, the other port's not.)
     assert.deepEqual(replies, ["p2 9 1", "p2 4 1", "p2 304 1"]);
+    // A frame over packageMaxLength on the second port closes that connection.
+    const bad = await connect(secondPort);
+    await bad.write(frame(0x7fff_ffff).subarray(0, 4));
+    assert.equal(
+      await withTimeout(bad.read(new Uint8Array(8)).catch(() => null), "the close"),
+      null,
+    );
+    bad.close();
+    await server.waitForStderr(/longer than package_max_length/);
+    // The port's counters are its own: two connections, one closed for the oversize frame; the
+    // four messages and their bytes; the three answers written.
+    const statsFrame = concatBytes([frame(6).subarray(0, 4), encoder.encode("!stats")]);
+    await frames.write(statsFrame);
+    const { port, server: total } = JSON.parse(await readLine(frames));
+    assert.equal(port.acceptCount, 2);
+    assert.equal(port.connectionNum, 1);
+    assert.equal(port.closeCount, 1);
+    assert.equal(port.abortCount, 1);
+    assert.equal(port.protocolErrorCount, 1);
+    assert.equal(port.dispatchCount, 4);
+    assert.equal(port.totalRecvBytes, 9 + 4 + 304 + 4 + 10);
+    assert.equal(port.totalSendBytes, replies.join("\n").length + 1);
+    assert.equal(total.acceptCount, 3, "the server's counters take in both ports");
+    assert.equal(total.connectionNum, 2);
     lines.close();
     frames.close();
   });

@@ -2,7 +2,7 @@
  * The TypeScript mirror of the core's shared structs matches the library it loads.
  */
 import assert from "node:assert/strict";
-import { layout, statsFields } from "../src/_ffi/layout.ts";
+import { layout, portsMax, portStatsFields, statsFields } from "../src/_ffi/layout.ts";
 import { library, nativeLayout } from "../src/_ffi/library.ts";
 
 Deno.test("every struct offset and size in layout.ts equals the core's", () => {
@@ -13,10 +13,12 @@ Deno.test("every struct offset and size in layout.ts equals the core's", () => {
     assert.equal(native[i], (layout as Record<string, number>)[name], `layout.${name}`);
   });
   assert.equal(
-    layout.statsSize,
+    layout.statsPorts,
     statsFields.length * 8,
-    "statsFields names every u64 of abi.Stats",
+    "statsFields names every u64 of abi.Stats before its ports",
   );
+  assert.equal(layout.portStatsSize, portStatsFields.length * 8, "portStatsFields: every u64");
+  assert.equal(layout.statsSize, layout.statsPorts + portsMax * layout.portStatsSize);
 });
 
 Deno.test("the loader names the path and how to build when the library is missing", async () => {

@@ -163,6 +163,26 @@ pub const Stats = extern struct {
     protocol_error_count: u64,
     /// Sessions the heartbeat closed (idle for `heartbeat_idle_time`).
     heartbeat_close_count: u64,
+    /// The same counters for each listening socket (`listen()` ports; the server's own is 0).
+    ports: [ports_max]PortStats,
+};
+
+/// Listening sockets a server may have: its own and up to seven `listen()` ports.
+pub const ports_max = 8;
+
+/// One listening socket's share of `Stats`. The reactor that owns the `Stats` block is the only
+/// writer (atomic stores, no read-modify-write); any process reads them with atomic loads.
+pub const PortStats = extern struct {
+    connection_num: u64,
+    accept_count: u64,
+    close_count: u64,
+    abort_count: u64,
+    refused_count: u64,
+    dispatch_count: u64,
+    total_recv_bytes: u64,
+    total_send_bytes: u64,
+    protocol_error_count: u64,
+    heartbeat_close_count: u64,
 };
 
 /// A channel is the shared-memory block between one reactor and one worker: the two ring
@@ -444,15 +464,18 @@ pub fn layout() [layout_len]u32 {
         @offsetOf(RegionHeader, "mail_count"),
         @sizeOf(FramingConfig),
         @sizeOf(PacketAddress),
+        @offsetOf(Stats, "ports"),
+        @sizeOf(PortStats),
     };
 }
-pub const layout_len = 47;
+pub const layout_len = 49;
 
 comptime {
     assert(@sizeOf(RecordHeader) == 16);
     assert(@sizeOf(RingControl) == 128);
     assert(@offsetOf(RingControl, "head") == 64);
-    assert(@sizeOf(Stats) == 14 * 8);
+    assert(@offsetOf(Stats, "ports") == 14 * 8);
+    assert(@sizeOf(PortStats) == 10 * 8);
     assert(@sizeOf(ClientInfo) == 112);
     assert(@sizeOf(ServerConfig) == 32);
     assert(@sizeOf(ChildExit) == 16);

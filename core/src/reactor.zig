@@ -29,7 +29,7 @@ pub const read_chunk = 64 * 1024;
 const reads_per_turn = 4;
 /// Connections accepted per listener per loop turn.
 const accepts_per_turn = 64;
-pub const listeners_max = 8;
+pub const listeners_max = abi.ports_max;
 const events_max = 256;
 const accept_pause_ms = 1000;
 /// An output buffer larger than this is freed once drained, not kept for the next burst.
@@ -347,6 +347,20 @@ pub const Reactor = struct {
 
     fn uncount(r: *Reactor, comptime field: []const u8, delta: u64) void {
         _ = @atomicRmw(u64, &@field(r.stats(), field), .Sub, delta, .monotonic);
+    }
+
+    /// Counts server-wide and for listener `listener`'s port. This reactor is the port
+    /// counters' only writer, so they take a plain atomic store.
+    fn tally(r: *Reactor, listener: u16, comptime field: []const u8, delta: u64) void {
+        r.count(field, delta);
+        const p = &@field(r.stats().ports[listener], field);
+        @atomicStore(u64, p, @atomicLoad(u64, p, .monotonic) +% delta, .monotonic);
+    }
+
+    fn untally(r: *Reactor, listener: u16, comptime field: []const u8, delta: u64) void {
+        r.uncount(field, delta);
+        const p = &@field(r.stats().ports[listener], field);
+        @atomicStore(u64, p, @atomicLoad(u64, p, .monotonic) -% delta, .monotonic);
     }
 
     /// The reactor thread: work, then sleep in epoll_wait until a socket, the worker's kick
@@ -675,8 +689,8 @@ pub const Reactor = struct {
             }
             const n: u32 = @intCast(got);
             lane.inbound.commit(.packet, 0, r.reactorId(), 0, index, header + n);
-            r.count("total_recv_bytes", n);
-            r.count("dispatch_count", 1);
+            r.tally(index, "total_recv_bytes", n);
+            r.tally(index, "dispatch_count", 1);
         }
     }
 
@@ -747,7 +761,7 @@ pub const Reactor = struct {
         const data = payload[header..];
         const rc = rawResult(linux.sendto(l.fd, data.ptr, data.len, linux.MSG.DONTWAIT | linux.MSG.NOSIGNAL, &address.any, address.getOsSockLen()));
         if (rc < 0) return r.count("send_dropped_count", 1);
-        r.count("total_send_bytes", data.len);
+        r.tally(@intCast(index), "total_send_bytes", data.len);
     }
 
     fn pauseAccept(r: *Reactor, e: posix.E) void {
@@ -790,7 +804,7 @@ pub const Reactor = struct {
             false;
         const s = (if (over_total) null else r.sessions.reserve()) orelse {
             if (r.attach) |a| _ = @atomicRmw(u32, a.connection_total, .Sub, 1, .monotonic);
-            r.count("refused_count", 1);
+            r.tally(listener_index, "refused_count", 1);
             log.warn("connection refused: max_connection ({d}) sessions are open", .{r.config.max_connection});
             posix.close(fd);
             return;
@@ -826,8 +840,8 @@ pub const Reactor = struct {
             if (r.attach) |a| _ = @atomicRmw(u32, a.connection_total, .Sub, 1, .monotonic);
             return;
         };
-        r.count("accept_count", 1);
-        r.count("connection_num", 1);
+        r.tally(listener_index, "accept_count", 1);
+        r.tally(listener_index, "connection_num", 1);
         if (r.deliver_session_events) {
             // Nothing of the session is read before its connect record is in the ring.
             s.connect_pending = !r.pushOrQueue(.connect, 0, s.lane, s.id, listener_index);
@@ -1021,7 +1035,7 @@ pub const Reactor = struct {
             const last = @max(s.last_recv_time_ns, s.connect_time_ns);
             if (r.now_ns - last < r.heartbeat_idle_ns) continue;
             log.info("session {d}: nothing received for {d} ms; closed by the heartbeat", .{ s.id, @divFloor(r.now_ns - last, std.time.ns_per_ms) });
-            r.count("heartbeat_close_count", 1);
+            r.tally(s.listener, "heartbeat_close_count", 1);
             r.closeSession(s, abi.close_flag_server, @intFromEnum(posix.E.TIMEDOUT), true);
         }
     }
@@ -1081,8 +1095,8 @@ pub const Reactor = struct {
                 s.recv_bytes += n;
                 s.last_recv_time_ns = r.now_ns;
                 s.last_dispatch_time_ns = r.now_ns;
-                r.count("total_recv_bytes", n);
-                r.count("dispatch_count", 1);
+                r.tally(s.listener, "total_recv_bytes", n);
+                r.tally(s.listener, "dispatch_count", 1);
                 if (n < room.len and !s.peer_hup) return .done;
                 continue;
             }
@@ -1134,7 +1148,7 @@ pub const Reactor = struct {
                 s.in.items.len += n;
                 s.recv_bytes += n;
                 s.last_recv_time_ns = r.now_ns;
-                r.count("total_recv_bytes", n);
+                r.tally(s.listener, "total_recv_bytes", n);
                 if (n < room.len and !s.peer_hup) {
                     return switch (r.deliverMessages(s)) {
                         .blocked => .blocked,
@@ -1164,7 +1178,7 @@ pub const Reactor = struct {
                 .too_long, .negative_length => {
                     const why = if (outcome == .too_long) "longer than package_max_length" else "with a negative length";
                     log.warn("session {d}: a message {s} ({d} bytes max); closing the session", .{ s.id, why, r.maxLengthOf(s) });
-                    r.count("protocol_error_count", 1);
+                    r.tally(s.listener, "protocol_error_count", 1);
                     r.closeSession(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO), true);
                     return .closed;
                 },
@@ -1196,7 +1210,7 @@ pub const Reactor = struct {
             @memcpy(room[0..piece], rest[0..piece]);
             const more = piece < rest.len;
             lane.inbound.commit(.receive, if (more) abi.receive_flag_more else 0, r.reactorId(), s.id, s.listener, @intCast(piece));
-            r.count("dispatch_count", 1);
+            r.tally(s.listener, "dispatch_count", 1);
             if (!more) {
                 s.frame_sent = 0;
                 return true;
@@ -1335,7 +1349,7 @@ pub const Reactor = struct {
                 const n: usize = @intCast(rc);
                 s.send_bytes += n;
                 s.last_send_time_ns = r.now_ns;
-                r.count("total_send_bytes", n);
+                r.tally(s.listener, "total_send_bytes", n);
                 return n;
             }
             switch (rawErrno(rc)) {
@@ -1436,7 +1450,7 @@ pub const Reactor = struct {
                 file.left -= n;
                 s.send_bytes += n;
                 s.last_send_time_ns = r.now_ns;
-                r.count("total_send_bytes", n);
+                r.tally(s.listener, "total_send_bytes", n);
                 r.sent(s, n);
                 continue;
             }
@@ -1514,7 +1528,7 @@ pub const Reactor = struct {
             0 => {},
             1 => return r.closeSession(s, abi.close_flag_server, 0, true),
             else => {
-                r.count("protocol_error_count", 1);
+                r.tally(s.listener, "protocol_error_count", 1);
                 return r.closeSession(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO), true);
             },
         }
@@ -1531,11 +1545,11 @@ pub const Reactor = struct {
         if (abort) {
             const linger = Linger{ .onoff = 1, .linger = 0 };
             _ = c.setsockopt(s.fd, linux.SOL.SOCKET, linux.SO.LINGER, @ptrCast(&linger), @sizeOf(Linger));
-            r.count("abort_count", 1);
+            r.tally(s.listener, "abort_count", 1);
         }
         posix.close(s.fd);
-        r.count("close_count", 1);
-        r.uncount("connection_num", 1);
+        r.tally(s.listener, "close_count", 1);
+        r.untally(s.listener, "connection_num", 1);
         if (r.attach) |a| _ = @atomicRmw(u32, a.connection_total, .Sub, 1, .monotonic);
         const queued = @atomicLoad(u64, &s.out_queued, .monotonic);
         if (queued > 0) r.uncount("send_queued_bytes", queued);

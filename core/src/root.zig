@@ -556,26 +556,6 @@ export fn zg_fd_range(r: ?*Reactor, region: ?[*]u8, out: *[2]i32) void {
     out.* = if (high == 0) .{ 0, 0 } else .{ low, high };
 }
 
-/// Open sessions that came in on listener `index` (a port), from a one-worker server's reactor
-/// or every table of the tree's region (not a status).
-export fn zg_port_connections(r: ?*Reactor, region: ?[*]u8, index: u32) u32 {
-    var n: u32 = 0;
-    const scan = struct {
-        fn slots(list: []const session_table.Session, listener: u32, total: *u32) void {
-            for (list) |*s| {
-                if (@atomicLoad(session_table.State, &s.state, .acquire) == .free) continue;
-                if (s.listener == listener) total.* += 1;
-            }
-        }
-    };
-    if (region) |ptr| {
-        const memory = regionMemory(ptr) orelse return 0;
-        const header = shm.Region.headerOf(memory);
-        for (0..shm.Region.tableCount(header)) |t| scan.slots(shm.Region.tableSlots(memory, @intCast(t)), index, &n);
-    } else if (r) |reactor_| scan.slots(reactor_.sessions.slots, index, &n);
-    return n;
-}
-
 /// Maps the region of another process of the same user (the CLI's `stats`): `path` is its
 /// `/proc/<pid>/fd/<n>`. It stays mapped for the life of this process.
 export fn zg_region_open(path_ptr: [*]const u8, path_len: usize, out_ptr: *[*]u8, out_len: *usize) Status {

@@ -94,13 +94,13 @@ export const layout = {
   ringProducerWaiting: 4,
   ringHead: 64,
   ringConsumerParked: 68,
-  channelHeaderSize: 376,
+  channelHeaderSize: 1016,
   channelRingBytes: 4,
   channelInCtl: 8,
   channelOutCtl: 136,
   channelStats: 264,
   dataOffset: 4096,
-  statsSize: 112,
+  statsSize: 752,
   clientInfoSize: 112,
   clientInfoRemoteAddr: 32,
   clientInfoConnectTime: 48,
@@ -110,7 +110,7 @@ export const layout = {
   childExitSize: 16,
   regionHeaderSize: 112,
   regionSlotsOffset: 128,
-  workerSlotSize: 2208,
+  workerSlotSize: 2848,
   workerSlotRequestCount: 8,
   workerSlotStats: 40,
   ringConsumerClaim: 72,
@@ -122,13 +122,15 @@ export const layout = {
   regionTaskWorkerNum: 80,
   regionMailOffset: 96,
   regionMailStride: 104,
-  workerSlotRunning: 152,
+  workerSlotRunning: 792,
   runningMax: 256,
-  workerSlotTasking: 2200,
-  workerSlotTaskSeq: 2204,
+  workerSlotTasking: 2840,
+  workerSlotTaskSeq: 2844,
   regionMailCount: 92,
   framingConfigSize: 72,
   packetAddressSize: 24,
+  statsPorts: 112,
+  portStatsSize: 80,
 } as const;
 
 /** `abi.Stats` fields in declaration order (each a u64). */
@@ -148,3 +150,20 @@ export const statsFields = [
   "protocolErrorCount",
   "heartbeatCloseCount",
 ] as const;
+
+/** `abi.PortStats` fields in declaration order (each a u64): one listening socket's counters. */
+export const portStatsFields = [
+  "connectionNum",
+  "acceptCount",
+  "closeCount",
+  "abortCount",
+  "refusedCount",
+  "dispatchCount",
+  "totalRecvBytes",
+  "totalSendBytes",
+  "protocolErrorCount",
+  "heartbeatCloseCount",
+] as const;
+
+/** `abi.ports_max`: a server's listening sockets, its own included. */
+export const portsMax = 8;

@@ -97,7 +97,6 @@ export const symbols = {
   zg_region_bind: { parameters: ["pointer", "u32", "u32"], result: "i32" },
   zg_fd_range: { parameters: ["pointer", "pointer", "buffer"], result: "void" },
   /** Returns a count (not a status). */
-  zg_port_connections: { parameters: ["pointer", "pointer", "u32"], result: "u32" },
   zg_region_open: { parameters: ["buffer", "usize", "buffer", "buffer"], result: "i32" },
   /** Returns how many session ids it wrote (not a status). */
   zg_client_list: { parameters: ["pointer", "pointer", "u32", "u32", "buffer"], result: "u32" },
