@@ -263,6 +263,41 @@ Deno.test("socket options: keepalive on accepted sockets; defer accept until dat
   conn.close();
 });
 
+const hasSs = ["/usr/bin/ss", "/bin/ss"].some((path) => {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+});
+
+Deno.test({
+  name:
+    "socket options: kernelSocketRecvBufferSize/SendBufferSize size the accepted socket's buffers",
+  ignore: !hasSs, // (iproute2's ss reads the server's socket memory)
+  fn: async () => {
+    const recv = 96 * 1024;
+    const send = 160 * 1024;
+    await using server = await startFixture({
+      kernelSocketRecvBufferSize: recv,
+      kernelSocketSendBufferSize: send,
+    });
+    const conn = await connect(server.port);
+    await conn.write(new TextEncoder().encode("ping"));
+    assert.equal(new TextDecoder().decode(await readBytes(conn, 4)), "ping");
+    // The server's end (local port = the server's): Linux doubles what SO_RCVBUF/SO_SNDBUF ask.
+    const { stdout } = await new Deno.Command("ss", {
+      args: ["-tmnH", "state", "established", "sport", "=", `:${server.port}`],
+    }).output();
+    const text = new TextDecoder().decode(stdout);
+    const skmem = /skmem:\(([^)]*)\)/.exec(text)?.[1] ?? "";
+    const field = (name: string) => Number(new RegExp(`\\b${name}(\\d+)`).exec(skmem)?.[1]);
+    assert.equal(field("rb"), 2 * recv, `receive buffer in ${text}`);
+    assert.equal(field("tb"), 2 * send, `send buffer in ${text}`);
+    conn.close();
+  },
+});
+
 for (const [name, options] of treeModes) {
   Deno.test(`unix stream socket (${name}): echo, client info, and the file goes with the server`, async () => {
     const dir = await Deno.makeTempDir();
