@@ -167,6 +167,13 @@ export interface ServerOptions {
   /** SO_RCVBUF / SO_SNDBUF of accepted sockets in bytes (0: the kernel's). */
   kernelSocketRecvBufferSize?: number;
   kernelSocketSendBufferSize?: number;
+  /**
+   * PROCESS mode (Swoole's `max_queued_bytes`): a session whose bytes handed to workers and
+   * not yet handled reach this many is not read until its worker catches up (its `receive`
+   * callback returned, or an async one's promise settled); what the peer sends meanwhile
+   * waits in the kernel. Keeps one fast sender from filling a worker's ring. 0: off. Default 0.
+   */
+  maxQueuedBytes?: number;
   /** `listen()` backlog. Default 512. */
   backlog?: number;
   /** TCP_NODELAY on accepted sockets. Default true. */
@@ -258,6 +265,7 @@ export const defaults: ResolvedOptions = {
   tcpUserTimeout: 0,
   kernelSocketRecvBufferSize: 0,
   kernelSocketSendBufferSize: 0,
+  maxQueuedBytes: 0,
   taskWorkerNum: 0,
   taskMaxRequest: 0,
   maxRequest: 0,
@@ -389,6 +397,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   integer("tcpKeepcount", o.tcpKeepcount, 0, 127);
   integer("tcpUserTimeout", o.tcpUserTimeout, 0, 2 ** 31 - 1);
   integer("kernelSocketRecvBufferSize", o.kernelSocketRecvBufferSize, 0, 2 ** 31 - 1);
+  integer("maxQueuedBytes", o.maxQueuedBytes, 0, 2 ** 30);
   integer("kernelSocketSendBufferSize", o.kernelSocketSendBufferSize, 0, 2 ** 31 - 1);
   for (const name of ["heartbeatCheckInterval", "heartbeatIdleTime"] as const) {
     if (typeof o[name] !== "number" || !(o[name] >= 0) || o[name] > 86400) {
@@ -516,6 +525,7 @@ export function nativeFraming(o: ResolvedOptions): Uint8Array {
   u32[15] = o.tcpUserTimeout;
   u32[16] = o.kernelSocketRecvBufferSize;
   u32[17] = o.kernelSocketSendBufferSize;
+  u32[18] = o.maxQueuedBytes;
   return bytes;
 }
 

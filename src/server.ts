@@ -183,6 +183,7 @@ export interface ClientInfo {
   lastSendTime: number;
   lastDispatchTime: number;
   closeErrno: number;
+  /** PROCESS mode with `maxQueuedBytes`: bytes handed to workers and not yet handled (else 0). */
   recvQueuedBytes: number;
   sendQueuedBytes: number;
   /** The uid `bind()` gave the session, or 0. */
@@ -334,6 +335,8 @@ export class Server {
   #pieces = new Map<number, Uint8Array[]>();
   /** Sessions this worker asked to close; they no longer exist for send/exists. */
   #closing = new Set<number>();
+  /** PROCESS mode with `maxQueuedBytes`: the region whose session slots count queued input. */
+  #queueRegion: Deno.PointerValue = null;
   /** Per listener: the `packageLengthFunc` framer, or null; made at the first message. */
   #framers: (LengthFramer | null)[] | undefined;
 
@@ -1065,6 +1068,7 @@ export class Server {
     );
     this.#port = role.ports[0];
     this.#attached = true;
+    if (this.options.maxQueuedBytes > 0) this.#queueRegion = region.pointer;
   }
 
   /** The master's mailbox: results of its tasks. Runs beside the supervision. */
@@ -1304,6 +1308,7 @@ export class Server {
           pieces.push(lane.u8.slice(start, start + len));
           if (more !== 0) {
             this.#pieces.set(sessionId, pieces);
+            if (this.#queueRegion) this.#handled(sessionId, len);
             return;
           }
           this.#pieces.delete(sessionId);
@@ -1318,13 +1323,14 @@ export class Server {
               aux,
               lane.u8.subarray(start, start + len),
             );
+            if (this.#queueRegion) this.#handled(sessionId, len);
             return;
           }
           data = this.options.borrowedViews
             ? lane.u8.subarray(start, start + len)
             : this.#copy(lane.u8, start, len);
         }
-        this.#receive(sessionId, reactorId, aux, data);
+        this.#receive(sessionId, reactorId, aux, data, len);
         return;
       }
       case RecordType.connect: {
@@ -1426,20 +1432,38 @@ export class Server {
   }
 
   /** Calls the `receive` callback (the port's own, or the server's) with a message. */
-  #receive(sessionId: number, reactorId: number, listener: number, data: Uint8Array) {
+  #receive(
+    sessionId: number,
+    reactorId: number,
+    listener: number,
+    data: Uint8Array,
+    queued = 0,
+  ) {
     this.#requestCount++;
     const receive =
       (listener > 0
         ? this.#ports[listener - 1]?.callbacks.receive as ServerEvents["receive"] | undefined
         : undefined) ?? this.#callbacks.receive!;
+    let result: unknown;
     try {
-      const result = receive(this, sessionId, reactorId, data) as unknown;
+      result = receive(this, sessionId, reactorId, data);
       if (result instanceof Promise) {
-        result.catch((e) => this.#callbackFailed("receive", sessionId, e));
+        result = result.catch((e) => this.#callbackFailed("receive", sessionId, e));
       }
     } catch (error) {
       this.#callbackFailed("receive", sessionId, error);
     }
+    // `maxQueuedBytes`: the reactor hears that the record's bytes are handled once the
+    // callback returns, or for an async one, once its promise settles.
+    if (this.#queueRegion && queued > 0) {
+      if (result instanceof Promise) result.finally(() => this.#handled(sessionId, queued));
+      else this.#handled(sessionId, queued);
+    }
+  }
+
+  /** `maxQueuedBytes`: tells the reactor that `bytes` of the session's input are handled. */
+  #handled(sessionId: number, bytes: number) {
+    this.#lib.zg_region_handled(this.#queueRegion!, sessionId, bytes);
   }
 
   /** The listeners whose messages `packageLengthFunc` finds (the port's own, or the server's). */
@@ -2276,6 +2300,7 @@ export class Server {
     const i32 = new Int32Array(buffer, 0, 8);
     const f64 = new Float64Array(buffer, layout.clientInfoConnectTime, 4);
     const u64 = new BigUint64Array(buffer, layout.clientInfoSendQueuedBytes, 3);
+    const recvQueued = new BigUint64Array(buffer, layout.clientInfoSize - 8, 1);
     const tail = new Uint32Array(buffer, layout.clientInfoSendQueuedBytes + 24, 2);
     const family = u32[6];
     const addr = bytes.subarray(layout.clientInfoRemoteAddr, layout.clientInfoRemoteAddr + 16);
@@ -2298,7 +2323,7 @@ export class Server {
       lastSendTime: f64[2],
       lastDispatchTime: f64[3],
       closeErrno: i32[7],
-      recvQueuedBytes: 0,
+      recvQueuedBytes: Number(recvQueued[0]),
       sendQueuedBytes: Number(u64[0]),
       uid: tail[0],
       workerId: this.options.mode === "process"

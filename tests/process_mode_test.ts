@@ -7,6 +7,7 @@ import {
   command,
   connect,
   readBytes,
+  readLine,
   startFixture,
   withTimeout,
   workersStarted,
@@ -243,6 +244,30 @@ Deno.test("process mode: SIGTERM before the workers attach still stops each of t
   assert.equal(status.code, 0);
   assert.doesNotMatch(server.stderr(), /SIGKILL/, "no worker had to be killed");
   assert.ok(server.events.some((e) => e.event === "shutdown"));
+});
+
+Deno.test("process mode, maxQueuedBytes: a session whose worker is behind is not read past the limit; nothing is lost", async () => {
+  const max = 64 * 1024;
+  await using server = await tree({ workerNum: 1, reactorNum: 1, maxQueuedBytes: max });
+  const conn = await connect(server.port);
+  const hold = "!hold 1500\n";
+  await writeAll(conn, encoder.encode(hold));
+  await server.waitFor((e) => e.event === "holding", "the worker to hold");
+  // 1 MiB while the worker is busy: the reactor reads up to the limit (plus one read), and
+  // the rest waits in the kernel.
+  const payload = new Uint8Array(1024 * 1024).fill(0x78);
+  const writing = writeAll(conn, payload);
+  const report = JSON.parse(await readLine(conn));
+  assert.ok(report.recvQueuedBytes >= max, `held at ${report.recvQueuedBytes}, not before`);
+  assert.ok(report.recvQueuedBytes <= hold.length + max + 64 * 1024, `${report.recvQueuedBytes}`);
+  assert.ok(report.totalRecvBytes <= hold.length + max + 64 * 1024, `${report.totalRecvBytes}`);
+  // Once the worker catches up, reading goes on: every byte comes back.
+  const echoed = await readBytes(conn, payload.length);
+  await writing;
+  assert.ok(echoed.every((b) => b === 0x78));
+  const info = await command(conn, "!info");
+  assert.equal(info.recvQueuedBytes, "!info\n".length, "only the record in hand is queued");
+  conn.close();
 });
 
 Deno.test("process mode, dispatch 3 (idle worker): while one worker is busy, the others get the work", async () => {

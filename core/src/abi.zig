@@ -227,6 +227,8 @@ pub const ClientInfo = extern struct {
     uid: u32,
     /// PROCESS mode: the worker the session's events go to (its home worker).
     worker_id: u32,
+    /// PROCESS mode with `max_queued_bytes`: bytes handed to workers and not yet handled.
+    recv_queued_bytes: u64,
 };
 
 /// Message framing (see framing.zig), set before start with `zg_server_framing` /
@@ -258,6 +260,10 @@ pub const FramingConfig = extern struct {
     /// `kernel_socket_recv_buffer_size` / `kernel_socket_send_buffer_size` (0: the kernel's).
     recv_buffer: u32,
     send_buffer: u32,
+    /// `max_queued_bytes` (the server's, PROCESS mode; 0: off): a session whose bytes handed
+    /// to workers and not yet handled reach this is not read until they are down again.
+    max_queued_bytes: u32,
+    _pad: u32 = 0,
 };
 
 /// A receive record carries part of a message too large for one record; more follows.
@@ -476,7 +482,7 @@ comptime {
     assert(@offsetOf(RingControl, "head") == 64);
     assert(@offsetOf(Stats, "ports") == 14 * 8);
     assert(@sizeOf(PortStats) == 10 * 8);
-    assert(@sizeOf(ClientInfo) == 112);
+    assert(@sizeOf(ClientInfo) == 120);
     assert(@sizeOf(ServerConfig) == 32);
     assert(@sizeOf(ChildExit) == 16);
     assert(@sizeOf(RegionHeader) <= region_slots_offset);

@@ -143,6 +143,14 @@ pub const Reactor = struct {
     low_watermark: u64 = 0,
     /// `enable_delay_receive`: new sessions start paused.
     delay_receive: bool = false,
+    /// PROCESS mode, `max_queued_bytes` (0: off): sessions with this much handed to workers and
+    /// not yet handled are held (not read) until the workers catch up.
+    max_queued: u32 = 0,
+    /// Slot indexes of held sessions (each at most once), looked at every `held_backoff_ms`:
+    /// 1 ms, doubling up to 1024 while none is let go (Swoole's backoff). Capacity reserved.
+    held: std.ArrayList(u32) = .empty,
+    held_check_ns: i64 = 0,
+    held_backoff_ms: u32 = 1,
     /// Socket options of accepted sockets (see `abi.FramingConfig`).
     socket_config: abi.FramingConfig = std.mem.zeroes(abi.FramingConfig),
     /// Heartbeat: every `heartbeat_interval_ns`, sessions that received nothing for
@@ -274,6 +282,7 @@ pub const Reactor = struct {
         r.sessions.deinit(r.allocator);
         r.ready.deinit(r.allocator);
         r.ready_next.deinit(r.allocator);
+        r.held.deinit(r.allocator);
         r.pending.deinit(r.allocator);
         r.allocator.free(r.lanes);
         posix.close(r.epoll_fd);
@@ -438,6 +447,7 @@ pub const Reactor = struct {
         r.flushPending();
         r.closeOrphans();
         r.heartbeat();
+        r.releaseHeld();
         switch (r.phase) {
             .running => {
                 r.acceptPending();
@@ -569,6 +579,10 @@ pub const Reactor = struct {
         if ((r.phase == .flushing or r.phase == .draining or r.phase == .closing) and (timeout < 0 or timeout > 10)) timeout = 10;
         if (r.heartbeat_interval_ns > 0 and r.phase == .running) {
             const left: i32 = @intCast(@max(0, @divFloor(r.heartbeat_next_ns - monoNs(), std.time.ns_per_ms) + 1));
+            if (timeout < 0 or left < timeout) timeout = left;
+        }
+        if (r.held.items.len > 0) {
+            const left: i32 = @intCast(@max(0, @divFloor(r.held_check_ns - monoNs(), std.time.ns_per_ms) + 1));
             if (timeout < 0 or left < timeout) timeout = left;
         }
         return timeout;
@@ -932,6 +946,51 @@ pub const Reactor = struct {
         return false;
     }
 
+    /// Counts `n` more bytes of `s` handed to a worker; true when that holds the session
+    /// (`max_queued_bytes` reached): it is not read until `releaseHeld` lets it go.
+    fn countQueued(r: *Reactor, s: *Session, n: u32) bool {
+        const now = @as(i64, @atomicRmw(i32, &s.recv_queued, .Add, @intCast(n), .monotonic)) + n;
+        if (now < r.max_queued or s.queue_held) return s.queue_held;
+        s.queue_held = true;
+        if (!s.on_held_list) {
+            s.on_held_list = true;
+            r.held.appendAssumeCapacity(@intCast(r.sessions.slotIndex(s.id)));
+        }
+        if (r.held.items.len == 1) {
+            r.held_backoff_ms = 1;
+            r.held_check_ns = monoNs() + std.time.ns_per_ms;
+        }
+        log.debug("session {d}: {d} bytes handed to workers and not yet handled; reading waits", .{ s.id, now });
+        return true;
+    }
+
+    /// Lets held sessions whose workers caught up (below `max_queued_bytes`) be read again;
+    /// forgets those that closed. Looks again after a backoff while some stay held.
+    fn releaseHeld(r: *Reactor) void {
+        if (r.held.items.len == 0 or monoNs() < r.held_check_ns) return;
+        var kept: usize = 0;
+        var released = false;
+        for (r.held.items) |slot| {
+            const s = &r.sessions.slots[slot];
+            if (s.state == .open and s.queue_held and
+                @atomicLoad(i32, &s.recv_queued, .monotonic) >= @as(i64, r.max_queued))
+            {
+                r.held.items[kept] = slot;
+                kept += 1;
+                continue;
+            }
+            s.on_held_list = false;
+            if (s.queue_held) {
+                s.queue_held = false;
+                released = true;
+                if (s.state == .open and !s.paused) r.markReady(s);
+            }
+        }
+        r.held.shrinkRetainingCapacity(kept);
+        r.held_backoff_ms = if (released) 1 else @min(r.held_backoff_ms * 2, 1024);
+        r.held_check_ns = monoNs() + @as(i64, r.held_backoff_ms) * std.time.ns_per_ms;
+    }
+
     fn markReady(r: *Reactor, s: *Session) void {
         r.ready_blocked = false;
         if (s.on_ready_list) return;
@@ -958,8 +1017,8 @@ pub const Reactor = struct {
                 blocked = false;
                 continue;
             }
-            if (s.paused) {
-                // Not read until resumed (which lists it again).
+            if (s.paused or s.queue_held) {
+                // Not read until resumed or let go (which lists it again).
                 s.on_ready_list = false;
                 continue;
             }
@@ -1046,6 +1105,10 @@ pub const Reactor = struct {
         r.max_length = if (config.max_length == 0) 2 * 1024 * 1024 else config.max_length;
         r.high_watermark = config.high_watermark;
         r.delay_receive = config.delay_receive != 0;
+        if (config.max_queued_bytes > 0 and r.attach != null and r.held.capacity == 0) {
+            r.held = try std.ArrayList(u32).initCapacity(r.allocator, r.sessions.slots.len);
+        }
+        r.max_queued = if (r.attach != null) config.max_queued_bytes else 0;
         r.socket_config = config;
         r.low_watermark = @min(config.low_watermark, config.high_watermark);
         r.framing = switch (config.kind) {
@@ -1097,6 +1160,7 @@ pub const Reactor = struct {
                 s.last_dispatch_time_ns = r.now_ns;
                 r.tally(s.listener, "total_recv_bytes", n);
                 r.tally(s.listener, "dispatch_count", 1);
+                if (r.max_queued > 0 and r.countQueued(s, n)) return .done;
                 if (n < room.len and !s.peer_hup) return .done;
                 continue;
             }
@@ -1134,6 +1198,7 @@ pub const Reactor = struct {
                 .closed => return .done,
                 .ok => {},
             }
+            if (s.queue_held) return .done;
             if (reads == reads_per_turn) return .more;
             reads += 1;
             s.in.ensureUnusedCapacity(r.allocator, read_chunk) catch {
@@ -1211,6 +1276,7 @@ pub const Reactor = struct {
             const more = piece < rest.len;
             lane.inbound.commit(.receive, if (more) abi.receive_flag_more else 0, r.reactorId(), s.id, s.listener, @intCast(piece));
             r.tally(s.listener, "dispatch_count", 1);
+            if (r.max_queued > 0) _ = r.countQueued(s, @intCast(piece));
             if (!more) {
                 s.frame_sent = 0;
                 return true;

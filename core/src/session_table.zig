@@ -73,6 +73,14 @@ pub const Session = struct {
     buffer_full: bool = false,
     /// `pause()` (or `enable_delay_receive` before `confirm()`): not read until resumed.
     paused: bool = false,
+    /// PROCESS mode with `max_queued_bytes`: bytes handed to workers and not yet handled. The
+    /// reactor adds as it dispatches, the worker subtracts once its callback is done (atomic
+    /// adds from both sides; a worker's late subtraction may take it below 0 for a moment).
+    recv_queued: i32 = 0,
+    /// Not read while `recv_queued` is at `max_queued_bytes` or over.
+    queue_held: bool = false,
+    /// The slot is on the reactor's held list. Belongs to the slot, like `on_ready_list`.
+    on_held_list: bool = false,
     /// `sendwait`: the lanes (bit per lane, the first 64) that wait for its output to drain.
     drain_waiters: u64 = 0,
     /// The listening socket it came from, for `getClientInfo` in any process.
@@ -175,6 +183,8 @@ pub const SessionTable = struct {
             slot.close_notified = false;
             slot.buffer_full = false;
             slot.paused = false;
+            slot.queue_held = false;
+            @atomicStore(i32, &slot.recv_queued, 0, .release);
             slot.drain_waiters = 0;
             slot.want_write = false;
             slot.peer_hup = false;

@@ -95,6 +95,7 @@ export const symbols = {
   zg_region_session_state: { parameters: ["pointer", "u32"], result: "u32" },
   zg_region_client_info: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
   zg_region_bind: { parameters: ["pointer", "u32", "u32"], result: "i32" },
+  zg_region_handled: { parameters: ["pointer", "u32", "u32"], result: "void" },
   zg_fd_range: { parameters: ["pointer", "pointer", "buffer"], result: "void" },
   /** Returns a count (not a status). */
   zg_region_open: { parameters: ["buffer", "usize", "buffer", "buffer"], result: "i32" },
