@@ -14,7 +14,14 @@
 import { library, unwrap } from "./_ffi/library.ts";
 import type { Library } from "./_ffi/library.ts";
 import { layout, ListenFlag } from "./_ffi/layout.ts";
-import { formatAddress, isDatagram, isUnix, nativeConfig, nativeFraming } from "./options.ts";
+import {
+  formatAddress,
+  heartbeatMs,
+  isDatagram,
+  isUnix,
+  nativeConfig,
+  nativeFraming,
+} from "./options.ts";
 import type { SockType } from "./options.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { Logger } from "./log.ts";
@@ -404,7 +411,7 @@ export class Manager {
           this.#process,
           this.#extraFds[i],
           this.#extraPorts[i],
-          listenFlags(p.sockType, o),
+          listenFlags(p.sockType, p.optionsOver(o) ?? o),
         ),
         `listen on "${formatAddress(p.host, p.port)}"`,
       );
@@ -416,12 +423,9 @@ export class Manager {
         );
       }
     });
+    const heartbeat = heartbeatMs(o, this.#host.ports.map((p) => p.ownHeartbeatIdleTime));
     unwrap(
-      this.#lib.zg_process_heartbeat(
-        this.#process,
-        Math.round(o.heartbeatCheckInterval * 1000),
-        Math.round(o.heartbeatIdleTime * 1000),
-      ),
+      this.#lib.zg_process_heartbeat(this.#process, heartbeat.intervalMs, heartbeat.idleMs),
       "set the heartbeat",
     );
     unwrap(this.#lib.zg_process_start(this.#process), "start the reactor threads");

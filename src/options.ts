@@ -526,7 +526,30 @@ export function nativeFraming(o: ResolvedOptions): Uint8Array {
   u32[16] = o.kernelSocketRecvBufferSize;
   u32[17] = o.kernelSocketSendBufferSize;
   u32[18] = o.maxQueuedBytes;
+  u32[19] = Math.round(o.heartbeatIdleTime * 1000);
   return bytes;
+}
+
+/**
+ * The core's heartbeat: the check interval and the server's idle time, in ms. A port may have
+ * an idle time of its own (`Port.set`); when only ports have one, the check runs every half of
+ * the shortest (at least every second) and the server's own sessions are never idle-closed.
+ */
+export function heartbeatMs(
+  o: ResolvedOptions,
+  portIdleTimes: number[],
+): { intervalMs: number; idleMs: number } {
+  const own = portIdleTimes.filter((t) => t > 0);
+  if (o.heartbeatCheckInterval > 0 || own.length === 0) {
+    return {
+      intervalMs: Math.round(o.heartbeatCheckInterval * 1000),
+      idleMs: Math.round(o.heartbeatIdleTime * 1000),
+    };
+  }
+  return {
+    intervalMs: Math.round(Math.min(1, Math.min(...own) / 2) * 1000),
+    idleMs: 0x7fff_ffff,
+  };
 }
 
 /** `host:port`, with an IPv6 host in brackets, as error messages name an address. */

@@ -7,9 +7,25 @@
 import type { ResolvedOptions, ServerOptions, SockType } from "./options.ts";
 import { resolveOptions } from "./options.ts";
 
-/** The settings a port may have of its own: framing and the message size limit. */
+/**
+ * The settings a port may have of its own (Swoole's port-level ones): framing and the message
+ * size limit, the heartbeat's idle time, output watermarks, delayed receive and the options
+ * of accepted sockets.
+ */
 export type PortOptions = Pick<
   ServerOptions,
+  | "heartbeatIdleTime"
+  | "bufferHighWatermark"
+  | "bufferLowWatermark"
+  | "enableDelayReceive"
+  | "openTcpNodelay"
+  | "openTcpKeepalive"
+  | "tcpKeepidle"
+  | "tcpKeepinterval"
+  | "tcpKeepcount"
+  | "tcpUserTimeout"
+  | "kernelSocketRecvBufferSize"
+  | "kernelSocketSendBufferSize"
   | "openEofCheck"
   | "openEofSplit"
   | "packageEof"
@@ -22,6 +38,18 @@ export type PortOptions = Pick<
 >;
 
 const portOptionNames: readonly (keyof PortOptions)[] = [
+  "heartbeatIdleTime",
+  "bufferHighWatermark",
+  "bufferLowWatermark",
+  "enableDelayReceive",
+  "openTcpNodelay",
+  "openTcpKeepalive",
+  "tcpKeepidle",
+  "tcpKeepinterval",
+  "tcpKeepcount",
+  "tcpUserTimeout",
+  "kernelSocketRecvBufferSize",
+  "kernelSocketSendBufferSize",
   "openEofCheck",
   "openEofSplit",
   "packageEof",
@@ -101,7 +129,7 @@ export class Port {
     return this.#counters();
   }
 
-  /** Settings of this port alone (framing, `packageMaxLength`); checked as the server's are. */
+  /** Settings of this port alone (see `PortOptions`); checked as the server's are. */
   set(options: PortOptions): this {
     for (const key of Object.keys(options)) {
       if (!portOptionNames.includes(key as keyof PortOptions)) {
@@ -124,6 +152,11 @@ export class Port {
       base.packageLengthFunc = null;
     }
     return resolveOptions({ ...base, ...own, sockType: server.sockType, host: server.host });
+  }
+
+  /** The heartbeat idle time this port set itself, in seconds (0: the server's). */
+  get ownHeartbeatIdleTime(): number {
+    return this.#own?.heartbeatIdleTime ?? 0;
   }
 
   /** A callback for this port alone; the server's handles the events it has none for. */

@@ -27,6 +27,7 @@ import { errnoName, ErrorCode } from "./errors.ts";
 import { Logger } from "./log.ts";
 import {
   formatAddress,
+  heartbeatMs,
   isDatagram,
   isUnix,
   nativeConfig,
@@ -960,7 +961,7 @@ export class Server {
       this.#port = port[0];
       // The `listen()` ports, in order: listener `index` of the reactor.
       for (const p of this.#ports) {
-        const pFlags = listenFlags(p.sockType, o);
+        const pFlags = listenFlags(p.sockType, p.optionsOver(o) ?? o);
         const inherited = role.kind === "worker" ? role.listenFds[p.index] ?? -1 : -1;
         if (inherited >= 0) {
           unwrap(lib.zg_server_adopt(this.#handle, inherited, pFlags, port), "take over a port");
@@ -1011,12 +1012,9 @@ export class Server {
           "set the listen options",
         );
       }
+      const heartbeat = heartbeatMs(o, this.#ports.map((p) => p.ownHeartbeatIdleTime));
       unwrap(
-        lib.zg_server_heartbeat(
-          this.#handle,
-          Math.round(o.heartbeatCheckInterval * 1000),
-          Math.round(o.heartbeatIdleTime * 1000),
-        ),
+        lib.zg_server_heartbeat(this.#handle, heartbeat.intervalMs, heartbeat.idleMs),
         "set the heartbeat",
       );
       unwrap(lib.zg_server_start(this.#handle, o.inlineReactor ? 1 : 0), "start the reactor");

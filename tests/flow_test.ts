@@ -9,6 +9,7 @@ import {
   connect,
   reactorModes,
   readBytes,
+  readLine,
   startFixture,
   treeModes,
   withTimeout,
@@ -273,7 +274,7 @@ const hasSs = ["/usr/bin/ss", "/bin/ss"].some((path) => {
 
 Deno.test({
   name:
-    "socket options: kernelSocketRecvBufferSize/SendBufferSize size the accepted socket's buffers",
+    "socket options: kernelSocketRecvBufferSize/SendBufferSize size the accepted socket's buffers, a port's its own",
   ignore: !hasSs, // (iproute2's ss reads the server's socket memory)
   fn: async () => {
     const recv = 96 * 1024;
@@ -281,20 +282,33 @@ Deno.test({
     await using server = await startFixture({
       kernelSocketRecvBufferSize: recv,
       kernelSocketSendBufferSize: send,
-    });
+    }, { extra: { secondPort: { kernelSocketRecvBufferSize: 2 * recv } } });
+    const secondPort = server.events.find((e) => e.event === "start")!.secondPort as number;
+    /** The server's end of a connection to `port`: Linux doubles what SO_RCVBUF/SO_SNDBUF ask. */
+    const buffers = async (port: number) => {
+      const { stdout } = await new Deno.Command("ss", {
+        args: ["-tmnH", "state", "established", "sport", "=", `:${port}`],
+      }).output();
+      const text = new TextDecoder().decode(stdout);
+      const skmem = /skmem:\(([^)]*)\)/.exec(text)?.[1] ?? "";
+      const field = (name: string) => Number(new RegExp(`\\b${name}(\\d+)`).exec(skmem)?.[1]);
+      return { rb: field("rb"), tb: field("tb"), text };
+    };
     const conn = await connect(server.port);
     await conn.write(new TextEncoder().encode("ping"));
     assert.equal(new TextDecoder().decode(await readBytes(conn, 4)), "ping");
-    // The server's end (local port = the server's): Linux doubles what SO_RCVBUF/SO_SNDBUF ask.
-    const { stdout } = await new Deno.Command("ss", {
-      args: ["-tmnH", "state", "established", "sport", "=", `:${server.port}`],
-    }).output();
-    const text = new TextDecoder().decode(stdout);
-    const skmem = /skmem:\(([^)]*)\)/.exec(text)?.[1] ?? "";
-    const field = (name: string) => Number(new RegExp(`\\b${name}(\\d+)`).exec(skmem)?.[1]);
-    assert.equal(field("rb"), 2 * recv, `receive buffer in ${text}`);
-    assert.equal(field("tb"), 2 * send, `send buffer in ${text}`);
+    const main = await buffers(server.port);
+    assert.equal(main.rb, 2 * recv, `receive buffer in ${main.text}`);
+    assert.equal(main.tb, 2 * send, `send buffer in ${main.text}`);
+    // The port set its own receive buffer and takes the server's send buffer.
+    const other = await connect(secondPort);
+    await other.write(new Uint8Array([0, 0, 0, 0]));
+    assert.equal(await readLine(other), "p2 4 1");
+    const port = await buffers(secondPort);
+    assert.equal(port.rb, 4 * recv, `receive buffer in ${port.text}`);
+    assert.equal(port.tb, 2 * send, `send buffer in ${port.text}`);
     conn.close();
+    other.close();
   },
 });
 

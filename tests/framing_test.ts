@@ -271,6 +271,35 @@ for (const [name, mode] of modes) {
 }
 
 for (const [name, mode] of modes) {
+  Deno.test(`${name}: a port's own heartbeatIdleTime closes its idle sessions, not the server's port's`, async () => {
+    await using server = await startFixture({ ...mode }, {
+      extra: { secondPort: { heartbeatIdleTime: 0.5 } },
+    });
+    const secondPort = server.events.find((e) => e.event === "start")!.secondPort as number;
+    const onServer = await connect(server.port);
+    const onPort = await connect(secondPort);
+    const lastActivity = performance.now();
+    await writeAll(onPort, new Uint8Array([0, 0, 0, 2, 104, 105]));
+    assert.equal(await readLine(onPort), "p2 6 1");
+    const closed = await withTimeout(
+      onPort.read(new Uint8Array(16)).catch(() => null),
+      "the port's heartbeat",
+    );
+    const after = (performance.now() - lastActivity) / 1000;
+    assert.equal(closed, null, "closed by the server");
+    assert.ok(after >= 0.48, `closed after ${after} s, before its idle time`);
+    await server.waitForStderr(/closed by the heartbeat/);
+    // The server's own port has no heartbeat: its session, idle as long, is still there.
+    while (performance.now() - lastActivity < 1500) {
+      await new Promise((r) => setTimeout(r, 100)); // idle time passing, on purpose
+    }
+    const stats = await command(onServer, "!stats");
+    assert.equal(stats.heartbeatCloseCount, 1);
+    assert.equal(stats.connectionNum, 1);
+    onServer.close();
+    onPort.close();
+  });
+
   Deno.test(`${name}: watermarks: bufferFull while a slow reader lets output pile up, then bufferEmpty, in order`, async () => {
     await using server = await startFixture({
       ...mode,

@@ -263,7 +263,9 @@ pub const FramingConfig = extern struct {
     /// `max_queued_bytes` (the server's, PROCESS mode; 0: off): a session whose bytes handed
     /// to workers and not yet handled reach this is not read until they are down again.
     max_queued_bytes: u32,
-    _pad: u32 = 0,
+    /// A port's `heartbeat_idle_time` in ms (0: the server's; the server's own is set with
+    /// `zg_*_heartbeat`).
+    heartbeat_idle_ms: u32,
 };
 
 /// A receive record carries part of a message too large for one record; more follows.

@@ -56,10 +56,55 @@ pub const Listener = struct {
     datagram: bool = false,
     /// A Unix socket (found by the reactor).
     unix: bool = false,
-    /// A port with framing of its own (`Port.set`); otherwise the server's.
-    own_framing: bool = false,
+    /// A port with settings of its own (`Port.set`); otherwise the server's.
+    own_settings: bool = false,
+    settings: Settings = .{},
+};
+
+/// What `abi.FramingConfig` sets, for the server or one port: framing, limits, output
+/// watermarks, delayed receive, heartbeat idle time and the options of accepted sockets.
+pub const Settings = struct {
+    /// How a session's bytes become messages (none: as read).
     framing: framing.Protocol = .none,
-    max_length: u32 = 0,
+    /// `package_max_length`.
+    max_length: u32 = 2 * 1024 * 1024,
+    /// `bufferFull` when a session's queued output reaches this (0: off), `bufferEmpty` when
+    /// it is down to `low_watermark` again.
+    high_watermark: u64 = 0,
+    low_watermark: u64 = 0,
+    /// `enable_delay_receive`: new sessions start paused.
+    delay_receive: bool = false,
+    /// A port's `heartbeat_idle_time` in ns (0: the server's).
+    heartbeat_idle_ns: i64 = 0,
+    /// Socket options of accepted sockets (see `abi.FramingConfig`).
+    socket: abi.FramingConfig = std.mem.zeroes(abi.FramingConfig),
+
+    pub fn parse(config: abi.FramingConfig) error{InvalidArgument}!Settings {
+        return .{
+            .max_length = if (config.max_length == 0) 2 * 1024 * 1024 else config.max_length,
+            .high_watermark = config.high_watermark,
+            .low_watermark = @min(config.low_watermark, config.high_watermark),
+            .delay_receive = config.delay_receive != 0,
+            .heartbeat_idle_ns = @as(i64, config.heartbeat_idle_ms) * std.time.ns_per_ms,
+            .socket = config,
+            .framing = switch (config.kind) {
+                0 => .none,
+                4 => .worker,
+                1, 2 => blk: {
+                    if (config.marker_len == 0 or config.marker_len > 8) return error.InvalidArgument;
+                    var p: framing.Protocol = .{ .eof = .{ .len = @intCast(config.marker_len), .split = config.kind == 1 } };
+                    @memcpy(p.eof.marker[0..config.marker_len], config.marker[0..config.marker_len]);
+                    break :blk p;
+                },
+                3 => .{ .length = .{
+                    .type = std.meta.intToEnum(framing.LengthType, @as(u8, @intCast(config.length_type & 0xff))) catch return error.InvalidArgument,
+                    .offset = config.length_offset,
+                    .body_offset = config.body_offset,
+                } },
+                else => return error.InvalidArgument,
+            },
+        };
+    }
 };
 
 const Phase = enum(u32) {
@@ -133,16 +178,8 @@ pub const Reactor = struct {
     sessions: SessionTable,
     lanes: []Lane,
     dispatch_mode: DispatchMode = .fd_modulo,
-    /// How a session's bytes become messages (none: as read).
-    framing: framing.Protocol = .none,
-    /// `package_max_length`.
-    max_length: u32 = 2 * 1024 * 1024,
-    /// `bufferFull` when a session's queued output reaches this (0: off), `bufferEmpty` when
-    /// it is down to `low_watermark` again.
-    high_watermark: u64 = 0,
-    low_watermark: u64 = 0,
-    /// `enable_delay_receive`: new sessions start paused.
-    delay_receive: bool = false,
+    /// The server's settings: those of every listener without its own.
+    defaults: Settings = .{},
     /// PROCESS mode, `max_queued_bytes` (0: off): sessions with this much handed to workers and
     /// not yet handled are held (not read) until the workers catch up.
     max_queued: u32 = 0,
@@ -151,8 +188,6 @@ pub const Reactor = struct {
     held: std.ArrayList(u32) = .empty,
     held_check_ns: i64 = 0,
     held_backoff_ms: u32 = 1,
-    /// Socket options of accepted sockets (see `abi.FramingConfig`).
-    socket_config: abi.FramingConfig = std.mem.zeroes(abi.FramingConfig),
     /// Heartbeat: every `heartbeat_interval_ns`, sessions that received nothing for
     /// `heartbeat_idle_ns` (and are not protected) are closed. 0: off.
     heartbeat_interval_ns: i64 = 0,
@@ -832,11 +867,12 @@ pub const Reactor = struct {
         s.remote = remoteAddress(address);
         s.connect_time_ns = r.now_ns;
         s.lane = r.homeLane(s);
-        s.paused = r.delay_receive;
+        const settings = r.settingsOf(listener_index);
+        s.paused = settings.delay_receive;
         // Every field is in place: other processes may look it up from now on.
         r.sessions.open(s);
         if (l.tcp_nodelay) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.NODELAY, 1);
-        const sc = &r.socket_config;
+        const sc = &settings.socket;
         if (sc.keepalive != 0) {
             setIntOption(fd, linux.SOL.SOCKET, linux.SO.KEEPALIVE, 1);
             if (sc.keep_idle > 0) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.KEEPIDLE, @intCast(sc.keep_idle));
@@ -1049,30 +1085,26 @@ pub const Reactor = struct {
         blocked,
     };
 
-    /// Before start: framing of listener `index` alone (a port's own settings).
+    /// Before start: settings of listener `index` alone (a port's own, over the server's).
     pub fn setPortFraming(r: *Reactor, index: u32, config: abi.FramingConfig) !void {
         if (r.started) return error.BadState;
         if (index >= r.listener_count) return error.InvalidArgument;
-        // Parse it as the server's framing would be, then keep it for this listener only.
-        const saved = .{ r.framing, r.max_length, r.high_watermark, r.low_watermark, r.delay_receive, r.socket_config };
-        defer {
-            r.framing, r.max_length, r.high_watermark, r.low_watermark, r.delay_receive, r.socket_config = saved;
-        }
-        try r.setFraming(config);
         const l = &r.listeners[index];
-        l.own_framing = true;
-        l.framing = r.framing;
-        l.max_length = r.max_length;
+        l.settings = try Settings.parse(config);
+        l.own_settings = true;
+    }
+
+    fn settingsOf(r: *const Reactor, listener: u16) *const Settings {
+        const l = &r.listeners[listener];
+        return if (l.own_settings) &l.settings else &r.defaults;
     }
 
     fn protocolOf(r: *const Reactor, s: *const Session) framing.Protocol {
-        const l = &r.listeners[s.listener];
-        return if (l.own_framing) l.framing else r.framing;
+        return r.settingsOf(s.listener).framing;
     }
 
     fn maxLengthOf(r: *const Reactor, s: *const Session) u32 {
-        const l = &r.listeners[s.listener];
-        return if (l.own_framing) l.max_length else r.max_length;
+        return r.settingsOf(s.listener).max_length;
     }
 
     /// Before start: the heartbeat (0 interval: off).
@@ -1092,41 +1124,23 @@ pub const Reactor = struct {
         for (r.sessions.slots) |*s| {
             if (s.state != .open or @atomicLoad(u8, &s.protected, .acquire) != 0) continue;
             const last = @max(s.last_recv_time_ns, s.connect_time_ns);
-            if (r.now_ns - last < r.heartbeat_idle_ns) continue;
+            const port_idle = r.settingsOf(s.listener).heartbeat_idle_ns;
+            if (r.now_ns - last < if (port_idle > 0) port_idle else r.heartbeat_idle_ns) continue;
             log.info("session {d}: nothing received for {d} ms; closed by the heartbeat", .{ s.id, @divFloor(r.now_ns - last, std.time.ns_per_ms) });
             r.tally(s.listener, "heartbeat_close_count", 1);
             r.closeSession(s, abi.close_flag_server, @intFromEnum(posix.E.TIMEDOUT), true);
         }
     }
 
-    /// Before start: how sessions' bytes become messages.
+    /// Before start: the server's settings (framing, limits, watermarks, socket options) and
+    /// `max_queued_bytes`.
     pub fn setFraming(r: *Reactor, config: abi.FramingConfig) !void {
         if (r.started) return error.BadState;
-        r.max_length = if (config.max_length == 0) 2 * 1024 * 1024 else config.max_length;
-        r.high_watermark = config.high_watermark;
-        r.delay_receive = config.delay_receive != 0;
+        r.defaults = try Settings.parse(config);
         if (config.max_queued_bytes > 0 and r.attach != null and r.held.capacity == 0) {
             r.held = try std.ArrayList(u32).initCapacity(r.allocator, r.sessions.slots.len);
         }
         r.max_queued = if (r.attach != null) config.max_queued_bytes else 0;
-        r.socket_config = config;
-        r.low_watermark = @min(config.low_watermark, config.high_watermark);
-        r.framing = switch (config.kind) {
-            0 => .none,
-            4 => .worker,
-            1, 2 => blk: {
-                if (config.marker_len == 0 or config.marker_len > 8) return error.InvalidArgument;
-                var p: framing.Protocol = .{ .eof = .{ .len = @intCast(config.marker_len), .split = config.kind == 1 } };
-                @memcpy(p.eof.marker[0..config.marker_len], config.marker[0..config.marker_len]);
-                break :blk p;
-            },
-            3 => .{ .length = .{
-                .type = std.meta.intToEnum(framing.LengthType, @as(u8, @intCast(config.length_type & 0xff))) catch return error.InvalidArgument,
-                .offset = config.length_offset,
-                .body_offset = config.body_offset,
-            } },
-            else => return error.InvalidArgument,
-        };
     }
 
     /// Reads until EAGAIN, EOF, an error, the turn's budget, or a full ring.
@@ -1393,7 +1407,8 @@ pub const Reactor = struct {
             const queued = @atomicRmw(u64, &s.out_queued, .Add, rest.len, .monotonic) + rest.len;
             r.count("send_queued_bytes", rest.len);
             if (!s.want_write) r.armWrite(s, true);
-            if (r.high_watermark > 0 and !s.buffer_full and queued >= r.high_watermark) {
+            const high = r.settingsOf(s.listener).high_watermark;
+            if (high > 0 and !s.buffer_full and queued >= high) {
                 s.buffer_full = true;
                 r.bufferEvent(s, .buffer_full);
             }
@@ -1460,7 +1475,8 @@ pub const Reactor = struct {
         };
         const queued = @atomicRmw(u64, &s.out_queued, .Add, length, .monotonic) + length;
         r.count("send_queued_bytes", length);
-        if (r.high_watermark > 0 and !s.buffer_full and queued >= r.high_watermark) {
+        const high = r.settingsOf(s.listener).high_watermark;
+        if (high > 0 and !s.buffer_full and queued >= high) {
             s.buffer_full = true;
             r.bufferEvent(s, .buffer_full);
         }
@@ -1496,7 +1512,7 @@ pub const Reactor = struct {
     fn sent(r: *Reactor, s: *Session, n: usize) void {
         const queued = @atomicRmw(u64, &s.out_queued, .Sub, n, .monotonic) - n;
         r.uncount("send_queued_bytes", n);
-        if (s.buffer_full and queued <= r.low_watermark) {
+        if (s.buffer_full and queued <= r.settingsOf(s.listener).low_watermark) {
             s.buffer_full = false;
             r.bufferEvent(s, .buffer_empty);
         }
