@@ -89,6 +89,13 @@ export class LengthFramer {
     this.#pending.delete(sessionId);
   }
 
+  /** Forgets the unfinished messages of the sessions `gone` says ended. */
+  sweep(gone: (sessionId: number) => boolean): void {
+    for (const sessionId of [...this.#pending.keys()]) {
+      if (gone(sessionId)) this.#pending.delete(sessionId);
+    }
+  }
+
   /** Sessions with an unfinished message held. */
   get held(): number {
     return this.#pending.size;

@@ -338,6 +338,8 @@ export class Server {
   #closing = new Set<number>();
   /** PROCESS mode with `maxQueuedBytes`: the region whose session slots count queued input. */
   #queueRegion: Deno.PointerValue = null;
+  /** When the framers next forget the sessions that ended without a close record. */
+  #framerSweepAt = 0;
   /** Per listener: the `packageLengthFunc` framer, or null; made at the first message. */
   #framers: (LengthFramer | null)[] | undefined;
 
@@ -1478,6 +1480,18 @@ export class Server {
   }
 
   /**
+   * In the dispatch modes without close records (1, 3 and 5 in PROCESS mode), nothing tells a
+   * framer that a session with an unfinished message ended: once a second, while a framer
+   * holds some, those whose session is gone are forgotten (and their `#closing` marks).
+   */
+  #sweepFramers() {
+    this.#framerSweepAt = performance.now() + 1000;
+    const gone = (id: number) => (this.#coreState(id) & 0xff) === SessionState.gone;
+    for (const framer of this.#framers ?? []) framer?.sweep(gone);
+    for (const id of this.#closing) if (gone(id)) this.#closing.delete(id);
+  }
+
+  /**
    * A session's bytes on a `packageLengthFunc` listener: each whole message goes to `receive`;
    * a malformed or oversize one closes the session (the reactor counts it).
    */
@@ -1489,6 +1503,7 @@ export class Server {
     bytes: Uint8Array,
   ) {
     if (this.#closing.has(sessionId)) return; // (closed for a bad message; the rest is moot)
+    if (framer.held > 0 && performance.now() >= this.#framerSweepAt) this.#sweepFramers();
     const borrowed = this.options.borrowedViews;
     const why = framer.feed(sessionId, bytes, (message) => {
       this.#receive(sessionId, reactorId, listener, borrowed ? message : message.slice());
@@ -1612,14 +1627,19 @@ export class Server {
       this.#lastError = ErrorCode.sessionInvalidId;
       return SessionState.gone;
     }
-    // In a tree every session is in the region's tables (this worker's own ones too).
-    const region = this.#treeRegion();
-    const state = region
-      ? this.#lib.zg_region_session_state(region.pointer, sessionId)
-      : this.#lib.zg_session_state(this.#handle, sessionId);
+    const state = this.#coreState(sessionId);
     if (state === SessionState.gone) this.#lastError = ErrorCode.sessionNotExist;
     else if (state === SessionState.closing) this.#lastError = ErrorCode.sessionClosing;
     return state;
+  }
+
+  /** The session's state in the core's tables (`SessionState`, with `overLimit`). */
+  #coreState(sessionId: number): number {
+    // In a tree every session is in the region's tables (this worker's own ones too).
+    const region = this.#treeRegion();
+    return region
+      ? this.#lib.zg_region_session_state(region.pointer, sessionId)
+      : this.#lib.zg_session_state(this.#handle, sessionId);
   }
 
   /**
@@ -2119,6 +2139,11 @@ export class Server {
       payload.set(bytes, layout.packetAddressSize);
     }
     const lane = this.#lanes[0];
+    if (payload.length > lane.ringBytes / 2 - layout.recordHeaderSize) {
+      // One record must fit half the ring (a smaller `ringSize` than the datagram needs).
+      this.#lastError = ErrorCode.invalidParams;
+      return false;
+    }
     lane.push(RecordType.sendto, 0, serverSocket, payload);
     this.#responseCount++;
     if (!this.#inBatch) lane.publishOut();

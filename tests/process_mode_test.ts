@@ -270,6 +270,46 @@ Deno.test("process mode, maxQueuedBytes: a session whose worker is behind is not
   conn.close();
 });
 
+Deno.test("process mode, maxQueuedBytes: a session held by a worker that leaves is read again under its successor", async () => {
+  const max = 64 * 1024;
+  await using server = await tree({ workerNum: 2, reactorNum: 1, maxQueuedBytes: max });
+  const conn = await connect(server.port);
+  const { workerId } = await command(conn, "!stall");
+  // Its worker takes every receive into a promise that never settles: the count stays, and the
+  // reactor holds the session at the limit with the rest of the 1 MiB in the kernel.
+  const payload = new Uint8Array(1024 * 1024).fill(0x78);
+  const writing = writeAll(conn, payload);
+  const control = await connect(server.port);
+  // The bytes the server read from `conn` (the server's total, less the control commands').
+  let controlBytes = 0;
+  const command2 = (line: string) => {
+    controlBytes += line.length + 1;
+    return command(control, line);
+  };
+  const fromConn = async () => ((await command2("!stats")).totalRecvBytes as number) - controlBytes;
+  const stall = "!stall\n".length;
+  while ((await fromConn()) < stall + max) {
+    await new Promise((r) => setTimeout(r, 20)); // polling a counter, bounded below
+  }
+  assert.ok(
+    (await fromConn()) < stall + payload.length,
+    "the session is held, not read to the end",
+  );
+  // The worker leaves; its successor never heard of the stall, and the count starts again.
+  assert.equal((await command2(`!stop ${workerId}`)).ok, true);
+  await withTimeout(
+    (async () => {
+      while ((await fromConn()) < stall + payload.length) {
+        await new Promise((r) => setTimeout(r, 20)); // polling a counter
+      }
+    })(),
+    "the rest of the session to be read",
+  );
+  conn.close();
+  await writing.catch(() => {});
+  control.close();
+});
+
 Deno.test("process mode, dispatch 3 (idle worker): while one worker is busy, the others get the work", async () => {
   await using server = await tree({ workerNum: 3, reactorNum: 1, dispatchMode: 3 });
   const busy = await connect(server.port);

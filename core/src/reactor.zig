@@ -25,6 +25,8 @@ const log = std.log.scoped(.reactor);
 
 /// The most a single read takes from a socket (one receive record).
 pub const read_chunk = 64 * 1024;
+/// The largest Unix datagram read whole (the kernel's default socket buffer is 208 KiB).
+const unix_datagram_max = 256 * 1024;
 /// Reads of one session per loop turn before the others get theirs.
 const reads_per_turn = 4;
 /// Connections accepted per listener per loop turn.
@@ -521,10 +523,8 @@ pub const Reactor = struct {
             if (lane.stopped_sent) continue;
             if (!r.lanePending(@intCast(i)) and lane.inbound.push(.stopped, 0, r.reactorId(), 0, 0, "")) {
                 // (Also for a worker that is gone: one spawned just before the shutdown may not
-                // have attached yet, and reads `shutdown` and `stopped` when it does.)
-                lane.stopped_sent = true;
-            } else if (r.workerGone(@intCast(i))) {
-                // No room, and nobody is there to make any.
+                // have attached yet, and reads `shutdown` and `stopped` when it does. Without
+                // room, it waits for that successor to make some, up to max_wait_time.)
                 lane.stopped_sent = true;
             } else {
                 _ = r.noRoom(lane, 0);
@@ -554,6 +554,12 @@ pub const Reactor = struct {
     /// Sessions past the peer's EOF wait for their worker's answer to the close before the
     /// socket closes. A worker that died may have taken the close record with it: close those
     /// sessions here rather than hold them (and a `max_connection` place) forever.
+    ///
+    /// With `max_queued_bytes`, the dead worker's unhandled bytes will never be subtracted: every
+    /// session's count starts again from 0 (in the round-robin modes any worker may hold some of
+    /// any session's bytes), so none stays held for good. The successor's subtractions for what
+    /// is left in the ring take counts below 0 for a while, which only lets those sessions read
+    /// a little more.
     fn closeOrphans(r: *Reactor) void {
         for (r.lanes, 0..) |*lane, i| {
             if (@atomicLoad(u32, &lane.worker_exited, .acquire) == 0) continue;
@@ -562,7 +568,9 @@ pub const Reactor = struct {
                 if (s.state == .peer_closed and s.close_notified and r.closeLane(s) == i) {
                     r.closeSession(s, abi.close_flag_server, 0, false);
                 }
+                if (r.max_queued > 0 and s.state != .free) @atomicStore(i64, &s.recv_queued, 0, .monotonic);
             }
+            if (r.held.items.len > 0) r.held_check_ns = 0;
         }
     }
 
@@ -712,13 +720,17 @@ pub const Reactor = struct {
         var n_read: u32 = 0;
         while (n_read < accepts_per_turn) : (n_read += 1) {
             const lane = r.packetLane() orelse return;
-            const room = lane.inbound.reserve(header + read_chunk) orelse {
-                if (r.noRoom(lane, header + read_chunk)) return;
+            // A UDP datagram fits 64 KiB; a Unix one may be as large as its sender's buffer.
+            const chunk: u32 = if (l.unix) @min(unix_datagram_max, lane.inbound.maxPayload() - header) else read_chunk;
+            const room = lane.inbound.reserve(header + chunk) orelse {
+                if (r.noRoom(lane, header + chunk)) return;
                 continue;
             };
             var from: posix.sockaddr.storage = undefined;
+            // An unnamed Unix sender leaves the address untouched (length 0).
+            from.family = if (l.unix) posix.AF.UNIX else posix.AF.UNSPEC;
             var from_len: posix.socklen_t = @sizeOf(posix.sockaddr.storage);
-            const got = rawResult(linux.recvfrom(l.fd, room.ptr + header, read_chunk, 0, @ptrCast(&from), &from_len));
+            const got = rawResult(linux.recvfrom(l.fd, room.ptr + header, chunk, linux.MSG.TRUNC, @ptrCast(&from), &from_len));
             if (got < 0) {
                 switch (rawErrno(got)) {
                     .AGAIN => l.pending = false,
@@ -726,6 +738,12 @@ pub const Reactor = struct {
                     else => |e| log.err("recvfrom failed: {s}", .{@tagName(e)}),
                 }
                 return;
+            }
+            if (got > chunk) {
+                // (MSG_TRUNC: the datagram's real length.) Cut short it would be another message.
+                log.warn("a datagram of {d} bytes on port {d} is larger than a record ({d} bytes); dropped", .{ got, index, chunk });
+                r.tally(index, "protocol_error_count", 1);
+                continue;
             }
             var packet_address = packetAddress(&from, from_len);
             packet_address.size = header;
@@ -788,6 +806,7 @@ pub const Reactor = struct {
         var packet_address: abi.PacketAddress = .{ .family = 0, .port = 0, .addr = @splat(0) };
         @memcpy(std.mem.asBytes(&packet_address)[0..8], payload[0..8]);
         const header = packet_address.size;
+        var unix_len: posix.socklen_t = 0;
         if (header < 8 or header > payload.len or header > abi.PacketAddress.max_size) return r.count("send_dropped_count", 1);
         const address: std.net.Address = switch (packet_address.family) {
             4, 6 => blk: {
@@ -803,12 +822,16 @@ pub const Reactor = struct {
                 if (len == 0 or len > 107 or header < abi.PacketAddress.unixSize(len)) return r.count("send_dropped_count", 1);
                 var un: std.net.Address = .{ .un = .{ .family = posix.AF.UNIX, .path = @splat(0) } };
                 @memcpy(un.un.path[0..len], payload[8..][0..len]);
+                unix_len = @intCast(@offsetOf(linux.sockaddr.un, "path") + len);
                 break :blk un;
             },
             else => return r.count("send_dropped_count", 1),
         };
         const data = payload[header..];
-        const rc = rawResult(linux.sendto(l.fd, data.ptr, data.len, linux.MSG.DONTWAIT | linux.MSG.NOSIGNAL, &address.any, address.getOsSockLen()));
+        // A path's exact length: an abstract name (a leading NUL) is looked up with every byte
+        // of the length given, padding included.
+        const address_len = if (unix_len > 0) unix_len else address.getOsSockLen();
+        const rc = rawResult(linux.sendto(l.fd, data.ptr, data.len, linux.MSG.DONTWAIT | linux.MSG.NOSIGNAL, &address.any, address_len));
         if (rc < 0) return r.count("send_dropped_count", 1);
         r.tally(@intCast(index), "total_send_bytes", data.len);
     }
@@ -985,17 +1008,17 @@ pub const Reactor = struct {
     /// Counts `n` more bytes of `s` handed to a worker; true when that holds the session
     /// (`max_queued_bytes` reached): it is not read until `releaseHeld` lets it go.
     fn countQueued(r: *Reactor, s: *Session, n: u32) bool {
-        const now = @as(i64, @atomicRmw(i32, &s.recv_queued, .Add, @intCast(n), .monotonic)) + n;
+        const now = @atomicRmw(i64, &s.recv_queued, .Add, n, .monotonic) + n;
         if (now < r.max_queued or s.queue_held) return s.queue_held;
         s.queue_held = true;
         if (!s.on_held_list) {
             s.on_held_list = true;
             r.held.appendAssumeCapacity(@intCast(r.sessions.slotIndex(s.id)));
         }
-        if (r.held.items.len == 1) {
-            r.held_backoff_ms = 1;
-            r.held_check_ns = monoNs() + std.time.ns_per_ms;
-        }
+        // A newly held session is looked at soon, whatever the backoff of the others.
+        r.held_backoff_ms = 1;
+        r.held_check_ns = @min(r.held_check_ns, monoNs() + std.time.ns_per_ms);
+        if (r.held.items.len == 1) r.held_check_ns = monoNs() + std.time.ns_per_ms;
         log.debug("session {d}: {d} bytes handed to workers and not yet handled; reading waits", .{ s.id, now });
         return true;
     }
@@ -1009,7 +1032,7 @@ pub const Reactor = struct {
         for (r.held.items) |slot| {
             const s = &r.sessions.slots[slot];
             if (s.state == .open and s.queue_held and
-                @atomicLoad(i32, &s.recv_queued, .monotonic) >= @as(i64, r.max_queued))
+                @atomicLoad(i64, &s.recv_queued, .monotonic) >= r.max_queued)
             {
                 r.held.items[kept] = slot;
                 kept += 1;
@@ -1832,4 +1855,30 @@ test "reactor: a session closed before its connect was delivered leaves nothing 
         try testing.expectEqual(@as(usize, 0), t.r.pending.items.len);
         posix.close(fds[1]);
     }
+}
+
+test "reactor: a datagram's sender as a packet record carries it, Unix paths included" {
+    var from: posix.sockaddr.storage = undefined;
+    // An unnamed Unix sender: recvfrom leaves the address alone and says length 0.
+    from.family = posix.AF.UNIX;
+    var a = Reactor.packetAddress(&from, 0);
+    try testing.expectEqual(@as(u16, 1), a.family);
+    try testing.expectEqual(@as(u16, 0), a.port);
+    // A path, NUL-terminated within the length the kernel gave.
+    const un: *linux.sockaddr.un = @ptrCast(@alignCast(&from));
+    @memcpy(un.path[0..7], "/tmp/x\x00");
+    a = Reactor.packetAddress(&from, @sizeOf(posix.sa_family_t) + 7);
+    try testing.expectEqual(@as(u16, 6), a.port);
+    try testing.expectEqual(abi.PacketAddress.unixSize(6), a.size);
+    // An abstract name: a leading NUL, and every byte of the length counts.
+    @memcpy(un.path[0..4], "\x00abc");
+    a = Reactor.packetAddress(&from, @sizeOf(posix.sa_family_t) + 4);
+    try testing.expectEqual(@as(u16, 4), a.port);
+    // IPv4.
+    const in: *posix.sockaddr.in = @ptrCast(@alignCast(&from));
+    in.* = .{ .port = std.mem.nativeToBig(u16, 9501), .addr = std.mem.nativeToBig(u32, 0x7f000001) };
+    a = Reactor.packetAddress(&from, @sizeOf(posix.sockaddr.in));
+    try testing.expectEqual(@as(u16, 4), a.family);
+    try testing.expectEqual(@as(u16, 9501), a.port);
+    try testing.expectEqualSlices(u8, &.{ 127, 0, 0, 1 }, a.addr[0..4]);
 }

@@ -452,7 +452,9 @@ export fn zg_region_handled(region: [*]u8, session_id: u32, bytes: u32) void {
     const found = regionTable(region, session_id) orelse return;
     const s = &found.table.slots[found.table.slotIndex(session_id)];
     if (@atomicLoad(u32, &s.id, .acquire) != session_id) return;
-    _ = @atomicRmw(i32, &s.recv_queued, .Sub, @intCast(@min(bytes, std.math.maxInt(i32))), .monotonic);
+    // (The slot may be taken by a new session between the check and the subtraction: then
+    // that session may read up to `bytes` more before it is held. Rare, and bounded.)
+    _ = @atomicRmw(i64, &s.recv_queued, .Sub, bytes, .monotonic);
 }
 
 const RegionTable = struct { table: SessionTable, reactor: u32, socket_buffer_size: u32 };
@@ -514,7 +516,7 @@ fn clientInfo(table: *const SessionTable, session_id: u32, reactor_id: u32, out:
     info.last_send_time = seconds(s.last_send_time_ns);
     info.last_dispatch_time = seconds(s.last_dispatch_time_ns);
     info.send_queued_bytes = @atomicLoad(u64, &s.out_queued, .monotonic);
-    info.recv_queued_bytes = @intCast(@max(0, @atomicLoad(i32, &s.recv_queued, .monotonic)));
+    info.recv_queued_bytes = @intCast(@max(0, @atomicLoad(i64, &s.recv_queued, .monotonic)));
     info.total_recv_bytes = s.recv_bytes;
     info.total_send_bytes = s.send_bytes;
     info.close_errno = s.close_errno;

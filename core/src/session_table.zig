@@ -76,7 +76,7 @@ pub const Session = struct {
     /// PROCESS mode with `max_queued_bytes`: bytes handed to workers and not yet handled. The
     /// reactor adds as it dispatches, the worker subtracts once its callback is done (atomic
     /// adds from both sides; a worker's late subtraction may take it below 0 for a moment).
-    recv_queued: i32 = 0,
+    recv_queued: i64 = 0,
     /// Not read while `recv_queued` is at `max_queued_bytes` or over.
     queue_held: bool = false,
     /// The slot is on the reactor's held list. Belongs to the slot, like `on_ready_list`.
@@ -184,7 +184,7 @@ pub const SessionTable = struct {
             slot.buffer_full = false;
             slot.paused = false;
             slot.queue_held = false;
-            @atomicStore(i32, &slot.recv_queued, 0, .release);
+            @atomicStore(i64, &slot.recv_queued, 0, .release);
             slot.drain_waiters = 0;
             slot.want_write = false;
             slot.peer_hup = false;
