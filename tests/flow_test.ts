@@ -377,29 +377,39 @@ for (
     }
   });
 
-  Deno.test(`udp (${name}): packet gets each datagram with its sender; sendto answers it`, async () => {
-    await using server = await startFixture({ ...options, sockType: "udp" });
-    const { default: dgram } = await import("node:dgram");
-    const socket = dgram.createSocket("udp4");
-    await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", () => resolve()));
-    const local = socket.address().port;
-    try {
-      for (const text of ["ping", "x".repeat(8000)]) {
-        const answer = new Promise<Uint8Array>((resolve) =>
-          socket.once("message", (message: Uint8Array) => resolve(message))
-        );
-        socket.send(new TextEncoder().encode(text), server.port, "127.0.0.1");
-        const echoed = await withTimeout(answer, "the datagram back");
-        assert.equal(new TextDecoder().decode(echoed), text);
-        const seen = await server.waitFor(
-          (e) => e.event === "packet" && e.size === text.length,
-          "the packet event",
-        );
-        assert.equal(seen.address, "127.0.0.1");
-        assert.equal(seen.port, local);
-      }
-    } finally {
-      socket.close();
+  Deno.test(`udp (${name}): packet gets each datagram with its sender; sendto answers it, over IPv4 and IPv6`, async () => {
+    for (const [host, type] of [["127.0.0.1", "udp4"], ["::1", "udp6"]] as const) {
+      await udpRoundTrip(options, host, type);
     }
   });
+}
+
+async function udpRoundTrip(
+  options: Record<string, unknown>,
+  host: string,
+  type: "udp4" | "udp6",
+) {
+  await using server = await startFixture({ ...options, sockType: "udp", host });
+  const { default: dgram } = await import("node:dgram");
+  const socket = dgram.createSocket(type);
+  await new Promise<void>((resolve) => socket.bind(0, host, () => resolve()));
+  const local = socket.address().port;
+  try {
+    for (const text of ["ping", "x".repeat(8000)]) {
+      const answer = new Promise<Uint8Array>((resolve) =>
+        socket.once("message", (message: Uint8Array) => resolve(message))
+      );
+      socket.send(new TextEncoder().encode(text), server.port, host);
+      const echoed = await withTimeout(answer, "the datagram back");
+      assert.equal(new TextDecoder().decode(echoed), text);
+      const seen = await server.waitFor(
+        (e) => e.event === "packet" && e.size === text.length,
+        "the packet event",
+      );
+      assert.equal(seen.address, host);
+      assert.equal(seen.port, local);
+    }
+  } finally {
+    socket.close();
+  }
 }

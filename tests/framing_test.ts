@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { concatBytes } from "../src/bytes.ts";
+import { TextLineStream } from "./_lines.ts";
 import {
   command,
   connect,
@@ -80,6 +81,42 @@ for (const [name, mode] of modes) {
     ]);
     assert.deepEqual(got, messages.map((m) => [m.length, m[0]]));
     conn.close();
+  });
+
+  Deno.test(`${name}: EOF check: 2,000 messages in random pieces arrive in whole messages, each receive ending with the marker`, async () => {
+    await using server = await startFixture(
+      { ...mode, openEofCheck: true, packageEof: "\r\n" },
+      { extra: { frameReport: "last" } },
+    );
+    const next = random(5);
+    const messages = Array.from({ length: 2000 }, (_, i) => {
+      return encoder.encode("z".repeat(next(300)) + i + "\r\n");
+    });
+    const stream = concatBytes(messages);
+    // Where each message ends: a receive may hold several, but must end at one of these.
+    const ends = new Set<number>();
+    let at = 0;
+    for (const m of messages) ends.add(at += m.length);
+    const conn = await connect(server.port);
+    const writing = writeInPieces(conn, stream, next);
+    const lines = conn.readable.pipeThrough(new TextDecoderStream()).pipeThrough(
+      new TextLineStream(),
+    ).getReader();
+    let received = 0;
+    let receives = 0;
+    while (received < stream.length) {
+      const { value, done } = await withTimeout(lines.read(), `the report after ${received} bytes`);
+      if (done) throw new Error(`connection closed after ${received} bytes`);
+      const [length, last] = value.split(" ").map(Number);
+      received += length;
+      receives++;
+      assert.equal(last, 10, "a receive ends with the marker");
+      assert.ok(ends.has(received), `a receive ends at ${received}, not at a message's end`);
+    }
+    await writing;
+    assert.equal(received, stream.length, "every byte, once");
+    assert.ok(receives <= messages.length);
+    await lines.cancel(); // (closes the connection)
   });
 
   Deno.test(`${name}: length-prefixed frames in random pieces, and one larger than a ring record, arrive whole`, async () => {
