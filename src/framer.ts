@@ -89,11 +89,9 @@ export class LengthFramer {
     this.#pending.delete(sessionId);
   }
 
-  /** Forgets the unfinished messages of the sessions `gone` says ended. */
-  sweep(gone: (sessionId: number) => boolean): void {
-    for (const sessionId of [...this.#pending.keys()]) {
-      if (gone(sessionId)) this.#pending.delete(sessionId);
-    }
+  /** The sessions with an unfinished message held. */
+  sessions(): IterableIterator<number> {
+    return this.#pending.keys();
   }
 
   /** Sessions with an unfinished message held. */

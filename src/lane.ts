@@ -95,6 +95,16 @@ export class Lane {
     this.kickIfSet(this.inProducerWaiting);
   }
 
+  /** The inbound ring's write position (the producer's) now. */
+  written(): number {
+    return Atomics.load(this.u32, this.inTail);
+  }
+
+  /** Whether this side has read the inbound ring up to `position` (one `written()` gave). */
+  readPast(position: number): boolean {
+    return ((this.readPos - position) | 0) >= 0;
+  }
+
   /** Queues a record, in order behind any that wait for room. */
   push(type: number, sessionId: number, aux: number, bytes: Uint8Array) {
     if (this.pending.length > 0 || !this.write(type, sessionId, aux, bytes)) {

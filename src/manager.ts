@@ -376,7 +376,7 @@ export class Manager {
     }
     if (o.tcpDeferAccept || o.tcpFastopen) {
       unwrap(
-        this.#lib.zg_listen_options(fd[0], o.tcpDeferAccept, o.tcpFastopen),
+        this.#lib.zg_listen_options(this.#listenFd, o.tcpDeferAccept, o.tcpFastopen),
         "set the listen options",
       );
     }
@@ -418,7 +418,11 @@ export class Manager {
       const own = p.optionsOver(o);
       if (own) {
         unwrap(
-          this.#lib.zg_process_port_framing(this.#process, p.index, nativeFraming(own)),
+          this.#lib.zg_process_port_framing(
+            this.#process,
+            p.index,
+            nativeFraming(own, p.ownHeartbeatIdleTime),
+          ),
           "set a port's framing",
         );
       }

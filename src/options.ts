@@ -388,6 +388,11 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   integer("packageMaxLength", o.packageMaxLength, 1, 2 ** 31);
   integer("bufferHighWatermark", o.bufferHighWatermark, 0, 2 ** 31);
   integer("bufferLowWatermark", o.bufferLowWatermark, 0, 2 ** 31);
+  if (o.bufferHighWatermark > 0 && o.bufferLowWatermark > o.bufferHighWatermark) {
+    throw new RangeError(
+      `Option "bufferLowWatermark" (${o.bufferLowWatermark}) must not be above "bufferHighWatermark" (${o.bufferHighWatermark})`,
+    );
+  }
   boolean("enableDelayReceive", o.enableDelayReceive);
   boolean("openTcpKeepalive", o.openTcpKeepalive);
   integer("tcpDeferAccept", o.tcpDeferAccept, 0, 3600);
@@ -417,6 +422,10 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   }
   if (options.heartbeatIdleTime === undefined && !(o.maxIdleTime > 0)) {
     o.heartbeatIdleTime = 2 * o.heartbeatCheckInterval;
+  }
+  // Swoole: an idle time alone checks every half of it.
+  if (!o.heartbeatCheckInterval && o.heartbeatIdleTime > 0) {
+    o.heartbeatCheckInterval = o.heartbeatIdleTime / 2;
   }
   integer("taskMaxRequest", o.taskMaxRequest, 0, 2 ** 31);
   integer("maxRequest", o.maxRequest, 0, 2 ** 31);
@@ -496,7 +505,7 @@ export function nativeConfig(
 }
 
 /** The core's `abi.FramingConfig` for these options. */
-export function nativeFraming(o: ResolvedOptions): Uint8Array {
+export function nativeFraming(o: ResolvedOptions, portIdleTime = 0): Uint8Array {
   const bytes = new Uint8Array(layout.framingConfigSize);
   const u32 = new Uint32Array(bytes.buffer);
   const eof = new TextEncoder().encode(o.packageEof);
@@ -526,7 +535,8 @@ export function nativeFraming(o: ResolvedOptions): Uint8Array {
   u32[16] = o.kernelSocketRecvBufferSize;
   u32[17] = o.kernelSocketSendBufferSize;
   u32[18] = o.maxQueuedBytes;
-  u32[19] = Math.round(o.heartbeatIdleTime * 1000);
+  // A port's own heartbeat idle time (the server's goes with the heartbeat call).
+  u32[19] = Math.round(portIdleTime * 1000);
   return bytes;
 }
 
@@ -547,7 +557,7 @@ export function heartbeatMs(
     };
   }
   return {
-    intervalMs: Math.round(Math.min(1, Math.min(...own) / 2) * 1000),
+    intervalMs: Math.max(1, Math.round(Math.min(1, Math.min(...own) / 2) * 1000)),
     idleMs: 0x7fff_ffff,
   };
 }

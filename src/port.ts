@@ -136,8 +136,9 @@ export class Port {
         throw new TypeError(`Option "${key}" is not a port's own: set it on the server`);
       }
     }
-    resolveOptions({ ...options }); // validates them
-    this.#own = { ...this.#own, ...options };
+    const own = { ...this.#own, ...options };
+    resolveOptions({ ...own }); // validates them, with what earlier calls set
+    this.#own = own;
     return this;
   }
 
@@ -151,6 +152,9 @@ export class Port {
       base.openEofCheck = base.openEofSplit = base.openLengthCheck = false;
       base.packageLengthFunc = null;
     }
+    // A high watermark of its own goes with its own low one (0 unless it set one), not the
+    // server's, which may be above it.
+    if (own.bufferHighWatermark !== undefined) base.bufferLowWatermark = 0;
     return resolveOptions({ ...base, ...own, sockType: server.sockType, host: server.host });
   }
 

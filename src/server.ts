@@ -186,6 +186,8 @@ export interface ClientInfo {
   closeErrno: number;
   /** PROCESS mode with `maxQueuedBytes`: bytes handed to workers and not yet handled (else 0). */
   recvQueuedBytes: number;
+  /** The listening socket it came in on: 0 the server's own, `port.index` a `listen()` port's. */
+  serverSocket: number;
   sendQueuedBytes: number;
   /** The uid `bind()` gave the session, or 0. */
   uid: number;
@@ -193,17 +195,12 @@ export interface ClientInfo {
   workerId: number;
 }
 
-/** What `stats()` returns: Swoole's counters, in camelCase. */
-export interface ServerStats {
+/**
+ * What `stats()` returns: Swoole's counters, in camelCase. The ones a port has too
+ * (`PortStats`) are the sums over every port.
+ */
+export interface ServerStats extends PortStats {
   startTime: number;
-  connectionNum: number;
-  acceptCount: number;
-  closeCount: number;
-  abortCount: number;
-  refusedCount: number;
-  dispatchCount: number;
-  totalRecvBytes: number;
-  totalSendBytes: number;
   sessionRound: number;
   sendQueuedBytes: number;
   sendDroppedCount: number;
@@ -340,6 +337,8 @@ export class Server {
   #queueRegion: Deno.PointerValue = null;
   /** When the framers next forget the sessions that ended without a close record. */
   #framerSweepAt = 0;
+  /** Sessions found gone at the last sweep, and the rings' write positions then. */
+  #sweepSuspects: { ids: number[]; marks: number[] } | undefined;
   /** Per listener: the `packageLengthFunc` framer, or null; made at the first message. */
   #framers: (LengthFramer | null)[] | undefined;
 
@@ -1001,7 +1000,11 @@ export class Server {
         const own = p.optionsOver(o);
         if (own) {
           unwrap(
-            lib.zg_server_port_framing(this.#handle, p.index, nativeFraming(own)),
+            lib.zg_server_port_framing(
+              this.#handle,
+              p.index,
+              nativeFraming(own, p.ownHeartbeatIdleTime),
+            ),
             "set a port's framing",
           );
         }
@@ -1481,14 +1484,32 @@ export class Server {
 
   /**
    * In the dispatch modes without close records (1, 3 and 5 in PROCESS mode), nothing tells a
-   * framer that a session with an unfinished message ended: once a second, while a framer
-   * holds some, those whose session is gone are forgotten (and their `#closing` marks).
+   * framer that a session with an unfinished message ended. Once a second, while a framer
+   * holds some: the sessions found gone last time are forgotten (with their `#closing`
+   * marks) if every record that was in the rings then has been read since; those gone now are
+   * noted, with the rings' write positions. (A session's records all go into the rings before
+   * its slot is freed, and ids never come back, so none of its bytes can follow.)
    */
   #sweepFramers() {
     this.#framerSweepAt = performance.now() + 1000;
+    const suspects = this.#sweepSuspects;
+    if (suspects && this.#lanes.every((lane, i) => lane.readPast(suspects.marks[i]))) {
+      for (const id of suspects.ids) {
+        for (const framer of this.#framers ?? []) framer?.forget(id);
+        this.#closing.delete(id);
+      }
+      this.#sweepSuspects = undefined;
+    }
+    if (this.#sweepSuspects) return;
     const gone = (id: number) => (this.#coreState(id) & 0xff) === SessionState.gone;
-    for (const framer of this.#framers ?? []) framer?.sweep(gone);
-    for (const id of this.#closing) if (gone(id)) this.#closing.delete(id);
+    const ids = new Set<number>();
+    for (const framer of this.#framers ?? []) {
+      for (const id of framer?.sessions() ?? []) if (gone(id)) ids.add(id);
+    }
+    for (const id of this.#closing) if (gone(id)) ids.add(id);
+    if (ids.size > 0) {
+      this.#sweepSuspects = { ids: [...ids], marks: this.#lanes.map((l) => l.written()) };
+    }
   }
 
   /**
@@ -1503,7 +1524,9 @@ export class Server {
     bytes: Uint8Array,
   ) {
     if (this.#closing.has(sessionId)) return; // (closed for a bad message; the rest is moot)
-    if (framer.held > 0 && performance.now() >= this.#framerSweepAt) this.#sweepFramers();
+    if (
+      (framer.held > 0 || this.#closing.size > 0) && performance.now() >= this.#framerSweepAt
+    ) this.#sweepFramers();
     const borrowed = this.options.borrowedViews;
     const why = framer.feed(sessionId, bytes, (message) => {
       this.#receive(sessionId, reactorId, listener, borrowed ? message : message.slice());
@@ -2278,15 +2301,21 @@ export class Server {
    */
   heartbeat(ifCloseConnection = true): number[] {
     const idle: number[] = [];
-    const limit = this.options.heartbeatIdleTime || 2 * this.options.heartbeatCheckInterval;
-    if (!(limit > 0)) return idle;
+    const serverLimit = this.options.heartbeatIdleTime ||
+      2 * this.options.heartbeatCheckInterval;
+    // A port's own idle time, where it has one.
+    const limits = [serverLimit, ...this.#ports.map((p) => p.ownHeartbeatIdleTime || serverLimit)];
+    if (!limits.some((limit) => limit > 0)) return idle;
     const now = Date.now() / 1000;
     for (let start = 0;;) {
       const ids = this.getClientList(start, 100);
       if (ids.length === 0) break;
       for (const id of ids) {
         const info = this.getClientInfo(id);
-        if (info && now - Math.max(info.lastRecvTime, info.connectTime) >= limit) idle.push(id);
+        const limit = info ? limits[info.serverSocket] ?? serverLimit : 0;
+        if (info && limit > 0 && now - Math.max(info.lastRecvTime, info.connectTime) >= limit) {
+          idle.push(id);
+        }
       }
       start = ids[ids.length - 1];
     }
@@ -2323,7 +2352,7 @@ export class Server {
     const i32 = new Int32Array(buffer, 0, 8);
     const f64 = new Float64Array(buffer, layout.clientInfoConnectTime, 4);
     const u64 = new BigUint64Array(buffer, layout.clientInfoSendQueuedBytes, 3);
-    const recvQueued = new BigUint64Array(buffer, layout.clientInfoSize - 8, 1);
+    const recvQueued = new BigUint64Array(buffer, layout.clientInfoRecvQueuedBytes, 1);
     const tail = new Uint32Array(buffer, layout.clientInfoSendQueuedBytes + 24, 2);
     const family = u32[6];
     const addr = bytes.subarray(layout.clientInfoRemoteAddr, layout.clientInfoRemoteAddr + 16);
@@ -2347,6 +2376,7 @@ export class Server {
       lastDispatchTime: f64[3],
       closeErrno: i32[7],
       recvQueuedBytes: Number(recvQueued[0]),
+      serverSocket: new Uint32Array(buffer, layout.clientInfoListener, 1)[0],
       sendQueuedBytes: Number(u64[0]),
       uid: tail[0],
       workerId: this.options.mode === "process"

@@ -315,6 +315,9 @@ for (const [name, mode] of modes) {
     const secondPort = server.events.find((e) => e.event === "start")!.secondPort as number;
     const onServer = await connect(server.port);
     const onPort = await connect(secondPort);
+    assert.equal((await command(onServer, "!info")).serverSocket, 0);
+    await writeAll(onPort, concatBytes([new Uint8Array([0, 0, 0, 5]), encoder.encode("!info")]));
+    assert.equal(JSON.parse(await readLine(onPort)).serverSocket, 1, "the port's index");
     const lastActivity = performance.now();
     await writeAll(onPort, new Uint8Array([0, 0, 0, 2, 104, 105]));
     assert.equal(await readLine(onPort), "p2 6 1");

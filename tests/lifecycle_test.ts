@@ -20,6 +20,7 @@ Deno.test("invalid options throw TypeError or RangeError naming the option", () 
     [{ host: "" }, TypeError, /"host"/],
     [{ workerNumber: 2 }, TypeError, /Unknown option "workerNumber"/],
     [{ packageLengthFunc: 4 }, TypeError, /"packageLengthFunc" must be a function/],
+    [{ bufferHighWatermark: 10, bufferLowWatermark: 20 }, RangeError, /"bufferLowWatermark"/],
     [
       { openEofSplit: true, packageEof: "\n", packageLengthFunc: () => 0 },
       TypeError,
@@ -33,6 +34,23 @@ Deno.test("invalid options throw TypeError or RangeError naming the option", () 
       Deno.inspect(options),
     );
   }
+});
+
+Deno.test("heartbeat settings: an idle time alone checks every half of it (Swoole's rule); a port's own settings merge over the server's", () => {
+  const server = new Server({
+    heartbeatIdleTime: 4,
+    bufferHighWatermark: 1000,
+    bufferLowWatermark: 800,
+  });
+  assert.equal(server.options.heartbeatCheckInterval, 2);
+  const port = server.listen("127.0.0.1", 0).set({ bufferHighWatermark: 500 });
+  port.set({ heartbeatIdleTime: 9 });
+  const own = port.optionsOver(server.options)!;
+  assert.equal(own.heartbeatIdleTime, 9);
+  assert.equal(own.bufferHighWatermark, 500);
+  assert.equal(own.bufferLowWatermark, 0, "not the server's 800, above the port's high mark");
+  assert.equal(own.packageMaxLength, server.options.packageMaxLength, "the rest is the server's");
+  assert.throws(() => port.set({ maxConnection: 5 } as never), /not a port's own/);
 });
 
 Deno.test("on() rejects unknown events and non-functions", () => {

@@ -229,6 +229,9 @@ pub const ClientInfo = extern struct {
     worker_id: u32,
     /// PROCESS mode with `max_queued_bytes`: bytes handed to workers and not yet handled.
     recv_queued_bytes: u64,
+    /// The listening socket it came from: 0 the server's own, `i` the `i`th port.
+    listener: u32,
+    _pad: u32 = 0,
 };
 
 /// Message framing (see framing.zig), set before start with `zg_server_framing` /
@@ -474,9 +477,11 @@ pub fn layout() [layout_len]u32 {
         @sizeOf(PacketAddress),
         @offsetOf(Stats, "ports"),
         @sizeOf(PortStats),
+        @offsetOf(ClientInfo, "recv_queued_bytes"),
+        @offsetOf(ClientInfo, "listener"),
     };
 }
-pub const layout_len = 49;
+pub const layout_len = 51;
 
 comptime {
     assert(@sizeOf(RecordHeader) == 16);
@@ -484,7 +489,7 @@ comptime {
     assert(@offsetOf(RingControl, "head") == 64);
     assert(@offsetOf(Stats, "ports") == 14 * 8);
     assert(@sizeOf(PortStats) == 10 * 8);
-    assert(@sizeOf(ClientInfo) == 120);
+    assert(@sizeOf(ClientInfo) == 128);
     assert(@sizeOf(ServerConfig) == 32);
     assert(@sizeOf(ChildExit) == 16);
     assert(@sizeOf(RegionHeader) <= region_slots_offset);

@@ -127,21 +127,26 @@ test "listen: port 0 binds a free port; a second bind to it is AddrInUse" {
     try std.testing.expectError(error.InvalidArgument, tcp("not-an-ip", 0, 16, 0, &errno));
 }
 
+/// A path in a test's temporary directory.
+fn tmpPath(dir: std.testing.TmpDir, name: []const u8, out: []u8) ![]const u8 {
+    var buffer: [std.fs.max_path_bytes]u8 = undefined;
+    const base = try dir.dir.realpath(".", &buffer);
+    return std.fmt.bufPrint(out, "{s}/{s}", .{ base, name });
+}
+
 test "listen: a Unix stream socket replaces a stale socket file, not another file" {
     var errno: i32 = 0;
     var dir = std.testing.tmpDir(.{});
     defer dir.cleanup();
-    var buffer: [std.fs.max_path_bytes]u8 = undefined;
-    const base = try dir.dir.realpath(".", &buffer);
     var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
-    const path = try std.fmt.bufPrint(&path_buffer, "{s}/s.sock", .{base});
+    const path = try tmpPath(dir, "s.sock", &path_buffer);
     const a = try unix(path, 16, false, &errno);
     posix.close(a.fd);
     // The file is still there (a server that died): the next one takes its place.
     const b = try unix(path, 16, false, &errno);
     posix.close(b.fd);
     var file_path: [std.fs.max_path_bytes]u8 = undefined;
-    const other = try std.fmt.bufPrint(&file_path, "{s}/plain", .{base});
+    const other = try tmpPath(dir, "plain", &file_path);
     (try dir.dir.createFile("plain", .{})).close();
     try std.testing.expectError(error.AddrInUse, unix(other, 16, false, &errno));
 }
@@ -150,10 +155,8 @@ test "listen: a Unix datagram socket is bound, not listening, and takes datagram
     var errno: i32 = 0;
     var dir = std.testing.tmpDir(.{});
     defer dir.cleanup();
-    var buffer: [std.fs.max_path_bytes]u8 = undefined;
-    const base = try dir.dir.realpath(".", &buffer);
     var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
-    const path = try std.fmt.bufPrint(&path_buffer, "{s}/d.sock", .{base});
+    const path = try tmpPath(dir, "d.sock", &path_buffer);
     const a = try unix(path, 16, true, &errno);
     defer posix.close(a.fd);
     const client = try posix.socket(linux.AF.UNIX, linux.SOCK.DGRAM | linux.SOCK.CLOEXEC, 0);

@@ -1160,6 +1160,8 @@ pub const Reactor = struct {
     pub fn setFraming(r: *Reactor, config: abi.FramingConfig) !void {
         if (r.started) return error.BadState;
         r.defaults = try Settings.parse(config);
+        // The server's own idle time comes with `setHeartbeat`; a port's may differ.
+        r.defaults.heartbeat_idle_ns = 0;
         if (config.max_queued_bytes > 0 and r.attach != null and r.held.capacity == 0) {
             r.held = try std.ArrayList(u32).initCapacity(r.allocator, r.sessions.slots.len);
         }

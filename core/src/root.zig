@@ -517,6 +517,7 @@ fn clientInfo(table: *const SessionTable, session_id: u32, reactor_id: u32, out:
     info.last_dispatch_time = seconds(s.last_dispatch_time_ns);
     info.send_queued_bytes = @atomicLoad(u64, &s.out_queued, .monotonic);
     info.recv_queued_bytes = @intCast(@max(0, @atomicLoad(i64, &s.recv_queued, .monotonic)));
+    info.listener = s.listener;
     info.total_recv_bytes = s.recv_bytes;
     info.total_send_bytes = s.send_bytes;
     info.close_errno = s.close_errno;

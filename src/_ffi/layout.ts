@@ -101,7 +101,7 @@ export const layout = {
   channelStats: 264,
   dataOffset: 4096,
   statsSize: 752,
-  clientInfoSize: 120,
+  clientInfoSize: 128,
   clientInfoRemoteAddr: 32,
   clientInfoConnectTime: 48,
   clientInfoSendQueuedBytes: 80,
@@ -131,6 +131,8 @@ export const layout = {
   packetAddressSize: 24,
   statsPorts: 112,
   portStatsSize: 80,
+  clientInfoRecvQueuedBytes: 112,
+  clientInfoListener: 120,
 } as const;
 
 /** `abi.Stats` fields in declaration order (each a u64). */
