@@ -1884,3 +1884,49 @@ test "reactor: a datagram's sender as a packet record carries it, Unix paths inc
     try testing.expectEqual(@as(u16, 9501), a.port);
     try testing.expectEqualSlices(u8, &.{ 127, 0, 0, 1 }, a.addr[0..4]);
 }
+
+test "reactor: max_queued_bytes holds a session at the limit, lets it go once handled, and starts over when a worker exits" {
+    var t = try TestTree.init(1, 8);
+    defer t.deinit();
+    var config = std.mem.zeroes(abi.FramingConfig);
+    config.max_queued_bytes = 100;
+    try t.r.setFraming(config);
+    // A port's settings leave the server's limit alone.
+    t.r.listeners[0] = .{ .fd = -1, .port = 0, .tcp_nodelay = false };
+    t.r.listener_count = 1;
+    try t.r.setPortFraming(0, std.mem.zeroes(abi.FramingConfig));
+    try testing.expectEqual(@as(u32, 100), t.r.max_queued);
+
+    const s = t.r.sessions.reserve().?;
+    t.r.sessions.open(s);
+    defer t.r.sessions.release(testing.allocator, s);
+    try testing.expect(!t.r.countQueued(s, 60));
+    try testing.expect(t.r.countQueued(s, 60));
+    try testing.expect(s.queue_held);
+    try testing.expectEqual(@as(usize, 1), t.r.held.items.len);
+    // Held again while held: listed once.
+    try testing.expect(t.r.countQueued(s, 10));
+    try testing.expectEqual(@as(usize, 1), t.r.held.items.len);
+
+    // The worker handled 30 of 130: still at the limit.
+    _ = @atomicRmw(i64, &s.recv_queued, .Sub, 30, .monotonic);
+    t.r.held_check_ns = 0;
+    t.r.releaseHeld();
+    try testing.expect(s.queue_held);
+    try testing.expect(t.r.held_backoff_ms > 1);
+    // …and 60 more: below it, read again.
+    _ = @atomicRmw(i64, &s.recv_queued, .Sub, 60, .monotonic);
+    t.r.held_check_ns = 0;
+    t.r.releaseHeld();
+    try testing.expect(!s.queue_held);
+    try testing.expect(s.on_ready_list);
+    try testing.expectEqual(@as(usize, 0), t.r.held.items.len);
+
+    // Held again, then the worker dies with the bytes in hand: the count starts over.
+    try testing.expect(t.r.countQueued(s, 200));
+    t.r.workerExited(0);
+    t.r.closeOrphans();
+    try testing.expectEqual(@as(i64, 0), @atomicLoad(i64, &s.recv_queued, .monotonic));
+    t.r.releaseHeld();
+    try testing.expect(!s.queue_held);
+}
