@@ -15,6 +15,7 @@ import {
   withTimeout,
   writeAll,
 } from "./_helpers.ts";
+import type { Fixture } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 
@@ -325,14 +326,19 @@ for (const [name, options] of treeModes) {
       assert.equal(info.socketType, "unix");
       assert.equal(info.remoteIp, "");
       conn.close();
-      server.child.kill("SIGTERM");
-      assert.equal((await server.exited()).code, 0);
-      await server[Symbol.asyncDispose]();
-      assert.throws(() => Deno.lstatSync(path), "the socket file is removed");
+      await stopRemovesSocketFile(server, path);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
   });
+}
+
+/** SIGTERM: the server exits cleanly and takes its Unix socket's file with it. */
+async function stopRemovesSocketFile(server: Fixture, path: string) {
+  server.child.kill("SIGTERM");
+  assert.equal((await server.exited()).code, 0);
+  await server[Symbol.asyncDispose]();
+  assert.throws(() => Deno.lstatSync(path), "the socket file is removed");
 }
 
 for (
@@ -368,10 +374,7 @@ for (
       } finally {
         client.close();
       }
-      server.child.kill("SIGTERM");
-      assert.equal((await server.exited()).code, 0);
-      await server[Symbol.asyncDispose]();
-      assert.throws(() => Deno.lstatSync(path), "the socket file is removed");
+      await stopRemovesSocketFile(server, path);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
