@@ -39,18 +39,29 @@ export const ErrorCode = {
   serverNotRunning: 9001,
 } as const;
 
+/** The errno values TypeScript looks at. */
+export const Errno = { ENOENT: 2, ESRCH: 3, EAGAIN: 11, ELOOP: 40 } as const;
+
 const errnoNames: Record<number, string> = {
   1: "EPERM",
   2: "ENOENT",
+  3: "ESRCH",
   4: "EINTR",
   9: "EBADF",
   11: "EAGAIN",
   12: "ENOMEM",
   13: "EACCES",
+  17: "EEXIST",
+  20: "ENOTDIR",
+  21: "EISDIR",
   22: "EINVAL",
   23: "ENFILE",
   24: "EMFILE",
+  28: "ENOSPC",
+  30: "EROFS",
   32: "EPIPE",
+  36: "ENAMETOOLONG",
+  40: "ELOOP",
   97: "EAFNOSUPPORT",
   98: "EADDRINUSE",
   99: "EADDRNOTAVAIL",

@@ -52,6 +52,11 @@ export class Lane {
   /** The reactor sent `shutdown` / `stopped` on this lane. */
   shutdownSeen = false;
   stopped = false;
+  /** The outbound position last published, and whether the reactor was told of it. */
+  #published = 0;
+  #unwoken = false;
+  /** The inbound position last let go of (the ring's head). */
+  #released = 0;
 
   /**
    * The channel at byte `offset` of `memory`. `reversed`: this side drains the channel's
@@ -81,15 +86,18 @@ export class Lane {
     this.outHead = word(outCtl, layout.ringHead);
     this.outParked = word(outCtl, layout.ringConsumerParked);
     this.outProducerWaiting = word(outCtl, layout.ringProducerWaiting);
-    // A worker that replaces a dead one (PROCESS mode) starts after the records its
-    // predecessor had claimed: those were in its hands, and are not delivered twice.
+    // A worker that replaces a dead one (PROCESS mode) starts after the record its
+    // predecessor had in its hands: the master let go of it already and closes its session
+    // (zg_process_worker_exited); it is not delivered twice.
     const head = Atomics.load(this.u32, this.inHead);
     const claim = Atomics.load(this.u32, this.inClaim);
     const claimed = (claim - head) >>> 0;
     this.readPos = claimed <= this.ringBytes ? claim : head;
     if (this.readPos !== head) Atomics.store(this.u32, this.inHead, this.readPos);
     Atomics.store(this.u32, this.inClaim, this.readPos);
+    this.#released = this.readPos;
     this.writePos = Atomics.load(this.u32, this.outTail);
+    this.#published = this.writePos;
     this.outHeadSeen = Atomics.load(this.u32, this.outHead);
     // The producer may be waiting for room its predecessor's records held.
     this.kickIfSet(this.inProducerWaiting);
@@ -150,19 +158,52 @@ export class Lane {
     u32[word + 3] = aux;
   }
 
+  /**
+   * Publishes written records without waking the reactor. PROCESS mode does so after every
+   * record it handles: a successor (if this worker dies) writes from the published position,
+   * so what is published is never written over, and what a handled record sent is published.
+   */
+  publishTail() {
+    if (this.writePos === this.#published) return;
+    this.#published = this.writePos;
+    this.#unwoken = true;
+    Atomics.store(this.u32, this.outTail, this.writePos);
+  }
+
   /** Publishes written records; kicks the reactor if it sleeps. */
   publishOut() {
-    const u32 = this.u32;
-    if (this.writePos === Atomics.load(u32, this.outTail)) return;
-    Atomics.store(u32, this.outTail, this.writePos);
+    this.publishTail();
+    if (!this.#unwoken) return;
+    this.#unwoken = false;
     this.kickIfSet(this.outParked);
+  }
+
+  /**
+   * PROCESS mode: the inbound record that ends at `pos` is in this worker's hands. Until
+   * `finish` lets go of it, a successor (if this worker dies) starts after it and the
+   * master closes its session: a record is handled at most once.
+   */
+  take(pos: number) {
+    Atomics.store(this.u32, this.inClaim, pos);
+  }
+
+  /** PROCESS mode: everything up to `pos` is handled and its sends published (no wake-up). */
+  finish(pos: number) {
+    this.#released = pos;
+    Atomics.store(this.u32, this.inHead, pos);
   }
 
   /** Publishes how far the inbound ring was read; wakes the reactor if it waits for room. */
   release(pos: number) {
     this.readPos = pos;
+    this.#released = pos;
     Atomics.store(this.u32, this.inHead, pos);
     this.kickIfSet(this.inProducerWaiting);
+  }
+
+  /** Whether a record read is not let go of yet (its sends wait for room). */
+  holding(): boolean {
+    return this.#released !== this.readPos;
   }
 
   /**

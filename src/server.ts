@@ -23,7 +23,7 @@ import {
   SessionState,
   statsFields,
 } from "./_ffi/layout.ts";
-import { errnoName, ErrorCode } from "./errors.ts";
+import { Errno, errnoName, ErrorCode } from "./errors.ts";
 import { Logger } from "./log.ts";
 import {
   formatAddress,
@@ -331,6 +331,8 @@ export class Server {
   #drainWaiters = new Map<number, ((written: boolean) => void)[]>();
   /** Pieces of messages larger than one record, by session, until the last one arrives. */
   #pieces = new Map<number, Uint8Array[]>();
+  /** Sessions whose current message lost its start with a dead predecessor (see #lostMessage). */
+  #lostPieces = new Set<number>();
   /** Sessions this worker asked to close; they no longer exist for send/exists. */
   #closing = new Set<number>();
   /** PROCESS mode with `maxQueuedBytes`: the region whose session slots count queued input. */
@@ -735,21 +737,27 @@ export class Server {
     const lib = library();
     // A background server's stdout goes to the log too (its launcher pointed it there).
     const alsoStdout = this.#readyFd >= 0 || this.#daemonized ? 1 : 0;
-    unwrap(lib.zg_log_open(bytes, BigInt(bytes.length), alsoStdout), `open the log file "${path}"`);
-    // The master (root) made the file: workers that give up root must be able to reopen it.
+    // The master (root) makes the file for workers that give up root: it hands it to their
+    // user by the descriptor it opened.
     const o = this.options;
-    if (this.#role.kind === "manager" && (o.user || o.group)) {
-      const user = encoder.encode(o.user);
-      const group = encoder.encode(o.group);
-      lib.zg_chown(
-        bytes,
-        BigInt(bytes.length),
-        user,
-        BigInt(user.length),
-        group,
-        BigInt(group.length),
+    const chown = this.#role.kind === "manager" && (o.user || o.group);
+    const user = encoder.encode(chown ? o.user : "");
+    const group = encoder.encode(chown ? o.group : "");
+    const status = lib.zg_log_open(
+      bytes,
+      BigInt(bytes.length),
+      alsoStdout,
+      user,
+      BigInt(user.length),
+      group,
+      BigInt(group.length),
+    );
+    if (status !== 0 && lib.zg_last_errno() === Errno.ELOOP) {
+      throw new Deno.errors.PermissionDenied(
+        `Cannot open the log file "${path}": it is a symbolic link, and the server never writes through one`,
       );
     }
+    unwrap(status, `open the log file "${path}"`);
   }
 
   /**
@@ -1183,7 +1191,9 @@ export class Server {
         progress = true;
       }
     }
-    if (progress || lanes.some((lane) => lane.hasInput())) return unpark();
+    // PROCESS mode takes no records while sends wait for room: until then input is no work.
+    const inputCounts = !(this.#attached && this.#outputWaits());
+    if (progress || (inputCounts && lanes.some((lane) => lane.hasInput()))) return unpark();
     const mailbox = this.#mailbox;
     if (mailbox && !mailbox.prepareParking()) return unpark();
     const unparkAll = () => {
@@ -1238,6 +1248,10 @@ export class Server {
   #drain(): number {
     let handled = 0;
     const lanes = this.#lanes;
+    // PROCESS mode: a worker may die at any instant and its successor picks up its rings, so
+    // each record is taken, handled, its sends published, and only then let go of (see
+    // Lane.take). While sends wait for room in a ring, no more records are taken: the one
+    // whose sends wait stays in hand until they are in the ring.
     const claim = this.#attached;
     for (let l = 0; l < lanes.length; l++) {
       const lane = lanes[l];
@@ -1245,6 +1259,7 @@ export class Server {
       const tail = Atomics.load(u32, lane.inTail);
       let pos = lane.readPos;
       if (pos === tail) continue;
+      if (claim && this.#holdInput()) break;
       if (!this.#inBatch) {
         this.#inBatch = true;
         this.#region?.setStatus(this.getWorkerId(), WorkerStatus.busy);
@@ -1255,16 +1270,25 @@ export class Server {
           const word = at >>> 2;
           const len = u32[word];
           pos = (pos + ((layout.recordHeaderSize + len + 15) & ~15)) >>> 0;
-          // PROCESS mode: a successor of this worker (if it dies now) starts after this record;
-          // the one in hand is lost with it, none is handled twice.
-          if (claim) Atomics.store(u32, lane.inClaim, pos);
+          if (claim) lane.take(pos);
           const type = lane.u8[at + layout.recordType];
-          if (type === RecordType.pad) continue;
-          this.#dispatch(lane, type, at, len, u32[word + 2], u32[word + 3]);
-          handled++;
+          if (type !== RecordType.pad) {
+            this.#dispatch(lane, type, at, len, u32[word + 2], u32[word + 3]);
+            handled++;
+          }
+          if (claim) {
+            if (this.#outputWaits()) break;
+            for (let o = 0; o < lanes.length; o++) lanes[o].publishTail();
+            lane.finish(pos);
+          }
         }
       } finally {
-        lane.release(pos);
+        if (claim) {
+          lane.readPos = pos;
+          lane.kickIfSet(lane.inProducerWaiting);
+        } else {
+          lane.release(pos);
+        }
       }
     }
     const mailbox = this.#mailbox;
@@ -1296,6 +1320,45 @@ export class Server {
     return handled;
   }
 
+  /**
+   * PROCESS mode: pieces of a message whose start was in a worker that died (this one replaced
+   * it). The message is lost with that worker; its session closes (gracefully) rather than see
+   * the rest as a message of its own.
+   */
+  #lostMessage(sessionId: number, more: boolean) {
+    if (!this.#lostPieces.has(sessionId)) {
+      this.#log.warning(
+        `session ${sessionId}: a message's start was lost with the worker before this one; closing it`,
+      );
+      this.#laneOf(sessionId).push(RecordType.closeRequest, sessionId, 0, new Uint8Array(0));
+    }
+    if (more) this.#lostPieces.add(sessionId);
+    else this.#lostPieces.delete(sessionId);
+  }
+
+  /** Whether sends wait for room in a reactor's ring (PROCESS mode then takes no records). */
+  #outputWaits(): boolean {
+    const lanes = this.#lanes;
+    for (let l = 0; l < lanes.length; l++) if (lanes[l].pending.length > 0) return true;
+    return false;
+  }
+
+  /**
+   * PROCESS mode, before taking records: true while sends wait for room. Otherwise a record
+   * kept in hand because its sends waited is done now: it is let go of.
+   */
+  #holdInput(): boolean {
+    if (this.#outputWaits()) return true;
+    const lanes = this.#lanes;
+    for (let l = 0; l < lanes.length; l++) {
+      const lane = lanes[l];
+      if (!lane.holding()) continue;
+      for (let o = 0; o < lanes.length; o++) lanes[o].publishTail();
+      lane.release(lane.readPos);
+    }
+    return false;
+  }
+
   /** The trampoline from a native record to the user's callback. */
   #dispatch(lane: Lane, type: number, at: number, len: number, sessionId: number, aux: number) {
     const reactorId = lane.i16[(at + layout.recordReactorId) >>> 1];
@@ -1304,10 +1367,19 @@ export class Server {
       case RecordType.receive: {
         const start = at + layout.recordHeaderSize;
         let data: Uint8Array;
-        const more = lane.u8[at + layout.recordFlags] & ReceiveFlag.more;
-        if (more !== 0 || this.#pieces.size > 0 && this.#pieces.has(sessionId)) {
+        const flags = lane.u8[at + layout.recordFlags];
+        const more = flags & ReceiveFlag.more;
+        if (flags !== 0) {
           // A message larger than one record: its pieces are put back together.
-          const pieces = this.#pieces.get(sessionId) ?? [];
+          let pieces = this.#pieces.get(sessionId);
+          if (pieces === undefined) {
+            if ((flags & ReceiveFlag.continued) !== 0) {
+              this.#lostMessage(sessionId, more !== 0);
+              if (this.#queueRegion) this.#handled(sessionId, len);
+              return;
+            }
+            pieces = [];
+          }
           pieces.push(lane.u8.slice(start, start + len));
           if (more !== 0) {
             this.#pieces.set(sessionId, pieces);
@@ -1356,6 +1428,7 @@ export class Server {
         this.#call("close", sessionId, () => close?.(this, sessionId, reactorId));
         this.#closing.delete(sessionId);
         this.#pieces.delete(sessionId);
+        this.#lostPieces.delete(sessionId);
         if (this.#framers) { for (const framer of this.#framers) framer?.forget(sessionId); }
         // After EOF the reactor keeps the socket until we answer, so sends made before this
         // point (and in the close callback) are still written.

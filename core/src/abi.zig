@@ -273,6 +273,10 @@ pub const FramingConfig = extern struct {
 
 /// A receive record carries part of a message too large for one record; more follows.
 pub const receive_flag_more: u8 = 1;
+/// A receive record carries a later part of such a message, not its start. A worker that gets
+/// one without the start (it replaced a worker that died halfway through) knows the message
+/// is lost.
+pub const receive_flag_continued: u8 = 2;
 
 /// What `zg_server_create` takes. Zero fields mean "the default".
 pub const ServerConfig = extern struct {

@@ -140,6 +140,36 @@ pub const Lane = struct {
     /// PROCESS mode, set by the master's JS thread: the worker exited; close its sessions that
     /// wait for its answer to their close.
     worker_exited: u32 = 0,
+    /// PROCESS mode: sessions of records the dead worker had taken but not finished, noted by
+    /// the master's JS thread (`workerExited`) and closed by this reactor's thread.
+    orphans: Orphans = .{},
+};
+
+/// The sessions a dead worker had in its hands. A worker holds one record at a time (it takes
+/// no more while its sends wait for room), so a few places are plenty.
+const Orphans = struct {
+    mutex: std.Thread.Mutex = .{},
+    ids: [4]u32 = @splat(0),
+    len: u32 = 0,
+
+    fn add(o: *Orphans, session_id: u32) void {
+        o.mutex.lock();
+        defer o.mutex.unlock();
+        for (o.ids[0..o.len]) |id| if (id == session_id) return;
+        if (o.len == o.ids.len) return log.warn("session {d}: its worker died while handling it, but too many were in its hands to close them all", .{session_id});
+        o.ids[o.len] = session_id;
+        o.len += 1;
+    }
+
+    /// Takes every noted id (into `out`), leaving none.
+    fn take(o: *Orphans, out: *[4]u32) []const u32 {
+        o.mutex.lock();
+        defer o.mutex.unlock();
+        const n = o.len;
+        out.* = o.ids;
+        o.len = 0;
+        return out[0..n];
+    }
 };
 
 pub const DispatchMode = enum(u8) { round_robin = 1, fd_modulo = 2, idle_worker = 3, ip_hash = 4, uid = 5 };
@@ -545,9 +575,36 @@ pub const Reactor = struct {
         return r.attach != null and monoNs() >= r.phase_deadline_ns;
     }
 
-    /// PROCESS mode, from the master's JS thread: worker `lane` exited.
-    pub fn workerExited(r: *Reactor, lane: u16) void {
-        @atomicStore(u32, &r.lanes[lane].worker_exited, 1, .release);
+    /// PROCESS mode, from the master's JS thread once worker `lane` is gone and before its
+    /// successor is spawned (so nobody else consumes its inbound ring): the records it had
+    /// taken but not finished, `[head, consumer_claim)`, are let go of here, and their sessions
+    /// noted for this reactor's thread to close. None is delivered again: a record that made
+    /// its worker crash cannot crash the successor too, and what it half did is not done twice.
+    pub fn workerExited(r: *Reactor, lane_index: u16) void {
+        const lane = &r.lanes[lane_index];
+        const ctl = lane.inbound.ctl;
+        const data = lane.inbound.data;
+        const head = @atomicLoad(u32, &ctl.head, .acquire);
+        const claim = @atomicLoad(u32, &ctl.consumer_claim, .acquire);
+        const in_hand = claim -% head;
+        // A claim behind the head (a worker that never took one) or off the record grid is no
+        // claim: nothing was in hand.
+        if (in_hand != 0 and in_hand <= data.len and in_hand % abi.record_align == 0) {
+            var pos = head;
+            while (pos != claim) {
+                const index = pos & @as(u32, @intCast(data.len - 1));
+                const header: *const abi.RecordHeader = @ptrCast(@alignCast(&data[index]));
+                const size = ring.recordSize(header.len);
+                if (size > claim -% pos or index + size > data.len) break;
+                switch (@as(abi.RecordType, @enumFromInt(header.type))) {
+                    .connect, .receive, .close => if (header.session_id != 0) lane.orphans.add(header.session_id),
+                    else => {},
+                }
+                pos +%= size;
+            }
+            @atomicStore(u32, &ctl.head, claim, .release);
+        }
+        @atomicStore(u32, &lane.worker_exited, 1, .release);
         kick(r.kick_fd);
     }
 
@@ -560,10 +617,22 @@ pub const Reactor = struct {
     /// any session's bytes), so none stays held for good. The successor's subtractions for what
     /// is left in the ring take counts below 0 for a while, which only lets those sessions read
     /// a little more.
+    ///
+    /// The sessions of the records the dead worker had in hand (see `workerExited`) close
+    /// gracefully: what it sent before is written first (its last sends are consumed here
+    /// first), then FIN, and the close event goes where close events go.
     fn closeOrphans(r: *Reactor) void {
         for (r.lanes, 0..) |*lane, i| {
             if (@atomicLoad(u32, &lane.worker_exited, .acquire) == 0) continue;
             @atomicStore(u32, &lane.worker_exited, 0, .release);
+            r.consumeOutbound();
+            var ids: [4]u32 = undefined;
+            for (lane.orphans.take(&ids)) |id| {
+                const s = r.sessions.get(id) orelse continue;
+                if (s.state != .open) continue;
+                log.warn("session {d}: worker {d} died while handling it; closing it", .{ id, i });
+                r.closeRequested(id, 0);
+            }
             for (r.sessions.slots) |*s| {
                 if (s.state == .peer_closed and s.close_notified and r.closeLane(s) == i) {
                     r.closeSession(s, abi.close_flag_server, 0, false);
@@ -1313,7 +1382,8 @@ pub const Reactor = struct {
             };
             @memcpy(room[0..piece], rest[0..piece]);
             const more = piece < rest.len;
-            lane.inbound.commit(.receive, if (more) abi.receive_flag_more else 0, r.reactorId(), s.id, s.listener, @intCast(piece));
+            const flags = (if (more) abi.receive_flag_more else 0) | (if (s.frame_sent > 0) abi.receive_flag_continued else 0);
+            lane.inbound.commit(.receive, flags, r.reactorId(), s.id, s.listener, @intCast(piece));
             r.tally(s.listener, "dispatch_count", 1);
             if (r.max_queued > 0) _ = r.countQueued(s, @intCast(piece));
             if (!more) {

@@ -10,6 +10,7 @@ const shm = @import("shm.zig");
 const process = @import("process.zig");
 const signals = @import("signals.zig");
 const session_table = @import("session_table.zig");
+const files = @import("files.zig");
 const SessionTable = session_table.SessionTable;
 const Reactor = reactor.Reactor;
 const Status = abi.Status;
@@ -721,18 +722,59 @@ export fn zg_supervisor_kick_fd(s: *spawn.Supervisor) i32 {
     return s.kick_fd;
 }
 
-/// Opens (appending, creating) the file at `path` and puts it in place of stderr, so that the
-/// core's logs and JavaScript's `console.error` both go there; with `also_stdout`, of stdout
-/// too. Called again after the file was renamed, it starts a new one (log rotation).
-export fn zg_log_open(path_ptr: [*]const u8, path_len: usize, also_stdout: u32) Status {
+/// Opens (appending, creating; never through a symbolic link: ELOOP) the file at `path` and
+/// puts it in place of stderr, so that the core's logs and JavaScript's `console.error` both go
+/// there; with `also_stdout`, of stdout too. With a `user` or `group` (the master, as root, for
+/// workers that give up root), the file is handed to them by its descriptor. Called again after
+/// the file was renamed, it starts a new one (log rotation).
+export fn zg_log_open(path_ptr: [*]const u8, path_len: usize, also_stdout: u32, user_ptr: [*]const u8, user_len: usize, group_ptr: [*]const u8, group_len: usize) Status {
     last_errno = 0;
     var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
     const path_z = pathZ(&path_buffer, path_ptr[0..path_len]) orelse return .invalid_argument;
-    const flags: std.posix.O = .{ .ACCMODE = .WRONLY, .APPEND = true, .CREAT = true, .CLOEXEC = true };
-    const fd = std.posix.openZ(path_z, flags, 0o644) catch |err| return statusOf(err);
+    var owner: ?files.Owner = null;
+    if (user_len > 0 or group_len > 0) {
+        const ids = lookupIds(user_ptr[0..user_len], group_ptr[0..group_len]) orelse return .not_found;
+        const keep: std.c.uid_t = std.math.maxInt(std.c.uid_t);
+        owner = .{ .uid = ids.uid orelse keep, .gid = ids.gid orelse keep };
+    }
+    const fd = files.openLog(path_z, owner, &last_errno) catch return errnoOf(last_errno);
     defer std.posix.close(fd);
     std.posix.dup2(fd, 2) catch |err| return statusOf(err);
     if (also_stdout == 1) std.posix.dup2(fd, 1) catch |err| return statusOf(err);
+    return .ok;
+}
+
+/// Takes the pid file for this process (see `files.acquirePidFile`): `out_fd` is the locked
+/// descriptor to keep while the server runs. A file a running server holds: `bad_state`, errno
+/// EAGAIN, its pid in `out_holder`; a symbolic link: errno ELOOP.
+export fn zg_pid_file_acquire(path_ptr: [*]const u8, path_len: usize, out_fd: *i32, out_holder: *i32) Status {
+    last_errno = 0;
+    var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
+    const path_z = pathZ(&path_buffer, path_ptr[0..path_len]) orelse return .invalid_argument;
+    out_fd.* = files.acquirePidFile(path_z, std.c.getpid(), out_holder, &last_errno) catch {
+        return if (last_errno == @intFromEnum(std.posix.E.AGAIN)) .bad_state else errnoOf(last_errno);
+    };
+    return .ok;
+}
+
+/// The server stops: its pid file goes (if still its own) and the lock with it.
+export fn zg_pid_file_release(fd: i32, path_ptr: [*]const u8, path_len: usize) Status {
+    var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
+    const path_z = pathZ(&path_buffer, path_ptr[0..path_len]) orelse {
+        std.posix.close(fd);
+        return .invalid_argument;
+    };
+    files.releasePidFile(fd, path_z);
+    return .ok;
+}
+
+/// The CLI: the pid of the running server whose pid file this is (checked, see
+/// `files.pidFileOwner`). errno ESRCH: no server holds it.
+export fn zg_pid_file_owner(path_ptr: [*]const u8, path_len: usize, out_pid: *i32) Status {
+    last_errno = 0;
+    var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
+    const path_z = pathZ(&path_buffer, path_ptr[0..path_len]) orelse return .invalid_argument;
+    out_pid.* = files.pidFileOwner(path_z, &last_errno) catch return errnoOf(last_errno);
     return .ok;
 }
 
@@ -822,7 +864,6 @@ fn lookupIds(user: []const u8, group: []const u8) ?Ids {
 
 extern "c" fn getpwuid(uid: std.c.uid_t) ?*std.c.passwd;
 extern "c" fn getgid() std.c.gid_t;
-extern "c" fn chown(path: [*:0]const u8, uid: std.c.uid_t, gid: std.c.gid_t) c_int;
 
 /// `user` / `group`: a worker gives up root. `user` and `group` are names or numbers (empty:
 /// keep); without `group`, the user's own group. Supplementary groups are dropped. `not_found`
@@ -830,6 +871,8 @@ extern "c" fn chown(path: [*:0]const u8, uid: std.c.uid_t, gid: std.c.gid_t) c_i
 export fn zg_drop_privileges(user_ptr: [*]const u8, user_len: usize, group_ptr: [*]const u8, group_len: usize) Status {
     last_errno = 0;
     const ids = lookupIds(user_ptr[0..user_len], group_ptr[0..group_len]) orelse return .not_found;
+    if (std.c.geteuid() != 0 and (ids.uid == null or ids.uid.? == std.c.getuid()) and
+        (ids.gid == null or ids.gid.? == getgid())) return .ok; // runs as them already
     // Group first: once the user id is dropped, the group can no longer change.
     const gid = ids.gid orelse getgid();
     const one = [1]std.c.gid_t{gid};
@@ -843,19 +886,38 @@ export fn zg_drop_privileges(user_ptr: [*]const u8, user_len: usize, group_ptr: 
     return .ok;
 }
 
-/// The master, after it (re)opened the log file as root: hand it to the user and group the
-/// workers run as, so that they can open it too.
-export fn zg_chown(path_ptr: [*]const u8, path_len: usize, user_ptr: [*]const u8, user_len: usize, group_ptr: [*]const u8, group_len: usize) Status {
+/// Before anything listens: can this process run its workers as `user` / `group`? `not_found`
+/// with `out_which` 1 (the user) or 2 (the group) for an unknown name; `permission_denied` when
+/// the ids differ from this process's own and it is not root.
+export fn zg_check_ids(user_ptr: [*]const u8, user_len: usize, group_ptr: [*]const u8, group_len: usize, out_which: *u32) Status {
     last_errno = 0;
-    const ids = lookupIds(user_ptr[0..user_len], group_ptr[0..group_len]) orelse return .not_found;
-    var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
-    const path_z = pathZ(&path_buffer, path_ptr[0..path_len]) orelse return .invalid_argument;
-    const no_change: std.c.uid_t = std.math.maxInt(std.c.uid_t);
-    if (chown(path_z, ids.uid orelse no_change, ids.gid orelse no_change) != 0) return errnoStatus();
-    return .ok;
+    out_which.* = 0;
+    const user = user_ptr[0..user_len];
+    const group = group_ptr[0..group_len];
+    if (user.len > 0 and lookupIds(user, "") == null) {
+        out_which.* = 1;
+        return .not_found;
+    }
+    const ids = lookupIds(user, group) orelse {
+        out_which.* = 2;
+        return .not_found;
+    };
+    if (std.c.geteuid() == 0) return .ok;
+    const same_user = ids.uid == null or ids.uid.? == std.c.getuid();
+    const same_group = ids.gid == null or ids.gid.? == getgid();
+    return if (same_user and same_group) .ok else .permission_denied;
 }
 
 extern "c" fn setgroups(size: usize, list: [*]const std.c.gid_t) c_int;
+
+/// The status of a failure whose errno is `errno` (already in `last_errno`).
+fn errnoOf(errno: i32) Status {
+    return switch (@as(std.posix.E, @enumFromInt(@as(u16, @intCast(errno))))) {
+        .NOENT => .not_found,
+        .ACCES, .PERM => .permission_denied,
+        else => .os_error,
+    };
+}
 
 fn errnoStatus() Status {
     const e = std.posix.errno(@as(c_int, -1));
@@ -929,4 +991,5 @@ test {
     _ = @import("process.zig");
     _ = @import("signals.zig");
     _ = @import("framing.zig");
+    _ = @import("files.zig");
 }

@@ -47,7 +47,7 @@ export const RecordType = {
 } as const;
 
 /** Flags of receive records (`abi.receive_flag_*`). */
-export const ReceiveFlag = { more: 1 } as const;
+export const ReceiveFlag = { more: 1, continued: 2 } as const;
 
 /** Flags of mailbox records (`abi.mail_flag_*`). */
 export const MailFlag = { more: 1, error: 2, noResult: 4, first: 8, last: 16 } as const;

@@ -47,10 +47,13 @@ export const symbols = {
   zg_eventfd: { parameters: ["buffer"], result: "i32" },
   zg_set_cloexec: { parameters: ["i32"], result: "i32" },
   zg_drop_privileges: { parameters: ["buffer", "usize", "buffer", "usize"], result: "i32" },
-  zg_chown: {
-    parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize"],
+  zg_check_ids: {
+    parameters: ["buffer", "usize", "buffer", "usize", "buffer"],
     result: "i32",
   },
+  zg_pid_file_acquire: { parameters: ["buffer", "usize", "buffer", "buffer"], result: "i32" },
+  zg_pid_file_release: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  zg_pid_file_owner: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
   zg_spawn_detached: {
     parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "i32", "buffer"],
     result: "i32",
@@ -59,7 +62,10 @@ export const symbols = {
   /** Blocks until data or EOF: runs on Deno's blocking pool. Returns bytes, 0 EOF, -1 error. */
   zg_read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
   zg_write_all: { parameters: ["i32", "buffer", "usize"], result: "i32" },
-  zg_log_open: { parameters: ["buffer", "usize", "u32"], result: "i32" },
+  zg_log_open: {
+    parameters: ["buffer", "usize", "u32", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+  },
   /** Returns the fd (not a status). */
   zg_server_wake_fd: { parameters: ["pointer", "u32"], result: "i32" },
   zg_signal_take: { parameters: ["u32", "i32"], result: "i32" },
