@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import { Server } from "./mod.ts";
 import type { ServerOptions } from "./mod.ts";
 import { Region, WorkerStatus } from "./src/region.ts";
+import { runningServer } from "./src/pid_file.ts";
 
 const defaultPidFile = "ziggurat.pid";
 
@@ -235,18 +236,28 @@ async function start(args: string[]): Promise<number> {
   return 0;
 }
 
-/** The pid in the pid file, of a process that runs. */
+/**
+ * The pid of the running server whose pid file this is. Only a process that holds the file
+ * open and locked counts (src/pid_file.ts): a stale file whose pid now names another program
+ * is never signalled.
+ */
 function runningPid(pidFile: string): number {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(pidFile);
-  } catch {
-    throw new Failure(`no pid file at ${pidFile} (is the server running?)`, 1);
+  const found = runningServer(pidFile);
+  switch (found) {
+    case "missing":
+      throw new Failure(`no pid file at ${pidFile} (is the server running?)`, 1);
+    case "stale":
+      throw new Failure(
+        `${pidFile} is stale: no running Ziggurat server holds it (the pid it names is gone or is another program)`,
+        1,
+      );
+    case "link":
+      throw new Failure(`${pidFile} is a symbolic link; refusing to use it`, 1);
+    case "unreadable":
+      throw new Failure(`cannot read ${pidFile}`, 1);
+    default:
+      return found;
   }
-  const pid = Number(text.trim());
-  if (!Number.isInteger(pid) || pid <= 0) throw new Failure(`${pidFile} holds no pid`, 1);
-  if (!alive(pid)) throw new Failure(`no process ${pid}: ${pidFile} is stale`, 1);
-  return pid;
 }
 
 function alive(pid: number): boolean {

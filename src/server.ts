@@ -22,8 +22,10 @@ import {
   RecordType,
   SessionState,
   statsFields,
+  Status,
 } from "./_ffi/layout.ts";
 import { Errno, errnoName, ErrorCode } from "./errors.ts";
+import { PidFile, runningServer } from "./pid_file.ts";
 import { Logger } from "./log.ts";
 import {
   formatAddress,
@@ -333,6 +335,8 @@ export class Server {
   #pieces = new Map<number, Uint8Array[]>();
   /** Sessions whose current message lost its start with a dead predecessor (see #lostMessage). */
   #lostPieces = new Set<number>();
+  /** The pid file this process holds while it runs (the master's). */
+  #pidFile: PidFile | undefined;
   /** Sessions this worker asked to close; they no longer exist for send/exists. */
   #closing = new Set<number>();
   /** PROCESS mode with `maxQueuedBytes`: the region whose session slots count queued input. */
@@ -476,6 +480,13 @@ export class Server {
     if (this.#role.kind === "single" && this.#processes.length > 0) {
       this.#role = { kind: "manager" };
     }
+    if (this.#role.kind !== "worker") {
+      try {
+        this.#checkIds();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     if (this.options.daemonize && this.#role.kind !== "worker") {
       const ready = Deno.env.get(env.daemonReadyFd);
       if (ready === undefined) return this.#daemonize();
@@ -487,6 +498,11 @@ export class Server {
     }
     try {
       this.#openLog();
+      // Before anything listens: a pid file a running server holds, a symbolic link or a
+      // directory we cannot write fails start().
+      if (this.#role.kind !== "worker" && this.options.pidFile) {
+        this.#pidFile = PidFile.acquire(this.options.pidFile);
+      }
     } catch (error) {
       return Promise.reject(error);
     }
@@ -513,6 +529,7 @@ export class Server {
       }
     } catch (error) {
       this.#state = "stopped";
+      this.#removePidFile();
       return Promise.reject(error);
     }
     this.#done = Promise.withResolvers<void>();
@@ -521,6 +538,8 @@ export class Server {
     const workerId = this.getWorkerId();
     // Running: idle until its first batch (the master spawned it as "not started").
     if (role.kind === "worker") this.#region?.setStatus(workerId, WorkerStatus.idle);
+    // No callback runs before the process gives up root.
+    this.#dropPrivileges(role);
     // As in Swoole's BASE mode, `start` runs once: in worker 0 (PROCESS mode: in the manager).
     if (workerId === 0 && !this.#attached) {
       this.#call("start", -1, () => this.#callbacks.start?.(this));
@@ -530,25 +549,6 @@ export class Server {
     if (role.kind === "worker" && role.workerType === "event" && this.options.maxRequest > 0) {
       const grace = this.options.maxRequestGrace;
       this.#requestLimit = this.options.maxRequest + Math.floor(Math.random() * (grace + 1));
-    }
-    if (role.kind === "worker" && (this.options.user || this.options.group)) {
-      // The worker gives up root before any of its callbacks run (the master keeps it).
-      const user = encoder.encode(this.options.user);
-      const group = encoder.encode(this.options.group);
-      const dropped = this.#lib.zg_drop_privileges(
-        user,
-        BigInt(user.length),
-        group,
-        BigInt(group.length),
-      );
-      if (dropped !== 0) {
-        this.#log.error(
-          `cannot run as user "${this.options.user}" group "${this.options.group}" (status ${dropped}); exiting`,
-        );
-        Deno.exit(1);
-      }
-      // Changing credentials clears the parent-death signal: ask for it again.
-      if (this.#lib.zg_die_with_parent(15, role.managerPid) !== 0) Deno.exit(1);
     }
     if (role.kind === "worker" && role.workerType === "process") {
       this.#runUserProcess(role.workerId);
@@ -560,6 +560,68 @@ export class Server {
       this.#done.reject(error);
     });
     return this.#done.promise;
+  }
+
+  /**
+   * `user` / `group`: a worker (or a server of one process, once it listens) gives up root
+   * before any of its callbacks run; a master keeps it to bind and supervise. start() checked
+   * the names before anything listened, so a failure here is the OS refusing.
+   */
+  #dropPrivileges(role: Role) {
+    const o = this.options;
+    if (!o.user && !o.group) return;
+    const user = encoder.encode(o.user);
+    const group = encoder.encode(o.group);
+    const dropped = this.#lib.zg_drop_privileges(
+      user,
+      BigInt(user.length),
+      group,
+      BigInt(group.length),
+    );
+    if (dropped !== 0) {
+      this.#log.error(
+        `cannot run as user "${o.user}" group "${o.group}": ${
+          errnoName(this.#lib.zg_last_errno())
+        }; exiting`,
+      );
+      Deno.exit(1);
+    }
+    // Changing credentials clears the parent-death signal: ask for it again.
+    if (role.kind === "worker" && this.#lib.zg_die_with_parent(15, role.managerPid) !== 0) {
+      Deno.exit(1);
+    }
+  }
+
+  /**
+   * Before anything listens: the `user` and `group` the workers are to run as exist, and this
+   * process may become them.
+   */
+  #checkIds() {
+    const o = this.options;
+    if (!o.user && !o.group) return;
+    const user = encoder.encode(o.user);
+    const group = encoder.encode(o.group);
+    const which = new Uint32Array(1);
+    const status = library().zg_check_ids(
+      user,
+      BigInt(user.length),
+      group,
+      BigInt(group.length),
+      which,
+    );
+    if (status === Status.notFound) {
+      throw new Deno.errors.NotFound(
+        which[0] === 1
+          ? `Cannot start the server: there is no user "${o.user}" (option user)`
+          : `Cannot start the server: there is no group "${o.group}" (option group)`,
+      );
+    }
+    if (status === Status.permissionDenied) {
+      throw new Deno.errors.PermissionDenied(
+        `Cannot start the server: running its workers as user "${o.user}" group "${o.group}" needs the server to start as root`,
+      );
+    }
+    unwrap(status, "check the user and group");
   }
 
   /**
@@ -791,7 +853,6 @@ export class Server {
 
   /** The server listens: the pid file, and a background server's word to its launcher. */
   #listening() {
-    this.#writePidFile();
     if (this.#readyFd < 0) return;
     const line = encoder.encode(`listening ${this.port}\n`);
     this.#lib.zg_write_all(this.#readyFd, line, BigInt(line.length));
@@ -807,6 +868,13 @@ export class Server {
   async #daemonize(): Promise<void> {
     const lib = library();
     this.#lib = lib;
+    const pidFile = this.options.pidFile;
+    const running = pidFile ? runningServer(pidFile) : "missing";
+    if (typeof running === "number") {
+      throw new Deno.errors.AlreadyExists(
+        `Cannot start the server: the pid file "${pidFile}" belongs to a running server (pid ${running})`,
+      );
+    }
     const argv = ownCommandLine();
     const pipe = new Int32Array(2);
     unwrap(lib.zg_pipe(pipe), "create a pipe");
@@ -857,17 +925,6 @@ export class Server {
     return this.#daemonPid;
   }
 
-  /** `pidFile`: this process's pid, once the server listens. */
-  #writePidFile() {
-    const path = this.options.pidFile;
-    if (!path) return;
-    try {
-      Deno.writeTextFileSync(path, `${Deno.pid}\n`);
-    } catch (error) {
-      this.#log.error(`cannot write the pid file ${path}`, error);
-    }
-  }
-
   /** A Unix socket's file goes with the server that made it (the main one's and the ports'). */
   #removeSocketFile() {
     const listeners = [this.options, ...this.#ports];
@@ -881,15 +938,10 @@ export class Server {
     }
   }
 
+  /** The pid file goes with the server (if it is still the one this server wrote). */
   #removePidFile() {
-    const path = this.options.pidFile;
-    if (!path) return;
-    try {
-      // Only ours: another server may have taken the file over.
-      if (Deno.readTextFileSync(path).trim() === String(Deno.pid)) Deno.removeSync(path);
-    } catch {
-      // Gone already.
-    }
+    this.#pidFile?.release();
+    this.#pidFile = undefined;
   }
 
   /**
@@ -1191,6 +1243,7 @@ export class Server {
         progress = true;
       }
     }
+    this.#releaseHeld();
     // PROCESS mode takes no records while sends wait for room: until then input is no work.
     const inputCounts = !(this.#attached && this.#outputWaits());
     if (progress || (inputCounts && lanes.some((lane) => lane.hasInput()))) return unpark();
@@ -1349,6 +1402,17 @@ export class Server {
    */
   #holdInput(): boolean {
     if (this.#outputWaits()) return true;
+    this.#releaseHeld();
+    return false;
+  }
+
+  /**
+   * PROCESS mode: once no send waits for room, the record kept in hand for its sends is done:
+   * publish them and let go of it (also when no more input comes, and before a planned exit,
+   * so that the master never takes a finished record for one in hand).
+   */
+  #releaseHeld() {
+    if (!this.#attached || this.#outputWaits()) return;
     const lanes = this.#lanes;
     for (let l = 0; l < lanes.length; l++) {
       const lane = lanes[l];
@@ -1356,7 +1420,6 @@ export class Server {
       for (let o = 0; o < lanes.length; o++) lanes[o].publishTail();
       lane.release(lane.readPos);
     }
-    return false;
   }
 
   /** The trampoline from a native record to the user's callback. */
@@ -2601,6 +2664,7 @@ export class Server {
 
   #flushPending() {
     for (const lane of this.#lanes) lane.flushPending();
+    this.#releaseHeld();
   }
 
   /**
@@ -2622,6 +2686,7 @@ export class Server {
         lane.flushPending();
         lane.publishOut();
       }
+      this.#releaseHeld();
       if (outboxes.every((lane) => lane.pending.length === 0)) return;
       if (performance.now() >= deadline || this.#wakeFd < 0) {
         this.#log.warning("exiting with sends still queued: maxWaitTime ran out");

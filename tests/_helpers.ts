@@ -202,6 +202,17 @@ export async function readLine(conn: Deno.Conn): Promise<string> {
   return text.trim();
 }
 
+/** Reads one "\n"-terminated line and not a byte more (what follows stays unread). */
+export async function readLineOnly(conn: Deno.Conn): Promise<string> {
+  const bytes: number[] = [];
+  const byte = new Uint8Array(1);
+  while (bytes.at(-1) !== 10) {
+    if (await conn.read(byte) === null) break;
+    bytes.push(byte[0]);
+  }
+  return new TextDecoder().decode(new Uint8Array(bytes)).trim();
+}
+
 /** Sends one fixture command and parses its one-line JSON reply. */
 export async function command(conn: Deno.Conn, line: string): Promise<Record<string, unknown>> {
   await conn.write(new TextEncoder().encode(line.endsWith("\n") ? line : line + "\n"));

@@ -7,7 +7,7 @@ import {
   command,
   connect,
   readBytes,
-  readLine,
+  readLineOnly,
   startFixture,
   withTimeout,
   workersStarted,
@@ -267,7 +267,7 @@ Deno.test("process mode, maxQueuedBytes: a session whose worker is behind is not
   // the rest waits in the kernel.
   const payload = new Uint8Array(1024 * 1024).fill(0x78);
   const writing = writeAll(conn, payload);
-  const report = JSON.parse(await readLine(conn));
+  const report = JSON.parse(await readLineOnly(conn));
   assert.ok(report.recvQueuedBytes >= max, `held at ${report.recvQueuedBytes}, not before`);
   assert.ok(report.recvQueuedBytes <= hold.length + max + 64 * 1024, `${report.recvQueuedBytes}`);
   assert.ok(report.totalRecvBytes <= hold.length + max + 64 * 1024, `${report.totalRecvBytes}`);

@@ -15,6 +15,7 @@ const ring = @import("ring.zig");
 const shm = @import("shm.zig");
 const session_table = @import("session_table.zig");
 const framing = @import("framing.zig");
+const lingering_close = @import("linger.zig");
 const SessionTable = session_table.SessionTable;
 const Session = session_table.Session;
 const linux = std.os.linux;
@@ -44,6 +45,7 @@ const session_events: u32 = linux.EPOLL.IN | linux.EPOLL.RDHUP | linux.EPOLL.ET;
 const tag_listener: u64 = 1 << 32;
 const tag_kick: u64 = 2 << 32;
 const tag_doorbell: u64 = 3 << 32;
+const tag_linger: u64 = 4 << 32;
 
 pub const Listener = struct {
     fd: i32,
@@ -219,6 +221,11 @@ pub const Reactor = struct {
     /// 1 ms, doubling up to 1024 while none is let go (Swoole's backoff). Capacity reserved.
     held: std.ArrayList(u32) = .empty,
     held_check_ns: i64 = 0,
+    /// Sockets of sessions closed gracefully while their peer still sent: half closed, read
+    /// until the peer's FIN (see linger.zig). Capacity: one per session slot, reserved at start.
+    lingering: lingering_close.Lingering = .{},
+    /// When the earliest lingering socket's time is up (monotonic ns); 0 when none lingers.
+    linger_next_ns: i64 = 0,
     held_backoff_ms: u32 = 1,
     /// Heartbeat: every `heartbeat_interval_ns`, sessions that received nothing for
     /// `heartbeat_idle_ns` (and are not protected) are closed. 0: off.
@@ -350,6 +357,7 @@ pub const Reactor = struct {
         r.ready.deinit(r.allocator);
         r.ready_next.deinit(r.allocator);
         r.held.deinit(r.allocator);
+        r.lingering.deinit(r.allocator);
         r.pending.deinit(r.allocator);
         r.allocator.free(r.lanes);
         posix.close(r.epoll_fd);
@@ -398,6 +406,7 @@ pub const Reactor = struct {
             var event: linux.epoll_event = .{ .events = linux.EPOLL.IN, .data = .{ .u64 = tag_doorbell } };
             try posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_ADD, r.doorbell_fd, &event);
         }
+        try r.lingering.init(r.allocator, r.sessions.slots.len);
         r.started = true;
         r.stats().start_time = @intCast(std.time.timestamp());
         if (inline_mode) return;
@@ -515,6 +524,9 @@ pub const Reactor = struct {
         r.closeOrphans();
         r.heartbeat();
         r.releaseHeld();
+        if (r.linger_next_ns != 0 and monoNs() >= r.linger_next_ns) {
+            r.linger_next_ns = r.lingering.sweep(monoNs()) orelse 0;
+        }
         switch (r.phase) {
             .running => {
                 r.acceptPending();
@@ -697,6 +709,10 @@ pub const Reactor = struct {
             const left: i32 = @intCast(@max(0, @divFloor(r.held_check_ns - monoNs(), std.time.ns_per_ms) + 1));
             if (timeout < 0 or left < timeout) timeout = left;
         }
+        if (r.linger_next_ns != 0) {
+            const left: i32 = @intCast(@max(0, @divFloor(r.linger_next_ns - monoNs(), std.time.ns_per_ms) + 1));
+            if (timeout < 0 or left < timeout) timeout = left;
+        }
         return timeout;
     }
 
@@ -717,6 +733,7 @@ pub const Reactor = struct {
                 var value: u64 = 0;
                 _ = c.read(r.doorbell_fd, @ptrCast(&value), 8);
             },
+            tag_linger => r.lingering.onReadable(@intCast(low)),
             tag_session => {
                 const s = r.sessions.get(low) orelse return;
                 if (event.events & linux.EPOLL.OUT != 0) r.flushSession(s);
@@ -1724,7 +1741,14 @@ pub const Reactor = struct {
             _ = c.setsockopt(s.fd, linux.SOL.SOCKET, linux.SO.LINGER, @ptrCast(&linger), @sizeOf(Linger));
             r.tally(s.listener, "abort_count", 1);
         }
-        posix.close(s.fd);
+        if (!abort and r.phase == .running and s.state != .peer_closed and !s.peer_hup) {
+            // The peer may still be sending: half close, and read it out (linger.zig).
+            var event: linux.epoll_event = .{ .events = linux.EPOLL.IN | linux.EPOLL.RDHUP, .data = .{ .u64 = tag_linger | @as(u32, @intCast(s.fd)) } };
+            r.lingering.add(r.epoll_fd, s.fd, &event, monoNs());
+            if (r.linger_next_ns == 0 and !r.lingering.isEmpty()) r.linger_next_ns = monoNs() + lingering_close.linger_ms * std.time.ns_per_ms;
+        } else {
+            posix.close(s.fd);
+        }
         r.tally(s.listener, "close_count", 1);
         r.untally(s.listener, "connection_num", 1);
         if (r.attach) |a| _ = @atomicRmw(u32, a.connection_total, .Sub, 1, .monotonic);

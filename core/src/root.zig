@@ -992,4 +992,5 @@ test {
     _ = @import("signals.zig");
     _ = @import("framing.zig");
     _ = @import("files.zig");
+    _ = @import("linger.zig");
 }
