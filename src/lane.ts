@@ -179,9 +179,9 @@ export class Lane {
   }
 
   /**
-   * PROCESS mode: the inbound record that ends at `pos` is in this worker's hands. Until
-   * `finish` lets go of it, a successor (if this worker dies) starts after it and the
-   * master closes its session: a record is handled at most once.
+   * The inbound record that ends at `pos` is in this process's hands (PROCESS-mode lanes and
+   * mailboxes). Until it is let go of (`finish`, `release`), a successor of this process (if
+   * it dies now) starts after it: a record is handled at most once.
    */
   take(pos: number) {
     Atomics.store(this.u32, this.inClaim, pos);
@@ -243,4 +243,39 @@ export class Lane {
   hasOutput(): boolean {
     return this.pending.length > 0 || this.writePos !== Atomics.load(this.u32, this.outHead);
   }
+}
+
+// PROCESS mode: a worker may die at any instant, and its successor picks up its lanes. So each
+// record is taken (`Lane.take`), handled, what it sent is published, and only then is it let go
+// of (`Lane.finish`); while sends wait for room in a ring, no record is taken, and the one whose
+// sends wait stays in hand until they are in the ring.
+
+/**
+ * Publishes what was written to every lane (no wake-up: `publishOut` does that once per batch).
+ * True when no send waits for room, i.e. everything sent so far is in the rings.
+ */
+export function publishTails(lanes: Lane[]): boolean {
+  let whole = true;
+  for (let l = 0; l < lanes.length; l++) {
+    const lane = lanes[l];
+    lane.publishTail();
+    if (lane.pending.length > 0) whole = false;
+  }
+  return whole;
+}
+
+/**
+ * Lets go of the records kept in hand because their sends waited for room, once none waits.
+ * True when records may be taken again.
+ */
+export function letGoOfHeld(lanes: Lane[]): boolean {
+  let held = false;
+  for (let l = 0; l < lanes.length; l++) {
+    if (lanes[l].pending.length > 0) return false;
+    held ||= lanes[l].holding();
+  }
+  if (!held) return true;
+  publishTails(lanes);
+  for (const lane of lanes) if (lane.holding()) lane.release(lane.readPos);
+  return true;
 }

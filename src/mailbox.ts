@@ -101,7 +101,7 @@ export class Mailbox {
           pos = (pos + ((layout.recordHeaderSize + len + 15) & ~15)) >>> 0;
           // A successor of this process (if it dies now) starts after this record: one in
           // hand is lost with a dying process, none is handled twice.
-          Atomics.store(u32, lane.inClaim, pos);
+          lane.take(pos);
           const type = lane.u8[at + layout.recordType];
           if (type === RecordType.pad) continue;
           handled++;

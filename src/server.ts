@@ -18,14 +18,14 @@ import {
   ListenFlag,
   MailFlag,
   PollFlag,
-  ReceiveFlag,
   RecordType,
   SessionState,
   statsFields,
-  Status,
 } from "./_ffi/layout.ts";
 import { Errno, errnoName, ErrorCode } from "./errors.ts";
 import { PidFile, runningServer } from "./pid_file.ts";
+import { lostStart, MessagePieces } from "./pieces.ts";
+import { checkIds, dropPrivileges } from "./privileges.ts";
 import { Logger } from "./log.ts";
 import {
   formatAddress,
@@ -38,8 +38,7 @@ import {
   sockTypes,
 } from "./options.ts";
 import { decode, encode } from "./codec.ts";
-import { concatBytes } from "./bytes.ts";
-import { Lane } from "./lane.ts";
+import { Lane, letGoOfHeld, publishTails } from "./lane.ts";
 import { Mailbox } from "./mailbox.ts";
 import type { MailHandler } from "./mailbox.ts";
 import { listenFlags, Manager, sigrtmin } from "./manager.ts";
@@ -331,10 +330,8 @@ export class Server {
   #stoppedRecord = false;
   /** `sendwait` Promises, by session, until the core says its output is written. */
   #drainWaiters = new Map<number, ((written: boolean) => void)[]>();
-  /** Pieces of messages larger than one record, by session, until the last one arrives. */
-  #pieces = new Map<number, Uint8Array[]>();
-  /** Sessions whose current message lost its start with a dead predecessor (see #lostMessage). */
-  #lostPieces = new Set<number>();
+  /** Messages larger than one record, put back together. */
+  #pieces = new MessagePieces();
   /** The pid file this process holds while it runs (the master's). */
   #pidFile: PidFile | undefined;
   /** Sessions this worker asked to close; they no longer exist for send/exists. */
@@ -482,7 +479,7 @@ export class Server {
     }
     if (this.#role.kind !== "worker") {
       try {
-        this.#checkIds();
+        checkIds(this.options.user, this.options.group);
       } catch (error) {
         return Promise.reject(error);
       }
@@ -539,7 +536,7 @@ export class Server {
     // Running: idle until its first batch (the master spawned it as "not started").
     if (role.kind === "worker") this.#region?.setStatus(workerId, WorkerStatus.idle);
     // No callback runs before the process gives up root.
-    this.#dropPrivileges(role);
+    dropPrivileges(this.options.user, this.options.group, this.#log, role);
     // As in Swoole's BASE mode, `start` runs once: in worker 0 (PROCESS mode: in the manager).
     if (workerId === 0 && !this.#attached) {
       this.#call("start", -1, () => this.#callbacks.start?.(this));
@@ -560,68 +557,6 @@ export class Server {
       this.#done.reject(error);
     });
     return this.#done.promise;
-  }
-
-  /**
-   * `user` / `group`: a worker (or a server of one process, once it listens) gives up root
-   * before any of its callbacks run; a master keeps it to bind and supervise. start() checked
-   * the names before anything listened, so a failure here is the OS refusing.
-   */
-  #dropPrivileges(role: Role) {
-    const o = this.options;
-    if (!o.user && !o.group) return;
-    const user = encoder.encode(o.user);
-    const group = encoder.encode(o.group);
-    const dropped = this.#lib.zg_drop_privileges(
-      user,
-      BigInt(user.length),
-      group,
-      BigInt(group.length),
-    );
-    if (dropped !== 0) {
-      this.#log.error(
-        `cannot run as user "${o.user}" group "${o.group}": ${
-          errnoName(this.#lib.zg_last_errno())
-        }; exiting`,
-      );
-      Deno.exit(1);
-    }
-    // Changing credentials clears the parent-death signal: ask for it again.
-    if (role.kind === "worker" && this.#lib.zg_die_with_parent(15, role.managerPid) !== 0) {
-      Deno.exit(1);
-    }
-  }
-
-  /**
-   * Before anything listens: the `user` and `group` the workers are to run as exist, and this
-   * process may become them.
-   */
-  #checkIds() {
-    const o = this.options;
-    if (!o.user && !o.group) return;
-    const user = encoder.encode(o.user);
-    const group = encoder.encode(o.group);
-    const which = new Uint32Array(1);
-    const status = library().zg_check_ids(
-      user,
-      BigInt(user.length),
-      group,
-      BigInt(group.length),
-      which,
-    );
-    if (status === Status.notFound) {
-      throw new Deno.errors.NotFound(
-        which[0] === 1
-          ? `Cannot start the server: there is no user "${o.user}" (option user)`
-          : `Cannot start the server: there is no group "${o.group}" (option group)`,
-      );
-    }
-    if (status === Status.permissionDenied) {
-      throw new Deno.errors.PermissionDenied(
-        `Cannot start the server: running its workers as user "${o.user}" group "${o.group}" needs the server to start as root`,
-      );
-    }
-    unwrap(status, "check the user and group");
   }
 
   /**
@@ -1243,9 +1178,8 @@ export class Server {
         progress = true;
       }
     }
-    this.#releaseHeld();
     // PROCESS mode takes no records while sends wait for room: until then input is no work.
-    const inputCounts = !(this.#attached && this.#outputWaits());
+    const inputCounts = !this.#attached || letGoOfHeld(lanes);
     if (progress || (inputCounts && lanes.some((lane) => lane.hasInput()))) return unpark();
     const mailbox = this.#mailbox;
     if (mailbox && !mailbox.prepareParking()) return unpark();
@@ -1301,10 +1235,8 @@ export class Server {
   #drain(): number {
     let handled = 0;
     const lanes = this.#lanes;
-    // PROCESS mode: a worker may die at any instant and its successor picks up its rings, so
-    // each record is taken, handled, its sends published, and only then let go of (see
-    // Lane.take). While sends wait for room in a ring, no more records are taken: the one
-    // whose sends wait stays in hand until they are in the ring.
+    // PROCESS mode: one record in hand at a time, let go of once what it sent is in the rings
+    // (see the end of lane.ts).
     const claim = this.#attached;
     for (let l = 0; l < lanes.length; l++) {
       const lane = lanes[l];
@@ -1312,7 +1244,7 @@ export class Server {
       const tail = Atomics.load(u32, lane.inTail);
       let pos = lane.readPos;
       if (pos === tail) continue;
-      if (claim && this.#holdInput()) break;
+      if (claim && !letGoOfHeld(lanes)) break;
       if (!this.#inBatch) {
         this.#inBatch = true;
         this.#region?.setStatus(this.getWorkerId(), WorkerStatus.busy);
@@ -1330,8 +1262,7 @@ export class Server {
             handled++;
           }
           if (claim) {
-            if (this.#outputWaits()) break;
-            for (let o = 0; o < lanes.length; o++) lanes[o].publishTail();
+            if (!publishTails(lanes)) break;
             lane.finish(pos);
           }
         }
@@ -1378,48 +1309,11 @@ export class Server {
    * it). The message is lost with that worker; its session closes (gracefully) rather than see
    * the rest as a message of its own.
    */
-  #lostMessage(sessionId: number, more: boolean) {
-    if (!this.#lostPieces.has(sessionId)) {
-      this.#log.warning(
-        `session ${sessionId}: a message's start was lost with the worker before this one; closing it`,
-      );
-      this.#laneOf(sessionId).push(RecordType.closeRequest, sessionId, 0, new Uint8Array(0));
-    }
-    if (more) this.#lostPieces.add(sessionId);
-    else this.#lostPieces.delete(sessionId);
-  }
-
-  /** Whether sends wait for room in a reactor's ring (PROCESS mode then takes no records). */
-  #outputWaits(): boolean {
-    const lanes = this.#lanes;
-    for (let l = 0; l < lanes.length; l++) if (lanes[l].pending.length > 0) return true;
-    return false;
-  }
-
-  /**
-   * PROCESS mode, before taking records: true while sends wait for room. Otherwise a record
-   * kept in hand because its sends waited is done now: it is let go of.
-   */
-  #holdInput(): boolean {
-    if (this.#outputWaits()) return true;
-    this.#releaseHeld();
-    return false;
-  }
-
-  /**
-   * PROCESS mode: once no send waits for room, the record kept in hand for its sends is done:
-   * publish them and let go of it (also when no more input comes, and before a planned exit,
-   * so that the master never takes a finished record for one in hand).
-   */
-  #releaseHeld() {
-    if (!this.#attached || this.#outputWaits()) return;
-    const lanes = this.#lanes;
-    for (let l = 0; l < lanes.length; l++) {
-      const lane = lanes[l];
-      if (!lane.holding()) continue;
-      for (let o = 0; o < lanes.length; o++) lanes[o].publishTail();
-      lane.release(lane.readPos);
-    }
+  #lostMessage(sessionId: number) {
+    this.#log.warning(
+      `session ${sessionId}: a message's start was lost with the worker before this one; closing it`,
+    );
+    this.#laneOf(sessionId).push(RecordType.closeRequest, sessionId, 0, new Uint8Array(0));
   }
 
   /** The trampoline from a native record to the user's callback. */
@@ -1431,26 +1325,15 @@ export class Server {
         const start = at + layout.recordHeaderSize;
         let data: Uint8Array;
         const flags = lane.u8[at + layout.recordFlags];
-        const more = flags & ReceiveFlag.more;
         if (flags !== 0) {
           // A message larger than one record: its pieces are put back together.
-          let pieces = this.#pieces.get(sessionId);
-          if (pieces === undefined) {
-            if ((flags & ReceiveFlag.continued) !== 0) {
-              this.#lostMessage(sessionId, more !== 0);
-              if (this.#queueRegion) this.#handled(sessionId, len);
-              return;
-            }
-            pieces = [];
-          }
-          pieces.push(lane.u8.slice(start, start + len));
-          if (more !== 0) {
-            this.#pieces.set(sessionId, pieces);
+          const whole = this.#pieces.add(sessionId, flags, lane.u8.subarray(start, start + len));
+          if (whole === lostStart) this.#lostMessage(sessionId);
+          if (whole === undefined || whole === lostStart) {
             if (this.#queueRegion) this.#handled(sessionId, len);
             return;
           }
-          this.#pieces.delete(sessionId);
-          data = concatBytes(pieces);
+          data = whole;
         } else {
           const framer = (this.#framers ??= this.#makeFramers())[aux];
           if (framer) {
@@ -1490,8 +1373,7 @@ export class Server {
           this.#callbacks.close;
         this.#call("close", sessionId, () => close?.(this, sessionId, reactorId));
         this.#closing.delete(sessionId);
-        this.#pieces.delete(sessionId);
-        this.#lostPieces.delete(sessionId);
+        this.#pieces.forget(sessionId);
         if (this.#framers) { for (const framer of this.#framers) framer?.forget(sessionId); }
         // After EOF the reactor keeps the socket until we answer, so sends made before this
         // point (and in the close callback) are still written.
@@ -2664,7 +2546,7 @@ export class Server {
 
   #flushPending() {
     for (const lane of this.#lanes) lane.flushPending();
-    this.#releaseHeld();
+    if (this.#attached) letGoOfHeld(this.#lanes);
   }
 
   /**
@@ -2686,7 +2568,7 @@ export class Server {
         lane.flushPending();
         lane.publishOut();
       }
-      this.#releaseHeld();
+      if (this.#attached) letGoOfHeld(this.#lanes);
       if (outboxes.every((lane) => lane.pending.length === 0)) return;
       if (performance.now() >= deadline || this.#wakeFd < 0) {
         this.#log.warning("exiting with sends still queued: maxWaitTime ran out");

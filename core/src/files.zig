@@ -8,6 +8,7 @@
 const std = @import("std");
 const c = std.c;
 const posix = std.posix;
+const Owner = @import("users.zig").Owner;
 
 /// Every failure carries its errno in `*errno_out`.
 pub const Error = error{Os};
@@ -48,8 +49,6 @@ pub fn openLog(path: [*:0]const u8, owner: ?Owner, errno_out: *i32) Error!posix.
     }
     return fd;
 }
-
-pub const Owner = struct { uid: c.uid_t, gid: c.gid_t };
 
 /// Takes the pid file at `path` for process `pid`: refuses a symbolic link (ELOOP) and a file
 /// that a running server holds locked (EAGAIN, its pid in `holder`); writes "<pid>\n" to a new

@@ -18,6 +18,8 @@ const Entry = struct { fd: i32, deadline_ns: i64 };
 
 pub const Lingering = struct {
     entries: std.ArrayList(Entry) = .empty,
+    /// When the earliest lingering socket's time is up (monotonic ns); 0 when none lingers.
+    next_ns: i64 = 0,
 
     /// Reserves room for `capacity` sockets (allocated once, at start).
     pub fn init(l: *Lingering, allocator: std.mem.Allocator, capacity: usize) !void {
@@ -42,7 +44,10 @@ pub const Lingering = struct {
         _ = c.shutdown(fd, linux.SHUT.WR);
         if (drain(fd) != .open) return posix.close(fd);
         if (c.epoll_ctl(epoll_fd, linux.EPOLL.CTL_MOD, fd, event) != 0) return posix.close(fd);
-        l.entries.appendAssumeCapacity(.{ .fd = fd, .deadline_ns = now_ns + linger_ms * std.time.ns_per_ms });
+        const deadline_ns = now_ns + linger_ms * std.time.ns_per_ms;
+        l.entries.appendAssumeCapacity(.{ .fd = fd, .deadline_ns = deadline_ns });
+        // Every deadline is later than those before it: the earliest stays the earliest.
+        if (l.next_ns == 0) l.next_ns = deadline_ns;
     }
 
     /// The peer of lingering `fd` sent something: read and drop it; close at its end.
@@ -56,9 +61,10 @@ pub const Lingering = struct {
         }
     }
 
-    /// Closes the sockets whose time is up; the earliest deadline left, or null.
-    pub fn sweep(l: *Lingering, now_ns: i64) ?i64 {
-        var earliest: ?i64 = null;
+    /// Closes the sockets whose time is up, if any is (`next_ns` passed).
+    pub fn sweep(l: *Lingering, now_ns: i64) void {
+        if (l.next_ns == 0 or now_ns < l.next_ns) return;
+        var earliest: i64 = 0;
         var i: usize = 0;
         while (i < l.entries.items.len) {
             const e = l.entries.items[i];
@@ -67,10 +73,10 @@ pub const Lingering = struct {
                 _ = l.entries.swapRemove(i);
                 continue;
             }
-            earliest = if (earliest) |t| @min(t, e.deadline_ns) else e.deadline_ns;
+            earliest = if (earliest == 0) e.deadline_ns else @min(earliest, e.deadline_ns);
             i += 1;
         }
-        return earliest;
+        l.next_ns = earliest;
     }
 };
 
@@ -94,9 +100,15 @@ fn drain(fd: i32) Drained {
     return .open;
 }
 
-test "linger: a half-closed socket reads the peer's last bytes, then closes at its FIN" {
+/// A connected pair of stream sockets (non-blocking): [ours, the peer's].
+fn socketPair() ![2]i32 {
     var fds: [2]i32 = undefined;
-    try std.testing.expectEqual(@as(c_int, 0), c.socketpair(linux.AF.UNIX, linux.SOCK.STREAM | linux.SOCK.NONBLOCK, 0, &fds));
+    if (c.socketpair(linux.AF.UNIX, linux.SOCK.STREAM | linux.SOCK.NONBLOCK, 0, &fds) != 0) return error.Unexpected;
+    return fds;
+}
+
+test "linger: a half-closed socket reads the peer's last bytes, then closes at its FIN" {
+    const fds = try socketPair();
     defer posix.close(fds[1]);
     const epoll_fd = try posix.epoll_create1(linux.EPOLL.CLOEXEC);
     defer posix.close(epoll_fd);
@@ -121,11 +133,9 @@ test "linger: a half-closed socket reads the peer's last bytes, then closes at i
 }
 
 test "linger: the deadline closes a socket whose peer never ends; no room closes at once" {
-    var fds: [2]i32 = undefined;
-    try std.testing.expectEqual(@as(c_int, 0), c.socketpair(linux.AF.UNIX, linux.SOCK.STREAM | linux.SOCK.NONBLOCK, 0, &fds));
+    const fds = try socketPair();
     defer posix.close(fds[1]);
-    var more: [2]i32 = undefined;
-    try std.testing.expectEqual(@as(c_int, 0), c.socketpair(linux.AF.UNIX, linux.SOCK.STREAM | linux.SOCK.NONBLOCK, 0, &more));
+    const more = try socketPair();
     defer posix.close(more[1]);
     const epoll_fd = try posix.epoll_create1(linux.EPOLL.CLOEXEC);
     defer posix.close(epoll_fd);
@@ -139,7 +149,9 @@ test "linger: the deadline closes a socket whose peer never ends; no room closes
     l.add(epoll_fd, more[0], &event, 0);
     var buffer: [8]u8 = undefined;
     try std.testing.expectEqual(@as(isize, 0), c.read(more[1], &buffer, buffer.len));
-    try std.testing.expectEqual(@as(?i64, linger_ms * std.time.ns_per_ms), l.sweep(1));
-    try std.testing.expectEqual(@as(?i64, null), l.sweep(linger_ms * std.time.ns_per_ms));
+    l.sweep(1);
+    try std.testing.expectEqual(@as(i64, linger_ms * std.time.ns_per_ms), l.next_ns);
+    l.sweep(linger_ms * std.time.ns_per_ms);
+    try std.testing.expectEqual(@as(i64, 0), l.next_ns);
     try std.testing.expect(l.isEmpty());
 }

@@ -16,6 +16,7 @@ const shm = @import("shm.zig");
 const session_table = @import("session_table.zig");
 const framing = @import("framing.zig");
 const lingering_close = @import("linger.zig");
+const orphans = @import("orphans.zig");
 const SessionTable = session_table.SessionTable;
 const Session = session_table.Session;
 const linux = std.os.linux;
@@ -144,34 +145,7 @@ pub const Lane = struct {
     worker_exited: u32 = 0,
     /// PROCESS mode: sessions of records the dead worker had taken but not finished, noted by
     /// the master's JS thread (`workerExited`) and closed by this reactor's thread.
-    orphans: Orphans = .{},
-};
-
-/// The sessions a dead worker had in its hands. A worker holds one record at a time (it takes
-/// no more while its sends wait for room), so a few places are plenty.
-const Orphans = struct {
-    mutex: std.Thread.Mutex = .{},
-    ids: [4]u32 = @splat(0),
-    len: u32 = 0,
-
-    fn add(o: *Orphans, session_id: u32) void {
-        o.mutex.lock();
-        defer o.mutex.unlock();
-        for (o.ids[0..o.len]) |id| if (id == session_id) return;
-        if (o.len == o.ids.len) return log.warn("session {d}: its worker died while handling it, but too many were in its hands to close them all", .{session_id});
-        o.ids[o.len] = session_id;
-        o.len += 1;
-    }
-
-    /// Takes every noted id (into `out`), leaving none.
-    fn take(o: *Orphans, out: *[4]u32) []const u32 {
-        o.mutex.lock();
-        defer o.mutex.unlock();
-        const n = o.len;
-        out.* = o.ids;
-        o.len = 0;
-        return out[0..n];
-    }
+    orphans: orphans.Orphans = .{},
 };
 
 pub const DispatchMode = enum(u8) { round_robin = 1, fd_modulo = 2, idle_worker = 3, ip_hash = 4, uid = 5 };
@@ -224,8 +198,6 @@ pub const Reactor = struct {
     /// Sockets of sessions closed gracefully while their peer still sent: half closed, read
     /// until the peer's FIN (see linger.zig). Capacity: one per session slot, reserved at start.
     lingering: lingering_close.Lingering = .{},
-    /// When the earliest lingering socket's time is up (monotonic ns); 0 when none lingers.
-    linger_next_ns: i64 = 0,
     held_backoff_ms: u32 = 1,
     /// Heartbeat: every `heartbeat_interval_ns`, sessions that received nothing for
     /// `heartbeat_idle_ns` (and are not protected) are closed. 0: off.
@@ -524,9 +496,7 @@ pub const Reactor = struct {
         r.closeOrphans();
         r.heartbeat();
         r.releaseHeld();
-        if (r.linger_next_ns != 0 and monoNs() >= r.linger_next_ns) {
-            r.linger_next_ns = r.lingering.sweep(monoNs()) orelse 0;
-        }
+        if (r.lingering.next_ns != 0) r.lingering.sweep(monoNs());
         switch (r.phase) {
             .running => {
                 r.acceptPending();
@@ -588,34 +558,12 @@ pub const Reactor = struct {
     }
 
     /// PROCESS mode, from the master's JS thread once worker `lane` is gone and before its
-    /// successor is spawned (so nobody else consumes its inbound ring): the records it had
-    /// taken but not finished, `[head, consumer_claim)`, are let go of here, and their sessions
-    /// noted for this reactor's thread to close. None is delivered again: a record that made
-    /// its worker crash cannot crash the successor too, and what it half did is not done twice.
+    /// successor is spawned (so nobody else consumes its inbound ring): the record it had in
+    /// hand is let go of and its session noted for this reactor's thread to close
+    /// (orphans.zig).
     pub fn workerExited(r: *Reactor, lane_index: u16) void {
         const lane = &r.lanes[lane_index];
-        const ctl = lane.inbound.ctl;
-        const data = lane.inbound.data;
-        const head = @atomicLoad(u32, &ctl.head, .acquire);
-        const claim = @atomicLoad(u32, &ctl.consumer_claim, .acquire);
-        const in_hand = claim -% head;
-        // A claim behind the head (a worker that never took one) or off the record grid is no
-        // claim: nothing was in hand.
-        if (in_hand != 0 and in_hand <= data.len and in_hand % abi.record_align == 0) {
-            var pos = head;
-            while (pos != claim) {
-                const index = pos & @as(u32, @intCast(data.len - 1));
-                const header: *const abi.RecordHeader = @ptrCast(@alignCast(&data[index]));
-                const size = ring.recordSize(header.len);
-                if (size > claim -% pos or index + size > data.len) break;
-                switch (@as(abi.RecordType, @enumFromInt(header.type))) {
-                    .connect, .receive, .close => if (header.session_id != 0) lane.orphans.add(header.session_id),
-                    else => {},
-                }
-                pos +%= size;
-            }
-            @atomicStore(u32, &ctl.head, claim, .release);
-        }
+        lane.orphans.takeOver(&lane.inbound);
         @atomicStore(u32, &lane.worker_exited, 1, .release);
         kick(r.kick_fd);
     }
@@ -709,8 +657,8 @@ pub const Reactor = struct {
             const left: i32 = @intCast(@max(0, @divFloor(r.held_check_ns - monoNs(), std.time.ns_per_ms) + 1));
             if (timeout < 0 or left < timeout) timeout = left;
         }
-        if (r.linger_next_ns != 0) {
-            const left: i32 = @intCast(@max(0, @divFloor(r.linger_next_ns - monoNs(), std.time.ns_per_ms) + 1));
+        if (r.lingering.next_ns != 0) {
+            const left: i32 = @intCast(@max(0, @divFloor(r.lingering.next_ns - monoNs(), std.time.ns_per_ms) + 1));
             if (timeout < 0 or left < timeout) timeout = left;
         }
         return timeout;
@@ -1745,7 +1693,6 @@ pub const Reactor = struct {
             // The peer may still be sending: half close, and read it out (linger.zig).
             var event: linux.epoll_event = .{ .events = linux.EPOLL.IN | linux.EPOLL.RDHUP, .data = .{ .u64 = tag_linger | @as(u32, @intCast(s.fd)) } };
             r.lingering.add(r.epoll_fd, s.fd, &event, monoNs());
-            if (r.linger_next_ns == 0 and !r.lingering.isEmpty()) r.linger_next_ns = monoNs() + lingering_close.linger_ms * std.time.ns_per_ms;
         } else {
             posix.close(s.fd);
         }

@@ -11,6 +11,7 @@ const process = @import("process.zig");
 const signals = @import("signals.zig");
 const session_table = @import("session_table.zig");
 const files = @import("files.zig");
+const users = @import("users.zig");
 const SessionTable = session_table.SessionTable;
 const Reactor = reactor.Reactor;
 const Status = abi.Status;
@@ -731,11 +732,10 @@ export fn zg_log_open(path_ptr: [*]const u8, path_len: usize, also_stdout: u32, 
     last_errno = 0;
     var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
     const path_z = pathZ(&path_buffer, path_ptr[0..path_len]) orelse return .invalid_argument;
-    var owner: ?files.Owner = null;
+    var owner: ?users.Owner = null;
     if (user_len > 0 or group_len > 0) {
-        const ids = lookupIds(user_ptr[0..user_len], group_ptr[0..group_len]) orelse return .not_found;
-        const keep: std.c.uid_t = std.math.maxInt(std.c.uid_t);
-        owner = .{ .uid = ids.uid orelse keep, .gid = ids.gid orelse keep };
+        const ids = users.Ids.lookup(user_ptr[0..user_len], group_ptr[0..group_len]) orelse return .not_found;
+        owner = ids.owner();
     }
     const fd = files.openLog(path_z, owner, &last_errno) catch return errnoOf(last_errno);
     defer std.posix.close(fd);
@@ -826,63 +826,12 @@ export fn zg_write_all(fd: i32, bytes: [*]const u8, len: usize) Status {
     return .ok;
 }
 
-const Ids = struct { uid: ?std.c.uid_t = null, gid: ?std.c.gid_t = null };
-
-/// The ids of `user` and `group` (names or numbers; empty: none). Without a group, the user's
-/// own. Null when a name is unknown.
-fn lookupIds(user: []const u8, group: []const u8) ?Ids {
-    var ids: Ids = .{};
-    var name: [256]u8 = undefined;
-    if (user.len > 0) {
-        if (user.len >= name.len) return null;
-        const number = std.fmt.parseInt(std.c.uid_t, user, 10) catch null;
-        const entry = if (number) |n| getpwuid(n) else blk: {
-            @memcpy(name[0..user.len], user);
-            name[user.len] = 0;
-            break :blk std.c.getpwnam(@ptrCast(&name));
-        };
-        if (entry) |e| {
-            ids.uid = e.uid;
-            ids.gid = e.gid;
-        } else if (number) |n| {
-            ids.uid = n; // a number with no passwd entry: its group must be given
-        } else return null;
-    }
-    if (group.len > 0) {
-        if (group.len >= name.len) return null;
-        if (std.fmt.parseInt(std.c.gid_t, group, 10)) |n| {
-            ids.gid = n;
-        } else |_| {
-            @memcpy(name[0..group.len], group);
-            name[group.len] = 0;
-            const entry: *const std.c.group = @ptrCast(@alignCast(std.c.getgrnam(@ptrCast(&name)) orelse return null));
-            ids.gid = entry.gid;
-        }
-    }
-    return ids;
-}
-
-extern "c" fn getpwuid(uid: std.c.uid_t) ?*std.c.passwd;
-extern "c" fn getgid() std.c.gid_t;
-
-/// `user` / `group`: a worker gives up root. `user` and `group` are names or numbers (empty:
-/// keep); without `group`, the user's own group. Supplementary groups are dropped. `not_found`
-/// for an unknown name, `permission_denied` when this process may not change ids.
+/// `user` / `group`: a worker gives up root (users.zig). `not_found` for an unknown name,
+/// `permission_denied` when this process may not change ids.
 export fn zg_drop_privileges(user_ptr: [*]const u8, user_len: usize, group_ptr: [*]const u8, group_len: usize) Status {
     last_errno = 0;
-    const ids = lookupIds(user_ptr[0..user_len], group_ptr[0..group_len]) orelse return .not_found;
-    if (std.c.geteuid() != 0 and (ids.uid == null or ids.uid.? == std.c.getuid()) and
-        (ids.gid == null or ids.gid.? == getgid())) return .ok; // runs as them already
-    // Group first: once the user id is dropped, the group can no longer change.
-    const gid = ids.gid orelse getgid();
-    const one = [1]std.c.gid_t{gid};
-    if (setgroups(1, &one) != 0) return errnoStatus();
-    if (ids.gid) |g| {
-        if (std.c.setgid(g) != 0) return errnoStatus();
-    }
-    if (ids.uid) |u| {
-        if (std.c.setuid(u) != 0) return errnoStatus();
-    }
+    const ids = users.Ids.lookup(user_ptr[0..user_len], group_ptr[0..group_len]) orelse return .not_found;
+    ids.drop(&last_errno) catch return errnoOf(last_errno);
     return .ok;
 }
 
@@ -892,23 +841,14 @@ export fn zg_drop_privileges(user_ptr: [*]const u8, user_len: usize, group_ptr: 
 export fn zg_check_ids(user_ptr: [*]const u8, user_len: usize, group_ptr: [*]const u8, group_len: usize, out_which: *u32) Status {
     last_errno = 0;
     out_which.* = 0;
-    const user = user_ptr[0..user_len];
-    const group = group_ptr[0..group_len];
-    if (user.len > 0 and lookupIds(user, "") == null) {
-        out_which.* = 1;
-        return .not_found;
+    switch (users.check(user_ptr[0..user_len], group_ptr[0..group_len])) {
+        .ok => return .ok,
+        .no_user => out_which.* = 1,
+        .no_group => out_which.* = 2,
+        .not_root => return .permission_denied,
     }
-    const ids = lookupIds(user, group) orelse {
-        out_which.* = 2;
-        return .not_found;
-    };
-    if (std.c.geteuid() == 0) return .ok;
-    const same_user = ids.uid == null or ids.uid.? == std.c.getuid();
-    const same_group = ids.gid == null or ids.gid.? == getgid();
-    return if (same_user and same_group) .ok else .permission_denied;
+    return .not_found;
 }
-
-extern "c" fn setgroups(size: usize, list: [*]const std.c.gid_t) c_int;
 
 /// The status of a failure whose errno is `errno` (already in `last_errno`).
 fn errnoOf(errno: i32) Status {
@@ -917,12 +857,6 @@ fn errnoOf(errno: i32) Status {
         .ACCES, .PERM => .permission_denied,
         else => .os_error,
     };
-}
-
-fn errnoStatus() Status {
-    const e = std.posix.errno(@as(c_int, -1));
-    last_errno = @intFromEnum(e);
-    return if (e == .PERM) .permission_denied else .os_error;
 }
 
 /// Marks an inherited fd close-on-exec (doorbells, kick fds): this process's own children, a
@@ -993,4 +927,6 @@ test {
     _ = @import("framing.zig");
     _ = @import("files.zig");
     _ = @import("linger.zig");
+    _ = @import("orphans.zig");
+    _ = @import("users.zig");
 }
