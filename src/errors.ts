@@ -31,8 +31,10 @@ export const ErrorCode = {
   sessionNotExist: 1005,
   /** Not a session id (not a positive 32-bit integer). */
   sessionInvalidId: 1006,
-  /** Invalid arguments, e.g. `send` with no data. */
+  /** Invalid arguments. */
   invalidParams: 505,
+  /** `send` with no data (Swoole's `SW_ERROR_NO_PAYLOAD`). */
+  noPayload: 550,
   /** The session's output buffer holds `socketBufferSize` bytes or more. */
   outputBufferOverflow: 1009,
   /** The server is not running. */

@@ -330,6 +330,8 @@ export class Server {
   #stoppedRecord = false;
   /** `sendwait` Promises, by session, until the core says its output is written. */
   #drainWaiters = new Map<number, ((written: boolean) => void)[]>();
+  /** During a `close` callback: the info its record carried (see #clientInfoBuffer). */
+  #endedInfo: { sessionId: number; buffer: ArrayBuffer } | undefined;
   /** Messages larger than one record, put back together. */
   #pieces = new MessagePieces();
   /** The pid file this process holds while it runs (the master's). */
@@ -1371,7 +1373,14 @@ export class Server {
         if (port) this.#sessionPort.delete(sessionId);
         const close = (port?.callbacks.close as ServerEvents["close"] | undefined) ??
           this.#callbacks.close;
+        // The record carries the session's info as it ended: `getClientInfo` answers from it
+        // inside the callback, though the core may have freed the slot already.
+        if (len === layout.clientInfoSize) {
+          const start = at + layout.recordHeaderSize;
+          this.#endedInfo = { sessionId, buffer: lane.u8.slice(start, start + len).buffer };
+        }
         this.#call("close", sessionId, () => close?.(this, sessionId, reactorId));
+        this.#endedInfo = undefined;
         this.#closing.delete(sessionId);
         this.#pieces.forget(sessionId);
         if (this.#framers) { for (const framer of this.#framers) framer?.forget(sessionId); }
@@ -1611,7 +1620,7 @@ export class Server {
       throw new TypeError(`send() takes a Uint8Array or a string, got ${typeof data}`);
     }
     if (bytes.length === 0) {
-      this.#lastError = ErrorCode.invalidParams;
+      this.#lastError = ErrorCode.noPayload;
       return false;
     }
     const forward = this.#forwardTo(sessionId);
@@ -1691,9 +1700,21 @@ export class Server {
   close(sessionId: number, reset = false): boolean {
     if (!this.#live()) return false;
     // After the peer's EOF the server closes the session itself (once `close` has run), so
-    // only an open session can be closed here.
-    const state = this.#sessionState(sessionId) & 0xff;
-    if (state !== SessionState.open) {
+    // only an open session can be closed here; a closing one (its output still being written)
+    // can still be reset, and a second graceful close of it is refused.
+    let state = this.#sessionState(sessionId) & 0xff;
+    // (A session this worker asked to close may be gone from the core meanwhile.)
+    if (this.#closing.has(sessionId)) state = this.#coreState(sessionId) & 0xff;
+    if (state === SessionState.gone) {
+      this.#lastError = ErrorCode.sessionNotExist;
+      return false;
+    }
+    const closing = state === SessionState.closing || this.#closing.has(sessionId);
+    if (closing && !reset) {
+      this.#lastError = ErrorCode.sessionClosed;
+      return false;
+    }
+    if (state !== SessionState.open && !closing) {
       if (state === SessionState.peerClosed) this.#lastError = ErrorCode.sessionClosedByClient;
       return false;
     }
@@ -2314,26 +2335,29 @@ export class Server {
 
   /**
    * Swoole's `heartbeat(ifCloseConnection)`: the ids of open sessions that received nothing
-   * for `heartbeatIdleTime`; closes them too unless asked not to. (The automatic heartbeat of
-   * `heartbeatCheckInterval` runs in the core and spares `protect()`ed sessions.)
+   * for `heartbeatIdleTime` (a port's own, where it has one), `protect()`ed ones left out;
+   * closes them too unless asked not to. False when no heartbeat is configured. (The automatic
+   * heartbeat of `heartbeatCheckInterval` runs in the core, by the same rules.)
    */
-  heartbeat(ifCloseConnection = true): number[] {
-    const idle: number[] = [];
+  heartbeat(ifCloseConnection = true): number[] | false {
     const serverLimit = this.options.heartbeatIdleTime ||
       2 * this.options.heartbeatCheckInterval;
-    // A port's own idle time, where it has one.
     const limits = [serverLimit, ...this.#ports.map((p) => p.ownHeartbeatIdleTime || serverLimit)];
-    if (!limits.some((limit) => limit > 0)) return idle;
+    if (!limits.some((limit) => limit > 0)) return false;
+    const idle: number[] = [];
     const now = Date.now() / 1000;
     for (let start = 0;;) {
       const ids = this.getClientList(start, 100);
       if (ids.length === 0) break;
       for (const id of ids) {
-        const info = this.getClientInfo(id);
-        const limit = info ? limits[info.serverSocket] ?? serverLimit : 0;
-        if (info && limit > 0 && now - Math.max(info.lastRecvTime, info.connectTime) >= limit) {
-          idle.push(id);
-        }
+        const buffer = this.#clientInfoBuffer(id);
+        if (!buffer) continue;
+        const view = new DataView(buffer);
+        if (view.getUint32(layout.clientInfoProtected, true) !== 0) continue;
+        const limit = limits[view.getUint32(layout.clientInfoListener, true)] ?? serverLimit;
+        const lastRecv = view.getFloat64(layout.clientInfoConnectTime + 8, true);
+        const connected = view.getFloat64(layout.clientInfoConnectTime, true);
+        if (limit > 0 && now - Math.max(lastRecv, connected) >= limit) idle.push(id);
       }
       start = ids[ids.length - 1];
     }
@@ -2356,16 +2380,12 @@ export class Server {
       this.#lastError = ErrorCode.sessionInvalidId;
       return null;
     }
-    const buffer = new ArrayBuffer(layout.clientInfoSize);
-    const bytes = new Uint8Array(buffer);
-    const region = this.#treeRegion();
-    const status = region
-      ? this.#lib.zg_region_client_info(region.pointer, sessionId, bytes)
-      : this.#lib.zg_client_info(this.#handle, sessionId, bytes);
-    if (status !== 0) {
+    const buffer = this.#clientInfoBuffer(sessionId);
+    if (!buffer) {
       this.#lastError = ErrorCode.sessionNotExist;
       return null;
     }
+    const bytes = new Uint8Array(buffer);
     const u32 = new Uint32Array(buffer, 0, 8);
     const i32 = new Int32Array(buffer, 0, 8);
     const f64 = new Float64Array(buffer, layout.clientInfoConnectTime, 4);
@@ -2401,6 +2421,18 @@ export class Server {
         ? tail[1]
         : (sessionId - 1) % this.options.workerNum,
     };
+  }
+
+  /** The core's `abi.ClientInfo` of a session, or null when it does not exist. */
+  #clientInfoBuffer(sessionId: number): ArrayBuffer | null {
+    if (this.#endedInfo?.sessionId === sessionId) return this.#endedInfo.buffer;
+    const buffer = new ArrayBuffer(layout.clientInfoSize);
+    const bytes = new Uint8Array(buffer);
+    const region = this.#treeRegion();
+    const status = region
+      ? this.#lib.zg_region_client_info(region.pointer, sessionId, bytes)
+      : this.#lib.zg_client_info(this.#handle, sessionId, bytes);
+    return status === 0 ? buffer : null;
   }
 
   /**

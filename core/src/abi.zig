@@ -231,7 +231,8 @@ pub const ClientInfo = extern struct {
     recv_queued_bytes: u64,
     /// The listening socket it came from: 0 the server's own, `i` the `i`th port.
     listener: u32,
-    _pad: u32 = 0,
+    /// 1 while `protect()`ed: the heartbeat leaves it alone.
+    protected: u32 = 0,
 };
 
 /// Message framing (see framing.zig), set before start with `zg_server_framing` /
@@ -483,9 +484,10 @@ pub fn layout() [layout_len]u32 {
         @sizeOf(PortStats),
         @offsetOf(ClientInfo, "recv_queued_bytes"),
         @offsetOf(ClientInfo, "listener"),
+        @offsetOf(ClientInfo, "protected"),
     };
 }
-pub const layout_len = 51;
+pub const layout_len = 52;
 
 comptime {
     assert(@sizeOf(RecordHeader) == 16);

@@ -125,7 +125,15 @@ const Phase = enum(u32) {
 
 /// A connect or close record that found no room in its lane's ring; delivered in order, first,
 /// when room returns.
-const PendingRecord = struct { type: abi.RecordType, flags: u8, lane: u16, session_id: u32, aux: u32 };
+const PendingRecord = struct {
+    type: abi.RecordType,
+    flags: u8,
+    lane: u16,
+    session_id: u32,
+    aux: u32,
+    /// A close record's payload (see `pushClose`), owned by the pending list until delivered.
+    info: ?*abi.ClientInfo = null,
+};
 
 /// One worker as this reactor sees it.
 pub const Lane = struct {
@@ -330,6 +338,7 @@ pub const Reactor = struct {
         r.ready_next.deinit(r.allocator);
         r.held.deinit(r.allocator);
         r.lingering.deinit(r.allocator);
+        for (r.pending.items) |p| if (p.info) |info| r.allocator.destroy(info);
         r.pending.deinit(r.allocator);
         r.allocator.free(r.lanes);
         posix.close(r.epoll_fd);
@@ -1039,6 +1048,28 @@ pub const Reactor = struct {
         return false;
     }
 
+    /// A session's close record. Its payload is the session's `ClientInfo` as it ends (the
+    /// slot may be free by the time the worker runs `close`, whose `getClientInfo` reads this).
+    fn pushClose(r: *Reactor, s: *Session, flags: u8, errno: u32) void {
+        var info = s.info(r.config.reactor_id);
+        info.close_errno = @intCast(errno);
+        const lane_index = r.closeLane(s);
+        const lane = &r.lanes[lane_index];
+        if (!r.lanePending(lane_index) and lane.inbound.push(.close, flags, r.closeReactorId(flags), s.id, errno, std.mem.asBytes(&info))) {
+            r.count("dispatch_count", 1);
+            return;
+        }
+        // No room: the record waits with a copy of the info (without memory, it waits without).
+        const copy = r.allocator.create(abi.ClientInfo) catch null;
+        if (copy) |kept| kept.* = info;
+        r.pending.append(r.allocator, .{ .type = .close, .flags = flags, .lane = lane_index, .session_id = s.id, .aux = errno, .info = copy }) catch {
+            if (copy) |kept| r.allocator.destroy(kept);
+            log.err("session {d}: out of memory queueing its close record; the worker will not see it", .{s.id});
+            return;
+        };
+        _ = r.noRoom(lane, @sizeOf(abi.ClientInfo));
+    }
+
     /// Counts `n` more bytes of `s` handed to a worker; true when that holds the session
     /// (`max_queued_bytes` reached): it is not read until `releaseHeld` lets it go.
     fn countQueued(r: *Reactor, s: *Session, n: u32) bool {
@@ -1179,13 +1210,29 @@ pub const Reactor = struct {
         if (now < r.heartbeat_next_ns) return;
         r.heartbeat_next_ns = now + r.heartbeat_interval_ns;
         for (r.sessions.slots) |*s| {
-            if (s.state != .open or @atomicLoad(u8, &s.protected, .acquire) != 0) continue;
-            const last = @max(s.last_recv_time_ns, s.connect_time_ns);
             const port_idle = r.settingsOf(s.listener).heartbeat_idle_ns;
-            if (r.now_ns - last < if (port_idle > 0) port_idle else r.heartbeat_idle_ns) continue;
-            log.info("session {d}: nothing received for {d} ms; closed by the heartbeat", .{ s.id, @divFloor(r.now_ns - last, std.time.ns_per_ms) });
-            r.tally(s.listener, "heartbeat_close_count", 1);
-            r.closeSession(s, abi.close_flag_server, @intFromEnum(posix.E.TIMEDOUT), true);
+            const idle_ns = if (port_idle > 0) port_idle else r.heartbeat_idle_ns;
+            switch (s.state) {
+                .open => {
+                    if (@atomicLoad(u8, &s.protected, .acquire) != 0) continue;
+                    const last = @max(s.last_recv_time_ns, s.connect_time_ns);
+                    if (r.now_ns - last < idle_ns) continue;
+                    log.info("session {d}: nothing received for {d} ms; closed by the heartbeat", .{ s.id, @divFloor(r.now_ns - last, std.time.ns_per_ms) });
+                    r.tally(s.listener, "heartbeat_close_count", 1);
+                    r.closeAfterOutput(s, abi.close_flag_server, @intFromEnum(posix.E.TIMEDOUT));
+                },
+                // A graceful close whose peer takes none of its output: nothing else would end
+                // it, so the heartbeat resets it once its output made no progress for as long.
+                .closing => {
+                    const last = @max(s.last_send_time_ns, s.connect_time_ns);
+                    if (r.now_ns - last < idle_ns) continue;
+                    log.info("session {d}: closing, and none of its output was taken for {d} ms; reset by the heartbeat", .{ s.id, @divFloor(r.now_ns - last, std.time.ns_per_ms) });
+                    // (Counted once: the heartbeat may have started this close itself.)
+                    if (s.close_errno != @intFromEnum(posix.E.TIMEDOUT)) r.tally(s.listener, "heartbeat_close_count", 1);
+                    r.closeSession(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.TIMEDOUT), true);
+                },
+                .free, .peer_closed => {},
+            }
         }
     }
 
@@ -1317,7 +1364,7 @@ pub const Reactor = struct {
                     const why = if (outcome == .too_long) "longer than package_max_length" else "with a negative length";
                     log.warn("session {d}: a message {s} ({d} bytes max); closing the session", .{ s.id, why, r.maxLengthOf(s) });
                     r.tally(s.listener, "protocol_error_count", 1);
-                    r.closeSession(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO), true);
+                    r.closeAfterOutput(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO));
                     return .closed;
                 },
             }
@@ -1367,7 +1414,7 @@ pub const Reactor = struct {
         @atomicStore(session_table.State, &s.state, .peer_closed, .release);
         s.close_notified = true;
         if (!r.deliver_session_events) return r.closeRequested(s.id, 0);
-        _ = r.pushOrQueue(.close, abi.close_flag_peer_eof, r.closeLane(s), s.id, 0);
+        r.pushClose(s, abi.close_flag_peer_eof, 0);
     }
 
     /// Where a session's close record goes: its home lane, or its uid's worker once bound.
@@ -1387,7 +1434,10 @@ pub const Reactor = struct {
     fn dropPending(r: *Reactor, session_id: u32) void {
         var kept: usize = 0;
         for (r.pending.items) |p| {
-            if (p.session_id == session_id) continue;
+            if (p.session_id == session_id) {
+                if (p.info) |info| r.allocator.destroy(info);
+                continue;
+            }
             r.pending.items[kept] = p;
             kept += 1;
         }
@@ -1404,7 +1454,9 @@ pub const Reactor = struct {
             const lane = &r.lanes[p.lane];
             if (!lane.blocked) {
                 const reactor_id = if (p.type == .close) r.closeReactorId(p.flags) else r.reactorId();
-                if (lane.inbound.push(p.type, p.flags, reactor_id, p.session_id, p.aux, "")) {
+                const payload: []const u8 = if (p.info) |info| std.mem.asBytes(info) else "";
+                if (lane.inbound.push(p.type, p.flags, reactor_id, p.session_id, p.aux, payload)) {
+                    if (p.info) |info| r.allocator.destroy(info);
                     r.count("dispatch_count", 1);
                     if (p.type == .connect) {
                         if (r.sessions.get(p.session_id)) |s| s.connect_pending = false;
@@ -1413,7 +1465,7 @@ pub const Reactor = struct {
                     continue;
                 }
                 lane.blocked = true;
-                _ = r.noRoom(lane, 0);
+                _ = r.noRoom(lane, @intCast(payload.len));
             }
             r.pending.items[kept] = p;
             kept += 1;
@@ -1638,7 +1690,7 @@ pub const Reactor = struct {
         if (s.out.capacity > out_keep_bytes) s.out.clearAndFree(r.allocator);
         if (s.drain_waiters != 0) r.answerDrain(s, true);
         if (s.want_write) r.armWrite(s, false);
-        if (s.state == .closing) r.closeSession(s, abi.close_flag_server, 0, false);
+        if (s.state == .closing) r.closeSession(s, s.close_flags, @intCast(s.close_errno), false);
     }
 
     fn armWrite(r: *Reactor, s: *Session, on: bool) void {
@@ -1664,21 +1716,29 @@ pub const Reactor = struct {
 
     /// A worker's `close`: `how` is 0 (after the queued output), 1 (reset) or 2 (a protocol
     /// error the worker found: counted, and reset like the core's own framing errors).
+    /// A reset also ends a session that is closing already (its output is dropped); a graceful
+    /// close of one is nothing more.
     fn closeRequested(r: *Reactor, session_id: u32, how: u32) void {
         const s = r.sessions.get(session_id) orelse return;
         switch (how) {
-            0 => {},
-            1 => return r.closeSession(s, abi.close_flag_server, 0, true),
-            else => {
+            0 => if (s.state != .closing) r.closeAfterOutput(s, abi.close_flag_server, 0),
+            1 => r.closeSession(s, abi.close_flag_server, 0, true),
+            else => if (s.state != .closing) {
                 r.tally(s.listener, "protocol_error_count", 1);
-                return r.closeSession(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO), true);
+                r.closeAfterOutput(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO));
             },
         }
-        if (s.hasOutput()) {
-            @atomicStore(session_table.State, &s.state, .closing, .release);
-            return;
-        }
-        r.closeSession(s, abi.close_flag_server, 0, false);
+    }
+
+    /// Ends a session after its queued output (then FIN, lingering: see closeSession): at
+    /// once when nothing is queued, otherwise it is `closing` until the output is written (or
+    /// makes no progress for a heartbeat idle time, or a reset ends it).
+    fn closeAfterOutput(r: *Reactor, s: *Session, flags: u8, errno: u32) void {
+        assert(s.state == .open or s.state == .peer_closed);
+        if (!s.hasOutput()) return r.closeSession(s, flags, errno, false);
+        s.close_flags = flags;
+        s.close_errno = @intCast(errno);
+        @atomicStore(session_table.State, &s.state, .closing, .release);
     }
 
     /// Closes the socket, frees the slot and (unless it was told already) tells the worker.
@@ -1705,7 +1765,7 @@ pub const Reactor = struct {
             // The worker never heard of it: take back its connect record, send no close.
             r.dropPending(s.id);
         } else if (!s.close_notified and r.deliver_session_events) {
-            _ = r.pushOrQueue(.close, flags, r.closeLane(s), s.id, errno);
+            r.pushClose(s, flags, errno);
         }
         if (s.drain_waiters != 0) r.answerDrain(s, false);
         s.close_errno = @intCast(errno);
@@ -1743,7 +1803,11 @@ pub const Reactor = struct {
     /// `stopped`.
     fn closeAll(r: *Reactor) void {
         for (r.sessions.slots) |*s| {
-            if (s.isLive()) r.closeSession(s, abi.close_flag_server, 0, false);
+            if (s.state == .closing) {
+                r.closeSession(s, s.close_flags, @intCast(s.close_errno), false);
+            } else if (s.isLive()) {
+                r.closeSession(s, abi.close_flag_server, 0, false);
+            }
         }
         r.phase = .closing;
         r.phase_deadline_ns = monoNs() + @as(i64, r.config.max_wait_time_ms) * std.time.ns_per_ms;

@@ -493,38 +493,7 @@ fn sessionState(table: *const SessionTable, session_id: u32, socket_buffer_size:
 fn clientInfo(table: *const SessionTable, session_id: u32, reactor_id: u32, out: *abi.ClientInfo) Status {
     if (table.stateOf(session_id) == .free) return .not_found;
     const s = &table.slots[table.slotIndex(session_id)];
-    var info: abi.ClientInfo = std.mem.zeroes(abi.ClientInfo);
-    info.session_id = session_id;
-    info.fd = s.fd;
-    info.reactor_id = @intCast(reactor_id);
-    info.server_fd = s.server_fd;
-    info.server_port = s.server_port;
-    switch (s.remote.any.family) {
-        std.posix.AF.INET => {
-            info.family = 4;
-            info.remote_port = s.remote.getPort();
-            @memcpy(info.remote_addr[0..4], std.mem.asBytes(&s.remote.in.sa.addr));
-        },
-        std.posix.AF.INET6 => {
-            info.family = 6;
-            info.remote_port = s.remote.getPort();
-            info.remote_addr = s.remote.in6.sa.addr;
-        },
-        std.posix.AF.UNIX => info.family = 1,
-        else => {},
-    }
-    info.connect_time = seconds(s.connect_time_ns);
-    info.last_recv_time = seconds(s.last_recv_time_ns);
-    info.last_send_time = seconds(s.last_send_time_ns);
-    info.last_dispatch_time = seconds(s.last_dispatch_time_ns);
-    info.send_queued_bytes = @atomicLoad(u64, &s.out_queued, .monotonic);
-    info.recv_queued_bytes = @intCast(@max(0, @atomicLoad(i64, &s.recv_queued, .monotonic)));
-    info.listener = s.listener;
-    info.total_recv_bytes = s.recv_bytes;
-    info.total_send_bytes = s.send_bytes;
-    info.close_errno = s.close_errno;
-    info.uid = @atomicLoad(u32, &s.uid, .monotonic);
-    info.worker_id = s.lane;
+    const info = s.info(reactor_id);
     // The reactor thread may have recycled the slot while we copied: then the session is gone.
     if (@atomicLoad(u32, &s.id, .acquire) != session_id) return .not_found;
     out.* = info;
@@ -893,10 +862,6 @@ fn pathZ(buffer: *[std.fs.max_path_bytes]u8, path: []const u8) ?[*:0]const u8 {
     @memcpy(buffer[0..path.len], path);
     buffer[path.len] = 0;
     return @ptrCast(buffer);
-}
-
-fn seconds(ns: i64) f64 {
-    return @as(f64, @floatFromInt(ns)) / std.time.ns_per_s;
 }
 
 fn statusOf(err: anyerror) Status {

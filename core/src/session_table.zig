@@ -6,6 +6,7 @@
 //! lookup is one array access plus an id compare: an id whose session ended finds a slot that
 //! is free or holds a later id, never a stranger's connection.
 const std = @import("std");
+const abi = @import("abi.zig");
 const assert = std.debug.assert;
 
 pub const State = enum(u8) {
@@ -60,6 +61,9 @@ pub const Session = struct {
     recv_bytes: u64 = 0,
     send_bytes: u64 = 0,
     close_errno: i32 = 0,
+    /// While `closing`: the close record's flags once the output is written (`close_errno` is
+    /// its errno).
+    close_flags: u8 = 0,
     /// PROCESS mode: the worker (lane) the session's connect, close and, in the sticky
     /// dispatch modes, its data go to.
     lane: u16 = 0,
@@ -95,7 +99,50 @@ pub const Session = struct {
     pub fn isLive(s: *const Session) bool {
         return s.state != .free;
     }
+
+    /// What `getClientInfo` reports of it, as it is now. Another thread may recycle the slot
+    /// meanwhile: such a reader checks `id` again after the copy.
+    pub fn info(s: *const Session, reactor_id: u32) abi.ClientInfo {
+        var out: abi.ClientInfo = std.mem.zeroes(abi.ClientInfo);
+        out.session_id = @atomicLoad(u32, &s.id, .acquire);
+        out.fd = s.fd;
+        out.reactor_id = @intCast(reactor_id);
+        out.server_fd = s.server_fd;
+        out.server_port = s.server_port;
+        switch (s.remote.any.family) {
+            std.posix.AF.INET => {
+                out.family = 4;
+                out.remote_port = s.remote.getPort();
+                @memcpy(out.remote_addr[0..4], std.mem.asBytes(&s.remote.in.sa.addr));
+            },
+            std.posix.AF.INET6 => {
+                out.family = 6;
+                out.remote_port = s.remote.getPort();
+                out.remote_addr = s.remote.in6.sa.addr;
+            },
+            std.posix.AF.UNIX => out.family = 1,
+            else => {},
+        }
+        out.connect_time = seconds(s.connect_time_ns);
+        out.last_recv_time = seconds(s.last_recv_time_ns);
+        out.last_send_time = seconds(s.last_send_time_ns);
+        out.last_dispatch_time = seconds(s.last_dispatch_time_ns);
+        out.send_queued_bytes = @atomicLoad(u64, &s.out_queued, .monotonic);
+        out.recv_queued_bytes = @intCast(@max(0, @atomicLoad(i64, &s.recv_queued, .monotonic)));
+        out.listener = s.listener;
+        out.total_recv_bytes = s.recv_bytes;
+        out.total_send_bytes = s.send_bytes;
+        out.close_errno = s.close_errno;
+        out.uid = @atomicLoad(u32, &s.uid, .monotonic);
+        out.worker_id = s.lane;
+        out.protected = @atomicLoad(u8, &s.protected, .monotonic);
+        return out;
+    }
 };
+
+fn seconds(ns: i64) f64 {
+    return @as(f64, @floatFromInt(ns)) / std.time.ns_per_s;
+}
 
 /// A file queued with `sendfile`: `left` bytes from `offset`, after `out.items[0..at]`.
 pub const FileSegment = struct { at: usize, fd: i32, offset: u64, left: u64 };
@@ -189,6 +236,7 @@ pub const SessionTable = struct {
             slot.want_write = false;
             slot.peer_hup = false;
             slot.close_errno = 0;
+            slot.close_flags = 0;
             slot.recv_bytes = 0;
             slot.send_bytes = 0;
             slot.last_recv_time_ns = 0;

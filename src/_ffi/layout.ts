@@ -133,6 +133,7 @@ export const layout = {
   portStatsSize: 80,
   clientInfoRecvQueuedBytes: 112,
   clientInfoListener: 120,
+  clientInfoProtected: 124,
 } as const;
 
 /** `abi.Stats` fields in declaration order (each a u64). */
