@@ -65,10 +65,11 @@ export interface ServerOptions {
   taskMaxRequest?: number;
   /**
    * An event worker of a tree leaves (and is replaced) after this many requests plus a random
-   * 0 to `maxRequestGrace` more, so that workers do not all leave at once; 0 never. Default 0.
+   * 1 to `maxRequestGrace` more (none when the grace is 0), so that workers do not all leave at
+   * once; 0 never. Default 0.
    */
   maxRequest?: number;
-  /** Default: half of `maxRequest`. */
+  /** Default: half of `maxRequest` when it is above 10, else 0 (Swoole's rule). */
   maxRequestGrace?: number;
   /**
    * Reload (SIGUSR1, SIGUSR2, `reload()`) tells every worker to go at once, each successor
@@ -291,6 +292,9 @@ export const defaults: ResolvedOptions = {
 
 const known = new Set(Object.keys(defaults));
 
+/** workerNum and taskWorkerNum: at most this many per CPU. */
+const processesPerCpu = 16;
+
 function integer(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== "number" || !Number.isInteger(value)) {
     throw new TypeError(`Option "${name}" must be an integer, got ${describe(value)}`);
@@ -350,8 +354,16 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   if (o.mode !== "base" && o.mode !== "process") {
     throw new RangeError(`Option "mode" must be "base" or "process", got ${describe(o.mode)}`);
   }
-  integer("workerNum", o.workerNum, 1, 1024);
-  integer("taskWorkerNum", o.taskWorkerNum, 0, 1024);
+  // Each worker is a Deno process of about 45 MB: like Swoole, a multiple of the CPUs bounds it.
+  const processesMax = processesPerCpu * navigator.hardwareConcurrency;
+  for (const [name, min] of [["workerNum", 1], ["taskWorkerNum", 0]] as const) {
+    if (!Number.isInteger(o[name]) || o[name] < min || o[name] > processesMax) {
+      throw new RangeError(
+        `Option "${name}" must be from ${min} to ${processesMax} (${processesPerCpu} per CPU; ` +
+          `each is a process of about 45 MB), got ${describe(o[name])}`,
+      );
+    }
+  }
   boolean("openEofCheck", o.openEofCheck);
   boolean("openEofSplit", o.openEofSplit);
   boolean("openLengthCheck", o.openLengthCheck);
@@ -429,7 +441,10 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   }
   integer("taskMaxRequest", o.taskMaxRequest, 0, 2 ** 31);
   integer("maxRequest", o.maxRequest, 0, 2 ** 31);
-  if (options.maxRequestGrace === undefined) o.maxRequestGrace = Math.floor(o.maxRequest / 2);
+  // Swoole's rule: a grace only above 10 requests, half of them by default.
+  if (options.maxRequestGrace === undefined) {
+    o.maxRequestGrace = o.maxRequest > 10 ? Math.floor(o.maxRequest / 2) : 0;
+  }
   integer("maxRequestGrace", o.maxRequestGrace, 0, 2 ** 31);
   boolean("reloadAsync", o.reloadAsync);
   for (const name of ["pidFile", "logFile", "user", "group"] as const) {
@@ -442,11 +457,12 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     o.reactorNum = Math.max(1, Math.min(navigator.hardwareConcurrency, 8, o.workerNum));
   }
   integer("reactorNum", o.reactorNum, 1, 256);
-  integer("dispatchMode", o.dispatchMode, 1, 10);
-  if (o.dispatchMode > 5) {
+  if (![1, 2, 3, 4, 5].includes(o.dispatchMode)) {
+    const modes = "1 (round-robin), 2 (fd modulo), 3 (idle worker), 4 (client IP hash) or 5 (uid)";
     throw new RangeError(
-      `Option "dispatchMode" ${o.dispatchMode} is not supported: use 1 (round-robin), 2 (fd ` +
-        `modulo), 3 (idle worker), 4 (client IP hash) or 5 (uid)`,
+      Number.isInteger(o.dispatchMode) && o.dispatchMode >= 6 && o.dispatchMode <= 10
+        ? `Option "dispatchMode" ${o.dispatchMode} is not supported: use ${modes}`
+        : `Option "dispatchMode" must be ${modes}, got ${describe(o.dispatchMode)}`,
     );
   }
   boolean("enableUnsafeEvent", o.enableUnsafeEvent);
@@ -458,7 +474,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   integer("socketBufferSize", o.socketBufferSize, 1, 2 ** 31);
   if (typeof o.maxWaitTime !== "number" || !(o.maxWaitTime > 0) || o.maxWaitTime > 3600) {
     throw new RangeError(
-      `Option "maxWaitTime" must be a number of seconds from 0 to 3600, got ${
+      `Option "maxWaitTime" must be a number of seconds above 0, at most 3600, got ${
         describe(o.maxWaitTime)
       }`,
     );

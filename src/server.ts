@@ -547,7 +547,8 @@ export class Server {
     // maxRequest: this worker leaves after that many requests, plus up to the grace more.
     if (role.kind === "worker" && role.workerType === "event" && this.options.maxRequest > 0) {
       const grace = this.options.maxRequestGrace;
-      this.#requestLimit = this.options.maxRequest + Math.floor(Math.random() * (grace + 1));
+      const extra = grace > 0 ? 1 + Math.floor(Math.random() * grace) : 0;
+      this.#requestLimit = this.options.maxRequest + extra;
     }
     if (role.kind === "worker" && role.workerType === "process") {
       this.#runUserProcess(role.workerId);

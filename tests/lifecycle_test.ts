@@ -16,6 +16,15 @@ Deno.test("invalid options throw TypeError or RangeError naming the option", () 
     [{ maxConnection: 0 }, RangeError, /"maxConnection"/],
     [{ ringSize: 300_000 }, RangeError, /"ringSize"/],
     [{ maxWaitTime: -1 }, RangeError, /"maxWaitTime"/],
+    [{ maxWaitTime: 0 }, RangeError, /"maxWaitTime" must be a number of seconds above 0/],
+    [
+      { dispatchMode: 0 },
+      RangeError,
+      /"dispatchMode" must be 1 \(round-robin\).* or 5 \(uid\), got 0/,
+    ],
+    [{ dispatchMode: 7 }, RangeError, /"dispatchMode" 7 is not supported/],
+    [{ workerNum: 1024 }, RangeError, /"workerNum" must be from 1 to \d+ \(16 per CPU/],
+    [{ taskWorkerNum: 1024 }, RangeError, /"taskWorkerNum" must be from 0 to \d+/],
     [{ logLevel: "loud" }, RangeError, /"logLevel"/],
     [{ host: "" }, TypeError, /"host"/],
     [{ workerNumber: 2 }, TypeError, /Unknown option "workerNumber"/],
@@ -34,6 +43,13 @@ Deno.test("invalid options throw TypeError or RangeError naming the option", () 
       Deno.inspect(options),
     );
   }
+});
+
+Deno.test("maxRequestGrace: by default half of maxRequest above 10 requests, none at 10 or below (Swoole's rule)", () => {
+  assert.equal(new Server({ maxRequest: 10 }).options.maxRequestGrace, 0);
+  assert.equal(new Server({ maxRequest: 11 }).options.maxRequestGrace, 5);
+  assert.equal(new Server({ maxRequest: 1000 }).options.maxRequestGrace, 500);
+  assert.equal(new Server({ maxRequest: 10, maxRequestGrace: 3 }).options.maxRequestGrace, 3);
 });
 
 Deno.test("heartbeat settings: an idle time alone checks every half of it (Swoole's rule); a port's own settings merge over the server's", () => {
