@@ -151,13 +151,18 @@ Deno.test("process mode: messages in pieces across a SIGKILL storm arrive whole 
 Deno.test("process mode: the session whose record a worker held when it died gets its earlier replies, then an orderly close; the others stay", async () => {
   await using server = await startFixture({ mode: "process", workerNum: 2, reactorNum: 1 });
   await workersStarted(server, 2);
-  // dispatchMode 2 (fd modulo): find two connections that worker 0 serves.
+  // dispatchMode 2 (fd modulo): find two connections that worker 0 serves. The others stay
+  // open until then: closing one frees its fd, the next accept takes the same fd, and so the
+  // same worker, again.
   const mine: Deno.TcpConn[] = [];
+  const others: Deno.TcpConn[] = [];
   while (mine.length < 2) {
+    assert.ok(others.length < 32, "fd modulo gives worker 0 a connection among the first 32");
     const conn = await connect(server.port);
     if ((await command(conn, "!whoami")).workerId === 0) mine.push(conn);
-    else conn.close();
+    else others.push(conn);
   }
+  for (const conn of others) conn.close();
   const [victim, bystander] = mine;
   const worker = server.events.filter((e) => e.event === "workerStart" && e.workerId === 0).at(-1)!;
   // A reply made before the record in hand is written; then the worker blocks in `receive`.
