@@ -339,6 +339,56 @@ Deno.test("process mode, dispatch 3 (idle worker): while one worker is busy, the
   other.close();
 });
 
+Deno.test("process mode, dispatch 3 under bursts: a busy worker is skipped while others are idle; every worker gets work, the slow ones less", async () => {
+  const workerNum = 16;
+  const slow = [0, 1];
+  const server = await startFixture(
+    { mode: "process", workerNum, reactorNum: 1, dispatchMode: 3 },
+    // 20 ms a request: a burst of 24 keeps a slow worker busy for about half a second.
+    { extra: { served: { slow, ms: 20 } } },
+  );
+  await using _ = server;
+  await workersStarted(server, workerNum);
+  const clients = 32, requests = 24;
+  const conns = await Promise.all(Array.from({ length: clients }, () => connect(server.port)));
+  const burst = encoder.encode("r\n".repeat(requests));
+  /** Pipelined: all of a client's requests in one write, then its replies (a worker id each). */
+  const round = async (conn: Deno.Conn) => {
+    await writeAll(conn, burst);
+    const buffer = new Uint8Array(4096);
+    let lines = 0;
+    while (lines < requests) {
+      const n = await conn.read(buffer);
+      assert.ok(n !== null, "the server closed the connection");
+      lines += buffer.subarray(0, n).filter((byte) => byte === 0x0a).length;
+    }
+    assert.equal(lines, requests);
+  };
+  // The first half of the clients: one burst for each worker. The second half comes once the
+  // fast workers have answered theirs, while the slow ones are still busy with theirs.
+  const first = conns.slice(0, workerNum).map(round);
+  await withTimeout(
+    server.waitFor(
+      () => server.events.filter((e) => e.event === "served").length >= workerNum - slow.length,
+      "the fast workers to answer the first bursts",
+    ),
+    "the first bursts",
+  );
+  await withTimeout(Promise.all([...first, ...conns.slice(workerNum).map(round)]), "every reply");
+  const total = clients * requests;
+  const served = new Array(workerNum).fill(0);
+  await server.waitFor(() => {
+    served.fill(0);
+    for (const e of server.events) {
+      if (e.event === "served") served[e.workerId as number] += e.lines as number;
+    }
+    return served.reduce((a, b) => a + b) === total;
+  }, "every receive's event");
+  assert.ok(served.every((n) => n > 0), `requests per worker: ${served}`);
+  for (const id of slow) assert.ok(served[id] < total / workerNum, `requests per worker: ${served}`);
+  for (const conn of conns) conn.close();
+});
+
 Deno.test("process mode, dispatch 4 (IP hash): connections from one address share a worker, with connect and close", async () => {
   await using server = await tree({ workerNum: 3, reactorNum: 1, dispatchMode: 4 });
   const conns = await Promise.all(Array.from({ length: 5 }, () => connect(server.port)));

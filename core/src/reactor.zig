@@ -998,7 +998,7 @@ pub const Reactor = struct {
             else if (r.dispatch_mode == .round_robin)
                 return r.nextLaneWithRoom()
             else
-                return r.idleLane() orelse r.nextLaneWithRoom(),
+                return r.idleWorkerLane(),
         };
         return if (lane.waiting_for_room) null else lane;
     }
@@ -1013,20 +1013,32 @@ pub const Reactor = struct {
         return null;
     }
 
-    /// A worker that is idle with nothing left in its ring, starting after the last one picked.
-    fn idleLane(r: *Reactor) ?*Lane {
-        const a = r.attach orelse return null;
+    /// Dispatch mode 3: a worker that is idle with nothing left in its ring; else the idle
+    /// worker with the least backlog; else, when every worker is in a callback (or not running),
+    /// the one with the least backlog. A busy worker is never picked while another is idle, and
+    /// one that is slow falls behind in backlog, so it gets less. Ties go round-robin from after
+    /// the last pick; null when every lane waits for room.
+    fn idleWorkerLane(r: *Reactor) ?*Lane {
+        const a = r.attach orelse return r.nextLaneWithRoom();
         const n: u32 = @intCast(r.lanes.len);
+        var best: ?u32 = null;
+        var best_key: u64 = std.math.maxInt(u64);
         for (0..n) |k| {
             const i = (r.next_lane +% @as(u32, @intCast(k))) % n;
             const lane = &r.lanes[i];
-            const status = @atomicLoad(u32, &a.workers[i].status, .monotonic);
-            if (status == 2 and !lane.waiting_for_room and lane.inbound.isDrained()) {
-                r.next_lane = i +% 1;
-                return lane;
+            if (lane.waiting_for_room) continue;
+            const idle = @atomicLoad(u32, &a.workers[i].status, .monotonic) == 2;
+            const backlog = lane.inbound.backlog();
+            const key = (@as(u64, @intFromBool(!idle)) << 32) | backlog;
+            if (key < best_key) {
+                best = i;
+                best_key = key;
+                if (key == 0) break;
             }
         }
-        return null;
+        const i = best orelse return null;
+        r.next_lane = i +% 1;
+        return &r.lanes[i];
     }
 
     /// Pushes a connect or close record, or queues it behind the lane's earlier ones; true when

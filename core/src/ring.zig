@@ -91,7 +91,12 @@ pub const Producer = struct {
 
     /// Whether the consumer has taken every record written so far.
     pub fn isDrained(p: *Producer) bool {
-        return @atomicLoad(u32, &p.ctl.head, .acquire) == p.tail;
+        return p.backlog() == 0;
+    }
+
+    /// Bytes written (published or not) that the consumer has not let go of yet.
+    pub fn backlog(p: *Producer) u32 {
+        return p.tail -% @atomicLoad(u32, &p.ctl.head, .acquire);
     }
 
     /// Makes every committed record visible. Returns true when the consumer was parked and must
