@@ -30,6 +30,16 @@ export class Mailbox {
   readonly lanes: (Lane | undefined)[];
   /** Chunks of a message still arriving, by peer. */
   #partial: Uint8Array[][] = [];
+  /** The record type of each peer's message still arriving. */
+  #partialType: number[] = [];
+  /** By peer: where `admit` last refused a message (-1: nowhere). */
+  #refusedAt: number[] = [];
+
+  /**
+   * Consulted at the start of each message (its first chunk, or a whole one): false leaves it,
+   * and whatever follows it from that peer, in the ring, for this endpoint's successor.
+   */
+  admit: ((type: number) => boolean) | undefined;
 
   #region: Region;
 
@@ -50,6 +60,8 @@ export class Mailbox {
       )
     );
     this.#partial = doorbells.map(() => []);
+    this.#partialType = doorbells.map(() => 0);
+    this.#refusedAt = doorbells.map(() => -1);
   }
 
   /** Queues a message for `peer` (chunked when large); `publish` makes it visible. */
@@ -98,17 +110,23 @@ export class Mailbox {
           const at = lane.inBase + (pos & lane.mask);
           const word = at >>> 2;
           const len = u32[word];
+          const type = lane.u8[at + layout.recordType];
+          const flags = lane.u8[at + layout.recordFlags];
+          if (
+            this.admit && type !== RecordType.pad && startsMessage(flags) && !this.admit(type)
+          ) {
+            this.#refusedAt[peer] = pos;
+            break;
+          }
           pos = (pos + ((layout.recordHeaderSize + len + 15) & ~15)) >>> 0;
           // A successor of this process (if it dies now) starts after this record: one in
           // hand is lost with a dying process, none is handled twice.
           lane.take(pos);
-          const type = lane.u8[at + layout.recordType];
           if (type === RecordType.pad) continue;
           handled++;
-          const flags = lane.u8[at + layout.recordFlags];
           const start = at + layout.recordHeaderSize;
           const view = lane.u8.subarray(start, start + len);
-          const payload = this.#assemble(peer, flags, view);
+          const payload = this.#assemble(peer, type, flags, view);
           if (payload === undefined) continue;
           const plain = flags & ~(MailFlag.more | MailFlag.first | MailFlag.last);
           handler(peer, type, plain, u32[word + 2], u32[word + 3], payload);
@@ -124,11 +142,12 @@ export class Mailbox {
    * Puts chunked messages back together: the whole payload once complete, else undefined.
    * Pieces without their first chunk, and a message left unfinished, are dropped.
    */
-  #assemble(peer: number, flags: number, view: Uint8Array): Uint8Array | undefined {
+  #assemble(peer: number, type: number, flags: number, view: Uint8Array): Uint8Array | undefined {
     const partial = this.#partial[peer];
     if (flags & MailFlag.first) {
       if (partial.length > 0) this.#dropPartial(peer);
       this.#partial[peer] = [view.slice()];
+      this.#partialType[peer] = type;
       return undefined;
     }
     if (flags & (MailFlag.more | MailFlag.last)) {
@@ -150,8 +169,20 @@ export class Mailbox {
   /** Messages dropped unfinished (their sender died halfway). */
   dropped = 0;
 
+  /** How many messages of `type` are partly here (their first chunk, not yet their last). */
+  arriving(type: number): number {
+    let n = 0;
+    for (let peer = 0; peer < this.lanes.length; peer++) {
+      if (this.#partial[peer].length > 0 && this.#partialType[peer] === type) n++;
+    }
+    return n;
+  }
+
+  /** Whether a peer published a message this endpoint has not read or refused. */
   hasInput(): boolean {
-    return this.lanes.some((lane) => lane?.hasInput());
+    return this.lanes.some((lane, peer) =>
+      lane !== undefined && lane.hasInput() && lane.readPos !== this.#refusedAt[peer]
+    );
   }
 
   hasPending(): boolean {
@@ -174,8 +205,8 @@ export class Mailbox {
         lane.flushPending();
         if (lane.pending.length < before) ready = true;
       }
-      if (lane.hasInput()) ready = true;
     }
+    if (this.hasInput()) ready = true;
     if (ready) this.unpark();
     return !ready;
   }
@@ -186,4 +217,9 @@ export class Mailbox {
       Atomics.store(lane.u32, lane.inParked, 0);
     }
   }
+}
+
+/** A message's first chunk, or a whole message. */
+function startsMessage(flags: number): boolean {
+  return (flags & MailFlag.first) !== 0 || (flags & (MailFlag.more | MailFlag.last)) === 0;
 }

@@ -588,6 +588,9 @@ export class Server {
   #openMail(role: Extract<Role, { kind: "worker" }>) {
     const region = this.#region!;
     this.#mailbox = new Mailbox(region, role.workerId, role.doorbellFds, this.#lib);
+    if (role.workerType === "task" && this.options.taskMaxRequest > 0) {
+      this.#mailbox.admit = this.#admitTask;
+    }
     this.#wakeFd = role.doorbellFds[role.workerId];
     // Inherited for this process only: its own children must not get them.
     for (const fd of [...role.doorbellFds, ...role.kickFds]) this.#lib.zg_set_cloexec(fd);
@@ -2029,6 +2032,14 @@ export class Server {
       this.#taskDone(current, result, false);
     }
   }
+
+  /**
+   * taskMaxRequest: a task worker takes that many tasks and no more. The ones sent to it after
+   * them stay in its mailbox for its successor (none is lost, none runs twice).
+   */
+  #admitTask = (type: number): boolean =>
+    type !== RecordType.task ||
+    this.#tasksTaken + this.#mailbox!.arriving(RecordType.task) < this.options.taskMaxRequest;
 
   /** A task's handler is done: its result (unless sent already), then the bookkeeping. */
   #taskDone(

@@ -385,7 +385,9 @@ Deno.test("process mode, dispatch 3 under bursts: a busy worker is skipped while
     return served.reduce((a, b) => a + b) === total;
   }, "every receive's event");
   assert.ok(served.every((n) => n > 0), `requests per worker: ${served}`);
-  for (const id of slow) assert.ok(served[id] < total / workerNum, `requests per worker: ${served}`);
+  for (const id of slow) {
+    assert.ok(served[id] < total / workerNum, `requests per worker: ${served}`);
+  }
   for (const conn of conns) conn.close();
 });
 

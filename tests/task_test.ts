@@ -210,6 +210,28 @@ Deno.test("taskMaxRequest: a task worker is replaced after that many tasks, and 
   assert.equal(server.events.filter((e) => e.event === "workerError").length, 0);
 });
 
+Deno.test("taskMaxRequest 200 over 4 task workers and 4,000 tasks: none runs more than 200, each task runs once", async () => {
+  const max = 200, tasks = 4000;
+  await using server = await tree({ workerNum: 1, taskWorkerNum: 4, taskMaxRequest: max });
+  await using conn = await connect(server.port);
+  const reply = await command(conn, `!manytasks ${tasks} 60`);
+  assert.equal(reply.answered, tasks);
+  const perPid = Object.values(reply.perPid as Record<string, number>);
+  assert.ok(perPid.every((n) => n <= max), `tasks per task worker: ${perPid}`);
+  // Each task ran exactly once (the task workers report each run on their stdout).
+  const runs = new Map<number, number>();
+  await server.waitFor(() => {
+    runs.clear();
+    for (const e of server.events) {
+      if (e.event === "ran") runs.set(e.seq as number, (runs.get(e.seq as number) ?? 0) + 1);
+    }
+    return runs.size === tasks;
+  }, "every task's run");
+  assert.equal(runs.size, tasks);
+  assert.ok([...runs.values()].every((n) => n === 1), "a task ran twice");
+  assert.equal(server.events.filter((e) => e.event === "workerError").length, 0);
+});
+
 Deno.test("process mode: task() works in the master's start callback", async () => {
   await using server = await tree(
     { mode: "process", workerNum: 1, taskWorkerNum: 1 },
