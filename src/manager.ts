@@ -107,6 +107,8 @@ export class Manager {
   #extraFds: number[] = [];
   #extraPorts: number[] = [];
   #workers = new Map<number, WorkerSlot>();
+  /** Every worker id spawned at least once (its later processes are respawns). */
+  #everSpawned = new Set<number>();
   #stopping = false;
   #killAt = 0;
   #region: Region | undefined;
@@ -471,6 +473,7 @@ export class Manager {
       [env.workerType]: type,
       [env.doorbellFds]: this.#doorbells.map((_, i) => doorbellAt + i).join(","),
       [env.kickFds]: kicks.map((_, i) => kickAt + i).join(","),
+      [env.respawned]: this.#everSpawned.has(id) ? "1" : "0",
     };
     const argvBytes = encoder.encode(argv.map((a) => a + "\0").join(""));
     const envBytes = encoder.encode(Object.entries(vars).map(([k, v]) => `${k}=${v}\0`).join(""));
@@ -493,6 +496,7 @@ export class Manager {
       } ${id}`,
     );
     this.#workers.set(id, { pid: pid[0], startedAt: performance.now() });
+    this.#everSpawned.add(id);
     // Idle once it runs (it says so itself); until then it takes no signal but SIGTERM/SIGKILL.
     this.#region!.setWorker(id, pid[0], WorkerStatus.notStarted);
   }
@@ -518,7 +522,8 @@ export class Manager {
         this.#workers.delete(id);
         // A worker that left on purpose (maxRequest, taskMaxRequest) marked itself exited.
         const planned = this.#region!.status(id) === WorkerStatus.exited;
-        this.#region!.setStatus(id, WorkerStatus.exited);
+        // Exited, and no pid: gone (a worker that drains is exited with its pid).
+        this.#region!.setWorker(id, 0, WorkerStatus.exited);
         this.#region!.clearGauges(id);
         if (this.#typeOf(id) === "event") {
           if (this.#process !== null) {

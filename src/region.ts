@@ -240,7 +240,7 @@ export class Region {
         : id < this.workerNum + this.taskWorkerNum
         ? "task" as const
         : "process" as const,
-      pid: this.status(id) === WorkerStatus.exited ? -1 : this.pid(id),
+      pid: this.pid(id) === 0 ? -1 : this.pid(id),
       status: this.status(id),
     }));
   }

@@ -23,6 +23,8 @@ export const env = {
   doorbellFds: "ZIGGURAT_DOORBELL_FDS",
   /** PROCESS mode: the kick eventfd of each of the master's reactor threads. */
   kickFds: "ZIGGURAT_KICK_FDS",
+  /** "1" in a worker that replaces an earlier process of its id. */
+  respawned: "ZIGGURAT_RESPAWNED",
   /** Daemon mode, in the background server: the fd to report "listening" on to its launcher. */
   daemonReadyFd: "ZIGGURAT_DAEMON_READY_FD",
 } as const;
@@ -51,6 +53,8 @@ export type Role =
     doorbellFds: number[];
     /** PROCESS mode: each reactor thread's kick fd; empty in BASE mode. */
     kickFds: number[];
+    /** It replaces an earlier process of its id (a respawn, a reload, a recycle). */
+    respawned: boolean;
   };
 
 /** The key that matches a worker's role to the server of the script it is for. */
@@ -84,6 +88,7 @@ export function currentRole(workerNum: number, key: string, tree = workerNum > 1
       workerType: workerType(Deno.env.get(env.workerType)),
       doorbellFds: fdList(env.doorbellFds),
       kickFds: fdList(env.kickFds),
+      respawned: Deno.env.get(env.respawned) === "1",
     };
     for (const name of Object.values(env)) Deno.env.delete(name);
     return role;

@@ -303,6 +303,13 @@ export class Server {
   #currentTask: { peer: number; taskId: number; done: boolean } | undefined;
   #tasking = 0;
   #tasksTaken = 0;
+  /** Callbacks whose promise has not settled yet (a task worker's tasks count in `#tasking`). */
+  #unsettled = 0;
+  /** Draining (see `#drainThen`): what runs once every callback in hand has settled. */
+  #afterDrain: (() => void) | undefined;
+  #drainTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A worker without a reactor of its own that is leaving: it takes no more records. */
+  #leaving = false;
   #untrackedWarned = false;
   /** The master's mailbox loop runs, until `#mailboxClosing`. */
   #mailLoopDone: Promise<void> | undefined;
@@ -402,7 +409,8 @@ export class Server {
     if (!region || !Number.isInteger(workerId) || workerId < 0 || workerId >= region.slotCount) {
       return -1;
     }
-    return region.status(workerId) === WorkerStatus.exited ? -1 : region.pid(workerId);
+    // (A draining worker is exited but still has its pid; the master clears it once it is gone.)
+    return region.pid(workerId) === 0 ? -1 : region.pid(workerId);
   }
 
   /**
@@ -411,7 +419,10 @@ export class Server {
    */
   getWorkerStatus(workerId: number = this.getWorkerId()): number {
     const region = this.#region ?? this.#manager?.region;
-    if (!region) return workerId === 0 && this.#role.kind === "single" ? WorkerStatus.idle : -1;
+    if (!region) {
+      if (workerId !== 0 || this.#role.kind !== "single") return -1;
+      return this.#afterDrain ? WorkerStatus.exited : WorkerStatus.idle;
+    }
     if (!Number.isInteger(workerId) || workerId < 0 || workerId >= region.slotCount) return -1;
     return region.status(workerId);
   }
@@ -539,8 +550,9 @@ export class Server {
     if (role.kind === "worker") this.#region?.setStatus(workerId, WorkerStatus.idle);
     // No callback runs before the process gives up root.
     dropPrivileges(this.options.user, this.options.group, this.#log, role);
-    // As in Swoole's BASE mode, `start` runs once: in worker 0 (PROCESS mode: in the manager).
-    if (workerId === 0 && !this.#attached) {
+    // As in Swoole's BASE mode, `start` runs once: in the first worker 0, not in its successors
+    // (PROCESS mode: in the manager).
+    if (workerId === 0 && !this.#attached && !(role.kind === "worker" && role.respawned)) {
       this.#call("start", -1, () => this.#callbacks.start?.(this));
     }
     if (role.kind === "single") this.#listening();
@@ -588,9 +600,7 @@ export class Server {
   #openMail(role: Extract<Role, { kind: "worker" }>) {
     const region = this.#region!;
     this.#mailbox = new Mailbox(region, role.workerId, role.doorbellFds, this.#lib);
-    if (role.workerType === "task" && this.options.taskMaxRequest > 0) {
-      this.#mailbox.admit = this.#admitTask;
-    }
+    if (role.workerType === "task") this.#mailbox.admit = this.#admitTask;
     this.#wakeFd = role.doorbellFds[role.workerId];
     // Inherited for this process only: its own children must not get them.
     for (const fd of [...role.doorbellFds, ...role.kickFds]) this.#lib.zg_set_cloexec(fd);
@@ -1185,7 +1195,7 @@ export class Server {
       }
     }
     // PROCESS mode takes no records while sends wait for room: until then input is no work.
-    const inputCounts = !this.#attached || letGoOfHeld(lanes);
+    const inputCounts = !this.#leaving && (!this.#attached || letGoOfHeld(lanes));
     if (progress || (inputCounts && lanes.some((lane) => lane.hasInput()))) return unpark();
     const mailbox = this.#mailbox;
     if (mailbox && !mailbox.prepareParking()) return unpark();
@@ -1244,7 +1254,8 @@ export class Server {
     // PROCESS mode: one record in hand at a time, let go of once what it sent is in the rings
     // (see the end of lane.ts).
     const claim = this.#attached;
-    for (let l = 0; l < lanes.length; l++) {
+    // Leaving: the records stay in the rings for this worker's successor.
+    for (let l = 0; l < lanes.length && !this.#leaving; l++) {
       const lane = lanes[l];
       const u32 = lane.u32;
       const tail = Atomics.load(u32, lane.inTail);
@@ -1438,18 +1449,15 @@ export class Server {
       case RecordType.bufferEmpty:
         this.#call("bufferEmpty", sessionId, () => this.#callbacks.bufferEmpty?.(this, sessionId));
         return;
-      case RecordType.shutdown:
-        // Every reactor sends one; workerStop runs at the first.
-        if (!this.#lanes.some((l) => l.shutdownSeen)) {
-          this.#call(
-            "workerStop",
-            -1,
-            () => this.#callbacks.workerStop?.(this, this.getWorkerId()),
-          );
-        }
+      case RecordType.shutdown: {
+        // Every reactor sends one; the drain starts at the first, and each is answered once
+        // the async callbacks in hand have settled (the reactors wait up to maxWaitTime).
+        const first = !this.#lanes.some((l) => l.shutdownSeen);
         lane.shutdownSeen = true;
-        lane.push(RecordType.shutdownAck, 0, 0, new Uint8Array(0));
+        if (first) this.#drainThen(() => this.#stopWorker());
+        else if (this.#workerStopped) lane.push(RecordType.shutdownAck, 0, 0, new Uint8Array(0));
         return;
+      }
       case RecordType.stopped:
         lane.stopped = true;
         this.#stoppedRecord = this.#lanes.every((l) => l.stopped);
@@ -1482,7 +1490,7 @@ export class Server {
     try {
       result = receive(this, sessionId, reactorId, data);
       if (result instanceof Promise) {
-        result = result.catch((e) => this.#callbackFailed("receive", sessionId, e));
+        result = this.#track(result.catch((e) => this.#callbackFailed("receive", sessionId, e)));
       }
     } catch (error) {
       this.#callbackFailed("receive", sessionId, error);
@@ -1591,10 +1599,58 @@ export class Server {
   #call(event: ServerEvent, sessionId: number, fn: () => unknown) {
     try {
       const result = fn();
-      if (result instanceof Promise) result.catch((e) => this.#callbackFailed(event, sessionId, e));
+      if (result instanceof Promise) {
+        this.#track(result.catch((e) => this.#callbackFailed(event, sessionId, e)));
+      }
     } catch (error) {
       this.#callbackFailed(event, sessionId, error);
     }
+  }
+
+  /** Counts an async callback until its promise (one that never rejects) settles. */
+  #track(settles: Promise<unknown>): Promise<unknown> {
+    this.#unsettled++;
+    return settles.finally(() => {
+      this.#unsettled--;
+      this.#settleCheck();
+    });
+  }
+
+  /**
+   * Swoole's async exit (reload, stop, shutdown): the caller has stopped this worker taking new
+   * events; it reports itself exiting (status 3) and runs `workerExit`, then, once every async
+   * callback in hand has settled (or `maxWaitTime` ran out), `then`.
+   */
+  #drainThen(then: () => void) {
+    if (this.#afterDrain) return;
+    this.#afterDrain = then;
+    this.#region?.setStatus(this.getWorkerId(), WorkerStatus.exited);
+    this.#call("workerExit", -1, () => this.#callbacks.workerExit?.(this, this.getWorkerId()));
+    if (this.#unsettled + this.#tasking === 0) return this.#settleCheck();
+    this.#log.info(
+      `exiting once ${
+        this.#unsettled + this.#tasking
+      } async callback(s) settle (at most maxWaitTime, ${this.options.maxWaitTime} s)`,
+    );
+    // At 80% of maxWaitTime: the master kills at maxWaitTime, and what was sent until then
+    // still has to reach the rings.
+    this.#drainTimer = setTimeout(() => {
+      this.#log.warning(
+        `maxWaitTime (${this.options.maxWaitTime} s) ran out with ${
+          this.#unsettled + this.#tasking
+        } async callback(s) unsettled; exiting without them`,
+      );
+      this.#unsettled = this.#tasking = 0;
+      this.#settleCheck();
+    }, this.options.maxWaitTime * 800);
+  }
+
+  #settleCheck() {
+    const then = this.#afterDrain;
+    if (!then || this.#unsettled + this.#tasking > 0) return;
+    this.#afterDrain = () => {};
+    clearTimeout(this.#drainTimer);
+    then();
   }
 
   #callbackFailed(event: string, sessionId: number, error: unknown) {
@@ -2039,7 +2095,8 @@ export class Server {
    */
   #admitTask = (type: number): boolean =>
     type !== RecordType.task ||
-    this.#tasksTaken + this.#mailbox!.arriving(RecordType.task) < this.options.taskMaxRequest;
+    (!this.#leaving && (this.options.taskMaxRequest === 0 ||
+      this.#tasksTaken + this.#mailbox!.arriving(RecordType.task) < this.options.taskMaxRequest));
 
   /** A task's handler is done: its result (unless sent already), then the bookkeeping. */
   #taskDone(
@@ -2056,6 +2113,7 @@ export class Server {
     this.#region!.untrackTask(self, current.peer, current.taskId);
     this.#tasking--;
     this.#region!.setTasking(self, this.#tasking);
+    this.#settleCheck();
     const max = this.options.taskMaxRequest;
     if (max > 0 && this.#tasksTaken >= max && this.#tasking === 0 && this.#state === "running") {
       this.#log.info(`taskMaxRequest (${max}) reached; this task worker exits and is replaced`);
@@ -2577,15 +2635,24 @@ export class Server {
     if (this.#state !== "running") return;
     if (this.#attached) return this.#leave();
     this.#state = "stopping";
-    if (this.#role.kind === "worker") {
-      this.#call("workerExit", -1, () => this.#callbacks.workerExit?.(this, this.getWorkerId()));
-    }
     // beforeShutdown and shutdown belong to the process that called start() first: in a tree,
     // the manager; its workers only stop (workerStop).
     if (this.#role.kind !== "worker") {
       this.#call("beforeShutdown", -1, () => this.#callbacks.beforeShutdown?.(this));
     }
     unwrap(this.#lib.zg_server_shutdown(this.#handle), "shut down");
+  }
+
+  #workerStopped = false;
+
+  /** After a shutdown's drain: `workerStop`, then the answer to each reactor's `shutdown`. */
+  #stopWorker() {
+    this.#workerStopped = true;
+    this.#call("workerStop", -1, () => this.#callbacks.workerStop?.(this, this.getWorkerId()));
+    for (const lane of this.#lanes) {
+      if (lane.shutdownSeen) lane.push(RecordType.shutdownAck, 0, 0, new Uint8Array(0));
+    }
+    if (!this.#inBatch) { for (const lane of this.#lanes) lane.publishOut(); }
   }
 
   #flushPending() {
@@ -2623,13 +2690,15 @@ export class Server {
   }
 
   #leave() {
+    if (this.#leaving) return;
+    this.#leaving = true;
     this.#state = "stopping";
-    this.#call("workerExit", -1, () => this.#callbacks.workerExit?.(this, this.getWorkerId()));
-    this.#call("workerStop", -1, () => this.#callbacks.workerStop?.(this, this.getWorkerId()));
-    this.#drainOutboxes();
-    this.#region?.setStatus(this.getWorkerId(), WorkerStatus.exited);
-    this.#log.debug("this worker exits; the manager starts another unless the server stops");
-    Deno.exit(0);
+    this.#drainThen(() => {
+      this.#call("workerStop", -1, () => this.#callbacks.workerStop?.(this, this.getWorkerId()));
+      this.#drainOutboxes();
+      this.#log.debug("this worker exits; the manager starts another unless the server stops");
+      Deno.exit(0);
+    });
   }
 }
 

@@ -366,7 +366,8 @@ pub const RegionShape = extern struct {
 /// manager); read by every process for `stats()` and `getWorkerPid`.
 pub const WorkerSlot = extern struct {
     pid: i32,
-    /// Swoole's worker status: 0 not started, 1 busy, 2 idle, 3 exited.
+    /// Swoole's worker status: 0 not started, 1 busy, 2 idle, 3 exiting or exited (the master
+    /// sets `pid` to 0 once the process is gone).
     status: u32,
     /// Counters the worker's JavaScript keeps, published once per batch.
     request_count: f64,

@@ -612,11 +612,12 @@ pub const Reactor = struct {
         }
     }
 
-    /// PROCESS mode: the lane's worker is not running (not started yet, or exited).
+    /// PROCESS mode: the lane's worker is not running (not started yet, or gone: the master
+    /// clears the pid of a worker that exited; one that drains is exited with its pid).
     fn workerGone(r: *const Reactor, lane: u16) bool {
         const a = r.attach orelse return false;
         const status = @atomicLoad(u32, &a.workers[lane].status, .monotonic);
-        return status == 0 or status == 3;
+        return status == 0 or @atomicLoad(i32, &a.workers[lane].pid, .monotonic) == 0;
     }
 
     fn lanePending(r: *const Reactor, lane: u16) bool {
