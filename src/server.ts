@@ -471,13 +471,23 @@ export class Server {
         new Deno.errors.BadResource("Cannot start the server: it has already been started"),
       );
     }
-    const datagrams = isDatagram(this.options.sockType);
-    if (datagrams ? !this.#callbacks.packet : !this.#callbacks.receive) {
+    // Each socket's type needs its callback: its own (a port's) or the server's.
+    const sockets = [
+      { what: "the server", sockType: this.options.sockType, own: undefined },
+      ...this.#ports.map((port) => ({
+        what: `the port ${formatAddress(port.host, port.port)}`,
+        sockType: port.sockType,
+        own: port.callbacks,
+      })),
+    ];
+    for (const { what, sockType, own } of sockets) {
+      const event = isDatagram(sockType) ? "packet" : "receive";
+      if (own?.[event] || this.#callbacks[event]) continue;
       return Promise.reject(
         new TypeError(
-          datagrams
-            ? 'Cannot start the server: a datagram server needs a "packet" callback'
-            : 'Cannot start the server: a stream server needs a "receive" callback',
+          `Cannot start the server: ${what} is a ${
+            event === "packet" ? "datagram" : "stream"
+          } socket (${sockType}) and needs a "${event}" callback, of its own or the server's`,
         ),
       );
     }

@@ -83,6 +83,32 @@ Deno.test("start() rejects without a receive callback, naming it", async () => {
   await assert.rejects(server.start(), /needs a "receive" callback/);
 });
 
+Deno.test("start() rejects a port whose socket type lacks its callback (TCP and UDP mixed), naming it", async () => {
+  // A TCP server with a UDP port: the port needs "packet", its own or the server's.
+  const tcp = new Server({ host: "127.0.0.1", port: 0 });
+  tcp.on("receive", () => {});
+  tcp.listen("127.0.0.1", 0, "udp");
+  await assert.rejects(
+    tcp.start(),
+    (e: Error) =>
+      e instanceof TypeError &&
+      /the port 127\.0\.0\.1:0 is a datagram socket \(udp\) and needs a "packet" callback/.test(
+        e.message,
+      ),
+  );
+  // A UDP server with a TCP port: the port needs "receive".
+  const udp = new Server({ host: "127.0.0.1", port: 0, sockType: "udp" });
+  udp.on("packet", () => {});
+  udp.listen("127.0.0.1", 0, "tcp");
+  await assert.rejects(udp.start(), /is a stream socket \(tcp\) and needs a "receive" callback/);
+  // The port's own callback is enough.
+  const mixed = new Server({ host: "127.0.0.1", port: 0 });
+  mixed.on("receive", () => {});
+  mixed.listen("127.0.0.1", 0, "udp").on("packet", () => {});
+  mixed.on("start", (s) => s.shutdown());
+  await withTimeout(mixed.start(), "the mixed server to start and stop");
+});
+
 Deno.test("start() rejects with AddrInUse when the port is taken", async () => {
   using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = taken.addr.port;
