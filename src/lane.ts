@@ -6,6 +6,7 @@
  */
 
 import { layout, RecordType } from "./_ffi/layout.ts";
+import type { Unsent } from "./unsent.ts";
 
 /** A send waiting for room in the outbound ring; kept in order. */
 export interface Pending {
@@ -49,6 +50,8 @@ export class Lane {
   pending: Pending[] = [];
   /** Bytes per session in `pending`: counted against `socketBufferSize` too. */
   pendingBytes = new Map<number, number>();
+  /** A lane to a reactor: the sends in the outbound ring it has not taken yet. */
+  unsent: Unsent | undefined;
   /** The reactor sent `shutdown` / `stopped` on this lane. */
   shutdownSeen = false;
   stopped = false;
@@ -146,6 +149,7 @@ export class Lane {
     this.#header(at, bytes.length, type, sessionId, aux);
     if (bytes.length > 0) this.u8.set(bytes, at + layout.recordHeaderSize);
     this.writePos = (pos + need) >>> 0;
+    if (type === RecordType.send) this.unsent?.add(this.writePos, sessionId, bytes.length);
     return true;
   }
 

@@ -40,6 +40,7 @@ import {
 import { decode, encode } from "./codec.ts";
 import { Lane, letGoOfHeld, publishTails } from "./lane.ts";
 import { Mailbox } from "./mailbox.ts";
+import { Unsent } from "./unsent.ts";
 import type { MailHandler } from "./mailbox.ts";
 import { listenFlags, Manager, sigrtmin } from "./manager.ts";
 import { Port } from "./port.ts";
@@ -1064,6 +1065,7 @@ export class Server {
     const lib = this.#lib;
     const pointer = Deno.UnsafePointer.create(handle);
     this.#lanes = [new Lane(memory, 0, () => lib.zg_server_kick(pointer))];
+    this.#lanes[0].unsent = new Unsent();
   }
 
   /**
@@ -1083,13 +1085,15 @@ export class Server {
         `expected ${region.reactorNum} reactor kick fds from the manager, got ${kickFds.length}`,
       );
     }
-    this.#lanes = kickFds.map((fd, reactor) =>
-      new Lane(
+    this.#lanes = kickFds.map((fd, reactor) => {
+      const lane = new Lane(
         region.memory,
         region.channelOffset(reactor, role.workerId),
         () => lib.zg_fd_kick(fd),
-      )
-    );
+      );
+      lane.unsent = new Unsent();
+      return lane;
+    });
     this.#port = role.ports[0];
     this.#attached = true;
     if (this.options.maxQueuedBytes > 0) this.#queueRegion = region.pointer;
@@ -1678,7 +1682,11 @@ export class Server {
       this.#lastError = ErrorCode.serverNotRunning;
       return false;
     }
-    const state = this.#sessionState(sessionId);
+    let state = this.#sessionState(sessionId, this.#unsentOf(sessionId, false));
+    // Over the limit by every session's unsent bytes: look again with this session's own.
+    if (state & SessionState.overLimit) {
+      state = this.#sessionState(sessionId, this.#unsentOf(sessionId, true));
+    }
     if (state !== SessionState.open && state !== SessionState.peerClosed) {
       if (state & SessionState.overLimit) {
         this.#lastError = ErrorCode.outputBufferOverflow;
@@ -1701,15 +1709,6 @@ export class Server {
       return true;
     }
     const lane = this.#laneOf(sessionId);
-    // The outbound ring is full and this session's sends already wait behind it: as with a full
-    // output buffer, refuse rather than queue without bound.
-    if (
-      lane.pending.length > 0 &&
-      (lane.pendingBytes.get(sessionId) ?? 0) >= this.options.socketBufferSize
-    ) {
-      this.#lastError = ErrorCode.outputBufferOverflow;
-      return false;
-    }
     const sendChunk = lane.sendChunk;
     for (let offset = 0; offset < bytes.length; offset += sendChunk) {
       const chunk = bytes.length <= sendChunk ? bytes : bytes.subarray(offset, offset + sendChunk);
@@ -1737,8 +1736,23 @@ export class Server {
     return (sessionId - 1) % this.options.workerNum;
   }
 
+  /**
+   * What this process sent to a session that its reactor has not taken yet (in the outbound
+   * ring, or waiting for room in it): with the reactor's queue, it counts against
+   * `socketBufferSize`. Not `exact`: the cheap bound, every session's bytes in the ring.
+   */
+  #unsentOf(sessionId: number, exact: boolean): number {
+    if (!Number.isInteger(sessionId) || sessionId <= 0 || this.#lanes.length === 0) return 0;
+    const lane = this.#laneOf(sessionId);
+    const unsent = lane.unsent;
+    if (!unsent) return 0;
+    unsent.settle(Atomics.load(lane.u32, lane.outHead));
+    const waiting = lane.pending.length > 0 ? lane.pendingBytes.get(sessionId) ?? 0 : 0;
+    return Math.min(0xffff_ffff, (exact ? unsent.of(sessionId) : unsent.total) + waiting);
+  }
+
   /** The session's state, with `#closing` applied and `lastError` set when not usable. */
-  #sessionState(sessionId: number): number {
+  #sessionState(sessionId: number, unsent = 0): number {
     if (this.#closing.has(sessionId)) {
       this.#lastError = ErrorCode.sessionClosing;
       return SessionState.closing;
@@ -1747,19 +1761,22 @@ export class Server {
       this.#lastError = ErrorCode.sessionInvalidId;
       return SessionState.gone;
     }
-    const state = this.#coreState(sessionId);
+    const state = this.#coreState(sessionId, unsent);
     if (state === SessionState.gone) this.#lastError = ErrorCode.sessionNotExist;
     else if (state === SessionState.closing) this.#lastError = ErrorCode.sessionClosing;
     return state;
   }
 
-  /** The session's state in the core's tables (`SessionState`, with `overLimit`). */
-  #coreState(sessionId: number): number {
+  /**
+   * The session's state in the core's tables (`SessionState`, with `overLimit` when its queued
+   * output plus `unsent` bytes not taken yet reach `socketBufferSize`).
+   */
+  #coreState(sessionId: number, unsent = 0): number {
     // In a tree every session is in the region's tables (this worker's own ones too).
     const region = this.#treeRegion();
     return region
-      ? this.#lib.zg_region_session_state(region.pointer, sessionId)
-      : this.#lib.zg_session_state(this.#handle, sessionId);
+      ? this.#lib.zg_region_session_state(region.pointer, sessionId, unsent)
+      : this.#lib.zg_session_state(this.#handle, sessionId, unsent);
   }
 
   /**

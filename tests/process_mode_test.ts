@@ -391,6 +391,22 @@ Deno.test("process mode, dispatch 3 under bursts: a busy worker is skipped while
   for (const conn of conns) conn.close();
 });
 
+Deno.test("process mode: send() in a tight loop is refused at socketBufferSize, counting what is still in the ring", async () => {
+  await using server = await tree({ workerNum: 1, reactorNum: 1, socketBufferSize: 1024 * 1024 });
+  await using conn = await connect(server.port);
+  await conn.write(encoder.encode("!flood 268435456\n"));
+  const flood = await server.waitFor((e) => e.event === "flood", "the flood to stop");
+  const accepted = flood.accepted as number;
+  assert.equal(flood.lastError, 1009);
+  // The limit plus one send (64 KiB), not the limit plus a ring.
+  assert.ok(accepted >= 1024 * 1024 && accepted <= 1024 * 1024 + 64 * 1024, `accepted ${accepted}`);
+  const data = await withTimeout(readBytes(conn, accepted), "the flooded bytes");
+  assert.equal(data.length, accepted);
+  for (let i = 0; i < data.length; i++) {
+    if (data[i] !== i % 253) assert.fail(`byte ${i} is ${data[i]}, expected ${i % 253}`);
+  }
+});
+
 Deno.test("process mode, dispatch 4 (IP hash): connections from one address share a worker, with connect and close", async () => {
   await using server = await tree({ workerNum: 3, reactorNum: 1, dispatchMode: 4 });
   const conns = await Promise.all(Array.from({ length: 5 }, () => connect(server.port)));

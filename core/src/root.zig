@@ -412,8 +412,8 @@ export fn zg_die_with_parent(signal: u32, expected_parent: i32) Status {
 
 /// 0 gone, 1 open, 2 peer closed (EOF seen), 3 closing; plus 0x100 when the session's output
 /// buffer holds `socket_buffer_size` bytes or more.
-export fn zg_session_state(r: *Reactor, session_id: u32) u32 {
-    return sessionState(&r.sessions, session_id, r.config.socket_buffer_size);
+export fn zg_session_state(r: *Reactor, session_id: u32, unsent: u32) u32 {
+    return sessionState(&r.sessions, session_id, r.config.socket_buffer_size, unsent);
 }
 
 export fn zg_client_info(r: *Reactor, session_id: u32, out: *abi.ClientInfo) Status {
@@ -422,9 +422,9 @@ export fn zg_client_info(r: *Reactor, session_id: u32, out: *abi.ClientInfo) Sta
 
 /// From any process of a tree: `zg_session_state` of any session, read from the session
 /// tables in the region (the master's reactor threads' in PROCESS mode, the workers' in BASE).
-export fn zg_region_session_state(region: [*]u8, session_id: u32) u32 {
+export fn zg_region_session_state(region: [*]u8, session_id: u32, unsent: u32) u32 {
     const found = regionTable(region, session_id) orelse return 0;
-    return sessionState(&found.table, session_id, found.socket_buffer_size);
+    return sessionState(&found.table, session_id, found.socket_buffer_size, unsent);
 }
 
 export fn zg_region_client_info(region: [*]u8, session_id: u32, out: *abi.ClientInfo) Status {
@@ -482,11 +482,13 @@ fn regionMemory(region: [*]u8) ?[]u8 {
     return region[0..shm.Region.size(header)];
 }
 
-fn sessionState(table: *const SessionTable, session_id: u32, socket_buffer_size: u32) u32 {
+/// `unsent`: bytes the caller sent to the session that its reactor has not taken yet; they count
+/// against the limit with the session's queued output.
+fn sessionState(table: *const SessionTable, session_id: u32, socket_buffer_size: u32, unsent: u32) u32 {
     const state = table.stateOf(session_id);
     if (state == .free) return 0;
     const slot = &table.slots[table.slotIndex(session_id)];
-    const full = @atomicLoad(u64, &slot.out_queued, .monotonic) >= socket_buffer_size;
+    const full = @atomicLoad(u64, &slot.out_queued, .monotonic) + unsent >= socket_buffer_size;
     return @intFromEnum(state) | (if (full) @as(u32, 0x100) else 0);
 }
 

@@ -95,10 +95,10 @@ export const symbols = {
   zg_supervisor_kick: { parameters: ["pointer"], result: "i32" },
   zg_die_with_parent: { parameters: ["u32", "i32"], result: "i32" },
   /** Returns the session state (not a status): 0 gone, 1 open, 2 peer closed, 3 closing, | 0x100 over the buffer limit. */
-  zg_session_state: { parameters: ["pointer", "u32"], result: "u32" },
+  zg_session_state: { parameters: ["pointer", "u32", "u32"], result: "u32" },
   zg_client_info: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
   /** PROCESS mode, any process: as `zg_session_state`, from the region's session tables. */
-  zg_region_session_state: { parameters: ["pointer", "u32"], result: "u32" },
+  zg_region_session_state: { parameters: ["pointer", "u32", "u32"], result: "u32" },
   zg_region_client_info: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
   zg_region_bind: { parameters: ["pointer", "u32", "u32"], result: "i32" },
   zg_region_handled: { parameters: ["pointer", "u32", "u32"], result: "void" },
