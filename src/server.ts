@@ -27,6 +27,7 @@ import { PidFile, runningServer } from "./pid_file.ts";
 import { lostStart, MessagePieces } from "./pieces.ts";
 import { checkIds, dropPrivileges } from "./privileges.ts";
 import { Logger } from "./log.ts";
+import { ErrorRepeats } from "./repeats.ts";
 import {
   formatAddress,
   heartbeatMs,
@@ -269,6 +270,8 @@ export class Server {
   #callbacks: Partial<ServerEvents> = {};
   #state: State = "new";
   #log: Logger;
+  /** Callback errors: the first of a kind in full, then a count a second. */
+  #errorRepeats: ErrorRepeats;
   #lib!: Library;
   #handle: Deno.PointerValue = null;
   #port = 0;
@@ -377,6 +380,7 @@ export class Server {
       ? "manager"
       : `worker#${this.#role.kind === "worker" ? this.#role.workerId : 0}`;
     this.#log = new Logger(this.options.logLevel, `${who} pid ${Deno.pid}`);
+    this.#errorRepeats = new ErrorRepeats(this.#log);
   }
 
   /** The host the server listens on. */
@@ -1669,8 +1673,20 @@ export class Server {
 
   #callbackFailed(event: string, sessionId: number, error: unknown) {
     this.#callbackErrors++;
-    const session = sessionId > 0 ? ` for session ${sessionId}` : "";
-    this.#log.error(`the "${event}" callback threw${session}; the server carries on`, error);
+    let reason: string;
+    try {
+      reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    } catch {
+      reason = typeof error;
+    }
+    this.#errorRepeats.report(
+      `the "${event}" callback threw ${reason.slice(0, 200)}`,
+      sessionId,
+      () => {
+        const session = sessionId > 0 ? ` for session ${sessionId}` : "";
+        this.#log.error(`the "${event}" callback threw${session}; the server carries on`, error);
+      },
+    );
   }
 
   /**

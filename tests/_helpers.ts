@@ -246,3 +246,15 @@ export const treeModes = [
   ["two BASE workers", { workerNum: 2 }],
   ["PROCESS mode", { mode: "process", workerNum: 2, reactorNum: 1 }],
 ] as const;
+
+/**
+ * Polls until `check` holds, bounded by `waitMs`: for state that has no event (another
+ * connection's, the log's), not a stand-in for readiness.
+ */
+export async function until(what: string, check: () => boolean | Promise<boolean>) {
+  const deadline = Date.now() + waitMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

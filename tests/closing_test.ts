@@ -11,6 +11,7 @@ import {
   readToEnd,
   startFixture,
   treeModes,
+  until,
   waitMs,
   withTimeout,
 } from "./_helpers.ts";
@@ -18,15 +19,6 @@ import {
 /** The session id of `conn`, as the server sees it. */
 async function idOf(conn: Deno.Conn): Promise<number> {
   return (await command(conn, "!info")).sessionId as number;
-}
-
-/** Polls until `check` holds (another connection's state has no event), bounded. */
-async function until(what: string, check: () => Promise<boolean>) {
-  const deadline = Date.now() + waitMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Polls the server's stats (the state of another connection has no event), bounded. */

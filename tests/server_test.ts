@@ -10,6 +10,7 @@ import {
   readBytes,
   readToEnd,
   startFixture,
+  until,
   withTimeout,
   writeAll,
 } from "./_helpers.ts";
@@ -152,6 +153,31 @@ for (const [name, mode] of reactorModes) {
     assert.equal(new TextDecoder().decode(await readBytes(conn, 5)), "after");
     assert.match(server.stderr(), /"receive" callback threw for session 1.*deliberate failure/s);
     assert.match(server.stderr(), /deliberate rejection/);
+  });
+
+  Deno.test(`${name}: a callback that throws on every message is logged in full once, then counted once a second`, async () => {
+    await using server = await startFixture(mode, { extra: { echoThenThrow: true } });
+    await using conn = await connect(server.port);
+    const one = new Uint8Array([7]);
+    let rounds = 0;
+    const end = performance.now() + 2500;
+    while (performance.now() < end && rounds < 100_000) {
+      await conn.write(one);
+      await readBytes(conn, 1);
+      rounds++;
+    }
+    // Every error is counted: the one logged in full and the repeats the summaries add up.
+    const summaries = () =>
+      [...server.stderr().matchAll(/thrown after every echo: (\d+) more in the last second/g)]
+        .reduce((sum, m) => sum + Number(m[1]), 0);
+    await until("the summaries to count every repeat", () => summaries() === rounds - 1);
+    const full = server.stderr().match(/callback threw for session 1; the server carries on/g);
+    assert.equal(full?.length, 1, "one error in full");
+    assert.ok(
+      server.stderr().length < 16 * 1024,
+      `${server.stderr().length} bytes of log for ${rounds} errors`,
+    );
+    assert.ok(rounds > 200, `only ${rounds} round trips in 2.5 s`);
   });
 
   Deno.test(`${name}: getClientInfo reports the peer's address and the session's counters`, async () => {
