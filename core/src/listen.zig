@@ -1,6 +1,7 @@
 //! Listen sockets: parse the host, create, set options, bind, listen.
 const std = @import("std");
 const abi = @import("abi.zig");
+const errno_names = @import("errno.zig");
 const posix = std.posix;
 const linux = std.os.linux;
 
@@ -105,16 +106,7 @@ fn setOption(fd: i32, level: i32, name: u32, value: c_int) void {
 
 /// Zig's socket calls return error names; keep the errno for the message TypeScript builds.
 fn errnoOf(err: anyerror) posix.E {
-    return switch (err) {
-        error.AddressInUse => .ADDRINUSE,
-        error.AddressNotAvailable => .ADDRNOTAVAIL,
-        error.AccessDenied, error.PermissionDenied => .ACCES,
-        error.ProcessFdQuotaExceeded => .MFILE,
-        error.SystemFdQuotaExceeded => .NFILE,
-        error.SystemResources => .NOBUFS,
-        error.AddressFamilyNotSupported => .AFNOSUPPORT,
-        else => .INVAL,
-    };
+    return errno_names.of(err, .INVAL);
 }
 
 test "listen: port 0 binds a free port; a second bind to it is AddrInUse" {

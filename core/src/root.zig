@@ -12,6 +12,7 @@ const signals = @import("signals.zig");
 const session_table = @import("session_table.zig");
 const files = @import("files.zig");
 const users = @import("users.zig");
+const errno_names = @import("errno.zig");
 const SessionTable = session_table.SessionTable;
 const Reactor = reactor.Reactor;
 const Status = abi.Status;
@@ -875,7 +876,8 @@ fn statusOf(err: anyerror) Status {
         error.OutOfMemory => .out_of_memory,
         error.LimitReached, error.ProcessFdQuotaExceeded, error.SystemFdQuotaExceeded => .limit_reached,
         else => blk: {
-            if (last_errno == 0) last_errno = @intFromEnum(std.posix.E.INVAL);
+            // The errno the error name stands for; EIO (not EINVAL) for one that has none.
+            if (last_errno == 0) last_errno = @intFromEnum(errno_names.of(err, .IO));
             break :blk .os_error;
         },
     };
@@ -896,4 +898,5 @@ test {
     _ = @import("linger.zig");
     _ = @import("orphans.zig");
     _ = @import("users.zig");
+    _ = @import("errno.zig");
 }
