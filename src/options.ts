@@ -186,6 +186,11 @@ export interface ServerOptions {
   /** Most sessions open at once; more are refused and counted. Default 10000. */
   maxConnection?: number;
   /**
+   * Swoole's `start_session_id`: the first session id is this plus 1 (ids then grow from
+   * there, never reused). Default 0.
+   */
+  startSessionId?: number;
+  /**
    * Per-session output buffer limit in bytes: while a session has this much queued, `send`
    * returns false (`ErrorCode.outputBufferOverflow`). As in Swoole, one `send` below the limit
    * is taken whole, whatever its size. Default 8 MiB.
@@ -282,6 +287,7 @@ export const defaults: ResolvedOptions = {
   enableReusePort: false,
   ipv6Only: false,
   maxConnection: 10_000,
+  startSessionId: 0,
   socketBufferSize: 8 * 1024 * 1024,
   maxWaitTime: 3,
   ringSize: 4 * 1024 * 1024,
@@ -440,6 +446,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     o.heartbeatCheckInterval = o.heartbeatIdleTime / 2;
   }
   integer("taskMaxRequest", o.taskMaxRequest, 0, 2 ** 31);
+  integer("startSessionId", o.startSessionId, 0, 2 ** 32 - 2);
   integer("maxRequest", o.maxRequest, 0, 2 ** 31);
   // Swoole's rule: a grace only above 10 requests, half of them by default.
   if (options.maxRequestGrace === undefined) {
@@ -517,6 +524,7 @@ export function nativeConfig(
   config[5] = ["debug", "info", "warning", "error"].indexOf(o.logLevel);
   config[6] = sessionStride;
   config[7] = o.dispatchMode | (o.enableUnsafeEvent ? dispatchUnsafeEvent : 0);
+  config[8] = o.startSessionId;
   return config;
 }
 

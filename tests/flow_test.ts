@@ -75,6 +75,14 @@ for (const [name, mode] of reactorModes) {
     assert.equal(new TextDecoder().decode(await readBytes(conn, 4)), "ping");
   });
 
+  Deno.test(`${name}: startSessionId 1000: the first session is 1001, the next 1002`, async () => {
+    await using server = await startFixture({ ...mode, startSessionId: 1000 });
+    for (const expected of [1001, 1002]) {
+      await using conn = await connect(server.port);
+      assert.equal((await command(conn, "!info")).sessionId, expected);
+    }
+  });
+
   Deno.test(`${name}: session ids grow and are never reused while fds are`, async () => {
     await using server = await startFixture(mode);
     for (let i = 0; i < 50; i++) {

@@ -449,6 +449,26 @@ Deno.test("process mode: a session id is never handed out again, even when the f
   }
 });
 
+for (const reactorNum of [2, 3]) {
+  Deno.test(`process mode (reactorNum ${reactorNum}): session ids follow the order of accept, from startSessionId + 1`, async () => {
+    for (const startSessionId of [0, 1000]) {
+      await using server = await tree({ workerNum: 2, reactorNum, startSessionId });
+      const ids: number[] = [];
+      const reactors = new Set<number>();
+      for (let i = 0; i < 8; i++) {
+        // One after the other: each is accepted before the next connects.
+        const conn = await connect(server.port);
+        const info = await command(conn, "!info");
+        ids.push(info.sessionId as number);
+        reactors.add(info.reactorId as number);
+        conn.close();
+      }
+      assert.deepEqual(ids, Array.from({ length: 8 }, (_, i) => startSessionId + 1 + i));
+      assert.equal(reactors.size, reactorNum, "every reactor thread owns some of them");
+    }
+  });
+}
+
 Deno.test("process mode: a send from a timer while the worker is parked and the ring is full still arrives", async () => {
   await using server = await tree({ workerNum: 1, reactorNum: 1, ringSize: 256 * 1024 });
   const conn = await connect(server.port);

@@ -299,6 +299,8 @@ pub const ServerConfig = extern struct {
     /// PROCESS mode: the dispatch mode (1 round-robin, 2 fd modulo, 3 idle worker, 4 client IP
     /// hash, 5 uid), plus `dispatch_unsafe_event` to deliver connect/close in modes 1, 3, 5.
     dispatch: u32 = 0,
+    /// Swoole's `start_session_id`: the first session id is this plus 1.
+    start_session_id: u32 = 0,
 };
 pub const dispatch_unsafe_event: u32 = 0x100;
 
@@ -497,7 +499,7 @@ comptime {
     assert(@offsetOf(Stats, "ports") == 14 * 8);
     assert(@sizeOf(PortStats) == 10 * 8);
     assert(@sizeOf(ClientInfo) == 128);
-    assert(@sizeOf(ServerConfig) == 32);
+    assert(@sizeOf(ServerConfig) == 36);
     assert(@sizeOf(ChildExit) == 16);
     assert(@sizeOf(RegionHeader) <= region_slots_offset);
     assert(@sizeOf(RegionShape) == 32);

@@ -3,7 +3,8 @@
 //! processes; they reach a reactor thread through its kick eventfd and are woken through their
 //! own wake eventfd, both created here and passed down when the manager spawns them. A worker
 //! that dies takes no socket with it: its lanes wait (reading stops for the sessions dispatched
-//! to it, as for any full ring) until its successor attaches to the same rings.
+//! to it, as for any full ring) until its successor attaches to the same rings. Reactor 0
+//! accepts every stream connection and hands them out in turn (handoff.zig).
 const std = @import("std");
 const abi = @import("abi.zig");
 const shm = @import("shm.zig");
@@ -57,20 +58,27 @@ pub const Process = struct {
             slot.* = r;
             created += 1;
             const fd = try posix.fcntl(listen_fd, f_dupfd_cloexec, 0);
-            r.addListener(.{ .fd = @intCast(fd), .port = port, .tcp_nodelay = tcp_nodelay, .shared = true }) catch |err| {
+            r.addListener(.{ .fd = @intCast(fd), .port = port, .tcp_nodelay = tcp_nodelay, .shared = true, .accepts = i == 0 }) catch |err| {
                 posix.close(@intCast(fd));
                 return err;
             };
         }
+        // Reactor 0 accepts for all of them and hands the connections out in turn.
+        // The first goes to the reactor whose table owns id start_session_id + 1.
+        if (reactors.len > 1) for (reactors) |r| {
+            r.peers = reactors;
+            r.accepted = config.start_session_id % @as(u32, @intCast(reactors.len));
+        };
         p.* = .{ .allocator = allocator, .reactors = reactors, .wake_fds = wake_fds, .channels = channels };
         return p;
     }
 
-    /// Before start: one more listening socket (a port), polled by every reactor thread.
+    /// Before start: one more listening socket (a port): accepted on by reactor 0, or read by
+    /// every reactor thread (a datagram socket).
     pub fn addListener(p: *Process, listen_fd: i32, port: u16, tcp_nodelay: bool) !void {
-        for (p.reactors) |r| {
+        for (p.reactors, 0..) |r, i| {
             const fd = try posix.fcntl(listen_fd, f_dupfd_cloexec, 0);
-            r.addListener(.{ .fd = @intCast(fd), .port = port, .tcp_nodelay = tcp_nodelay, .shared = true }) catch |err| {
+            r.addListener(.{ .fd = @intCast(fd), .port = port, .tcp_nodelay = tcp_nodelay, .shared = true, .accepts = i == 0 }) catch |err| {
                 posix.close(@intCast(fd));
                 return err;
             };

@@ -16,6 +16,9 @@ const shm = @import("shm.zig");
 const session_table = @import("session_table.zig");
 const framing = @import("framing.zig");
 const lingering_close = @import("linger.zig");
+const handoff_mod = @import("handoff.zig");
+const Handoff = handoff_mod.Handoff;
+const Accepted = handoff_mod.Accepted;
 const orphans = @import("orphans.zig");
 const SessionTable = session_table.SessionTable;
 const Session = session_table.Session;
@@ -64,6 +67,10 @@ pub const Listener = struct {
     /// A port with settings of its own (`Port.set`); otherwise the server's.
     own_settings: bool = false,
     settings: Settings = .{},
+    /// Polled for connections here. PROCESS mode with several reactor threads: reactor 0 only,
+    /// which hands the connections out in turn (see handoff.zig); datagram sockets are read
+    /// by every thread.
+    accepts: bool = true,
 };
 
 /// What `abi.FramingConfig` sets, for the server or one port: framing, limits, output
@@ -191,6 +198,12 @@ pub const Reactor = struct {
     doorbell_fd: i32 = -1,
     listeners: [listeners_max]Listener = undefined,
     listener_count: u32 = 0,
+    /// PROCESS mode with several reactor threads: every reactor thread of the master (this
+    /// one too, at its `reactor_id`), and the connections reactor 0 handed to this one.
+    peers: []const *Reactor = &.{},
+    handoff: Handoff = .{},
+    /// Reactor 0: connections accepted so far (the next goes to `peers[accepted % len]`).
+    accepted: u32 = 0,
     sessions: SessionTable,
     lanes: []Lane,
     dispatch_mode: DispatchMode = .fd_modulo,
@@ -261,9 +274,9 @@ pub const Reactor = struct {
         if (attach == null) channel = try shm.Channel.create(config.ring_bytes);
         errdefer if (channel) |*ch| ch.destroy();
         var sessions = if (attach) |a|
-            SessionTable.initIn(a.slots, 0, a.reactor_num, config.reactor_id)
+            SessionTable.initIn(a.slots, SessionTable.roundBefore(config.start_session_id, a.reactor_num, config.reactor_id), a.reactor_num, config.reactor_id)
         else
-            try SessionTable.initShared(allocator, config.max_connection, 0, @max(1, config.session_stride), config.reactor_id % @max(1, config.session_stride));
+            try SessionTable.initShared(allocator, config.max_connection, SessionTable.roundBefore(config.start_session_id, @max(1, config.session_stride), config.reactor_id % @max(1, config.session_stride)), @max(1, config.session_stride), config.reactor_id % @max(1, config.session_stride));
         errdefer sessions.deinit(allocator);
         var ready = try std.ArrayList(u32).initCapacity(allocator, sessions.slots.len);
         errdefer ready.deinit(allocator);
@@ -338,6 +351,7 @@ pub const Reactor = struct {
         r.ready_next.deinit(r.allocator);
         r.held.deinit(r.allocator);
         r.lingering.deinit(r.allocator);
+        r.handoff.deinit(r.allocator);
         for (r.pending.items) |p| if (p.info) |info| r.allocator.destroy(info);
         r.pending.deinit(r.allocator);
         r.allocator.free(r.lanes);
@@ -363,11 +377,14 @@ pub const Reactor = struct {
         if (c.getsockopt(listener.fd, linux.SOL.SOCKET, linux.SO.DOMAIN, @ptrCast(&domain), &domain_len) == 0) {
             listener.unix = domain == linux.AF.UNIX;
         }
-        const exclusive: u32 = if (listener.shared) linux.EPOLL.EXCLUSIVE else 0;
-        var event: linux.epoll_event = .{ .events = linux.EPOLL.IN | linux.EPOLL.ET | exclusive, .data = .{ .u64 = tag_listener | index } };
-        try posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_ADD, listener.fd, &event);
+        if (listener.datagram) listener.accepts = true;
+        if (listener.accepts) {
+            const exclusive: u32 = if (listener.shared) linux.EPOLL.EXCLUSIVE else 0;
+            var event: linux.epoll_event = .{ .events = linux.EPOLL.IN | linux.EPOLL.ET | exclusive, .data = .{ .u64 = tag_listener | index } };
+            try posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_ADD, listener.fd, &event);
+        }
         r.listeners[index] = listener;
-        r.listeners[index].pending = true;
+        r.listeners[index].pending = listener.accepts;
         r.listener_count += 1;
     }
 
@@ -508,6 +525,7 @@ pub const Reactor = struct {
         if (r.lingering.next_ns != 0) r.lingering.sweep(monoNs());
         switch (r.phase) {
             .running => {
+                r.takeHandedOver();
                 r.acceptPending();
                 r.readReady();
             },
@@ -749,8 +767,35 @@ pub const Reactor = struct {
                     }
                     return;
                 }
+                if (r.peers.len > 1) {
+                    const to = r.peers[r.accepted % r.peers.len];
+                    r.accepted +%= 1;
+                    if (to != r) {
+                        to.handOver(.{ .fd = fd, .listener = @intCast(index), .address = address });
+                        continue;
+                    }
+                }
                 r.addSession(fd, @intCast(index), l.*, @ptrCast(&address));
             }
+        }
+    }
+
+    /// From reactor 0's thread: a connection for this reactor thread (see handoff.zig).
+    fn handOver(r: *Reactor, item: Accepted) void {
+        if (!r.handoff.push(r.allocator, item)) {
+            log.warn("connection refused: reactor thread {d} has {d} connections waiting for it", .{ r.config.reactor_id, Handoff.capacity });
+            r.tally(item.listener, "refused_count", 1);
+            posix.close(item.fd);
+            return;
+        }
+        kick(r.kick_fd);
+    }
+
+    /// The connections reactor 0 handed to this thread, in the order it accepted them.
+    fn takeHandedOver(r: *Reactor) void {
+        if (r.peers.len < 2) return;
+        for (r.handoff.take()) |item| {
+            r.addSession(item.fd, item.listener, r.listeners[item.listener], @ptrCast(&item.address));
         }
     }
 

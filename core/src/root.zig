@@ -291,7 +291,9 @@ export fn zg_server_use_region(r: *Reactor, region: [*]u8, worker_id: u32) Statu
     // are cleared, and ids go on from the last one it handed out (never reused).
     const slots = shm.Region.tableSlots(memory, worker_id);
     SessionTable.clearShared(slots);
-    const round: u32 = @truncate(@atomicLoad(u64, &slot.stats.session_round, .monotonic));
+    // (None handed out yet: from `start_session_id`, as the table was set up.)
+    const last: u32 = @truncate(@atomicLoad(u64, &slot.stats.session_round, .monotonic));
+    const round = if (last != 0) last else r.sessions.round;
     r.sessions.deinit(allocator);
     r.sessions = SessionTable.initIn(slots, round, header.worker_num, worker_id);
     return .ok;
@@ -899,4 +901,5 @@ test {
     _ = @import("orphans.zig");
     _ = @import("users.zig");
     _ = @import("errno.zig");
+    _ = @import("handoff.zig");
 }

@@ -190,6 +190,19 @@ pub const SessionTable = struct {
         return ((id - 1) / t.stride) % t.slots.len;
     }
 
+    /// The `round` (last id handed out) of a table of `stride` and `offset` whose first id is
+    /// the first one it owns above `after` (Swoole's `start_session_id`).
+    pub fn roundBefore(after: u32, stride: u32, offset: u32) u32 {
+        assert(stride > 0 and offset < stride);
+        if (after <= offset) return 0;
+        // Its ids are offset + 1 + k * stride; the first above `after` is k = (after - offset - 1) / stride + 1.
+        const k = (after - offset - 1) / stride + 1;
+        const first = @as(u64, offset) + 1 + @as(u64, k) * stride;
+        // Past the top: the ids wrap to the start.
+        if (first > std.math.maxInt(u32)) return 0;
+        return @intCast(first - stride);
+    }
+
     fn nextId(t: *const SessionTable, id: u32) u32 {
         if (id == 0) return t.offset + 1;
         const next, const overflow = @addWithOverflow(id, t.stride);
@@ -375,4 +388,19 @@ test "session table: workers of a tree hand out disjoint ids that name their own
         b.release(testing.allocator, t);
     }
     try testing.expectEqual(@as(u32, 1 + 19 * 3), a.round);
+}
+
+test "session table: startSessionId makes the first id start + 1, each table its own in turn" {
+    var one = try SessionTable.init(testing.allocator, 4, SessionTable.roundBefore(1000, 1, 0));
+    defer one.deinit(testing.allocator);
+    try testing.expectEqual(@as(u32, 1001), one.allocate().?.id);
+    // Three tables sharing the id space: 1001 is table 1's (1000 % 3), then 1002, 1003.
+    var ids: [3]u32 = undefined;
+    for (0..3) |offset| {
+        var t = try SessionTable.initShared(testing.allocator, 4, SessionTable.roundBefore(1000, 3, @intCast(offset)), 3, @intCast(offset));
+        defer t.deinit(testing.allocator);
+        ids[offset] = t.allocate().?.id;
+    }
+    try testing.expectEqualSlices(u32, &.{ 1003, 1001, 1002 }, &ids);
+    try testing.expectEqual(@as(u32, 0), SessionTable.roundBefore(0, 3, 1));
 }

@@ -105,7 +105,7 @@ export const layout = {
   clientInfoRemoteAddr: 32,
   clientInfoConnectTime: 48,
   clientInfoSendQueuedBytes: 80,
-  serverConfigSize: 32,
+  serverConfigSize: 36,
   recordAlign: 16,
   childExitSize: 16,
   regionHeaderSize: 112,
