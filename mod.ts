@@ -28,4 +28,5 @@ export type { DispatchMode, LogLevel, Mode, ServerOptions } from "./src/options.
 export type { PackageLengthFunc } from "./src/framer.ts";
 export { ErrorCode, ZigguratError } from "./src/errors.ts";
 export { Port } from "./src/port.ts";
+export type { Connections } from "./src/connections.ts";
 export type { PortEvent, PortOptions, PortStats } from "./src/port.ts";

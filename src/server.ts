@@ -41,6 +41,7 @@ import {
 import { decode, encode } from "./codec.ts";
 import { Lane, letGoOfHeld, publishTails } from "./lane.ts";
 import { Mailbox } from "./mailbox.ts";
+import { Connections } from "./connections.ts";
 import { Unsent } from "./unsent.ts";
 import type { MailHandler } from "./mailbox.ts";
 import { listenFlags, Manager, sigrtmin } from "./manager.ts";
@@ -2574,6 +2575,15 @@ export class Server {
     );
     return [...out.subarray(0, n)];
   }
+
+  /**
+   * Swoole's `connections`: the ids of every open session of the server (every worker's, in a
+   * tree), iterable from any process in id order; `has(id)` and `size` as well.
+   */
+  get connections(): Connections {
+    return this.#connections ??= new Connections(this);
+  }
+  #connections: Connections | undefined;
 
   /** The code of the last failed call (`ErrorCode`), as Swoole's `getLastError()`. */
   getLastError(): number {

@@ -8,6 +8,7 @@ import {
   connect,
   readLine,
   startFixture,
+  until,
   withTimeout,
   workersStarted,
 } from "./_helpers.ts";
@@ -248,3 +249,29 @@ Deno.test("taskMaxRequest 2 with six tasks queued at once: every task is answere
   const reply = await command(conn, `!multi 20 ${JSON.stringify(list)}`);
   assert.deepEqual(reply, { results: { 0: "r0", 1: "r1", 2: "r2", 3: "r3", 4: "r4", 5: "r5" } });
 });
+
+for (const mode of ["base", "process"]) {
+  Deno.test(`${mode}: connections lists every open session of the tree, from an event worker and from a task worker`, async () => {
+    await using server = await tree({ mode, workerNum: 2, taskWorkerNum: 1 });
+    const conns = await Promise.all(Array.from({ length: 5 }, () => connect(server.port)));
+    try {
+      const ids: number[] = [];
+      for (const conn of conns) ids.push((await command(conn, "!info")).sessionId as number);
+      ids.sort((a, b) => a - b);
+      const seen = await command(conns[0], "!connections");
+      assert.deepEqual(seen, { ids, size: 5, has: true });
+      const fromTask = await command(conns[1], '!taskwait 10 {"op":"connections"}');
+      assert.deepEqual(fromTask, { ok: true, result: { ids, size: 5 } });
+      // A closed session is gone from it.
+      conns.pop()!.close();
+      await until("the closed session to leave connections", async () => {
+        const now = await command(conns[0], "!connections");
+        return (now.ids as number[]).length === 4;
+      });
+      const after = await command(conns[0], "!connections");
+      assert.equal(after.size, 4);
+    } finally {
+      for (const conn of conns) conn.close();
+    }
+  });
+}
