@@ -50,6 +50,12 @@ export interface ServerOptions {
    */
   enableUnsafeEvent?: boolean;
   /**
+   * Swoole's `discard_timeout_request`, in PROCESS mode with dispatch modes 1 and 3: data of a
+   * session that had closed by the time a worker got to it is dropped (counted in
+   * `stats().discardCount` and logged once a second) instead of delivered. Default false.
+   */
+  discardTimeoutRequest?: boolean;
+  /**
    * Event workers. With one, this process is the whole server; with more, it becomes the
    * manager and runs each worker as a new Deno process on the same entry module (so code
    * before `start()` runs in every process: per-process set-up belongs in `workerStart`).
@@ -246,6 +252,7 @@ export const defaults: ResolvedOptions = {
   reactorNum: 0,
   dispatchMode: 2,
   enableUnsafeEvent: false,
+  discardTimeoutRequest: false,
   workerNum: 1,
   openEofCheck: false,
   openEofSplit: false,
@@ -473,6 +480,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     );
   }
   boolean("enableUnsafeEvent", o.enableUnsafeEvent);
+  boolean("discardTimeoutRequest", o.discardTimeoutRequest);
   integer("backlog", o.backlog, 1, 65535);
   boolean("openTcpNodelay", o.openTcpNodelay);
   boolean("enableReusePort", o.enableReusePort);

@@ -28,7 +28,7 @@ export class Region {
   #i32: Int32Array;
   #f64: Float64Array;
   #u64: BigUint64Array;
-  #base = [0, 0, 0, 0];
+  #base = [0, 0, 0, 0, 0];
 
   private constructor(pointer: Deno.PointerObject, length: number, fd: number) {
     this.pointer = pointer;
@@ -315,6 +315,7 @@ export class Region {
     response: number,
     dispatch: number,
     callbackErrors: number,
+    discards: number,
   ): void {
     const at = (this.#slot(workerId) + layout.workerSlotRequestCount) / 8;
     const base = this.#base;
@@ -322,6 +323,7 @@ export class Region {
     this.#f64[at + 1] = base[1] + response;
     this.#f64[at + 2] = base[2] + dispatch;
     this.#f64[at + 3] = base[3] + callbackErrors;
+    this.#f64[(this.#slot(workerId) + layout.workerSlotDiscardCount) / 8] = base[4] + discards;
   }
 
   /**
@@ -330,7 +332,13 @@ export class Region {
    */
   adopt(workerId: number): void {
     const at = (this.#slot(workerId) + layout.workerSlotRequestCount) / 8;
-    this.#base = [this.#f64[at], this.#f64[at + 1], this.#f64[at + 2], this.#f64[at + 3]];
+    this.#base = [
+      this.#f64[at],
+      this.#f64[at + 1],
+      this.#f64[at + 2],
+      this.#f64[at + 3],
+      this.#f64[(this.#slot(workerId) + layout.workerSlotDiscardCount) / 8],
+    ];
   }
 
   /**
@@ -359,6 +367,7 @@ export class Region {
     out.responseCount = this.#f64[at + 1];
     out.workerDispatchCount = this.#f64[at + 2];
     out.callbackErrorCount = this.#f64[at + 3];
+    out.discardCount = this.#f64[(this.#slot(workerId) + layout.workerSlotDiscardCount) / 8];
     return out;
   }
 }

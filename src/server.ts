@@ -217,6 +217,8 @@ export interface ServerStats extends PortStats {
   workerDispatchCount: number;
   /** Exceptions thrown (or promises rejected) by callbacks, each logged. */
   callbackErrorCount: number;
+  /** `discardTimeoutRequest`: data of closed sessions dropped, not delivered. */
+  discardCount: number;
   taskWorkerNum: number;
   taskIdleWorkerNum: number;
   /** Tasks task workers hold now (taken, not finished). */
@@ -1334,6 +1336,7 @@ export class Server {
         this.#responseCount,
         this.#dispatchCount,
         this.#callbackErrors,
+        this.#discards,
       );
       for (const lane of lanes) lane.publishOut();
     }
@@ -1345,6 +1348,28 @@ export class Server {
    * it). The message is lost with that worker; its session closes (gracefully) rather than see
    * the rest as a message of its own.
    */
+  /** `discardTimeoutRequest` applies: PROCESS mode, dispatch mode 1 or 3. */
+  get #discardClosed(): boolean {
+    const o = this.options;
+    return o.discardTimeoutRequest && this.#attached &&
+      (o.dispatchMode === 1 || o.dispatchMode === 3);
+  }
+
+  /** `discardTimeoutRequest`: a closed session's data is dropped, counted, logged. */
+  #discard(sessionId: number, bytes: number) {
+    this.#discards++;
+    if (this.#queueRegion) this.#handled(sessionId, bytes);
+    this.#errorRepeats.report(
+      "dropped data of a session that had closed (discardTimeoutRequest)",
+      sessionId,
+      () =>
+        this.#log.warning(
+          `session ${sessionId}: dropped ${bytes} bytes that arrived before it closed (discardTimeoutRequest)`,
+        ),
+    );
+  }
+  #discards = 0;
+
   #lostMessage(sessionId: number) {
     this.#log.warning(
       `session ${sessionId}: a message's start was lost with the worker before this one; closing it`,
@@ -1358,6 +1383,10 @@ export class Server {
     this.#dispatchCount++;
     switch (type) {
       case RecordType.receive: {
+        if (this.#discardClosed && this.#coreState(sessionId) === SessionState.gone) {
+          this.#discard(sessionId, len);
+          return;
+        }
         const start = at + layout.recordHeaderSize;
         let data: Uint8Array;
         const flags = lane.u8[at + layout.recordFlags];
@@ -2609,6 +2638,7 @@ export class Server {
       workerResponseCount: this.#responseCount,
       workerDispatchCount: this.#dispatchCount,
       callbackErrorCount: this.#callbackErrors,
+      discardCount: 0,
       taskWorkerNum: 0,
       taskIdleWorkerNum: 0,
       taskingNum: 0,

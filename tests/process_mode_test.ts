@@ -407,6 +407,29 @@ Deno.test("process mode: send() in a tight loop is refused at socketBufferSize, 
   }
 });
 
+for (const discardTimeoutRequest of [true, false]) {
+  Deno.test(`process mode, dispatch 1, discardTimeoutRequest ${discardTimeoutRequest}: data of a session that closed before the worker got to it is ${discardTimeoutRequest ? "dropped and counted" : "delivered"}`, async () => {
+    await using server = await tree({
+      workerNum: 1,
+      reactorNum: 1,
+      dispatchMode: 1,
+      discardTimeoutRequest,
+    });
+    await using busy = await connect(server.port);
+    // The one worker is busy for a second; meanwhile a client sends and leaves.
+    const sleeping = command(busy, "!sleep 1000");
+    const gone = await connect(server.port);
+    await writeAll(gone, encoder.encode("late data"));
+    gone.close();
+    await sleeping;
+    const stats = await command(busy, "!stats");
+    assert.equal(stats.discardCount, discardTimeoutRequest ? 1 : 0);
+    if (discardTimeoutRequest) {
+      await server.waitForStderr(/dropped 9 bytes that arrived before it closed/);
+    }
+  });
+}
+
 Deno.test("process mode, dispatch 4 (IP hash): connections from one address share a worker, with connect and close", async () => {
   await using server = await tree({ workerNum: 3, reactorNum: 1, dispatchMode: 4 });
   const conns = await Promise.all(Array.from({ length: 5 }, () => connect(server.port)));

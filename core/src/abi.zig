@@ -387,6 +387,9 @@ pub const WorkerSlot = extern struct {
     /// The last task id this slot's process handed out: a respawned sender goes on from here,
     /// so a result meant for its predecessor never settles one of its own tasks.
     task_seq: u32,
+    /// `discard_timeout_request`: data of sessions that had closed when the worker got to it,
+    /// dropped (counted by the worker's JavaScript, with the counters above).
+    discard_count: f64,
 };
 pub const running_max = 256;
 pub const RunningTask = extern struct { src: u32, task_id: u32 };
@@ -488,9 +491,10 @@ pub fn layout() [layout_len]u32 {
         @offsetOf(ClientInfo, "recv_queued_bytes"),
         @offsetOf(ClientInfo, "listener"),
         @offsetOf(ClientInfo, "protected"),
+        @offsetOf(WorkerSlot, "discard_count"),
     };
 }
-pub const layout_len = 52;
+pub const layout_len = 53;
 
 comptime {
     assert(@sizeOf(RecordHeader) == 16);

@@ -110,7 +110,7 @@ export const layout = {
   childExitSize: 16,
   regionHeaderSize: 112,
   regionSlotsOffset: 128,
-  workerSlotSize: 2848,
+  workerSlotSize: 2856,
   workerSlotRequestCount: 8,
   workerSlotStats: 40,
   ringConsumerClaim: 72,
@@ -134,6 +134,7 @@ export const layout = {
   clientInfoRecvQueuedBytes: 112,
   clientInfoListener: 120,
   clientInfoProtected: 124,
+  workerSlotDiscardCount: 2848,
 } as const;
 
 /** `abi.Stats` fields in declaration order (each a u64). */
