@@ -2060,8 +2060,23 @@ export class Server {
     }
     const t = this.#nextTaskWorker % o.taskWorkerNum;
     this.#nextTaskWorker = t + 1;
+    // Swoole's warning, at most once a second: the task waits behind another.
+    this.#noIdleTaskWorker++;
+    const now = performance.now();
+    if (now - this.#noIdleWarnedAt >= 1000) {
+      const more = this.#noIdleTaskWorker > 1
+        ? ` (${this.#noIdleTaskWorker} times since the last warning)`
+        : "";
+      this.#log.warning(
+        `No idle task worker is available; the task waits in task worker ${t}'s queue${more}`,
+      );
+      this.#noIdleWarnedAt = now;
+      this.#noIdleTaskWorker = 0;
+    }
     return t;
   }
+  #noIdleWarnedAt = -Infinity;
+  #noIdleTaskWorker = 0;
 
   /** A worker id as callbacks report it: the master is -1. */
   #workerIdOf(endpoint: number): number {

@@ -275,3 +275,17 @@ for (const mode of ["base", "process"]) {
     }
   });
 }
+
+Deno.test('every task worker busy: "No idle task worker is available" is logged, at most once a second; the tasks still run', async () => {
+  await using server = await tree({ workerNum: 1, taskWorkerNum: 1 });
+  await using conn = await connect(server.port);
+  await command(conn, '!task {"op":"sleep","ms":800,"value":1}');
+  await server.waitFor((e) => e.event === "taskSleeping", "the task worker to be busy");
+  for (let i = 0; i < 5; i++) await command(conn, `!task {"op":"echo","value":${i}}`);
+  await server.waitFor(
+    () => server.events.filter((e) => e.event === "finish").length === 6,
+    "every task to finish",
+  );
+  const warnings = server.stderr().match(/No idle task worker is available/g) ?? [];
+  assert.equal(warnings.length, 1, server.stderr());
+});
