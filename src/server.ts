@@ -1989,15 +1989,19 @@ export class Server {
   }
 
   /**
-   * Sends `message` (any structured-cloneable value, of any size) to event or task worker
-   * `dstWorkerId` (not this one) → its `pipeMessage` callback. Messages between two processes
+   * Sends `message` (any structured-cloneable value, of any size) to process `dstWorkerId` of
+   * the tree (not this one): an event worker, a task worker, or a user process (their ids come
+   * after the task workers') → its `pipeMessage` callback. Messages between two processes
    * arrive in order.
    */
   sendMessage(message: unknown, dstWorkerId: number): boolean {
     const o = this.options;
-    const last = o.workerNum + o.taskWorkerNum - 1;
+    // Event workers, task workers, then user processes (`addProcess`), as in Swoole.
+    const last = o.workerNum + o.taskWorkerNum + this.#processes.length - 1;
     if (!Number.isInteger(dstWorkerId) || dstWorkerId < 0 || dstWorkerId > last) {
-      throw new RangeError(`sendMessage() takes a worker id from 0 to ${last}, got ${dstWorkerId}`);
+      throw new RangeError(
+        `sendMessage() takes a worker id from 0 to ${last} (event workers, task workers, user processes), got ${dstWorkerId}`,
+      );
     }
     if (!this.#mailbox || dstWorkerId === this.#mailbox.self) {
       this.#lastError = ErrorCode.invalidParams;

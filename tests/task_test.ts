@@ -289,3 +289,23 @@ Deno.test('every task worker busy: "No idle task worker is available" is logged,
   const warnings = server.stderr().match(/No idle task worker is available/g) ?? [];
   assert.equal(warnings.length, 1, server.stderr());
 });
+
+Deno.test("sendMessage reaches a user process (its id comes after the task workers'), in order, large ones whole", async () => {
+  await using server = await tree({ workerNum: 2, taskWorkerNum: 1 }, { userProcess: true });
+  await server.waitFor((e) => e.event === "userProcess", "the user process");
+  await using conn = await connect(server.port);
+  // The user process greets every session once: out of the way first.
+  assert.equal(
+    await withTimeout(readLine(conn), "the user process's greeting"),
+    "hello from a user process",
+  );
+  const userProcess = 3;
+  assert.deepEqual(await command(conn, `!msgs ${userProcess} 50 ${1024 * 1024}`), { sent: 51 });
+  await server.waitFor(
+    (e) => e.event === "pipeMessage" && e.to === userProcess && e.seq === 50,
+    "the last message to the user process",
+  );
+  const got = server.events.filter((e) => e.event === "pipeMessage" && e.to === userProcess);
+  assert.deepEqual(got.map((e) => e.seq), Array.from({ length: 51 }, (_, i) => i));
+  assert.equal(got.at(-1)!.size, 1024 * 1024);
+});
