@@ -112,11 +112,14 @@ export class Mailbox {
           const len = u32[word];
           const type = lane.u8[at + layout.recordType];
           const flags = lane.u8[at + layout.recordFlags];
-          if (
-            this.admit && type !== RecordType.pad && startsMessage(flags) && !this.admit(type)
-          ) {
-            this.#refusedAt[peer] = pos;
-            break;
+          if (this.admit && type !== RecordType.pad && startsMessage(flags)) {
+            // A message from this peer left unfinished (its sender died halfway) is not
+            // arriving any more: `admit` must not count it.
+            if (this.#partial[peer].length > 0) this.#dropPartial(peer);
+            if (!this.admit(type)) {
+              this.#refusedAt[peer] = pos;
+              break;
+            }
           }
           pos = (pos + ((layout.recordHeaderSize + len + 15) & ~15)) >>> 0;
           // A successor of this process (if it dies now) starts after this record: one in

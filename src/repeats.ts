@@ -14,6 +14,8 @@ interface Kind {
   count: number;
   /** The session of the latest repeat (0: none). */
   sessionId: number;
+  /** The summary's level: the first one's. */
+  level: "warning" | "error";
 }
 
 const other = "(other errors)";
@@ -33,12 +35,17 @@ export class ErrorRepeats {
    * One error of `kind` (for a session, or 0): `logFirst` runs when it is the first of its
    * kind; otherwise it is only counted.
    */
-  report(kind: string, sessionId: number, logFirst: () => void) {
+  report(
+    kind: string,
+    sessionId: number,
+    logFirst: () => void,
+    level: "warning" | "error" = "error",
+  ) {
     let key = kind;
     let seen = this.#kinds.get(key);
     if (seen === undefined && this.#kinds.size >= this.#maxKinds) {
       key = other;
-      seen = this.#kinds.get(key) ?? { count: 0, sessionId: 0 };
+      seen = this.#kinds.get(key) ?? { count: 0, sessionId: 0, level: "error" };
       this.#kinds.set(key, seen);
     }
     if (seen !== undefined) {
@@ -46,7 +53,7 @@ export class ErrorRepeats {
       seen.sessionId = sessionId;
       return;
     }
-    this.#kinds.set(key, { count: 0, sessionId });
+    this.#kinds.set(key, { count: 0, sessionId, level });
     logFirst();
     if (this.#timer === undefined) {
       this.#timer = setInterval(() => this.#summarize(), 1000);
@@ -61,7 +68,9 @@ export class ErrorRepeats {
         continue;
       }
       const session = kind.sessionId > 0 ? `, the latest for session ${kind.sessionId}` : "";
-      this.#log.error(`${key}: ${kind.count} more in the last second${session}`);
+      const line = `${key}: ${kind.count} more in the last second${session}`;
+      if (kind.level === "warning") this.#log.warning(line);
+      else this.#log.error(line);
       kind.count = 0;
     }
     if (this.#kinds.size === 0) {

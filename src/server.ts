@@ -1199,7 +1199,8 @@ export class Server {
   /** Sleeps until a reactor rings (re-checking every ring after announcing it). */
   async #park(): Promise<void> {
     const lanes = this.#lanes;
-    for (const lane of lanes) Atomics.store(lane.u32, lane.inParked, 1);
+    // Leaving: the records published now are the successor's; they need not wake us.
+    if (!this.#leaving) { for (const lane of lanes) Atomics.store(lane.u32, lane.inParked, 1); }
     const unpark = () => {
       for (const lane of lanes) Atomics.store(lane.u32, lane.inParked, 0);
     };
@@ -1268,6 +1269,11 @@ export class Server {
     }
   }
 
+  /** Busy or idle in the region, except that a draining worker stays exiting (3). */
+  #setStatus(status: number) {
+    this.#region?.setStatus(this.getWorkerId(), this.#afterDrain ? WorkerStatus.exited : status);
+  }
+
   /** Dispatches every record published so far; returns how many. */
   #drain(): number {
     let handled = 0;
@@ -1285,7 +1291,7 @@ export class Server {
       if (claim && !letGoOfHeld(lanes)) break;
       if (!this.#inBatch) {
         this.#inBatch = true;
-        this.#region?.setStatus(this.getWorkerId(), WorkerStatus.busy);
+        this.#setStatus(WorkerStatus.busy);
       }
       try {
         while (pos !== tail) {
@@ -1317,7 +1323,7 @@ export class Server {
     if (mailbox && mailbox.hasInput()) {
       if (!this.#inBatch) {
         this.#inBatch = true;
-        this.#region?.setStatus(this.getWorkerId(), WorkerStatus.busy);
+        this.#setStatus(WorkerStatus.busy);
       }
       handled += mailbox.drain(this.#onMail);
     }
@@ -1329,7 +1335,7 @@ export class Server {
     if (this.#inBatch) {
       this.#inBatch = false;
       mailbox?.publish();
-      this.#region?.setStatus(this.getWorkerId(), WorkerStatus.idle);
+      this.#setStatus(WorkerStatus.idle);
       this.#region?.publish(
         this.getWorkerId(),
         this.#requestCount,
@@ -1359,6 +1365,9 @@ export class Server {
   #discard(sessionId: number, bytes: number) {
     this.#discards++;
     if (this.#queueRegion) this.#handled(sessionId, bytes);
+    // (Modes 1 and 3 deliver no close: what was kept of the session goes now.)
+    this.#pieces.forget(sessionId);
+    for (const framer of this.#framers ?? []) framer?.forget(sessionId);
     this.#errorRepeats.report(
       "dropped data of a session that had closed (discardTimeoutRequest)",
       sessionId,
@@ -1366,6 +1375,7 @@ export class Server {
         this.#log.warning(
           `session ${sessionId}: dropped ${bytes} bytes that arrived before it closed (discardTimeoutRequest)`,
         ),
+      "warning",
     );
   }
   #discards = 0;
@@ -1502,6 +1512,8 @@ export class Server {
         // the async callbacks in hand have settled (the reactors wait up to maxWaitTime).
         const first = !this.#lanes.some((l) => l.shutdownSeen);
         lane.shutdownSeen = true;
+        // (Stopping: a maxRequest or SIGTERM meanwhile does not start a second way out.)
+        if (this.#state === "running") this.#state = "stopping";
         if (first) this.#drainThen(() => this.#stopWorker());
         else if (this.#workerStopped) lane.push(RecordType.shutdownAck, 0, 0, new Uint8Array(0));
         return;
@@ -1659,7 +1671,8 @@ export class Server {
   #track(settles: Promise<unknown>): Promise<unknown> {
     this.#unsettled++;
     return settles.finally(() => {
-      this.#unsettled--;
+      // (At 0 already when maxWaitTime ran out.)
+      this.#unsettled = Math.max(0, this.#unsettled - 1);
       this.#settleCheck();
     });
   }
@@ -1667,12 +1680,18 @@ export class Server {
   /**
    * Swoole's async exit (reload, stop, shutdown): the caller has stopped this worker taking new
    * events; it reports itself exiting (status 3) and runs `workerExit`, then, once every async
-   * callback in hand has settled (or `maxWaitTime` ran out), `then`.
+   * callback in hand has settled (or `maxWaitTime` ran out), `then`. Without `reloadAsync`,
+   * `then` at once.
    */
   #drainThen(then: () => void) {
     if (this.#afterDrain) return;
     this.#afterDrain = then;
     this.#region?.setStatus(this.getWorkerId(), WorkerStatus.exited);
+    // Without reloadAsync, as in Swoole: no workerExit, no waiting.
+    if (!this.options.reloadAsync) {
+      this.#afterDrain = () => {};
+      return then();
+    }
     this.#call("workerExit", -1, () => this.#callbacks.workerExit?.(this, this.getWorkerId()));
     if (this.#unsettled + this.#tasking === 0) return this.#settleCheck();
     this.#log.info(
@@ -1997,7 +2016,8 @@ export class Server {
   sendMessage(message: unknown, dstWorkerId: number): boolean {
     const o = this.options;
     // Event workers, task workers, then user processes (`addProcess`), as in Swoole.
-    const last = o.workerNum + o.taskWorkerNum + this.#processes.length - 1;
+    const userProcesses = this.#treeRegion()?.userProcessNum ?? this.#processes.length;
+    const last = o.workerNum + o.taskWorkerNum + userProcesses - 1;
     if (!Number.isInteger(dstWorkerId) || dstWorkerId < 0 || dstWorkerId > last) {
       throw new RangeError(
         `sendMessage() takes a worker id from 0 to ${last} (event workers, task workers, user processes), got ${dstWorkerId}`,
@@ -2064,10 +2084,15 @@ export class Server {
     }
     const t = this.#nextTaskWorker % o.taskWorkerNum;
     this.#nextTaskWorker = t + 1;
-    // Swoole's warning, at most once a second: the task waits behind another.
-    this.#noIdleTaskWorker++;
+    // Swoole's warning, at most once a second: the task waits behind another. (Not while task
+    // workers are still starting or being replaced: they are not busy.)
+    const running = Array.from(
+      { length: o.taskWorkerNum },
+      (_, k) => region.status(o.workerNum + k),
+    ).every((status) => status === WorkerStatus.busy || status === WorkerStatus.idle);
+    if (running) this.#noIdleTaskWorker++;
     const now = performance.now();
-    if (now - this.#noIdleWarnedAt >= 1000) {
+    if (running && now - this.#noIdleWarnedAt >= 1000) {
       const more = this.#noIdleTaskWorker > 1
         ? ` (${this.#noIdleTaskWorker} times since the last warning)`
         : "";
@@ -2203,7 +2228,7 @@ export class Server {
     this.#mailbox!.lanes[current.peer]?.publishOut();
     const self = this.getWorkerId();
     this.#region!.untrackTask(self, current.peer, current.taskId);
-    this.#tasking--;
+    this.#tasking = Math.max(0, this.#tasking - 1);
     this.#region!.setTasking(self, this.#tasking);
     this.#settleCheck();
     const max = this.options.taskMaxRequest;

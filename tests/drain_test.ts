@@ -80,6 +80,44 @@ for (const mode of ["base", "process"]) {
   });
 }
 
+Deno.test("process mode: while a worker drains, the others see it exiting (status 3) with its pid", async () => {
+  await using server = await startFixture({
+    mode: "process",
+    workerNum: 2,
+    reactorNum: 1,
+    maxWaitTime: 20,
+  });
+  const started = await workersStarted(server, 2);
+  // Two connections on different workers (dispatch by fd): one drains, one asks.
+  const conns: Deno.TcpConn[] = [];
+  const owners = new Map<number, Deno.TcpConn>();
+  while (owners.size < 2) {
+    assert.ok(conns.length < 32, "both workers get a connection among the first 32");
+    const conn = await connect(server.port);
+    conns.push(conn);
+    const id = (await command(conn, "!whoami")).workerId as number;
+    if (!owners.has(id)) owners.set(id, conn);
+  }
+  try {
+    const draining = owners.get(0)!;
+    const pid = await startAsync(server, draining, 3000);
+    Deno.kill(server.child.pid, "SIGUSR1");
+    await server.waitFor(
+      (e) => e.event === "workerStart" && e.workerId === 1 && e.pid !== started[1].pid,
+      "worker 1's successor",
+    );
+    const seen = await command(owners.get(1)!, "!pids");
+    assert.equal((seen.statuses as number[])[0], 3, JSON.stringify(seen));
+    assert.equal((seen.pids as number[])[0], pid, "a draining worker keeps its pid");
+    assert.deepEqual(
+      JSON.parse(await withTimeout(readLineOnly(draining), "the async reply")),
+      { asyncDone: 3000 },
+    );
+  } finally {
+    for (const conn of conns) conn.close();
+  }
+});
+
 Deno.test("process mode: an async receive that never settles holds a reload no longer than maxWaitTime", async () => {
   await using server = await startFixture({ mode: "process", workerNum: 1, maxWaitTime: 1 });
   const [worker] = await workersStarted(server, 1);

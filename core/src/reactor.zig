@@ -523,9 +523,9 @@ pub const Reactor = struct {
         r.heartbeat();
         r.releaseHeld();
         if (r.lingering.next_ns != 0) r.lingering.sweep(monoNs());
+        r.takeHandedOver();
         switch (r.phase) {
             .running => {
-                r.takeHandedOver();
                 r.acceptPending();
                 r.readReady();
             },
@@ -771,7 +771,7 @@ pub const Reactor = struct {
                     const to = r.peers[r.accepted % r.peers.len];
                     r.accepted +%= 1;
                     if (to != r) {
-                        to.handOver(.{ .fd = fd, .listener = @intCast(index), .address = address });
+                        r.handOver(to, .{ .fd = fd, .listener = @intCast(index), .address = address });
                         continue;
                     }
                 }
@@ -780,21 +780,27 @@ pub const Reactor = struct {
         }
     }
 
-    /// From reactor 0's thread: a connection for this reactor thread (see handoff.zig).
-    fn handOver(r: *Reactor, item: Accepted) void {
-        if (!r.handoff.push(r.allocator, item)) {
-            log.warn("connection refused: reactor thread {d} has {d} connections waiting for it", .{ r.config.reactor_id, Handoff.capacity });
+    /// Reactor 0 (`r`, on its thread): a connection for reactor thread `to` (handoff.zig).
+    /// The counters are the acceptor's to write.
+    fn handOver(r: *Reactor, to: *Reactor, item: Accepted) void {
+        if (!to.handoff.push(to.allocator, item)) {
+            log.warn("connection refused: reactor thread {d} has {d} connections waiting for it", .{ to.config.reactor_id, Handoff.capacity });
             r.tally(item.listener, "refused_count", 1);
             posix.close(item.fd);
             return;
         }
-        kick(r.kick_fd);
+        kick(to.kick_fd);
     }
 
-    /// The connections reactor 0 handed to this thread, in the order it accepted them.
+    /// The connections reactor 0 handed to this thread, in the order it accepted them; once
+    /// shutting down, they are closed unserved (as the kernel's backlog is).
     fn takeHandedOver(r: *Reactor) void {
         if (r.peers.len < 2) return;
         for (r.handoff.take()) |item| {
+            if (r.phase != .running) {
+                posix.close(item.fd);
+                continue;
+            }
             r.addSession(item.fd, item.listener, r.listeners[item.listener], @ptrCast(&item.address));
         }
     }
@@ -1949,7 +1955,10 @@ const TestTree = struct {
         for (wakes) |*w| w.* = try posix.eventfd(0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK);
         const channels = try testing.allocator.alloc([]u8, workers);
         for (channels, 0..) |*ch, w| ch.* = shm.Region.channel(created.memory, 0, @intCast(w));
-        for (shm.Region.workerSlots(created.memory)) |*slot| slot.status = 2; // idle, running
+        for (shm.Region.workerSlots(created.memory)) |*slot| {
+            slot.status = 2; // idle, running
+            slot.pid = 1; // (0 would mean gone)
+        }
         const header = shm.Region.headerOf(created.memory);
         const config: abi.ServerConfig = .{ .max_connection = max_connection, .socket_buffer_size = 1 << 20, .ring_bytes = 256 * 1024, .max_wait_time_ms = 200, .reactor_id = 0, .log_level = 3, .session_stride = 1, .dispatch = 2 };
         const r = try Reactor.initAttached(testing.allocator, config, .{
