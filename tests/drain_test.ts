@@ -11,6 +11,7 @@ import {
   readLineOnly,
   readToEnd,
   startFixture,
+  treeModes,
   withTimeout,
   workersStarted,
 } from "./_helpers.ts";
@@ -62,19 +63,22 @@ for (const mode of ["base", "process"]) {
       assert.equal((await command(conn, "!whoami")).workerId !== undefined, true);
     }
   });
+}
 
-  Deno.test(`${mode} mode: shutdown lets an async receive send its reply before the connection closes`, async () => {
-    const server = await startFixture({ mode, workerNum: 2, maxWaitTime: 20 });
-    await workersStarted(server, 2);
+for (const [name, options] of treeModes) {
+  Deno.test(`${name}: shutdown lets an async receive send its reply before the connection closes`, async () => {
+    const server = await startFixture({ ...options, maxWaitTime: 20 });
+    const workers = (options as { workerNum?: number }).workerNum ?? 1;
+    await workersStarted(server, workers);
     const conn = await connect(server.port);
     await startAsync(server, conn, 700);
     Deno.kill(server.child.pid, "SIGTERM");
     const rest = new TextDecoder().decode(await withTimeout(readToEnd(conn), "the close"));
     assert.deepEqual(JSON.parse(rest), { asyncDone: 700 });
     conn.close();
-    assert.equal((await withTimeout(server.exited(), "the tree to stop")).code, 0);
+    assert.equal((await withTimeout(server.exited(), "the server to stop")).code, 0);
     const exits = server.events.filter((e) => e.event === "workerExit");
-    assert.equal(exits.length, 2, "each worker drains once");
+    assert.equal(exits.length, workers, "each worker drains once");
     assert.ok(exits.every((e) => e.status === 3));
     await server[Symbol.asyncDispose]();
   });
@@ -134,19 +138,6 @@ Deno.test("process mode: an async receive that never settles holds a reload no l
   await server.waitForStderr(/maxWaitTime \(1 s\) ran out with 1 async callback/);
   // The successor serves the same connection.
   assert.equal((await command(conn, "!whoami")).workerId, 0);
-});
-
-Deno.test("a one-worker server drains too: an async receive replies before shutdown closes it", async () => {
-  const server = await startFixture({ maxWaitTime: 20 });
-  const conn = await connect(server.port);
-  await startAsync(server, conn, 500);
-  Deno.kill(server.child.pid, "SIGTERM");
-  const rest = new TextDecoder().decode(await withTimeout(readToEnd(conn), "the close"));
-  assert.deepEqual(JSON.parse(rest), { asyncDone: 500 });
-  conn.close();
-  assert.equal((await withTimeout(server.exited(), "the server to stop")).code, 0);
-  assert.equal(server.events.find((e) => e.event === "workerExit")?.status, 3);
-  await server[Symbol.asyncDispose]();
 });
 
 Deno.test("base mode: start runs once per server, not again in a respawned worker 0", async () => {
