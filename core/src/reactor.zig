@@ -20,6 +20,12 @@ const handoff_mod = @import("handoff.zig");
 const Handoff = handoff_mod.Handoff;
 const Accepted = handoff_mod.Accepted;
 const orphans = @import("orphans.zig");
+const accept_mod = @import("accept.zig");
+const datagram_mod = @import("datagram.zig");
+const dispatch_mod = @import("dispatch.zig");
+const read_mod = @import("read.zig");
+const write_mod = @import("write.zig");
+const closing_mod = @import("closing.zig");
 const SessionTable = session_table.SessionTable;
 const Session = session_table.Session;
 const linux = std.os.linux;
@@ -31,25 +37,25 @@ const log = std.log.scoped(.reactor);
 /// The most a single read takes from a socket (one receive record).
 pub const read_chunk = 64 * 1024;
 /// The largest Unix datagram read whole (the kernel's default socket buffer is 208 KiB).
-const unix_datagram_max = 256 * 1024;
+pub const unix_datagram_max = 256 * 1024;
 /// Reads of one session per loop turn before the others get theirs.
-const reads_per_turn = 4;
+pub const reads_per_turn = 4;
 /// Connections accepted per listener per loop turn.
-const accepts_per_turn = 64;
+pub const accepts_per_turn = 64;
 pub const listeners_max = abi.ports_max;
-const events_max = 256;
-const accept_pause_ms = 1000;
+pub const events_max = 256;
+pub const accept_pause_ms = 1000;
 /// An output buffer larger than this is freed once drained, not kept for the next burst.
 pub const out_keep_bytes = 64 * 1024;
 
 pub const poll_more: u32 = 1;
 
-const tag_session: u64 = 0;
-const session_events: u32 = linux.EPOLL.IN | linux.EPOLL.RDHUP | linux.EPOLL.ET;
-const tag_listener: u64 = 1 << 32;
-const tag_kick: u64 = 2 << 32;
-const tag_doorbell: u64 = 3 << 32;
-const tag_linger: u64 = 4 << 32;
+pub const tag_session: u64 = 0;
+pub const session_events: u32 = linux.EPOLL.IN | linux.EPOLL.RDHUP | linux.EPOLL.ET;
+pub const tag_listener: u64 = 1 << 32;
+pub const tag_kick: u64 = 2 << 32;
+pub const tag_doorbell: u64 = 3 << 32;
+pub const tag_linger: u64 = 4 << 32;
 
 pub const Listener = struct {
     fd: i32,
@@ -119,7 +125,7 @@ pub const Settings = struct {
     }
 };
 
-const Phase = enum(u32) {
+pub const Phase = enum(u32) {
     running,
     /// The worker was sent `shutdown`; its `shutdown_ack` is awaited.
     draining,
@@ -132,7 +138,7 @@ const Phase = enum(u32) {
 
 /// A connect or close record that found no room in its lane's ring; delivered in order, first,
 /// when room returns.
-const PendingRecord = struct {
+pub const PendingRecord = struct {
     type: abi.RecordType,
     flags: u8,
     lane: u16,
@@ -267,7 +273,7 @@ pub const Reactor = struct {
         return create(allocator, config, attach);
     }
 
-    fn create(allocator: std.mem.Allocator, config: abi.ServerConfig, attach: ?Attach) !*Reactor {
+    pub fn create(allocator: std.mem.Allocator, config: abi.ServerConfig, attach: ?Attach) !*Reactor {
         const r = try allocator.create(Reactor);
         errdefer allocator.destroy(r);
         var channel: ?shm.Channel = null;
@@ -420,27 +426,27 @@ pub const Reactor = struct {
         kick(r.kick_fd);
     }
 
-    fn stats(r: *Reactor) *abi.Stats {
+    pub fn stats(r: *Reactor) *abi.Stats {
         return r.stats_block orelse &r.channel.?.header.stats;
     }
 
-    fn count(r: *Reactor, comptime field: []const u8, delta: u64) void {
+    pub fn count(r: *Reactor, comptime field: []const u8, delta: u64) void {
         _ = @atomicRmw(u64, &@field(r.stats(), field), .Add, delta, .monotonic);
     }
 
-    fn uncount(r: *Reactor, comptime field: []const u8, delta: u64) void {
+    pub fn uncount(r: *Reactor, comptime field: []const u8, delta: u64) void {
         _ = @atomicRmw(u64, &@field(r.stats(), field), .Sub, delta, .monotonic);
     }
 
     /// Counts server-wide and for listener `listener`'s port. This reactor is the port
     /// counters' only writer, so they take a plain atomic store.
-    fn tally(r: *Reactor, listener: u16, comptime field: []const u8, delta: u64) void {
+    pub fn tally(r: *Reactor, listener: u16, comptime field: []const u8, delta: u64) void {
         r.count(field, delta);
         const p = &@field(r.stats().ports[listener], field);
         @atomicStore(u64, p, @atomicLoad(u64, p, .monotonic) +% delta, .monotonic);
     }
 
-    fn untally(r: *Reactor, listener: u16, comptime field: []const u8, delta: u64) void {
+    pub fn untally(r: *Reactor, listener: u16, comptime field: []const u8, delta: u64) void {
         r.uncount(field, delta);
         const p = &@field(r.stats().ports[listener], field);
         @atomicStore(u64, p, @atomicLoad(u64, p, .monotonic) -% delta, .monotonic);
@@ -448,7 +454,7 @@ pub const Reactor = struct {
 
     /// The reactor thread: work, then sleep in epoll_wait until a socket, the worker's kick
     /// or a timeout wakes it.
-    fn run(r: *Reactor) void {
+    pub fn run(r: *Reactor) void {
         while (true) {
             r.work();
             if (r.phase == .stopped) break;
@@ -488,7 +494,7 @@ pub const Reactor = struct {
 
     /// Announces on every outbound ring that this reactor is about to sleep; false (and no
     /// announcement left) when one of them has records already.
-    fn prepareParking(r: *Reactor) bool {
+    pub fn prepareParking(r: *Reactor) bool {
         for (r.lanes) |*lane| {
             if (!lane.outbound.prepareParking()) {
                 r.unpark();
@@ -498,11 +504,11 @@ pub const Reactor = struct {
         return true;
     }
 
-    fn unpark(r: *Reactor) void {
+    pub fn unpark(r: *Reactor) void {
         for (r.lanes) |*lane| lane.outbound.unpark();
     }
 
-    fn gather(r: *Reactor, timeout: i32) void {
+    pub fn gather(r: *Reactor, timeout: i32) void {
         var events: [events_max]linux.epoll_event = undefined;
         const rc = c.epoll_wait(r.epoll_fd, &events, events_max, timeout);
         if (rc < 0) {
@@ -514,7 +520,7 @@ pub const Reactor = struct {
 
     /// Everything but waiting: write what the workers queued, accept, read, advance shutdown,
     /// publish.
-    fn work(r: *Reactor) void {
+    pub fn work(r: *Reactor) void {
         r.now_ns = nowNs();
         r.consumeOutbound();
         if (r.phase == .running and @atomicLoad(u32, &r.shutdown_requested, .acquire) == 1) r.beginShutdown();
@@ -554,101 +560,12 @@ pub const Reactor = struct {
         r.publish();
     }
 
-    /// `stopped` goes last to every lane, after its close records; without room, the worker's
-    /// kick brings us back here (or, for a worker that is gone, max_wait_time runs out).
-    fn sendStopped(r: *Reactor) void {
-        var done = true;
-        for (r.lanes, 0..) |*lane, i| {
-            if (lane.stopped_sent) continue;
-            if (!r.lanePending(@intCast(i)) and lane.inbound.push(.stopped, 0, r.reactorId(), 0, 0, "")) {
-                // (Also for a worker that is gone: one spawned just before the shutdown may not
-                // have attached yet, and reads `shutdown` and `stopped` when it does. Without
-                // room, it waits for that successor to make some, up to max_wait_time.)
-                lane.stopped_sent = true;
-            } else {
-                _ = r.noRoom(lane, 0);
-                done = false;
-            }
-        }
-        if (!done and r.gaveUpWaiting()) {
-            log.warn("shutdown: a worker took no records within max_wait_time; stopping without it", .{});
-            done = true;
-        }
-        if (done) r.phase = .stopped;
-    }
-
-    /// PROCESS mode: a worker may be dead (its successor not yet spawned), so shutdown waits
-    /// for workers no longer than max_wait_time. A BASE worker is this very process: it always
-    /// answers.
-    fn gaveUpWaiting(r: *const Reactor) bool {
-        return r.attach != null and monoNs() >= r.phase_deadline_ns;
-    }
-
-    /// PROCESS mode, from the master's JS thread once worker `lane` is gone and before its
-    /// successor is spawned (so nobody else consumes its inbound ring): the record it had in
-    /// hand is let go of and its session noted for this reactor's thread to close
-    /// (orphans.zig).
-    pub fn workerExited(r: *Reactor, lane_index: u16) void {
-        const lane = &r.lanes[lane_index];
-        lane.orphans.takeOver(&lane.inbound);
-        @atomicStore(u32, &lane.worker_exited, 1, .release);
-        kick(r.kick_fd);
-    }
-
-    /// Sessions past the peer's EOF wait for their worker's answer to the close before the
-    /// socket closes. A worker that died may have taken the close record with it: close those
-    /// sessions here rather than hold them (and a `max_connection` place) forever.
-    ///
-    /// With `max_queued_bytes`, the dead worker's unhandled bytes will never be subtracted: every
-    /// session's count starts again from 0 (in the round-robin modes any worker may hold some of
-    /// any session's bytes), so none stays held for good. The successor's subtractions for what
-    /// is left in the ring take counts below 0 for a while, which only lets those sessions read
-    /// a little more.
-    ///
-    /// The sessions of the records the dead worker had in hand (see `workerExited`) close
-    /// gracefully: what it sent before is written first (its last sends are consumed here
-    /// first), then FIN, and the close event goes where close events go.
-    fn closeOrphans(r: *Reactor) void {
-        for (r.lanes, 0..) |*lane, i| {
-            if (@atomicLoad(u32, &lane.worker_exited, .acquire) == 0) continue;
-            @atomicStore(u32, &lane.worker_exited, 0, .release);
-            r.consumeOutbound();
-            var ids: [4]u32 = undefined;
-            for (lane.orphans.take(&ids)) |id| {
-                const s = r.sessions.get(id) orelse continue;
-                if (s.state != .open) continue;
-                log.warn("session {d}: worker {d} died while handling it; closing it", .{ id, i });
-                r.closeRequested(id, 0);
-            }
-            for (r.sessions.slots) |*s| {
-                if (s.state == .peer_closed and s.close_notified and r.closeLane(s) == i) {
-                    r.closeSession(s, abi.close_flag_server, 0, false);
-                }
-                if (r.max_queued > 0 and s.state != .free) @atomicStore(i64, &s.recv_queued, 0, .monotonic);
-            }
-            if (r.held.items.len > 0) r.held_check_ns = 0;
-        }
-    }
-
-    /// PROCESS mode: the lane's worker is not running (not started yet, or gone: the master
-    /// clears the pid of a worker that exited; one that drains is exited with its pid).
-    fn workerGone(r: *const Reactor, lane: u16) bool {
-        const a = r.attach orelse return false;
-        const status = @atomicLoad(u32, &a.workers[lane].status, .monotonic);
-        return status == 0 or @atomicLoad(i32, &a.workers[lane].pid, .monotonic) == 0;
-    }
-
-    fn lanePending(r: *const Reactor, lane: u16) bool {
-        for (r.pending.items) |p| if (p.lane == lane) return true;
-        return false;
-    }
-
-    fn reactorId(r: *const Reactor) i16 {
+    pub fn reactorId(r: *const Reactor) i16 {
         return @intCast(r.config.reactor_id);
     }
 
     /// Work that needs no event to go on: epoll must not block while there is some.
-    fn hasWork(r: *Reactor) bool {
+    pub fn hasWork(r: *Reactor) bool {
         for (r.pending.items) |p| if (!r.lanes[p.lane].waiting_for_room) return true;
         switch (r.phase) {
             .running => {
@@ -692,7 +609,7 @@ pub const Reactor = struct {
         return timeout;
     }
 
-    fn onEvent(r: *Reactor, event: linux.epoll_event) void {
+    pub fn onEvent(r: *Reactor, event: linux.epoll_event) void {
         const tag = event.data.u64 & ~@as(u64, 0xffff_ffff);
         const low: u32 = @truncate(event.data.u64);
         switch (tag) {
@@ -724,519 +641,6 @@ pub const Reactor = struct {
         }
     }
 
-    /// Publishes inbound records and rings the doorbell of each worker that parked.
-    fn publish(r: *Reactor) void {
-        for (r.lanes) |*lane| {
-            if (lane.inbound.publish()) kick(lane.wake_fd);
-        }
-    }
-
-    /// The lane's ring has no room for a record of `payload_max` bytes: publish, and ask the
-    /// worker to kick when it frees room. False when room appeared meanwhile (then nothing was
-    /// asked, and the caller retries): the flag a worker clears stands for the latest wait only.
-    fn noRoom(r: *Reactor, lane: *Lane, payload_max: u32) bool {
-        _ = r;
-        if (lane.inbound.publish()) kick(lane.wake_fd);
-        lane.waiting_for_room = lane.inbound.prepareWait(payload_max);
-        return lane.waiting_for_room;
-    }
-
-    // --- accept -------------------------------------------------------------------------
-
-    fn acceptPending(r: *Reactor) void {
-        for (r.listeners[0..r.listener_count], 0..) |*l, index| {
-            if (!l.pending or l.fd < 0) continue;
-            if (l.datagram) {
-                r.readPackets(l, @intCast(index));
-                continue;
-            }
-            var accepted: u32 = 0;
-            while (accepted < accepts_per_turn) : (accepted += 1) {
-                var address: posix.sockaddr.storage = undefined;
-                var address_len: posix.socklen_t = @sizeOf(posix.sockaddr.storage);
-                const fd = c.accept4(l.fd, @ptrCast(&address), &address_len, linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC);
-                if (fd < 0) {
-                    switch (posix.errno(fd)) {
-                        .AGAIN => l.pending = false,
-                        .INTR, .CONNABORTED => continue,
-                        // Out of fds or memory: leave connections in the backlog and stop
-                        // accepting for a while rather than spin on the error (Swoole pauses
-                        // accept for a second too).
-                        .MFILE, .NFILE, .NOBUFS, .NOMEM => |e| r.pauseAccept(e),
-                        else => |e| log.err("accept failed: {s}", .{@tagName(e)}),
-                    }
-                    return;
-                }
-                if (r.peers.len > 1) {
-                    const to = r.peers[r.accepted % r.peers.len];
-                    r.accepted +%= 1;
-                    if (to != r) {
-                        r.handOver(to, .{ .fd = fd, .listener = @intCast(index), .address = address });
-                        continue;
-                    }
-                }
-                r.addSession(fd, @intCast(index), l.*, @ptrCast(&address));
-            }
-        }
-    }
-
-    /// Reactor 0 (`r`, on its thread): a connection for reactor thread `to` (handoff.zig).
-    /// The counters are the acceptor's to write.
-    fn handOver(r: *Reactor, to: *Reactor, item: Accepted) void {
-        if (!to.handoff.push(to.allocator, item)) {
-            log.warn("connection refused: reactor thread {d} has {d} connections waiting for it", .{ to.config.reactor_id, Handoff.capacity });
-            r.tally(item.listener, "refused_count", 1);
-            posix.close(item.fd);
-            return;
-        }
-        kick(to.kick_fd);
-    }
-
-    /// The connections reactor 0 handed to this thread, in the order it accepted them; once
-    /// shutting down, they are closed unserved (as the kernel's backlog is).
-    fn takeHandedOver(r: *Reactor) void {
-        if (r.peers.len < 2) return;
-        for (r.handoff.take()) |item| {
-            if (r.phase != .running) {
-                posix.close(item.fd);
-                continue;
-            }
-            r.addSession(item.fd, item.listener, r.listeners[item.listener], @ptrCast(&item.address));
-        }
-    }
-
-    /// UDP: each datagram becomes a `packet` record (the peer's address, then the bytes), for
-    /// the worker the dispatch mode picks (by client address in mode 4). With no room in the
-    /// ring, datagrams wait in the socket's buffer (and past it the kernel drops them, as UDP
-    /// does).
-    fn readPackets(r: *Reactor, l: *Listener, index: u16) void {
-        // A Unix socket's peers have paths: room for the longest one.
-        const header: u32 = if (l.unix) abi.PacketAddress.max_size else @sizeOf(abi.PacketAddress);
-        var n_read: u32 = 0;
-        while (n_read < accepts_per_turn) : (n_read += 1) {
-            const lane = r.packetLane() orelse return;
-            // A UDP datagram fits 64 KiB; a Unix one may be as large as its sender's buffer.
-            const chunk: u32 = if (l.unix) @min(unix_datagram_max, lane.inbound.maxPayload() - header) else read_chunk;
-            const room = lane.inbound.reserve(header + chunk) orelse {
-                if (r.noRoom(lane, header + chunk)) return;
-                continue;
-            };
-            var from: posix.sockaddr.storage = undefined;
-            // An unnamed Unix sender leaves the address untouched (length 0).
-            from.family = if (l.unix) posix.AF.UNIX else posix.AF.UNSPEC;
-            var from_len: posix.socklen_t = @sizeOf(posix.sockaddr.storage);
-            const got = rawResult(linux.recvfrom(l.fd, room.ptr + header, chunk, linux.MSG.TRUNC, @ptrCast(&from), &from_len));
-            if (got < 0) {
-                switch (rawErrno(got)) {
-                    .AGAIN => l.pending = false,
-                    .INTR => continue,
-                    else => |e| log.err("recvfrom failed: {s}", .{@tagName(e)}),
-                }
-                return;
-            }
-            if (got > chunk) {
-                // (MSG_TRUNC: the datagram's real length.) Cut short it would be another message.
-                log.warn("a datagram of {d} bytes on port {d} is larger than a record ({d} bytes); dropped", .{ got, index, chunk });
-                r.tally(index, "protocol_error_count", 1);
-                continue;
-            }
-            var packet_address = packetAddress(&from, from_len);
-            packet_address.size = header;
-            @memcpy(room[0..8], std.mem.asBytes(&packet_address)[0..8]);
-            if (packet_address.family == 1) {
-                const un: *const linux.sockaddr.un = @ptrCast(@alignCast(&from));
-                @memcpy(room[8..][0..packet_address.port], un.path[0..packet_address.port]);
-            } else {
-                @memcpy(room[8..24], &packet_address.addr);
-            }
-            const n: u32 = @intCast(got);
-            lane.inbound.commit(.packet, 0, r.reactorId(), 0, index, header + n);
-            r.tally(index, "total_recv_bytes", n);
-            r.tally(index, "dispatch_count", 1);
-        }
-    }
-
-    /// Where a datagram came from, as `packet` records carry it. (`std.net.Address.initPosix`
-    /// does not take Unix addresses.)
-    fn packetAddress(from: *const posix.sockaddr.storage, from_len: posix.socklen_t) abi.PacketAddress {
-        var out: abi.PacketAddress = .{ .family = 0, .port = 0, .addr = @splat(0) };
-        switch (from.family) {
-            posix.AF.INET => {
-                const in: *const posix.sockaddr.in = @ptrCast(@alignCast(from));
-                out.family = 4;
-                out.port = std.mem.bigToNative(u16, in.port);
-                @memcpy(out.addr[0..4], std.mem.asBytes(&in.addr));
-            },
-            posix.AF.INET6 => {
-                const in6: *const posix.sockaddr.in6 = @ptrCast(@alignCast(from));
-                out.family = 6;
-                out.port = std.mem.bigToNative(u16, in6.port);
-                out.addr = in6.addr;
-            },
-            posix.AF.UNIX => {
-                // An unnamed peer has only the family; a path may end in its NUL.
-                const un: *const linux.sockaddr.un = @ptrCast(@alignCast(from));
-                const given = @min(un.path.len, @as(usize, from_len) -| @sizeOf(posix.sa_family_t));
-                var len: usize = given;
-                if (len > 0 and un.path[0] != 0) len = std.mem.indexOfScalar(u8, un.path[0..given], 0) orelse given;
-                out.family = 1;
-                out.port = @intCast(len);
-                out.size = abi.PacketAddress.unixSize(len);
-            },
-            else => {},
-        }
-        return out;
-    }
-
-    /// The worker for the next datagram: round-robin over those with room (BASE: the one).
-    fn packetLane(r: *Reactor) ?*Lane {
-        if (r.lanes.len == 1) return if (r.lanes[0].waiting_for_room) null else &r.lanes[0];
-        return r.nextLaneWithRoom();
-    }
-
-    /// `sendto`: one datagram from listener `index` to the address the payload starts with.
-    fn sendDatagram(r: *Reactor, index: u32, payload: []const u8) void {
-        if (index >= r.listener_count or payload.len < 8) return r.count("send_dropped_count", 1);
-        const l = &r.listeners[index];
-        var packet_address: abi.PacketAddress = .{ .family = 0, .port = 0, .addr = @splat(0) };
-        @memcpy(std.mem.asBytes(&packet_address)[0..8], payload[0..8]);
-        const header = packet_address.size;
-        var unix_len: posix.socklen_t = 0;
-        if (header < 8 or header > payload.len or header > abi.PacketAddress.max_size) return r.count("send_dropped_count", 1);
-        const address: std.net.Address = switch (packet_address.family) {
-            4, 6 => blk: {
-                if (header != @sizeOf(abi.PacketAddress)) return r.count("send_dropped_count", 1);
-                @memcpy(&packet_address.addr, payload[8..24]);
-                break :blk if (packet_address.family == 4)
-                    std.net.Address.initIp4(packet_address.addr[0..4].*, packet_address.port)
-                else
-                    std.net.Address.initIp6(packet_address.addr, packet_address.port, 0, 0);
-            },
-            1 => blk: {
-                const len = packet_address.port;
-                if (len == 0 or len > 107 or header < abi.PacketAddress.unixSize(len)) return r.count("send_dropped_count", 1);
-                var un: std.net.Address = .{ .un = .{ .family = posix.AF.UNIX, .path = @splat(0) } };
-                @memcpy(un.un.path[0..len], payload[8..][0..len]);
-                unix_len = @intCast(@offsetOf(linux.sockaddr.un, "path") + len);
-                break :blk un;
-            },
-            else => return r.count("send_dropped_count", 1),
-        };
-        const data = payload[header..];
-        // A path's exact length: an abstract name (a leading NUL) is looked up with every byte
-        // of the length given, padding included.
-        const address_len = if (unix_len > 0) unix_len else address.getOsSockLen();
-        const rc = rawResult(linux.sendto(l.fd, data.ptr, data.len, linux.MSG.DONTWAIT | linux.MSG.NOSIGNAL, &address.any, address_len));
-        if (rc < 0) return r.count("send_dropped_count", 1);
-        r.tally(@intCast(index), "total_send_bytes", data.len);
-    }
-
-    fn pauseAccept(r: *Reactor, e: posix.E) void {
-        const now = monoNs();
-        r.accept_pauses += 1;
-        // Closing sessions end pauses early, so pauses can come in quick succession: log at
-        // most one line a second, with how many pauses it stands for.
-        if (now - r.accept_pause_logged_ns >= std.time.ns_per_s) {
-            log.warn("accept paused for {d} ms: {s} ({d} sessions open, {d} pauses since the last report)", .{ accept_pause_ms, @tagName(e), r.sessions.count, r.accept_pauses });
-            r.accept_pause_logged_ns = now;
-            r.accept_pauses = 0;
-        }
-        for (r.listeners[0..r.listener_count]) |*l| l.pending = false;
-        r.accept_resume_ns = now + accept_pause_ms * std.time.ns_per_ms;
-    }
-
-    /// Ends an accept pause whose time has come; returns the milliseconds left otherwise
-    /// (-1 when accept is not paused).
-    fn acceptPauseLeftMs(r: *Reactor) i32 {
-        if (r.accept_resume_ns == 0) return -1;
-        const now = monoNs();
-        if (now >= r.accept_resume_ns) {
-            r.resumeAccept();
-            return -1;
-        }
-        return @intCast(@divFloor(r.accept_resume_ns - now, std.time.ns_per_ms) + 1);
-    }
-
-    fn resumeAccept(r: *Reactor) void {
-        r.accept_resume_ns = 0;
-        for (r.listeners[0..r.listener_count]) |*l| l.pending = l.fd >= 0;
-    }
-
-    fn addSession(r: *Reactor, fd: i32, listener_index: u16, l: Listener, address: *const posix.sockaddr) void {
-        // PROCESS mode: max_connection counts every reactor thread's sessions; take a place
-        // first, so that two threads cannot both take the last one.
-        const over_total = if (r.attach) |a|
-            @atomicRmw(u32, a.connection_total, .Add, 1, .monotonic) >= r.config.max_connection
-        else
-            false;
-        const s = (if (over_total) null else r.sessions.reserve()) orelse {
-            if (r.attach) |a| _ = @atomicRmw(u32, a.connection_total, .Sub, 1, .monotonic);
-            r.tally(listener_index, "refused_count", 1);
-            log.warn("connection refused: max_connection ({d}) sessions are open", .{r.config.max_connection});
-            posix.close(fd);
-            return;
-        };
-        // Before anything can fail: a successor of this worker starts its ids after this one.
-        @atomicStore(u64, &r.stats().session_round, s.id, .monotonic);
-        s.fd = fd;
-        s.listener = listener_index;
-        s.server_fd = l.fd;
-        s.server_port = l.port;
-        s.remote = remoteAddress(address);
-        s.connect_time_ns = r.now_ns;
-        s.lane = r.homeLane(s);
-        const settings = r.settingsOf(listener_index);
-        s.paused = settings.delay_receive;
-        // Every field is in place: other processes may look it up from now on.
-        r.sessions.open(s);
-        if (l.tcp_nodelay) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.NODELAY, 1);
-        const sc = &settings.socket;
-        if (sc.keepalive != 0) {
-            setIntOption(fd, linux.SOL.SOCKET, linux.SO.KEEPALIVE, 1);
-            if (sc.keep_idle > 0) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.KEEPIDLE, @intCast(sc.keep_idle));
-            if (sc.keep_interval > 0) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.KEEPINTVL, @intCast(sc.keep_interval));
-            if (sc.keep_count > 0) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.KEEPCNT, @intCast(sc.keep_count));
-        }
-        if (sc.user_timeout_ms > 0) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.USER_TIMEOUT, @intCast(sc.user_timeout_ms));
-        if (sc.recv_buffer > 0) setIntOption(fd, linux.SOL.SOCKET, linux.SO.RCVBUF, @intCast(sc.recv_buffer));
-        if (sc.send_buffer > 0) setIntOption(fd, linux.SOL.SOCKET, linux.SO.SNDBUF, @intCast(sc.send_buffer));
-        var event: linux.epoll_event = .{ .events = session_events, .data = .{ .u64 = tag_session | s.id } };
-        posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_ADD, fd, &event) catch |err| {
-            log.err("session {d}: epoll_ctl failed: {s}", .{ s.id, @errorName(err) });
-            posix.close(fd);
-            r.sessions.release(r.allocator, s);
-            if (r.attach) |a| _ = @atomicRmw(u32, a.connection_total, .Sub, 1, .monotonic);
-            return;
-        };
-        r.tally(listener_index, "accept_count", 1);
-        r.tally(listener_index, "connection_num", 1);
-        if (r.deliver_session_events) {
-            // Nothing of the session is read before its connect record is in the ring.
-            s.connect_pending = !r.pushOrQueue(.connect, 0, s.lane, s.id, listener_index);
-        }
-        // Data may have arrived with the connection.
-        r.markReady(s);
-    }
-
-    // --- dispatch -----------------------------------------------------------------------
-
-    /// The lane a session's connect and close (and in the sticky modes its data) go to.
-    fn homeLane(r: *Reactor, s: *const Session) u16 {
-        const n: u32 = @intCast(r.lanes.len);
-        if (n == 1) return 0;
-        return switch (r.dispatch_mode) {
-            .ip_hash => @intCast(ipHash(s.remote) % n),
-            // Round-robin and idle-worker modes spread connections the same way.
-            .round_robin, .idle_worker => blk: {
-                const lane = r.next_lane % n;
-                r.next_lane +%= 1;
-                break :blk @intCast(lane);
-            },
-            .fd_modulo, .uid => @intCast(@as(u32, @intCast(s.fd)) % n),
-        };
-    }
-
-    /// The lane the next bytes of `s` go to, or null when every candidate waits for room.
-    fn receiveLane(r: *Reactor, s: *const Session) ?*Lane {
-        const n: u32 = @intCast(r.lanes.len);
-        const lane: *Lane = switch (r.dispatch_mode) {
-            .fd_modulo, .ip_hash => &r.lanes[s.lane],
-            .uid => blk: {
-                const uid = @atomicLoad(u32, &s.uid, .acquire);
-                break :blk &r.lanes[if (uid != 0) uid % n else s.lane];
-            },
-            .round_robin, .idle_worker => if (r.protocolOf(s) == .worker)
-                &r.lanes[s.lane]
-            else if (r.dispatch_mode == .round_robin)
-                return r.nextLaneWithRoom()
-            else
-                return r.idleWorkerLane(),
-        };
-        return if (lane.waiting_for_room) null else lane;
-    }
-
-    fn nextLaneWithRoom(r: *Reactor) ?*Lane {
-        const n: u32 = @intCast(r.lanes.len);
-        for (0..n) |_| {
-            const lane = &r.lanes[r.next_lane % n];
-            r.next_lane +%= 1;
-            if (!lane.waiting_for_room) return lane;
-        }
-        return null;
-    }
-
-    /// Dispatch mode 3: a worker that is idle with nothing left in its ring; else the idle
-    /// worker with the least backlog; else, when every worker is in a callback (or not running),
-    /// the one with the least backlog. A busy worker is never picked while another is idle, and
-    /// one that is slow falls behind in backlog, so it gets less. Ties go round-robin from after
-    /// the last pick; null when every lane waits for room.
-    fn idleWorkerLane(r: *Reactor) ?*Lane {
-        const a = r.attach orelse return r.nextLaneWithRoom();
-        const n: u32 = @intCast(r.lanes.len);
-        var best: ?u32 = null;
-        var best_key: u64 = std.math.maxInt(u64);
-        for (0..n) |k| {
-            const i = (r.next_lane +% @as(u32, @intCast(k))) % n;
-            const lane = &r.lanes[i];
-            if (lane.waiting_for_room) continue;
-            const idle = @atomicLoad(u32, &a.workers[i].status, .monotonic) == 2;
-            const backlog = lane.inbound.backlog();
-            const key = (@as(u64, @intFromBool(!idle)) << 32) | backlog;
-            if (key < best_key) {
-                best = i;
-                best_key = key;
-                if (key == 0) break;
-            }
-        }
-        const i = best orelse return null;
-        r.next_lane = i +% 1;
-        return &r.lanes[i];
-    }
-
-    /// Pushes a connect or close record, or queues it behind the lane's earlier ones; true when
-    /// it went into the ring.
-    fn pushOrQueue(r: *Reactor, record_type: abi.RecordType, flags: u8, lane_index: u16, session_id: u32, aux: u32) bool {
-        const reactor_id = if (record_type == .close) r.closeReactorId(flags) else r.reactorId();
-        const lane = &r.lanes[lane_index];
-        if (!r.lanePending(lane_index) and lane.inbound.push(record_type, flags, reactor_id, session_id, aux, "")) {
-            r.count("dispatch_count", 1);
-            return true;
-        }
-        // Two per session at most in one lane; with several lanes blocked at once a slot's
-        // successive sessions can each leave a close behind, so the list may grow.
-        r.pending.append(r.allocator, .{ .type = record_type, .flags = flags, .lane = lane_index, .session_id = session_id, .aux = aux }) catch {
-            log.err("session {d}: out of memory queueing its {s} record; the worker will not see it", .{ session_id, @tagName(record_type) });
-            return false;
-        };
-        _ = r.noRoom(lane, 0);
-        return false;
-    }
-
-    /// A session's close record. Its payload is the session's `ClientInfo` as it ends (the
-    /// slot may be free by the time the worker runs `close`, whose `getClientInfo` reads this).
-    fn pushClose(r: *Reactor, s: *Session, flags: u8, errno: u32) void {
-        var info = s.info(r.config.reactor_id);
-        info.close_errno = @intCast(errno);
-        const lane_index = r.closeLane(s);
-        const lane = &r.lanes[lane_index];
-        if (!r.lanePending(lane_index) and lane.inbound.push(.close, flags, r.closeReactorId(flags), s.id, errno, std.mem.asBytes(&info))) {
-            r.count("dispatch_count", 1);
-            return;
-        }
-        // No room: the record waits with a copy of the info (without memory, it waits without).
-        const copy = r.allocator.create(abi.ClientInfo) catch null;
-        if (copy) |kept| kept.* = info;
-        r.pending.append(r.allocator, .{ .type = .close, .flags = flags, .lane = lane_index, .session_id = s.id, .aux = errno, .info = copy }) catch {
-            if (copy) |kept| r.allocator.destroy(kept);
-            log.err("session {d}: out of memory queueing its close record; the worker will not see it", .{s.id});
-            return;
-        };
-        _ = r.noRoom(lane, @sizeOf(abi.ClientInfo));
-    }
-
-    /// Counts `n` more bytes of `s` handed to a worker; true when that holds the session
-    /// (`max_queued_bytes` reached): it is not read until `releaseHeld` lets it go.
-    fn countQueued(r: *Reactor, s: *Session, n: u32) bool {
-        const now = @atomicRmw(i64, &s.recv_queued, .Add, n, .monotonic) + n;
-        if (now < r.max_queued or s.queue_held) return s.queue_held;
-        s.queue_held = true;
-        if (!s.on_held_list) {
-            s.on_held_list = true;
-            r.held.appendAssumeCapacity(@intCast(r.sessions.slotIndex(s.id)));
-        }
-        // A newly held session is looked at soon, whatever the backoff of the others.
-        r.held_backoff_ms = 1;
-        r.held_check_ns = @min(r.held_check_ns, monoNs() + std.time.ns_per_ms);
-        if (r.held.items.len == 1) r.held_check_ns = monoNs() + std.time.ns_per_ms;
-        log.debug("session {d}: {d} bytes handed to workers and not yet handled; reading waits", .{ s.id, now });
-        return true;
-    }
-
-    /// Lets held sessions whose workers caught up (below `max_queued_bytes`) be read again;
-    /// forgets those that closed. Looks again after a backoff while some stay held.
-    fn releaseHeld(r: *Reactor) void {
-        if (r.held.items.len == 0 or monoNs() < r.held_check_ns) return;
-        var kept: usize = 0;
-        var released = false;
-        for (r.held.items) |slot| {
-            const s = &r.sessions.slots[slot];
-            if (s.state == .open and s.queue_held and
-                @atomicLoad(i64, &s.recv_queued, .monotonic) >= r.max_queued)
-            {
-                r.held.items[kept] = slot;
-                kept += 1;
-                continue;
-            }
-            s.on_held_list = false;
-            if (s.queue_held) {
-                s.queue_held = false;
-                released = true;
-                if (s.state == .open and !s.paused) r.markReady(s);
-            }
-        }
-        r.held.shrinkRetainingCapacity(kept);
-        r.held_backoff_ms = if (released) 1 else @min(r.held_backoff_ms * 2, 1024);
-        r.held_check_ns = monoNs() + @as(i64, r.held_backoff_ms) * std.time.ns_per_ms;
-    }
-
-    fn markReady(r: *Reactor, s: *Session) void {
-        r.ready_blocked = false;
-        if (s.on_ready_list) return;
-        s.on_ready_list = true;
-        r.ready.appendAssumeCapacity(@intCast(r.sessions.slotIndex(s.id)));
-    }
-
-    // --- read ---------------------------------------------------------------------------
-
-    /// The ready list holds slot indexes, each at most once (`on_ready_list` belongs to the
-    /// slot): a session that closed while listed leaves its slot's entry to whichever session
-    /// takes the slot next, so the list never outgrows `max_connection`.
-    fn readReady(r: *Reactor) void {
-        assert(r.ready_next.items.len == 0);
-        var blocked = true;
-        var index: usize = 0;
-        while (index < r.ready.items.len) : (index += 1) {
-            const slot = r.ready.items[index];
-            const s = &r.sessions.slots[slot];
-            assert(s.on_ready_list);
-            if (s.state != .open) {
-                // Closed, closing or past EOF since it was listed: nothing more to read.
-                s.on_ready_list = false;
-                blocked = false;
-                continue;
-            }
-            if (s.paused or s.queue_held) {
-                // Not read until resumed or let go (which lists it again).
-                s.on_ready_list = false;
-                continue;
-            }
-            const outcome: ReadOutcome = if (s.connect_pending) .blocked else r.readSession(s);
-            switch (outcome) {
-                .done => {
-                    s.on_ready_list = false;
-                    blocked = false;
-                },
-                .more => {
-                    r.ready_next.appendAssumeCapacity(slot);
-                    blocked = false;
-                },
-                .blocked => r.ready_next.appendAssumeCapacity(slot),
-            }
-        }
-        r.ready.clearRetainingCapacity();
-        std.mem.swap(std.ArrayList(u32), &r.ready, &r.ready_next);
-        r.ready_blocked = blocked and r.ready.items.len > 0;
-    }
-
-    const ReadOutcome = enum {
-        /// Read to EAGAIN, EOF or an error: off the ready list.
-        done,
-        /// The turn's budget ran out: read on next turn.
-        more,
-        /// Its worker's ring has no room: read on once the worker frees some.
-        blocked,
-    };
-
     /// Before start: settings of listener `index` alone (a port's own, over the server's).
     pub fn setPortFraming(r: *Reactor, index: u32, config: abi.FramingConfig) !void {
         if (r.started) return error.BadState;
@@ -1246,58 +650,17 @@ pub const Reactor = struct {
         l.own_settings = true;
     }
 
-    fn settingsOf(r: *const Reactor, listener: u16) *const Settings {
+    pub fn settingsOf(r: *const Reactor, listener: u16) *const Settings {
         const l = &r.listeners[listener];
         return if (l.own_settings) &l.settings else &r.defaults;
     }
 
-    fn protocolOf(r: *const Reactor, s: *const Session) framing.Protocol {
+    pub fn protocolOf(r: *const Reactor, s: *const Session) framing.Protocol {
         return r.settingsOf(s.listener).framing;
     }
 
-    fn maxLengthOf(r: *const Reactor, s: *const Session) u32 {
+    pub fn maxLengthOf(r: *const Reactor, s: *const Session) u32 {
         return r.settingsOf(s.listener).max_length;
-    }
-
-    /// Before start: the heartbeat (0 interval: off).
-    pub fn setHeartbeat(r: *Reactor, interval_ms: u32, idle_ms: u32) !void {
-        if (r.started) return error.BadState;
-        r.heartbeat_interval_ns = @as(i64, interval_ms) * std.time.ns_per_ms;
-        r.heartbeat_idle_ns = @as(i64, if (idle_ms == 0) 2 * interval_ms else idle_ms) * std.time.ns_per_ms;
-        r.heartbeat_next_ns = monoNs() + r.heartbeat_interval_ns;
-    }
-
-    /// Closes the sessions idle for the heartbeat's idle time, unless protected.
-    fn heartbeat(r: *Reactor) void {
-        if (r.heartbeat_interval_ns == 0 or r.phase != .running) return;
-        const now = monoNs();
-        if (now < r.heartbeat_next_ns) return;
-        r.heartbeat_next_ns = now + r.heartbeat_interval_ns;
-        for (r.sessions.slots) |*s| {
-            const port_idle = r.settingsOf(s.listener).heartbeat_idle_ns;
-            const idle_ns = if (port_idle > 0) port_idle else r.heartbeat_idle_ns;
-            switch (s.state) {
-                .open => {
-                    if (@atomicLoad(u8, &s.protected, .acquire) != 0) continue;
-                    const last = @max(s.last_recv_time_ns, s.connect_time_ns);
-                    if (r.now_ns - last < idle_ns) continue;
-                    log.info("session {d}: nothing received for {d} ms; closed by the heartbeat", .{ s.id, @divFloor(r.now_ns - last, std.time.ns_per_ms) });
-                    r.tally(s.listener, "heartbeat_close_count", 1);
-                    r.closeAfterOutput(s, abi.close_flag_server, @intFromEnum(posix.E.TIMEDOUT));
-                },
-                // A graceful close whose peer takes none of its output: nothing else would end
-                // it, so the heartbeat resets it once its output made no progress for as long.
-                .closing => {
-                    const last = @max(s.last_send_time_ns, s.connect_time_ns);
-                    if (r.now_ns - last < idle_ns) continue;
-                    log.info("session {d}: closing, and none of its output was taken for {d} ms; reset by the heartbeat", .{ s.id, @divFloor(r.now_ns - last, std.time.ns_per_ms) });
-                    // (Counted once: the heartbeat may have started this close itself.)
-                    if (s.close_errno != @intFromEnum(posix.E.TIMEDOUT)) r.tally(s.listener, "heartbeat_close_count", 1);
-                    r.closeSession(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.TIMEDOUT), true);
-                },
-                .free, .peer_closed => {},
-            }
-        }
     }
 
     /// Before start: the server's settings (framing, limits, watermarks, socket options) and
@@ -1313,573 +676,76 @@ pub const Reactor = struct {
         r.max_queued = if (r.attach != null) config.max_queued_bytes else 0;
     }
 
-    /// Reads until EAGAIN, EOF, an error, the turn's budget, or a full ring.
-    fn readSession(r: *Reactor, s: *Session) ReadOutcome {
-        assert(s.state == .open);
-        switch (r.protocolOf(s)) {
-            .none, .worker => {},
-            else => return r.readFramed(s),
-        }
-        var reads: u32 = 0;
-        while (reads < reads_per_turn) : (reads += 1) {
-            const lane = r.receiveLane(s) orelse return .blocked;
-            const room = lane.inbound.reserve(read_chunk) orelse {
-                // Room appeared meanwhile: retry. Otherwise round-robin and idle dispatch try
-                // another worker (`receiveLane` skips the waiting ones); the sticky modes wait.
-                if (!r.noRoom(lane, read_chunk)) continue;
-                switch (r.dispatch_mode) {
-                    .round_robin, .idle_worker => if (r.lanes.len > 1 and r.protocolOf(s) != .worker) continue,
-                    else => {},
-                }
-                return .blocked;
-            };
-            // Raw syscalls on the per-message path: libc's wrappers add cancellation-point
-            // bookkeeping that showed in profiles (about 1% of the server's CPU).
-            const rc = rawResult(linux.read(s.fd, room.ptr, room.len));
-            if (rc > 0) {
-                const n: u32 = @intCast(rc);
-                lane.inbound.commit(.receive, 0, r.reactorId(), s.id, s.listener, n);
-                s.recv_bytes += n;
-                s.last_recv_time_ns = r.now_ns;
-                s.last_dispatch_time_ns = r.now_ns;
-                r.tally(s.listener, "total_recv_bytes", n);
-                r.tally(s.listener, "dispatch_count", 1);
-                if (r.max_queued > 0 and r.countQueued(s, n)) return .done;
-                if (n < room.len and !s.peer_hup) return .done;
-                continue;
-            }
-            if (r.readFailed(s, rc)) |outcome| return outcome;
-        }
-        return .more;
-    }
-
-    /// What a read that returned no bytes means: EOF (the peer closed; what a framed session
-    /// buffered of an unfinished message goes with it, as in Swoole) or an error ends the
-    /// reading; EINTR (null) means read again.
-    fn readFailed(r: *Reactor, s: *Session, rc: isize) ?ReadOutcome {
-        if (rc == 0) {
-            r.peerClosed(s);
-            return .done;
-        }
-        switch (rawErrno(rc)) {
-            .AGAIN => return .done,
-            .INTR => return null,
-            else => |e| {
-                r.closeSession(s, abi.close_flag_error, @intFromEnum(e), true);
-                return .done;
-            },
-        }
-    }
-
-    /// Framed protocols: reads into the session's input buffer and delivers each whole message
-    /// as it completes (messages already buffered go first, so a full ring holds them, not
-    /// the socket's data).
-    fn readFramed(r: *Reactor, s: *Session) ReadOutcome {
-        var reads: u32 = 0;
-        while (true) {
-            switch (r.deliverMessages(s)) {
-                .blocked => return .blocked,
-                .closed => return .done,
-                .ok => {},
-            }
-            if (s.queue_held) return .done;
-            if (reads == reads_per_turn) return .more;
-            reads += 1;
-            s.in.ensureUnusedCapacity(r.allocator, read_chunk) catch {
-                log.err("session {d}: out of memory for its input; closing it", .{s.id});
-                r.closeSession(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.NOMEM), true);
-                return .done;
-            };
-            const room = s.in.unusedCapacitySlice();
-            const rc = rawResult(linux.read(s.fd, room.ptr, room.len));
-            if (rc > 0) {
-                const n: usize = @intCast(rc);
-                s.in.items.len += n;
-                s.recv_bytes += n;
-                s.last_recv_time_ns = r.now_ns;
-                r.tally(s.listener, "total_recv_bytes", n);
-                if (n < room.len and !s.peer_hup) {
-                    return switch (r.deliverMessages(s)) {
-                        .blocked => .blocked,
-                        .closed, .ok => .done,
-                    };
-                }
-                continue;
-            }
-            if (r.readFailed(s, rc)) |outcome| return outcome;
-        }
-    }
-
-    const Delivery = enum { ok, blocked, closed };
-
-    /// Hands every whole message in the session's input buffer to its worker.
-    fn deliverMessages(r: *Reactor, s: *Session) Delivery {
-        while (true) {
-            const data = s.in.items[s.in_start..];
-            const outcome = framing.next(r.protocolOf(s), data, r.maxLengthOf(s));
-            switch (outcome) {
-                .need_more => break,
-                .message => |n| {
-                    if (!r.pushMessage(s, data[0..n])) return .blocked;
-                    s.in_start += n;
-                    s.last_dispatch_time_ns = r.now_ns;
-                },
-                .too_long, .negative_length => {
-                    const why = if (outcome == .too_long) "longer than package_max_length" else "with a negative length";
-                    log.warn("session {d}: a message {s} ({d} bytes max); closing the session", .{ s.id, why, r.maxLengthOf(s) });
-                    r.tally(s.listener, "protocol_error_count", 1);
-                    r.closeAfterOutput(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO));
-                    return .closed;
-                },
-            }
-        }
-        // Keep the partial message at the front; let a big buffer go once it is empty.
-        const left = s.in.items.len - s.in_start;
-        if (s.in_start > 0) {
-            std.mem.copyForwards(u8, s.in.items[0..left], s.in.items[s.in_start..]);
-            s.in.shrinkRetainingCapacity(left);
-            s.in_start = 0;
-        }
-        if (left == 0 and s.in.capacity > out_keep_bytes) s.in.clearAndFree(r.allocator);
-        return .ok;
-    }
-
-    /// Pushes one message into a worker's ring: one record, or pieces of half a ring with
-    /// `receive_flag_more` on all but the last (all to the same worker). False when the ring is
-    /// full; the pieces sent so far are remembered and it goes on from there.
-    fn pushMessage(r: *Reactor, s: *Session, message: []const u8) bool {
-        while (true) {
-            const lane: *Lane = if (s.frame_sent > 0) &r.lanes[s.frame_lane] else r.receiveLane(s) orelse return false;
-            const rest = message[s.frame_sent..];
-            const piece = @min(rest.len, lane.inbound.maxPayload());
-            const room = lane.inbound.reserve(@intCast(piece)) orelse {
-                if (r.noRoom(lane, @intCast(piece))) return false;
-                continue;
-            };
-            @memcpy(room[0..piece], rest[0..piece]);
-            const more = piece < rest.len;
-            const flags = (if (more) abi.receive_flag_more else 0) | (if (s.frame_sent > 0) abi.receive_flag_continued else 0);
-            lane.inbound.commit(.receive, flags, r.reactorId(), s.id, s.listener, @intCast(piece));
-            r.tally(s.listener, "dispatch_count", 1);
-            if (r.max_queued > 0) _ = r.countQueued(s, @intCast(piece));
-            if (!more) {
-                s.frame_sent = 0;
-                return true;
-            }
-            if (s.frame_sent == 0) s.frame_lane = @intCast(lane - r.lanes.ptr);
-            s.frame_sent += piece;
-        }
-    }
-
-    /// EOF from the peer: tell the worker, keep the socket for the output it still queues.
-    /// Where workers get no close records (dispatch modes 1, 3, 5), close it here once the
-    /// queued output is written.
-    fn peerClosed(r: *Reactor, s: *Session) void {
-        @atomicStore(session_table.State, &s.state, .peer_closed, .release);
-        s.close_notified = true;
-        if (!r.deliver_session_events) return r.closeRequested(s.id, 0);
-        r.pushClose(s, abi.close_flag_peer_eof, 0);
-    }
-
-    /// Where a session's close record goes: its home lane, or its uid's worker once bound.
-    fn closeLane(r: *const Reactor, s: *const Session) u16 {
-        if (r.dispatch_mode == .uid and r.lanes.len > 1) {
-            const uid = @atomicLoad(u32, &s.uid, .acquire);
-            if (uid != 0) return @intCast(uid % r.lanes.len);
-        }
-        return s.lane;
-    }
-
-    /// Swoole reports -1 as the reactor of a close the server started.
-    fn closeReactorId(r: *const Reactor, flags: u8) i16 {
-        return if (flags & abi.close_flag_server != 0) -1 else r.reactorId();
-    }
-
-    fn dropPending(r: *Reactor, session_id: u32) void {
-        var kept: usize = 0;
-        for (r.pending.items) |p| {
-            if (p.session_id == session_id) {
-                if (p.info) |info| r.allocator.destroy(info);
-                continue;
-            }
-            r.pending.items[kept] = p;
-            kept += 1;
-        }
-        r.pending.shrinkRetainingCapacity(kept);
-    }
-
-    /// Delivers pending records in order; a lane whose ring is still full keeps the rest of its
-    /// records (those of other lanes go on).
-    fn flushPending(r: *Reactor) void {
-        if (r.pending.items.len == 0) return;
-        for (r.lanes) |*lane| lane.blocked = false;
-        var kept: usize = 0;
-        for (r.pending.items) |p| {
-            const lane = &r.lanes[p.lane];
-            if (!lane.blocked) {
-                const reactor_id = if (p.type == .close) r.closeReactorId(p.flags) else r.reactorId();
-                const payload: []const u8 = if (p.info) |info| std.mem.asBytes(info) else "";
-                if (lane.inbound.push(p.type, p.flags, reactor_id, p.session_id, p.aux, payload)) {
-                    if (p.info) |info| r.allocator.destroy(info);
-                    r.count("dispatch_count", 1);
-                    if (p.type == .connect) {
-                        if (r.sessions.get(p.session_id)) |s| s.connect_pending = false;
-                        r.ready_blocked = false;
-                    }
-                    continue;
-                }
-                lane.blocked = true;
-                _ = r.noRoom(lane, @intCast(payload.len));
-            }
-            r.pending.items[kept] = p;
-            kept += 1;
-        }
-        r.pending.shrinkRetainingCapacity(kept);
-    }
-
-    // --- outbound records -----------------------------------------------------------------
-
-    fn consumeOutbound(r: *Reactor) void {
-        for (r.lanes) |*lane| {
-            while (lane.outbound.peek()) |record| {
-                const header = record.header;
-                switch (@as(abi.RecordType, @enumFromInt(header.type))) {
-                    .send => r.sendTo(header.session_id, record.payload),
-                    .close_request => r.closeRequested(header.session_id, header.aux),
-                    .pause_request => r.pauseRequested(header.session_id, header.aux == 1),
-                    .sendfile_request => r.sendfileRequested(header.session_id, record.payload),
-                    .drain_request => r.drainRequested(header.session_id, @intCast(lane - r.lanes.ptr)),
-                    .sendto => r.sendDatagram(header.aux, record.payload),
-                    .shutdown_ack => lane.shutdown_acked = true,
-                    else => std.debug.panic("unexpected outbound record type {d}", .{header.type}),
-                }
-                lane.outbound.advance(record);
-            }
-            // Room freed: wake the worker if it waits to send more.
-            if (lane.outbound.release()) kick(lane.wake_fd);
-        }
-    }
-
-    fn sendTo(r: *Reactor, session_id: u32, data: []const u8) void {
-        const s = r.sessions.get(session_id) orelse {
-            r.count("send_dropped_count", 1);
-            return;
-        };
-        if (s.state == .closing) {
-            r.count("send_dropped_count", 1);
-            return;
-        }
-        var written: usize = 0;
-        if (!s.hasOutput()) {
-            written = r.writeSome(s, data) orelse return;
-        }
-        if (written < data.len) {
-            const rest = data[written..];
-            s.out.appendSlice(r.allocator, rest) catch {
-                log.err("session {d}: out of memory queueing {d} bytes; closing it", .{ s.id, rest.len });
-                r.closeSession(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.NOMEM), true);
-                return;
-            };
-            const queued = @atomicRmw(u64, &s.out_queued, .Add, rest.len, .monotonic) + rest.len;
-            r.count("send_queued_bytes", rest.len);
-            if (!s.want_write) r.armWrite(s, true);
-            const high = r.settingsOf(s.listener).high_watermark;
-            if (high > 0 and !s.buffer_full and queued >= high) {
-                s.buffer_full = true;
-                r.bufferEvent(s, .buffer_full);
-            }
-        }
-    }
-
-    /// `bufferFull` / `bufferEmpty` go where the session's connect and close go (not at all in
-    /// the dispatch modes that deliver no connect and close).
-    fn bufferEvent(r: *Reactor, s: *Session, record_type: abi.RecordType) void {
-        if (!r.deliver_session_events) return;
-        _ = r.pushOrQueue(record_type, 0, r.closeLane(s), s.id, 0);
-    }
-
-    /// One send(2); the bytes written, or null when the session was closed by an error.
-    fn writeSome(r: *Reactor, s: *Session, data: []const u8) ?usize {
-        while (true) {
-            const rc = rawResult(linux.sendto(s.fd, data.ptr, data.len, linux.MSG.NOSIGNAL | linux.MSG.DONTWAIT, null, 0));
-            if (rc >= 0) {
-                const n: usize = @intCast(rc);
-                s.send_bytes += n;
-                s.last_send_time_ns = r.now_ns;
-                r.tally(s.listener, "total_send_bytes", n);
-                return n;
-            }
-            switch (rawErrno(rc)) {
-                .AGAIN => return 0,
-                .INTR => continue,
-                else => |e| {
-                    r.closeSession(s, abi.close_flag_error, @intFromEnum(e), true);
-                    return null;
-                },
-            }
-        }
-    }
-
-    /// `sendfile`: queues the file after what is queued already, and starts writing if
-    /// nothing is. The file is opened here (in the process that owns the socket).
-    fn sendfileRequested(r: *Reactor, session_id: u32, payload: []const u8) void {
-        const s = r.sessions.get(session_id) orelse return r.count("send_dropped_count", 1);
-        if (s.state == .closing or payload.len <= 16) return r.count("send_dropped_count", 1);
-        const offset = std.mem.readInt(u64, payload[0..8], .little);
-        var length = std.mem.readInt(u64, payload[8..16], .little);
-        const path = payload[16..];
-        var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
-        if (path.len >= path_buffer.len) return r.count("send_dropped_count", 1);
-        @memcpy(path_buffer[0..path.len], path);
-        path_buffer[path.len] = 0;
-        const fd = posix.openZ(@ptrCast(&path_buffer), .{ .ACCMODE = .RDONLY, .CLOEXEC = true }, 0) catch |err| {
-            log.warn("session {d}: sendfile cannot open {s}: {s}", .{ s.id, path, @errorName(err) });
-            return r.count("send_dropped_count", 1);
-        };
-        if (length == 0) {
-            const stat = posix.fstat(fd) catch {
-                posix.close(fd);
-                return r.count("send_dropped_count", 1);
-            };
-            const size: u64 = @intCast(stat.size);
-            length = if (size > offset) size - offset else 0;
-        }
-        if (length == 0) return posix.close(fd);
-        s.files.append(r.allocator, .{ .at = s.out.items.len, .fd = fd, .offset = offset, .left = length }) catch {
-            posix.close(fd);
-            return r.count("send_dropped_count", 1);
-        };
-        const queued = @atomicRmw(u64, &s.out_queued, .Add, length, .monotonic) + length;
-        r.count("send_queued_bytes", length);
-        const high = r.settingsOf(s.listener).high_watermark;
-        if (high > 0 and !s.buffer_full and queued >= high) {
-            s.buffer_full = true;
-            r.bufferEvent(s, .buffer_full);
-        }
-        r.flushSession(s);
-        if (s.isLive() and s.hasOutput() and !s.want_write) r.armWrite(s, true);
-    }
-
-    /// `sendwait`: the worker on `lane` hears once the session's output is written.
-    fn drainRequested(r: *Reactor, session_id: u32, lane: u16) void {
-        const s = r.sessions.get(session_id) orelse {
-            _ = r.pushOrQueue(.drained, 0, lane, session_id, 0);
-            return;
-        };
-        if (!s.hasOutput()) {
-            _ = r.pushOrQueue(.drained, 0, lane, session_id, 1);
-            return;
-        }
-        s.drain_waiters |= @as(u64, 1) << @intCast(lane % 64);
-    }
-
-    /// Tells the lanes waiting on a session's output (`aux` 1: written, 0: the session ended).
-    fn answerDrain(r: *Reactor, s: *Session, written: bool) void {
-        var waiters = s.drain_waiters;
-        s.drain_waiters = 0;
-        while (waiters != 0) {
-            const lane: u16 = @intCast(@ctz(waiters));
-            waiters &= waiters - 1;
-            if (lane < r.lanes.len) _ = r.pushOrQueue(.drained, 0, lane, s.id, @intFromBool(written));
-        }
-    }
-
-    /// Output of `n` bytes went out: the counters, and `bufferEmpty` once low enough.
-    fn sent(r: *Reactor, s: *Session, n: usize) void {
-        const queued = @atomicRmw(u64, &s.out_queued, .Sub, n, .monotonic) - n;
-        r.uncount("send_queued_bytes", n);
-        if (s.buffer_full and queued <= r.settingsOf(s.listener).low_watermark) {
-            s.buffer_full = false;
-            r.bufferEvent(s, .buffer_empty);
-        }
-    }
-
-    /// One sendfile(2) of the first queued file: true when it is done, false when the socket
-    /// is full (or the session was closed by an error).
-    fn sendFile(r: *Reactor, s: *Session) bool {
-        const file = &s.files.items[0];
-        while (file.left > 0) {
-            var offset: i64 = @intCast(file.offset);
-            const chunk: usize = @intCast(@min(file.left, 1 << 30));
-            const rc = rawResult(linux.sendfile(s.fd, file.fd, &offset, chunk));
-            if (rc > 0) {
-                const n: usize = @intCast(rc);
-                file.offset += n;
-                file.left -= n;
-                s.send_bytes += n;
-                s.last_send_time_ns = r.now_ns;
-                r.tally(s.listener, "total_send_bytes", n);
-                r.sent(s, n);
-                continue;
-            }
-            if (rc == 0) {
-                // The file is shorter than asked for: what is missing will not come.
-                log.warn("session {d}: sendfile: the file ended {d} bytes early", .{ s.id, file.left });
-                r.sent(s, @intCast(file.left));
-                file.left = 0;
-                break;
-            }
-            switch (rawErrno(rc)) {
-                .AGAIN => return false,
-                .INTR => continue,
-                else => |e| {
-                    r.closeSession(s, abi.close_flag_error, @intFromEnum(e), true);
-                    return false;
-                },
-            }
-        }
-        posix.close(file.fd);
-        _ = s.files.orderedRemove(0);
-        return true;
-    }
-
-    fn flushSession(r: *Reactor, s: *Session) void {
-        while (s.hasOutput()) {
-            // Bytes up to the next file (or all of them), then that file.
-            const end = if (s.files.items.len > 0) s.files.items[0].at else s.out.items.len;
-            if (s.out_sent < end) {
-                const n = r.writeSome(s, s.out.items[s.out_sent..end]) orelse return;
-                if (n == 0) return;
-                s.out_sent += n;
-                r.sent(s, n);
-                continue;
-            }
-            if (s.files.items.len > 0) {
-                if (!r.sendFile(s)) return;
-                continue;
-            }
-        }
-        s.out.clearRetainingCapacity();
-        s.out_sent = 0;
-        if (s.out.capacity > out_keep_bytes) s.out.clearAndFree(r.allocator);
-        if (s.drain_waiters != 0) r.answerDrain(s, true);
-        if (s.want_write) r.armWrite(s, false);
-        if (s.state == .closing) r.closeSession(s, s.close_flags, @intCast(s.close_errno), false);
-    }
-
-    fn armWrite(r: *Reactor, s: *Session, on: bool) void {
-        var event: linux.epoll_event = .{
-            .events = session_events | (if (on) @as(u32, linux.EPOLL.OUT) else 0),
-            .data = .{ .u64 = tag_session | s.id },
-        };
-        posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_MOD, s.fd, &event) catch |err| {
-            std.debug.panic("session {d}: epoll_ctl MOD failed: {s}", .{ s.id, @errorName(err) });
-        };
-        s.want_write = on;
-    }
-
-    /// `pause` / `resume` / `confirm`: stop or go on reading a session (what came meanwhile
-    /// waits in the kernel; TCP pushes back on the peer).
-    fn pauseRequested(r: *Reactor, session_id: u32, pause: bool) void {
-        const s = r.sessions.get(session_id) orelse return;
-        if (s.paused == pause) return;
-        s.paused = pause;
-        // Edge-triggered: data that came while paused signals nothing more; read it now.
-        if (!pause and s.state == .open) r.markReady(s);
-    }
-
-    /// A worker's `close`: `how` is 0 (after the queued output), 1 (reset) or 2 (a protocol
-    /// error the worker found: counted, and reset like the core's own framing errors).
-    /// A reset also ends a session that is closing already (its output is dropped); a graceful
-    /// close of one is nothing more.
-    fn closeRequested(r: *Reactor, session_id: u32, how: u32) void {
-        const s = r.sessions.get(session_id) orelse return;
-        switch (how) {
-            0 => if (s.state != .closing) r.closeAfterOutput(s, abi.close_flag_server, 0),
-            1 => r.closeSession(s, abi.close_flag_server, 0, true),
-            else => if (s.state != .closing) {
-                r.tally(s.listener, "protocol_error_count", 1);
-                r.closeAfterOutput(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO));
-            },
-        }
-    }
-
-    /// Ends a session after its queued output (then FIN, lingering: see closeSession): at
-    /// once when nothing is queued, otherwise it is `closing` until the output is written (or
-    /// makes no progress for a heartbeat idle time, or a reset ends it).
-    fn closeAfterOutput(r: *Reactor, s: *Session, flags: u8, errno: u32) void {
-        assert(s.state == .open or s.state == .peer_closed);
-        if (!s.hasOutput()) return r.closeSession(s, flags, errno, false);
-        s.close_flags = flags;
-        s.close_errno = @intCast(errno);
-        @atomicStore(session_table.State, &s.state, .closing, .release);
-    }
-
-    /// Closes the socket, frees the slot and (unless it was told already) tells the worker.
-    /// `abort` resets the connection (RST) and drops queued output.
-    fn closeSession(r: *Reactor, s: *Session, flags: u8, errno: u32, abort: bool) void {
-        if (abort) {
-            const linger = Linger{ .onoff = 1, .linger = 0 };
-            _ = c.setsockopt(s.fd, linux.SOL.SOCKET, linux.SO.LINGER, @ptrCast(&linger), @sizeOf(Linger));
-            r.tally(s.listener, "abort_count", 1);
-        }
-        if (!abort and r.phase == .running and s.state != .peer_closed and !s.peer_hup) {
-            // The peer may still be sending: half close, and read it out (linger.zig).
-            var event: linux.epoll_event = .{ .events = linux.EPOLL.IN | linux.EPOLL.RDHUP, .data = .{ .u64 = tag_linger | @as(u32, @intCast(s.fd)) } };
-            r.lingering.add(r.epoll_fd, s.fd, &event, monoNs());
-        } else {
-            posix.close(s.fd);
-        }
-        r.tally(s.listener, "close_count", 1);
-        r.untally(s.listener, "connection_num", 1);
-        if (r.attach) |a| _ = @atomicRmw(u32, a.connection_total, .Sub, 1, .monotonic);
-        const queued = @atomicLoad(u64, &s.out_queued, .monotonic);
-        if (queued > 0) r.uncount("send_queued_bytes", queued);
-        if (s.connect_pending) {
-            // The worker never heard of it: take back its connect record, send no close.
-            r.dropPending(s.id);
-        } else if (!s.close_notified and r.deliver_session_events) {
-            r.pushClose(s, flags, errno);
-        }
-        if (s.drain_waiters != 0) r.answerDrain(s, false);
-        s.close_errno = @intCast(errno);
-        r.sessions.release(r.allocator, s);
-        // A freed fd ends an accept pause early: the next accept can succeed.
-        if (r.accept_resume_ns != 0) r.resumeAccept();
-    }
-
-    // --- shutdown -----------------------------------------------------------------------
-
-    fn beginShutdown(r: *Reactor) void {
-        assert(r.phase == .running);
-        for (r.listeners[0..r.listener_count]) |*l| {
-            posix.close(l.fd);
-            l.fd = -1;
-        }
-        for (r.ready.items) |slot| r.sessions.slots[slot].on_ready_list = false;
-        r.ready.clearRetainingCapacity();
-        r.phase = .draining;
-        r.phase_deadline_ns = monoNs() + @as(i64, r.config.max_wait_time_ms) * std.time.ns_per_ms;
-    }
-
-    fn flushDone(r: *Reactor) bool {
-        if (monoNs() >= r.phase_deadline_ns) {
-            log.warn("shutdown: output still queued after max_wait_time; closing anyway", .{});
-            return true;
-        }
-        for (r.sessions.slots) |*s| {
-            if (s.isLive() and s.hasOutput()) return false;
-        }
-        return true;
-    }
-
-    /// Closes every session; their close records go out (waiting for room if need be) before
-    /// `stopped`.
-    fn closeAll(r: *Reactor) void {
-        for (r.sessions.slots) |*s| {
-            if (s.state == .closing) {
-                r.closeSession(s, s.close_flags, @intCast(s.close_errno), false);
-            } else if (s.isLive()) {
-                r.closeSession(s, abi.close_flag_server, 0, false);
-            }
-        }
-        r.phase = .closing;
-        r.phase_deadline_ns = monoNs() + @as(i64, r.config.max_wait_time_ms) * std.time.ns_per_ms;
-    }
+    // The reactor's work by concern, one file each (methods of `Reactor`).
+    // accept.zig
+    pub const acceptPending = accept_mod.acceptPending;
+    pub const handOver = accept_mod.handOver;
+    pub const takeHandedOver = accept_mod.takeHandedOver;
+    pub const pauseAccept = accept_mod.pauseAccept;
+    pub const acceptPauseLeftMs = accept_mod.acceptPauseLeftMs;
+    pub const resumeAccept = accept_mod.resumeAccept;
+    pub const addSession = accept_mod.addSession;
+    // datagram.zig
+    pub const readPackets = datagram_mod.readPackets;
+    pub const packetAddress = datagram_mod.packetAddress;
+    pub const packetLane = datagram_mod.packetLane;
+    pub const sendDatagram = datagram_mod.sendDatagram;
+    // dispatch.zig
+    pub const homeLane = dispatch_mod.homeLane;
+    pub const receiveLane = dispatch_mod.receiveLane;
+    pub const nextLaneWithRoom = dispatch_mod.nextLaneWithRoom;
+    pub const idleWorkerLane = dispatch_mod.idleWorkerLane;
+    pub const pushOrQueue = dispatch_mod.pushOrQueue;
+    pub const pushClose = dispatch_mod.pushClose;
+    pub const countQueued = dispatch_mod.countQueued;
+    pub const releaseHeld = dispatch_mod.releaseHeld;
+    pub const lanePending = dispatch_mod.lanePending;
+    pub const closeLane = dispatch_mod.closeLane;
+    pub const closeReactorId = dispatch_mod.closeReactorId;
+    pub const dropPending = dispatch_mod.dropPending;
+    pub const flushPending = dispatch_mod.flushPending;
+    pub const noRoom = dispatch_mod.noRoom;
+    pub const publish = dispatch_mod.publish;
+    // read.zig
+    pub const markReady = read_mod.markReady;
+    pub const readReady = read_mod.readReady;
+    pub const readSession = read_mod.readSession;
+    pub const readFailed = read_mod.readFailed;
+    pub const readFramed = read_mod.readFramed;
+    pub const deliverMessages = read_mod.deliverMessages;
+    pub const pushMessage = read_mod.pushMessage;
+    pub const peerClosed = read_mod.peerClosed;
+    // write.zig
+    pub const consumeOutbound = write_mod.consumeOutbound;
+    pub const sendTo = write_mod.sendTo;
+    pub const bufferEvent = write_mod.bufferEvent;
+    pub const writeSome = write_mod.writeSome;
+    pub const sendfileRequested = write_mod.sendfileRequested;
+    pub const drainRequested = write_mod.drainRequested;
+    pub const answerDrain = write_mod.answerDrain;
+    pub const sent = write_mod.sent;
+    pub const sendFile = write_mod.sendFile;
+    pub const flushSession = write_mod.flushSession;
+    pub const armWrite = write_mod.armWrite;
+    pub const pauseRequested = write_mod.pauseRequested;
+    // closing.zig
+    pub const closeRequested = closing_mod.closeRequested;
+    pub const closeAfterOutput = closing_mod.closeAfterOutput;
+    pub const closeSession = closing_mod.closeSession;
+    pub const beginShutdown = closing_mod.beginShutdown;
+    pub const flushDone = closing_mod.flushDone;
+    pub const closeAll = closing_mod.closeAll;
+    pub const sendStopped = closing_mod.sendStopped;
+    pub const gaveUpWaiting = closing_mod.gaveUpWaiting;
+    pub const workerExited = closing_mod.workerExited;
+    pub const closeOrphans = closing_mod.closeOrphans;
+    pub const workerGone = closing_mod.workerGone;
+    pub const setHeartbeat = closing_mod.setHeartbeat;
+    pub const heartbeat = closing_mod.heartbeat;
 };
 
 /// struct linger from <sys/socket.h>.
-const Linger = extern struct { onoff: c_int, linger: c_int };
+pub const Linger = extern struct { onoff: c_int, linger: c_int };
 
 pub fn kick(fd: i32) void {
     const one: u64 = 1;
@@ -1887,18 +753,18 @@ pub fn kick(fd: i32) void {
 }
 
 /// A raw syscall's result as a signed count: negative is -errno.
-fn rawResult(rc: usize) isize {
+pub fn rawResult(rc: usize) isize {
     return @bitCast(rc);
 }
 
-fn rawErrno(rc: isize) posix.E {
+pub fn rawErrno(rc: isize) posix.E {
     assert(rc < 0);
     return @enumFromInt(-rc);
 }
 
 /// The peer of an accepted socket. `initPosix` knows IP families only: a Unix socket's peer
 /// (unnamed, for a client) keeps just its family.
-fn remoteAddress(address: *const posix.sockaddr) std.net.Address {
+pub fn remoteAddress(address: *const posix.sockaddr) std.net.Address {
     if (address.family == posix.AF.INET or address.family == posix.AF.INET6) {
         return std.net.Address.initPosix(@alignCast(address));
     }
@@ -1909,7 +775,7 @@ fn remoteAddress(address: *const posix.sockaddr) std.net.Address {
 }
 
 /// A hash of the client's address (not its port), for dispatch mode 4.
-fn ipHash(address: std.net.Address) u32 {
+pub fn ipHash(address: std.net.Address) u32 {
     return switch (address.any.family) {
         posix.AF.INET => @truncate(std.hash.Wyhash.hash(0, std.mem.asBytes(&address.in.sa.addr))),
         posix.AF.INET6 => @truncate(std.hash.Wyhash.hash(0, &address.in6.sa.addr)),
@@ -1918,22 +784,22 @@ fn ipHash(address: std.net.Address) u32 {
 }
 
 /// Wall-clock time, for the times `getClientInfo` reports.
-fn nowNs() i64 {
+pub fn nowNs() i64 {
     return clockNs(.REALTIME);
 }
 
 /// Monotonic time, for deadlines.
-fn monoNs() i64 {
+pub fn monoNs() i64 {
     return clockNs(.MONOTONIC);
 }
 
-fn clockNs(clock: c.clockid_t) i64 {
+pub fn clockNs(clock: c.clockid_t) i64 {
     var ts: c.timespec = undefined;
     _ = c.clock_gettime(clock, &ts);
     return @as(i64, ts.sec) * std.time.ns_per_s + ts.nsec;
 }
 
-fn setIntOption(fd: i32, level: i32, name: u32, value: c_int) void {
+pub fn setIntOption(fd: i32, level: i32, name: u32, value: c_int) void {
     _ = c.setsockopt(fd, level, name, @ptrCast(&value), @sizeOf(c_int));
 }
 
