@@ -16,14 +16,10 @@
  */
 
 export { Server } from "./src/server.ts";
-export type {
-  ClientInfo,
-  PacketInfo,
-  ServerEvent,
-  ServerEvents,
-  ServerStats,
-  TaskWaitOptions,
-} from "./src/server.ts";
+export type { PacketInfo, ServerEvent, ServerEvents } from "./src/events.ts";
+export type { ClientInfo } from "./src/client_info.ts";
+export type { ServerStats } from "./src/stats.ts";
+export type { TaskWaitOptions } from "./src/tasks.ts";
 export type { DispatchMode, LogLevel, Mode, ServerOptions } from "./src/options.ts";
 export type { PackageLengthFunc } from "./src/framer.ts";
 export { ErrorCode, ZigguratError } from "./src/errors.ts";

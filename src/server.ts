@@ -16,7 +16,6 @@ import {
   CloseHow,
   layout,
   ListenFlag,
-  MailFlag,
   PollFlag,
   RecordType,
   SessionState,
@@ -52,190 +51,14 @@ import { currentRole, env, ownCommandLine, serverKey } from "./role.ts";
 import type { Role } from "./role.ts";
 import { Region, sumPortCounters, WorkerStatus } from "./region.ts";
 import type { ResolvedOptions, ServerOptions, SockType } from "./options.ts";
-
-/** The callbacks `on()` accepts, with Swoole's arguments. */
-export interface ServerEvents {
-  /** The server listens (BASE mode: in worker 0, once). */
-  start: (server: Server) => void;
-  /** `shutdown()` was called; the server still runs. */
-  beforeShutdown: (server: Server) => void;
-  /** Everything stopped; `start()` resolves right after. */
-  shutdown: (server: Server) => void;
-  /** A worker is ready, before it receives events. */
-  workerStart: (server: Server, workerId: number) => void;
-  /** A worker stops; what it sends here is still delivered. */
-  workerStop: (server: Server, workerId: number) => void;
-  /** A connection was accepted. */
-  connect: (server: Server, sessionId: number, reactorId: number) => void;
-  /** Bytes arrived on a session. `data` is a copy unless `borrowedViews` is set. */
-  receive: (server: Server, sessionId: number, reactorId: number, data: Uint8Array) => void;
-  /** A session ended; `reactorId` is -1 when the server closed it. */
-  close: (server: Server, sessionId: number, reactorId: number) => void;
-  /** The manager runs (`workerNum` > 1), before it spawns the workers. In the manager. */
-  managerStart: (server: Server) => void;
-  /** Every worker has exited. In the manager. */
-  managerStop: (server: Server) => void;
-  /**
-   * In a task worker: a task arrived. What it returns (or its Promise resolves to), unless
-   * `undefined`, is the result sent back, as `finish(result)` would; a throw or rejection goes
-   * back as an `Error`. `srcWorkerId` is the sender's worker id (-1: the master).
-   */
-  task: (server: Server, taskId: number, srcWorkerId: number, data: unknown) => unknown;
-  /**
-   * In the process that called `task()`: its result. `result` is an `Error` when the handler
-   * threw or its task worker died while running it.
-   */
-  finish: (server: Server, taskId: number, result: unknown) => void;
-  /** `sendMessage()` from another worker (event or task). */
-  pipeMessage: (server: Server, srcWorkerId: number, message: unknown) => void;
-  /** A reload starts (SIGUSR1, SIGUSR2, `reload()`). In the manager. */
-  beforeReload: (server: Server) => void;
-  /** Every worker of the reload has been replaced. In the manager. */
-  afterReload: (server: Server) => void;
-  /**
-   * A worker leaves on its own (reload, `stop()`, `maxRequest`, SIGTERM to it), before
-   * `workerStop`: the last moment to hand work on.
-   */
-  workerExit: (server: Server, workerId: number) => void;
-  /** A datagram arrived (`sockType: "udp"` or `"unixDgram"`). */
-  packet: (server: Server, data: Uint8Array, clientInfo: PacketInfo) => void;
-  /** The session's queued output reached `bufferHighWatermark`: stop sending for a while. */
-  bufferFull: (server: Server, sessionId: number) => void;
-  /** …and is down to `bufferLowWatermark` again. */
-  bufferEmpty: (server: Server, sessionId: number) => void;
-  /** A worker exited abnormally (it is respawned under the same id). In the manager. */
-  workerError: (
-    server: Server,
-    workerId: number,
-    workerPid: number,
-    exitCode: number,
-    signal: number,
-  ) => void;
-}
-
-/** An event name of `on()`. */
-export type ServerEvent = keyof ServerEvents;
-
-const eventNames: readonly ServerEvent[] = [
-  "start",
-  "beforeShutdown",
-  "shutdown",
-  "workerStart",
-  "workerStop",
-  "connect",
-  "receive",
-  "close",
-  "managerStart",
-  "managerStop",
-  "workerError",
-  "task",
-  "finish",
-  "pipeMessage",
-  "beforeReload",
-  "afterReload",
-  "workerExit",
-  "bufferFull",
-  "bufferEmpty",
-  "packet",
-];
-
-/** Where a UDP datagram came from (Swoole's `$clientInfo` of `onPacket`). */
-export interface PacketInfo {
-  /** The sender: an IP address, or for `"unixDgram"` its socket's path ("" when unnamed). */
-  address: string;
-  /** The sender's port (0 for a Unix socket). */
-  port: number;
-  /** The server socket it came in on (the listener's index), for `sendto`. */
-  serverSocket: number;
-  serverPort: number;
-  /** Unix time in seconds when the worker got it. */
-  dispatchTime: number;
-}
-
-/** A task this process sent and waits for (a `finish` callback, or a `taskwait`). */
-interface TaskWait {
-  /** A `taskwait` that gave up: a result that still comes is dropped. */
-  timedOut?: boolean;
-  onFinish?: (server: Server, taskId: number, result: unknown) => void;
-  resolve?: (result: unknown) => void;
-  reject?: (error: Error) => void;
-}
-
-/** Options of `taskwait` and `taskWaitMulti`. */
-export interface TaskWaitOptions {
-  /** Seconds to wait; the Promise rejects (`taskwait`) or leaves the slot empty after. Default 0.5. */
-  timeout?: number;
-  /** The task worker to run it (its worker id); default: an idle one. */
-  dstWorkerId?: number;
-}
-
-/** What `getClientInfo()` returns (Swoole's fields, in camelCase). */
-export interface ClientInfo {
-  sessionId: number;
-  /** The socket's fd in the reactor. */
-  socketFd: number;
-  /** "tcp", "tcp6" or "unix". */
-  socketType: "tcp" | "tcp6" | "unix";
-  reactorId: number;
-  serverFd: number;
-  serverPort: number;
-  remoteIp: string;
-  remotePort: number;
-  /** Unix times in seconds (with fractions). */
-  connectTime: number;
-  lastTime: number;
-  lastRecvTime: number;
-  lastSendTime: number;
-  lastDispatchTime: number;
-  closeErrno: number;
-  /** PROCESS mode with `maxQueuedBytes`: bytes handed to workers and not yet handled (else 0). */
-  recvQueuedBytes: number;
-  /** The listening socket it came in on: 0 the server's own, `port.index` a `listen()` port's. */
-  serverSocket: number;
-  sendQueuedBytes: number;
-  /** The uid `bind()` gave the session, or 0. */
-  uid: number;
-  /** The worker the session's events go to (PROCESS mode; in BASE mode the one it lives in). */
-  workerId: number;
-}
-
-/**
- * What `stats()` returns: Swoole's counters, in camelCase. The ones a port has too
- * (`PortStats`) are the sums over every port.
- */
-export interface ServerStats extends PortStats {
-  startTime: number;
-  sessionRound: number;
-  sendQueuedBytes: number;
-  sendDroppedCount: number;
-  workerNum: number;
-  idleWorkerNum: number;
-  requestCount: number;
-  responseCount: number;
-  workerRequestCount: number;
-  workerResponseCount: number;
-  workerDispatchCount: number;
-  /** Exceptions thrown (or promises rejected) by callbacks, each logged. */
-  callbackErrorCount: number;
-  /** `discardTimeoutRequest`: data of closed sessions dropped, not delivered. */
-  discardCount: number;
-  taskWorkerNum: number;
-  taskIdleWorkerNum: number;
-  /** Tasks task workers hold now (taken, not finished). */
-  taskingNum: number;
-  /** Tasks task workers have taken since start. */
-  taskCount: number;
-  userWorkerNum: number;
-  /** Event workers handling a batch of events right now. */
-  concurrency: number;
-  /** 1 while this worker handles a batch of events (so within callbacks), else 0. */
-  workerConcurrency: number;
-  /** Messages sent between processes of the tree (tasks, results, pipe messages). */
-  pipePacketMsgId: number;
-  /** Lowest and highest fd of an open session (0 when none). */
-  minFd: number;
-  maxFd: number;
-}
+import { eventNames } from "./events.ts";
+import type { PacketInfo, ServerEvent, ServerEvents } from "./events.ts";
+import { decodeClientInfo } from "./client_info.ts";
+import type { ClientInfo } from "./client_info.ts";
+import type { ServerStats } from "./stats.ts";
+import { ipv6, parseIp } from "./ip.ts";
+import { TaskRunner, TaskSender, workerIdOf } from "./tasks.ts";
+import type { TaskContext, TaskWaitOptions } from "./tasks.ts";
 
 type State = "new" | "starting" | "running" | "stopping" | "stopped";
 
@@ -303,21 +126,13 @@ export class Server {
   #sessionPort = new Map<number, Port>();
   /** `addProcess` bodies, in order (the same in every process of the script). */
   #processes: ((server: Server) => unknown)[] = [];
-  #tasks = new Map<number, TaskWait>();
-  #taskSeq = 0;
-  #nextTaskWorker = 0;
-  /** A task worker: the task whose handler runs now (for `finish()`). */
-  #currentTask: { peer: number; taskId: number; done: boolean } | undefined;
-  #tasking = 0;
-  #tasksTaken = 0;
-  /** Callbacks whose promise has not settled yet (a task worker's tasks count in `#tasking`). */
+  /** Callbacks whose promise has not settled yet (a task worker's tasks count in its runner). */
   #unsettled = 0;
   /** Draining (see `#drainThen`): what runs once every callback in hand has settled. */
   #afterDrain: (() => void) | undefined;
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
   /** A worker without a reactor of its own that is leaving: it takes no more records. */
   #leaving = false;
-  #untrackedWarned = false;
   /** The master's mailbox loop runs, until `#mailboxClosing`. */
   #mailLoopDone: Promise<void> | undefined;
   #mailboxClosing = false;
@@ -384,7 +199,33 @@ export class Server {
       : `worker#${this.#role.kind === "worker" ? this.#role.workerId : 0}`;
     this.#log = new Logger(this.options.logLevel, `${who} pid ${Deno.pid}`);
     this.#errorRepeats = new ErrorRepeats(this.#log);
+    const tasks: TaskContext = {
+      server: this,
+      options: o,
+      log: this.#log,
+      callbacks: this.#callbacks,
+      mailbox: () => this.#mailbox,
+      region: () => this.#treeRegion(),
+      workerId: () => this.getWorkerId(),
+      inBatch: () => this.#inBatch,
+      canSend: () => this.#state === "running" || this.#state === "stopping",
+      leaving: () => this.#leaving,
+      call: (event, fn) => this.#call(event, -1, fn),
+      callbackFailed: (event, error) => this.#callbackFailed(event, -1, error),
+      setLastError: (code) => (this.#lastError = code),
+      countRequest: () => this.#requestCount++,
+    };
+    this.#sender = new TaskSender(tasks);
+    this.#runner = new TaskRunner(tasks, () => this.#settleCheck(), () => {
+      // After the batch in hand: every task of it gets its answer first.
+      if (this.#state !== "running") return;
+      this.#state = "stopping";
+      queueMicrotask(() => this.#leave());
+    });
   }
+  /** Tasks this process sends, and (a task worker) runs. */
+  #sender: TaskSender;
+  #runner: TaskRunner;
 
   /** The host the server listens on. */
   get host(): string {
@@ -618,7 +459,7 @@ export class Server {
   #openMail(role: Extract<Role, { kind: "worker" }>) {
     const region = this.#region!;
     this.#mailbox = new Mailbox(region, role.workerId, role.doorbellFds, this.#lib);
-    if (role.workerType === "task") this.#mailbox.admit = this.#admitTask;
+    if (role.workerType === "task") this.#mailbox.admit = this.#runner.admit;
     this.#wakeFd = role.doorbellFds[role.workerId];
     // Inherited for this process only: its own children must not get them.
     for (const fd of [...role.doorbellFds, ...role.kickFds]) this.#lib.zg_set_cloexec(fd);
@@ -729,7 +570,7 @@ export class Server {
         this.#wakeFd = doorbells[self];
         this.#mailLoopDone = this.#mailLoop();
       },
-      taskLost: (src, taskId, taskWorkerId) => this.#taskLost(src, taskId, taskWorkerId),
+      taskLost: (src, taskId, taskWorkerId) => this.#sender.reportLost(src, taskId, taskWorkerId),
       listening: () => this.#listening(),
       reopenLog: () => this.#reopenLog(),
       closeMail: async () => {
@@ -1693,10 +1534,10 @@ export class Server {
       return then();
     }
     this.#call("workerExit", -1, () => this.#callbacks.workerExit?.(this, this.getWorkerId()));
-    if (this.#unsettled + this.#tasking === 0) return this.#settleCheck();
+    if (this.#unsettled + this.#runner.tasking === 0) return this.#settleCheck();
     this.#log.info(
       `exiting once ${
-        this.#unsettled + this.#tasking
+        this.#unsettled + this.#runner.tasking
       } async callback(s) settle (at most maxWaitTime, ${this.options.maxWaitTime} s)`,
     );
     // At 80% of maxWaitTime: the master kills at maxWaitTime, and what was sent until then
@@ -1704,17 +1545,17 @@ export class Server {
     this.#drainTimer = setTimeout(() => {
       this.#log.warning(
         `maxWaitTime (${this.options.maxWaitTime} s) ran out with ${
-          this.#unsettled + this.#tasking
+          this.#unsettled + this.#runner.tasking
         } async callback(s) unsettled; exiting without them`,
       );
-      this.#unsettled = this.#tasking = 0;
+      this.#unsettled = this.#runner.tasking = 0;
       this.#settleCheck();
     }, this.options.maxWaitTime * 800);
   }
 
   #settleCheck() {
     const then = this.#afterDrain;
-    if (!then || this.#unsettled + this.#tasking > 0) return;
+    if (!then || this.#unsettled + this.#runner.tasking > 0) return;
     this.#afterDrain = () => {};
     clearTimeout(this.#drainTimer);
     then();
@@ -1937,7 +1778,7 @@ export class Server {
     dstWorkerId = -1,
     onFinish?: (server: Server, taskId: number, result: unknown) => void,
   ): number | false {
-    return this.#sendTask(data, dstWorkerId, { onFinish });
+    return this.#sender.send(data, dstWorkerId, onFinish);
   }
 
   /**
@@ -1946,34 +1787,7 @@ export class Server {
    * the task's `Error` when the handler threw or its task worker died.
    */
   taskwait(data: unknown, options: TaskWaitOptions = {}): Promise<unknown> {
-    const { timeout = 0.5, dstWorkerId = -1 } = options;
-    if (!(timeout > 0)) throw new RangeError(`taskwait() takes a timeout > 0, got ${timeout}`);
-    return new Promise((resolve, reject) => {
-      const clock: { timer?: ReturnType<typeof setTimeout> } = {};
-      const id = this.#sendTask(data, dstWorkerId, {
-        resolve: (value) => {
-          clearTimeout(clock.timer);
-          resolve(value);
-        },
-        reject: (error) => {
-          clearTimeout(clock.timer);
-          reject(error);
-        },
-      });
-      if (id === false) {
-        reject(
-          new Deno.errors.BadResource(
-            `taskwait(): the task could not be sent (${this.#lastError})`,
-          ),
-        );
-        return;
-      }
-      clock.timer = setTimeout(() => {
-        if (!this.#tasks.has(id)) return;
-        this.#tasks.set(id, { timedOut: true }); // its late result is dropped with a log line
-        reject(new Deno.errors.TimedOut(`taskwait(): task ${id} had no result after ${timeout} s`));
-      }, timeout * 1000);
-    });
+    return this.#sender.wait(data, options);
   }
 
   /**
@@ -1981,16 +1795,8 @@ export class Server {
    * 0.5) passed, with an array where index `i` holds the result of `tasks[i]`, and no entry
    * (`i in results` is false) for a task that failed or is not done in time.
    */
-  async taskWaitMulti(tasks: unknown[], options: TaskWaitOptions = {}): Promise<unknown[]> {
-    const results: unknown[] = new Array(tasks.length);
-    await Promise.all(tasks.map(async (data, i) => {
-      try {
-        results[i] = await this.taskwait(data, options);
-      } catch (error) {
-        this.#log.info(`taskWaitMulti: task ${i}: ${(error as Error).message}`);
-      }
-    }));
-    return results;
+  taskWaitMulti(tasks: unknown[], options: TaskWaitOptions = {}): Promise<unknown[]> {
+    return this.#sender.waitMulti(tasks, options);
   }
 
   /**
@@ -1998,13 +1804,7 @@ export class Server {
    * (as returning it would). Once per task.
    */
   finish(result: unknown): void {
-    const current = this.#currentTask;
-    if (!current) {
-      throw new Deno.errors.BadResource(
-        "finish() works only while a task handler runs; an async handler returns its result",
-      );
-    }
-    this.#sendResult(current, result, false);
+    this.#runner.finish(result);
   }
 
   /**
@@ -2032,94 +1832,14 @@ export class Server {
     return true;
   }
 
-  #sendTask(data: unknown, dstWorkerId: number, wait: TaskWait): number | false {
-    const o = this.options;
-    if (o.taskWorkerNum === 0) throw new TypeError("task() needs taskWorkerNum > 0");
-    if (this.taskworker) throw new TypeError("task() cannot be called in a task worker");
-    const mailbox = this.#mailbox;
-    if (!mailbox || !(this.#state === "running" || this.#state === "stopping")) {
-      this.#lastError = ErrorCode.serverNotRunning;
-      return false;
-    }
-    if (!Number.isInteger(dstWorkerId) || dstWorkerId < -1 || dstWorkerId >= o.taskWorkerNum) {
-      throw new RangeError(
-        `dstWorkerId must be -1 or a task worker from 0 to ${
-          o.taskWorkerNum - 1
-        }, got ${dstWorkerId}`,
-      );
-    }
-    const dst = o.workerNum + (dstWorkerId >= 0 ? dstWorkerId : this.#idleTaskWorker());
-    const payload = encode(data);
-    const id = this.#nextTaskId();
-    this.#tasks.set(id, wait);
-    mailbox.send(dst, RecordType.task, id, 0, payload);
-    if (!this.#inBatch) mailbox.publish();
-    return id;
-  }
-
-  /**
-   * A task id unique to this sender across its incarnations: kept in its slot of the region, so
-   * a result meant for a predecessor that died never settles a task of its successor.
-   */
-  #nextTaskId(): number {
-    const role = this.#role;
-    if (role.kind === "worker") return this.#region!.nextTaskId(role.workerId);
-    this.#taskSeq = this.#taskSeq >= 0x7fff_ffff ? 1 : this.#taskSeq + 1;
-    return this.#taskSeq;
-  }
-
-  /** A task worker that is idle, starting after the last one picked; else the next one. */
-  #idleTaskWorker(): number {
-    const o = this.options;
-    const region = this.#treeRegion()!;
-    for (let k = 0; k < o.taskWorkerNum; k++) {
-      const t = (this.#nextTaskWorker + k) % o.taskWorkerNum;
-      if (
-        region.status(o.workerNum + t) === WorkerStatus.idle &&
-        region.tasking(o.workerNum + t) === 0
-      ) {
-        this.#nextTaskWorker = t + 1;
-        return t;
-      }
-    }
-    const t = this.#nextTaskWorker % o.taskWorkerNum;
-    this.#nextTaskWorker = t + 1;
-    // Swoole's warning, at most once a second: the task waits behind another. (Not while task
-    // workers are still starting or being replaced: they are not busy.)
-    const running = Array.from(
-      { length: o.taskWorkerNum },
-      (_, k) => region.status(o.workerNum + k),
-    ).every((status) => status === WorkerStatus.busy || status === WorkerStatus.idle);
-    if (running) this.#noIdleTaskWorker++;
-    const now = performance.now();
-    if (running && now - this.#noIdleWarnedAt >= 1000) {
-      const more = this.#noIdleTaskWorker > 1
-        ? ` (${this.#noIdleTaskWorker} times since the last warning)`
-        : "";
-      this.#log.warning(
-        `No idle task worker is available; the task waits in task worker ${t}'s queue${more}`,
-      );
-      this.#noIdleWarnedAt = now;
-      this.#noIdleTaskWorker = 0;
-    }
-    return t;
-  }
-  #noIdleWarnedAt = -Infinity;
-  #noIdleTaskWorker = 0;
-
-  /** A worker id as callbacks report it: the master is -1. */
-  #workerIdOf(endpoint: number): number {
-    return endpoint === this.#treeRegion()!.endpointCount - 1 ? -1 : endpoint;
-  }
-
   /** One whole mailbox message. */
   #onMail: MailHandler = (peer, type, flags, id, aux, payload) => {
     switch (type) {
       case RecordType.task:
-        this.#runTask(peer, id, payload);
+        this.#runner.run(peer, id, payload);
         return;
       case RecordType.finish:
-        this.#resultArrived(id, flags, payload);
+        this.#sender.resultArrived(id, flags, payload);
         return;
       case RecordType.control:
         // (Only the master has `#manager`.)
@@ -2128,11 +1848,7 @@ export class Server {
         else if (aux === Control.reloadTasks) this.#manager?.reload(true);
         return;
       case RecordType.taskLost:
-        this.#settleTask(
-          id,
-          new Error(`task ${id} was lost: task worker ${aux} died while running it`),
-          true,
-        );
+        this.#sender.lost(id, aux);
         return;
       case RecordType.pipeMessage: {
         let message: unknown;
@@ -2140,7 +1856,9 @@ export class Server {
           message = decode(payload);
         } catch (error) {
           this.#log.error(
-            `a pipe message from worker ${this.#workerIdOf(peer)} cannot be decoded; dropped`,
+            `a pipe message from worker ${
+              workerIdOf(this.#treeRegion()!, peer)
+            } cannot be decoded; dropped`,
             error,
           );
           return;
@@ -2148,7 +1866,7 @@ export class Server {
         this.#call(
           "pipeMessage",
           -1,
-          () => this.#callbacks.pipeMessage?.(this, this.#workerIdOf(peer), message),
+          () => this.#callbacks.pipeMessage?.(this, workerIdOf(this.#treeRegion()!, peer), message),
         );
         return;
       }
@@ -2164,176 +1882,6 @@ export class Server {
         this.#log.error(`unexpected mailbox record type ${type} from endpoint ${peer}`);
     }
   };
-
-  #runTask(peer: number, taskId: number, payload: Uint8Array) {
-    const self = this.getWorkerId();
-    const region = this.#region!;
-    const current = { peer, taskId, done: false };
-    let data: unknown;
-    try {
-      data = decode(payload);
-    } catch (error) {
-      this.#sendResult(current, error, true);
-      return;
-    }
-    if (!region.trackTask(self, peer, taskId) && !this.#untrackedWarned) {
-      this.#untrackedWarned = true;
-      this.#log.warning(
-        `more than ${layout.runningMax} tasks in hand at once: if this task worker dies, the senders of the others only hear by their timeouts`,
-      );
-    }
-    this.#tasking++;
-    this.#tasksTaken++;
-    this.#requestCount++;
-    region.setTasking(self, this.#tasking);
-    this.#currentTask = current;
-    let result: unknown;
-    try {
-      result = this.#callbacks.task!(this, taskId, this.#workerIdOf(peer), data);
-    } catch (error) {
-      this.#taskDone(current, error, true);
-      return;
-    } finally {
-      this.#currentTask = undefined;
-    }
-    if (result instanceof Promise) {
-      result.then(
-        (value) => this.#taskDone(current, value, false),
-        (error) => this.#taskDone(current, error, true),
-      );
-    } else {
-      this.#taskDone(current, result, false);
-    }
-  }
-
-  /**
-   * taskMaxRequest: a task worker takes that many tasks and no more. The ones sent to it after
-   * them stay in its mailbox for its successor (none is lost, none runs twice).
-   */
-  #admitTask = (type: number): boolean =>
-    type !== RecordType.task ||
-    (!this.#leaving && (this.options.taskMaxRequest === 0 ||
-      this.#tasksTaken + this.#mailbox!.arriving(RecordType.task) < this.options.taskMaxRequest));
-
-  /** A task's handler is done: its result (unless sent already), then the bookkeeping. */
-  #taskDone(
-    current: { peer: number; taskId: number; done: boolean },
-    value: unknown,
-    failed: boolean,
-  ) {
-    if (failed) this.#callbackFailed("task", -1, value);
-    this.#sendResult(current, value, failed);
-    // The result is visible before the task stops being "in hand": a death in between makes the
-    // master report a task that was done, never forget one that was not.
-    this.#mailbox!.lanes[current.peer]?.publishOut();
-    const self = this.getWorkerId();
-    this.#region!.untrackTask(self, current.peer, current.taskId);
-    this.#tasking = Math.max(0, this.#tasking - 1);
-    this.#region!.setTasking(self, this.#tasking);
-    this.#settleCheck();
-    const max = this.options.taskMaxRequest;
-    if (max > 0 && this.#tasksTaken >= max && this.#tasking === 0 && this.#state === "running") {
-      this.#log.info(`taskMaxRequest (${max}) reached; this task worker exits and is replaced`);
-      // After the batch in hand: every task of it gets its answer first.
-      this.#state = "stopping";
-      queueMicrotask(() => this.#leave());
-    }
-  }
-
-  /**
-   * Sends a task's result (once): a value, an `Error` (`failed`), or, when the handler gave
-   * none, an empty answer that only lets the sender forget the task.
-   */
-  #sendResult(
-    current: { peer: number; taskId: number; done: boolean },
-    value: unknown,
-    failed: boolean,
-  ) {
-    if (current.done) return;
-    current.done = true;
-    let flags = 0;
-    let payload: Uint8Array = empty;
-    if (failed) {
-      const error = value instanceof Error ? value : new Error(String(value));
-      flags = MailFlag.error;
-      payload = encode({ name: error.name, message: error.message, stack: error.stack });
-    } else if (value !== undefined) {
-      try {
-        payload = encode(value);
-      } catch (error) {
-        flags = MailFlag.error;
-        payload = encode({
-          name: "DataCloneError",
-          message: `the task's result cannot be sent: ${(error as Error).message}`,
-        });
-      }
-    } else {
-      flags = MailFlag.noResult;
-    }
-    this.#mailbox!.send(current.peer, RecordType.finish, current.taskId, 0, payload, flags);
-  }
-
-  #resultArrived(taskId: number, flags: number, payload: Uint8Array) {
-    if (flags & MailFlag.noResult) {
-      // The handler gave no result: a taskwait gets undefined; no finish callback runs.
-      const wait = this.#tasks.get(taskId);
-      this.#tasks.delete(taskId);
-      wait?.resolve?.(undefined);
-      return;
-    }
-    let value: unknown;
-    let failed = (flags & MailFlag.error) !== 0;
-    try {
-      value = decode(payload);
-    } catch (error) {
-      value = error;
-      failed = true;
-    }
-    if (failed && !(value instanceof Error)) {
-      const info = value as { name?: string; message?: string; stack?: string };
-      const error = new Error(info.message ?? String(value));
-      error.name = info.name ?? "Error";
-      if (info.stack) error.stack = info.stack;
-      value = error;
-    }
-    this.#settleTask(taskId, value, failed);
-  }
-
-  #settleTask(taskId: number, value: unknown, failed: boolean) {
-    const wait = this.#tasks.get(taskId);
-    this.#tasks.delete(taskId);
-    if (!wait) {
-      this.#log.info(`task ${taskId}: a result for no waiting task (already settled); dropped`);
-      return;
-    }
-    if (wait.resolve) {
-      if (failed) wait.reject!(value as Error);
-      else wait.resolve(value);
-      return;
-    }
-    if (wait.timedOut) {
-      this.#log.info(`task ${taskId}: its result came after taskwait() gave up; dropped`);
-      return;
-    }
-    const onFinish = wait.onFinish ?? this.#callbacks.finish;
-    if (onFinish) this.#call("finish", -1, () => onFinish(this, taskId, value));
-  }
-
-  /** The manager: task worker `taskWorkerId` died holding `taskId` of endpoint `src`. */
-  #taskLost(src: number, taskId: number, taskWorkerId: number) {
-    const mailbox = this.#mailbox;
-    if (!mailbox) return;
-    if (src === mailbox.self) {
-      this.#settleTask(
-        taskId,
-        new Error(`task ${taskId} was lost: task worker ${taskWorkerId} died while running it`),
-        true,
-      );
-      return;
-    }
-    mailbox.send(src, RecordType.taskLost, taskId, taskWorkerId, empty);
-    mailbox.publish();
-  }
 
   /** Whether this process serves sessions now (running, or stopping but not yet stopped). */
   #live(): boolean {
@@ -2572,42 +2120,10 @@ export class Server {
       this.#lastError = ErrorCode.sessionNotExist;
       return null;
     }
-    const bytes = new Uint8Array(buffer);
-    const u32 = new Uint32Array(buffer, 0, 8);
-    const i32 = new Int32Array(buffer, 0, 8);
-    const f64 = new Float64Array(buffer, layout.clientInfoConnectTime, 4);
-    const u64 = new BigUint64Array(buffer, layout.clientInfoSendQueuedBytes, 3);
-    const recvQueued = new BigUint64Array(buffer, layout.clientInfoRecvQueuedBytes, 1);
-    const tail = new Uint32Array(buffer, layout.clientInfoSendQueuedBytes + 24, 2);
-    const family = u32[6];
-    const addr = bytes.subarray(layout.clientInfoRemoteAddr, layout.clientInfoRemoteAddr + 16);
-    return {
-      sessionId,
-      socketFd: i32[1],
-      socketType: family === 6 ? "tcp6" : family === 1 ? "unix" : "tcp",
-      reactorId: i32[2],
-      serverFd: i32[3],
-      serverPort: u32[4],
-      remoteIp: family === 6
-        ? ipv6(addr)
-        : family === 1
-        ? ""
-        : Array.from(addr.subarray(0, 4)).join("."),
-      remotePort: u32[5],
-      connectTime: f64[0],
-      lastTime: Math.max(f64[1], f64[2]),
-      lastRecvTime: f64[1],
-      lastSendTime: f64[2],
-      lastDispatchTime: f64[3],
-      closeErrno: i32[7],
-      recvQueuedBytes: Number(recvQueued[0]),
-      serverSocket: new Uint32Array(buffer, layout.clientInfoListener, 1)[0],
-      sendQueuedBytes: Number(u64[0]),
-      uid: tail[0],
-      workerId: this.options.mode === "process"
-        ? tail[1]
-        : (sessionId - 1) % this.options.workerNum,
-    };
+    const owner = this.options.mode === "process"
+      ? undefined
+      : (sessionId - 1) % this.options.workerNum;
+    return decodeClientInfo(buffer, sessionId, owner);
   }
 
   /** The core's `abi.ClientInfo` of a session, or null when it does not exist. */
@@ -2827,35 +2343,4 @@ export class Server {
       Deno.exit(0);
     });
   }
-}
-
-/** The bytes of an IPv4 or IPv6 literal, or undefined. */
-function parseIp(text: string): Uint8Array | undefined {
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (v4) {
-    const parts = v4.slice(1).map(Number);
-    return parts.every((p) => p <= 255) ? new Uint8Array(parts) : undefined;
-  }
-  if (!text.includes(":")) return undefined;
-  const [head, tail, ...more] = text.split("::");
-  if (more.length > 0) return undefined;
-  const groups = (s: string | undefined) => (s ? s.split(":") : []);
-  const left = groups(head);
-  const right = groups(tail);
-  const fill = tail === undefined ? 0 : 8 - left.length - right.length;
-  const all = [...left, ...Array(Math.max(0, fill)).fill("0"), ...right];
-  if (all.length !== 8 || all.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) return undefined;
-  const out = new Uint8Array(16);
-  all.forEach((g, i) => {
-    const n = parseInt(g, 16);
-    out[2 * i] = n >> 8;
-    out[2 * i + 1] = n & 0xff;
-  });
-  return out;
-}
-
-function ipv6(bytes: Uint8Array): string {
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
-  return groups.join(":").replace(/(^|:)0(:0)+(:|$)/, "::").replace(/:{3,}/, "::");
 }
