@@ -147,6 +147,8 @@ export class Server {
   #daemonPid = -1;
   /** SIGRTMIN deliveries seen (log reopen); SIGUSR1 + SIGUSR2 seen (one-process server). */
   #rtminSeen = 0;
+  /** A worker counts SIGRTMIN from the moment it takes it (early in `start()`). */
+  #rtminCounted = false;
   #reloadsSeen = 0;
   /** This process is a background server (`daemonize`). */
   #daemonized = false;
@@ -386,8 +388,11 @@ export class Server {
       }
     }
     if (role.kind === "worker" && this.options.logFile) {
-      // The master may forward SIGRTMIN any time from now on: never die of it.
+      // The master may forward SIGRTMIN any time from now on: never die of it, and reopen the
+      // log for one that comes before the loop runs (counted from here, not from the loop).
       library().zg_signal_take(sigrtmin, -1);
+      this.#rtminSeen = library().zg_signal_count(sigrtmin);
+      this.#rtminCounted = true;
     }
     try {
       if (role.kind === "worker" && (role.workerType !== "event" || role.kickFds.length > 0)) {
@@ -994,8 +999,10 @@ export class Server {
         const end = setTimeout(() => clearInterval(retake), 2000);
         Deno.unrefTimer(end);
       }
-      this.#rtminSeen = lib.zg_signal_count(sigrtmin);
+      if (!this.#rtminCounted) this.#rtminSeen = lib.zg_signal_count(sigrtmin);
       this.#reloadsSeen = lib.zg_signal_count(10) + lib.zg_signal_count(12);
+      // One that came before the loop woke nothing.
+      this.#checkSignals();
     }
     let lastYield = performance.now();
     while (true) {

@@ -157,6 +157,31 @@ Deno.test("cli: stats and reload on a one-worker server say why not; SIGUSR1 lea
   conn.close();
 });
 
+Deno.test("SIGRTMIN while the workers are still in workerStart reopens their log too", async () => {
+  const dir = await Deno.makeTempDir();
+  const logFile = `${dir}/server.log`;
+  try {
+    await using server = await startFixture(
+      { workerNum: 2, logFile, enableReusePort: true },
+      { extra: { slowWorkerStart: 1500 } },
+    );
+    await workersStarted(server, 2);
+    await Deno.rename(logFile, `${logFile}.1`);
+    const sent = await new Deno.Command("kill", { args: ["-RTMIN", String(server.child.pid)] })
+      .output();
+    assert.ok(sent.success);
+    await until("three reopen lines in the new file", () => {
+      try {
+        return (Deno.readTextFileSync(logFile).match(/log file reopened/g) ?? []).length === 3;
+      } catch {
+        return false;
+      }
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a renamed log file is reopened on SIGRTMIN, in the master and every worker", async () => {
   const dir = await Deno.makeTempDir();
   const logFile = `${dir}/server.log`;
