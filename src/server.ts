@@ -21,8 +21,8 @@ import {
   SessionState,
   statsFields,
 } from "./_ffi/layout.ts";
-import { Errno, errnoName, ErrorCode } from "./errors.ts";
-import { PidFile, runningServer } from "./pid_file.ts";
+import { errnoName, ErrorCode } from "./errors.ts";
+import { PidFile } from "./pid_file.ts";
 import { lostStart, MessagePieces } from "./pieces.ts";
 import { checkIds, dropPrivileges } from "./privileges.ts";
 import { Logger } from "./log.ts";
@@ -47,7 +47,7 @@ import { listenFlags, Manager, sigrtmin } from "./manager.ts";
 import { Port } from "./port.ts";
 import type { PortStats } from "./port.ts";
 import { LengthFramer } from "./framer.ts";
-import { currentRole, env, ownCommandLine, serverKey } from "./role.ts";
+import { currentRole, env, serverKey } from "./role.ts";
 import type { Role } from "./role.ts";
 import { Region, sumPortCounters, WorkerStatus } from "./region.ts";
 import type { ResolvedOptions, ServerOptions, SockType } from "./options.ts";
@@ -57,6 +57,8 @@ import { decodeClientInfo } from "./client_info.ts";
 import type { ClientInfo } from "./client_info.ts";
 import type { ServerStats } from "./stats.ts";
 import { ipv6, parseIp } from "./ip.ts";
+import { startInBackground } from "./daemon.ts";
+import { openLogFile } from "./log_file.ts";
 import { TaskRunner, TaskSender, workerIdOf } from "./tasks.ts";
 import type { TaskContext, TaskWaitOptions } from "./tasks.ts";
 
@@ -608,33 +610,12 @@ export class Server {
    * process opens it by path, so after a rotation renamed it, SIGRTMIN makes a new one.
    */
   #openLog() {
-    const path = this.options.logFile;
-    if (!path) return;
-    const bytes = encoder.encode(path);
-    const lib = library();
-    // A background server's stdout goes to the log too (its launcher pointed it there).
-    const alsoStdout = this.#readyFd >= 0 || this.#daemonized ? 1 : 0;
-    // The master (root) makes the file for workers that give up root: it hands it to their
-    // user by the descriptor it opened.
     const o = this.options;
+    if (!o.logFile) return;
+    // A background server's stdout goes to the log too (its launcher pointed it there). The
+    // master (root) makes the file for workers that give up root.
     const chown = this.#role.kind === "manager" && (o.user || o.group);
-    const user = encoder.encode(chown ? o.user : "");
-    const group = encoder.encode(chown ? o.group : "");
-    const status = lib.zg_log_open(
-      bytes,
-      BigInt(bytes.length),
-      alsoStdout,
-      user,
-      BigInt(user.length),
-      group,
-      BigInt(group.length),
-    );
-    if (status !== 0 && lib.zg_last_errno() === Errno.ELOOP) {
-      throw new Deno.errors.PermissionDenied(
-        `Cannot open the log file "${path}": it is a symbolic link, and the server never writes through one`,
-      );
-    }
-    unwrap(status, `open the log file "${path}"`);
+    openLogFile(o.logFile, this.#readyFd >= 0 || this.#daemonized, chown ? o : undefined);
   }
 
   /**
@@ -681,57 +662,10 @@ export class Server {
    * then free to exit. Rejects when it exits before it listens.
    */
   async #daemonize(): Promise<void> {
-    const lib = library();
-    this.#lib = lib;
-    const pidFile = this.options.pidFile;
-    const running = pidFile ? runningServer(pidFile) : "missing";
-    if (typeof running === "number") {
-      throw new Deno.errors.AlreadyExists(
-        `Cannot start the server: the pid file "${pidFile}" belongs to a running server (pid ${running})`,
-      );
-    }
-    const argv = ownCommandLine();
-    const pipe = new Int32Array(2);
-    unwrap(lib.zg_pipe(pipe), "create a pipe");
-    const vars: Record<string, string> = { ...Deno.env.toObject(), [env.daemonReadyFd]: "3" };
-    const argvBytes = encoder.encode(argv.map((a) => a + "\0").join(""));
-    const envBytes = encoder.encode(Object.entries(vars).map(([k, v]) => `${k}=${v}\0`).join(""));
-    const output = encoder.encode(this.options.logFile);
-    const pid = new Int32Array(1);
-    try {
-      unwrap(
-        lib.zg_spawn_detached(
-          argvBytes,
-          BigInt(argvBytes.length),
-          envBytes,
-          BigInt(envBytes.length),
-          output,
-          BigInt(output.length),
-          pipe[1],
-          pid,
-        ),
-        "start the server in the background",
-      );
-    } finally {
-      lib.zg_close_fd(pipe[1]);
-    }
-    const buffer = new Uint8Array(256);
-    let text = "";
-    while (!text.includes("\n")) {
-      const n = Number(await lib.zg_read(pipe[0], buffer, BigInt(buffer.length)));
-      if (n <= 0) break;
-      text += new TextDecoder().decode(buffer.subarray(0, n));
-    }
-    lib.zg_close_fd(pipe[0]);
-    const match = /^listening (\d+)/.exec(text);
-    if (!match) {
-      const where = this.options.logFile ? `; see ${this.options.logFile}` : "";
-      throw new Error(
-        `the server started in the background (pid ${pid[0]}) exited before it listened${where}`,
-      );
-    }
-    this.#port = Number(match[1]);
-    this.#daemonPid = pid[0];
+    this.#lib = library();
+    const { port, pid } = await startInBackground(this.options);
+    this.#port = port;
+    this.#daemonPid = pid;
     this.#state = "stopped";
   }
 
