@@ -164,13 +164,10 @@ export class Mailbox {
     return view;
   }
 
+  /** A message left unfinished (its sender died halfway): its pieces go. */
   #dropPartial(peer: number) {
     this.#partial[peer] = [];
-    this.dropped++;
   }
-
-  /** Messages dropped unfinished (their sender died halfway). */
-  dropped = 0;
 
   /** How many messages of `type` are partly here (their first chunk, not yet their last). */
   arriving(type: number): number {
@@ -186,10 +183,6 @@ export class Mailbox {
     return this.lanes.some((lane, peer) =>
       lane !== undefined && lane.hasInput() && lane.readPos !== this.#refusedAt[peer]
     );
-  }
-
-  hasPending(): boolean {
-    return this.lanes.some((lane) => lane !== undefined && lane.pending.length > 0);
   }
 
   /**

@@ -199,10 +199,6 @@ pub const Consumer = struct {
     pub fn unpark(c: *Consumer) void {
         @atomicStore(u32, &c.ctl.consumer_parked, 0, .seq_cst);
     }
-
-    pub fn isEmpty(c: *Consumer) bool {
-        return c.head == @atomicLoad(u32, &c.ctl.tail, .acquire);
-    }
 };
 
 pub const Record = struct {
