@@ -53,13 +53,13 @@ import { Region, sumPortCounters, WorkerStatus } from "./region.ts";
 import type { ResolvedOptions, ServerOptions, SockType } from "./options.ts";
 import { eventNames } from "./events.ts";
 import type { PacketInfo, ServerEvent, ServerEvents } from "./events.ts";
-import { decodeClientInfo } from "./client_info.ts";
 import type { ClientInfo } from "./client_info.ts";
 import type { ServerStats } from "./stats.ts";
-import { ipv6, parseIp } from "./ip.ts";
+import { ipv6 } from "./ip.ts";
 import { startInBackground } from "./daemon.ts";
 import { openLogFile } from "./log_file.ts";
 import { TaskRunner, TaskSender, workerIdOf } from "./tasks.ts";
+import { Sessions } from "./sessions.ts";
 import type { TaskContext, TaskWaitOptions } from "./tasks.ts";
 
 type State = "new" | "starting" | "running" | "stopping" | "stopped";
@@ -161,16 +161,10 @@ export class Server {
   /** When the last park ended (PROCESS worker): a recent one means load. */
   #lastWake = 0;
   #stoppedRecord = false;
-  /** `sendwait` Promises, by session, until the core says its output is written. */
-  #drainWaiters = new Map<number, ((written: boolean) => void)[]>();
-  /** During a `close` callback: the info its record carried (see #clientInfoBuffer). */
-  #endedInfo: { sessionId: number; buffer: ArrayBuffer } | undefined;
   /** Messages larger than one record, put back together. */
   #pieces = new MessagePieces();
   /** The pid file this process holds while it runs (the master's). */
   #pidFile: PidFile | undefined;
-  /** Sessions this worker asked to close; they no longer exist for send/exists. */
-  #closing = new Set<number>();
   /** PROCESS mode with `maxQueuedBytes`: the region whose session slots count queued input. */
   #queueRegion: Deno.PointerValue = null;
   /** When the framers next forget the sessions that ended without a close record. */
@@ -220,6 +214,23 @@ export class Server {
       countRequest: () => this.#requestCount++,
     };
     this.#sender = new TaskSender(tasks);
+    this.#sessions = new Sessions({
+      options: o,
+      log: this.#log,
+      lib: () => this.#lib,
+      handle: () => this.#handle,
+      region: () => this.#treeRegion(),
+      lanes: () => this.#lanes,
+      mailbox: () => this.#mailbox,
+      ports: () => this.#ports,
+      role: () => this.#role,
+      attached: () => this.#attached,
+      inBatch: () => this.#inBatch,
+      live: () => this.#live(),
+      canLookUp: () => this.#canLookUp(),
+      countResponse: () => this.#responseCount++,
+      setLastError: (code) => (this.#lastError = code),
+    });
     this.#runner = new TaskRunner(tasks, () => this.#settleCheck(), () => {
       // After the batch in hand: every task of it gets its answer first.
       if (this.#state !== "running") return;
@@ -227,6 +238,8 @@ export class Server {
       queueMicrotask(() => this.#leave());
     });
   }
+  /** The connection API: sends, closes and lookups, routed to each session's owner. */
+  #sessions: Sessions;
   /** Tasks this process sends, and (a task worker) runs. */
   #sender: TaskSender;
   #runner: TaskRunner;
@@ -1166,7 +1179,7 @@ export class Server {
     this.#log.warning(
       `session ${sessionId}: a message's start was lost with the worker before this one; closing it`,
     );
-    this.#laneOf(sessionId).push(RecordType.closeRequest, sessionId, 0, new Uint8Array(0));
+    this.#sessions.laneOf(sessionId).push(RecordType.closeRequest, sessionId, 0, new Uint8Array(0));
   }
 
   /** The trampoline from a native record to the user's callback. */
@@ -1175,7 +1188,7 @@ export class Server {
     this.#dispatchCount++;
     switch (type) {
       case RecordType.receive: {
-        if (this.#discardClosed && this.#coreState(sessionId) === SessionState.gone) {
+        if (this.#discardClosed && this.#sessions.coreState(sessionId) === SessionState.gone) {
           this.#discard(sessionId, len);
           return;
         }
@@ -1232,17 +1245,22 @@ export class Server {
         // inside the callback, though the core may have freed the slot already.
         if (len === layout.clientInfoSize) {
           const start = at + layout.recordHeaderSize;
-          this.#endedInfo = { sessionId, buffer: lane.u8.slice(start, start + len).buffer };
+          this.#sessions.ended = { sessionId, buffer: lane.u8.slice(start, start + len).buffer };
         }
         this.#call("close", sessionId, () => close?.(this, sessionId, reactorId));
-        this.#endedInfo = undefined;
-        this.#closing.delete(sessionId);
+        this.#sessions.ended = undefined;
+        this.#sessions.closing.delete(sessionId);
         this.#pieces.forget(sessionId);
         if (this.#framers) { for (const framer of this.#framers) framer?.forget(sessionId); }
         // After EOF the reactor keeps the socket until we answer, so sends made before this
         // point (and in the close callback) are still written.
         if (flags & CloseFlag.peerEof) {
-          this.#laneOf(sessionId).push(RecordType.closeRequest, sessionId, 0, new Uint8Array(0));
+          this.#sessions.laneOf(sessionId).push(
+            RecordType.closeRequest,
+            sessionId,
+            0,
+            new Uint8Array(0),
+          );
         }
         return;
       }
@@ -1277,12 +1295,9 @@ export class Server {
         this.#call("packet", -1, () => packet?.(this, data, info));
         return;
       }
-      case RecordType.drained: {
-        const waiters = this.#drainWaiters.get(sessionId);
-        this.#drainWaiters.delete(sessionId);
-        for (const resolve of waiters ?? []) resolve(aux === 1);
+      case RecordType.drained:
+        this.#sessions.drained(sessionId, aux === 1);
         return;
-      }
       case RecordType.bufferFull:
         this.#call("bufferFull", sessionId, () => this.#callbacks.bufferFull?.(this, sessionId));
         return;
@@ -1307,12 +1322,6 @@ export class Server {
       default:
         throw new Error(`unexpected record type ${type} from the reactor`);
     }
-  }
-
-  /** The lane of the reactor that owns a session: reactor `(id - 1) % reactors`. */
-  #laneOf(sessionId: number): Lane {
-    const lanes = this.#lanes;
-    return lanes.length === 1 ? lanes[0] : lanes[(sessionId - 1) % lanes.length];
   }
 
   /** Calls the `receive` callback (the port's own, or the server's) with a message. */
@@ -1377,17 +1386,17 @@ export class Server {
     if (suspects && this.#lanes.every((lane, i) => lane.readPast(suspects.marks[i]))) {
       for (const id of suspects.ids) {
         for (const framer of this.#framers ?? []) framer?.forget(id);
-        this.#closing.delete(id);
+        this.#sessions.closing.delete(id);
       }
       this.#sweepSuspects = undefined;
     }
     if (this.#sweepSuspects) return;
-    const gone = (id: number) => (this.#coreState(id) & 0xff) === SessionState.gone;
+    const gone = (id: number) => (this.#sessions.coreState(id) & 0xff) === SessionState.gone;
     const ids = new Set<number>();
     for (const framer of this.#framers ?? []) {
       for (const id of framer?.sessions() ?? []) if (gone(id)) ids.add(id);
     }
-    for (const id of this.#closing) if (gone(id)) ids.add(id);
+    for (const id of this.#sessions.closing) if (gone(id)) ids.add(id);
     if (ids.size > 0) {
       this.#sweepSuspects = { ids: [...ids], marks: this.#lanes.map((l) => l.written()) };
     }
@@ -1404,9 +1413,10 @@ export class Server {
     listener: number,
     bytes: Uint8Array,
   ) {
-    if (this.#closing.has(sessionId)) return; // (closed for a bad message; the rest is moot)
+    if (this.#sessions.closing.has(sessionId)) return; // (closed for a bad message; the rest is moot)
     if (
-      (framer.held > 0 || this.#closing.size > 0) && performance.now() >= this.#framerSweepAt
+      (framer.held > 0 || this.#sessions.closing.size > 0) &&
+      performance.now() >= this.#framerSweepAt
     ) this.#sweepFramers();
     const borrowed = this.options.borrowedViews;
     const why = framer.feed(sessionId, bytes, (message) => {
@@ -1414,10 +1424,7 @@ export class Server {
     });
     if (why === undefined) return;
     this.#log.warning(`session ${sessionId}: ${why}; closing the session`);
-    this.#closing.add(sessionId);
-    const lane = this.#laneOf(sessionId);
-    lane.push(RecordType.closeRequest, sessionId, CloseHow.protocolError, new Uint8Array(0));
-    if (!this.#inBatch) lane.publishOut();
+    this.#sessions.requestClose(sessionId, CloseHow.protocolError);
   }
 
   /**
@@ -1525,105 +1532,7 @@ export class Server {
    * or closing, its output buffer is over `socketBufferSize`, or `data` is empty.
    */
   send(sessionId: number, data: Uint8Array | string): boolean {
-    if (!this.#live()) {
-      this.#lastError = ErrorCode.serverNotRunning;
-      return false;
-    }
-    let state = this.#sessionState(sessionId, this.#unsentOf(sessionId, false));
-    // Over the limit by every session's unsent bytes: look again with this session's own.
-    if (state & SessionState.overLimit) {
-      state = this.#sessionState(sessionId, this.#unsentOf(sessionId, true));
-    }
-    if (state !== SessionState.open && state !== SessionState.peerClosed) {
-      if (state & SessionState.overLimit) {
-        this.#lastError = ErrorCode.outputBufferOverflow;
-      }
-      return false;
-    }
-    const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    if (!(bytes instanceof Uint8Array)) {
-      throw new TypeError(`send() takes a Uint8Array or a string, got ${typeof data}`);
-    }
-    if (bytes.length === 0) {
-      this.#lastError = ErrorCode.noPayload;
-      return false;
-    }
-    const forward = this.#forwardTo(sessionId);
-    if (forward >= 0) {
-      // (Counted as a response by the worker that writes it.)
-      this.#mailbox!.send(forward, RecordType.forwardSend, sessionId, 0, bytes);
-      if (!this.#inBatch) this.#mailbox!.publish();
-      return true;
-    }
-    const lane = this.#laneOf(sessionId);
-    const sendChunk = lane.sendChunk;
-    for (let offset = 0; offset < bytes.length; offset += sendChunk) {
-      const chunk = bytes.length <= sendChunk ? bytes : bytes.subarray(offset, offset + sendChunk);
-      lane.push(RecordType.send, sessionId, 0, chunk);
-    }
-    this.#responseCount++;
-    if (!this.#inBatch) lane.publishOut();
-    return true;
-  }
-
-  /**
-   * The endpoint to forward a send or close to, or -1 when this process writes it itself. A
-   * BASE worker owns its sessions only (the owner is `(id - 1) % workerNum`); task workers, user
-   * processes and the master own none and forward to that worker, which in PROCESS mode can
-   * write to any session.
-   */
-  #forwardTo(sessionId: number): number {
-    const role = this.#role;
-    if (role.kind === "single") return -1;
-    if (role.kind === "worker" && role.workerType === "event") {
-      if (this.#attached) return -1;
-      const owner = (sessionId - 1) % this.options.workerNum;
-      if (owner === role.workerId) return -1;
-    }
-    return (sessionId - 1) % this.options.workerNum;
-  }
-
-  /**
-   * What this process sent to a session that its reactor has not taken yet (in the outbound
-   * ring, or waiting for room in it): with the reactor's queue, it counts against
-   * `socketBufferSize`. Not `exact`: the cheap bound, every session's bytes in the ring.
-   */
-  #unsentOf(sessionId: number, exact: boolean): number {
-    if (!Number.isInteger(sessionId) || sessionId <= 0 || this.#lanes.length === 0) return 0;
-    const lane = this.#laneOf(sessionId);
-    const unsent = lane.unsent;
-    if (!unsent) return 0;
-    unsent.settle(Atomics.load(lane.u32, lane.outHead));
-    const waiting = lane.pending.length > 0 ? lane.pendingBytes.get(sessionId) ?? 0 : 0;
-    return Math.min(0xffff_ffff, (exact ? unsent.of(sessionId) : unsent.total) + waiting);
-  }
-
-  /** The session's state, with `#closing` applied and `lastError` set when not usable. */
-  #sessionState(sessionId: number, unsent = 0): number {
-    if (this.#closing.has(sessionId)) {
-      this.#lastError = ErrorCode.sessionClosing;
-      return SessionState.closing;
-    }
-    if (!Number.isInteger(sessionId) || sessionId <= 0 || sessionId > 0xffff_ffff) {
-      this.#lastError = ErrorCode.sessionInvalidId;
-      return SessionState.gone;
-    }
-    const state = this.#coreState(sessionId, unsent);
-    if (state === SessionState.gone) this.#lastError = ErrorCode.sessionNotExist;
-    else if (state === SessionState.closing) this.#lastError = ErrorCode.sessionClosing;
-    return state;
-  }
-
-  /**
-   * The session's state in the core's tables (`SessionState`, with `overLimit` when its queued
-   * output plus `unsent` bytes not taken yet reach `socketBufferSize`).
-   */
-  #coreState(sessionId: number, unsent = 0): number {
-    // In a tree every session is in the region's tables (this worker's own ones too).
-    const region = this.#treeRegion();
-    return region
-      ? this.#lib.zg_region_session_state(region.pointer, sessionId, unsent)
-      : this.#lib.zg_session_state(this.#handle, sessionId, unsent);
+    return this.#sessions.send(sessionId, data);
   }
 
   /**
@@ -1632,42 +1541,7 @@ export class Server {
    * already closing.
    */
   close(sessionId: number, reset = false): boolean {
-    if (!this.#live()) return false;
-    // After the peer's EOF the server closes the session itself (once `close` has run), so
-    // only an open session can be closed here; a closing one (its output still being written)
-    // can still be reset, and a second graceful close of it is refused.
-    let state = this.#sessionState(sessionId) & 0xff;
-    // (A session this worker asked to close may be gone from the core meanwhile.)
-    if (this.#closing.has(sessionId)) state = this.#coreState(sessionId) & 0xff;
-    if (state === SessionState.gone) {
-      this.#lastError = ErrorCode.sessionNotExist;
-      return false;
-    }
-    const closing = state === SessionState.closing || this.#closing.has(sessionId);
-    if (closing && !reset) {
-      this.#lastError = ErrorCode.sessionClosed;
-      return false;
-    }
-    if (state !== SessionState.open && !closing) {
-      if (state === SessionState.peerClosed) this.#lastError = ErrorCode.sessionClosedByClient;
-      return false;
-    }
-    const forward = this.#forwardTo(sessionId);
-    if (forward >= 0) {
-      this.#mailbox!.send(forward, RecordType.forwardClose, sessionId, reset ? 1 : 0, empty);
-      if (!this.#inBatch) this.#mailbox!.publish();
-      return true;
-    }
-    this.#closing.add(sessionId);
-    const lane = this.#laneOf(sessionId);
-    lane.push(
-      RecordType.closeRequest,
-      sessionId,
-      reset ? CloseHow.reset : CloseHow.graceful,
-      new Uint8Array(0),
-    );
-    if (!this.#inBatch) lane.publishOut();
-    return true;
+    return this.#sessions.close(sessionId, reset);
   }
 
   /**
@@ -1676,22 +1550,7 @@ export class Server {
    * uid, is gone, or the server is not in that mode.
    */
   bind(sessionId: number, uid: number): boolean {
-    if (!Number.isInteger(uid) || uid <= 0 || uid > 0xffff_ffff) {
-      throw new RangeError(`bind() takes a uid from 1 to 2^32 - 1, got ${uid}`);
-    }
-    if (!this.#attached || this.options.dispatchMode !== 5) {
-      this.#lastError = ErrorCode.serverNotRunning;
-      this.#log.warning("bind() works only in PROCESS mode with dispatchMode 5 (uid)");
-      return false;
-    }
-    if (!Number.isInteger(sessionId) || sessionId <= 0 || sessionId > 0xffff_ffff) {
-      this.#lastError = ErrorCode.sessionInvalidId;
-      return false;
-    }
-    const status = this.#lib.zg_region_bind(this.#region!.pointer, sessionId, uid);
-    if (status === 0) return true;
-    this.#lastError = status === 8 ? ErrorCode.sessionNotExist : ErrorCode.invalidParams;
-    return false;
+    return this.#sessions.bind(sessionId, uid);
   }
 
   /** The tree's shared region, in the manager or a worker; undefined in a one-worker server. */
@@ -1836,56 +1695,7 @@ export class Server {
    * this is not a UDP server or the address is not an IP literal.
    */
   sendto(address: string, port: number, data: Uint8Array | string, serverSocket = 0): boolean {
-    if (!this.#live() || this.#lanes.length === 0) {
-      this.#lastError = ErrorCode.serverNotRunning;
-      return false;
-    }
-    const sockType = serverSocket === 0
-      ? this.options.sockType
-      : this.#ports[serverSocket - 1]?.sockType;
-    const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    let payload: Uint8Array;
-    if (sockType === "unixDgram") {
-      // To a Unix datagram socket's path (the port is not used).
-      const path = encoder.encode(address);
-      if (path.length === 0 || path.length > 107 || bytes.length > 212_992) {
-        this.#lastError = ErrorCode.invalidParams;
-        return false;
-      }
-      const size = 8 + ((path.length + 7) & ~7);
-      payload = new Uint8Array(size + bytes.length);
-      payload[0] = 1;
-      payload[2] = path.length;
-      payload[4] = size;
-      payload.set(path, 8);
-      payload.set(bytes, size);
-    } else {
-      const ip = parseIp(address);
-      if (
-        sockType !== "udp" || !ip || !Number.isInteger(port) || port < 1 || port > 65535 ||
-        bytes.length > 65507
-      ) {
-        this.#lastError = sockType === "udp" ? ErrorCode.invalidParams : ErrorCode.serverNotRunning;
-        return false;
-      }
-      payload = new Uint8Array(layout.packetAddressSize + bytes.length);
-      payload[0] = ip.length === 4 ? 4 : 6;
-      payload[2] = port & 0xff;
-      payload[3] = port >> 8;
-      payload[4] = layout.packetAddressSize;
-      payload.set(ip, 8);
-      payload.set(bytes, layout.packetAddressSize);
-    }
-    const lane = this.#lanes[0];
-    if (payload.length > lane.ringBytes / 2 - layout.recordHeaderSize) {
-      // One record must fit half the ring (a smaller `ringSize` than the datagram needs).
-      this.#lastError = ErrorCode.invalidParams;
-      return false;
-    }
-    lane.push(RecordType.sendto, 0, serverSocket, payload);
-    this.#responseCount++;
-    if (!this.#inBatch) lane.publishOut();
-    return true;
+    return this.#sessions.sendto(address, port, data, serverSocket);
   }
 
   /**
@@ -1894,20 +1704,7 @@ export class Server {
    * the session ended first.
    */
   sendwait(sessionId: number, data: Uint8Array | string): Promise<boolean> {
-    if (!this.send(sessionId, data)) return Promise.resolve(false);
-    if (this.#forwardTo(sessionId) >= 0) {
-      // Another worker writes it: the data went, but nobody here hears when.
-      this.#log.warning("sendwait on another worker's session resolves once forwarded");
-      return Promise.resolve(true);
-    }
-    return new Promise((resolve) => {
-      const waiters = this.#drainWaiters.get(sessionId) ?? [];
-      waiters.push(resolve);
-      this.#drainWaiters.set(sessionId, waiters);
-      const lane = this.#laneOf(sessionId);
-      lane.push(RecordType.drainRequest, sessionId, 0, empty);
-      if (!this.#inBatch) lane.publishOut();
-    });
+    return this.#sessions.sendwait(sessionId, data);
   }
 
   /**
@@ -1918,44 +1715,7 @@ export class Server {
    * not exist, or the session lives in another BASE worker.
    */
   sendfile(sessionId: number, path: string, offset = 0, length = 0): boolean {
-    if (!this.#live()) {
-      this.#lastError = ErrorCode.serverNotRunning;
-      return false;
-    }
-    if (
-      !Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0
-    ) {
-      throw new RangeError(
-        `sendfile() takes a non-negative offset and length, got ${offset}, ${length}`,
-      );
-    }
-    const state = this.#sessionState(sessionId);
-    if (state !== SessionState.open && state !== SessionState.peerClosed) return false;
-    let absolute: string;
-    try {
-      absolute = Deno.realPathSync(path);
-      if (!Deno.statSync(absolute).isFile) throw new Error("not a file");
-    } catch {
-      this.#lastError = ErrorCode.invalidParams;
-      this.#log.warning(`sendfile: no file at ${path}`);
-      return false;
-    }
-    if (this.#forwardTo(sessionId) >= 0) {
-      this.#lastError = ErrorCode.invalidParams;
-      this.#log.warning("sendfile acts on this worker's own sessions (or any, in PROCESS mode)");
-      return false;
-    }
-    const name = encoder.encode(absolute);
-    const payload = new Uint8Array(16 + name.length);
-    const view = new DataView(payload.buffer);
-    view.setBigUint64(0, BigInt(offset), true);
-    view.setBigUint64(8, BigInt(length), true);
-    payload.set(name, 16);
-    const lane = this.#laneOf(sessionId);
-    lane.push(RecordType.sendfileRequest, sessionId, 0, payload);
-    this.#responseCount++;
-    if (!this.#inBatch) lane.publishOut();
-    return true;
+    return this.#sessions.sendfile(sessionId, path, offset, length);
   }
 
   /**
@@ -1964,32 +1724,17 @@ export class Server {
    * another BASE worker.
    */
   pause(sessionId: number): boolean {
-    return this.#setPaused(sessionId, true);
+    return this.#sessions.setPaused(sessionId, true);
   }
 
   /** Swoole's `resume(sessionId)`: read the session again. */
   resume(sessionId: number): boolean {
-    return this.#setPaused(sessionId, false);
+    return this.#sessions.setPaused(sessionId, false);
   }
 
   /** Swoole's `confirm(sessionId)`: with `enableDelayReceive`, start reading a new session. */
   confirm(sessionId: number): boolean {
-    return this.#setPaused(sessionId, false);
-  }
-
-  #setPaused(sessionId: number, paused: boolean): boolean {
-    if (!this.#live() || !this.exists(sessionId)) return false;
-    if (this.#forwardTo(sessionId) >= 0) {
-      this.#lastError = ErrorCode.invalidParams;
-      this.#log.warning(
-        "pause/resume/confirm act on this worker's own sessions (or any, in PROCESS mode)",
-      );
-      return false;
-    }
-    const lane = this.#laneOf(sessionId);
-    lane.push(RecordType.pauseRequest, sessionId, paused ? 1 : 0, empty);
-    if (!this.#inBatch) lane.publishOut();
-    return true;
+    return this.#sessions.setPaused(sessionId, false);
   }
 
   /**
@@ -1997,16 +1742,7 @@ export class Server {
    * `protect(sessionId, false)`). From any process. False when the session is gone.
    */
   protect(sessionId: number, on = true): boolean {
-    if (!this.#canLookUp() || !Number.isInteger(sessionId) || sessionId <= 0) return false;
-    const region = this.#treeRegion();
-    const status = this.#lib.zg_session_protect(
-      region ? null : this.#handle,
-      region ? region.pointer : null,
-      sessionId,
-      on ? 1 : 0,
-    );
-    if (status !== 0) this.#lastError = ErrorCode.sessionNotExist;
-    return status === 0;
+    return this.#sessions.protect(sessionId, on);
   }
 
   /**
@@ -2016,67 +1752,17 @@ export class Server {
    * heartbeat of `heartbeatCheckInterval` runs in the core, by the same rules.)
    */
   heartbeat(ifCloseConnection = true): number[] | false {
-    const serverLimit = this.options.heartbeatIdleTime ||
-      2 * this.options.heartbeatCheckInterval;
-    const limits = [serverLimit, ...this.#ports.map((p) => p.ownHeartbeatIdleTime || serverLimit)];
-    if (!limits.some((limit) => limit > 0)) return false;
-    const idle: number[] = [];
-    const now = Date.now() / 1000;
-    for (let start = 0;;) {
-      const ids = this.getClientList(start, 100);
-      if (ids.length === 0) break;
-      for (const id of ids) {
-        const buffer = this.#clientInfoBuffer(id);
-        if (!buffer) continue;
-        const view = new DataView(buffer);
-        if (view.getUint32(layout.clientInfoProtected, true) !== 0) continue;
-        const limit = limits[view.getUint32(layout.clientInfoListener, true)] ?? serverLimit;
-        const lastRecv = view.getFloat64(layout.clientInfoConnectTime + 8, true);
-        const connected = view.getFloat64(layout.clientInfoConnectTime, true);
-        if (limit > 0 && now - Math.max(lastRecv, connected) >= limit) idle.push(id);
-      }
-      start = ids[ids.length - 1];
-    }
-    if (ifCloseConnection) { for (const id of idle) this.close(id); }
-    return idle;
+    return this.#sessions.heartbeat(ifCloseConnection);
   }
 
   /** Whether the session is open (and not closing). */
   exists(sessionId: number): boolean {
-    if (!this.#canLookUp()) return false;
-    return (this.#sessionState(sessionId) & 0xff) === SessionState.open;
+    return this.#sessions.exists(sessionId);
   }
 
   /** Connection details of an open session, or null when it does not exist. */
   getClientInfo(sessionId: number): ClientInfo | null {
-    if (
-      !this.#canLookUp() || !Number.isInteger(sessionId) || sessionId <= 0 ||
-      sessionId > 0xffff_ffff
-    ) {
-      this.#lastError = ErrorCode.sessionInvalidId;
-      return null;
-    }
-    const buffer = this.#clientInfoBuffer(sessionId);
-    if (!buffer) {
-      this.#lastError = ErrorCode.sessionNotExist;
-      return null;
-    }
-    const owner = this.options.mode === "process"
-      ? undefined
-      : (sessionId - 1) % this.options.workerNum;
-    return decodeClientInfo(buffer, sessionId, owner);
-  }
-
-  /** The core's `abi.ClientInfo` of a session, or null when it does not exist. */
-  #clientInfoBuffer(sessionId: number): ArrayBuffer | null {
-    if (this.#endedInfo?.sessionId === sessionId) return this.#endedInfo.buffer;
-    const buffer = new ArrayBuffer(layout.clientInfoSize);
-    const bytes = new Uint8Array(buffer);
-    const region = this.#treeRegion();
-    const status = region
-      ? this.#lib.zg_region_client_info(region.pointer, sessionId, bytes)
-      : this.#lib.zg_client_info(this.#handle, sessionId, bytes);
-    return status === 0 ? buffer : null;
+    return this.#sessions.getClientInfo(sessionId);
   }
 
   /**
@@ -2085,25 +1771,7 @@ export class Server {
    * through with the last id returned; an empty array means no more.
    */
   getClientList(startSessionId = 0, count = 10): number[] {
-    if (!Number.isInteger(count) || count < 1 || count > 100) {
-      throw new RangeError(`getClientList() takes a count from 1 to 100, got ${count}`);
-    }
-    if (!Number.isInteger(startSessionId) || startSessionId < 0 || startSessionId > 0xffff_ffff) {
-      throw new RangeError(
-        `getClientList() takes a start id from 0 to 2^32 - 1, got ${startSessionId}`,
-      );
-    }
-    if (!this.#canLookUp()) return [];
-    const out = new Uint32Array(count);
-    const region = this.#treeRegion();
-    const n = this.#lib.zg_client_list(
-      region ? null : this.#handle,
-      region ? region.pointer : null,
-      startSessionId,
-      count,
-      out,
-    );
-    return [...out.subarray(0, n)];
+    return this.#sessions.getClientList(startSessionId, count);
   }
 
   /**
