@@ -3,7 +3,7 @@
  * @module
  */
 
-import { layout } from "./_ffi/layout.ts";
+import { clientInfo } from "./_ffi/layout.ts";
 import { ipv6 } from "./ip.ts";
 
 /** What `getClientInfo()` returns (Swoole's fields, in camelCase). */
@@ -45,38 +45,37 @@ export function decodeClientInfo(
   sessionId: number,
   baseWorkerId: number | undefined,
 ): ClientInfo {
-  const bytes = new Uint8Array(buffer);
-  const u32 = new Uint32Array(buffer, 0, 8);
-  const i32 = new Int32Array(buffer, 0, 8);
-  const f64 = new Float64Array(buffer, layout.clientInfoConnectTime, 4);
-  const u64 = new BigUint64Array(buffer, layout.clientInfoSendQueuedBytes, 3);
-  const recvQueued = new BigUint64Array(buffer, layout.clientInfoRecvQueuedBytes, 1);
-  const tail = new Uint32Array(buffer, layout.clientInfoSendQueuedBytes + 24, 2);
-  const family = u32[6];
-  const addr = bytes.subarray(layout.clientInfoRemoteAddr, layout.clientInfoRemoteAddr + 16);
+  const view = new DataView(buffer);
+  const u32 = (field: keyof typeof clientInfo) => view.getUint32(clientInfo[field], true);
+  const i32 = (field: keyof typeof clientInfo) => view.getInt32(clientInfo[field], true);
+  const f64 = (field: keyof typeof clientInfo) => view.getFloat64(clientInfo[field], true);
+  const u64 = (field: keyof typeof clientInfo) =>
+    Number(view.getBigUint64(clientInfo[field], true));
+  const family = u32("family");
+  const addr = new Uint8Array(buffer, clientInfo.remoteAddr, 16);
   return {
     sessionId,
-    socketFd: i32[1],
+    socketFd: i32("fd"),
     socketType: family === 6 ? "tcp6" : family === 1 ? "unix" : "tcp",
-    reactorId: i32[2],
-    serverFd: i32[3],
-    serverPort: u32[4],
+    reactorId: i32("reactorId"),
+    serverFd: i32("serverFd"),
+    serverPort: u32("serverPort"),
     remoteIp: family === 6
       ? ipv6(addr)
       : family === 1
       ? ""
       : Array.from(addr.subarray(0, 4)).join("."),
-    remotePort: u32[5],
-    connectTime: f64[0],
-    lastTime: Math.max(f64[1], f64[2]),
-    lastRecvTime: f64[1],
-    lastSendTime: f64[2],
-    lastDispatchTime: f64[3],
-    closeErrno: i32[7],
-    recvQueuedBytes: Number(recvQueued[0]),
-    serverSocket: new Uint32Array(buffer, layout.clientInfoListener, 1)[0],
-    sendQueuedBytes: Number(u64[0]),
-    uid: tail[0],
-    workerId: baseWorkerId ?? tail[1],
+    remotePort: u32("remotePort"),
+    connectTime: f64("connectTime"),
+    lastTime: Math.max(f64("lastRecvTime"), f64("lastSendTime")),
+    lastRecvTime: f64("lastRecvTime"),
+    lastSendTime: f64("lastSendTime"),
+    lastDispatchTime: f64("lastDispatchTime"),
+    closeErrno: i32("closeErrno"),
+    recvQueuedBytes: u64("recvQueuedBytes"),
+    serverSocket: u32("listener"),
+    sendQueuedBytes: u64("sendQueuedBytes"),
+    uid: u32("uid"),
+    workerId: baseWorkerId ?? u32("workerId"),
   };
 }

@@ -4,7 +4,7 @@
  */
 
 import type { PackageLengthFunc } from "./framer.ts";
-import { dispatchUnsafeEvent, layout } from "./_ffi/layout.ts";
+import { dispatchUnsafeEvent, framingConfig, layout, serverConfig } from "./_ffi/layout.ts";
 
 /**
  * How the server runs. `"base"` (Swoole's default since 5.0): each worker runs its own reactor
@@ -524,15 +524,18 @@ export function nativeConfig(
   sessionStride: number,
 ): Uint32Array {
   const config = new Uint32Array(layout.serverConfigSize / 4);
-  config[0] = o.maxConnection;
-  config[1] = o.socketBufferSize;
-  config[2] = o.ringSize;
-  config[3] = Math.max(1, Math.round(o.maxWaitTime * 1000));
-  config[4] = reactorId;
-  config[5] = ["debug", "info", "warning", "error"].indexOf(o.logLevel);
-  config[6] = sessionStride;
-  config[7] = o.dispatchMode | (o.enableUnsafeEvent ? dispatchUnsafeEvent : 0);
-  config[8] = o.startSessionId;
+  const set = (field: keyof typeof serverConfig, value: number) => {
+    config[serverConfig[field] / 4] = value;
+  };
+  set("maxConnection", o.maxConnection);
+  set("socketBufferSize", o.socketBufferSize);
+  set("ringBytes", o.ringSize);
+  set("maxWaitTimeMs", Math.max(1, Math.round(o.maxWaitTime * 1000)));
+  set("reactorId", reactorId);
+  set("logLevel", ["debug", "info", "warning", "error"].indexOf(o.logLevel));
+  set("sessionStride", sessionStride);
+  set("dispatch", o.dispatchMode | (o.enableUnsafeEvent ? dispatchUnsafeEvent : 0));
+  set("startSessionId", o.startSessionId);
   return config;
 }
 
@@ -540,35 +543,33 @@ export function nativeConfig(
 export function nativeFraming(o: ResolvedOptions, portIdleTime = 0): Uint8Array {
   const bytes = new Uint8Array(layout.framingConfigSize);
   const u32 = new Uint32Array(bytes.buffer);
+  const set = (field: Exclude<keyof typeof framingConfig, "marker">, value: number) => {
+    u32[framingConfig[field] / 4] = value;
+  };
   const eof = new TextEncoder().encode(o.packageEof);
-  u32[0] = o.openEofSplit
-    ? 1
-    : o.openEofCheck
-    ? 2
-    : o.packageLengthFunc
-    ? 4
-    : o.openLengthCheck
-    ? 3
-    : 0;
-  u32[1] = eof.length;
-  bytes.set(eof.subarray(0, 8), 8);
-  u32[4] = o.packageLengthType.charCodeAt(0);
-  u32[5] = o.packageLengthOffset;
-  u32[6] = o.packageBodyOffset;
-  u32[7] = o.packageMaxLength;
-  u32[8] = o.bufferHighWatermark;
-  u32[9] = o.bufferLowWatermark;
-  u32[10] = o.enableDelayReceive ? 1 : 0;
-  u32[11] = o.openTcpKeepalive ? 1 : 0;
-  u32[12] = o.tcpKeepidle;
-  u32[13] = o.tcpKeepinterval;
-  u32[14] = o.tcpKeepcount;
-  u32[15] = o.tcpUserTimeout;
-  u32[16] = o.kernelSocketRecvBufferSize;
-  u32[17] = o.kernelSocketSendBufferSize;
-  u32[18] = o.maxQueuedBytes;
+  set(
+    "kind",
+    o.openEofSplit ? 1 : o.openEofCheck ? 2 : o.packageLengthFunc ? 4 : o.openLengthCheck ? 3 : 0,
+  );
+  set("markerLen", eof.length);
+  bytes.set(eof.subarray(0, 8), framingConfig.marker);
+  set("lengthType", o.packageLengthType.charCodeAt(0));
+  set("lengthOffset", o.packageLengthOffset);
+  set("bodyOffset", o.packageBodyOffset);
+  set("maxLength", o.packageMaxLength);
+  set("highWatermark", o.bufferHighWatermark);
+  set("lowWatermark", o.bufferLowWatermark);
+  set("delayReceive", o.enableDelayReceive ? 1 : 0);
+  set("keepalive", o.openTcpKeepalive ? 1 : 0);
+  set("keepIdle", o.tcpKeepidle);
+  set("keepInterval", o.tcpKeepinterval);
+  set("keepCount", o.tcpKeepcount);
+  set("userTimeoutMs", o.tcpUserTimeout);
+  set("recvBuffer", o.kernelSocketRecvBufferSize);
+  set("sendBuffer", o.kernelSocketSendBufferSize);
+  set("maxQueuedBytes", o.maxQueuedBytes);
   // A port's own heartbeat idle time (the server's goes with the heartbeat call).
-  u32[19] = Math.round(portIdleTime * 1000);
+  set("heartbeatIdleMs", Math.round(portIdleTime * 1000));
   return bytes;
 }
 

@@ -6,9 +6,19 @@
  */
 
 import { library, unwrap } from "./_ffi/library.ts";
-import { layout, portsMax, portStatsFields, statsFields } from "./_ffi/layout.ts";
+import { layout, portsMax, portStatsFields, statsFields, workerSlot } from "./_ffi/layout.ts";
 
 /** Swoole's worker status values. */
+
+/** A worker slot's JavaScript counters (f64 each), in the order `publish` takes them. */
+const counterFields = [
+  "requestCount",
+  "responseCount",
+  "dispatchCount",
+  "callbackErrorCount",
+  "discardCount",
+] as const;
+
 export const WorkerStatus = { notStarted: 0, busy: 1, idle: 2, exited: 3 } as const;
 
 export class Region {
@@ -317,13 +327,10 @@ export class Region {
     callbackErrors: number,
     discards: number,
   ): void {
-    const at = (this.#slot(workerId) + layout.workerSlotRequestCount) / 8;
-    const base = this.#base;
-    this.#f64[at] = base[0] + request;
-    this.#f64[at + 1] = base[1] + response;
-    this.#f64[at + 2] = base[2] + dispatch;
-    this.#f64[at + 3] = base[3] + callbackErrors;
-    this.#f64[(this.#slot(workerId) + layout.workerSlotDiscardCount) / 8] = base[4] + discards;
+    const values = [request, response, dispatch, callbackErrors, discards];
+    counterFields.forEach((field, i) => {
+      this.#f64[(this.#slot(workerId) + workerSlot[field]) / 8] = this.#base[i] + values[i];
+    });
   }
 
   /**
@@ -331,14 +338,9 @@ export class Region {
    * survive respawns: call once before the first `publish`.
    */
   adopt(workerId: number): void {
-    const at = (this.#slot(workerId) + layout.workerSlotRequestCount) / 8;
-    this.#base = [
-      this.#f64[at],
-      this.#f64[at + 1],
-      this.#f64[at + 2],
-      this.#f64[at + 3],
-      this.#f64[(this.#slot(workerId) + layout.workerSlotDiscardCount) / 8],
-    ];
+    this.#base = counterFields.map((field) =>
+      this.#f64[(this.#slot(workerId) + workerSlot[field]) / 8]
+    );
   }
 
   /**
@@ -362,12 +364,13 @@ export class Region {
     statsFields.forEach((name, i) => {
       out[name] = Number(Atomics.load(this.#u64, stats + i));
     });
-    const at = (this.#slot(workerId) + layout.workerSlotRequestCount) / 8;
-    out.requestCount = this.#f64[at];
-    out.responseCount = this.#f64[at + 1];
-    out.workerDispatchCount = this.#f64[at + 2];
-    out.callbackErrorCount = this.#f64[at + 3];
-    out.discardCount = this.#f64[(this.#slot(workerId) + layout.workerSlotDiscardCount) / 8];
+    const counter = (field: typeof counterFields[number]) =>
+      this.#f64[(this.#slot(workerId) + workerSlot[field]) / 8];
+    out.requestCount = counter("requestCount");
+    out.responseCount = counter("responseCount");
+    out.workerDispatchCount = counter("dispatchCount");
+    out.callbackErrorCount = counter("callbackErrorCount");
+    out.discardCount = counter("discardCount");
     return out;
   }
 }

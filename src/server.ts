@@ -233,9 +233,10 @@ export class Server {
     });
     this.#runner = new TaskRunner(tasks, () => this.#settleCheck(), () => {
       // After the batch in hand: every task of it gets its answer first.
-      if (this.#state !== "running") return;
+      if (this.#state !== "running") return false;
       this.#state = "stopping";
       queueMicrotask(() => this.#leave());
+      return true;
     });
   }
   /** The connection API: sends, closes and lookups, routed to each session's owner. */

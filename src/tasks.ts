@@ -291,13 +291,13 @@ export class TaskRunner {
   #current: Current | undefined;
   #untrackedWarned = false;
   #idle: () => void;
-  #retire: () => void;
+  #retire: () => boolean;
 
   /**
    * `idle`: runs after each task is done (a drain waits for the last one). `retire`: the
-   * worker leaves, once `taskMaxRequest` tasks are done.
+   * worker leaves, once `taskMaxRequest` tasks are done (false: it is leaving already).
    */
-  constructor(ctx: TaskContext, idle: () => void, retire: () => void) {
+  constructor(ctx: TaskContext, idle: () => void, retire: () => boolean) {
     this.#ctx = ctx;
     this.#idle = idle;
     this.#retire = retire;
@@ -384,9 +384,8 @@ export class TaskRunner {
     region.setTasking(self, this.tasking);
     this.#idle();
     const max = ctx.options.taskMaxRequest;
-    if (max > 0 && this.#taken >= max && this.tasking === 0) {
+    if (max > 0 && this.#taken >= max && this.tasking === 0 && this.#retire()) {
       ctx.log.info(`taskMaxRequest (${max}) reached; this task worker exits and is replaced`);
-      this.#retire();
     }
   }
 

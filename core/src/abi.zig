@@ -496,6 +496,38 @@ pub fn layout() [layout_len]u32 {
 }
 pub const layout_len = 53;
 
+/// The structs and enums TypeScript writes or reads by name (src/_ffi/layout.ts).
+const described = .{
+    .{ "ServerConfig", ServerConfig },
+    .{ "FramingConfig", FramingConfig },
+    .{ "ClientInfo", ClientInfo },
+    .{ "Stats", Stats },
+    .{ "PortStats", PortStats },
+    .{ "WorkerSlot", WorkerSlot },
+    .{ "RecordType", RecordType },
+};
+
+/// A text table of every field (its byte offset) and enum value of `described`, one per line:
+/// `struct ServerConfig 36`, `field max_connection 0`, …, `enum RecordType`, `value pad 0`.
+/// TypeScript checks its own named offsets and values against it (tests/layout_test.ts), so a
+/// field moved or a value renumbered on one side cannot pass.
+pub fn describe(w: *std.Io.Writer) std.Io.Writer.Error!void {
+    inline for (described) |entry| {
+        const T = entry[1];
+        switch (@typeInfo(T)) {
+            .@"struct" => |info| {
+                try w.print("struct {s} {d}\n", .{ entry[0], @sizeOf(T) });
+                inline for (info.fields) |f| try w.print("field {s} {d}\n", .{ f.name, @offsetOf(T, f.name) });
+            },
+            .@"enum" => |info| {
+                try w.print("enum {s}\n", .{entry[0]});
+                inline for (info.fields) |f| try w.print("value {s} {d}\n", .{ f.name, f.value });
+            },
+            else => @compileError("describe: a struct or an enum"),
+        }
+    }
+}
+
 comptime {
     assert(@sizeOf(RecordHeader) == 16);
     assert(@sizeOf(RingControl) == 128);

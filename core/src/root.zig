@@ -51,6 +51,13 @@ export fn zg_layout(out: *[abi.layout_len]u32) Status {
     return .ok;
 }
 
+/// `abi.describe`'s table into `out`; its length, or 0 when `cap` is too small.
+export fn zg_describe(out: [*]u8, cap: usize) usize {
+    var w: std.Io.Writer = .fixed(out[0..cap]);
+    abi.describe(&w) catch return 0;
+    return w.buffered().len;
+}
+
 export fn zg_server_create(config: *const abi.ServerConfig, out_handle: *?*Reactor) Status {
     last_errno = 0;
     var cfg = config.*;

@@ -137,6 +137,82 @@ export const layout = {
   workerSlotDiscardCount: 2848,
 } as const;
 
+/**
+ * Fields by name: byte offsets into the structs TypeScript writes or reads field by field
+ * (`abi.describe` lists the core's; tests/layout_test.ts compares every one of them).
+ */
+export const serverConfig = {
+  maxConnection: 0,
+  socketBufferSize: 4,
+  ringBytes: 8,
+  maxWaitTimeMs: 12,
+  reactorId: 16,
+  logLevel: 20,
+  sessionStride: 24,
+  dispatch: 28,
+  startSessionId: 32,
+} as const;
+
+export const framingConfig = {
+  kind: 0,
+  markerLen: 4,
+  marker: 8,
+  lengthType: 16,
+  lengthOffset: 20,
+  bodyOffset: 24,
+  maxLength: 28,
+  highWatermark: 32,
+  lowWatermark: 36,
+  delayReceive: 40,
+  keepalive: 44,
+  keepIdle: 48,
+  keepInterval: 52,
+  keepCount: 56,
+  userTimeoutMs: 60,
+  recvBuffer: 64,
+  sendBuffer: 68,
+  maxQueuedBytes: 72,
+  heartbeatIdleMs: 76,
+} as const;
+
+export const clientInfo = {
+  sessionId: 0,
+  fd: 4,
+  reactorId: 8,
+  serverFd: 12,
+  serverPort: 16,
+  remotePort: 20,
+  family: 24,
+  closeErrno: 28,
+  remoteAddr: 32,
+  connectTime: 48,
+  lastRecvTime: 56,
+  lastSendTime: 64,
+  lastDispatchTime: 72,
+  sendQueuedBytes: 80,
+  totalRecvBytes: 88,
+  totalSendBytes: 96,
+  uid: 104,
+  workerId: 108,
+  recvQueuedBytes: 112,
+  listener: 120,
+  protected: 124,
+} as const;
+
+export const workerSlot = {
+  pid: 0,
+  status: 4,
+  requestCount: 8,
+  responseCount: 16,
+  dispatchCount: 24,
+  callbackErrorCount: 32,
+  stats: 40,
+  running: 792,
+  tasking: 2840,
+  taskSeq: 2844,
+  discardCount: 2848,
+} as const;
+
 /** `abi.Stats` fields in declaration order (each a u64). */
 export const statsFields = [
   "startTime",

@@ -8,6 +8,8 @@ export const symbols = {
   zg_version: { parameters: [], result: "u32" },
   zg_last_errno: { parameters: [], result: "i32" },
   zg_layout: { parameters: ["buffer"], result: "i32" },
+  /** A text table of the shared structs' fields and the enums' values (`abi.describe`). */
+  zg_describe: { parameters: ["buffer", "usize"], result: "usize" },
   zg_server_create: { parameters: ["buffer", "buffer"], result: "i32" },
   zg_server_listen: {
     parameters: ["pointer", "buffer", "usize", "u32", "u32", "u32", "buffer"],
