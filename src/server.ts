@@ -1376,7 +1376,7 @@ export class Server {
   /**
    * In the dispatch modes without close records (1, 3 and 5 in PROCESS mode), nothing tells a
    * framer that a session with an unfinished message ended. Once a second, while a framer
-   * holds some: the sessions found gone last time are forgotten (with their `#closing`
+   * holds some: the sessions found gone last time are forgotten (with their `closing`
    * marks) if every record that was in the rings then has been read since; those gone now are
    * noted, with the rings' write positions. (A session's records all go into the rings before
    * its slot is freed, and ids never come back, so none of its bytes can follow.)
