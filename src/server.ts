@@ -54,6 +54,7 @@ import type { ResolvedOptions, ServerOptions, SockType } from "./options.ts";
 import { eventNames } from "./events.ts";
 import type { PacketInfo, ServerEvent, ServerEvents } from "./events.ts";
 import type { ClientInfo } from "./client_info.ts";
+import { singleStats, treeStats } from "./stats.ts";
 import type { ServerStats } from "./stats.ts";
 import { ipv6 } from "./ip.ts";
 import { startInBackground } from "./daemon.ts";
@@ -1792,52 +1793,18 @@ export class Server {
   /** Server counters (Swoole's `stats()` fields in camelCase). */
   stats(): ServerStats {
     if (this.#finalStats) return { ...this.#finalStats };
-    const region = this.#region ?? this.#manager?.region;
-    if (region) return this.#treeStats(region);
-    const native: Record<string, number> = {};
-    statsFields.forEach((name, i) => {
-      native[name] = this.#stats ? Number(Atomics.load(this.#stats, i)) : 0;
-    });
-    return {
-      ...(native as unknown as Omit<ServerStats, "workerNum">),
-      workerNum: this.options.workerNum,
-      idleWorkerNum: 0,
+    const own = {
       requestCount: this.#requestCount,
       responseCount: this.#responseCount,
-      workerRequestCount: this.#requestCount,
-      workerResponseCount: this.#responseCount,
-      workerDispatchCount: this.#dispatchCount,
+      dispatchCount: this.#dispatchCount,
       callbackErrorCount: this.#callbackErrors,
-      discardCount: 0,
-      taskWorkerNum: 0,
-      taskIdleWorkerNum: 0,
-      taskingNum: 0,
-      taskCount: 0,
-      userWorkerNum: 0,
-      concurrency: this.#inBatch ? 1 : 0,
-      workerConcurrency: this.#inBatch ? 1 : 0,
-      pipePacketMsgId: 0,
-      ...this.#fdRange(),
+      inBatch: this.#inBatch,
     };
-  }
-
-  #fdRange(): { minFd: number; maxFd: number } {
+    const region = this.#treeRegion();
+    if (region) return treeStats(region, this.getWorkerId(), own);
     const fds = new Int32Array(2);
     if (this.#handle !== null) this.#lib.zg_fd_range(this.#handle, null, fds);
-    return { minFd: fds[0], maxFd: fds[1] };
-  }
-
-  /** With several workers: the tree's counters; `worker*` fields are this process's own. */
-  #treeStats(region: Region): ServerStats {
-    const own = this.getWorkerId() >= 0 ? region.counters(this.getWorkerId()) : undefined;
-    return {
-      ...(region.treeStats() as unknown as ServerStats),
-      // This process's own, since it started (Swoole's, restarting with every new worker).
-      workerRequestCount: own ? this.#requestCount : 0,
-      workerResponseCount: own ? this.#responseCount : 0,
-      workerDispatchCount: own?.workerDispatchCount ?? 0,
-      workerConcurrency: this.#inBatch ? 1 : 0,
-    };
+    return singleStats(this.#stats, own, this.options.workerNum, fds);
   }
 
   /**

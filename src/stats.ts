@@ -3,7 +3,9 @@
  * @module
  */
 
+import { statsFields } from "./_ffi/layout.ts";
 import type { PortStats } from "./port.ts";
+import type { Region } from "./region.ts";
 
 /**
  * What `stats()` returns: Swoole's counters, in camelCase. The ones a port has too
@@ -41,4 +43,68 @@ export interface ServerStats extends PortStats {
   /** Lowest and highest fd of an open session (0 when none). */
   minFd: number;
   maxFd: number;
+}
+
+/** What the process that asks counts itself (its callbacks' work). */
+export interface OwnCounters {
+  requestCount: number;
+  responseCount: number;
+  dispatchCount: number;
+  callbackErrorCount: number;
+  /** Within a batch of events now. */
+  inBatch: boolean;
+}
+
+/**
+ * A one-worker server's: its reactor's counters (`native`, the channel's `abi.Stats`, in
+ * `statsFields` order) and its own; `fds` the lowest and highest session fd.
+ */
+export function singleStats(
+  native: BigUint64Array | undefined,
+  own: OwnCounters,
+  workerNum: number,
+  fds: Int32Array,
+): ServerStats {
+  const counters: Record<string, number> = {};
+  statsFields.forEach((name, i) => {
+    counters[name] = native ? Number(Atomics.load(native, i)) : 0;
+  });
+  return {
+    ...(counters as unknown as Omit<ServerStats, "workerNum">),
+    workerNum,
+    idleWorkerNum: 0,
+    requestCount: own.requestCount,
+    responseCount: own.responseCount,
+    workerRequestCount: own.requestCount,
+    workerResponseCount: own.responseCount,
+    workerDispatchCount: own.dispatchCount,
+    callbackErrorCount: own.callbackErrorCount,
+    discardCount: 0,
+    taskWorkerNum: 0,
+    taskIdleWorkerNum: 0,
+    taskingNum: 0,
+    taskCount: 0,
+    userWorkerNum: 0,
+    concurrency: own.inBatch ? 1 : 0,
+    workerConcurrency: own.inBatch ? 1 : 0,
+    pipePacketMsgId: 0,
+    minFd: fds[0],
+    maxFd: fds[1],
+  };
+}
+
+/**
+ * A tree's: every worker's and reactor thread's counters summed (the region's); the `worker*`
+ * fields are those of the process that asks (`workerId`, -1 for the master), since it started
+ * (Swoole's, restarting with every new worker).
+ */
+export function treeStats(region: Region, workerId: number, own: OwnCounters): ServerStats {
+  const mine = workerId >= 0 ? region.counters(workerId) : undefined;
+  return {
+    ...(region.treeStats() as unknown as ServerStats),
+    workerRequestCount: mine ? own.requestCount : 0,
+    workerResponseCount: mine ? own.responseCount : 0,
+    workerDispatchCount: mine?.workerDispatchCount ?? 0,
+    workerConcurrency: own.inBatch ? 1 : 0,
+  };
 }
