@@ -26,7 +26,7 @@ import { PidFile } from "./pid_file.ts";
 import { lostStart, MessagePieces } from "./pieces.ts";
 import { checkIds, dropPrivileges } from "./privileges.ts";
 import { Logger } from "./log.ts";
-import { ErrorRepeats } from "./repeats.ts";
+import { Callbacks } from "./callbacks.ts";
 import {
   formatAddress,
   heartbeatMs,
@@ -54,7 +54,7 @@ import type { ResolvedOptions, ServerOptions, SockType } from "./options.ts";
 import { eventNames } from "./events.ts";
 import type { PacketInfo, ServerEvent, ServerEvents } from "./events.ts";
 import type { ClientInfo } from "./client_info.ts";
-import { singleStats, treeStats } from "./stats.ts";
+import { Counters, singleStats, treeStats } from "./stats.ts";
 import type { ServerStats } from "./stats.ts";
 import { ipv6 } from "./ip.ts";
 import { startInBackground } from "./daemon.ts";
@@ -96,11 +96,10 @@ const hotWaitUs = 1000;
 export class Server {
   /** The options after defaults. */
   readonly options: Readonly<ResolvedOptions>;
-  #callbacks: Partial<ServerEvents> = {};
+  /** The user's callbacks, and how they are called. */
+  #callbacks: Callbacks;
   #state: State = "new";
   #log: Logger;
-  /** Callback errors: the first of a kind in full, then a count a second. */
-  #errorRepeats: ErrorRepeats;
   #lib!: Library;
   #handle: Deno.PointerValue = null;
   #port = 0;
@@ -129,8 +128,6 @@ export class Server {
   #sessionPort = new Map<number, Port>();
   /** `addProcess` bodies, in order (the same in every process of the script). */
   #processes: ((server: Server) => unknown)[] = [];
-  /** Callbacks whose promise has not settled yet (a task worker's tasks count in its runner). */
-  #unsettled = 0;
   /** Draining (see `#drainThen`): what runs once every callback in hand has settled. */
   #afterDrain: (() => void) | undefined;
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
@@ -179,10 +176,8 @@ export class Server {
   #arenaUsed = arenaSize;
   /** The counters when the server stopped; `stats()` returns them from then on. */
   #finalStats: ServerStats | undefined;
-  #requestCount = 0;
-  #responseCount = 0;
-  #dispatchCount = 0;
-  #callbackErrors = 0;
+  /** What this process counts of its own work (requests, responses, errors …). */
+  #counters = new Counters();
 
   /** Creates a server; nothing is bound until `start()`. Throws on invalid options. */
   constructor(options: ServerOptions = {}) {
@@ -197,22 +192,23 @@ export class Server {
       ? "manager"
       : `worker#${this.#role.kind === "worker" ? this.#role.workerId : 0}`;
     this.#log = new Logger(this.options.logLevel, `${who} pid ${Deno.pid}`);
-    this.#errorRepeats = new ErrorRepeats(this.#log);
+    this.#callbacks = new Callbacks(this.#log, this.#counters);
+    this.#callbacks.onSettled = () => this.#settleCheck();
     const tasks: TaskContext = {
       server: this,
       options: o,
       log: this.#log,
-      callbacks: this.#callbacks,
+      callbacks: this.#callbacks.events,
       mailbox: () => this.#mailbox,
       region: () => this.#treeRegion(),
       workerId: () => this.getWorkerId(),
       inBatch: () => this.#inBatch,
       canSend: () => this.#state === "running" || this.#state === "stopping",
       leaving: () => this.#leaving,
-      call: (event, fn) => this.#call(event, -1, fn),
-      callbackFailed: (event, error) => this.#callbackFailed(event, -1, error),
+      call: (event, fn) => this.#callbacks.call(event, -1, fn),
+      callbackFailed: (event, error) => this.#callbacks.failed(event, -1, error),
       setLastError: (code) => (this.#lastError = code),
-      countRequest: () => this.#requestCount++,
+      countRequest: () => this.#counters.request++,
     };
     this.#sender = new TaskSender(tasks);
     this.#sessions = new Sessions({
@@ -229,7 +225,7 @@ export class Server {
       inBatch: () => this.#inBatch,
       live: () => this.#live(),
       canLookUp: () => this.#canLookUp(),
-      countResponse: () => this.#responseCount++,
+      countResponse: () => this.#counters.response++,
       setLastError: (code) => (this.#lastError = code),
     });
     this.#runner = new TaskRunner(tasks, () => this.#settleCheck(), () => {
@@ -319,13 +315,13 @@ export class Server {
         `Cannot register "${event}": the server has already started`,
       );
     }
-    (this.#callbacks as Record<string, unknown>)[event] = callback;
+    (this.#callbacks.events as Record<string, unknown>)[event] = callback;
     return this;
   }
 
   /** The callback registered for an event, if any. */
   getCallback<E extends ServerEvent>(event: E): ServerEvents[E] | undefined {
-    return this.#callbacks[event];
+    return this.#callbacks.events[event];
   }
 
   /**
@@ -350,7 +346,7 @@ export class Server {
     ];
     for (const { what, sockType, own } of sockets) {
       const event = isDatagram(sockType) ? "packet" : "receive";
-      if (own?.[event] || this.#callbacks[event]) continue;
+      if (own?.[event] || this.#callbacks.events[event]) continue;
       return Promise.reject(
         new TypeError(
           `Cannot start the server: ${what} is a ${
@@ -359,7 +355,7 @@ export class Server {
         ),
       );
     }
-    if (this.options.taskWorkerNum > 0 && !this.#callbacks.task) {
+    if (this.options.taskWorkerNum > 0 && !this.#callbacks.events.task) {
       return Promise.reject(
         new TypeError('Cannot start the server: taskWorkerNum > 0 needs a "task" callback'),
       );
@@ -434,7 +430,7 @@ export class Server {
     // As in Swoole's BASE mode, `start` runs once: in the first worker 0, not in its successors
     // (PROCESS mode: in the manager).
     if (workerId === 0 && !this.#attached && !(role.kind === "worker" && role.respawned)) {
-      this.#call("start", -1, () => this.#callbacks.start?.(this));
+      this.#callbacks.call("start", -1, () => this.#callbacks.events.start?.(this));
     }
     if (role.kind === "single") this.#listening();
     // maxRequest: this worker leaves after that many requests, plus up to the grace more.
@@ -446,7 +442,11 @@ export class Server {
     if (role.kind === "worker" && role.workerType === "process") {
       this.#runUserProcess(role.workerId);
     } else {
-      this.#call("workerStart", -1, () => this.#callbacks.workerStart?.(this, workerId));
+      this.#callbacks.call(
+        "workerStart",
+        -1,
+        () => this.#callbacks.events.workerStart?.(this, workerId),
+      );
     }
     this.#run().catch((error) => {
       this.#log.error("the event loop failed", error);
@@ -470,7 +470,7 @@ export class Server {
     try {
       await body(this);
     } catch (error) {
-      this.#callbackFailed("addProcess", -1, error);
+      this.#callbacks.failed("addProcess", -1, error);
       code = 1;
     }
     this.#drainOutboxes();
@@ -578,8 +578,10 @@ export class Server {
       options: this.options,
       log: this.#log,
       call: (event, args) => {
-        const callback = this.#callbacks[event] as ((...a: unknown[]) => unknown) | undefined;
-        this.#call(event, -1, () => callback?.(this, ...args));
+        const callback = this.#callbacks.events[event] as
+          | ((...a: unknown[]) => unknown)
+          | undefined;
+        this.#callbacks.call(event, -1, () => callback?.(this, ...args));
       },
       setPort: (port) => {
         this.#port = port;
@@ -617,7 +619,7 @@ export class Server {
       this.#removeSocketFile();
       this.#state = "stopped";
     }
-    this.#call("shutdown", -1, () => this.#callbacks.shutdown?.(this));
+    this.#callbacks.call("shutdown", -1, () => this.#callbacks.events.shutdown?.(this));
   }
 
   /**
@@ -1054,7 +1056,7 @@ export class Server {
     if (this.#role.kind !== "worker") {
       this.#removePidFile();
       this.#removeSocketFile();
-      this.#call("shutdown", -1, () => this.#callbacks.shutdown?.(this));
+      this.#callbacks.call("shutdown", -1, () => this.#callbacks.events.shutdown?.(this));
     }
     this.#done.resolve();
     if (this.#role.kind === "worker") {
@@ -1124,9 +1126,9 @@ export class Server {
       }
       handled += mailbox.drain(this.#onMail);
     }
-    if (this.#requestLimit > 0 && this.#requestCount >= this.#requestLimit) {
+    if (this.#requestLimit > 0 && this.#counters.request >= this.#requestLimit) {
       this.#requestLimit = 0;
-      this.#log.info(`maxRequest: ${this.#requestCount} requests handled; this worker leaves`);
+      this.#log.info(`maxRequest: ${this.#counters.request} requests handled; this worker leaves`);
       queueMicrotask(() => this.#stop());
     }
     if (this.#inBatch) {
@@ -1135,11 +1137,11 @@ export class Server {
       this.#setStatus(WorkerStatus.idle);
       this.#region?.publish(
         this.getWorkerId(),
-        this.#requestCount,
-        this.#responseCount,
-        this.#dispatchCount,
-        this.#callbackErrors,
-        this.#discards,
+        this.#counters.request,
+        this.#counters.response,
+        this.#counters.dispatch,
+        this.#counters.callbackErrors,
+        this.#counters.discards,
       );
       for (const lane of lanes) lane.publishOut();
     }
@@ -1160,12 +1162,12 @@ export class Server {
 
   /** `discardTimeoutRequest`: a closed session's data is dropped, counted, logged. */
   #discard(sessionId: number, bytes: number) {
-    this.#discards++;
+    this.#counters.discards++;
     if (this.#queueRegion) this.#handled(sessionId, bytes);
     // (Modes 1 and 3 deliver no close: what was kept of the session goes now.)
     this.#pieces.forget(sessionId);
     for (const framer of this.#framers ?? []) framer?.forget(sessionId);
-    this.#errorRepeats.report(
+    this.#callbacks.repeats.report(
       "dropped data of a session that had closed (discardTimeoutRequest)",
       sessionId,
       () =>
@@ -1175,7 +1177,6 @@ export class Server {
       "warning",
     );
   }
-  #discards = 0;
 
   #lostMessage(sessionId: number) {
     this.#log.warning(
@@ -1187,7 +1188,7 @@ export class Server {
   /** The trampoline from a native record to the user's callback. */
   #dispatch(lane: Lane, type: number, at: number, len: number, sessionId: number, aux: number) {
     const reactorId = lane.i16[(at + layout.recordReactorId) >>> 1];
-    this.#dispatchCount++;
+    this.#counters.dispatch++;
     switch (type) {
       case RecordType.receive: {
         if (this.#discardClosed && this.#sessions.coreState(sessionId) === SessionState.gone) {
@@ -1230,8 +1231,8 @@ export class Server {
         const port = aux > 0 ? this.#ports[aux - 1] : undefined;
         if (port) this.#sessionPort.set(sessionId, port);
         const connect = (port?.callbacks.connect as ServerEvents["connect"] | undefined) ??
-          this.#callbacks.connect;
-        this.#call("connect", sessionId, () => connect?.(this, sessionId, reactorId));
+          this.#callbacks.events.connect;
+        this.#callbacks.call("connect", sessionId, () => connect?.(this, sessionId, reactorId));
         return;
       }
       case RecordType.close: {
@@ -1242,14 +1243,14 @@ export class Server {
         const port = this.#sessionPort.get(sessionId);
         if (port) this.#sessionPort.delete(sessionId);
         const close = (port?.callbacks.close as ServerEvents["close"] | undefined) ??
-          this.#callbacks.close;
+          this.#callbacks.events.close;
         // The record carries the session's info as it ended: `getClientInfo` answers from it
         // inside the callback, though the core may have freed the slot already.
         if (len === layout.clientInfoSize) {
           const start = at + layout.recordHeaderSize;
           this.#sessions.ended = { sessionId, buffer: lane.u8.slice(start, start + len).buffer };
         }
-        this.#call("close", sessionId, () => close?.(this, sessionId, reactorId));
+        this.#callbacks.call("close", sessionId, () => close?.(this, sessionId, reactorId));
         this.#sessions.ended = undefined;
         this.#sessions.closing.delete(sessionId);
         this.#pieces.forget(sessionId);
@@ -1281,7 +1282,7 @@ export class Server {
           address = family === 6 ? ipv6(addr) : Array.from(addr.subarray(0, 4)).join(".");
         }
         const data = lane.u8.slice(start + size, start + len);
-        this.#requestCount++;
+        this.#counters.request++;
         const info: PacketInfo = {
           address,
           port,
@@ -1292,19 +1293,27 @@ export class Server {
         const packet =
           (aux > 0
             ? this.#ports[aux - 1]?.callbacks.packet as ServerEvents["packet"] | undefined
-            : undefined) ?? this.#callbacks.packet;
+            : undefined) ?? this.#callbacks.events.packet;
         info.serverPort = aux > 0 ? this.#ports[aux - 1]?.port ?? this.port : this.port;
-        this.#call("packet", -1, () => packet?.(this, data, info));
+        this.#callbacks.call("packet", -1, () => packet?.(this, data, info));
         return;
       }
       case RecordType.drained:
         this.#sessions.drained(sessionId, aux === 1);
         return;
       case RecordType.bufferFull:
-        this.#call("bufferFull", sessionId, () => this.#callbacks.bufferFull?.(this, sessionId));
+        this.#callbacks.call(
+          "bufferFull",
+          sessionId,
+          () => this.#callbacks.events.bufferFull?.(this, sessionId),
+        );
         return;
       case RecordType.bufferEmpty:
-        this.#call("bufferEmpty", sessionId, () => this.#callbacks.bufferEmpty?.(this, sessionId));
+        this.#callbacks.call(
+          "bufferEmpty",
+          sessionId,
+          () => this.#callbacks.events.bufferEmpty?.(this, sessionId),
+        );
         return;
       case RecordType.shutdown: {
         // Every reactor sends one; the drain starts at the first, and each is answered once
@@ -1334,19 +1343,21 @@ export class Server {
     data: Uint8Array,
     queued = 0,
   ) {
-    this.#requestCount++;
+    this.#counters.request++;
     const receive =
       (listener > 0
         ? this.#ports[listener - 1]?.callbacks.receive as ServerEvents["receive"] | undefined
-        : undefined) ?? this.#callbacks.receive!;
+        : undefined) ?? this.#callbacks.events.receive!;
     let result: unknown;
     try {
       result = receive(this, sessionId, reactorId, data);
       if (result instanceof Promise) {
-        result = this.#track(result.catch((e) => this.#callbackFailed("receive", sessionId, e)));
+        result = this.#callbacks.track(
+          result.catch((e) => this.#callbacks.failed("receive", sessionId, e)),
+        );
       }
     } catch (error) {
-      this.#callbackFailed("receive", sessionId, error);
+      this.#callbacks.failed("receive", sessionId, error);
     }
     // `maxQueuedBytes`: the reactor hears that the record's bytes are handled once the
     // callback returns, or for an async one, once its promise settles.
@@ -1447,27 +1458,6 @@ export class Server {
     return arena.subarray(used, used + len);
   }
 
-  #call(event: ServerEvent, sessionId: number, fn: () => unknown) {
-    try {
-      const result = fn();
-      if (result instanceof Promise) {
-        this.#track(result.catch((e) => this.#callbackFailed(event, sessionId, e)));
-      }
-    } catch (error) {
-      this.#callbackFailed(event, sessionId, error);
-    }
-  }
-
-  /** Counts an async callback until its promise (one that never rejects) settles. */
-  #track(settles: Promise<unknown>): Promise<unknown> {
-    this.#unsettled++;
-    return settles.finally(() => {
-      // (At 0 already when maxWaitTime ran out.)
-      this.#unsettled = Math.max(0, this.#unsettled - 1);
-      this.#settleCheck();
-    });
-  }
-
   /**
    * Swoole's async exit (reload, stop, shutdown): the caller has stopped this worker taking new
    * events; it reports itself exiting (status 3) and runs `workerExit`, then, once every async
@@ -1483,11 +1473,15 @@ export class Server {
       this.#afterDrain = () => {};
       return then();
     }
-    this.#call("workerExit", -1, () => this.#callbacks.workerExit?.(this, this.getWorkerId()));
-    if (this.#unsettled + this.#runner.tasking === 0) return this.#settleCheck();
+    this.#callbacks.call(
+      "workerExit",
+      -1,
+      () => this.#callbacks.events.workerExit?.(this, this.getWorkerId()),
+    );
+    if (this.#callbacks.unsettled + this.#runner.tasking === 0) return this.#settleCheck();
     this.#log.info(
       `exiting once ${
-        this.#unsettled + this.#runner.tasking
+        this.#callbacks.unsettled + this.#runner.tasking
       } async callback(s) settle (at most maxWaitTime, ${this.options.maxWaitTime} s)`,
     );
     // At 80% of maxWaitTime: the master kills at maxWaitTime, and what was sent until then
@@ -1495,38 +1489,20 @@ export class Server {
     this.#drainTimer = setTimeout(() => {
       this.#log.warning(
         `maxWaitTime (${this.options.maxWaitTime} s) ran out with ${
-          this.#unsettled + this.#runner.tasking
+          this.#callbacks.unsettled + this.#runner.tasking
         } async callback(s) unsettled; exiting without them`,
       );
-      this.#unsettled = this.#runner.tasking = 0;
+      this.#callbacks.unsettled = this.#runner.tasking = 0;
       this.#settleCheck();
     }, this.options.maxWaitTime * 800);
   }
 
   #settleCheck() {
     const then = this.#afterDrain;
-    if (!then || this.#unsettled + this.#runner.tasking > 0) return;
+    if (!then || this.#callbacks.unsettled + this.#runner.tasking > 0) return;
     this.#afterDrain = () => {};
     clearTimeout(this.#drainTimer);
     then();
-  }
-
-  #callbackFailed(event: string, sessionId: number, error: unknown) {
-    this.#callbackErrors++;
-    let reason: string;
-    try {
-      reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    } catch {
-      reason = typeof error;
-    }
-    this.#errorRepeats.report(
-      `the "${event}" callback threw ${reason.slice(0, 200)}`,
-      sessionId,
-      () => {
-        const session = sessionId > 0 ? ` for session ${sessionId}` : "";
-        this.#log.error(`the "${event}" callback threw${session}; the server carries on`, error);
-      },
-    );
   }
 
   /**
@@ -1665,10 +1641,15 @@ export class Server {
           );
           return;
         }
-        this.#call(
+        this.#callbacks.call(
           "pipeMessage",
           -1,
-          () => this.#callbacks.pipeMessage?.(this, workerIdOf(this.#treeRegion()!, peer), message),
+          () =>
+            this.#callbacks.events.pipeMessage?.(
+              this,
+              workerIdOf(this.#treeRegion()!, peer),
+              message,
+            ),
         );
         return;
       }
@@ -1793,18 +1774,11 @@ export class Server {
   /** Server counters (Swoole's `stats()` fields in camelCase). */
   stats(): ServerStats {
     if (this.#finalStats) return { ...this.#finalStats };
-    const own = {
-      requestCount: this.#requestCount,
-      responseCount: this.#responseCount,
-      dispatchCount: this.#dispatchCount,
-      callbackErrorCount: this.#callbackErrors,
-      inBatch: this.#inBatch,
-    };
     const region = this.#treeRegion();
-    if (region) return treeStats(region, this.getWorkerId(), own);
+    if (region) return treeStats(region, this.getWorkerId(), this.#counters, this.#inBatch);
     const fds = new Int32Array(2);
     if (this.#handle !== null) this.#lib.zg_fd_range(this.#handle, null, fds);
-    return singleStats(this.#stats, own, this.options.workerNum, fds);
+    return singleStats(this.#stats, this.#counters, this.#inBatch, this.options.workerNum, fds);
   }
 
   /**
@@ -1846,7 +1820,11 @@ export class Server {
     if (this.#state === "stopped" || this.#state === "new") return;
     if (this.#manager) {
       if (this.#state === "running") {
-        this.#call("beforeShutdown", -1, () => this.#callbacks.beforeShutdown?.(this));
+        this.#callbacks.call(
+          "beforeShutdown",
+          -1,
+          () => this.#callbacks.events.beforeShutdown?.(this),
+        );
       }
       this.#state = "stopping";
       this.#manager.stop();
@@ -1858,7 +1836,11 @@ export class Server {
     // beforeShutdown and shutdown belong to the process that called start() first: in a tree,
     // the manager; its workers only stop (workerStop).
     if (this.#role.kind !== "worker") {
-      this.#call("beforeShutdown", -1, () => this.#callbacks.beforeShutdown?.(this));
+      this.#callbacks.call(
+        "beforeShutdown",
+        -1,
+        () => this.#callbacks.events.beforeShutdown?.(this),
+      );
     }
     unwrap(this.#lib.zg_server_shutdown(this.#handle), "shut down");
   }
@@ -1868,7 +1850,11 @@ export class Server {
   /** After a shutdown's drain: `workerStop`, then the answer to each reactor's `shutdown`. */
   #stopWorker() {
     this.#workerStopped = true;
-    this.#call("workerStop", -1, () => this.#callbacks.workerStop?.(this, this.getWorkerId()));
+    this.#callbacks.call(
+      "workerStop",
+      -1,
+      () => this.#callbacks.events.workerStop?.(this, this.getWorkerId()),
+    );
     for (const lane of this.#lanes) {
       if (lane.shutdownSeen) lane.push(RecordType.shutdownAck, 0, 0, new Uint8Array(0));
     }
@@ -1914,7 +1900,11 @@ export class Server {
     this.#leaving = true;
     this.#state = "stopping";
     this.#drainThen(() => {
-      this.#call("workerStop", -1, () => this.#callbacks.workerStop?.(this, this.getWorkerId()));
+      this.#callbacks.call(
+        "workerStop",
+        -1,
+        () => this.#callbacks.events.workerStop?.(this, this.getWorkerId()),
+      );
       this.#drainOutboxes();
       this.#log.debug("this worker exits; the manager starts another unless the server stops");
       Deno.exit(0);

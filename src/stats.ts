@@ -45,14 +45,18 @@ export interface ServerStats extends PortStats {
   maxFd: number;
 }
 
-/** What the process that asks counts itself (its callbacks' work). */
-export interface OwnCounters {
-  requestCount: number;
-  responseCount: number;
-  dispatchCount: number;
-  callbackErrorCount: number;
-  /** Within a batch of events now. */
-  inBatch: boolean;
+/** What a process counts of its own work; one object, shared by the parts that count. */
+export class Counters {
+  /** Events handed to a `receive` or `packet` callback; tasks a task worker took. */
+  request = 0;
+  /** Sends (and datagrams, files) queued. */
+  response = 0;
+  /** Records dispatched. */
+  dispatch = 0;
+  /** Exceptions thrown (or promises rejected) by callbacks. */
+  callbackErrors = 0;
+  /** `discardTimeoutRequest`: data of closed sessions dropped. */
+  discards = 0;
 }
 
 /**
@@ -61,7 +65,8 @@ export interface OwnCounters {
  */
 export function singleStats(
   native: BigUint64Array | undefined,
-  own: OwnCounters,
+  own: Counters,
+  inBatch: boolean,
   workerNum: number,
   fds: Int32Array,
 ): ServerStats {
@@ -73,20 +78,20 @@ export function singleStats(
     ...(counters as unknown as Omit<ServerStats, "workerNum">),
     workerNum,
     idleWorkerNum: 0,
-    requestCount: own.requestCount,
-    responseCount: own.responseCount,
-    workerRequestCount: own.requestCount,
-    workerResponseCount: own.responseCount,
-    workerDispatchCount: own.dispatchCount,
-    callbackErrorCount: own.callbackErrorCount,
+    requestCount: own.request,
+    responseCount: own.response,
+    workerRequestCount: own.request,
+    workerResponseCount: own.response,
+    workerDispatchCount: own.dispatch,
+    callbackErrorCount: own.callbackErrors,
     discardCount: 0,
     taskWorkerNum: 0,
     taskIdleWorkerNum: 0,
     taskingNum: 0,
     taskCount: 0,
     userWorkerNum: 0,
-    concurrency: own.inBatch ? 1 : 0,
-    workerConcurrency: own.inBatch ? 1 : 0,
+    concurrency: inBatch ? 1 : 0,
+    workerConcurrency: inBatch ? 1 : 0,
     pipePacketMsgId: 0,
     minFd: fds[0],
     maxFd: fds[1],
@@ -98,13 +103,18 @@ export function singleStats(
  * fields are those of the process that asks (`workerId`, -1 for the master), since it started
  * (Swoole's, restarting with every new worker).
  */
-export function treeStats(region: Region, workerId: number, own: OwnCounters): ServerStats {
+export function treeStats(
+  region: Region,
+  workerId: number,
+  own: Counters,
+  inBatch: boolean,
+): ServerStats {
   const mine = workerId >= 0 ? region.counters(workerId) : undefined;
   return {
     ...(region.treeStats() as unknown as ServerStats),
-    workerRequestCount: mine ? own.requestCount : 0,
-    workerResponseCount: mine ? own.responseCount : 0,
+    workerRequestCount: mine ? own.request : 0,
+    workerResponseCount: mine ? own.response : 0,
     workerDispatchCount: mine?.workerDispatchCount ?? 0,
-    workerConcurrency: own.inBatch ? 1 : 0,
+    workerConcurrency: inBatch ? 1 : 0,
   };
 }

@@ -1,0 +1,71 @@
+/**
+ * Calling the user's callbacks: an exception or a rejected promise is logged (the first of a
+ * kind in full, then counted once a second) and counted, never thrown into the server; an
+ * async callback is tracked until it settles, so that a worker that leaves can wait for it.
+ * @module
+ */
+
+import type { ServerEvent, ServerEvents } from "./events.ts";
+import type { Logger } from "./log.ts";
+import { ErrorRepeats } from "./repeats.ts";
+import type { Counters } from "./stats.ts";
+
+export class Callbacks {
+  /** What `on()` registered, by event. */
+  readonly events: Partial<ServerEvents> = {};
+  /** Errors that repeat: the first of a kind in full, then a count a second. */
+  readonly repeats: ErrorRepeats;
+  /** Async callbacks whose promise has not settled yet. */
+  unsettled = 0;
+  /** Runs whenever an async callback settles. */
+  onSettled: () => void = () => {};
+  #log: Logger;
+  #counters: Counters;
+
+  constructor(log: Logger, counters: Counters) {
+    this.#log = log;
+    this.#counters = counters;
+    this.repeats = new ErrorRepeats(log);
+  }
+
+  /** Runs a callback (`fn` calls it) for `event` (and `sessionId`, or -1). */
+  call(event: ServerEvent, sessionId: number, fn: () => unknown) {
+    try {
+      const result = fn();
+      if (result instanceof Promise) {
+        this.track(result.catch((e) => this.failed(event, sessionId, e)));
+      }
+    } catch (error) {
+      this.failed(event, sessionId, error);
+    }
+  }
+
+  /** Counts an async callback until its promise (one that never rejects) settles. */
+  track(settles: Promise<unknown>): Promise<unknown> {
+    this.unsettled++;
+    return settles.finally(() => {
+      // (At 0 already when a drain gave up waiting.)
+      this.unsettled = Math.max(0, this.unsettled - 1);
+      this.onSettled();
+    });
+  }
+
+  /** A callback threw (or its promise rejected): logged and counted; the server carries on. */
+  failed(event: string, sessionId: number, error: unknown) {
+    this.#counters.callbackErrors++;
+    let reason: string;
+    try {
+      reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    } catch {
+      reason = typeof error;
+    }
+    this.repeats.report(
+      `the "${event}" callback threw ${reason.slice(0, 200)}`,
+      sessionId,
+      () => {
+        const session = sessionId > 0 ? ` for session ${sessionId}` : "";
+        this.#log.error(`the "${event}" callback threw${session}; the server carries on`, error);
+      },
+    );
+  }
+}
