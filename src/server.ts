@@ -11,19 +11,9 @@
 
 import { library, unwrap } from "./_ffi/library.ts";
 import type { Library } from "./_ffi/library.ts";
-import {
-  CloseFlag,
-  CloseHow,
-  layout,
-  ListenFlag,
-  PollFlag,
-  RecordType,
-  SessionState,
-  statsFields,
-} from "./_ffi/layout.ts";
-import { errnoName, ErrorCode } from "./errors.ts";
+import { layout, ListenFlag, PollFlag, RecordType, statsFields } from "./_ffi/layout.ts";
+import { ErrorCode } from "./errors.ts";
 import { PidFile } from "./pid_file.ts";
-import { lostStart, MessagePieces } from "./pieces.ts";
 import { checkIds, dropPrivileges } from "./privileges.ts";
 import { Logger } from "./log.ts";
 import { Callbacks } from "./callbacks.ts";
@@ -46,33 +36,28 @@ import type { MailHandler } from "./mailbox.ts";
 import { listenFlags, Manager, sigrtmin } from "./manager.ts";
 import { Port } from "./port.ts";
 import type { PortStats } from "./port.ts";
-import { LengthFramer } from "./framer.ts";
 import { currentRole, env, serverKey } from "./role.ts";
 import type { Role } from "./role.ts";
 import { Region, sumPortCounters, WorkerStatus } from "./region.ts";
 import type { ResolvedOptions, ServerOptions, SockType } from "./options.ts";
 import { eventNames } from "./events.ts";
-import type { PacketInfo, ServerEvent, ServerEvents } from "./events.ts";
+import type { ServerEvent, ServerEvents } from "./events.ts";
 import type { ClientInfo } from "./client_info.ts";
 import { Counters, singleStats, treeStats } from "./stats.ts";
 import type { ServerStats } from "./stats.ts";
-import { ipv6 } from "./ip.ts";
 import { startInBackground } from "./daemon.ts";
 import { openLogFile } from "./log_file.ts";
 import { TaskRunner, TaskSender, workerIdOf } from "./tasks.ts";
 import { Sessions } from "./sessions.ts";
+import { Records } from "./records.ts";
 import type { TaskContext, TaskWaitOptions } from "./tasks.ts";
 
 type State = "new" | "starting" | "running" | "stopping" | "stopped";
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 const empty = new Uint8Array(0);
 /** What a `control` mail asks of the master. */
 const Control = { shutdown: 1, reload: 2, reloadTasks: 3 } as const;
-/** Received payloads up to this size are copied into shared arenas of `arenaSize` bytes. */
-const arenaSmall = 4096;
-const arenaSize = 64 * 1024;
 /** Yield to Deno's event loop (timers, I/O) at least this often while events keep coming. */
 const yieldEveryMs = 4;
 /** A PROCESS worker woken less than this ago waits up to `hotWaitUs` on the JS thread first. */
@@ -124,8 +109,6 @@ export class Server {
   #mailbox: Mailbox | undefined;
   /** `listen()` ports, in order (listener 1, 2, … of the reactor). */
   #ports: Port[] = [];
-  /** With ports: the port of each session, from its connect. */
-  #sessionPort = new Map<number, Port>();
   /** `addProcess` bodies, in order (the same in every process of the script). */
   #processes: ((server: Server) => unknown)[] = [];
   /** Draining (see `#drainThen`): what runs once every callback in hand has settled. */
@@ -159,21 +142,8 @@ export class Server {
   /** When the last park ended (PROCESS worker): a recent one means load. */
   #lastWake = 0;
   #stoppedRecord = false;
-  /** Messages larger than one record, put back together. */
-  #pieces = new MessagePieces();
   /** The pid file this process holds while it runs (the master's). */
   #pidFile: PidFile | undefined;
-  /** PROCESS mode with `maxQueuedBytes`: the region whose session slots count queued input. */
-  #queueRegion: Deno.PointerValue = null;
-  /** When the framers next forget the sessions that ended without a close record. */
-  #framerSweepAt = 0;
-  /** Sessions found gone at the last sweep, and the rings' write positions then. */
-  #sweepSuspects: { ids: number[]; marks: number[] } | undefined;
-  /** Per listener: the `packageLengthFunc` framer, or null; made at the first message. */
-  #framers: (LengthFramer | null)[] | undefined;
-
-  #arena = new Uint8Array(0);
-  #arenaUsed = arenaSize;
   /** The counters when the server stopped; `stats()` returns them from then on. */
   #finalStats: ServerStats | undefined;
   /** What this process counts of its own work (requests, responses, errors …). */
@@ -228,6 +198,17 @@ export class Server {
       countResponse: () => this.#counters.response++,
       setLastError: (code) => (this.#lastError = code),
     });
+    this.#records = new Records({
+      server: this,
+      options: o,
+      log: this.#log,
+      callbacks: this.#callbacks,
+      counters: this.#counters,
+      sessions: this.#sessions,
+      ports: this.#ports,
+      lib: () => this.#lib,
+      lanes: () => this.#lanes,
+    });
     this.#runner = new TaskRunner(tasks, () => this.#settleCheck(), () => {
       // After the batch in hand: every task of it gets its answer first.
       if (this.#state !== "running") return false;
@@ -236,6 +217,8 @@ export class Server {
       return true;
     });
   }
+  /** Records from the reactors to the callbacks. */
+  #records: Records;
   /** The connection API: sends, closes and lookups, routed to each session's owner. */
   #sessions: Sessions;
   /** Tasks this process sends, and (a task worker) runs. */
@@ -900,7 +883,8 @@ export class Server {
     });
     this.#port = role.ports[0];
     this.#attached = true;
-    if (this.options.maxQueuedBytes > 0) this.#queueRegion = region.pointer;
+    this.#records.attached = true;
+    if (this.options.maxQueuedBytes > 0) this.#records.queueRegion = region.pointer;
   }
 
   /** The master's mailbox: results of its tasks. Runs beside the supervision. */
@@ -1068,6 +1052,27 @@ export class Server {
     }
   }
 
+  /** A reactor's `shutdown` (the drain starts) or `stopped` (its rings end) record. */
+  #lifecycle(lane: Lane, type: number) {
+    switch (type) {
+      case RecordType.shutdown: {
+        // Every reactor sends one; the drain starts at the first, and each is answered once
+        // the async callbacks in hand have settled (the reactors wait up to maxWaitTime).
+        const first = !this.#lanes.some((l) => l.shutdownSeen);
+        lane.shutdownSeen = true;
+        // (Stopping: a maxRequest or SIGTERM meanwhile does not start a second way out.)
+        if (this.#state === "running") this.#state = "stopping";
+        if (first) this.#drainThen(() => this.#stopWorker());
+        else if (this.#workerStopped) lane.push(RecordType.shutdownAck, 0, 0, new Uint8Array(0));
+        return;
+      }
+      case RecordType.stopped:
+        lane.stopped = true;
+        this.#stoppedRecord = this.#lanes.every((l) => l.stopped);
+        return;
+    }
+  }
+
   /** Busy or idle in the region, except that a draining worker stays exiting (3). */
   #setStatus(status: number) {
     this.#region?.setStatus(this.getWorkerId(), this.#afterDrain ? WorkerStatus.exited : status);
@@ -1101,7 +1106,12 @@ export class Server {
           if (claim) lane.take(pos);
           const type = lane.u8[at + layout.recordType];
           if (type !== RecordType.pad) {
-            this.#dispatch(lane, type, at, len, u32[word + 2], u32[word + 3]);
+            if (type === RecordType.shutdown || type === RecordType.stopped) {
+              this.#counters.dispatch++;
+              this.#lifecycle(lane, type);
+            } else {
+              this.#records.dispatch(lane, type, at, len, u32[word + 2], u32[word + 3]);
+            }
             handled++;
           }
           if (claim) {
@@ -1146,316 +1156,6 @@ export class Server {
       for (const lane of lanes) lane.publishOut();
     }
     return handled;
-  }
-
-  /**
-   * PROCESS mode: pieces of a message whose start was in a worker that died (this one replaced
-   * it). The message is lost with that worker; its session closes (gracefully) rather than see
-   * the rest as a message of its own.
-   */
-  /** `discardTimeoutRequest` applies: PROCESS mode, dispatch mode 1 or 3. */
-  get #discardClosed(): boolean {
-    const o = this.options;
-    return o.discardTimeoutRequest && this.#attached &&
-      (o.dispatchMode === 1 || o.dispatchMode === 3);
-  }
-
-  /** `discardTimeoutRequest`: a closed session's data is dropped, counted, logged. */
-  #discard(sessionId: number, bytes: number) {
-    this.#counters.discards++;
-    if (this.#queueRegion) this.#handled(sessionId, bytes);
-    // (Modes 1 and 3 deliver no close: what was kept of the session goes now.)
-    this.#pieces.forget(sessionId);
-    for (const framer of this.#framers ?? []) framer?.forget(sessionId);
-    this.#callbacks.repeats.report(
-      "dropped data of a session that had closed (discardTimeoutRequest)",
-      sessionId,
-      () =>
-        this.#log.warning(
-          `session ${sessionId}: dropped ${bytes} bytes that arrived before it closed (discardTimeoutRequest)`,
-        ),
-      "warning",
-    );
-  }
-
-  #lostMessage(sessionId: number) {
-    this.#log.warning(
-      `session ${sessionId}: a message's start was lost with the worker before this one; closing it`,
-    );
-    this.#sessions.laneOf(sessionId).push(RecordType.closeRequest, sessionId, 0, new Uint8Array(0));
-  }
-
-  /** The trampoline from a native record to the user's callback. */
-  #dispatch(lane: Lane, type: number, at: number, len: number, sessionId: number, aux: number) {
-    const reactorId = lane.i16[(at + layout.recordReactorId) >>> 1];
-    this.#counters.dispatch++;
-    switch (type) {
-      case RecordType.receive: {
-        if (this.#discardClosed && this.#sessions.coreState(sessionId) === SessionState.gone) {
-          this.#discard(sessionId, len);
-          return;
-        }
-        const start = at + layout.recordHeaderSize;
-        let data: Uint8Array;
-        const flags = lane.u8[at + layout.recordFlags];
-        if (flags !== 0) {
-          // A message larger than one record: its pieces are put back together.
-          const whole = this.#pieces.add(sessionId, flags, lane.u8.subarray(start, start + len));
-          if (whole === lostStart) this.#lostMessage(sessionId);
-          if (whole === undefined || whole === lostStart) {
-            if (this.#queueRegion) this.#handled(sessionId, len);
-            return;
-          }
-          data = whole;
-        } else {
-          const framer = (this.#framers ??= this.#makeFramers())[aux];
-          if (framer) {
-            this.#frameByHook(
-              framer,
-              sessionId,
-              reactorId,
-              aux,
-              lane.u8.subarray(start, start + len),
-            );
-            if (this.#queueRegion) this.#handled(sessionId, len);
-            return;
-          }
-          data = this.options.borrowedViews
-            ? lane.u8.subarray(start, start + len)
-            : this.#copy(lane.u8, start, len);
-        }
-        this.#receive(sessionId, reactorId, aux, data, len);
-        return;
-      }
-      case RecordType.connect: {
-        const port = aux > 0 ? this.#ports[aux - 1] : undefined;
-        if (port) this.#sessionPort.set(sessionId, port);
-        const connect = (port?.callbacks.connect as ServerEvents["connect"] | undefined) ??
-          this.#callbacks.events.connect;
-        this.#callbacks.call("connect", sessionId, () => connect?.(this, sessionId, reactorId));
-        return;
-      }
-      case RecordType.close: {
-        const flags = lane.u8[at + layout.recordFlags];
-        if (flags & CloseFlag.error) {
-          this.#log.info(`session ${sessionId} closed: ${errnoName(aux)}`);
-        }
-        const port = this.#sessionPort.get(sessionId);
-        if (port) this.#sessionPort.delete(sessionId);
-        const close = (port?.callbacks.close as ServerEvents["close"] | undefined) ??
-          this.#callbacks.events.close;
-        // The record carries the session's info as it ended: `getClientInfo` answers from it
-        // inside the callback, though the core may have freed the slot already.
-        if (len === layout.clientInfoSize) {
-          const start = at + layout.recordHeaderSize;
-          this.#sessions.ended = { sessionId, buffer: lane.u8.slice(start, start + len).buffer };
-        }
-        this.#callbacks.call("close", sessionId, () => close?.(this, sessionId, reactorId));
-        this.#sessions.ended = undefined;
-        this.#sessions.closing.delete(sessionId);
-        this.#pieces.forget(sessionId);
-        if (this.#framers) { for (const framer of this.#framers) framer?.forget(sessionId); }
-        // After EOF the reactor keeps the socket until we answer, so sends made before this
-        // point (and in the close callback) are still written.
-        if (flags & CloseFlag.peerEof) {
-          this.#sessions.laneOf(sessionId).push(
-            RecordType.closeRequest,
-            sessionId,
-            0,
-            new Uint8Array(0),
-          );
-        }
-        return;
-      }
-      case RecordType.packet: {
-        const start = at + layout.recordHeaderSize;
-        const family = lane.u8[start] | (lane.u8[start + 1] << 8);
-        let port = lane.u8[start + 2] | (lane.u8[start + 3] << 8);
-        const size = lane.u8[start + 4] | (lane.u8[start + 5] << 8);
-        let address: string;
-        if (family === 1) {
-          // A Unix socket's peer: its path (empty when it has none), and no port.
-          address = decoder.decode(lane.u8.subarray(start + 8, start + 8 + port));
-          port = 0;
-        } else {
-          const addr = lane.u8.subarray(start + 8, start + 24);
-          address = family === 6 ? ipv6(addr) : Array.from(addr.subarray(0, 4)).join(".");
-        }
-        const data = lane.u8.slice(start + size, start + len);
-        this.#counters.request++;
-        const info: PacketInfo = {
-          address,
-          port,
-          serverSocket: aux,
-          serverPort: this.port,
-          dispatchTime: Date.now() / 1000,
-        };
-        const packet =
-          (aux > 0
-            ? this.#ports[aux - 1]?.callbacks.packet as ServerEvents["packet"] | undefined
-            : undefined) ?? this.#callbacks.events.packet;
-        info.serverPort = aux > 0 ? this.#ports[aux - 1]?.port ?? this.port : this.port;
-        this.#callbacks.call("packet", -1, () => packet?.(this, data, info));
-        return;
-      }
-      case RecordType.drained:
-        this.#sessions.drained(sessionId, aux === 1);
-        return;
-      case RecordType.bufferFull:
-        this.#callbacks.call(
-          "bufferFull",
-          sessionId,
-          () => this.#callbacks.events.bufferFull?.(this, sessionId),
-        );
-        return;
-      case RecordType.bufferEmpty:
-        this.#callbacks.call(
-          "bufferEmpty",
-          sessionId,
-          () => this.#callbacks.events.bufferEmpty?.(this, sessionId),
-        );
-        return;
-      case RecordType.shutdown: {
-        // Every reactor sends one; the drain starts at the first, and each is answered once
-        // the async callbacks in hand have settled (the reactors wait up to maxWaitTime).
-        const first = !this.#lanes.some((l) => l.shutdownSeen);
-        lane.shutdownSeen = true;
-        // (Stopping: a maxRequest or SIGTERM meanwhile does not start a second way out.)
-        if (this.#state === "running") this.#state = "stopping";
-        if (first) this.#drainThen(() => this.#stopWorker());
-        else if (this.#workerStopped) lane.push(RecordType.shutdownAck, 0, 0, new Uint8Array(0));
-        return;
-      }
-      case RecordType.stopped:
-        lane.stopped = true;
-        this.#stoppedRecord = this.#lanes.every((l) => l.stopped);
-        return;
-      default:
-        throw new Error(`unexpected record type ${type} from the reactor`);
-    }
-  }
-
-  /** Calls the `receive` callback (the port's own, or the server's) with a message. */
-  #receive(
-    sessionId: number,
-    reactorId: number,
-    listener: number,
-    data: Uint8Array,
-    queued = 0,
-  ) {
-    this.#counters.request++;
-    const receive =
-      (listener > 0
-        ? this.#ports[listener - 1]?.callbacks.receive as ServerEvents["receive"] | undefined
-        : undefined) ?? this.#callbacks.events.receive!;
-    let result: unknown;
-    try {
-      result = receive(this, sessionId, reactorId, data);
-      if (result instanceof Promise) {
-        result = this.#callbacks.track(
-          result.catch((e) => this.#callbacks.failed("receive", sessionId, e)),
-        );
-      }
-    } catch (error) {
-      this.#callbacks.failed("receive", sessionId, error);
-    }
-    // `maxQueuedBytes`: the reactor hears that the record's bytes are handled once the
-    // callback returns, or for an async one, once its promise settles.
-    if (this.#queueRegion && queued > 0) {
-      if (result instanceof Promise) result.finally(() => this.#handled(sessionId, queued));
-      else this.#handled(sessionId, queued);
-    }
-  }
-
-  /** `maxQueuedBytes`: tells the reactor that `bytes` of the session's input are handled. */
-  #handled(sessionId: number, bytes: number) {
-    this.#lib.zg_region_handled(this.#queueRegion!, sessionId, bytes);
-  }
-
-  /** The listeners whose messages `packageLengthFunc` finds (the port's own, or the server's). */
-  #makeFramers(): (LengthFramer | null)[] {
-    const framer = (o: ResolvedOptions) =>
-      o.packageLengthFunc ? new LengthFramer(o.packageLengthFunc, o.packageMaxLength) : null;
-    return [
-      framer(this.options),
-      ...this.#ports.map((p) => {
-        const own = p.optionsOver(this.options);
-        return own ? framer(own) : framer(this.options);
-      }),
-    ];
-  }
-
-  /**
-   * In the dispatch modes without close records (1, 3 and 5 in PROCESS mode), nothing tells a
-   * framer that a session with an unfinished message ended. Once a second, while a framer
-   * holds some: the sessions found gone last time are forgotten (with their `closing`
-   * marks) if every record that was in the rings then has been read since; those gone now are
-   * noted, with the rings' write positions. (A session's records all go into the rings before
-   * its slot is freed, and ids never come back, so none of its bytes can follow.)
-   */
-  #sweepFramers() {
-    this.#framerSweepAt = performance.now() + 1000;
-    const suspects = this.#sweepSuspects;
-    if (suspects && this.#lanes.every((lane, i) => lane.readPast(suspects.marks[i]))) {
-      for (const id of suspects.ids) {
-        for (const framer of this.#framers ?? []) framer?.forget(id);
-        this.#sessions.closing.delete(id);
-      }
-      this.#sweepSuspects = undefined;
-    }
-    if (this.#sweepSuspects) return;
-    const gone = (id: number) => (this.#sessions.coreState(id) & 0xff) === SessionState.gone;
-    const ids = new Set<number>();
-    for (const framer of this.#framers ?? []) {
-      for (const id of framer?.sessions() ?? []) if (gone(id)) ids.add(id);
-    }
-    for (const id of this.#sessions.closing) if (gone(id)) ids.add(id);
-    if (ids.size > 0) {
-      this.#sweepSuspects = { ids: [...ids], marks: this.#lanes.map((l) => l.written()) };
-    }
-  }
-
-  /**
-   * A session's bytes on a `packageLengthFunc` listener: each whole message goes to `receive`;
-   * a malformed or oversize one closes the session (the reactor counts it).
-   */
-  #frameByHook(
-    framer: LengthFramer,
-    sessionId: number,
-    reactorId: number,
-    listener: number,
-    bytes: Uint8Array,
-  ) {
-    if (this.#sessions.closing.has(sessionId)) return; // (closed for a bad message; the rest is moot)
-    if (
-      (framer.held > 0 || this.#sessions.closing.size > 0) &&
-      performance.now() >= this.#framerSweepAt
-    ) this.#sweepFramers();
-    const borrowed = this.options.borrowedViews;
-    const why = framer.feed(sessionId, bytes, (message) => {
-      this.#receive(sessionId, reactorId, listener, borrowed ? message : message.slice());
-    });
-    if (why === undefined) return;
-    this.#log.warning(`session ${sessionId}: ${why}; closing the session`);
-    this.#sessions.requestClose(sessionId, CloseHow.protocolError);
-  }
-
-  /**
-   * A copy of ring bytes that outlives the batch. Small payloads share 64 KiB arenas (one
-   * allocation per arena instead of one per message, as Node's Buffer pool does); a kept view
-   * keeps at most its arena alive.
-   */
-  #copy(u8: Uint8Array, start: number, len: number): Uint8Array {
-    if (len > arenaSmall) return u8.slice(start, start + len);
-    let used = this.#arenaUsed;
-    if (used + len > arenaSize) {
-      this.#arena = new Uint8Array(arenaSize);
-      used = 0;
-    }
-    const arena = this.#arena;
-    arena.set(u8.subarray(start, start + len), used);
-    this.#arenaUsed = (used + len + 7) & ~7;
-    return arena.subarray(used, used + len);
   }
 
   /**

@@ -1,0 +1,382 @@
+/**
+ * Records to callbacks: the one path from a reactor's record (a receive, a connect, a close, a
+ * datagram, a drained output, a watermark) to the user's callback, with what it takes on the
+ * way: messages larger than one record put back together, `packageLengthFunc` framing, copies
+ * of payloads that outlive the batch, `discardTimeoutRequest`, `maxQueuedBytes` accounting.
+ * @module
+ */
+
+import type { Library } from "./_ffi/library.ts";
+import { CloseFlag, CloseHow, layout, RecordType, SessionState } from "./_ffi/layout.ts";
+import type { Callbacks } from "./callbacks.ts";
+import { errnoName } from "./errors.ts";
+import type { PacketInfo, ServerEvents } from "./events.ts";
+import { LengthFramer } from "./framer.ts";
+import { ipv6 } from "./ip.ts";
+import type { Lane } from "./lane.ts";
+import type { Logger } from "./log.ts";
+import type { ResolvedOptions } from "./options.ts";
+import { lostStart, MessagePieces } from "./pieces.ts";
+import type { Port } from "./port.ts";
+import type { Server } from "./server.ts";
+import type { Sessions } from "./sessions.ts";
+import type { Counters } from "./stats.ts";
+
+const decoder = new TextDecoder();
+/** Received payloads up to this size are copied into shared arenas of `arenaSize` bytes. */
+const arenaSmall = 4096;
+const arenaSize = 64 * 1024;
+
+/** What the record path uses of the server it belongs to. */
+export interface RecordsHost {
+  readonly server: Server;
+  readonly options: ResolvedOptions;
+  readonly log: Logger;
+  readonly callbacks: Callbacks;
+  readonly counters: Counters;
+  readonly sessions: Sessions;
+  /** `listen()` ports, in order (listener 1, 2, …). */
+  readonly ports: readonly Port[];
+  lib(): Library;
+  lanes(): Lane[];
+}
+
+export class Records {
+  #host: RecordsHost;
+  /** PROCESS mode (set once attached): the worker has no reactor of its own. */
+  attached = false;
+  /** PROCESS mode with `maxQueuedBytes`: the region whose session slots count queued input. */
+  queueRegion: Deno.PointerValue = null;
+  /** With ports: the port of each session, from its connect. */
+  #sessionPort = new Map<number, Port>();
+  /** Messages larger than one record, put back together. */
+  #pieces = new MessagePieces();
+  /** When the framers next forget the sessions that ended without a close record. */
+  #framerSweepAt = 0;
+  /** Sessions found gone at the last sweep, and the rings' write positions then. */
+  #sweepSuspects: { ids: number[]; marks: number[] } | undefined;
+  /** Per listener: the `packageLengthFunc` framer, or null; made at the first message. */
+  #framers: (LengthFramer | null)[] | undefined;
+  #arena = new Uint8Array(0);
+  #arenaUsed = arenaSize;
+
+  constructor(host: RecordsHost) {
+    this.#host = host;
+  }
+
+  /** `discardTimeoutRequest` applies: PROCESS mode, dispatch mode 1 or 3. */
+  get #discardClosed(): boolean {
+    const o = this.#host.options;
+    return o.discardTimeoutRequest && this.attached &&
+      (o.dispatchMode === 1 || o.dispatchMode === 3);
+  }
+
+  /** `discardTimeoutRequest`: a closed session's data is dropped, counted, logged. */
+  #discard(sessionId: number, bytes: number) {
+    this.#host.counters.discards++;
+    if (this.queueRegion) this.#handled(sessionId, bytes);
+    // (Modes 1 and 3 deliver no close: what was kept of the session goes now.)
+    this.#pieces.forget(sessionId);
+    for (const framer of this.#framers ?? []) framer?.forget(sessionId);
+    this.#host.callbacks.repeats.report(
+      "dropped data of a session that had closed (discardTimeoutRequest)",
+      sessionId,
+      () =>
+        this.#host.log.warning(
+          `session ${sessionId}: dropped ${bytes} bytes that arrived before it closed (discardTimeoutRequest)`,
+        ),
+      "warning",
+    );
+  }
+
+  /**
+   * PROCESS mode: pieces of a message whose start was in a worker that died (this one replaced
+   * it). The message is lost with that worker; its session closes (gracefully) rather than see
+   * the rest as a message of its own.
+   */
+  #lostMessage(sessionId: number) {
+    this.#host.log.warning(
+      `session ${sessionId}: a message's start was lost with the worker before this one; closing it`,
+    );
+    this.#host.sessions.laneOf(sessionId).push(
+      RecordType.closeRequest,
+      sessionId,
+      0,
+      new Uint8Array(0),
+    );
+  }
+
+  /**
+   * One record from a reactor to its callback: any but `shutdown` and `stopped`, which are the
+   * event loop's own.
+   */
+  dispatch(lane: Lane, type: number, at: number, len: number, sessionId: number, aux: number) {
+    const reactorId = lane.i16[(at + layout.recordReactorId) >>> 1];
+    this.#host.counters.dispatch++;
+    switch (type) {
+      case RecordType.receive: {
+        if (this.#discardClosed && this.#host.sessions.coreState(sessionId) === SessionState.gone) {
+          this.#discard(sessionId, len);
+          return;
+        }
+        const start = at + layout.recordHeaderSize;
+        let data: Uint8Array;
+        const flags = lane.u8[at + layout.recordFlags];
+        if (flags !== 0) {
+          // A message larger than one record: its pieces are put back together.
+          const whole = this.#pieces.add(sessionId, flags, lane.u8.subarray(start, start + len));
+          if (whole === lostStart) this.#lostMessage(sessionId);
+          if (whole === undefined || whole === lostStart) {
+            if (this.queueRegion) this.#handled(sessionId, len);
+            return;
+          }
+          data = whole;
+        } else {
+          const framer = (this.#framers ??= this.#makeFramers())[aux];
+          if (framer) {
+            this.#frameByHook(
+              framer,
+              sessionId,
+              reactorId,
+              aux,
+              lane.u8.subarray(start, start + len),
+            );
+            if (this.queueRegion) this.#handled(sessionId, len);
+            return;
+          }
+          data = this.#host.options.borrowedViews
+            ? lane.u8.subarray(start, start + len)
+            : this.#copy(lane.u8, start, len);
+        }
+        this.#receive(sessionId, reactorId, aux, data, len);
+        return;
+      }
+      case RecordType.connect: {
+        const port = aux > 0 ? this.#host.ports[aux - 1] : undefined;
+        if (port) this.#sessionPort.set(sessionId, port);
+        const connect = (port?.callbacks.connect as ServerEvents["connect"] | undefined) ??
+          this.#host.callbacks.events.connect;
+        this.#host.callbacks.call(
+          "connect",
+          sessionId,
+          () => connect?.(this.#host.server, sessionId, reactorId),
+        );
+        return;
+      }
+      case RecordType.close: {
+        const flags = lane.u8[at + layout.recordFlags];
+        if (flags & CloseFlag.error) {
+          this.#host.log.info(`session ${sessionId} closed: ${errnoName(aux)}`);
+        }
+        const port = this.#sessionPort.get(sessionId);
+        if (port) this.#sessionPort.delete(sessionId);
+        const close = (port?.callbacks.close as ServerEvents["close"] | undefined) ??
+          this.#host.callbacks.events.close;
+        // The record carries the session's info as it ended: `getClientInfo` answers from it
+        // inside the callback, though the core may have freed the slot already.
+        if (len === layout.clientInfoSize) {
+          const start = at + layout.recordHeaderSize;
+          this.#host.sessions.ended = {
+            sessionId,
+            buffer: lane.u8.slice(start, start + len).buffer,
+          };
+        }
+        this.#host.callbacks.call(
+          "close",
+          sessionId,
+          () => close?.(this.#host.server, sessionId, reactorId),
+        );
+        this.#host.sessions.ended = undefined;
+        this.#host.sessions.closing.delete(sessionId);
+        this.#pieces.forget(sessionId);
+        if (this.#framers) { for (const framer of this.#framers) framer?.forget(sessionId); }
+        // After EOF the reactor keeps the socket until we answer, so sends made before this
+        // point (and in the close callback) are still written.
+        if (flags & CloseFlag.peerEof) {
+          this.#host.sessions.laneOf(sessionId).push(
+            RecordType.closeRequest,
+            sessionId,
+            0,
+            new Uint8Array(0),
+          );
+        }
+        return;
+      }
+      case RecordType.packet: {
+        const start = at + layout.recordHeaderSize;
+        const family = lane.u8[start] | (lane.u8[start + 1] << 8);
+        let port = lane.u8[start + 2] | (lane.u8[start + 3] << 8);
+        const size = lane.u8[start + 4] | (lane.u8[start + 5] << 8);
+        let address: string;
+        if (family === 1) {
+          // A Unix socket's peer: its path (empty when it has none), and no port.
+          address = decoder.decode(lane.u8.subarray(start + 8, start + 8 + port));
+          port = 0;
+        } else {
+          const addr = lane.u8.subarray(start + 8, start + 24);
+          address = family === 6 ? ipv6(addr) : Array.from(addr.subarray(0, 4)).join(".");
+        }
+        const data = lane.u8.slice(start + size, start + len);
+        this.#host.counters.request++;
+        const info: PacketInfo = {
+          address,
+          port,
+          serverSocket: aux,
+          serverPort: this.#host.server.port,
+          dispatchTime: Date.now() / 1000,
+        };
+        const packet =
+          (aux > 0
+            ? this.#host.ports[aux - 1]?.callbacks.packet as ServerEvents["packet"] | undefined
+            : undefined) ?? this.#host.callbacks.events.packet;
+        info.serverPort = aux > 0
+          ? this.#host.ports[aux - 1]?.port ?? this.#host.server.port
+          : this.#host.server.port;
+        this.#host.callbacks.call("packet", -1, () => packet?.(this.#host.server, data, info));
+        return;
+      }
+      case RecordType.drained:
+        this.#host.sessions.drained(sessionId, aux === 1);
+        return;
+      case RecordType.bufferFull:
+        this.#host.callbacks.call(
+          "bufferFull",
+          sessionId,
+          () => this.#host.callbacks.events.bufferFull?.(this.#host.server, sessionId),
+        );
+        return;
+      case RecordType.bufferEmpty:
+        this.#host.callbacks.call(
+          "bufferEmpty",
+          sessionId,
+          () => this.#host.callbacks.events.bufferEmpty?.(this.#host.server, sessionId),
+        );
+        return;
+      default:
+        throw new Error(`unexpected record type ${type} from the reactor`);
+    }
+  }
+
+  /** Calls the `receive` callback (the port's own, or the server's) with a message. */
+  #receive(
+    sessionId: number,
+    reactorId: number,
+    listener: number,
+    data: Uint8Array,
+    queued = 0,
+  ) {
+    this.#host.counters.request++;
+    const receive =
+      (listener > 0
+        ? this.#host.ports[listener - 1]?.callbacks.receive as ServerEvents["receive"] | undefined
+        : undefined) ?? this.#host.callbacks.events.receive!;
+    let result: unknown;
+    try {
+      result = receive(this.#host.server, sessionId, reactorId, data);
+      if (result instanceof Promise) {
+        result = this.#host.callbacks.track(
+          result.catch((e) => this.#host.callbacks.failed("receive", sessionId, e)),
+        );
+      }
+    } catch (error) {
+      this.#host.callbacks.failed("receive", sessionId, error);
+    }
+    // `maxQueuedBytes`: the reactor hears that the record's bytes are handled once the
+    // callback returns, or for an async one, once its promise settles.
+    if (this.queueRegion && queued > 0) {
+      if (result instanceof Promise) result.finally(() => this.#handled(sessionId, queued));
+      else this.#handled(sessionId, queued);
+    }
+  }
+
+  /** `maxQueuedBytes`: tells the reactor that `bytes` of the session's input are handled. */
+  #handled(sessionId: number, bytes: number) {
+    this.#host.lib().zg_region_handled(this.queueRegion!, sessionId, bytes);
+  }
+
+  /** The listeners whose messages `packageLengthFunc` finds (the port's own, or the server's). */
+  #makeFramers(): (LengthFramer | null)[] {
+    const framer = (o: ResolvedOptions) =>
+      o.packageLengthFunc ? new LengthFramer(o.packageLengthFunc, o.packageMaxLength) : null;
+    return [
+      framer(this.#host.options),
+      ...this.#host.ports.map((p) => {
+        const own = p.optionsOver(this.#host.options);
+        return own ? framer(own) : framer(this.#host.options);
+      }),
+    ];
+  }
+
+  /**
+   * In the dispatch modes without close records (1, 3 and 5 in PROCESS mode), nothing tells a
+   * framer that a session with an unfinished message ended. Once a second, while a framer
+   * holds some: the sessions found gone last time are forgotten (with their `closing`
+   * marks) if every record that was in the rings then has been read since; those gone now are
+   * noted, with the rings' write positions. (A session's records all go into the rings before
+   * its slot is freed, and ids never come back, so none of its bytes can follow.)
+   */
+  #sweepFramers() {
+    this.#framerSweepAt = performance.now() + 1000;
+    const suspects = this.#sweepSuspects;
+    if (suspects && this.#host.lanes().every((lane, i) => lane.readPast(suspects.marks[i]))) {
+      for (const id of suspects.ids) {
+        for (const framer of this.#framers ?? []) framer?.forget(id);
+        this.#host.sessions.closing.delete(id);
+      }
+      this.#sweepSuspects = undefined;
+    }
+    if (this.#sweepSuspects) return;
+    const gone = (id: number) => (this.#host.sessions.coreState(id) & 0xff) === SessionState.gone;
+    const ids = new Set<number>();
+    for (const framer of this.#framers ?? []) {
+      for (const id of framer?.sessions() ?? []) if (gone(id)) ids.add(id);
+    }
+    for (const id of this.#host.sessions.closing) if (gone(id)) ids.add(id);
+    if (ids.size > 0) {
+      this.#sweepSuspects = { ids: [...ids], marks: this.#host.lanes().map((l) => l.written()) };
+    }
+  }
+
+  /**
+   * A session's bytes on a `packageLengthFunc` listener: each whole message goes to `receive`;
+   * a malformed or oversize one closes the session (the reactor counts it).
+   */
+  #frameByHook(
+    framer: LengthFramer,
+    sessionId: number,
+    reactorId: number,
+    listener: number,
+    bytes: Uint8Array,
+  ) {
+    if (this.#host.sessions.closing.has(sessionId)) return; // (closed for a bad message; the rest is moot)
+    if (
+      (framer.held > 0 || this.#host.sessions.closing.size > 0) &&
+      performance.now() >= this.#framerSweepAt
+    ) this.#sweepFramers();
+    const borrowed = this.#host.options.borrowedViews;
+    const why = framer.feed(sessionId, bytes, (message) => {
+      this.#receive(sessionId, reactorId, listener, borrowed ? message : message.slice());
+    });
+    if (why === undefined) return;
+    this.#host.log.warning(`session ${sessionId}: ${why}; closing the session`);
+    this.#host.sessions.requestClose(sessionId, CloseHow.protocolError);
+  }
+
+  /**
+   * A copy of ring bytes that outlives the batch. Small payloads share 64 KiB arenas (one
+   * allocation per arena instead of one per message, as Node's Buffer pool does); a kept view
+   * keeps at most its arena alive.
+   */
+  #copy(u8: Uint8Array, start: number, len: number): Uint8Array {
+    if (len > arenaSmall) return u8.slice(start, start + len);
+    let used = this.#arenaUsed;
+    if (used + len > arenaSize) {
+      this.#arena = new Uint8Array(arenaSize);
+      used = 0;
+    }
+    const arena = this.#arena;
+    arena.set(u8.subarray(start, start + len), used);
+    this.#arenaUsed = (used + len + 7) & ~7;
+    return arena.subarray(used, used + len);
+  }
+}
