@@ -11,29 +11,20 @@
 
 import { library, unwrap } from "./_ffi/library.ts";
 import type { Library } from "./_ffi/library.ts";
-import { layout, ListenFlag, PollFlag, RecordType, statsFields } from "./_ffi/layout.ts";
+import { layout, PollFlag, RecordType, statsFields } from "./_ffi/layout.ts";
 import { ErrorCode } from "./errors.ts";
 import { PidFile } from "./pid_file.ts";
 import { checkIds, dropPrivileges } from "./privileges.ts";
 import { Logger } from "./log.ts";
 import { Callbacks } from "./callbacks.ts";
-import {
-  formatAddress,
-  heartbeatMs,
-  isDatagram,
-  isUnix,
-  nativeConfig,
-  nativeFraming,
-  resolveOptions,
-  sockTypes,
-} from "./options.ts";
+import { formatAddress, isDatagram, isUnix, resolveOptions, sockTypes } from "./options.ts";
 import { decode, encode } from "./codec.ts";
 import { Lane, letGoOfHeld, publishTails } from "./lane.ts";
 import { Mailbox } from "./mailbox.ts";
 import { Connections } from "./connections.ts";
 import { Unsent } from "./unsent.ts";
 import type { MailHandler } from "./mailbox.ts";
-import { listenFlags, Manager, sigrtmin } from "./manager.ts";
+import { Manager, sigrtmin } from "./manager.ts";
 import { Port } from "./port.ts";
 import type { PortStats } from "./port.ts";
 import { currentRole, env, serverKey } from "./role.ts";
@@ -50,6 +41,7 @@ import { openLogFile } from "./log_file.ts";
 import { TaskRunner, TaskSender, workerIdOf } from "./tasks.ts";
 import { Sessions } from "./sessions.ts";
 import { Records } from "./records.ts";
+import { createReactor, startReactor } from "./base_reactor.ts";
 import type { TaskContext, TaskWaitOptions } from "./tasks.ts";
 
 type State = "new" | "starting" | "running" | "stopping" | "stopped";
@@ -732,68 +724,18 @@ export class Server {
     const lib = library();
     this.#lib = lib;
     const o = this.options;
-    // Session ids unique across the tree: worker w of n hands out the ids i with (i-1) % n == w.
-    const config = nativeConfig(
+    const role = this.#role;
+    const { handle, handleBits, port } = createReactor(
+      lib,
       o,
-      Math.max(0, this.getWorkerId()),
-      this.#role.kind === "worker" ? o.workerNum : 1,
+      role,
+      this.#ports,
+      this.getWorkerId(),
     );
-    const handle = new BigUint64Array(1);
-    unwrap(lib.zg_server_create(config, handle), "create the server");
-    this.#handle = Deno.UnsafePointer.create(handle[0]);
+    this.#handle = handle;
+    this.#port = port;
     try {
-      const host = encoder.encode(o.host);
-      const port = new Uint32Array(1);
-      const flags = (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
-        (o.enableReusePort ? ListenFlag.reusePort : 0) |
-        (o.openTcpNodelay ? ListenFlag.tcpNodelay : 0) |
-        (isUnix(o.sockType) ? ListenFlag.unix : 0) |
-        (isDatagram(o.sockType) ? ListenFlag.udp : 0);
-      const where = formatAddress(o.host, o.port);
-      const role = this.#role;
-      if (role.kind === "worker" && role.listenFds[0] >= 0) {
-        unwrap(
-          lib.zg_server_adopt(this.#handle, role.listenFds[0], flags, port),
-          "take over the listening socket",
-        );
-      } else {unwrap(
-          lib.zg_server_listen(
-            this.#handle,
-            host,
-            BigInt(host.length),
-            role.kind === "worker" ? role.ports[0] : o.port,
-            o.backlog,
-            flags,
-            port,
-          ),
-          `listen on "${where}"`,
-        );}
-      this.#port = port[0];
-      // The `listen()` ports, in order: listener `index` of the reactor.
-      for (const p of this.#ports) {
-        const pFlags = listenFlags(p.sockType, p.optionsOver(o) ?? o);
-        const inherited = role.kind === "worker" ? role.listenFds[p.index] ?? -1 : -1;
-        if (inherited >= 0) {
-          unwrap(lib.zg_server_adopt(this.#handle, inherited, pFlags, port), "take over a port");
-        } else {
-          const bytes = encoder.encode(p.host);
-          const number = role.kind === "worker" ? role.ports[p.index] : p.port;
-          unwrap(
-            lib.zg_server_listen(
-              this.#handle,
-              bytes,
-              BigInt(bytes.length),
-              number,
-              o.backlog,
-              pFlags,
-              port,
-            ),
-            `listen on "${formatAddress(p.host, number)}"`,
-          );
-        }
-        p.bound(port[0]);
-      }
-      this.#mapChannel(handle[0]);
+      this.#mapChannel(handleBits);
       if (role.kind === "worker") {
         // Count into this worker's slot of the tree's region, where every process reads.
         this.#region = Region.map(role.regionFd);
@@ -804,34 +746,7 @@ export class Server {
         );
         this.#openMail(role);
       }
-      unwrap(lib.zg_server_framing(this.#handle, nativeFraming(o)), "set the framing");
-      for (const p of this.#ports) {
-        const own = p.optionsOver(o);
-        if (own) {
-          unwrap(
-            lib.zg_server_port_framing(
-              this.#handle,
-              p.index,
-              nativeFraming(own, p.ownHeartbeatIdleTime),
-            ),
-            "set a port's framing",
-          );
-        }
-      }
-      if (o.tcpDeferAccept || o.tcpFastopen) {
-        // (With several workers on one inherited socket the master set these already.)
-        const fd = lib.zg_server_listen_fd(this.#handle, 0);
-        unwrap(
-          lib.zg_listen_options(fd, o.tcpDeferAccept, o.tcpFastopen),
-          "set the listen options",
-        );
-      }
-      const heartbeat = heartbeatMs(o, this.#ports.map((p) => p.ownHeartbeatIdleTime));
-      unwrap(
-        lib.zg_server_heartbeat(this.#handle, heartbeat.intervalMs, heartbeat.idleMs),
-        "set the heartbeat",
-      );
-      unwrap(lib.zg_server_start(this.#handle, o.inlineReactor ? 1 : 0), "start the reactor");
+      startReactor(lib, this.#handle, o, this.#ports);
     } catch (error) {
       lib.zg_server_destroy(this.#handle);
       this.#handle = null;
