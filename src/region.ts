@@ -8,8 +8,6 @@
 import { library, unwrap } from "./_ffi/library.ts";
 import { layout, portsMax, portStatsFields, statsFields, workerSlot } from "./_ffi/layout.ts";
 
-/** Swoole's worker status values. */
-
 /** A worker slot's JavaScript counters (f64 each), in the order `publish` takes them. */
 const counterFields = [
   "requestCount",
@@ -19,6 +17,7 @@ const counterFields = [
   "discardCount",
 ] as const;
 
+/** Swoole's worker status values. */
 export const WorkerStatus = { notStarted: 0, busy: 1, idle: 2, exited: 3 } as const;
 
 export class Region {

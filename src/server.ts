@@ -949,6 +949,7 @@ export class Server {
     if (this.#handle !== null) this.#lib.zg_server_destroy(this.#handle);
     this.#handle = null;
     this.#attached = false;
+    this.#records.attached = false;
     this.#state = "stopped";
     // Results, messages and forwarded sends still queued for other processes go out first.
     if (this.#mailbox) this.#drainOutboxes();

@@ -344,51 +344,75 @@ Deno.test("process mode, dispatch 3 under bursts: a busy worker is skipped while
   const slow = [0, 1];
   const server = await startFixture(
     { mode: "process", workerNum, reactorNum: 1, dispatchMode: 3 },
-    // 20 ms a request: a burst of 24 keeps a slow worker busy for about half a second.
-    { extra: { served: { slow, ms: 20 } } },
+    // 50 ms a request: a burst of 24 keeps a slow worker busy for over a second.
+    { extra: { served: { slow, ms: 50 } } },
   );
   await using _ = server;
   await workersStarted(server, workerNum);
-  const clients = 32, requests = 24;
-  const conns = await Promise.all(Array.from({ length: clients }, () => connect(server.port)));
+  const requests = 24;
   const burst = encoder.encode("r\n".repeat(requests));
-  /** Pipelined: all of a client's requests in one write, then its replies (a worker id each). */
-  const round = async (conn: Deno.Conn) => {
-    await writeAll(conn, burst);
-    const buffer = new Uint8Array(4096);
-    let lines = 0;
-    while (lines < requests) {
-      const n = await conn.read(buffer);
-      assert.ok(n !== null, "the server closed the connection");
-      lines += buffer.subarray(0, n).filter((byte) => byte === 0x0a).length;
-    }
-    assert.equal(lines, requests);
+  const conns: Deno.TcpConn[] = [];
+  const rounds: Promise<void>[] = [];
+  /** A new client: all of its requests in one write (pipelined), then its replies. */
+  const client = async () => {
+    const conn = await connect(server.port);
+    conns.push(conn);
+    rounds.push((async () => {
+      await writeAll(conn, burst);
+      const buffer = new Uint8Array(4096);
+      let lines = 0;
+      while (lines < requests) {
+        const n = await conn.read(buffer);
+        assert.ok(n !== null, "the server closed the connection");
+        lines += buffer.subarray(0, n).filter((byte) => byte === 0x0a).length;
+      }
+      assert.equal(lines, requests);
+    })());
   };
-  // The first half of the clients: one burst for each worker. The second half comes once the
-  // fast workers have answered theirs, while the slow ones are still busy with theirs.
-  const first = conns.slice(0, workerNum).map(round);
-  await withTimeout(
-    server.waitFor(
-      () => server.events.filter((e) => e.event === "served").length >= workerNum - slow.length,
-      "the fast workers to answer the first bursts",
-    ),
-    "the first bursts",
-  );
-  await withTimeout(Promise.all([...first, ...conns.slice(workerNum).map(round)]), "every reply");
-  const total = clients * requests;
-  const served = new Array(workerNum).fill(0);
-  await server.waitFor(() => {
-    served.fill(0);
-    for (const e of server.events) {
-      if (e.event === "served") served[e.workerId as number] += e.lines as number;
+  const serving = (id: number) =>
+    server.events.some((e) => e.event === "serving" && e.workerId === id);
+  try {
+    // A burst for each worker; more, one at a time, until both slow workers are in theirs
+    // (an idle worker that answered fast may take a second one first).
+    for (let i = 0; i < workerNum; i++) await client();
+    for (let extra = 0; !slow.every(serving); extra++) {
+      assert.ok(extra < 64, "the slow workers get a burst among the first 80");
+      await withTimeout(
+        server.waitFor(
+          () =>
+            slow.every(serving) ||
+            server.events.filter((e) => e.event === "served").length >=
+              workerNum - slow.length + extra,
+          "a worker to answer",
+        ),
+        "the first bursts",
+      );
+      if (!slow.every(serving)) await client();
     }
-    return served.reduce((a, b) => a + b) === total;
-  }, "every receive's event");
-  assert.ok(served.every((n) => n > 0), `requests per worker: ${served}`);
-  for (const id of slow) {
-    assert.ok(served[id] < total / workerNum, `requests per worker: ${served}`);
+    // Now both slow workers are busy: the next bursts all go to the others.
+    for (let i = 0; i < workerNum; i++) await client();
+    await withTimeout(Promise.all(rounds), "every reply");
+    const total = conns.length * requests;
+    const served = new Array(workerNum).fill(0);
+    const records = new Array(workerNum).fill(0);
+    await server.waitFor(() => {
+      served.fill(0);
+      records.fill(0);
+      for (const e of server.events) {
+        if (e.event !== "served") continue;
+        served[e.workerId as number] += e.lines as number;
+        records[e.workerId as number]++;
+      }
+      return served.reduce((a, b) => a + b) === total;
+    }, "every receive's event");
+    assert.ok(served.every((n) => n > 0), `requests per worker: ${served}`);
+    for (const id of slow) {
+      assert.equal(records[id], 1, `a busy worker got more: bursts per worker ${records}`);
+      assert.ok(served[id] < total / workerNum, `requests per worker: ${served}`);
+    }
+  } finally {
+    for (const conn of conns) conn.close();
   }
-  for (const conn of conns) conn.close();
 });
 
 Deno.test("process mode: send() in a tight loop is refused at socketBufferSize, counting what is still in the ring", async () => {

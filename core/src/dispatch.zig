@@ -84,14 +84,15 @@ pub fn nextLaneWithRoom(r: *Reactor) ?*Lane {
 /// worker with the least backlog; else, when every worker is in a callback (or not running),
 /// the one with the least backlog. A busy worker is never picked while another is idle, and
 /// one that is slow falls behind in backlog, so it gets less. Ties go round-robin from after
-/// the last pick; null when every lane waits for room.
+/// the last lane that got a record (`dispatched`: a read that finds nothing moves nothing on);
+/// null when every lane waits for room.
 pub fn idleWorkerLane(r: *Reactor) ?*Lane {
     const a = r.attach orelse return r.nextLaneWithRoom();
     const n: u32 = @intCast(r.lanes.len);
     var best: ?u32 = null;
     var best_key: u64 = std.math.maxInt(u64);
     for (0..n) |k| {
-        const i = (r.next_lane +% @as(u32, @intCast(k))) % n;
+        const i = (r.next_idle +% @as(u32, @intCast(k))) % n;
         const lane = &r.lanes[i];
         if (lane.waiting_for_room) continue;
         const idle = @atomicLoad(u32, &a.workers[i].status, .monotonic) == 2;
@@ -104,8 +105,12 @@ pub fn idleWorkerLane(r: *Reactor) ?*Lane {
         }
     }
     const i = best orelse return null;
-    r.next_lane = i +% 1;
     return &r.lanes[i];
+}
+
+/// A record went into `lane`'s ring: dispatch mode 3 looks for an idle worker after it next.
+pub fn dispatched(r: *Reactor, lane: *const Lane) void {
+    if (r.dispatch_mode == .idle_worker) r.next_idle = @as(u32, @intCast(lane - r.lanes.ptr)) +% 1;
 }
 
 /// Pushes a connect or close record, or queues it behind the lane's earlier ones; true when

@@ -236,6 +236,9 @@ pub const Reactor = struct {
     deliver_session_events: bool = true,
     /// The next lane of round-robin dispatch.
     next_lane: u32 = 0,
+    /// Dispatch mode 3: where the search for an idle worker starts (after the last one picked;
+    /// apart from `next_lane`, which accepts move on too).
+    next_idle: u32 = 0,
     attach: ?Attach = null,
     /// Sessions with unread input, in arrival order. Capacity reserved at init.
     ready: std.ArrayList(u32),
@@ -695,6 +698,7 @@ pub const Reactor = struct {
     pub const receiveLane = dispatch_mod.receiveLane;
     pub const nextLaneWithRoom = dispatch_mod.nextLaneWithRoom;
     pub const idleWorkerLane = dispatch_mod.idleWorkerLane;
+    pub const dispatched = dispatch_mod.dispatched;
     pub const pushOrQueue = dispatch_mod.pushOrQueue;
     pub const pushClose = dispatch_mod.pushClose;
     pub const countQueued = dispatch_mod.countQueued;

@@ -103,6 +103,7 @@ pub fn readSession(r: *Reactor, s: *Session) ReadOutcome {
         if (rc > 0) {
             const n: u32 = @intCast(rc);
             lane.inbound.commit(.receive, 0, r.reactorId(), s.id, s.listener, n);
+            r.dispatched(lane);
             s.recv_bytes += n;
             s.last_recv_time_ns = r.now_ns;
             s.last_dispatch_time_ns = r.now_ns;
@@ -222,6 +223,7 @@ pub fn pushMessage(r: *Reactor, s: *Session, message: []const u8) bool {
         const more = piece < rest.len;
         const flags = (if (more) abi.receive_flag_more else 0) | (if (s.frame_sent > 0) abi.receive_flag_continued else 0);
         lane.inbound.commit(.receive, flags, r.reactorId(), s.id, s.listener, @intCast(piece));
+        r.dispatched(lane);
         r.tally(s.listener, "dispatch_count", 1);
         if (r.max_queued > 0) _ = r.countQueued(s, @intCast(piece));
         if (!more) {
