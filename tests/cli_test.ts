@@ -3,7 +3,15 @@
  * background, stats, reload, stop), and log reopening. Real processes.
  */
 import assert from "node:assert/strict";
-import { connect, readBytes, startFixture, withTimeout, workersStarted } from "./_helpers.ts";
+import {
+  connect,
+  readBytes,
+  startFixture,
+  until,
+  withTimeout,
+  workersStarted,
+} from "./_helpers.ts";
+import type { Fixture } from "./_helpers.ts";
 
 const cli = new URL("../cli.ts", import.meta.url).pathname;
 
@@ -30,15 +38,6 @@ function alive(pid: number): boolean {
     return !Deno.readTextFileSync(`/proc/${pid}/stat`).includes(") Z ");
   } catch {
     return false;
-  }
-}
-
-/** Polls another process's state (there is no event to wait on), bounded. */
-async function until(what: string, check: () => Promise<boolean> | boolean) {
-  const deadline = Date.now() + 20_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -157,6 +156,25 @@ Deno.test("cli: stats and reload on a one-worker server say why not; SIGUSR1 lea
   conn.close();
 });
 
+/**
+ * Renames the log as a rotation does and sends SIGRTMIN to the master; every process (the
+ * master and two workers) logs its reopening into the new file.
+ */
+async function rotate(server: Fixture, logFile: string) {
+  await Deno.rename(logFile, `${logFile}.1`);
+  // SIGRTMIN: Deno has no name for it, so the shell's kill sends it.
+  const sent = await new Deno.Command("kill", { args: ["-RTMIN", String(server.child.pid)] })
+    .output();
+  assert.ok(sent.success);
+  await until("three reopen lines in the new file", () => {
+    try {
+      return (Deno.readTextFileSync(logFile).match(/log file reopened/g) ?? []).length === 3;
+    } catch {
+      return false;
+    }
+  });
+}
+
 Deno.test("SIGRTMIN while the workers are still in workerStart reopens their log too", async () => {
   const dir = await Deno.makeTempDir();
   const logFile = `${dir}/server.log`;
@@ -166,17 +184,7 @@ Deno.test("SIGRTMIN while the workers are still in workerStart reopens their log
       { extra: { slowWorkerStart: 1500 } },
     );
     await workersStarted(server, 2);
-    await Deno.rename(logFile, `${logFile}.1`);
-    const sent = await new Deno.Command("kill", { args: ["-RTMIN", String(server.child.pid)] })
-      .output();
-    assert.ok(sent.success);
-    await until("three reopen lines in the new file", () => {
-      try {
-        return (Deno.readTextFileSync(logFile).match(/log file reopened/g) ?? []).length === 3;
-      } catch {
-        return false;
-      }
-    });
+    await rotate(server, logFile);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -189,19 +197,7 @@ Deno.test("a renamed log file is reopened on SIGRTMIN, in the master and every w
     await using server = await startFixture({ workerNum: 2, logFile, enableReusePort: true });
     await workersStarted(server, 2);
     await until("the log file", () => Deno.readTextFileSync(logFile).length >= 0);
-    await Deno.rename(logFile, `${logFile}.1`);
-    // SIGRTMIN: Deno has no name for it, so the shell's kill sends it.
-    const sent = await new Deno.Command("kill", { args: ["-RTMIN", String(server.child.pid)] })
-      .output();
-    assert.ok(sent.success);
-    // Every process logs its reopening into the new file.
-    await until("three reopen lines in the new file", () => {
-      try {
-        return (Deno.readTextFileSync(logFile).match(/log file reopened/g) ?? []).length === 3;
-      } catch {
-        return false;
-      }
-    });
+    await rotate(server, logFile);
     // And what a worker logs from now on goes there too.
     const conn = await connect(server.port);
     await conn.write(new TextEncoder().encode("!throw\n"));
