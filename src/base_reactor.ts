@@ -8,15 +8,7 @@
 import { unwrap } from "./_ffi/library.ts";
 import type { Library } from "./_ffi/library.ts";
 import { ListenFlag } from "./_ffi/layout.ts";
-import { listenFlags } from "./manager.ts";
-import {
-  formatAddress,
-  heartbeatMs,
-  isDatagram,
-  isUnix,
-  nativeConfig,
-  nativeFraming,
-} from "./options.ts";
+import { formatAddress, heartbeatMs, listenFlags, nativeConfig, nativeFraming } from "./options.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { Port } from "./port.ts";
 import type { Role } from "./role.ts";
@@ -43,11 +35,8 @@ export function createReactor(
   const handle = Deno.UnsafePointer.create(out[0]);
   try {
     const port = new Uint32Array(1);
-    const flags = (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
-      (o.enableReusePort ? ListenFlag.reusePort : 0) |
-      (o.openTcpNodelay ? ListenFlag.tcpNodelay : 0) |
-      (isUnix(o.sockType) ? ListenFlag.unix : 0) |
-      (isDatagram(o.sockType) ? ListenFlag.udp : 0);
+    // The server's own socket takes reuse port whatever its type (a port's only for TCP).
+    const flags = listenFlags(o.sockType, o) | (o.enableReusePort ? ListenFlag.reusePort : 0);
     const listen = (host: string, number: number, listenerFlags: number, inherited: number) => {
       if (inherited >= 0) {
         unwrap(

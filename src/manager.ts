@@ -19,10 +19,10 @@ import {
   heartbeatMs,
   isDatagram,
   isUnix,
+  listenFlags,
   nativeConfig,
   nativeFraming,
 } from "./options.ts";
-import type { SockType } from "./options.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { Logger } from "./log.ts";
 import { env, ownCommandLine, serverKey } from "./role.ts";
@@ -622,18 +622,6 @@ export class Manager {
       }
     }
   }
-}
-
-/** The core's listen flags of a socket type (and the server's socket options). */
-export function listenFlags(
-  sockType: SockType,
-  o: Readonly<ResolvedOptions>,
-): number {
-  return (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
-    (o.enableReusePort && sockType === "tcp" ? ListenFlag.reusePort : 0) |
-    (o.openTcpNodelay ? ListenFlag.tcpNodelay : 0) |
-    (isUnix(sockType) ? ListenFlag.unix : 0) |
-    (isDatagram(sockType) ? ListenFlag.udp : 0);
 }
 
 function range(from: number, to: number): number[] {

@@ -4,7 +4,13 @@
  */
 
 import type { PackageLengthFunc } from "./framer.ts";
-import { dispatchUnsafeEvent, framingConfig, layout, serverConfig } from "./_ffi/layout.ts";
+import {
+  dispatchUnsafeEvent,
+  framingConfig,
+  layout,
+  ListenFlag,
+  serverConfig,
+} from "./_ffi/layout.ts";
 
 /**
  * How the server runs. `"base"` (Swoole's default since 5.0): each worker runs its own reactor
@@ -599,4 +605,16 @@ export function heartbeatMs(
 export function formatAddress(host: string, port: number): string {
   if (host.startsWith("/") || host.startsWith(".")) return host;
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** The core's listen flags of a socket type (and the server's socket options). */
+export function listenFlags(
+  sockType: SockType,
+  o: Readonly<ResolvedOptions>,
+): number {
+  return (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
+    (o.enableReusePort && sockType === "tcp" ? ListenFlag.reusePort : 0) |
+    (o.openTcpNodelay ? ListenFlag.tcpNodelay : 0) |
+    (isUnix(sockType) ? ListenFlag.unix : 0) |
+    (isDatagram(sockType) ? ListenFlag.udp : 0);
 }

@@ -43,10 +43,10 @@ export interface RecordsHost {
 
 export class Records {
   #host: RecordsHost;
-  /** PROCESS mode (set once attached): the worker has no reactor of its own. */
-  attached = false;
   /** PROCESS mode with `maxQueuedBytes`: the region whose session slots count queued input. */
-  queueRegion: Deno.PointerValue = null;
+  #queueRegion: Deno.PointerValue = null;
+  /** `discardTimeoutRequest` applies: PROCESS mode, dispatch mode 1 or 3 (see `attach`). */
+  #discardClosed = false;
   /** With ports: the port of each session, from its connect. */
   #sessionPort = new Map<number, Port>();
   /** Messages larger than one record, put back together. */
@@ -64,17 +64,21 @@ export class Records {
     this.#host = host;
   }
 
-  /** `discardTimeoutRequest` applies: PROCESS mode, dispatch mode 1 or 3. */
-  get #discardClosed(): boolean {
+  /**
+   * A PROCESS-mode worker (no reactor of its own): `queueRegion` counts queued input (with
+   * `maxQueuedBytes`), and `discardTimeoutRequest` applies in dispatch modes 1 and 3.
+   */
+  attach(queueRegion: Deno.PointerValue) {
     const o = this.#host.options;
-    return o.discardTimeoutRequest && this.attached &&
+    this.#queueRegion = queueRegion;
+    this.#discardClosed = o.discardTimeoutRequest &&
       (o.dispatchMode === 1 || o.dispatchMode === 3);
   }
 
   /** `discardTimeoutRequest`: a closed session's data is dropped, counted, logged. */
   #discard(sessionId: number, bytes: number) {
     this.#host.counters.discards++;
-    if (this.queueRegion) this.#handled(sessionId, bytes);
+    if (this.#queueRegion) this.#handled(sessionId, bytes);
     // (Modes 1 and 3 deliver no close: what was kept of the session goes now.)
     this.#pieces.forget(sessionId);
     for (const framer of this.#framers ?? []) framer?.forget(sessionId);
@@ -127,7 +131,7 @@ export class Records {
           const whole = this.#pieces.add(sessionId, flags, lane.u8.subarray(start, start + len));
           if (whole === lostStart) this.#lostMessage(sessionId);
           if (whole === undefined || whole === lostStart) {
-            if (this.queueRegion) this.#handled(sessionId, len);
+            if (this.#queueRegion) this.#handled(sessionId, len);
             return;
           }
           data = whole;
@@ -141,7 +145,7 @@ export class Records {
               aux,
               lane.u8.subarray(start, start + len),
             );
-            if (this.queueRegion) this.#handled(sessionId, len);
+            if (this.#queueRegion) this.#handled(sessionId, len);
             return;
           }
           data = this.#host.options.borrowedViews
@@ -283,7 +287,7 @@ export class Records {
     }
     // `maxQueuedBytes`: the reactor hears that the record's bytes are handled once the
     // callback returns, or for an async one, once its promise settles.
-    if (this.queueRegion && queued > 0) {
+    if (this.#queueRegion && queued > 0) {
       if (result instanceof Promise) result.finally(() => this.#handled(sessionId, queued));
       else this.#handled(sessionId, queued);
     }
@@ -291,7 +295,7 @@ export class Records {
 
   /** `maxQueuedBytes`: tells the reactor that `bytes` of the session's input are handled. */
   #handled(sessionId: number, bytes: number) {
-    this.#host.lib().zg_region_handled(this.queueRegion!, sessionId, bytes);
+    this.#host.lib().zg_region_handled(this.#queueRegion!, sessionId, bytes);
   }
 
   /** The listeners whose messages `packageLengthFunc` finds (the port's own, or the server's). */

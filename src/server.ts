@@ -17,6 +17,7 @@ import { PidFile } from "./pid_file.ts";
 import { checkIds, dropPrivileges } from "./privileges.ts";
 import { Logger } from "./log.ts";
 import { Callbacks } from "./callbacks.ts";
+import { AsyncExit } from "./async_exit.ts";
 import { formatAddress, isDatagram, isUnix, resolveOptions, sockTypes } from "./options.ts";
 import { decode, encode } from "./codec.ts";
 import { Lane, letGoOfHeld, publishTails } from "./lane.ts";
@@ -103,9 +104,8 @@ export class Server {
   #ports: Port[] = [];
   /** `addProcess` bodies, in order (the same in every process of the script). */
   #processes: ((server: Server) => unknown)[] = [];
-  /** Draining (see `#drainThen`): what runs once every callback in hand has settled. */
-  #afterDrain: (() => void) | undefined;
-  #drainTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Swoole's async exit, once this worker was told to go. */
+  #exit: AsyncExit;
   /** A worker without a reactor of its own that is leaving: it takes no more records. */
   #leaving = false;
   /** The master's mailbox loop runs, until `#mailboxClosing`. */
@@ -120,10 +120,12 @@ export class Server {
   /** Daemon mode: the fd to tell the launcher on (in the background server), or -1. */
   #readyFd = -1;
   #daemonPid = -1;
-  /** SIGRTMIN deliveries seen (log reopen); SIGUSR1 + SIGUSR2 seen (one-process server). */
+  /**
+   * SIGRTMIN deliveries seen (log reopen), counted from the first time this process took the
+   * signal (a worker takes it early in `start()`, before its loop runs); SIGUSR1 + SIGUSR2 seen
+   * (one-process server).
+   */
   #rtminSeen = 0;
-  /** A worker counts SIGRTMIN from the moment it takes it (early in `start()`). */
-  #rtminCounted = false;
   #reloadsSeen = 0;
   /** This process is a background server (`daemonize`). */
   #daemonized = false;
@@ -155,7 +157,21 @@ export class Server {
       : `worker#${this.#role.kind === "worker" ? this.#role.workerId : 0}`;
     this.#log = new Logger(this.options.logLevel, `${who} pid ${Deno.pid}`);
     this.#callbacks = new Callbacks(this.#log, this.#counters);
-    this.#callbacks.onSettled = () => this.#settleCheck();
+    this.#exit = new AsyncExit({
+      options: o,
+      log: this.#log,
+      pending: () => this.#callbacks.unsettled + this.#runner.tasking,
+      abandon: () => {
+        this.#callbacks.unsettled = this.#runner.tasking = 0;
+      },
+      began: (waits) => {
+        this.#region?.setStatus(this.getWorkerId(), WorkerStatus.exited);
+        if (!waits) return;
+        const id = this.getWorkerId();
+        this.#callbacks.call("workerExit", -1, () => this.#callbacks.events.workerExit?.(this, id));
+      },
+    });
+    this.#callbacks.onSettled = () => this.#exit.settled();
     const tasks: TaskContext = {
       server: this,
       options: o,
@@ -201,7 +217,7 @@ export class Server {
       lib: () => this.#lib,
       lanes: () => this.#lanes,
     });
-    this.#runner = new TaskRunner(tasks, () => this.#settleCheck(), () => {
+    this.#runner = new TaskRunner(tasks, () => this.#exit.settled(), () => {
       // After the batch in hand: every task of it gets its answer first.
       if (this.#state !== "running") return false;
       this.#state = "stopping";
@@ -260,7 +276,7 @@ export class Server {
     const region = this.#region ?? this.#manager?.region;
     if (!region) {
       if (workerId !== 0 || this.#role.kind !== "single") return -1;
-      return this.#afterDrain ? WorkerStatus.exited : WorkerStatus.idle;
+      return this.#exit.began ? WorkerStatus.exited : WorkerStatus.idle;
     }
     if (!Number.isInteger(workerId) || workerId < 0 || workerId >= region.slotCount) return -1;
     return region.status(workerId);
@@ -379,8 +395,6 @@ export class Server {
       // The master may forward SIGRTMIN any time from now on: never die of it, and reopen the
       // log for one that comes before the loop runs (counted from here, not from the loop).
       library().zg_signal_take(sigrtmin, -1);
-      this.#rtminSeen = library().zg_signal_count(sigrtmin);
-      this.#rtminCounted = true;
     }
     try {
       if (role.kind === "worker" && (role.workerType !== "event" || role.kickFds.length > 0)) {
@@ -798,8 +812,7 @@ export class Server {
     });
     this.#port = role.ports[0];
     this.#attached = true;
-    this.#records.attached = true;
-    if (this.options.maxQueuedBytes > 0) this.#records.queueRegion = region.pointer;
+    this.#records.attach(this.options.maxQueuedBytes > 0 ? region.pointer : null);
   }
 
   /** The master's mailbox: results of its tasks. Runs beside the supervision. */
@@ -849,7 +862,6 @@ export class Server {
         const end = setTimeout(() => clearInterval(retake), 2000);
         Deno.unrefTimer(end);
       }
-      if (!this.#rtminCounted) this.#rtminSeen = lib.zg_signal_count(sigrtmin);
       this.#reloadsSeen = lib.zg_signal_count(10) + lib.zg_signal_count(12);
       // One that came before the loop woke nothing.
       this.#checkSignals();
@@ -949,7 +961,6 @@ export class Server {
     if (this.#handle !== null) this.#lib.zg_server_destroy(this.#handle);
     this.#handle = null;
     this.#attached = false;
-    this.#records.attached = false;
     this.#state = "stopped";
     // Results, messages and forwarded sends still queued for other processes go out first.
     if (this.#mailbox) this.#drainOutboxes();
@@ -978,7 +989,7 @@ export class Server {
         lane.shutdownSeen = true;
         // (Stopping: a maxRequest or SIGTERM meanwhile does not start a second way out.)
         if (this.#state === "running") this.#state = "stopping";
-        if (first) this.#drainThen(() => this.#stopWorker());
+        if (first) this.#exit.begin(() => this.#stopWorker());
         else if (this.#workerStopped) lane.push(RecordType.shutdownAck, 0, 0, new Uint8Array(0));
         return;
       }
@@ -991,7 +1002,7 @@ export class Server {
 
   /** Busy or idle in the region, except that a draining worker stays exiting (3). */
   #setStatus(status: number) {
-    this.#region?.setStatus(this.getWorkerId(), this.#afterDrain ? WorkerStatus.exited : status);
+    this.#region?.setStatus(this.getWorkerId(), this.#exit.began ? WorkerStatus.exited : status);
   }
 
   /** Dispatches every record published so far; returns how many. */
@@ -1072,53 +1083,6 @@ export class Server {
       for (const lane of lanes) lane.publishOut();
     }
     return handled;
-  }
-
-  /**
-   * Swoole's async exit (reload, stop, shutdown): the caller has stopped this worker taking new
-   * events; it reports itself exiting (status 3) and runs `workerExit`, then, once every async
-   * callback in hand has settled (or `maxWaitTime` ran out), `then`. Without `reloadAsync`,
-   * `then` at once.
-   */
-  #drainThen(then: () => void) {
-    if (this.#afterDrain) return;
-    this.#afterDrain = then;
-    this.#region?.setStatus(this.getWorkerId(), WorkerStatus.exited);
-    // Without reloadAsync, as in Swoole: no workerExit, no waiting.
-    if (!this.options.reloadAsync) {
-      this.#afterDrain = () => {};
-      return then();
-    }
-    this.#callbacks.call(
-      "workerExit",
-      -1,
-      () => this.#callbacks.events.workerExit?.(this, this.getWorkerId()),
-    );
-    if (this.#callbacks.unsettled + this.#runner.tasking === 0) return this.#settleCheck();
-    this.#log.info(
-      `exiting once ${
-        this.#callbacks.unsettled + this.#runner.tasking
-      } async callback(s) settle (at most maxWaitTime, ${this.options.maxWaitTime} s)`,
-    );
-    // At 80% of maxWaitTime: the master kills at maxWaitTime, and what was sent until then
-    // still has to reach the rings.
-    this.#drainTimer = setTimeout(() => {
-      this.#log.warning(
-        `maxWaitTime (${this.options.maxWaitTime} s) ran out with ${
-          this.#callbacks.unsettled + this.#runner.tasking
-        } async callback(s) unsettled; exiting without them`,
-      );
-      this.#callbacks.unsettled = this.#runner.tasking = 0;
-      this.#settleCheck();
-    }, this.options.maxWaitTime * 800);
-  }
-
-  #settleCheck() {
-    const then = this.#afterDrain;
-    if (!then || this.#callbacks.unsettled + this.#runner.tasking > 0) return;
-    this.#afterDrain = () => {};
-    clearTimeout(this.#drainTimer);
-    then();
   }
 
   /**
@@ -1515,7 +1479,7 @@ export class Server {
     if (this.#leaving) return;
     this.#leaving = true;
     this.#state = "stopping";
-    this.#drainThen(() => {
+    this.#exit.begin(() => {
       this.#callbacks.call(
         "workerStop",
         -1,
