@@ -14,8 +14,8 @@
 import { parseArgs } from "node:util";
 import { Server } from "./mod.ts";
 import type { ServerOptions } from "./mod.ts";
-import { Region, WorkerStatus } from "./src/region.ts";
-import { runningServer } from "./src/pid_file.ts";
+import { Region, WorkerStatus } from "./src/ipc/region.ts";
+import { runningServer } from "./src/operations/pid_file.ts";
 
 const defaultPidFile = "ziggurat.pid";
 

@@ -20,7 +20,7 @@ unwrap(lib.zg_server_listen(server, host, BigInt(host.length), 0, 16, 0, port), 
 unwrap(lib.zg_server_start(server, 1), "start inline");
 
 Deno.bench("sync FFI call: zg_session_state (once per send)", () => {
-  lib.zg_session_state(server, 12345);
+  lib.zg_session_state(server, 12345, 0);
 });
 
 Deno.bench(

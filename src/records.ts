@@ -13,7 +13,7 @@ import { errnoName } from "./errors.ts";
 import type { PacketInfo, ServerEvents } from "./events.ts";
 import { LengthFramer } from "./framer.ts";
 import { ipv6 } from "./ip.ts";
-import type { Lane } from "./lane.ts";
+import type { Lane } from "./ipc/lane.ts";
 import type { Logger } from "./log.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { lostStart, MessagePieces } from "./pieces.ts";

@@ -12,13 +12,13 @@ import { decodeClientInfo } from "./client_info.ts";
 import type { ClientInfo } from "./client_info.ts";
 import { ErrorCode } from "./errors.ts";
 import { parseIp } from "./ip.ts";
-import type { Lane } from "./lane.ts";
+import type { Lane } from "./ipc/lane.ts";
 import type { Logger } from "./log.ts";
-import type { Mailbox } from "./mailbox.ts";
+import type { Mailbox } from "./ipc/mailbox.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { Port } from "./port.ts";
-import type { Region } from "./region.ts";
-import type { Role } from "./role.ts";
+import type { Region } from "./ipc/region.ts";
+import type { Role } from "./roles/role.ts";
 
 const encoder = new TextEncoder();
 const empty = new Uint8Array(0);

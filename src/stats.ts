@@ -5,7 +5,7 @@
 
 import { statsFields } from "./_ffi/layout.ts";
 import type { PortStats } from "./port.ts";
-import type { Region } from "./region.ts";
+import type { Region } from "./ipc/region.ts";
 
 /**
  * What `stats()` returns: Swoole's counters, in camelCase. The ones a port has too

@@ -7,14 +7,14 @@
  */
 
 import { layout, MailFlag, RecordType } from "./_ffi/layout.ts";
-import { decode, encode } from "./codec.ts";
+import { decode, encode } from "./ipc/codec.ts";
 import { ErrorCode } from "./errors.ts";
 import type { ServerEvent, ServerEvents } from "./events.ts";
 import type { Logger } from "./log.ts";
-import type { Mailbox } from "./mailbox.ts";
+import type { Mailbox } from "./ipc/mailbox.ts";
 import type { ResolvedOptions } from "./options.ts";
-import { WorkerStatus } from "./region.ts";
-import type { Region } from "./region.ts";
+import { WorkerStatus } from "./ipc/region.ts";
+import type { Region } from "./ipc/region.ts";
 import type { Server } from "./server.ts";
 
 /** Options of `taskwait` and `taskWaitMulti`. */

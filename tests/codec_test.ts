@@ -3,7 +3,7 @@
  * path (JSON, string, bytes, node:v8) a value takes.
  */
 import assert from "node:assert/strict";
-import { decode, encode } from "../src/codec.ts";
+import { decode, encode } from "../src/ipc/codec.ts";
 
 class Point {
   constructor(public x: number, public y: number) {}

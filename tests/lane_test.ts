@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { layout, RecordType } from "../src/_ffi/layout.ts";
-import { Lane, letGoOfHeld, publishTails } from "../src/lane.ts";
-import { Unsent } from "../src/unsent.ts";
+import { Lane, letGoOfHeld, publishTails } from "../src/ipc/lane.ts";
+import { Unsent } from "../src/ipc/unsent.ts";
 
 const ringBytes = 4096;
 

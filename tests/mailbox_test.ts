@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { RecordType } from "../src/_ffi/layout.ts";
 import { library, unwrap } from "../src/_ffi/library.ts";
-import { Mailbox } from "../src/mailbox.ts";
-import { Region, WorkerStatus } from "../src/region.ts";
+import { Mailbox } from "../src/ipc/mailbox.ts";
+import { Region, WorkerStatus } from "../src/ipc/region.ts";
 
 const lib = library();
 

@@ -8,9 +8,9 @@
  * @module
  */
 
-import { library, unwrap } from "./_ffi/library.ts";
-import { Status } from "./_ffi/layout.ts";
-import { Errno } from "./errors.ts";
+import { library, unwrap } from "../_ffi/library.ts";
+import { Status } from "../_ffi/layout.ts";
+import { Errno } from "../errors.ts";
 
 const encoder = new TextEncoder();
 

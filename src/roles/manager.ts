@@ -11,9 +11,9 @@
  * @module
  */
 
-import { library, unwrap } from "./_ffi/library.ts";
-import type { Library } from "./_ffi/library.ts";
-import { layout, ListenFlag } from "./_ffi/layout.ts";
+import { library, unwrap } from "../_ffi/library.ts";
+import type { Library } from "../_ffi/library.ts";
+import { layout, ListenFlag } from "../_ffi/layout.ts";
 import {
   formatAddress,
   heartbeatMs,
@@ -22,12 +22,12 @@ import {
   listenFlags,
   nativeConfig,
   nativeFraming,
-} from "./options.ts";
-import type { ResolvedOptions } from "./options.ts";
-import type { Logger } from "./log.ts";
+} from "../options.ts";
+import type { ResolvedOptions } from "../options.ts";
+import type { Logger } from "../log.ts";
 import { env, ownCommandLine, serverKey } from "./role.ts";
-import { Region, WorkerStatus } from "./region.ts";
-import type { Port } from "./port.ts";
+import { Region, WorkerStatus } from "../ipc/region.ts";
+import type { Port } from "../port.ts";
 
 const encoder = new TextEncoder();
 const sigterm = 15;

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { library, unwrap } from "./_ffi/library.ts";
-import { Errno } from "./errors.ts";
+import { library, unwrap } from "../_ffi/library.ts";
+import { Errno } from "../errors.ts";
 
 const encoder = new TextEncoder();
 

@@ -7,9 +7,9 @@
  * @module
  */
 
-import { layout, MailFlag, RecordType } from "./_ffi/layout.ts";
-import type { Library } from "./_ffi/library.ts";
-import { concatBytes } from "./bytes.ts";
+import { layout, MailFlag, RecordType } from "../_ffi/layout.ts";
+import type { Library } from "../_ffi/library.ts";
+import { concatBytes } from "../bytes.ts";
 import { Lane } from "./lane.ts";
 import type { Region } from "./region.ts";
 

@@ -7,8 +7,8 @@
  * @module
  */
 
-import type { Logger } from "./log.ts";
-import type { ResolvedOptions } from "./options.ts";
+import type { Logger } from "../log.ts";
+import type { ResolvedOptions } from "../options.ts";
 
 /** What the exit uses of the worker it belongs to. */
 export interface AsyncExitHost {

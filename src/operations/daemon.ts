@@ -5,10 +5,10 @@
  * @module
  */
 
-import { library, unwrap } from "./_ffi/library.ts";
-import type { ResolvedOptions } from "./options.ts";
+import { library, unwrap } from "../_ffi/library.ts";
+import type { ResolvedOptions } from "../options.ts";
 import { runningServer } from "./pid_file.ts";
-import { env, ownCommandLine } from "./role.ts";
+import { env, ownCommandLine } from "../roles/role.ts";
 
 const encoder = new TextEncoder();
 

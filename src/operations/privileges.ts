@@ -6,11 +6,11 @@
  * @module
  */
 
-import { library, unwrap } from "./_ffi/library.ts";
-import { Status } from "./_ffi/layout.ts";
-import { errnoName } from "./errors.ts";
-import type { Logger } from "./log.ts";
-import type { Role } from "./role.ts";
+import { library, unwrap } from "../_ffi/library.ts";
+import { Status } from "../_ffi/layout.ts";
+import { errnoName } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Role } from "../roles/role.ts";
 
 const encoder = new TextEncoder();
 

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { layout, RecordType } from "./_ffi/layout.ts";
+import { layout, RecordType } from "../_ffi/layout.ts";
 import type { Unsent } from "./unsent.ts";
 
 /** A send waiting for room in the outbound ring; kept in order. */

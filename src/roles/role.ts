@@ -5,7 +5,7 @@
  * @module
  */
 
-import { library, unwrap } from "./_ffi/library.ts";
+import { library, unwrap } from "../_ffi/library.ts";
 
 /** Environment variable names (part of the contract between manager and workers). */
 export const env = {

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { library, unwrap } from "./_ffi/library.ts";
-import { layout, portsMax, portStatsFields, statsFields, workerSlot } from "./_ffi/layout.ts";
+import { library, unwrap } from "../_ffi/library.ts";
+import { layout, portsMax, portStatsFields, statsFields, workerSlot } from "../_ffi/layout.ts";
 
 /** A worker slot's JavaScript counters (f64 each), in the order `publish` takes them. */
 const counterFields = [
