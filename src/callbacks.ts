@@ -9,6 +9,9 @@ import type { ServerEvent, ServerEvents } from "./events.ts";
 import type { Logger } from "./log.ts";
 import { ErrorRepeats } from "./repeats.ts";
 import type { Counters } from "./stats.ts";
+import { formatAddress, isDatagram } from "./options.ts";
+import type { ResolvedOptions } from "./options.ts";
+import type { Port } from "./port.ts";
 
 export class Callbacks {
   /** What `on()` registered, by event. */
@@ -68,4 +71,36 @@ export class Callbacks {
       },
     );
   }
+}
+
+/**
+ * Before a start: each socket's type needs its callback, its own (a port's) or the server's,
+ * and task workers need a `task` callback. The error to reject with, if one is missing.
+ */
+export function missingCallback(
+  options: ResolvedOptions,
+  ports: readonly Port[],
+  events: Partial<ServerEvents>,
+): TypeError | undefined {
+  const sockets = [
+    { what: "the server", sockType: options.sockType, own: undefined },
+    ...ports.map((port) => ({
+      what: `the port ${formatAddress(port.host, port.port)}`,
+      sockType: port.sockType,
+      own: port.callbacks,
+    })),
+  ];
+  for (const { what, sockType, own } of sockets) {
+    const event = isDatagram(sockType) ? "packet" : "receive";
+    if (own?.[event] || events[event]) continue;
+    return new TypeError(
+      `Cannot start the server: ${what} is a ${
+        event === "packet" ? "datagram" : "stream"
+      } socket (${sockType}) and needs a "${event}" callback, of its own or the server's`,
+    );
+  }
+  if (options.taskWorkerNum > 0 && !events.task) {
+    return new TypeError('Cannot start the server: taskWorkerNum > 0 needs a "task" callback');
+  }
+  return undefined;
 }

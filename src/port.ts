@@ -5,7 +5,7 @@
  */
 
 import type { ResolvedOptions, ServerOptions, SockType } from "./options.ts";
-import { resolveOptions } from "./options.ts";
+import { isUnix, resolveOptions, sockTypes } from "./options.ts";
 
 /**
  * The settings a port may have of its own (Swoole's port-level ones): framing and the message
@@ -180,4 +180,45 @@ function pick(o: ResolvedOptions): PortOptions {
   const out: Record<string, unknown> = {};
   for (const name of portOptionNames) out[name] = o[name];
   return out as PortOptions;
+}
+
+/** A server has at most this many listening sockets: its own and seven ports. */
+const maxPorts = 7;
+
+/**
+ * Swoole's `listen(host, port, type)`: checks the address and adds the next port to `ports`
+ * (listener `ports.length + 1`), whose counters `counters(index)` reads.
+ */
+export function addPort(
+  ports: Port[],
+  host: string,
+  port: number,
+  sockType: SockType,
+  counters: (index: number) => PortStats,
+): Port {
+  if (typeof host !== "string" || host.length === 0) {
+    throw new TypeError(`listen() takes a host, got ${host}`);
+  }
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(`listen() takes a port from 0 to 65535, got ${port}`);
+  }
+  if (!sockTypes.includes(sockType)) {
+    throw new RangeError(
+      `listen() takes the type "tcp", "udp", "unix" or "unixDgram", got ${sockType}`,
+    );
+  }
+  if (isUnix(sockType) && !host.startsWith("/") && !host.startsWith(".")) {
+    throw new TypeError(`listen() takes a socket's path as the host of a "${sockType}" port`);
+  }
+  if (ports.length >= maxPorts) throw new RangeError("A server has at most 8 ports");
+  const index = ports.length + 1;
+  const p = new Port(
+    host === "localhost" ? "127.0.0.1" : host,
+    port,
+    sockType,
+    index,
+    () => counters(index),
+  );
+  ports.push(p);
+  return p;
 }

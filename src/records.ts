@@ -6,21 +6,17 @@
  * @module
  */
 
-import type { Library } from "./_ffi/library.ts";
 import { CloseFlag, CloseHow, layout, RecordType, SessionState } from "./_ffi/layout.ts";
-import type { Callbacks } from "./callbacks.ts";
+import type { ServerContext } from "./context.ts";
 import { errnoName } from "./errors.ts";
 import type { PacketInfo, ServerEvents } from "./events.ts";
 import { LengthFramer } from "./framer.ts";
 import { ipv6 } from "./ip.ts";
 import type { Lane } from "./ipc/lane.ts";
-import type { Logger } from "./log.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { lostStart, MessagePieces } from "./pieces.ts";
 import type { Port } from "./port.ts";
-import type { Server } from "./server.ts";
 import type { Sessions } from "./sessions.ts";
-import type { Counters } from "./stats.ts";
 
 const decoder = new TextDecoder();
 /** Received payloads up to this size are copied into shared arenas of `arenaSize` bytes. */
@@ -28,21 +24,9 @@ const arenaSmall = 4096;
 const arenaSize = 64 * 1024;
 
 /** What the record path uses of the server it belongs to. */
-export interface RecordsHost {
-  readonly server: Server;
-  readonly options: ResolvedOptions;
-  readonly log: Logger;
-  readonly callbacks: Callbacks;
-  readonly counters: Counters;
-  readonly sessions: Sessions;
-  /** `listen()` ports, in order (listener 1, 2, …). */
-  readonly ports: readonly Port[];
-  lib(): Library;
-  lanes(): Lane[];
-}
-
 export class Records {
-  #host: RecordsHost;
+  #ctx: ServerContext;
+  #sessions: Sessions;
   /** PROCESS mode with `maxQueuedBytes`: the region whose session slots count queued input. */
   #queueRegion: Deno.PointerValue = null;
   /** `discardTimeoutRequest` applies: PROCESS mode, dispatch mode 1 or 3 (see `attach`). */
@@ -60,8 +44,9 @@ export class Records {
   #arena = new Uint8Array(0);
   #arenaUsed = arenaSize;
 
-  constructor(host: RecordsHost) {
-    this.#host = host;
+  constructor(ctx: ServerContext, sessions: Sessions) {
+    this.#ctx = ctx;
+    this.#sessions = sessions;
   }
 
   /**
@@ -69,7 +54,7 @@ export class Records {
    * `maxQueuedBytes`), and `discardTimeoutRequest` applies in dispatch modes 1 and 3.
    */
   attach(queueRegion: Deno.PointerValue) {
-    const o = this.#host.options;
+    const o = this.#ctx.options;
     this.#queueRegion = queueRegion;
     this.#discardClosed = o.discardTimeoutRequest &&
       (o.dispatchMode === 1 || o.dispatchMode === 3);
@@ -77,16 +62,16 @@ export class Records {
 
   /** `discardTimeoutRequest`: a closed session's data is dropped, counted, logged. */
   #discard(sessionId: number, bytes: number) {
-    this.#host.counters.discards++;
+    this.#ctx.counters.discards++;
     if (this.#queueRegion) this.#handled(sessionId, bytes);
     // (Modes 1 and 3 deliver no close: what was kept of the session goes now.)
     this.#pieces.forget(sessionId);
     for (const framer of this.#framers ?? []) framer?.forget(sessionId);
-    this.#host.callbacks.repeats.report(
+    this.#ctx.callbacks.repeats.report(
       "dropped data of a session that had closed (discardTimeoutRequest)",
       sessionId,
       () =>
-        this.#host.log.warning(
+        this.#ctx.log.warning(
           `session ${sessionId}: dropped ${bytes} bytes that arrived before it closed (discardTimeoutRequest)`,
         ),
       "warning",
@@ -99,10 +84,10 @@ export class Records {
    * the rest as a message of its own.
    */
   #lostMessage(sessionId: number) {
-    this.#host.log.warning(
+    this.#ctx.log.warning(
       `session ${sessionId}: a message's start was lost with the worker before this one; closing it`,
     );
-    this.#host.sessions.laneOf(sessionId).push(
+    this.#sessions.laneOf(sessionId).push(
       RecordType.closeRequest,
       sessionId,
       0,
@@ -116,10 +101,10 @@ export class Records {
    */
   dispatch(lane: Lane, type: number, at: number, len: number, sessionId: number, aux: number) {
     const reactorId = lane.i16[(at + layout.recordReactorId) >>> 1];
-    this.#host.counters.dispatch++;
+    this.#ctx.counters.dispatch++;
     switch (type) {
       case RecordType.receive: {
-        if (this.#discardClosed && this.#host.sessions.coreState(sessionId) === SessionState.gone) {
+        if (this.#discardClosed && this.#sessions.coreState(sessionId) === SessionState.gone) {
           this.#discard(sessionId, len);
           return;
         }
@@ -148,7 +133,7 @@ export class Records {
             if (this.#queueRegion) this.#handled(sessionId, len);
             return;
           }
-          data = this.#host.options.borrowedViews
+          data = this.#ctx.options.borrowedViews
             ? lane.u8.subarray(start, start + len)
             : this.#copy(lane.u8, start, len);
         }
@@ -156,48 +141,48 @@ export class Records {
         return;
       }
       case RecordType.connect: {
-        const port = aux > 0 ? this.#host.ports[aux - 1] : undefined;
+        const port = aux > 0 ? this.#ctx.ports[aux - 1] : undefined;
         if (port) this.#sessionPort.set(sessionId, port);
         const connect = (port?.callbacks.connect as ServerEvents["connect"] | undefined) ??
-          this.#host.callbacks.events.connect;
-        this.#host.callbacks.call(
+          this.#ctx.callbacks.events.connect;
+        this.#ctx.callbacks.call(
           "connect",
           sessionId,
-          () => connect?.(this.#host.server, sessionId, reactorId),
+          () => connect?.(this.#ctx.server, sessionId, reactorId),
         );
         return;
       }
       case RecordType.close: {
         const flags = lane.u8[at + layout.recordFlags];
         if (flags & CloseFlag.error) {
-          this.#host.log.info(`session ${sessionId} closed: ${errnoName(aux)}`);
+          this.#ctx.log.info(`session ${sessionId} closed: ${errnoName(aux)}`);
         }
         const port = this.#sessionPort.get(sessionId);
         if (port) this.#sessionPort.delete(sessionId);
         const close = (port?.callbacks.close as ServerEvents["close"] | undefined) ??
-          this.#host.callbacks.events.close;
+          this.#ctx.callbacks.events.close;
         // The record carries the session's info as it ended: `getClientInfo` answers from it
         // inside the callback, though the core may have freed the slot already.
         if (len === layout.clientInfoSize) {
           const start = at + layout.recordHeaderSize;
-          this.#host.sessions.ended = {
+          this.#sessions.ended = {
             sessionId,
             buffer: lane.u8.slice(start, start + len).buffer,
           };
         }
-        this.#host.callbacks.call(
+        this.#ctx.callbacks.call(
           "close",
           sessionId,
-          () => close?.(this.#host.server, sessionId, reactorId),
+          () => close?.(this.#ctx.server, sessionId, reactorId),
         );
-        this.#host.sessions.ended = undefined;
-        this.#host.sessions.closing.delete(sessionId);
+        this.#sessions.ended = undefined;
+        this.#sessions.closing.delete(sessionId);
         this.#pieces.forget(sessionId);
         if (this.#framers) { for (const framer of this.#framers) framer?.forget(sessionId); }
         // After EOF the reactor keeps the socket until we answer, so sends made before this
         // point (and in the close callback) are still written.
         if (flags & CloseFlag.peerEof) {
-          this.#host.sessions.laneOf(sessionId).push(
+          this.#sessions.laneOf(sessionId).push(
             RecordType.closeRequest,
             sessionId,
             0,
@@ -221,39 +206,39 @@ export class Records {
           address = family === 6 ? ipv6(addr) : Array.from(addr.subarray(0, 4)).join(".");
         }
         const data = lane.u8.slice(start + size, start + len);
-        this.#host.counters.request++;
+        this.#ctx.counters.request++;
         const info: PacketInfo = {
           address,
           port,
           serverSocket: aux,
-          serverPort: this.#host.server.port,
+          serverPort: this.#ctx.server.port,
           dispatchTime: Date.now() / 1000,
         };
         const packet =
           (aux > 0
-            ? this.#host.ports[aux - 1]?.callbacks.packet as ServerEvents["packet"] | undefined
-            : undefined) ?? this.#host.callbacks.events.packet;
+            ? this.#ctx.ports[aux - 1]?.callbacks.packet as ServerEvents["packet"] | undefined
+            : undefined) ?? this.#ctx.callbacks.events.packet;
         info.serverPort = aux > 0
-          ? this.#host.ports[aux - 1]?.port ?? this.#host.server.port
-          : this.#host.server.port;
-        this.#host.callbacks.call("packet", -1, () => packet?.(this.#host.server, data, info));
+          ? this.#ctx.ports[aux - 1]?.port ?? this.#ctx.server.port
+          : this.#ctx.server.port;
+        this.#ctx.callbacks.call("packet", -1, () => packet?.(this.#ctx.server, data, info));
         return;
       }
       case RecordType.drained:
-        this.#host.sessions.drained(sessionId, aux === 1);
+        this.#sessions.drained(sessionId, aux === 1);
         return;
       case RecordType.bufferFull:
-        this.#host.callbacks.call(
+        this.#ctx.callbacks.call(
           "bufferFull",
           sessionId,
-          () => this.#host.callbacks.events.bufferFull?.(this.#host.server, sessionId),
+          () => this.#ctx.callbacks.events.bufferFull?.(this.#ctx.server, sessionId),
         );
         return;
       case RecordType.bufferEmpty:
-        this.#host.callbacks.call(
+        this.#ctx.callbacks.call(
           "bufferEmpty",
           sessionId,
-          () => this.#host.callbacks.events.bufferEmpty?.(this.#host.server, sessionId),
+          () => this.#ctx.callbacks.events.bufferEmpty?.(this.#ctx.server, sessionId),
         );
         return;
       default:
@@ -269,21 +254,21 @@ export class Records {
     data: Uint8Array,
     queued = 0,
   ) {
-    this.#host.counters.request++;
+    this.#ctx.counters.request++;
     const receive =
       (listener > 0
-        ? this.#host.ports[listener - 1]?.callbacks.receive as ServerEvents["receive"] | undefined
-        : undefined) ?? this.#host.callbacks.events.receive!;
+        ? this.#ctx.ports[listener - 1]?.callbacks.receive as ServerEvents["receive"] | undefined
+        : undefined) ?? this.#ctx.callbacks.events.receive!;
     let result: unknown;
     try {
-      result = receive(this.#host.server, sessionId, reactorId, data);
+      result = receive(this.#ctx.server, sessionId, reactorId, data);
       if (result instanceof Promise) {
-        result = this.#host.callbacks.track(
-          result.catch((e) => this.#host.callbacks.failed("receive", sessionId, e)),
+        result = this.#ctx.callbacks.track(
+          result.catch((e) => this.#ctx.callbacks.failed("receive", sessionId, e)),
         );
       }
     } catch (error) {
-      this.#host.callbacks.failed("receive", sessionId, error);
+      this.#ctx.callbacks.failed("receive", sessionId, error);
     }
     // `maxQueuedBytes`: the reactor hears that the record's bytes are handled once the
     // callback returns, or for an async one, once its promise settles.
@@ -295,7 +280,7 @@ export class Records {
 
   /** `maxQueuedBytes`: tells the reactor that `bytes` of the session's input are handled. */
   #handled(sessionId: number, bytes: number) {
-    this.#host.lib().zg_region_handled(this.#queueRegion!, sessionId, bytes);
+    this.#ctx.lib.zg_region_handled(this.#queueRegion!, sessionId, bytes);
   }
 
   /** The listeners whose messages `packageLengthFunc` finds (the port's own, or the server's). */
@@ -303,10 +288,10 @@ export class Records {
     const framer = (o: ResolvedOptions) =>
       o.packageLengthFunc ? new LengthFramer(o.packageLengthFunc, o.packageMaxLength) : null;
     return [
-      framer(this.#host.options),
-      ...this.#host.ports.map((p) => {
-        const own = p.optionsOver(this.#host.options);
-        return own ? framer(own) : framer(this.#host.options);
+      framer(this.#ctx.options),
+      ...this.#ctx.ports.map((p) => {
+        const own = p.optionsOver(this.#ctx.options);
+        return own ? framer(own) : framer(this.#ctx.options);
       }),
     ];
   }
@@ -322,22 +307,22 @@ export class Records {
   #sweepFramers() {
     this.#framerSweepAt = performance.now() + 1000;
     const suspects = this.#sweepSuspects;
-    if (suspects && this.#host.lanes().every((lane, i) => lane.readPast(suspects.marks[i]))) {
+    if (suspects && this.#ctx.lanes.every((lane, i) => lane.readPast(suspects.marks[i]))) {
       for (const id of suspects.ids) {
         for (const framer of this.#framers ?? []) framer?.forget(id);
-        this.#host.sessions.closing.delete(id);
+        this.#sessions.closing.delete(id);
       }
       this.#sweepSuspects = undefined;
     }
     if (this.#sweepSuspects) return;
-    const gone = (id: number) => (this.#host.sessions.coreState(id) & 0xff) === SessionState.gone;
+    const gone = (id: number) => (this.#sessions.coreState(id) & 0xff) === SessionState.gone;
     const ids = new Set<number>();
     for (const framer of this.#framers ?? []) {
       for (const id of framer?.sessions() ?? []) if (gone(id)) ids.add(id);
     }
-    for (const id of this.#host.sessions.closing) if (gone(id)) ids.add(id);
+    for (const id of this.#sessions.closing) if (gone(id)) ids.add(id);
     if (ids.size > 0) {
-      this.#sweepSuspects = { ids: [...ids], marks: this.#host.lanes().map((l) => l.written()) };
+      this.#sweepSuspects = { ids: [...ids], marks: this.#ctx.lanes.map((l) => l.written()) };
     }
   }
 
@@ -352,18 +337,18 @@ export class Records {
     listener: number,
     bytes: Uint8Array,
   ) {
-    if (this.#host.sessions.closing.has(sessionId)) return; // (closed for a bad message; the rest is moot)
+    if (this.#sessions.closing.has(sessionId)) return; // (closed for a bad message; the rest is moot)
     if (
-      (framer.held > 0 || this.#host.sessions.closing.size > 0) &&
+      (framer.held > 0 || this.#sessions.closing.size > 0) &&
       performance.now() >= this.#framerSweepAt
     ) this.#sweepFramers();
-    const borrowed = this.#host.options.borrowedViews;
+    const borrowed = this.#ctx.options.borrowedViews;
     const why = framer.feed(sessionId, bytes, (message) => {
       this.#receive(sessionId, reactorId, listener, borrowed ? message : message.slice());
     });
     if (why === undefined) return;
-    this.#host.log.warning(`session ${sessionId}: ${why}; closing the session`);
-    this.#host.sessions.requestClose(sessionId, CloseHow.protocolError);
+    this.#ctx.log.warning(`session ${sessionId}: ${why}; closing the session`);
+    this.#sessions.requestClose(sessionId, CloseHow.protocolError);
   }
 
   /**

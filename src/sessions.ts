@@ -6,51 +6,20 @@
  * @module
  */
 
-import type { Library } from "./_ffi/library.ts";
 import { CloseHow, layout, RecordType, SessionState } from "./_ffi/layout.ts";
 import { decodeClientInfo } from "./client_info.ts";
 import type { ClientInfo } from "./client_info.ts";
 import { ErrorCode } from "./errors.ts";
 import { parseIp } from "./ip.ts";
 import type { Lane } from "./ipc/lane.ts";
-import type { Logger } from "./log.ts";
-import type { Mailbox } from "./ipc/mailbox.ts";
-import type { ResolvedOptions } from "./options.ts";
-import type { Port } from "./port.ts";
-import type { Region } from "./ipc/region.ts";
-import type { Role } from "./roles/role.ts";
+import type { ServerContext } from "./context.ts";
 
 const encoder = new TextEncoder();
 const empty = new Uint8Array(0);
 
 /** What the connection API reads of the server as it runs. */
-export interface SessionsHost {
-  readonly options: ResolvedOptions;
-  readonly log: Logger;
-  lib(): Library;
-  /** The reactor of a one-worker server or BASE worker (null otherwise). */
-  handle(): Deno.PointerValue;
-  /** The tree's region (every session of the tree is in its tables). */
-  region(): Region | undefined;
-  /** One per reactor: BASE mode this worker's own, PROCESS mode each of the master's. */
-  lanes(): Lane[];
-  mailbox(): Mailbox | undefined;
-  ports(): readonly Port[];
-  role(): Role;
-  /** A PROCESS-mode worker (its sessions live in the master's reactor threads). */
-  attached(): boolean;
-  /** Within a batch, what is queued is published at its end; outside one, at once. */
-  inBatch(): boolean;
-  /** Serving sessions now (running, or stopping but not yet stopped). */
-  live(): boolean;
-  /** Sessions can be looked up (a live worker, or a running manager). */
-  canLookUp(): boolean;
-  countResponse(): void;
-  setLastError(code: number): void;
-}
-
 export class Sessions {
-  #host: SessionsHost;
+  #ctx: ServerContext;
   /** Sessions this process asked to close, until their close record comes. */
   readonly closing = new Set<number>();
   /** `sendwait`s waiting for a session's output to be written. */
@@ -58,8 +27,8 @@ export class Sessions {
   /** During a `close` callback: the info its record carried (the session may be gone). */
   ended: { sessionId: number; buffer: ArrayBuffer } | undefined;
 
-  constructor(host: SessionsHost) {
-    this.#host = host;
+  constructor(ctx: ServerContext) {
+    this.#ctx = ctx;
   }
 
   /** A `drained` record: the `sendwait`s of the session settle. */
@@ -74,13 +43,13 @@ export class Sessions {
     this.closing.add(sessionId);
     const lane = this.laneOf(sessionId);
     lane.push(RecordType.closeRequest, sessionId, how, empty);
-    if (!this.#host.inBatch()) lane.publishOut();
+    this.#ctx.sentOn(lane);
   }
 
   /** `Server.send`. */
   send(sessionId: number, data: Uint8Array | string): boolean {
-    if (!this.#host.live()) {
-      this.#host.setLastError(ErrorCode.serverNotRunning);
+    if (!this.#ctx.live()) {
+      this.#ctx.lastError = ErrorCode.serverNotRunning;
       return false;
     }
     let state = this.state(sessionId, this.#unsentOf(sessionId, false));
@@ -90,7 +59,7 @@ export class Sessions {
     }
     if (state !== SessionState.open && state !== SessionState.peerClosed) {
       if (state & SessionState.overLimit) {
-        this.#host.setLastError(ErrorCode.outputBufferOverflow);
+        this.#ctx.lastError = ErrorCode.outputBufferOverflow;
       }
       return false;
     }
@@ -99,14 +68,14 @@ export class Sessions {
       throw new TypeError(`send() takes a Uint8Array or a string, got ${typeof data}`);
     }
     if (bytes.length === 0) {
-      this.#host.setLastError(ErrorCode.noPayload);
+      this.#ctx.lastError = ErrorCode.noPayload;
       return false;
     }
     const forward = this.forwardTo(sessionId);
     if (forward >= 0) {
       // (Counted as a response by the worker that writes it.)
-      this.#host.mailbox()!.send(forward, RecordType.forwardSend, sessionId, 0, bytes);
-      if (!this.#host.inBatch()) this.#host.mailbox()!.publish();
+      this.#ctx.mailbox!.send(forward, RecordType.forwardSend, sessionId, 0, bytes);
+      this.#ctx.mailed();
       return true;
     }
     const lane = this.laneOf(sessionId);
@@ -115,8 +84,8 @@ export class Sessions {
       const chunk = bytes.length <= sendChunk ? bytes : bytes.subarray(offset, offset + sendChunk);
       lane.push(RecordType.send, sessionId, 0, chunk);
     }
-    this.#host.countResponse();
-    if (!this.#host.inBatch()) lane.publishOut();
+    this.#ctx.counters.response++;
+    this.#ctx.sentOn(lane);
     return true;
   }
 
@@ -127,14 +96,14 @@ export class Sessions {
    * write to any session.
    */
   forwardTo(sessionId: number): number {
-    const role = this.#host.role();
+    const role = this.#ctx.role;
     if (role.kind === "single") return -1;
     if (role.kind === "worker" && role.workerType === "event") {
-      if (this.#host.attached()) return -1;
-      const owner = (sessionId - 1) % this.#host.options.workerNum;
+      if (this.#ctx.noReactor) return -1;
+      const owner = (sessionId - 1) % this.#ctx.options.workerNum;
       if (owner === role.workerId) return -1;
     }
-    return (sessionId - 1) % this.#host.options.workerNum;
+    return (sessionId - 1) % this.#ctx.options.workerNum;
   }
 
   /**
@@ -143,7 +112,7 @@ export class Sessions {
    * `socketBufferSize`. Not `exact`: the cheap bound, every session's bytes in the ring.
    */
   #unsentOf(sessionId: number, exact: boolean): number {
-    if (!Number.isInteger(sessionId) || sessionId <= 0 || this.#host.lanes().length === 0) return 0;
+    if (!Number.isInteger(sessionId) || sessionId <= 0 || this.#ctx.lanes.length === 0) return 0;
     const lane = this.laneOf(sessionId);
     const unsent = lane.unsent;
     if (!unsent) return 0;
@@ -155,16 +124,16 @@ export class Sessions {
   /** The session's state, with `closing` applied and `lastError` set when not usable. */
   state(sessionId: number, unsent = 0): number {
     if (this.closing.has(sessionId)) {
-      this.#host.setLastError(ErrorCode.sessionClosing);
+      this.#ctx.lastError = ErrorCode.sessionClosing;
       return SessionState.closing;
     }
     if (!Number.isInteger(sessionId) || sessionId <= 0 || sessionId > 0xffff_ffff) {
-      this.#host.setLastError(ErrorCode.sessionInvalidId);
+      this.#ctx.lastError = ErrorCode.sessionInvalidId;
       return SessionState.gone;
     }
     const state = this.coreState(sessionId, unsent);
-    if (state === SessionState.gone) this.#host.setLastError(ErrorCode.sessionNotExist);
-    else if (state === SessionState.closing) this.#host.setLastError(ErrorCode.sessionClosing);
+    if (state === SessionState.gone) this.#ctx.lastError = ErrorCode.sessionNotExist;
+    else if (state === SessionState.closing) this.#ctx.lastError = ErrorCode.sessionClosing;
     return state;
   }
 
@@ -174,15 +143,15 @@ export class Sessions {
    */
   coreState(sessionId: number, unsent = 0): number {
     // In a tree every session is in the region's tables (this worker's own ones too).
-    const region = this.#host.region();
+    const region = this.#ctx.region;
     return region
-      ? this.#host.lib().zg_region_session_state(region.pointer, sessionId, unsent)
-      : this.#host.lib().zg_session_state(this.#host.handle(), sessionId, unsent);
+      ? this.#ctx.lib.zg_region_session_state(region.pointer, sessionId, unsent)
+      : this.#ctx.lib.zg_session_state(this.#ctx.handle, sessionId, unsent);
   }
 
   /** `Server.close`. */
   close(sessionId: number, reset = false): boolean {
-    if (!this.#host.live()) return false;
+    if (!this.#ctx.live()) return false;
     // After the peer's EOF the server closes the session itself (once `close` has run), so
     // only an open session can be closed here; a closing one (its output still being written)
     // can still be reset, and a second graceful close of it is refused.
@@ -190,24 +159,24 @@ export class Sessions {
     // (A session this worker asked to close may be gone from the core meanwhile.)
     if (this.closing.has(sessionId)) state = this.coreState(sessionId) & 0xff;
     if (state === SessionState.gone) {
-      this.#host.setLastError(ErrorCode.sessionNotExist);
+      this.#ctx.lastError = ErrorCode.sessionNotExist;
       return false;
     }
     const closing = state === SessionState.closing || this.closing.has(sessionId);
     if (closing && !reset) {
-      this.#host.setLastError(ErrorCode.sessionClosed);
+      this.#ctx.lastError = ErrorCode.sessionClosed;
       return false;
     }
     if (state !== SessionState.open && !closing) {
       if (state === SessionState.peerClosed) {
-        this.#host.setLastError(ErrorCode.sessionClosedByClient);
+        this.#ctx.lastError = ErrorCode.sessionClosedByClient;
       }
       return false;
     }
     const forward = this.forwardTo(sessionId);
     if (forward >= 0) {
-      this.#host.mailbox()!.send(forward, RecordType.forwardClose, sessionId, reset ? 1 : 0, empty);
-      if (!this.#host.inBatch()) this.#host.mailbox()!.publish();
+      this.#ctx.mailbox!.send(forward, RecordType.forwardClose, sessionId, reset ? 1 : 0, empty);
+      this.#ctx.mailed();
       return true;
     }
     this.closing.add(sessionId);
@@ -218,7 +187,7 @@ export class Sessions {
       reset ? CloseHow.reset : CloseHow.graceful,
       new Uint8Array(0),
     );
-    if (!this.#host.inBatch()) lane.publishOut();
+    this.#ctx.sentOn(lane);
     return true;
   }
 
@@ -227,37 +196,37 @@ export class Sessions {
     if (!Number.isInteger(uid) || uid <= 0 || uid > 0xffff_ffff) {
       throw new RangeError(`bind() takes a uid from 1 to 2^32 - 1, got ${uid}`);
     }
-    if (!this.#host.attached() || this.#host.options.dispatchMode !== 5) {
-      this.#host.setLastError(ErrorCode.serverNotRunning);
-      this.#host.log.warning("bind() works only in PROCESS mode with dispatchMode 5 (uid)");
+    if (!this.#ctx.noReactor || this.#ctx.options.dispatchMode !== 5) {
+      this.#ctx.lastError = ErrorCode.serverNotRunning;
+      this.#ctx.log.warning("bind() works only in PROCESS mode with dispatchMode 5 (uid)");
       return false;
     }
     if (!Number.isInteger(sessionId) || sessionId <= 0 || sessionId > 0xffff_ffff) {
-      this.#host.setLastError(ErrorCode.sessionInvalidId);
+      this.#ctx.lastError = ErrorCode.sessionInvalidId;
       return false;
     }
-    const status = this.#host.lib().zg_region_bind(this.#host.region()!.pointer, sessionId, uid);
+    const status = this.#ctx.lib.zg_region_bind(this.#ctx.region!.pointer, sessionId, uid);
     if (status === 0) return true;
-    this.#host.setLastError(status === 8 ? ErrorCode.sessionNotExist : ErrorCode.invalidParams);
+    this.#ctx.lastError = status === 8 ? ErrorCode.sessionNotExist : ErrorCode.invalidParams;
     return false;
   }
 
   /** `Server.sendto`. */
   sendto(address: string, port: number, data: Uint8Array | string, serverSocket = 0): boolean {
-    if (!this.#host.live() || this.#host.lanes().length === 0) {
-      this.#host.setLastError(ErrorCode.serverNotRunning);
+    if (!this.#ctx.live() || this.#ctx.lanes.length === 0) {
+      this.#ctx.lastError = ErrorCode.serverNotRunning;
       return false;
     }
     const sockType = serverSocket === 0
-      ? this.#host.options.sockType
-      : this.#host.ports()[serverSocket - 1]?.sockType;
+      ? this.#ctx.options.sockType
+      : this.#ctx.ports[serverSocket - 1]?.sockType;
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
     let payload: Uint8Array;
     if (sockType === "unixDgram") {
       // To a Unix datagram socket's path (the port is not used).
       const path = encoder.encode(address);
       if (path.length === 0 || path.length > 107 || bytes.length > 212_992) {
-        this.#host.setLastError(ErrorCode.invalidParams);
+        this.#ctx.lastError = ErrorCode.invalidParams;
         return false;
       }
       const size = 8 + ((path.length + 7) & ~7);
@@ -273,9 +242,9 @@ export class Sessions {
         sockType !== "udp" || !ip || !Number.isInteger(port) || port < 1 || port > 65535 ||
         bytes.length > 65507
       ) {
-        this.#host.setLastError(
-          sockType === "udp" ? ErrorCode.invalidParams : ErrorCode.serverNotRunning,
-        );
+        this.#ctx.lastError = sockType === "udp"
+          ? ErrorCode.invalidParams
+          : ErrorCode.serverNotRunning;
         return false;
       }
       payload = new Uint8Array(layout.packetAddressSize + bytes.length);
@@ -286,15 +255,15 @@ export class Sessions {
       payload.set(ip, 8);
       payload.set(bytes, layout.packetAddressSize);
     }
-    const lane = this.#host.lanes()[0];
+    const lane = this.#ctx.lanes[0];
     if (payload.length > lane.ringBytes / 2 - layout.recordHeaderSize) {
       // One record must fit half the ring (a smaller `ringSize` than the datagram needs).
-      this.#host.setLastError(ErrorCode.invalidParams);
+      this.#ctx.lastError = ErrorCode.invalidParams;
       return false;
     }
     lane.push(RecordType.sendto, 0, serverSocket, payload);
-    this.#host.countResponse();
-    if (!this.#host.inBatch()) lane.publishOut();
+    this.#ctx.counters.response++;
+    this.#ctx.sentOn(lane);
     return true;
   }
 
@@ -303,7 +272,7 @@ export class Sessions {
     if (!this.send(sessionId, data)) return Promise.resolve(false);
     if (this.forwardTo(sessionId) >= 0) {
       // Another worker writes it: the data went, but nobody here hears when.
-      this.#host.log.warning("sendwait on another worker's session resolves once forwarded");
+      this.#ctx.log.warning("sendwait on another worker's session resolves once forwarded");
       return Promise.resolve(true);
     }
     return new Promise((resolve) => {
@@ -312,14 +281,14 @@ export class Sessions {
       this.#drainWaiters.set(sessionId, waiters);
       const lane = this.laneOf(sessionId);
       lane.push(RecordType.drainRequest, sessionId, 0, empty);
-      if (!this.#host.inBatch()) lane.publishOut();
+      this.#ctx.sentOn(lane);
     });
   }
 
   /** `Server.sendfile`. */
   sendfile(sessionId: number, path: string, offset = 0, length = 0): boolean {
-    if (!this.#host.live()) {
-      this.#host.setLastError(ErrorCode.serverNotRunning);
+    if (!this.#ctx.live()) {
+      this.#ctx.lastError = ErrorCode.serverNotRunning;
       return false;
     }
     if (
@@ -336,13 +305,13 @@ export class Sessions {
       absolute = Deno.realPathSync(path);
       if (!Deno.statSync(absolute).isFile) throw new Error("not a file");
     } catch {
-      this.#host.setLastError(ErrorCode.invalidParams);
-      this.#host.log.warning(`sendfile: no file at ${path}`);
+      this.#ctx.lastError = ErrorCode.invalidParams;
+      this.#ctx.log.warning(`sendfile: no file at ${path}`);
       return false;
     }
     if (this.forwardTo(sessionId) >= 0) {
-      this.#host.setLastError(ErrorCode.invalidParams);
-      this.#host.log.warning(
+      this.#ctx.lastError = ErrorCode.invalidParams;
+      this.#ctx.log.warning(
         "sendfile acts on this worker's own sessions (or any, in PROCESS mode)",
       );
       return false;
@@ -355,48 +324,48 @@ export class Sessions {
     payload.set(name, 16);
     const lane = this.laneOf(sessionId);
     lane.push(RecordType.sendfileRequest, sessionId, 0, payload);
-    this.#host.countResponse();
-    if (!this.#host.inBatch()) lane.publishOut();
+    this.#ctx.counters.response++;
+    this.#ctx.sentOn(lane);
     return true;
   }
 
   /** `Server.pause`, `resume` and `confirm`. */
   setPaused(sessionId: number, paused: boolean): boolean {
-    if (!this.#host.live() || !this.exists(sessionId)) return false;
+    if (!this.#ctx.live() || !this.exists(sessionId)) return false;
     if (this.forwardTo(sessionId) >= 0) {
-      this.#host.setLastError(ErrorCode.invalidParams);
-      this.#host.log.warning(
+      this.#ctx.lastError = ErrorCode.invalidParams;
+      this.#ctx.log.warning(
         "pause/resume/confirm act on this worker's own sessions (or any, in PROCESS mode)",
       );
       return false;
     }
     const lane = this.laneOf(sessionId);
     lane.push(RecordType.pauseRequest, sessionId, paused ? 1 : 0, empty);
-    if (!this.#host.inBatch()) lane.publishOut();
+    this.#ctx.sentOn(lane);
     return true;
   }
 
   /** `Server.protect`. */
   protect(sessionId: number, on = true): boolean {
-    if (!this.#host.canLookUp() || !Number.isInteger(sessionId) || sessionId <= 0) return false;
-    const region = this.#host.region();
-    const status = this.#host.lib().zg_session_protect(
-      region ? null : this.#host.handle(),
+    if (!this.#ctx.canLookUp() || !Number.isInteger(sessionId) || sessionId <= 0) return false;
+    const region = this.#ctx.region;
+    const status = this.#ctx.lib.zg_session_protect(
+      region ? null : this.#ctx.handle,
       region ? region.pointer : null,
       sessionId,
       on ? 1 : 0,
     );
-    if (status !== 0) this.#host.setLastError(ErrorCode.sessionNotExist);
+    if (status !== 0) this.#ctx.lastError = ErrorCode.sessionNotExist;
     return status === 0;
   }
 
   /** `Server.heartbeat`. */
   heartbeat(ifCloseConnection = true): number[] | false {
-    const serverLimit = this.#host.options.heartbeatIdleTime ||
-      2 * this.#host.options.heartbeatCheckInterval;
+    const serverLimit = this.#ctx.options.heartbeatIdleTime ||
+      2 * this.#ctx.options.heartbeatCheckInterval;
     const limits = [
       serverLimit,
-      ...this.#host.ports().map((p) => p.ownHeartbeatIdleTime || serverLimit),
+      ...this.#ctx.ports.map((p) => p.ownHeartbeatIdleTime || serverLimit),
     ];
     if (!limits.some((limit) => limit > 0)) return false;
     const idle: number[] = [];
@@ -422,27 +391,27 @@ export class Sessions {
 
   /** `Server.exists`. */
   exists(sessionId: number): boolean {
-    if (!this.#host.canLookUp()) return false;
+    if (!this.#ctx.canLookUp()) return false;
     return (this.state(sessionId) & 0xff) === SessionState.open;
   }
 
   /** `Server.getClientInfo`. */
   getClientInfo(sessionId: number): ClientInfo | null {
     if (
-      !this.#host.canLookUp() || !Number.isInteger(sessionId) || sessionId <= 0 ||
+      !this.#ctx.canLookUp() || !Number.isInteger(sessionId) || sessionId <= 0 ||
       sessionId > 0xffff_ffff
     ) {
-      this.#host.setLastError(ErrorCode.sessionInvalidId);
+      this.#ctx.lastError = ErrorCode.sessionInvalidId;
       return null;
     }
     const buffer = this.infoBuffer(sessionId);
     if (!buffer) {
-      this.#host.setLastError(ErrorCode.sessionNotExist);
+      this.#ctx.lastError = ErrorCode.sessionNotExist;
       return null;
     }
-    const owner = this.#host.options.mode === "process"
+    const owner = this.#ctx.options.mode === "process"
       ? undefined
-      : (sessionId - 1) % this.#host.options.workerNum;
+      : (sessionId - 1) % this.#ctx.options.workerNum;
     return decodeClientInfo(buffer, sessionId, owner);
   }
 
@@ -451,10 +420,10 @@ export class Sessions {
     if (this.ended?.sessionId === sessionId) return this.ended.buffer;
     const buffer = new ArrayBuffer(layout.clientInfoSize);
     const bytes = new Uint8Array(buffer);
-    const region = this.#host.region();
+    const region = this.#ctx.region;
     const status = region
-      ? this.#host.lib().zg_region_client_info(region.pointer, sessionId, bytes)
-      : this.#host.lib().zg_client_info(this.#host.handle(), sessionId, bytes);
+      ? this.#ctx.lib.zg_region_client_info(region.pointer, sessionId, bytes)
+      : this.#ctx.lib.zg_client_info(this.#ctx.handle, sessionId, bytes);
     return status === 0 ? buffer : null;
   }
 
@@ -468,11 +437,11 @@ export class Sessions {
         `getClientList() takes a start id from 0 to 2^32 - 1, got ${startSessionId}`,
       );
     }
-    if (!this.#host.canLookUp()) return [];
+    if (!this.#ctx.canLookUp()) return [];
     const out = new Uint32Array(count);
-    const region = this.#host.region();
-    const n = this.#host.lib().zg_client_list(
-      region ? null : this.#host.handle(),
+    const region = this.#ctx.region;
+    const n = this.#ctx.lib.zg_client_list(
+      region ? null : this.#ctx.handle,
       region ? region.pointer : null,
       startSessionId,
       count,
@@ -483,7 +452,7 @@ export class Sessions {
 
   /** The lane of the reactor that owns a session: reactor `(id - 1) % reactors`. */
   laneOf(sessionId: number): Lane {
-    const lanes = this.#host.lanes();
+    const lanes = this.#ctx.lanes;
     return lanes.length === 1 ? lanes[0] : lanes[(sessionId - 1) % lanes.length];
   }
 }

@@ -3,9 +3,11 @@
  * @module
  */
 
-import { statsFields } from "./_ffi/layout.ts";
+import { layout, statsFields } from "./_ffi/layout.ts";
+import type { ServerContext } from "./context.ts";
 import type { PortStats } from "./port.ts";
 import type { Region } from "./ipc/region.ts";
+import { sumPortCounters } from "./ipc/region.ts";
 
 /**
  * What `stats()` returns: Swoole's counters, in camelCase. The ones a port has too
@@ -117,4 +119,29 @@ export function treeStats(
     workerDispatchCount: mine?.workerDispatchCount ?? 0,
     workerConcurrency: inBatch ? 1 : 0,
   };
+}
+
+/** `stats()`: the whole server's counters, as this process sees them. */
+export function serverStats(ctx: ServerContext): ServerStats {
+  if (ctx.finalStats) return { ...ctx.finalStats };
+  if (ctx.region) return treeStats(ctx.region, ctx.workerId, ctx.counters, ctx.inBatch);
+  const fds = new Int32Array(2);
+  if (ctx.handle !== null) ctx.lib.zg_fd_range(ctx.handle, null, fds);
+  return singleStats(ctx.channelStats, ctx.counters, ctx.inBatch, ctx.options.workerNum, fds);
+}
+
+/** Listener `index`'s counters over the whole server (0 is the server's own socket). */
+export function portStats(ctx: ServerContext, index: number): PortStats {
+  if (ctx.finalPortStats) return { ...ctx.finalPortStats[index] };
+  if (ctx.region && ctx.canLookUp()) {
+    return ctx.region.portCounters(index) as unknown as PortStats;
+  }
+  const u64 = ctx.channelHeader ?? new BigUint64Array(layout.channelHeaderSize / 8);
+  return sumPortCounters(u64, [layout.channelStats], index) as unknown as PortStats;
+}
+
+/** The server stopped: from now on `stats()` and the ports' reports return these. */
+export function keepFinalStats(ctx: ServerContext) {
+  ctx.finalStats = serverStats(ctx);
+  ctx.finalPortStats = [0, ...ctx.ports.map((p) => p.index)].map((i) => portStats(ctx, i));
 }

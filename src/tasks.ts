@@ -9,13 +9,10 @@
 import { layout, MailFlag, RecordType } from "./_ffi/layout.ts";
 import { decode, encode } from "./ipc/codec.ts";
 import { ErrorCode } from "./errors.ts";
-import type { ServerEvent, ServerEvents } from "./events.ts";
-import type { Logger } from "./log.ts";
-import type { Mailbox } from "./ipc/mailbox.ts";
-import type { ResolvedOptions } from "./options.ts";
 import { WorkerStatus } from "./ipc/region.ts";
 import type { Region } from "./ipc/region.ts";
 import type { Server } from "./server.ts";
+import type { ServerContext } from "./context.ts";
 
 /** Options of `taskwait` and `taskWaitMulti`. */
 export interface TaskWaitOptions {
@@ -26,30 +23,6 @@ export interface TaskWaitOptions {
 }
 
 /** What the two ends use of the server they belong to. */
-export interface TaskContext {
-  readonly server: Server;
-  readonly options: ResolvedOptions;
-  readonly log: Logger;
-  readonly callbacks: Partial<ServerEvents>;
-  /** The mailboxes, once this process of a tree runs. */
-  mailbox(): Mailbox | undefined;
-  /** The tree's region. */
-  region(): Region | undefined;
-  /** This process's worker id; -1 for the master. */
-  workerId(): number;
-  /** Within a batch, what is sent is published at its end; outside one, at once. */
-  inBatch(): boolean;
-  /** Running or stopping: it may still send. */
-  canSend(): boolean;
-  /** Leaving (drain): a task worker takes no more tasks. */
-  leaving(): boolean;
-  /** A callback, its errors logged and counted, an async one tracked until it settles. */
-  call(event: ServerEvent, fn: () => unknown): void;
-  callbackFailed(event: string, error: unknown): void;
-  setLastError(code: number): void;
-  /** A task worker counts each task it takes as a request (`stats().taskCount`). */
-  countRequest(): void;
-}
 
 /** A task this process sent and waits for (a `finish` callback, or a `taskwait`). */
 interface TaskWait {
@@ -68,14 +41,14 @@ export function workerIdOf(region: Region, endpoint: number): number {
 }
 
 export class TaskSender {
-  #ctx: TaskContext;
+  #ctx: ServerContext;
   #waiting = new Map<number, TaskWait>();
   #seq = 0;
   #nextTaskWorker = 0;
   #noIdleWarnedAt = -Infinity;
   #noIdleTimes = 0;
 
-  constructor(ctx: TaskContext) {
+  constructor(ctx: ServerContext) {
     this.#ctx = ctx;
   }
 
@@ -138,9 +111,9 @@ export class TaskSender {
     const o = ctx.options;
     if (o.taskWorkerNum === 0) throw new TypeError("task() needs taskWorkerNum > 0");
     if (ctx.server.taskworker) throw new TypeError("task() cannot be called in a task worker");
-    const mailbox = ctx.mailbox();
+    const mailbox = ctx.mailbox;
     if (!mailbox || !ctx.canSend()) {
-      ctx.setLastError(ErrorCode.serverNotRunning);
+      ctx.lastError = ErrorCode.serverNotRunning;
       return false;
     }
     if (!Number.isInteger(dstWorkerId) || dstWorkerId < -1 || dstWorkerId >= o.taskWorkerNum) {
@@ -155,7 +128,7 @@ export class TaskSender {
     const id = this.#nextTaskId();
     this.#waiting.set(id, wait);
     mailbox.send(dst, RecordType.task, id, 0, payload);
-    if (!ctx.inBatch()) mailbox.publish();
+    ctx.mailed();
     return id;
   }
 
@@ -164,8 +137,8 @@ export class TaskSender {
    * a result meant for a predecessor that died never settles a task of its successor.
    */
   #nextTaskId(): number {
-    const self = this.#ctx.workerId();
-    const region = this.#ctx.region();
+    const self = this.#ctx.workerId;
+    const region = this.#ctx.region;
     if (self >= 0 && region) return region.nextTaskId(self);
     this.#seq = this.#seq >= 0x7fff_ffff ? 1 : this.#seq + 1;
     return this.#seq;
@@ -174,7 +147,7 @@ export class TaskSender {
   /** A task worker that is idle, starting after the last one picked; else the next one. */
   #idleTaskWorker(): number {
     const o = this.#ctx.options;
-    const region = this.#ctx.region()!;
+    const region = this.#ctx.region!;
     for (let k = 0; k < o.taskWorkerNum; k++) {
       const t = (this.#nextTaskWorker + k) % o.taskWorkerNum;
       if (
@@ -253,8 +226,8 @@ export class TaskSender {
       ctx.log.info(`task ${taskId}: its result came after taskwait() gave up; dropped`);
       return;
     }
-    const onFinish = wait.onFinish ?? ctx.callbacks.finish;
-    if (onFinish) ctx.call("finish", () => onFinish(ctx.server, taskId, value));
+    const onFinish = wait.onFinish ?? ctx.callbacks.events.finish;
+    if (onFinish) ctx.callbacks.call("finish", -1, () => onFinish(ctx.server, taskId, value));
   }
 
   /** Task `taskId` of this process was lost with the task worker that held it. */
@@ -268,7 +241,7 @@ export class TaskSender {
 
   /** The manager: task worker `taskWorkerId` died holding `taskId` of endpoint `src`. */
   reportLost(src: number, taskId: number, taskWorkerId: number) {
-    const mailbox = this.#ctx.mailbox();
+    const mailbox = this.#ctx.mailbox;
     if (!mailbox) return;
     if (src === mailbox.self) return this.lost(taskId, taskWorkerId);
     mailbox.send(src, RecordType.taskLost, taskId, taskWorkerId, empty);
@@ -284,7 +257,7 @@ interface Current {
 }
 
 export class TaskRunner {
-  #ctx: TaskContext;
+  #ctx: ServerContext;
   /** Tasks taken and not finished (Swoole's `tasking_num`). */
   tasking = 0;
   #taken = 0;
@@ -297,7 +270,7 @@ export class TaskRunner {
    * `idle`: runs after each task is done (a drain waits for the last one). `retire`: the
    * worker leaves, once `taskMaxRequest` tasks are done (false: it is leaving already).
    */
-  constructor(ctx: TaskContext, idle: () => void, retire: () => boolean) {
+  constructor(ctx: ServerContext, idle: () => void, retire: () => boolean) {
     this.#ctx = ctx;
     this.#idle = idle;
     this.#retire = retire;
@@ -310,16 +283,16 @@ export class TaskRunner {
    */
   admit = (type: number): boolean => {
     if (type !== RecordType.task) return true;
-    if (this.#ctx.leaving()) return false;
+    if (this.#ctx.leaving) return false;
     const max = this.#ctx.options.taskMaxRequest;
-    return max === 0 || this.#taken + this.#ctx.mailbox()!.arriving(RecordType.task) < max;
+    return max === 0 || this.#taken + this.#ctx.mailbox!.arriving(RecordType.task) < max;
   };
 
   /** A `task` record from endpoint `peer`: runs the handler. */
   run(peer: number, taskId: number, payload: Uint8Array) {
     const ctx = this.#ctx;
-    const self = ctx.workerId();
-    const region = ctx.region()!;
+    const self = ctx.workerId;
+    const region = ctx.region!;
     const current: Current = { peer, taskId, done: false };
     let data: unknown;
     try {
@@ -336,12 +309,12 @@ export class TaskRunner {
     }
     this.tasking++;
     this.#taken++;
-    ctx.countRequest();
+    ctx.counters.request++;
     region.setTasking(self, this.tasking);
     this.#current = current;
     let result: unknown;
     try {
-      result = ctx.callbacks.task!(ctx.server, taskId, workerIdOf(region, peer), data);
+      result = ctx.callbacks.events.task!(ctx.server, taskId, workerIdOf(region, peer), data);
     } catch (error) {
       this.#done(current, error, true);
       return;
@@ -372,13 +345,13 @@ export class TaskRunner {
   /** A task's handler is done: its result (unless sent already), then the bookkeeping. */
   #done(current: Current, value: unknown, failed: boolean) {
     const ctx = this.#ctx;
-    if (failed) ctx.callbackFailed("task", value);
+    if (failed) ctx.callbacks.failed("task", -1, value);
     this.#sendResult(current, value, failed);
     // The result is visible before the task stops being "in hand": a death in between makes the
     // master report a task that was done, never forget one that was not.
-    ctx.mailbox()!.lanes[current.peer]?.publishOut();
-    const self = ctx.workerId();
-    const region = ctx.region()!;
+    ctx.mailbox!.lanes[current.peer]?.publishOut();
+    const self = ctx.workerId;
+    const region = ctx.region!;
     region.untrackTask(self, current.peer, current.taskId);
     this.tasking = Math.max(0, this.tasking - 1);
     region.setTasking(self, this.tasking);
@@ -415,6 +388,6 @@ export class TaskRunner {
     } else {
       flags = MailFlag.noResult;
     }
-    this.#ctx.mailbox()!.send(current.peer, RecordType.finish, current.taskId, 0, payload, flags);
+    this.#ctx.mailbox!.send(current.peer, RecordType.finish, current.taskId, 0, payload, flags);
   }
 }

@@ -8,7 +8,7 @@
 import { library, unwrap } from "../_ffi/library.ts";
 import type { ResolvedOptions } from "../options.ts";
 import { runningServer } from "./pid_file.ts";
-import { env, ownCommandLine } from "../roles/role.ts";
+import { env, ownCommandLine, packArgv, packEnv } from "../roles/role.ts";
 
 const encoder = new TextEncoder();
 
@@ -32,8 +32,8 @@ export async function startInBackground(
   const pipe = new Int32Array(2);
   unwrap(lib.zg_pipe(pipe), "create a pipe");
   const vars: Record<string, string> = { ...Deno.env.toObject(), [env.daemonReadyFd]: "3" };
-  const argvBytes = encoder.encode(argv.map((a) => a + "\0").join(""));
-  const envBytes = encoder.encode(Object.entries(vars).map(([k, v]) => `${k}=${v}\0`).join(""));
+  const argvBytes = packArgv(argv);
+  const envBytes = packEnv(vars);
   const output = encoder.encode(logFile);
   const pid = new Int32Array(1);
   try {

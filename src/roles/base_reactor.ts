@@ -8,7 +8,13 @@
 import { unwrap } from "../_ffi/library.ts";
 import type { Library } from "../_ffi/library.ts";
 import { ListenFlag } from "../_ffi/layout.ts";
-import { formatAddress, heartbeatMs, listenFlags, nativeConfig, nativeFraming } from "../options.ts";
+import {
+  formatAddress,
+  heartbeatMs,
+  listenFlags,
+  nativeConfig,
+  nativeFraming,
+} from "../options.ts";
 import type { ResolvedOptions } from "../options.ts";
 import type { Port } from "../port.ts";
 import type { Role } from "./role.ts";

@@ -1,47 +1,46 @@
 /**
- * The manager: binds the listening socket, spawns `workerNum` workers (new Deno processes on
- * the same entry module, see role.ts), respawns a worker that dies under the same id, and stops
- * them all on shutdown (SIGTERM, then SIGKILL after `maxWaitTime`).
+ * The manager (Swoole's manager.cc): spawns the workers (event workers, task workers, user
+ * processes: new Deno processes on the same entry module, see role.ts), respawns one that dies
+ * under the same id, replaces them for a reload or `stop(workerId)`, and stops them all on
+ * shutdown (SIGTERM, then SIGKILL after `maxWaitTime`). It runs in the master's process
+ * (master.ts), which binds and owns what the workers inherit.
  *
- * In PROCESS mode it is the master too: its `reactorNum` native reactor threads own every
- * socket and reach the workers through rings in the shared region. Swoole forks a separate
- * manager because a multi-threaded master cannot fork safely; here children are spawned, not
- * forked, so the master's JavaScript thread, idle while the reactor threads work, supervises
- * the workers itself and the tree saves a Deno process.
+ * - `run`: `managerStart`, the first spawns, `#supervise` until every worker is gone
+ * - `stop`, `reload`, `restart`: what the master asks
+ * - `#spawn`, `#supervise`, `#respawn`, `#replace`, `#advanceReload`: the workers' lives
+ * - `#checkSignals`: SIGUSR1/SIGUSR2 reload, SIGRTMIN reopens every process's log
  * @module
  */
 
 import { library, unwrap } from "../_ffi/library.ts";
 import type { Library } from "../_ffi/library.ts";
-import { layout, ListenFlag } from "../_ffi/layout.ts";
-import {
-  formatAddress,
-  heartbeatMs,
-  isDatagram,
-  isUnix,
-  listenFlags,
-  nativeConfig,
-  nativeFraming,
-} from "../options.ts";
+import { layout } from "../_ffi/layout.ts";
 import type { ResolvedOptions } from "../options.ts";
 import type { Logger } from "../log.ts";
-import { env, ownCommandLine, serverKey } from "./role.ts";
-import { Region, WorkerStatus } from "../ipc/region.ts";
-import type { Port } from "../port.ts";
+import { env, ownCommandLine, packArgv, packEnv, serverKey } from "./role.ts";
+import { WorkerStatus } from "../ipc/region.ts";
+import type { Region } from "../ipc/region.ts";
+import { Signal, TakenSignals } from "../operations/signals.ts";
 
-const encoder = new TextEncoder();
-const sigterm = 15;
-const sigkill = 9;
-const sigusr1 = 10;
-const sigusr2 = 12;
-/** SIGRTMIN as glibc numbers it (the two below are the C library's own). */
-export const sigrtmin = 34;
 /** The signals the manager takes over from Deno (see core/src/signals.zig). */
-const taken = [sigusr1, sigusr2, sigrtmin];
+const taken = [Signal.usr1, Signal.usr2, Signal.rtmin];
 /** A worker that dies sooner than this after its start is respawned only after this long. */
 const crashLoopMs = 1000;
 
-/** What the manager needs of the server it runs for. */
+/** What the fds of a spawn are: the master's, in the order the child inherits them. */
+export interface SpawnFds {
+  region: Region;
+  /** Every endpoint's doorbell. */
+  doorbells: number[];
+  /** BASE mode: the listening sockets the event workers share (none with reuse port). */
+  listenFds: number[];
+  /** The bound ports: the server's, then each `listen()` port's. */
+  ports: number[];
+  /** PROCESS mode: each reactor thread's kick fd. */
+  kickFds: number[];
+}
+
+/** What the manager needs of the master it runs in. */
 export interface ManagerHost {
   readonly options: Readonly<ResolvedOptions>;
   readonly log: Logger;
@@ -50,35 +49,25 @@ export interface ManagerHost {
    * `workerError` gets `[workerId, workerPid, exitCode, signal]`, the others nothing.
    */
   call(
-    event:
-      | "start"
-      | "managerStart"
-      | "managerStop"
-      | "workerError"
-      | "beforeReload"
-      | "afterReload",
+    event: "managerStart" | "managerStop" | "workerError" | "beforeReload" | "afterReload",
     args: number[],
   ): void;
-  /** The bound port, once known. */
-  setPort(port: number): void;
-  /** User processes (`addProcess`), each run under its own endpoint. */
-  readonly userProcessNum: number;
-  /** The region and every endpoint's doorbell exist: the master's own mailbox can start. */
-  openMail(region: Region, doorbells: number[]): void;
+  /** What every child inherits (the master has bound and created it all by `run()`). */
+  spawnFds(): SpawnFds;
   /** A task worker died holding this task of endpoint `src`: tell its sender. */
   taskLost(src: number, taskId: number, taskWorkerId: number): void;
-  /** The server's `listen()` ports, in order. */
-  readonly ports: readonly Port[];
-  /** SIGRTMIN: reopen the log file (and have every child do the same). */
+  /** SIGRTMIN: reopen the log file (every child is told to as well). */
   reopenLog(): void;
-  /** Every worker was started: the tree listens (the pid file is due). */
-  listening(): void;
-  /** Every child has exited: stop the master's mailbox before its doorbells close. */
-  closeMail(): Promise<void>;
+  /** Every worker was started: the tree listens. */
+  started(): void;
+  /** Event worker `id` is gone (its sessions: kept by the reactor threads, or gone with it). */
+  workerExited(id: number): void;
+  /**
+   * Shutdown: PROCESS mode's reactor threads stop the event workers (true); false when they
+   * are to be told by signal.
+   */
+  stopReactors(): boolean;
 }
-
-/** Mailbox ring size (each direction of each pair of processes). */
-const mailSize = 256 * 1024;
 
 interface WorkerSlot {
   pid: number;
@@ -99,70 +88,38 @@ interface Reload {
 
 export class Manager {
   #host: ManagerHost;
-  #lib!: Library;
+  #lib: Library;
   #supervisor: Deno.PointerValue = null;
-  #listenFd = -1;
-  #port = 0;
-  /** The `listen()` ports' sockets and bound ports, after the server's own. */
-  #extraFds: number[] = [];
-  #extraPorts: number[] = [];
   #workers = new Map<number, WorkerSlot>();
   /** Every worker id spawned at least once (its later processes are respawns). */
   #everSpawned = new Set<number>();
   #stopping = false;
   #killAt = 0;
-  #region: Region | undefined;
-  /** The command line workers run (checked once, before anything is bound). */
-  #argv: string[] = [];
-  /** PROCESS mode: the master's reactor threads, their kick fds and the workers' doorbells. */
-  #process: Deno.PointerValue = null;
-  #kickFds: number[] = [];
-  /** Every endpoint's doorbell: event workers, task workers, user processes, this process. */
-  #doorbells: number[] = [];
-  #joined: Promise<number> | undefined;
+  /** What every child inherits, once `run()` starts. */
+  #fds!: SpawnFds;
+  /** The command line workers run. */
+  #argv: string[];
   #reload: Reload | undefined;
-  /** Deliveries of the taken signals seen so far. */
-  #signalsSeen = new Map<number, number>();
+  #signals: TakenSignals;
 
+  /** Throws when this process's command line cannot be run again (see `ownCommandLine`). */
   constructor(host: ManagerHost) {
     this.#host = host;
-  }
-
-  /** Binds, spawns the workers and supervises them until `stop()`; then cleans up. */
-  async run(): Promise<void> {
     this.#lib = library();
     this.#argv = ownCommandLine();
-    this.#bind();
+    this.#signals = new TakenSignals(this.#lib);
+  }
+
+  /** Spawns the workers and supervises them until `stop()` and every one of them is gone. */
+  async run(): Promise<void> {
     const o = this.#host.options;
-    const processMode = o.mode === "process";
-    this.#region = Region.create({
-      workerNum: o.workerNum,
-      taskWorkerNum: o.taskWorkerNum,
-      userProcessNum: this.#host.userProcessNum,
-      reactorNum: processMode ? o.reactorNum : 0,
-      ringSize: o.ringSize,
-      mailSize,
-      maxConnection: o.maxConnection,
-      socketBufferSize: o.socketBufferSize,
-    });
+    this.#fds = this.#host.spawnFds();
     const handle = new BigUint64Array(1);
     unwrap(this.#lib.zg_supervisor_create(handle), "create the supervisor");
     this.#supervisor = Deno.UnsafePointer.create(handle[0]);
-    this.#takeSignals();
-    // Deno installs its own SIGUSR1 handler (the inspector) half a second after it starts:
-    // look every 50 ms for the first two seconds, and take the signal back.
-    const retake = setInterval(() => this.#takeSignals(), 50);
-    Deno.unrefTimer(retake);
-    const retakeEnd = setTimeout(() => clearInterval(retake), 2000);
-    Deno.unrefTimer(retakeEnd);
+    // SIGUSR1, SIGUSR2, SIGRTMIN: counted natively, and they wake the supervision loop.
+    this.#signals.take(taken, this.#lib.zg_supervisor_kick_fd(this.#supervisor), true);
     try {
-      const fd = new Int32Array(1);
-      for (let i = 0; i < this.#region.endpointCount; i++) {
-        unwrap(this.#lib.zg_eventfd(fd), "create a doorbell");
-        this.#doorbells.push(fd[0]);
-      }
-      this.#host.openMail(this.#region, this.#doorbells);
-      if (processMode) this.#startReactors();
       this.#host.call("managerStart", []);
       try {
         // Task workers first (event workers may hand them tasks at once), then event workers,
@@ -170,14 +127,13 @@ export class Manager {
         const order = [
           ...range(o.workerNum, o.workerNum + o.taskWorkerNum),
           ...range(0, o.workerNum),
-          ...range(o.workerNum + o.taskWorkerNum, this.#region.slotCount),
+          ...range(o.workerNum + o.taskWorkerNum, this.#fds.region.slotCount),
         ];
         for (const id of order) {
           if (this.#stopping) break;
           this.#spawn(id);
         }
-        if (processMode && !this.#stopping) this.#host.call("start", []);
-        if (!this.#stopping) this.#host.listening();
+        if (!this.#stopping) this.#host.started();
       } catch (error) {
         // Take down the workers already running, then report.
         this.#stopping = true;
@@ -188,28 +144,10 @@ export class Manager {
       await this.#supervise();
       this.#host.call("managerStop", []);
     } finally {
-      clearInterval(retake);
-      clearTimeout(retakeEnd);
       // The supervisor's fd closes below: the signals stay taken, waking nothing.
-      for (const signo of taken) this.#lib.zg_signal_take(signo, -1);
-      if (this.#process !== null) {
-        this.#lib.zg_process_shutdown(this.#process);
-        await (this.#joined ?? this.#lib.zg_process_join(this.#process));
-        this.#lib.zg_process_destroy(this.#process);
-        this.#process = null;
-      }
+      this.#signals.release();
       this.#lib.zg_supervisor_destroy(this.#supervisor);
       this.#supervisor = null;
-      // The listening socket, or with reuse port the bound-only socket holding the port.
-      if (this.#listenFd >= 0) this.#lib.zg_close_fd(this.#listenFd);
-      this.#listenFd = -1;
-      for (const fd of this.#extraFds) this.#lib.zg_close_fd(fd);
-      this.#extraFds = [];
-      // The region stays mapped (stats() still reads it); its fd is no longer passed on.
-      if (this.#region) this.#lib.zg_close_fd(this.#region.fd);
-      await this.#host.closeMail();
-      for (const fd of this.#doorbells) this.#lib.zg_close_fd(fd);
-      this.#doorbells = [];
     }
   }
 
@@ -217,26 +155,20 @@ export class Manager {
   stop(): void {
     if (this.#stopping || this.#supervisor === null) return;
     this.#stopping = true;
-    const waitMs = this.#host.options.maxWaitTime * 1000;
-    if (this.#process !== null) {
-      // The reactor threads deliver `shutdown`, write what is queued, close every session and
-      // end each worker's rings with `stopped`; the workers then exit by themselves. The
-      // reactors wait up to maxWaitTime for the workers' answer and again for the flush.
-      this.#lib.zg_process_shutdown(this.#process);
-      this.#joined = this.#lib.zg_process_join(this.#process);
+    const o = this.#host.options;
+    const waitMs = o.maxWaitTime * 1000;
+    if (this.#host.stopReactors()) {
+      // The reactor threads wait up to maxWaitTime for the workers' answer and again for the
+      // flush. Task workers and user processes have no reactor lanes: they are told directly.
       this.#killAt = performance.now() + 3 * waitMs + 1000;
-      // Task workers and user processes have no reactor lanes: they are told directly.
       for (const id of this.#workers.keys()) {
-        if (id >= this.#host.options.workerNum) {
-          this.#lib.zg_supervisor_kill(this.#supervisor, id, sigterm);
-        }
+        if (id >= o.workerNum) this.#lib.zg_supervisor_kill(this.#supervisor, id, Signal.term);
       }
-      this.#lib.zg_supervisor_kick(this.#supervisor);
-      return;
-    }
-    this.#killAt = performance.now() + waitMs;
-    for (const id of this.#workers.keys()) {
-      this.#lib.zg_supervisor_kill(this.#supervisor, id, sigterm);
+    } else {
+      this.#killAt = performance.now() + waitMs;
+      for (const id of this.#workers.keys()) {
+        this.#lib.zg_supervisor_kill(this.#supervisor, id, Signal.term);
+      }
     }
     this.#lib.zg_supervisor_kick(this.#supervisor);
   }
@@ -278,30 +210,16 @@ export class Manager {
     const slot = this.#workers.get(id);
     if (!slot || this.#stopping || this.#supervisor === null) return false;
     slot.retiring = true;
-    this.#lib.zg_supervisor_kill(this.#supervisor, id, sigterm);
+    this.#lib.zg_supervisor_kill(this.#supervisor, id, Signal.term);
     return true;
-  }
-
-  /** SIGUSR1, SIGUSR2, SIGRTMIN: counted natively, and they wake the supervision loop. */
-  #takeSignals() {
-    if (this.#supervisor === null) return;
-    const wake = this.#lib.zg_supervisor_kick_fd(this.#supervisor);
-    for (const signo of taken) {
-      if (this.#lib.zg_signal_is_taken(signo) === 0) this.#lib.zg_signal_take(signo, wake);
-      if (!this.#signalsSeen.has(signo)) {
-        this.#signalsSeen.set(signo, this.#lib.zg_signal_count(signo));
-      }
-    }
   }
 
   /** Acts on the taken signals that arrived since the last look. */
   #checkSignals() {
     for (const signo of taken) {
-      const count = this.#lib.zg_signal_count(signo);
-      if (count === this.#signalsSeen.get(signo)) continue;
-      this.#signalsSeen.set(signo, count);
-      if (signo === sigusr1) this.reload(false);
-      else if (signo === sigusr2) this.reload(true);
+      if (!this.#signals.arrived(signo)) continue;
+      if (signo === Signal.usr1) this.reload(false);
+      else if (signo === Signal.usr2) this.reload(true);
       else {
         this.#host.reopenLog();
         // Every child reopens too (each takes SIGRTMIN the same way, when it logs to a file;
@@ -310,8 +228,8 @@ export class Manager {
           for (const id of this.#workers.keys()) {
             // One still starting has not taken SIGRTMIN yet (it would die of it); it opens
             // the new file anyway.
-            if (this.#region!.status(id) === WorkerStatus.notStarted) continue;
-            this.#lib.zg_supervisor_kill(this.#supervisor, id, sigrtmin);
+            if (this.#fds.region.status(id) === WorkerStatus.notStarted) continue;
+            this.#lib.zg_supervisor_kill(this.#supervisor, id, Signal.rtmin);
           }
         }
       }
@@ -329,112 +247,13 @@ export class Manager {
       slot.retiring = true;
       reload.waiting.add(id);
       reload.killAt = performance.now() + this.#host.options.maxWaitTime * 1000;
-      this.#lib.zg_supervisor_kill(this.#supervisor, id, sigterm);
+      this.#lib.zg_supervisor_kill(this.#supervisor, id, Signal.term);
     }
     if (reload.queue.length === 0 && reload.waiting.size === 0) {
       this.#reload = undefined;
       this.#host.log.info("reload done");
       this.#host.call("afterReload", []);
     }
-  }
-
-  /** The shared region (worker table and counters). */
-  get region(): Region | undefined {
-    return this.#region;
-  }
-
-  #bind() {
-    const o = this.#host.options;
-    const host = encoder.encode(o.host);
-    const fd = new Int32Array(1);
-    const port = new Uint32Array(1);
-    // With reuse port each worker binds its own socket; the manager's stays bound but does
-    // not listen, so it holds the port (between a worker's death and its respawn too) and
-    // takes no connections.
-    const flags = (o.ipv6Only ? ListenFlag.ipv6Only : 0) |
-      (isUnix(o.sockType) ? ListenFlag.unix : 0) |
-      (isDatagram(o.sockType) ? ListenFlag.udp : 0) |
-      (o.enableReusePort ? ListenFlag.reusePort : 0) |
-      (o.enableReusePort && o.mode === "base" ? ListenFlag.bindOnly : 0);
-    const where = formatAddress(o.host, o.port);
-    unwrap(
-      this.#lib.zg_listen(host, BigInt(host.length), o.port, o.backlog, flags, fd, port),
-      `listen on "${where}"`,
-    );
-    this.#port = port[0];
-    this.#host.setPort(this.#port);
-    this.#listenFd = fd[0];
-    for (const p of this.#host.ports) {
-      const pFlags = listenFlags(p.sockType, o) |
-        (o.enableReusePort && o.mode === "base" ? ListenFlag.bindOnly : 0);
-      const bytes = encoder.encode(p.host);
-      unwrap(
-        this.#lib.zg_listen(bytes, BigInt(bytes.length), p.port, o.backlog, pFlags, fd, port),
-        `listen on "${formatAddress(p.host, p.port)}"`,
-      );
-      this.#extraFds.push(fd[0]);
-      this.#extraPorts.push(port[0]);
-      p.bound(port[0]);
-    }
-    if (o.tcpDeferAccept || o.tcpFastopen) {
-      unwrap(
-        this.#lib.zg_listen_options(this.#listenFd, o.tcpDeferAccept, o.tcpFastopen),
-        "set the listen options",
-      );
-    }
-  }
-
-  /** PROCESS mode: the reactor threads that own the sockets, in this process. */
-  #startReactors() {
-    const o = this.#host.options;
-    const config = nativeConfig(o, 0, o.reactorNum);
-    const handle = new BigUint64Array(1);
-    const flags = o.openTcpNodelay ? ListenFlag.tcpNodelay : 0;
-    unwrap(
-      this.#lib.zg_process_create(
-        config,
-        this.#region!.pointer,
-        this.#listenFd,
-        this.#port,
-        flags,
-        new Int32Array(this.#doorbells.slice(0, o.workerNum)),
-        handle,
-      ),
-      "create the reactor threads",
-    );
-    this.#process = Deno.UnsafePointer.create(handle[0]);
-    const kick = new Int32Array(o.reactorNum);
-    unwrap(this.#lib.zg_process_kick_fds(this.#process, kick), "get the reactor threads' fds");
-    this.#kickFds = [...kick];
-    unwrap(this.#lib.zg_process_framing(this.#process, nativeFraming(o)), "set the framing");
-    this.#host.ports.forEach((p, i) => {
-      unwrap(
-        this.#lib.zg_process_add_listener(
-          this.#process,
-          this.#extraFds[i],
-          this.#extraPorts[i],
-          listenFlags(p.sockType, p.optionsOver(o) ?? o),
-        ),
-        `listen on "${formatAddress(p.host, p.port)}"`,
-      );
-      const own = p.optionsOver(o);
-      if (own) {
-        unwrap(
-          this.#lib.zg_process_port_framing(
-            this.#process,
-            p.index,
-            nativeFraming(own, p.ownHeartbeatIdleTime),
-          ),
-          "set a port's framing",
-        );
-      }
-    });
-    const heartbeat = heartbeatMs(o, this.#host.ports.map((p) => p.ownHeartbeatIdleTime));
-    unwrap(
-      this.#lib.zg_process_heartbeat(this.#process, heartbeat.intervalMs, heartbeat.idleMs),
-      "set the heartbeat",
-    );
-    unwrap(this.#lib.zg_process_start(this.#process), "start the reactor threads");
   }
 
   /** What slot `id` runs: event workers, then task workers, then user processes. */
@@ -447,17 +266,17 @@ export class Manager {
   #spawn(id: number) {
     const argv = this.#argv;
     const o = this.#host.options;
-    const processMode = this.#process !== null;
+    const inherit = this.#fds;
     const type = this.#typeOf(id);
-    const shareSocket = !o.enableReusePort && !processMode && type === "event";
-    // The child gets the region as fd 3, then (BASE event workers) the listening socket, then
+    const shareSocket = !o.enableReusePort && inherit.listenFds.length > 0 && type === "event";
+    // The child gets the region as fd 3, then (BASE event workers) the listening sockets, then
     // every endpoint's doorbell and (PROCESS) the reactor threads' kick fds (spawn.zig).
-    const listenFds = shareSocket ? [this.#listenFd, ...this.#extraFds] : [];
-    const fds = [this.#region!.fd, ...listenFds];
+    const listenFds = shareSocket ? inherit.listenFds : [];
+    const fds = [inherit.region.fd, ...listenFds];
     const doorbellAt = 3 + fds.length;
-    fds.push(...this.#doorbells);
+    fds.push(...inherit.doorbells);
     const kickAt = 3 + fds.length;
-    const kicks = processMode && type === "event" ? this.#kickFds : [];
+    const kicks = type === "event" ? inherit.kickFds : [];
     fds.push(...kicks);
     const vars: Record<string, string> = {
       ...Deno.env.toObject(),
@@ -466,17 +285,17 @@ export class Manager {
       [env.managerPid]: String(Deno.pid),
       [env.listenFd]: shareSocket
         ? listenFds.map((_, i) => 4 + i).join(",")
-        : [this.#port, ...this.#extraPorts].map(() => "-1").join(","),
-      [env.port]: [this.#port, ...this.#extraPorts].join(","),
+        : inherit.ports.map(() => "-1").join(","),
+      [env.port]: inherit.ports.join(","),
       [env.regionFd]: "3",
       [env.server]: serverKey(o.host, o.port, o.workerNum),
       [env.workerType]: type,
-      [env.doorbellFds]: this.#doorbells.map((_, i) => doorbellAt + i).join(","),
+      [env.doorbellFds]: inherit.doorbells.map((_, i) => doorbellAt + i).join(","),
       [env.kickFds]: kicks.map((_, i) => kickAt + i).join(","),
       [env.respawned]: this.#everSpawned.has(id) ? "1" : "0",
     };
-    const argvBytes = encoder.encode(argv.map((a) => a + "\0").join(""));
-    const envBytes = encoder.encode(Object.entries(vars).map(([k, v]) => `${k}=${v}\0`).join(""));
+    const argvBytes = packArgv(argv);
+    const envBytes = packEnv(vars);
     const fdList = new Int32Array(fds);
     const pid = new Int32Array(1);
     unwrap(
@@ -498,7 +317,7 @@ export class Manager {
     this.#workers.set(id, { pid: pid[0], startedAt: performance.now() });
     this.#everSpawned.add(id);
     // Idle once it runs (it says so itself); until then it takes no signal but SIGTERM/SIGKILL.
-    this.#region!.setWorker(id, pid[0], WorkerStatus.notStarted);
+    this.#fds.region.setWorker(id, pid[0], WorkerStatus.notStarted);
   }
 
   async #supervise() {
@@ -521,25 +340,17 @@ export class Manager {
         const slot = this.#workers.get(id);
         this.#workers.delete(id);
         // A worker that left on purpose (maxRequest, taskMaxRequest) marked itself exited.
-        const planned = this.#region!.status(id) === WorkerStatus.exited;
+        const planned = this.#fds.region.status(id) === WorkerStatus.exited;
         // Exited, and no pid: gone (a worker that drains is exited with its pid).
-        this.#region!.setWorker(id, 0, WorkerStatus.exited);
-        this.#region!.clearGauges(id);
-        if (this.#typeOf(id) === "event") {
-          if (this.#process !== null) {
-            // Its sockets live on; those waiting for its answer to a close do not wait forever.
-            this.#lib.zg_process_worker_exited(this.#process, id);
-          } else {
-            // Its sockets died with it: gone from the shared table for every process now.
-            this.#lib.zg_region_clear_table(this.#region!.pointer, id);
-          }
-        }
+        this.#fds.region.setWorker(id, 0, WorkerStatus.exited);
+        this.#fds.region.clearGauges(id);
+        if (this.#typeOf(id) === "event") this.#host.workerExited(id);
         if (this.#typeOf(id) === "task") {
           // Tasks it held are lost with it; their senders hear so instead of waiting forever.
-          for (const { src, taskId } of this.#region!.takeRunning(id)) {
+          for (const { src, taskId } of this.#fds.region.takeRunning(id)) {
             this.#host.taskLost(src, taskId, id);
           }
-          this.#region!.setTasking(id, 0);
+          this.#fds.region.setTasking(id, 0);
         }
         if (this.#stopping) continue;
         if (slot?.retiring) {
@@ -553,7 +364,7 @@ export class Manager {
           this.#host.log.warning(
             `worker ${id} (pid ${w.pid}) still running after maxWaitTime: SIGKILL`,
           );
-          this.#lib.zg_supervisor_kill(this.#supervisor, id, sigkill);
+          this.#lib.zg_supervisor_kill(this.#supervisor, id, Signal.kill);
         }
         this.#killAt = Infinity;
       }
@@ -565,7 +376,7 @@ export class Manager {
           this.#host.log.warning(
             `worker ${id} (pid ${w.pid}) still running ${this.#host.options.maxWaitTime} s after the reload told it to stop: SIGKILL`,
           );
-          this.#lib.zg_supervisor_kill(this.#supervisor, id, sigkill);
+          this.#lib.zg_supervisor_kill(this.#supervisor, id, Signal.kill);
         }
         reload.killAt = Infinity;
       }

@@ -57,6 +57,29 @@ export type Role =
     respawned: boolean;
   };
 
+/** Swoole's worker id of a process in this role: 0 in a one-worker server, -1 in the master. */
+export function workerIdOfRole(role: Role): number {
+  if (role.kind === "worker") return role.workerId;
+  return role.kind === "manager" ? -1 : 0;
+}
+
+/** How the log names a process in this role. */
+export function roleName(role: Role): string {
+  if (role.kind === "manager") return "manager";
+  return `worker#${role.kind === "worker" ? role.workerId : 0}`;
+}
+
+/** The manager's pid, or -1 when there is none (one BASE worker). */
+export function managerPidOf(role: Role): number {
+  if (role.kind === "worker") return role.managerPid;
+  return role.kind === "manager" ? Deno.pid : -1;
+}
+
+/** The pid of the process that called `start()`: the master, or the only process. */
+export function masterPidOf(role: Role): number {
+  return role.kind === "worker" ? role.managerPid : Deno.pid;
+}
+
 /** The key that matches a worker's role to the server of the script it is for. */
 export function serverKey(host: string, port: number, workerNum: number): string {
   return `${host}|${port}|${workerNum}`;
@@ -143,4 +166,16 @@ export function ownCommandLine(): string[] {
   }
   args[0] = Deno.execPath();
   return args;
+}
+
+const encoder = new TextEncoder();
+
+/** A command line as the core's spawn takes it: each argument ends in a NUL byte. */
+export function packArgv(argv: readonly string[]): Uint8Array {
+  return encoder.encode(argv.map((a) => a + "\0").join(""));
+}
+
+/** An environment as the core's spawn takes it: `NAME=value` and a NUL byte each. */
+export function packEnv(vars: Record<string, string>): Uint8Array {
+  return encoder.encode(Object.entries(vars).map(([k, v]) => `${k}=${v}\0`).join(""));
 }

@@ -1,0 +1,116 @@
+/**
+ * What every part of one process's server shares: the options, the log, the callbacks and
+ * counters, and the state the role of the process (src/roles/) sets up — its rings, its
+ * mailboxes, the tree's region — that the connection API, tasks and stats work through.
+ * @module
+ */
+
+import type { Library } from "./_ffi/library.ts";
+import type { Lane } from "./ipc/lane.ts";
+import type { Mailbox } from "./ipc/mailbox.ts";
+import type { Region } from "./ipc/region.ts";
+import type { Callbacks } from "./callbacks.ts";
+import type { Logger } from "./log.ts";
+import type { ResolvedOptions } from "./options.ts";
+import type { Port, PortStats } from "./port.ts";
+import type { Role } from "./roles/role.ts";
+import type { Server } from "./server.ts";
+import type { Counters, ServerStats } from "./stats.ts";
+import type { TaskRunner } from "./tasks.ts";
+import { workerIdOfRole } from "./roles/role.ts";
+
+export type State = "new" | "starting" | "running" | "stopping" | "stopped";
+
+export class ServerContext {
+  readonly server: Server;
+  /** The options after defaults. */
+  readonly options: Readonly<ResolvedOptions>;
+  readonly log: Logger;
+  /** The user's callbacks, and how they are called. */
+  readonly callbacks: Callbacks;
+  /** What this process counts of its own work (requests, responses, errors …). */
+  readonly counters: Counters;
+  /** `listen()` ports, in order (listener 1, 2, … of a reactor). */
+  readonly ports: Port[] = [];
+  /** `addProcess` bodies, in order (the same in every process of the script). */
+  readonly processes: ((server: Server) => unknown)[] = [];
+  /** How this process was started: the whole server, a tree's master, or one of its workers. */
+  role: Role;
+  /** This process's worker id: 0 in a one-worker server, -1 in the master. */
+  workerId: number;
+  state: State = "new";
+  /** The code of the last failed call (`ErrorCode`). */
+  lastError = 0;
+  lib!: Library;
+  /** The reactor of a one-worker server or a BASE worker; null otherwise. */
+  handle: Deno.PointerValue = null;
+  /** The server's bound port, once known. */
+  port = 0;
+  /** The tree's shared region (the master's and every worker's); none in a one-worker server. */
+  region: Region | undefined;
+  /** In a tree: the mailboxes to every other process. */
+  mailbox: Mailbox | undefined;
+  /** One per reactor: BASE mode this worker's own, PROCESS mode each of the master's. */
+  lanes: Lane[] = [];
+  /**
+   * This process has no reactor of its own: a PROCESS-mode event worker (its lanes reach the
+   * master's reactor threads, where its sessions live), a task worker, a user process.
+   */
+  noReactor = false;
+  /** A worker that is leaving takes no more records (they wait for its successor). */
+  leaving = false;
+  /** Within a batch, what is sent is published at its end; outside one, at once. */
+  inBatch = false;
+  /** A task worker's: it runs the `task` handler (`finish()` works in it). */
+  taskRunner: TaskRunner | undefined;
+  /** A one-worker server or BASE worker: its reactor's counters and channel header. */
+  channelStats: BigUint64Array | undefined;
+  channelHeader: BigUint64Array | undefined;
+  /** The counters when the server stopped; `stats()` returns them from then on. */
+  finalStats: ServerStats | undefined;
+  finalPortStats: PortStats[] | undefined;
+
+  constructor(
+    server: Server,
+    options: Readonly<ResolvedOptions>,
+    role: Role,
+    log: Logger,
+    callbacks: Callbacks,
+    counters: Counters,
+  ) {
+    this.server = server;
+    this.options = options;
+    this.role = role;
+    this.workerId = workerIdOfRole(role);
+    this.log = log;
+    this.callbacks = callbacks;
+    this.counters = counters;
+  }
+
+  /** Running or stopping: it may still send. */
+  canSend(): boolean {
+    return this.state === "running" || this.state === "stopping";
+  }
+
+  /** Whether this process serves sessions now (running, or stopping but not yet stopped). */
+  live(): boolean {
+    return (this.handle !== null || this.noReactor || this.mailbox !== undefined) &&
+      this.canSend();
+  }
+
+  /** Whether sessions can be looked up here: a live worker, or a running master. */
+  canLookUp(): boolean {
+    return this.live() ||
+      (this.region !== undefined && this.role.kind === "manager" && this.canSend());
+  }
+
+  /** What was queued on `lane` goes out: at the end of the batch in hand, or now outside one. */
+  sentOn(lane: Lane) {
+    if (!this.inBatch) lane.publishOut();
+  }
+
+  /** What was mailed goes out: at the end of the batch in hand, or now outside one. */
+  mailed() {
+    if (!this.inBatch) this.mailbox?.publish();
+  }
+}
