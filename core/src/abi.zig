@@ -235,8 +235,7 @@ pub const ClientInfo = extern struct {
     protected: u32 = 0,
 };
 
-/// Message framing (see framing.zig), set before start with `zg_server_framing` /
-/// `zg_process_framing`.
+/// Message framing (see framing.zig), set before start with `zg_reactors_framing`.
 pub const FramingConfig = extern struct {
     /// 0 none (a stream), 1 EOF split, 2 EOF check, 3 length field, 4 a stream the worker
     /// frames (`package_length_func`).

@@ -10,31 +10,11 @@ const Status = abi.Status;
 const allocator = api.allocator;
 const statusOf = api.statusOf;
 
-export fn zg_process_heartbeat(p: *process.Process, interval_ms: u32, idle_ms: u32) Status {
-    for (p.reactors) |r| r.setHeartbeat(interval_ms, idle_ms) catch return .bad_state;
-    return .ok;
-}
-
-export fn zg_process_port_framing(p: *process.Process, index: u32, config: *const abi.FramingConfig) Status {
-    for (p.reactors) |r| {
-        r.setPortFraming(index, config.*) catch |err| return api.settingsStatus(err);
-    }
-    return .ok;
-}
-
 /// PROCESS mode, before start: one more port (the caller keeps `listen_fd`).
 export fn zg_process_add_listener(p: *process.Process, listen_fd: i32, port: u32, flags: u32) Status {
     api.last_errno = 0;
     if (port > 65535) return .invalid_argument;
     p.addListener(listen_fd, @intCast(port), flags & abi.listen_flag_tcp_nodelay != 0) catch |err| return statusOf(err);
-    return .ok;
-}
-
-/// PROCESS mode, before start: the same for every reactor thread.
-export fn zg_process_framing(p: *process.Process, config: *const abi.FramingConfig) Status {
-    for (p.reactors) |r| {
-        r.setFraming(config.*) catch |err| return api.settingsStatus(err);
-    }
     return .ok;
 }
 
@@ -50,12 +30,6 @@ export fn zg_process_create(config: *const abi.ServerConfig, region: [*]u8, list
     const memory = api_region.regionMemory(region) orelse return .invalid_argument;
     const header = shm.Region.headerOf(memory);
     out_handle.* = process.Process.create(allocator, cfg, memory, listen_fd, @intCast(port), flags & abi.listen_flag_tcp_nodelay != 0, doorbells[0..header.worker_num]) catch |err| return statusOf(err);
-    return .ok;
-}
-
-/// The fds workers need to kick each reactor thread (reactor_num of them).
-export fn zg_process_kick_fds(p: *process.Process, kick_out: [*]i32) Status {
-    for (p.reactors, 0..) |r, i| kick_out[i] = r.kick_fd;
     return .ok;
 }
 

@@ -92,34 +92,10 @@ export fn zg_server_wake_fd(r: *Reactor, inline_mode: u32) i32 {
     return if (inline_mode == 1) r.kick_fd else r.wake_fd;
 }
 
-/// Before start: how the server's sessions' bytes become messages.
-export fn zg_server_framing(r: *Reactor, config: *const abi.FramingConfig) Status {
-    r.setFraming(config.*) catch |err| return api.settingsStatus(err);
-    return .ok;
-}
-
 /// The fd of listening socket `index` of a server (for `zg_listen_options`), or -1.
 export fn zg_server_listen_fd(r: *Reactor, index: u32) i32 {
     if (index >= r.listener_count) return -1;
     return r.listeners[index].fd;
-}
-
-/// Before start: the heartbeat (`interval_ms` 0: off; `idle_ms` 0: twice the interval).
-export fn zg_server_heartbeat(r: *Reactor, interval_ms: u32, idle_ms: u32) Status {
-    r.setHeartbeat(interval_ms, idle_ms) catch return .bad_state;
-    return .ok;
-}
-
-/// Before start: framing of listener `index` alone (a port with settings of its own).
-export fn zg_server_port_framing(r: *Reactor, index: u32, config: *const abi.FramingConfig) Status {
-    r.setPortFraming(index, config.*) catch |err| return api.settingsStatus(err);
-    return .ok;
-}
-
-/// Wakes the reactor thread (it sleeps, or waits for ring room).
-export fn zg_server_kick(r: *Reactor) Status {
-    reactor.kick(r.kick_fd);
-    return .ok;
 }
 
 /// Joins the reactor thread and frees the server. The caller has seen the `stopped` record

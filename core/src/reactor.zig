@@ -265,6 +265,9 @@ pub const Reactor = struct {
     /// Inline mode: events `waitIo` collected for the next `poll`.
     stash: [events_max]linux.epoll_event = undefined,
     stash_len: u32 = 0,
+    /// This reactor as a set of one (api_reactors.zig): `set` is `own[0..1]`.
+    own: [1]*Reactor = undefined,
+    set: []*Reactor = &.{},
 
     /// A BASE-mode reactor: one lane, over a channel of its own.
     pub fn init(allocator: std.mem.Allocator, config: abi.ServerConfig) !*Reactor {
@@ -339,6 +342,8 @@ pub const Reactor = struct {
             .pending = pending,
             .stats_block = if (attach) |a| a.stats else null,
         };
+        r.own = .{r};
+        r.set = &r.own;
         return r;
     }
 

@@ -22,22 +22,24 @@ export const symbols = {
   /** Inline mode: sleeps until a socket or a kick is ready; runs on Deno's blocking pool. */
   zg_server_wait_io: { parameters: ["pointer"], result: "i32", nonblocking: true },
   zg_server_shutdown: { parameters: ["pointer"], result: "i32" },
-  zg_server_framing: { parameters: ["pointer", "buffer"], result: "i32" },
-  zg_process_framing: { parameters: ["pointer", "buffer"], result: "i32" },
-  zg_server_port_framing: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
-  zg_process_port_framing: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
+  /** A set of reactors configured alike (api_reactors.zig): a server's one, the master's. */
+  zg_server_reactors: { parameters: ["pointer"], result: "pointer" },
+  zg_process_reactors: { parameters: ["pointer"], result: "pointer" },
+  /** The number of reactors in the set (not a status). */
+  zg_reactors_count: { parameters: ["pointer"], result: "u32" },
+  zg_reactors_framing: { parameters: ["pointer", "buffer"], result: "i32" },
+  zg_reactors_port_framing: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
+  zg_reactors_heartbeat: { parameters: ["pointer", "u32", "u32"], result: "i32" },
+  zg_reactors_kick_fds: { parameters: ["pointer", "buffer"], result: "i32" },
   zg_process_add_listener: { parameters: ["pointer", "i32", "u32", "u32"], result: "i32" },
-  zg_server_heartbeat: { parameters: ["pointer", "u32", "u32"], result: "i32" },
   zg_listen_options: { parameters: ["i32", "u32", "u32"], result: "i32" },
   /** Returns the fd or -1 (not a status). */
   zg_server_listen_fd: { parameters: ["pointer", "u32"], result: "i32" },
-  zg_process_heartbeat: { parameters: ["pointer", "u32", "u32"], result: "i32" },
   zg_session_protect: { parameters: ["pointer", "pointer", "u32", "u32"], result: "i32" },
   /** Blocks until the reactor rings the doorbell: runs on Deno's blocking pool. */
   zg_server_wait: { parameters: ["pointer"], result: "i32", nonblocking: true },
   /** Returns at once; awaiting it yields one turn of Deno's event loop. */
   zg_yield: { parameters: [], result: "i32", nonblocking: true },
-  zg_server_kick: { parameters: ["pointer"], result: "i32" },
   zg_server_destroy: { parameters: ["pointer"], result: "i32" },
   zg_listen: {
     parameters: ["buffer", "usize", "u32", "u32", "u32", "buffer", "buffer"],
@@ -113,7 +115,6 @@ export const symbols = {
     parameters: ["buffer", "pointer", "i32", "u32", "u32", "buffer", "buffer"],
     result: "i32",
   },
-  zg_process_kick_fds: { parameters: ["pointer", "buffer"], result: "i32" },
   zg_process_start: { parameters: ["pointer"], result: "i32" },
   zg_process_shutdown: { parameters: ["pointer"], result: "i32" },
   zg_process_worker_exited: { parameters: ["pointer", "u32"], result: "i32" },

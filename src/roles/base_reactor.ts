@@ -8,13 +8,8 @@
 import { unwrap } from "../_ffi/library.ts";
 import type { Library } from "../_ffi/library.ts";
 import { ListenFlag } from "../_ffi/layout.ts";
-import {
-  formatAddress,
-  heartbeatMs,
-  listenFlags,
-  nativeConfig,
-  nativeFraming,
-} from "../options.ts";
+import { formatAddress, listenFlags, nativeConfig } from "../options.ts";
+import { configureReactors } from "./reactor_set.ts";
 import type { ResolvedOptions } from "../options.ts";
 import type { Port } from "../port.ts";
 import type { Role } from "./role.ts";
@@ -33,7 +28,7 @@ export function createReactor(
   role: Role,
   ports: readonly Port[],
   workerId: number,
-): { handle: Deno.PointerValue; handleBits: bigint; port: number } {
+): { handle: Deno.PointerValue; port: number } {
   // Session ids unique across the tree: worker w of n hands out the ids i with (i-1) % n == w.
   const config = nativeConfig(o, Math.max(0, workerId), role.kind === "worker" ? o.workerNum : 1);
   const out = new BigUint64Array(1);
@@ -78,7 +73,7 @@ export function createReactor(
       );
       p.bound(port[0]);
     }
-    return { handle, handleBits: out[0], port: serverPort };
+    return { handle, port: serverPort };
   } catch (error) {
     lib.zg_server_destroy(handle);
     throw error;
@@ -92,25 +87,11 @@ export function startReactor(
   o: ResolvedOptions,
   ports: readonly Port[],
 ) {
-  unwrap(lib.zg_server_framing(handle, nativeFraming(o)), "set the framing");
-  for (const p of ports) {
-    const own = p.optionsOver(o);
-    if (own) {
-      unwrap(
-        lib.zg_server_port_framing(handle, p.index, nativeFraming(own, p.ownHeartbeatIdleTime)),
-        "set a port's framing",
-      );
-    }
-  }
+  configureReactors(lib, lib.zg_server_reactors(handle), o, ports);
   if (o.tcpDeferAccept || o.tcpFastopen) {
     // (With several workers on one inherited socket the master set these already.)
     const fd = lib.zg_server_listen_fd(handle, 0);
     unwrap(lib.zg_listen_options(fd, o.tcpDeferAccept, o.tcpFastopen), "set the listen options");
   }
-  const heartbeat = heartbeatMs(o, ports.map((p) => p.ownHeartbeatIdleTime));
-  unwrap(
-    lib.zg_server_heartbeat(handle, heartbeat.intervalMs, heartbeat.idleMs),
-    "set the heartbeat",
-  );
   unwrap(lib.zg_server_start(handle, o.inlineReactor ? 1 : 0), "start the reactor");
 }

@@ -22,6 +22,7 @@ import { Records } from "../records.ts";
 import type { Sessions } from "../sessions.ts";
 import type { TaskSender } from "../tasks.ts";
 import { createReactor, startReactor } from "./base_reactor.ts";
+import { kickFds } from "./reactor_set.ts";
 import { Worker } from "./worker.ts";
 import type { WorkerRole } from "./worker.ts";
 
@@ -50,11 +51,11 @@ export class EventWorker extends Worker {
   #openReactor() {
     const ctx = this.ctx;
     const { lib, options: o, role } = ctx;
-    const { handle, handleBits, port } = createReactor(lib, o, role, ctx.ports, ctx.workerId);
+    const { handle, port } = createReactor(lib, o, role, ctx.ports, ctx.workerId);
     ctx.handle = handle;
     ctx.port = port;
     try {
-      this.#mapChannel(handleBits);
+      this.#mapChannel();
       if (role.kind === "worker") {
         // Count into this worker's slot of the tree's region, where every process reads.
         const region = this.mapRegion(role);
@@ -72,7 +73,7 @@ export class EventWorker extends Worker {
     }
   }
 
-  #mapChannel(handleBits: bigint) {
+  #mapChannel() {
     const ctx = this.ctx;
     const lib = ctx.lib;
     const ptr = new BigUint64Array(1);
@@ -84,8 +85,8 @@ export class EventWorker extends Worker {
     );
     ctx.channelStats = new BigUint64Array(memory, layout.channelStats, statsFields.length);
     ctx.channelHeader = new BigUint64Array(memory, 0, layout.channelHeaderSize / 8);
-    const pointer = Deno.UnsafePointer.create(handleBits);
-    const lane = new Lane(memory, 0, () => lib.zg_server_kick(pointer));
+    const [kick] = kickFds(lib, lib.zg_server_reactors(ctx.handle));
+    const lane = new Lane(memory, 0, () => lib.zg_fd_kick(kick));
     lane.unsent = new Unsent();
     ctx.lanes = [lane];
   }
@@ -138,7 +139,14 @@ export class EventWorker extends Worker {
     callbacks.call("workerStart", -1, () => callbacks.events.workerStart?.(server, workerId));
   }
 
-  protected override onRecord(lane: Lane, type: number, at: number, len: number, a: number, b: number) {
+  protected override onRecord(
+    lane: Lane,
+    type: number,
+    at: number,
+    len: number,
+    a: number,
+    b: number,
+  ) {
     if (type === RecordType.shutdown || type === RecordType.stopped) {
       this.ctx.counters.dispatch++;
       this.#lifecycle(lane, type);

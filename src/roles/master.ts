@@ -23,13 +23,8 @@ import type { MailHandler } from "../ipc/mailbox.ts";
 import { Region } from "../ipc/region.ts";
 import { Control, mailHandler } from "../messages.ts";
 import type { Operations } from "../operations/operations.ts";
-import {
-  formatAddress,
-  heartbeatMs,
-  listenFlags,
-  nativeConfig,
-  nativeFraming,
-} from "../options.ts";
+import { formatAddress, listenFlags, nativeConfig } from "../options.ts";
+import { configureReactors, kickFds } from "./reactor_set.ts";
 import type { TaskSender } from "../tasks.ts";
 import { Manager } from "./manager.ts";
 import type { ProcessRole } from "./process_role.ts";
@@ -269,37 +264,20 @@ export class Master implements ProcessRole {
     );
     const reactors = Deno.UnsafePointer.create(handle[0]);
     this.#reactors = reactors;
-    const kick = new Int32Array(o.reactorNum);
-    unwrap(lib.zg_process_kick_fds(reactors, kick), "get the reactor threads' fds");
-    this.#kickFds = [...kick];
-    unwrap(lib.zg_process_framing(reactors, nativeFraming(o)), "set the framing");
+    const set = lib.zg_process_reactors(reactors);
+    this.#kickFds = kickFds(lib, set);
     for (const p of ctx.ports) {
-      const own = p.optionsOver(o);
       unwrap(
         lib.zg_process_add_listener(
           reactors,
           this.#listenFds[p.index],
           this.#boundPorts[p.index],
-          listenFlags(p.sockType, own ?? o),
+          listenFlags(p.sockType, p.optionsOver(o) ?? o),
         ),
         `listen on "${formatAddress(p.host, p.port)}"`,
       );
-      if (own) {
-        unwrap(
-          lib.zg_process_port_framing(
-            reactors,
-            p.index,
-            nativeFraming(own, p.ownHeartbeatIdleTime),
-          ),
-          "set a port's framing",
-        );
-      }
     }
-    const heartbeat = heartbeatMs(o, ctx.ports.map((p) => p.ownHeartbeatIdleTime));
-    unwrap(
-      lib.zg_process_heartbeat(reactors, heartbeat.intervalMs, heartbeat.idleMs),
-      "set the heartbeat",
-    );
+    configureReactors(lib, set, o, ctx.ports);
     unwrap(lib.zg_process_start(reactors), "start the reactor threads");
   }
 
