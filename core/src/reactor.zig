@@ -26,6 +26,9 @@ const dispatch_mod = @import("dispatch.zig");
 const read_mod = @import("read.zig");
 const write_mod = @import("write.zig");
 const closing_mod = @import("closing.zig");
+const heartbeat_mod = @import("heartbeat.zig");
+const shutdown_mod = @import("shutdown.zig");
+const worker_exit_mod = @import("worker_exit.zig");
 const SessionTable = session_table.SessionTable;
 const Session = session_table.Session;
 const linux = std.os.linux;
@@ -741,16 +744,19 @@ pub const Reactor = struct {
     pub const closeRequested = closing_mod.closeRequested;
     pub const closeAfterOutput = closing_mod.closeAfterOutput;
     pub const closeSession = closing_mod.closeSession;
-    pub const beginShutdown = closing_mod.beginShutdown;
-    pub const flushDone = closing_mod.flushDone;
-    pub const closeAll = closing_mod.closeAll;
-    pub const sendStopped = closing_mod.sendStopped;
-    pub const gaveUpWaiting = closing_mod.gaveUpWaiting;
-    pub const workerExited = closing_mod.workerExited;
-    pub const closeOrphans = closing_mod.closeOrphans;
-    pub const workerGone = closing_mod.workerGone;
-    pub const setHeartbeat = closing_mod.setHeartbeat;
-    pub const heartbeat = closing_mod.heartbeat;
+
+    pub const beginShutdown = shutdown_mod.beginShutdown;
+    pub const flushDone = shutdown_mod.flushDone;
+    pub const closeAll = shutdown_mod.closeAll;
+    pub const sendStopped = shutdown_mod.sendStopped;
+    pub const gaveUpWaiting = shutdown_mod.gaveUpWaiting;
+
+    pub const workerExited = worker_exit_mod.workerExited;
+    pub const closeOrphans = worker_exit_mod.closeOrphans;
+    pub const workerGone = worker_exit_mod.workerGone;
+
+    pub const setHeartbeat = heartbeat_mod.setHeartbeat;
+    pub const heartbeat = heartbeat_mod.heartbeat;
 };
 
 /// struct linger from <sys/socket.h>.
