@@ -104,6 +104,7 @@ export class Records {
     this.#ctx.counters.dispatch++;
     switch (type) {
       case RecordType.receive: {
+        const listener = aux;
         if (this.#discardClosed && this.#sessions.coreState(sessionId) === SessionState.gone) {
           this.#discard(sessionId, len);
           return;
@@ -121,13 +122,13 @@ export class Records {
           }
           data = whole;
         } else {
-          const framer = (this.#framers ??= this.#makeFramers())[aux];
+          const framer = (this.#framers ??= this.#makeFramers())[listener];
           if (framer) {
             this.#frameByHook(
               framer,
               sessionId,
               reactorId,
-              aux,
+              listener,
               lane.u8.subarray(start, start + len),
             );
             if (this.#queueRegion) this.#handled(sessionId, len);
@@ -137,11 +138,12 @@ export class Records {
             ? lane.u8.subarray(start, start + len)
             : this.#copy(lane.u8, start, len);
         }
-        this.#receive(sessionId, reactorId, aux, data, len);
+        this.#receive(sessionId, reactorId, listener, data, len);
         return;
       }
       case RecordType.connect: {
-        const port = aux > 0 ? this.#ctx.ports[aux - 1] : undefined;
+        const listener = aux;
+        const port = listener > 0 ? this.#ctx.ports[listener - 1] : undefined;
         if (port) this.#sessionPort.set(sessionId, port);
         const connect = (port?.callbacks.connect as ServerEvents["connect"] | undefined) ??
           this.#ctx.callbacks.events.connect;
@@ -155,7 +157,8 @@ export class Records {
       case RecordType.close: {
         const flags = lane.u8[at + layout.recordFlags];
         if (flags & CloseFlag.error) {
-          this.#ctx.log.info(`session ${sessionId} closed: ${errnoName(aux)}`);
+          const errno = aux;
+          this.#ctx.log.info(`session ${sessionId} closed: ${errnoName(errno)}`);
         }
         const port = this.#sessionPort.get(sessionId);
         if (port) this.#sessionPort.delete(sessionId);
@@ -192,6 +195,7 @@ export class Records {
         return;
       }
       case RecordType.packet: {
+        const listener = aux;
         const start = at + layout.recordHeaderSize;
         const family = lane.u8[start] | (lane.u8[start + 1] << 8);
         let port = lane.u8[start + 2] | (lane.u8[start + 3] << 8);
@@ -210,23 +214,25 @@ export class Records {
         const info: PacketInfo = {
           address,
           port,
-          serverSocket: aux,
+          serverSocket: listener,
           serverPort: this.#ctx.server.port,
           dispatchTime: Date.now() / 1000,
         };
         const packet =
-          (aux > 0
-            ? this.#ctx.ports[aux - 1]?.callbacks.packet as ServerEvents["packet"] | undefined
+          (listener > 0
+            ? this.#ctx.ports[listener - 1]?.callbacks.packet as ServerEvents["packet"] | undefined
             : undefined) ?? this.#ctx.callbacks.events.packet;
-        info.serverPort = aux > 0
-          ? this.#ctx.ports[aux - 1]?.port ?? this.#ctx.server.port
+        info.serverPort = listener > 0
+          ? this.#ctx.ports[listener - 1]?.port ?? this.#ctx.server.port
           : this.#ctx.server.port;
         this.#ctx.callbacks.call("packet", -1, () => packet?.(this.#ctx.server, data, info));
         return;
       }
-      case RecordType.drained:
-        this.#sessions.drained(sessionId, aux === 1);
+      case RecordType.drained: {
+        const written = aux === 1;
+        this.#sessions.drained(sessionId, written);
         return;
+      }
       case RecordType.bufferFull:
         this.#ctx.callbacks.call(
           "bufferFull",

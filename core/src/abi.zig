@@ -108,7 +108,8 @@ pub const RecordHeader = extern struct {
     reactor_id: i16,
     /// The session the record is about; 0 where none.
     session_id: u32,
-    /// Type-specific: listener index (connect), errno (close), how to close (close_request: 0 graceful, 1 reset, 2 protocol error).
+    /// The record type's own argument, as each type above says: a listener index (connect,
+    /// receive, packet), an errno (close), how to close (close_request), a control code …
     aux: u32,
 };
 pub const record_align = 16;

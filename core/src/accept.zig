@@ -136,7 +136,7 @@ pub fn addSession(r: *Reactor, fd: i32, listener_index: u16, l: Listener, addres
     s.server_port = l.port;
     s.remote = remoteAddress(address);
     s.connect_time_ns = r.now_ns;
-    s.lane = r.homeLane(s);
+    s.home_lane = r.homeLane(s);
     const settings = r.settingsOf(listener_index);
     s.paused = settings.delay_receive;
     // Every field is in place: other processes may look it up from now on.
@@ -164,7 +164,7 @@ pub fn addSession(r: *Reactor, fd: i32, listener_index: u16, l: Listener, addres
     r.tally(listener_index, "connection_num", 1);
     if (r.deliver_session_events) {
         // Nothing of the session is read before its connect record is in the ring.
-        s.connect_pending = !r.pushOrQueue(.connect, 0, s.lane, s.id, listener_index);
+        s.connect_pending = !r.pushOrQueue(.connect, 0, s.home_lane, s.id, listener_index);
     }
     // Data may have arrived with the connection.
     r.markReady(s);

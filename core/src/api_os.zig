@@ -5,7 +5,7 @@ const abi = @import("abi.zig");
 const api = @import("api.zig");
 const reactor = @import("reactor.zig");
 const listen = @import("listen.zig");
-const process = @import("process.zig");
+const reactor_threads = @import("reactor_threads.zig");
 const signals = @import("signals.zig");
 const files = @import("files.zig");
 const users = @import("users.zig");
@@ -60,11 +60,11 @@ export fn zg_fd_wait_for(fd: i32, timeout_us: u32) u32 {
     return 1;
 }
 
-/// Handles `signo` natively from now on (see signals.zig), writing `wake_fd` on each delivery.
+/// Handles `signo` natively from now on (see signals.zig), writing `doorbell_fd` on each delivery.
 /// Call again whenever something else may have taken the signal over: it is idempotent.
-export fn zg_signal_take(signo: u32, wake_fd: i32) Status {
+export fn zg_signal_take(signo: u32, doorbell_fd: i32) Status {
     if (signo == 0 or signo > 64) return .invalid_argument;
-    signals.take(@intCast(signo), wake_fd) catch return .invalid_argument;
+    signals.take(@intCast(signo), doorbell_fd) catch return .invalid_argument;
     return .ok;
 }
 

@@ -1,10 +1,10 @@
 //! The C API of a set of reactors configured alike before they start: the one reactor of a
 //! one-worker server or BASE worker (`zg_server_reactors`), or PROCESS mode's reactor threads
-//! (`zg_process_reactors`). Framing, each port's own framing and the heartbeat are set once
+//! (`zg_reactor_threads_set`). Framing, each port's own framing and the heartbeat are set once
 //! here for every reactor of the set; each reactor's kick fd is read here too.
 const abi = @import("abi.zig");
 const api = @import("api.zig");
-const process = @import("process.zig");
+const reactor_threads = @import("reactor_threads.zig");
 const reactor = @import("reactor.zig");
 const Reactor = reactor.Reactor;
 const Status = abi.Status;
@@ -16,7 +16,7 @@ export fn zg_server_reactors(r: *Reactor) *const Set {
     return &r.set;
 }
 
-export fn zg_process_reactors(p: *process.Process) *const Set {
+export fn zg_reactor_threads_set(p: *reactor_threads.ReactorThreads) *const Set {
     return &p.reactors;
 }
 

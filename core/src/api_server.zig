@@ -65,7 +65,7 @@ export fn zg_server_shutdown(r: *Reactor) Status {
 /// Blocks until the reactor rings the worker's doorbell. TypeScript calls it as a
 /// `nonblocking` symbol, on a thread of Deno's blocking pool, only after parking.
 export fn zg_server_wait(r: *Reactor) Status {
-    return api.waitEventfd(r.wake_fd);
+    return api.waitEventfd(r.doorbell_fd);
 }
 
 /// Inline mode: one reactor turn on the calling (JS) thread. Returns `reactor.poll_*` flags.
@@ -87,9 +87,9 @@ export fn zg_yield() Status {
 }
 
 /// The eventfd that wakes this server's JavaScript when it waits: the reactor's kick fd in
-/// inline mode (its epoll set holds it), the worker's wake fd with a reactor thread.
-export fn zg_server_wake_fd(r: *Reactor, inline_mode: u32) i32 {
-    return if (inline_mode == 1) r.kick_fd else r.wake_fd;
+/// inline mode (its epoll set holds it), the worker's doorbell with a reactor thread.
+export fn zg_server_wait_fd(r: *Reactor, inline_mode: u32) i32 {
+    return if (inline_mode == 1) r.kick_fd else r.doorbell_fd;
 }
 
 /// The fd of listening socket `index` of a server (for `zg_listen_options`), or -1.

@@ -21,7 +21,7 @@ pub fn lanePending(r: *const Reactor, lane: u16) bool {
 /// Publishes inbound records and rings the doorbell of each worker that parked.
 pub fn publish(r: *Reactor) void {
     for (r.lanes) |*lane| {
-        if (lane.inbound.publish()) kick(lane.wake_fd);
+        if (lane.inbound.publish()) kick(lane.doorbell_fd);
     }
 }
 
@@ -30,7 +30,7 @@ pub fn publish(r: *Reactor) void {
 /// asked, and the caller retries): the flag a worker clears stands for the latest wait only.
 pub fn noRoom(r: *Reactor, lane: *Lane, payload_max: u32) bool {
     _ = r;
-    if (lane.inbound.publish()) kick(lane.wake_fd);
+    if (lane.inbound.publish()) kick(lane.doorbell_fd);
     lane.waiting_for_room = lane.inbound.prepareWait(payload_max);
     return lane.waiting_for_room;
 }
@@ -55,13 +55,13 @@ pub fn homeLane(r: *Reactor, s: *const Session) u16 {
 pub fn receiveLane(r: *Reactor, s: *const Session) ?*Lane {
     const n: u32 = @intCast(r.lanes.len);
     const lane: *Lane = switch (r.dispatch_mode) {
-        .fd_modulo, .ip_hash => &r.lanes[s.lane],
+        .fd_modulo, .ip_hash => &r.lanes[s.home_lane],
         .uid => blk: {
             const uid = @atomicLoad(u32, &s.uid, .acquire);
-            break :blk &r.lanes[if (uid != 0) uid % n else s.lane];
+            break :blk &r.lanes[if (uid != 0) uid % n else s.home_lane];
         },
         .round_robin, .idle_worker => if (r.protocolOf(s) == .worker)
-            &r.lanes[s.lane]
+            &r.lanes[s.home_lane]
         else if (r.dispatch_mode == .round_robin)
             return r.nextLaneWithRoom()
         else
@@ -205,7 +205,7 @@ pub fn closeLane(r: *const Reactor, s: *const Session) u16 {
         const uid = @atomicLoad(u32, &s.uid, .acquire);
         if (uid != 0) return @intCast(uid % r.lanes.len);
     }
-    return s.lane;
+    return s.home_lane;
 }
 
 /// Swoole reports -1 as the reactor of a close the server started.

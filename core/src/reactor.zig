@@ -156,7 +156,7 @@ pub const Lane = struct {
     inbound: ring.Producer,
     outbound: ring.Consumer,
     /// The worker's doorbell (an eventfd it reads when parked).
-    wake_fd: i32,
+    doorbell_fd: i32,
     /// The inbound ring was full; the worker clears `producer_waiting` and kicks when it frees.
     waiting_for_room: bool = false,
     shutdown_sent: bool = false,
@@ -178,7 +178,7 @@ pub const DispatchMode = enum(u8) { round_robin = 1, fd_modulo = 2, idle_worker 
 pub const Attach = struct {
     /// The channel memory of each worker's lane.
     channels: []const []u8,
-    wake_fds: []const i32,
+    doorbells: []const i32,
     /// This reactor's session table slots.
     slots: []Session,
     stats: *abi.Stats,
@@ -197,14 +197,13 @@ pub const Reactor = struct {
     epoll_fd: i32,
     /// Written by workers (and `requestShutdown`) to wake the reactor from epoll_wait.
     kick_fd: i32,
-    /// BASE mode: written by the reactor to wake the worker parked in `zg_server_wait`; owned
-    /// here unless it is the worker's doorbell (`useDoorbell`). -1 in PROCESS mode (each lane
-    /// has its worker's).
-    wake_fd: i32,
-    owns_wake_fd: bool = true,
-    /// In a tree: the worker's doorbell, which its mailbox peers ring too; the inline reactor
-    /// polls it so that `waitIo` returns for mail.
-    doorbell_fd: i32 = -1,
+    /// BASE mode: the worker's doorbell, written by the reactor to wake the worker parked in
+    /// `zg_server_wait`. -1 in PROCESS mode (each lane has its worker's).
+    doorbell_fd: i32,
+    /// Created here; not in a tree, where the doorbell is the worker's (`useDoorbell`), which
+    /// its mailbox peers ring too: the inline reactor then polls it so that `waitIo` returns
+    /// for mail.
+    owns_doorbell: bool = true,
     listeners: [listeners_max]Listener = undefined,
     listener_count: u32 = 0,
     /// PROCESS mode with several reactor threads: every reactor thread of the master (this
@@ -306,8 +305,8 @@ pub const Reactor = struct {
         errdefer posix.close(epoll_fd);
         const kick_fd = try posix.eventfd(0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK);
         errdefer posix.close(kick_fd);
-        const wake_fd = if (attach == null) try posix.eventfd(0, linux.EFD.CLOEXEC) else -1;
-        errdefer if (wake_fd >= 0) posix.close(wake_fd);
+        const doorbell_fd = if (attach == null) try posix.eventfd(0, linux.EFD.CLOEXEC) else -1;
+        errdefer if (doorbell_fd >= 0) posix.close(doorbell_fd);
         var event: linux.epoll_event = .{ .events = linux.EPOLL.IN, .data = .{ .u64 = tag_kick } };
         try posix.epoll_ctl(epoll_fd, linux.EPOLL.CTL_ADD, kick_fd, &event);
         for (lanes, 0..) |*lane, i| {
@@ -316,7 +315,7 @@ pub const Reactor = struct {
             lane.* = .{
                 .inbound = ring.Producer.init(&header.in_ctl, shm.Channel.inDataOf(memory)),
                 .outbound = ring.Consumer.init(&header.out_ctl, shm.Channel.outDataOf(memory)),
-                .wake_fd = if (attach) |a| a.wake_fds[i] else wake_fd,
+                .doorbell_fd = if (attach) |a| a.doorbells[i] else doorbell_fd,
             };
         }
         var dispatch_mode: DispatchMode = .fd_modulo;
@@ -334,7 +333,7 @@ pub const Reactor = struct {
             .channel = channel,
             .epoll_fd = epoll_fd,
             .kick_fd = kick_fd,
-            .wake_fd = wake_fd,
+            .doorbell_fd = doorbell_fd,
             .sessions = sessions,
             .lanes = lanes,
             .dispatch_mode = dispatch_mode,
@@ -374,7 +373,7 @@ pub const Reactor = struct {
         r.allocator.free(r.lanes);
         posix.close(r.epoll_fd);
         posix.close(r.kick_fd);
-        if (r.wake_fd >= 0 and r.owns_wake_fd) posix.close(r.wake_fd);
+        if (r.doorbell_fd >= 0 and r.owns_doorbell) posix.close(r.doorbell_fd);
         if (r.channel) |*ch| ch.destroy();
         const allocator = r.allocator;
         allocator.destroy(r);
@@ -408,16 +407,15 @@ pub const Reactor = struct {
     /// BASE mode in a tree, before start: wake the worker through its doorbell.
     pub fn useDoorbell(r: *Reactor, fd: i32) void {
         assert(!r.started and r.attach == null);
-        if (r.owns_wake_fd) posix.close(r.wake_fd);
-        r.wake_fd = fd;
-        r.owns_wake_fd = false;
-        r.lanes[0].wake_fd = fd;
+        if (r.owns_doorbell) posix.close(r.doorbell_fd);
         r.doorbell_fd = fd;
+        r.owns_doorbell = false;
+        r.lanes[0].doorbell_fd = fd;
     }
 
     pub fn start(r: *Reactor, inline_mode: bool) !void {
         assert(!r.started);
-        if (inline_mode and r.doorbell_fd >= 0) {
+        if (inline_mode and !r.owns_doorbell) {
             var event: linux.epoll_event = .{ .events = linux.EPOLL.IN, .data = .{ .u64 = tag_doorbell } };
             try posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_ADD, r.doorbell_fd, &event);
         }
@@ -844,7 +842,7 @@ const TestTree = struct {
         const config: abi.ServerConfig = .{ .max_connection = max_connection, .socket_buffer_size = 1 << 20, .ring_bytes = 256 * 1024, .max_wait_time_ms = 200, .reactor_id = 0, .log_level = 3, .session_stride = 1, .dispatch = 2 };
         const r = try Reactor.initAttached(testing.allocator, config, .{
             .channels = channels,
-            .wake_fds = wakes,
+            .doorbells = wakes,
             .slots = shm.Region.tableSlots(created.memory, 0),
             .stats = shm.Region.reactorStats(created.memory, 0),
             .workers = shm.Region.workerSlots(created.memory),

@@ -1,7 +1,7 @@
 //! libziggurat: the C ABI that src/_ffi/symbols.ts declares. Every function returns an
 //! `abi.Status` (or a plain value where it cannot fail); errno of a failed OS call is kept per
 //! thread for `zg_last_errno`. The exports are grouped by the handle they work on, one file
-//! each: api_server.zig (a reactor), api_process.zig (PROCESS mode's master),
+//! each: api_server.zig (a reactor), api_reactor_threads.zig (PROCESS mode's master),
 //! api_reactors.zig (either as a set of reactors configured alike), api_region.zig (the tree's
 //! region and its session tables), api_supervisor.zig (the manager's children), api_os.zig (sockets, fds, signals, files, privileges); api.zig is what they share.
 const std = @import("std");
@@ -11,7 +11,7 @@ const Status = abi.Status;
 
 comptime {
     _ = @import("api_server.zig");
-    _ = @import("api_process.zig");
+    _ = @import("api_reactor_threads.zig");
     _ = @import("api_reactors.zig");
     _ = @import("api_region.zig");
     _ = @import("api_supervisor.zig");
@@ -63,7 +63,7 @@ test {
     _ = @import("listen.zig");
     _ = @import("reactor.zig");
     _ = @import("spawn.zig");
-    _ = @import("process.zig");
+    _ = @import("reactor_threads.zig");
     _ = @import("signals.zig");
     _ = @import("framing.zig");
     _ = @import("files.zig");
@@ -73,7 +73,7 @@ test {
     _ = @import("errno.zig");
     _ = @import("handoff.zig");
     _ = @import("api_server.zig");
-    _ = @import("api_process.zig");
+    _ = @import("api_reactor_threads.zig");
     _ = @import("api_reactors.zig");
     _ = @import("api_region.zig");
     _ = @import("api_supervisor.zig");

@@ -64,9 +64,9 @@ pub const Session = struct {
     /// While `closing`: the close record's flags once the output is written (`close_errno` is
     /// its errno).
     close_flags: u8 = 0,
-    /// PROCESS mode: the worker (lane) the session's connect, close and, in the sticky
-    /// dispatch modes, its data go to.
-    lane: u16 = 0,
+    /// PROCESS mode: the session's home worker (its lane): where its connect, close and, in
+    /// the sticky dispatch modes, its data go.
+    home_lane: u16 = 0,
     /// Its connect record waits for ring room: nothing of it is read until it is delivered.
     connect_pending: bool = false,
     /// `bind(sessionId, uid)`: set once (0 = unbound), by a worker, with a compare-exchange.
@@ -134,7 +134,7 @@ pub const Session = struct {
         out.total_send_bytes = s.send_bytes;
         out.close_errno = s.close_errno;
         out.uid = @atomicLoad(u32, &s.uid, .monotonic);
-        out.worker_id = s.lane;
+        out.worker_id = s.home_lane;
         out.protected = @atomicLoad(u8, &s.protected, .monotonic);
         return out;
     }
@@ -255,7 +255,7 @@ pub const SessionTable = struct {
             slot.last_recv_time_ns = 0;
             slot.last_send_time_ns = 0;
             slot.last_dispatch_time_ns = 0;
-            slot.lane = 0;
+            slot.home_lane = 0;
             slot.connect_pending = false;
             @atomicStore(u8, &slot.protected, 0, .release);
             @atomicStore(u32, &slot.uid, 0, .release);

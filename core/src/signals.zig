@@ -10,13 +10,13 @@ const posix = std.posix;
 
 const signals_max = 65;
 var counts: [signals_max]std.atomic.Value(u32) = @splat(.init(0));
-var wake_fds: [signals_max]std.atomic.Value(i32) = @splat(.init(-1));
+var doorbells: [signals_max]std.atomic.Value(i32) = @splat(.init(-1));
 
 fn handler(signo: c_int) callconv(.c) void {
     const index: usize = @intCast(signo);
     if (index >= signals_max) return;
     _ = counts[index].fetchAdd(1, .monotonic);
-    const fd = wake_fds[index].load(.monotonic);
+    const fd = doorbells[index].load(.monotonic);
     if (fd >= 0) {
         const saved = std.c._errno().*;
         const one: u64 = 1;
@@ -26,11 +26,11 @@ fn handler(signo: c_int) callconv(.c) void {
 }
 
 /// Handles `signo` here from now on (replacing whatever handled it, Deno's included), waking
-/// `wake_fd` (an eventfd, or -1) on each delivery. Idempotent: call it again after something
+/// `doorbell_fd` (an eventfd, or -1) on each delivery. Idempotent: call it again after something
 /// may have installed another handler.
-pub fn take(signo: u8, wake_fd: i32) !void {
+pub fn take(signo: u8, doorbell_fd: i32) !void {
     if (signo == 0 or signo >= signals_max) return error.InvalidArgument;
-    wake_fds[signo].store(wake_fd, .monotonic);
+    doorbells[signo].store(doorbell_fd, .monotonic);
     var action: posix.Sigaction = .{
         .handler = .{ .handler = handler },
         .mask = posix.sigemptyset(),

@@ -34,7 +34,7 @@ pub fn consumeOutbound(r: *Reactor) void {
             lane.outbound.advance(record);
         }
         // Room freed: wake the worker if it waits to send more.
-        if (lane.outbound.release()) kick(lane.wake_fd);
+        if (lane.outbound.release()) kick(lane.doorbell_fd);
     }
 }
 

@@ -24,14 +24,14 @@ export const symbols = {
   zg_server_shutdown: { parameters: ["pointer"], result: "i32" },
   /** A set of reactors configured alike (api_reactors.zig): a server's one, the master's. */
   zg_server_reactors: { parameters: ["pointer"], result: "pointer" },
-  zg_process_reactors: { parameters: ["pointer"], result: "pointer" },
+  zg_reactor_threads_set: { parameters: ["pointer"], result: "pointer" },
   /** The number of reactors in the set (not a status). */
   zg_reactors_count: { parameters: ["pointer"], result: "u32" },
   zg_reactors_framing: { parameters: ["pointer", "buffer"], result: "i32" },
   zg_reactors_port_framing: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
   zg_reactors_heartbeat: { parameters: ["pointer", "u32", "u32"], result: "i32" },
   zg_reactors_kick_fds: { parameters: ["pointer", "buffer"], result: "i32" },
-  zg_process_add_listener: { parameters: ["pointer", "i32", "u32", "u32"], result: "i32" },
+  zg_reactor_threads_add_listener: { parameters: ["pointer", "i32", "u32", "u32"], result: "i32" },
   zg_listen_options: { parameters: ["i32", "u32", "u32"], result: "i32" },
   /** Returns the fd or -1 (not a status). */
   zg_server_listen_fd: { parameters: ["pointer", "u32"], result: "i32" },
@@ -71,7 +71,7 @@ export const symbols = {
     result: "i32",
   },
   /** Returns the fd (not a status). */
-  zg_server_wake_fd: { parameters: ["pointer", "u32"], result: "i32" },
+  zg_server_wait_fd: { parameters: ["pointer", "u32"], result: "i32" },
   zg_signal_take: { parameters: ["u32", "i32"], result: "i32" },
   /** Returns 1 when the signal is still ours (not a status). */
   zg_signal_is_taken: { parameters: ["u32"], result: "u32" },
@@ -111,17 +111,17 @@ export const symbols = {
   zg_region_open: { parameters: ["buffer", "usize", "buffer", "buffer"], result: "i32" },
   /** Returns how many session ids it wrote (not a status). */
   zg_client_list: { parameters: ["pointer", "pointer", "u32", "u32", "buffer"], result: "u32" },
-  zg_process_create: {
+  zg_reactor_threads_create: {
     parameters: ["buffer", "pointer", "i32", "u32", "u32", "buffer", "buffer"],
     result: "i32",
   },
-  zg_process_start: { parameters: ["pointer"], result: "i32" },
-  zg_process_shutdown: { parameters: ["pointer"], result: "i32" },
-  zg_process_worker_exited: { parameters: ["pointer", "u32"], result: "i32" },
+  zg_reactor_threads_start: { parameters: ["pointer"], result: "i32" },
+  zg_reactor_threads_shutdown: { parameters: ["pointer"], result: "i32" },
+  zg_reactor_threads_worker_exited: { parameters: ["pointer", "u32"], result: "i32" },
   zg_region_clear_table: { parameters: ["pointer", "u32"], result: "i32" },
   /** Blocks until every reactor thread stopped: runs on Deno's blocking pool. */
-  zg_process_join: { parameters: ["pointer"], result: "i32", nonblocking: true },
-  zg_process_destroy: { parameters: ["pointer"], result: "i32" },
+  zg_reactor_threads_join: { parameters: ["pointer"], result: "i32", nonblocking: true },
+  zg_reactor_threads_destroy: { parameters: ["pointer"], result: "i32" },
   /** Blocks until the eventfd is written (a PROCESS worker's doorbell). */
   zg_fd_wait: { parameters: ["i32"], result: "i32", nonblocking: true },
   zg_fd_kick: { parameters: ["i32"], result: "i32" },

@@ -91,7 +91,7 @@ export class Lane {
     this.outProducerWaiting = word(outCtl, layout.ringProducerWaiting);
     // A worker that replaces a dead one (PROCESS mode) starts after the record its
     // predecessor had in its hands: the master let go of it already and closes its session
-    // (zg_process_worker_exited); it is not delivered twice.
+    // (zg_reactor_threads_worker_exited); it is not delivered twice.
     const head = Atomics.load(this.u32, this.inHead);
     const claim = Atomics.load(this.u32, this.inClaim);
     const claimed = (claim - head) >>> 0;

@@ -109,7 +109,7 @@ export class Master implements ProcessRole {
         workerExited: (id) => {
           if (this.#reactors !== null) {
             // Its sockets live on; those waiting for its answer to a close do not wait forever.
-            ctx.lib.zg_process_worker_exited(this.#reactors, id);
+            ctx.lib.zg_reactor_threads_worker_exited(this.#reactors, id);
           } else {
             // Its sockets died with it: gone from the shared table for every process now.
             ctx.lib.zg_region_clear_table(ctx.region!.pointer, id);
@@ -119,8 +119,8 @@ export class Master implements ProcessRole {
           if (this.#reactors === null) return false;
           // The reactor threads deliver `shutdown`, write what is queued, close every session
           // and end each worker's rings with `stopped`; the workers then exit by themselves.
-          ctx.lib.zg_process_shutdown(this.#reactors);
-          this.#joined = ctx.lib.zg_process_join(this.#reactors);
+          ctx.lib.zg_reactor_threads_shutdown(this.#reactors);
+          this.#joined = ctx.lib.zg_reactor_threads_join(this.#reactors);
           return true;
         },
       });
@@ -251,7 +251,7 @@ export class Master implements ProcessRole {
     const handle = new BigUint64Array(1);
     const flags = o.openTcpNodelay ? ListenFlag.tcpNodelay : 0;
     unwrap(
-      lib.zg_process_create(
+      lib.zg_reactor_threads_create(
         config,
         ctx.region!.pointer,
         this.#listenFds[0],
@@ -264,11 +264,11 @@ export class Master implements ProcessRole {
     );
     const reactors = Deno.UnsafePointer.create(handle[0]);
     this.#reactors = reactors;
-    const set = lib.zg_process_reactors(reactors);
+    const set = lib.zg_reactor_threads_set(reactors);
     this.#kickFds = kickFds(lib, set);
     for (const p of ctx.ports) {
       unwrap(
-        lib.zg_process_add_listener(
+        lib.zg_reactor_threads_add_listener(
           reactors,
           this.#listenFds[p.index],
           this.#boundPorts[p.index],
@@ -278,7 +278,7 @@ export class Master implements ProcessRole {
       );
     }
     configureReactors(lib, set, o, ctx.ports);
-    unwrap(lib.zg_process_start(reactors), "start the reactor threads");
+    unwrap(lib.zg_reactor_threads_start(reactors), "start the reactor threads");
   }
 
   /** Every worker is gone: the reactor threads, the sockets, the mailbox and the doorbells. */
@@ -286,9 +286,9 @@ export class Master implements ProcessRole {
     const ctx = this.#ctx;
     const lib = ctx.lib;
     if (this.#reactors !== null) {
-      lib.zg_process_shutdown(this.#reactors);
-      await (this.#joined ?? lib.zg_process_join(this.#reactors));
-      lib.zg_process_destroy(this.#reactors);
+      lib.zg_reactor_threads_shutdown(this.#reactors);
+      await (this.#joined ?? lib.zg_reactor_threads_join(this.#reactors));
+      lib.zg_reactor_threads_destroy(this.#reactors);
       this.#reactors = null;
     }
     // The listening sockets, or with reuse port the bound-only ones holding the ports.

@@ -239,7 +239,7 @@ export abstract class Worker implements ProcessRole {
     if (watch) {
       // The signals wake this loop through the fd it waits on.
       const wake = ctx.handle !== null
-        ? lib.zg_server_wake_fd(ctx.handle, inline ? 1 : 0)
+        ? lib.zg_server_wait_fd(ctx.handle, inline ? 1 : 0)
         : this.doorbell;
       this.signals.take(watched, wake, ctx.role.kind === "single");
       // One that came before the loop woke nothing.

@@ -1,7 +1,7 @@
 //! PROCESS mode's master: `reactor_num` reactor threads that own every client socket, each
 //! with one lane (a channel in the tree's region) per event worker. Workers are other
 //! processes; they reach a reactor thread through its kick eventfd and are woken through their
-//! own wake eventfd, both created here and passed down when the manager spawns them. A worker
+//! own doorbell eventfd, both passed down when the manager spawns them. A worker
 //! that dies takes no socket with it: its lanes wait (reading stops for the sessions dispatched
 //! to it, as for any full ring) until its successor attaches to the same rings. Reactor 0
 //! accepts every stream connection and hands them out in turn (handoff.zig).
@@ -15,22 +15,22 @@ const linux = std.os.linux;
 /// F_DUPFD_CLOEXEC from <fcntl.h> (not in std.posix.F).
 const f_dupfd_cloexec = 1030;
 
-pub const Process = struct {
+pub const ReactorThreads = struct {
     allocator: std.mem.Allocator,
     reactors: []*Reactor,
     /// One per worker: its doorbell (the caller's).
-    wake_fds: []const i32,
+    doorbells: []const i32,
     channels: [][]u8,
 
     /// Sets up the reactor threads over `region` (created for PROCESS mode); each polls a
     /// duplicate of `listen_fd` (one wakes per connection). The caller keeps `listen_fd`.
-    pub fn create(allocator: std.mem.Allocator, config: abi.ServerConfig, region: []u8, listen_fd: i32, port: u16, tcp_nodelay: bool, doorbells: []const i32) !*Process {
+    pub fn create(allocator: std.mem.Allocator, config: abi.ServerConfig, region: []u8, listen_fd: i32, port: u16, tcp_nodelay: bool, given: []const i32) !*ReactorThreads {
         const header = shm.Region.headerOf(region);
-        if (header.reactor_num == 0 or doorbells.len != header.worker_num) return error.InvalidArgument;
-        const p = try allocator.create(Process);
+        if (header.reactor_num == 0 or given.len != header.worker_num) return error.InvalidArgument;
+        const p = try allocator.create(ReactorThreads);
         errdefer allocator.destroy(p);
-        const wake_fds = try allocator.dupe(i32, doorbells);
-        errdefer allocator.free(wake_fds);
+        const doorbells = try allocator.dupe(i32, given);
+        errdefer allocator.free(doorbells);
         const channels = try allocator.alloc([]u8, @as(usize, header.reactor_num) * header.worker_num);
         errdefer allocator.free(channels);
         const reactors = try allocator.alloc(*Reactor, header.reactor_num);
@@ -48,7 +48,7 @@ pub const Process = struct {
             cfg.session_stride = header.reactor_num;
             const r = try Reactor.initAttached(allocator, cfg, .{
                 .channels = lanes,
-                .wake_fds = wake_fds,
+                .doorbells = doorbells,
                 .slots = shm.Region.tableSlots(region, id),
                 .stats = shm.Region.reactorStats(region, id),
                 .workers = shm.Region.workerSlots(region),
@@ -69,13 +69,13 @@ pub const Process = struct {
             r.peers = reactors;
             r.accepted = config.start_session_id % @as(u32, @intCast(reactors.len));
         };
-        p.* = .{ .allocator = allocator, .reactors = reactors, .wake_fds = wake_fds, .channels = channels };
+        p.* = .{ .allocator = allocator, .reactors = reactors, .doorbells = doorbells, .channels = channels };
         return p;
     }
 
     /// Before start: one more listening socket (a port): accepted on by reactor 0, or read by
     /// every reactor thread (a datagram socket).
-    pub fn addListener(p: *Process, listen_fd: i32, port: u16, tcp_nodelay: bool) !void {
+    pub fn addListener(p: *ReactorThreads, listen_fd: i32, port: u16, tcp_nodelay: bool) !void {
         for (p.reactors, 0..) |r, i| {
             const fd = try posix.fcntl(listen_fd, f_dupfd_cloexec, 0);
             r.addListener(.{ .fd = @intCast(fd), .port = port, .tcp_nodelay = tcp_nodelay, .shared = true, .accepts = i == 0 }) catch |err| {
@@ -85,34 +85,34 @@ pub const Process = struct {
         }
     }
 
-    pub fn start(p: *Process) !void {
+    pub fn start(p: *ReactorThreads) !void {
         for (p.reactors) |r| try r.start(false);
     }
 
     /// Event worker `worker` exited (the manager saw it): every reactor thread lets go of the
     /// sessions that waited for its answer.
-    pub fn workerExited(p: *Process, worker: u16) void {
+    pub fn workerExited(p: *ReactorThreads, worker: u16) void {
         for (p.reactors) |r| r.workerExited(worker);
     }
 
-    pub fn requestShutdown(p: *Process) void {
+    pub fn requestShutdown(p: *ReactorThreads) void {
         for (p.reactors) |r| r.requestShutdown();
     }
 
     /// Waits for every reactor thread to finish (after `requestShutdown`).
-    pub fn join(p: *Process) void {
+    pub fn join(p: *ReactorThreads) void {
         for (p.reactors) |r| {
             if (r.thread) |t| t.join();
             r.thread = null;
         }
     }
 
-    pub fn destroy(p: *Process) void {
+    pub fn destroy(p: *ReactorThreads) void {
         p.requestShutdown();
         p.join();
         for (p.reactors) |r| r.deinit();
         p.allocator.free(p.reactors);
-        p.allocator.free(p.wake_fds);
+        p.allocator.free(p.doorbells);
         p.allocator.free(p.channels);
         p.allocator.destroy(p);
     }
