@@ -428,3 +428,40 @@ async function udpRoundTrip(
     socket.close();
   }
 }
+
+for (
+  const [name, options] of [
+    ["one worker", {}],
+    ["a tree", { workerNum: 2 }],
+    ["PROCESS mode", { mode: "process", workerNum: 2, reactorNum: 1 }],
+  ] as const
+) {
+  Deno.test(`unix socket (${name}): a path another server listens on is in use; that server keeps its file and its clients`, async () => {
+    const dir = await Deno.makeTempDir();
+    const path = `${dir}/taken.sock`;
+    try {
+      using other = Deno.listen({ transport: "unix", path });
+      const fixture = new URL("./fixtures/server.ts", import.meta.url).pathname;
+      const second = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", fixture, JSON.stringify({ ...options, sockType: "unix", host: path })],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assert.notEqual(second.code, 0, "the second server does not start");
+      assert.match(new TextDecoder().decode(second.stderr), /AddrInUse|address already in use/);
+      assert.ok(Deno.lstatSync(path).isSocket, "the first server's socket file stays");
+      // The second server's probe that found the socket live was one empty connection to it.
+      const probe = await other.accept();
+      assert.equal((await readBytes(probe, 1)).length, 0, "the probe sent nothing");
+      probe.close();
+      const client = await Deno.connect({ transport: "unix", path });
+      const accepted = await other.accept();
+      await client.write(encoder.encode("still mine"));
+      assert.equal(new TextDecoder().decode(await readBytes(accepted, 10)), "still mine");
+      client.close();
+      accepted.close();
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}

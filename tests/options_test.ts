@@ -93,7 +93,10 @@ Deno.test("options: the enumerations, seconds, and the process counts", () => {
   for (const mode of [1, 2, 3, 4, 5]) {
     assert.equal(resolveOptions({ dispatchMode: mode } as ServerOptions).dispatchMode, mode);
   }
-  assert.throws(() => resolveOptions({ dispatchMode: 7 } as never), /"dispatchMode" 7 is not supported/);
+  assert.throws(
+    () => resolveOptions({ dispatchMode: 7 } as never),
+    /"dispatchMode" 7 is not supported/,
+  );
   refuses({ dispatchMode: 0 }, RangeError, "dispatchMode");
   refuses({ dispatchMode: 11 }, RangeError, "dispatchMode");
   for (const name of ["heartbeatCheckInterval", "heartbeatIdleTime", "maxIdleTime"]) {

@@ -198,6 +198,18 @@ Deno.test("a user process sends to sessions, is respawned when killed, and stops
   await server[Symbol.asyncDispose]();
 });
 
+Deno.test("a task worker and a user process see the port the master bound (port 0)", async () => {
+  {
+    await using server = await tree({ port: 0, workerNum: 1, taskWorkerNum: 1 });
+    await using conn = await connect(server.port);
+    const reply = await command(conn, '!taskwait 10 {"op":"who"}');
+    assert.equal((reply.result as { port: number }).port, server.port);
+  }
+  await using server = await tree({ port: 0, workerNum: 1 }, { userProcess: true });
+  const user = await server.waitFor((e) => e.event === "userProcess", "the user process");
+  assert.equal(user.port, server.port);
+});
+
 Deno.test("taskMaxRequest: a task worker is replaced after that many tasks, and no task is lost", async () => {
   await using server = await tree({ workerNum: 1, taskWorkerNum: 1, taskMaxRequest: 3 });
   await using conn = await connect(server.port);

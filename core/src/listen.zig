@@ -48,16 +48,23 @@ pub fn tcp(host: []const u8, port: u16, backlog: u31, flags: u32, errno_out: *i3
 }
 
 /// A non-blocking listening Unix stream socket at `path`, or a bound Unix datagram socket; a
-/// socket file left there by an earlier server is removed first (any other file is not).
+/// socket file left there by a server that is gone is removed first. A socket a server still
+/// listens on (or is bound to) is refused as in use, and any other file is never removed.
 pub fn unix(path: []const u8, backlog: u31, datagram: bool, errno_out: *i32) Error!Bound {
     const address = std.net.Address.initUnix(path) catch return error.InvalidArgument;
     var path_z: [std.fs.max_path_bytes]u8 = undefined;
     @memcpy(path_z[0..path.len], path);
     path_z[path.len] = 0;
-    if (posix.fstatatZ(posix.AT.FDCWD, @ptrCast(&path_z), posix.AT.SYMLINK_NOFOLLOW)) |stat| {
-        if (posix.S.ISSOCK(stat.mode)) posix.unlinkZ(@ptrCast(&path_z)) catch {};
-    } else |_| {}
     const kind: u32 = if (datagram) linux.SOCK.DGRAM else linux.SOCK.STREAM;
+    if (posix.fstatatZ(posix.AT.FDCWD, @ptrCast(&path_z), posix.AT.SYMLINK_NOFOLLOW)) |stat| {
+        if (posix.S.ISSOCK(stat.mode)) {
+            if (!stale(&address, kind)) {
+                errno_out.* = @intFromEnum(posix.E.ADDRINUSE);
+                return error.AddrInUse;
+            }
+            posix.unlinkZ(@ptrCast(&path_z)) catch {};
+        }
+    } else |_| {}
     const fd = posix.socket(linux.AF.UNIX, kind | linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC, 0) catch |err| {
         errno_out.* = @intFromEnum(errnoOf(err));
         return error.OsError;
@@ -76,6 +83,16 @@ pub fn unix(path: []const u8, backlog: u31, datagram: bool, errno_out: *i32) Err
         return error.OsError;
     };
     return .{ .fd = fd, .port = 0 };
+}
+
+/// Whether the socket file at `address` is left over (nobody listens on it or is bound to it):
+/// a connect to it is refused. Anything else (accepted, a full backlog, no permission) means
+/// it may belong to a running server.
+fn stale(address: *const std.net.Address, kind: u32) bool {
+    const fd = posix.socket(linux.AF.UNIX, kind | linux.SOCK.NONBLOCK | linux.SOCK.CLOEXEC, 0) catch return false;
+    defer posix.close(fd);
+    const rc = linux.connect(fd, &address.any, address.getOsSockLen());
+    return linux.E.init(rc) == .CONNREFUSED;
 }
 
 fn boundOf(fd: i32) Error!Bound {
@@ -124,6 +141,25 @@ fn tmpPath(dir: std.testing.TmpDir, name: []const u8, out: []u8) ![]const u8 {
     var buffer: [std.fs.max_path_bytes]u8 = undefined;
     const base = try dir.dir.realpath(".", &buffer);
     return std.fmt.bufPrint(out, "{s}/{s}", .{ base, name });
+}
+
+test "listen: a Unix socket a server still listens on is in use; its file stays" {
+    var errno: i32 = 0;
+    var dir = std.testing.tmpDir(.{});
+    defer dir.cleanup();
+    var path_buffer: [std.fs.max_path_bytes]u8 = undefined;
+    const path = try tmpPath(dir, "live.sock", &path_buffer);
+    for ([_]bool{ false, true }) |datagram| {
+        const live = try unix(path, 16, datagram, &errno);
+        try std.testing.expectError(error.AddrInUse, unix(path, 16, datagram, &errno));
+        try std.testing.expectEqual(@as(i32, @intFromEnum(posix.E.ADDRINUSE)), errno);
+        // Still the running server's: its file is there and it still takes connections.
+        const probe = try posix.socket(linux.AF.UNIX, if (datagram) linux.SOCK.DGRAM else linux.SOCK.STREAM, 0);
+        defer posix.close(probe);
+        const address = try std.net.Address.initUnix(path);
+        try posix.connect(probe, &address.any, address.getOsSockLen());
+        posix.close(live.fd);
+    }
 }
 
 test "listen: a Unix stream socket replaces a stale socket file, not another file" {

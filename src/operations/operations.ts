@@ -8,6 +8,7 @@
 import { library } from "../_ffi/library.ts";
 import type { ServerContext } from "../context.ts";
 import { isUnix } from "../options.ts";
+import type { SockType } from "../options.ts";
 import { env } from "../roles/role.ts";
 import { startInBackground } from "./daemon.ts";
 import { openLogFile } from "./log_file.ts";
@@ -24,6 +25,8 @@ export class Operations {
   #daemonized = false;
   /** The pid file this process holds while it runs (the master's). */
   #pidFile: PidFile | undefined;
+  /** The files of the Unix sockets this server bound. */
+  #socketFiles: string[] = [];
   /** After `start()` with `daemonize`, in the launching process: the background server's pid. */
   daemonPid = -1;
 
@@ -107,19 +110,24 @@ export class Operations {
     this.#pidFile = undefined;
   }
 
+  /** This server bound Unix sockets at these paths: their files go with it. */
+  madeSocketFiles(listeners: readonly { sockType: SockType; host: string }[]) {
+    for (const { sockType, host } of listeners) if (isUnix(sockType)) this.#socketFiles.push(host);
+  }
+
   /**
-   * The server stopped: the pid file goes, and so do the Unix sockets' files it made (the main
-   * one's and the ports'). (Not after a failed start: a busy path may be another server's.)
+   * The server stopped: the pid file goes, and so do the files of the Unix sockets it bound
+   * (not another server's, at a path that was in use).
    */
   release() {
     this.releasePidFile();
-    for (const { sockType, host } of [this.#ctx.options, ...this.#ctx.ports]) {
-      if (!isUnix(sockType)) continue;
+    for (const path of this.#socketFiles) {
       try {
-        if (Deno.lstatSync(host).isSocket) Deno.removeSync(host);
+        if (Deno.lstatSync(path).isSocket) Deno.removeSync(path);
       } catch {
         // Gone already.
       }
     }
+    this.#socketFiles = [];
   }
 }

@@ -54,6 +54,7 @@ export class EventWorker extends Worker {
     const { handle, port } = createReactor(lib, o, role, ctx.ports, ctx.workerId);
     ctx.handle = handle;
     ctx.port = port;
+    if (role.kind === "single") this.ops.madeSocketFiles([o, ...ctx.ports]);
     try {
       this.#mapChannel();
       if (role.kind === "worker") {

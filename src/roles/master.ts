@@ -24,6 +24,7 @@ import { Region } from "../ipc/region.ts";
 import { Control, mailHandler } from "../messages.ts";
 import type { Operations } from "../operations/operations.ts";
 import { formatAddress, listenFlags, nativeConfig } from "../options.ts";
+import type { SockType } from "../options.ts";
 import { configureReactors, kickFds } from "./reactor_set.ts";
 import type { TaskSender } from "../tasks.ts";
 import { Manager } from "./manager.ts";
@@ -192,7 +193,7 @@ export class Master implements ProcessRole {
     const bindOnly = o.enableReusePort && o.mode === "base" ? ListenFlag.bindOnly : 0;
     const fd = new Int32Array(1);
     const port = new Uint32Array(1);
-    const listen = (host: string, number: number, flags: number) => {
+    const listen = (host: string, number: number, sockType: SockType, flags: number) => {
       const bytes = encoder.encode(host);
       unwrap(
         ctx.lib.zg_listen(bytes, BigInt(bytes.length), number, o.backlog, flags, fd, port),
@@ -200,13 +201,14 @@ export class Master implements ProcessRole {
       );
       this.#listenFds.push(fd[0]);
       this.#boundPorts.push(port[0]);
+      this.#ops.madeSocketFiles([{ sockType, host }]);
     };
     // The server's own socket takes reuse port whatever its type (a port's only for TCP).
     const reusePort = o.enableReusePort ? ListenFlag.reusePort : 0;
-    listen(o.host, o.port, listenFlags(o.sockType, o) | reusePort | bindOnly);
+    listen(o.host, o.port, o.sockType, listenFlags(o.sockType, o) | reusePort | bindOnly);
     ctx.port = this.#boundPorts[0];
     for (const p of ctx.ports) {
-      listen(p.host, p.port, listenFlags(p.sockType, o) | bindOnly);
+      listen(p.host, p.port, p.sockType, listenFlags(p.sockType, o) | bindOnly);
       p.bound(port[0]);
     }
     if (o.tcpDeferAccept || o.tcpFastopen) {

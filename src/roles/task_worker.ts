@@ -11,7 +11,6 @@ import type { Operations } from "../operations/operations.ts";
 import { TaskRunner } from "../tasks.ts";
 import type { TaskSender } from "../tasks.ts";
 import { Worker } from "./worker.ts";
-import type { WorkerRole } from "./worker.ts";
 
 export class TaskWorker extends Worker {
   constructor(ctx: ServerContext, ops: Operations, sender: TaskSender) {
@@ -28,10 +27,7 @@ export class TaskWorker extends Worker {
   }
 
   protected open() {
-    const role = this.ctx.role as WorkerRole;
-    this.mapRegion(role);
-    this.ctx.noReactor = true;
-    this.openMail(role);
+    this.attachMailOnly();
     this.ctx.mailbox!.admit = this.runner!.admit;
   }
 

@@ -5,15 +5,11 @@
  * @module
  */
 
-import type { WorkerRole } from "./worker.ts";
 import { Worker } from "./worker.ts";
 
 export class UserProcess extends Worker {
   protected open() {
-    const role = this.ctx.role as WorkerRole;
-    this.mapRegion(role);
-    this.ctx.noReactor = true;
-    this.openMail(role);
+    this.attachMailOnly();
   }
 
   protected begin() {

@@ -159,6 +159,18 @@ export abstract class Worker implements ProcessRole {
     return region;
   }
 
+  /**
+   * A task worker or user process: the region and the mailboxes only (no reactor, no lanes);
+   * its `port` is the one the master bound.
+   */
+  protected attachMailOnly() {
+    const role = this.ctx.role as WorkerRole;
+    this.mapRegion(role);
+    this.ctx.port = role.ports[0];
+    this.ctx.noReactor = true;
+    this.openMail(role);
+  }
+
   /** In a tree: the mailboxes to every other process, and this process's doorbell. */
   protected openMail(role: WorkerRole) {
     const ctx = this.ctx;
@@ -420,7 +432,11 @@ export abstract class Worker implements ProcessRole {
     // The fds the handlers write are about to close.
     this.signals.release();
     keepFinalStats(ctx);
-    if (ctx.handle !== null) ctx.lib.zg_server_destroy(ctx.handle);
+    if (ctx.handle !== null) {
+      ctx.lib.zg_server_destroy(ctx.handle);
+      // Its channel (the lane's rings) is unmapped with it.
+      ctx.lanes = [];
+    }
     ctx.handle = null;
     ctx.noReactor = false;
     ctx.state = "stopped";
