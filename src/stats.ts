@@ -65,7 +65,7 @@ export class Counters {
  * A one-worker server's: its reactor's counters (`native`, the channel's `abi.Stats`, in
  * `statsFields` order) and its own; `fds` the lowest and highest session fd.
  */
-export function singleStats(
+function singleStats(
   native: BigUint64Array | undefined,
   own: Counters,
   inBatch: boolean,

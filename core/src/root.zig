@@ -33,7 +33,9 @@ fn logFn(comptime level: std.log.Level, comptime scope: @Type(.enum_literal), co
     std.log.defaultLog(level, scope, format, args);
 }
 
-pub const version: u32 = 1;
+/// The C API's version: bumped whenever an export or its meaning changes; src/_ffi/library.ts
+/// refuses a library of another version.
+pub const version: u32 = 2;
 
 export fn zg_version() u32 {
     return version;

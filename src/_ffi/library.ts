@@ -46,7 +46,17 @@ export function nativeLayout(lib: Library = library()): number[] {
   return Array.from(out);
 }
 
+/** The version of the C API this module speaks (core/src/root.zig `version`). */
+const coreVersion = 2;
+
 function checkLayout(lib: Library) {
+  if (lib.zg_version() !== coreVersion) {
+    throw new ZigguratError(
+      `The Ziggurat core does not match this module: its C API is version ${lib.zg_version()}, ` +
+        `this module's ${coreVersion}. Rebuild the core with "deno task build".`,
+      "layoutMismatch",
+    );
+  }
   const native = nativeLayout(lib);
   const mine = Object.values(layout);
   const names = Object.keys(layout);

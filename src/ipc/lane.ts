@@ -106,6 +106,11 @@ export class Lane {
     this.kickIfSet(this.inProducerWaiting);
   }
 
+  /** The byte offset of the inbound record at ring position `pos` (a record never wraps). */
+  inAt(pos: number): number {
+    return this.inBase + (pos & this.mask);
+  }
+
   /** The inbound ring's write position (the producer's) now. */
   written(): number {
     return Atomics.load(this.u32, this.inTail);
@@ -130,7 +135,7 @@ export class Lane {
 
   /** Writes one record; false when the ring has no room for it. */
   write(type: number, sessionId: number, aux: number, bytes: Uint8Array): boolean {
-    const need = (layout.recordHeaderSize + bytes.length + 15) & ~15;
+    const need = recordSize(bytes.length);
     const capacity = this.ringBytes;
     let pos = this.writePos;
     let index = pos & this.mask;
@@ -258,6 +263,16 @@ export class Lane {
  * Publishes what was written to every lane (no wake-up: `publishOut` does that once per batch).
  * True when no send waits for room, i.e. everything sent so far is in the rings.
  */
+/** The ring position after a record at `pos` with a payload of `len` bytes (16-byte aligned). */
+export function recordEnd(pos: number, len: number): number {
+  return (pos + recordSize(len)) >>> 0;
+}
+
+/** The room a record with a payload of `len` bytes takes in a ring. */
+function recordSize(len: number): number {
+  return (layout.recordHeaderSize + len + 15) & ~15;
+}
+
 export function publishTails(lanes: Lane[]): boolean {
   let whole = true;
   for (let l = 0; l < lanes.length; l++) {

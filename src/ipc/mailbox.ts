@@ -10,7 +10,7 @@
 import { layout, MailFlag, RecordType } from "../_ffi/layout.ts";
 import type { Library } from "../_ffi/library.ts";
 import { concatBytes } from "../bytes.ts";
-import { Lane } from "./lane.ts";
+import { Lane, recordEnd } from "./lane.ts";
 import type { Region } from "./region.ts";
 
 /** Receives one whole message; `payload` is valid only during the call. */
@@ -107,7 +107,7 @@ export class Mailbox {
       if (pos === tail) continue;
       try {
         while (pos !== tail) {
-          const at = lane.inBase + (pos & lane.mask);
+          const at = lane.inAt(pos);
           const word = at >>> 2;
           const len = u32[word];
           const type = lane.u8[at + layout.recordType];
@@ -121,7 +121,7 @@ export class Mailbox {
               break;
             }
           }
-          pos = (pos + ((layout.recordHeaderSize + len + 15) & ~15)) >>> 0;
+          pos = recordEnd(pos, len);
           // A successor of this process (if it dies now) starts after this record: one in
           // hand is lost with a dying process, none is handled twice.
           lane.take(pos);

@@ -212,7 +212,7 @@ export class EventWorker extends Worker {
     for (const lane of ctx.lanes) {
       if (lane.shutdownSeen) lane.push(RecordType.shutdownAck, 0, 0, empty);
     }
-    if (!ctx.inBatch) { for (const lane of ctx.lanes) lane.publishOut(); }
+    for (const lane of ctx.lanes) ctx.sentOn(lane);
   }
 
   /**

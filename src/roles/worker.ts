@@ -16,7 +16,7 @@ import { library, unwrap } from "../_ffi/library.ts";
 import { layout, PollFlag, RecordType } from "../_ffi/layout.ts";
 import type { ServerContext } from "../context.ts";
 import type { Lane } from "../ipc/lane.ts";
-import { letGoOfHeld, publishTails } from "../ipc/lane.ts";
+import { letGoOfHeld, publishTails, recordEnd } from "../ipc/lane.ts";
 import { Mailbox } from "../ipc/mailbox.ts";
 import type { MailHandler } from "../ipc/mailbox.ts";
 import { Region, WorkerStatus } from "../ipc/region.ts";
@@ -370,10 +370,10 @@ export abstract class Worker implements ProcessRole {
       }
       try {
         while (pos !== tail) {
-          const at = lane.inBase + (pos & lane.mask);
+          const at = lane.inAt(pos);
           const word = at >>> 2;
           const len = u32[word];
-          pos = (pos + ((layout.recordHeaderSize + len + 15) & ~15)) >>> 0;
+          pos = recordEnd(pos, len);
           if (claim) lane.take(pos);
           const type = lane.u8[at + layout.recordType];
           if (type !== RecordType.pad) {
