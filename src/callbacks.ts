@@ -83,14 +83,26 @@ export function missingCallback(
   events: Partial<ServerEvents>,
 ): TypeError | undefined {
   const sockets = [
-    { what: "the server", sockType: options.sockType, own: undefined },
+    {
+      what: "the server",
+      sockType: options.sockType,
+      own: undefined,
+      http: options.openHttpProtocol,
+    },
     ...ports.map((port) => ({
       what: `the port ${formatAddress(port.host, port.port)}`,
       sockType: port.sockType,
       own: port.callbacks,
+      http: (port.optionsOver(options) ?? options).openHttpProtocol,
     })),
   ];
-  for (const { what, sockType, own } of sockets) {
+  for (const { what, sockType, own, http } of sockets) {
+    if (http) {
+      if (events.request) continue;
+      return new TypeError(
+        `Cannot start the server: ${what} speaks HTTP (openHttpProtocol) and needs a "request" callback`,
+      );
+    }
     const event = isDatagram(sockType) ? "packet" : "receive";
     if (own?.[event] || events[event]) continue;
     return new TypeError(

@@ -17,6 +17,7 @@ import type { Role } from "./roles/role.ts";
 import type { Server } from "./server.ts";
 import type { Counters, ServerStats } from "./stats.ts";
 import type { TaskRunner } from "./tasks.ts";
+import type { HttpLayer } from "./http/http_layer.ts";
 import { workerIdOfRole } from "./roles/role.ts";
 
 export type State = "new" | "starting" | "running" | "stopping" | "stopped";
@@ -61,6 +62,8 @@ export class ServerContext {
   leaving = false;
   /** Within a batch, what is sent is published at its end; outside one, at once. */
   inBatch = false;
+  /** An event worker with an HTTP socket: its requests and responses (src/http/). */
+  http: HttpLayer | undefined;
   /** A task worker's: it runs the `task` handler (`finish()` works in it). */
   taskRunner: TaskRunner | undefined;
   /** A one-worker server or BASE worker: its reactor's counters and channel header. */

@@ -5,6 +5,8 @@
  */
 
 import type { Server } from "./server.ts";
+import type { HttpRequest } from "./http/request.ts";
+import type { HttpResponse } from "./http/response.ts";
 
 /** The callbacks `on()` accepts, with Swoole's arguments. */
 export interface ServerEvents {
@@ -52,6 +54,11 @@ export interface ServerEvents {
   workerExit: (server: Server, workerId: number) => void;
   /** A datagram arrived (`sockType: "udp"` or `"unixDgram"`). */
   packet: (server: Server, data: Uint8Array, clientInfo: PacketInfo) => void;
+  /**
+   * An HTTP request (a socket with `openHttpProtocol`, as `HttpServer`'s): answer it with
+   * `response` (`end()`, or `write()`s then `end()`), now or later.
+   */
+  request: (request: HttpRequest, response: HttpResponse) => unknown;
   /** The session's queued output reached `bufferHighWatermark`: stop sending for a while. */
   bufferFull: (server: Server, sessionId: number) => void;
   /** …and is down to `bufferLowWatermark` again. */
@@ -91,6 +98,7 @@ export const eventNames: readonly ServerEvent[] = [
   "bufferFull",
   "bufferEmpty",
   "packet",
+  "request",
 ];
 
 /** Where a UDP datagram came from (Swoole's `$clientInfo` of `onPacket`). */

@@ -145,6 +145,17 @@ export interface ServerOptions {
    */
   packageMaxLength?: number;
   /**
+   * Swoole's `open_http_protocol`: the socket speaks HTTP/1.1, parsed in the core (docs/http.md);
+   * each request reaches the `request` callback. `HttpServer` turns it on. Default false.
+   */
+  openHttpProtocol?: boolean;
+  /** HTTP: the most bytes of a request's head (request line and header fields); 431 beyond. Default 16 KiB, at most 65,535. */
+  httpMaxHeaderSize?: number;
+  /** HTTP: the most header fields of a request; 431 beyond. Default 100, at most 256. */
+  httpMaxHeaders?: number;
+  /** HTTP: the most bytes of a request target; 414 beyond. Default 8 KiB. */
+  httpMaxRequestTarget?: number;
+  /**
    * Seconds between heartbeat checks: sessions that received nothing for
    * `heartbeatIdleTime` are closed (unless `protect()`ed). 0: off. Default 0.
    */
@@ -269,6 +280,10 @@ export const defaults: ResolvedOptions = {
   packageLengthOffset: 0,
   packageBodyOffset: 0,
   packageMaxLength: 2 * 1024 * 1024,
+  openHttpProtocol: false,
+  httpMaxHeaderSize: 16 * 1024,
+  httpMaxHeaders: 100,
+  httpMaxRequestTarget: 8 * 1024,
   heartbeatCheckInterval: 0,
   heartbeatIdleTime: 0,
   maxIdleTime: 0,
@@ -397,6 +412,18 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     );
   }
   if (o.packageLengthFunc) o.openLengthCheck = true;
+  boolean("openHttpProtocol", o.openHttpProtocol);
+  if (o.openHttpProtocol && (o.openEofCheck || o.openEofSplit || o.openLengthCheck)) {
+    throw new TypeError(
+      'Option "openHttpProtocol" excludes the EOF and length framing options (HTTP frames itself)',
+    );
+  }
+  if (o.openHttpProtocol && isDatagram(o.sockType)) {
+    throw new TypeError(`Option "openHttpProtocol" needs a stream socket, not "${o.sockType}"`);
+  }
+  integer("httpMaxHeaderSize", o.httpMaxHeaderSize, 64, 65535);
+  integer("httpMaxHeaders", o.httpMaxHeaders, 1, 256);
+  integer("httpMaxRequestTarget", o.httpMaxRequestTarget, 1, 65535);
   if (o.openEofCheck || o.openEofSplit) {
     const bytes = typeof o.packageEof === "string"
       ? new TextEncoder().encode(o.packageEof).length
@@ -555,7 +582,17 @@ export function nativeFraming(o: ResolvedOptions, portIdleTime = 0): Uint8Array 
   const eof = new TextEncoder().encode(o.packageEof);
   set(
     "kind",
-    o.openEofSplit ? 1 : o.openEofCheck ? 2 : o.packageLengthFunc ? 4 : o.openLengthCheck ? 3 : 0,
+    o.openHttpProtocol
+      ? 5
+      : o.openEofSplit
+      ? 1
+      : o.openEofCheck
+      ? 2
+      : o.packageLengthFunc
+      ? 4
+      : o.openLengthCheck
+      ? 3
+      : 0,
   );
   set("markerLen", eof.length);
   bytes.set(eof.subarray(0, 8), framingConfig.marker);
@@ -576,6 +613,9 @@ export function nativeFraming(o: ResolvedOptions, portIdleTime = 0): Uint8Array 
   set("maxQueuedBytes", o.maxQueuedBytes);
   // A port's own heartbeat idle time (the server's goes with the heartbeat call).
   set("heartbeatIdleMs", Math.round(portIdleTime * 1000));
+  set("httpMaxHead", o.httpMaxHeaderSize);
+  set("httpMaxHeaders", o.httpMaxHeaders);
+  set("httpMaxTarget", o.httpMaxRequestTarget);
   return bytes;
 }
 

@@ -35,6 +35,10 @@ export type PortOptions = Pick<
   | "packageLengthOffset"
   | "packageBodyOffset"
   | "packageMaxLength"
+  | "openHttpProtocol"
+  | "httpMaxHeaderSize"
+  | "httpMaxHeaders"
+  | "httpMaxRequestTarget"
 >;
 
 const portOptionNames: readonly (keyof PortOptions)[] = [
@@ -59,6 +63,10 @@ const portOptionNames: readonly (keyof PortOptions)[] = [
   "packageLengthOffset",
   "packageBodyOffset",
   "packageMaxLength",
+  "openHttpProtocol",
+  "httpMaxHeaderSize",
+  "httpMaxHeaders",
+  "httpMaxRequestTarget",
 ];
 
 /** One port's counters across the whole server (`Port.stats()`). */
@@ -148,9 +156,13 @@ export class Port {
     const base = pick(server);
     // A port that picks a protocol has that one only, not the server's as well.
     const own = this.#own;
-    if (own.openEofCheck || own.openEofSplit || own.openLengthCheck || own.packageLengthFunc) {
+    if (
+      own.openEofCheck || own.openEofSplit || own.openLengthCheck || own.packageLengthFunc ||
+      own.openHttpProtocol !== undefined
+    ) {
       base.openEofCheck = base.openEofSplit = base.openLengthCheck = false;
       base.packageLengthFunc = null;
+      base.openHttpProtocol = false;
     }
     // A high watermark of its own goes with its own low one (0 unless it set one), not the
     // server's, which may be above it.

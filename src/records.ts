@@ -33,6 +33,8 @@ export class Records {
   #discardClosed = false;
   /** With ports: the port of each session, from its connect. */
   #sessionPort = new Map<number, Port>();
+  /** Which listeners speak HTTP (their messages are requests), by index. */
+  #httpListeners: boolean[] | undefined;
   /** Messages larger than one record, put back together. */
   #pieces = new MessagePieces();
   /** When the framers next forget the sessions that ended without a close record. */
@@ -180,6 +182,7 @@ export class Records {
         );
         this.#sessions.ended = undefined;
         this.#sessions.closing.delete(sessionId);
+        this.#ctx.http?.closed(sessionId);
         this.#pieces.forget(sessionId);
         if (this.#framers) { for (const framer of this.#framers) framer?.forget(sessionId); }
         // After EOF the reactor keeps the socket until we answer, so sends made before this
@@ -261,6 +264,9 @@ export class Records {
     queued = 0,
   ) {
     this.#ctx.counters.request++;
+    if ((this.#httpListeners ??= this.#findHttpListeners())[listener]) {
+      return this.#ctx.http!.request(sessionId, data);
+    }
     const receive =
       (listener > 0
         ? this.#ctx.ports[listener - 1]?.callbacks.receive as ServerEvents["receive"] | undefined
@@ -290,6 +296,14 @@ export class Records {
   }
 
   /** The listeners whose messages `packageLengthFunc` finds (the port's own, or the server's). */
+  #findHttpListeners(): boolean[] {
+    const o = this.#ctx.options;
+    return [
+      o.openHttpProtocol,
+      ...this.#ctx.ports.map((p) => (p.optionsOver(o) ?? o).openHttpProtocol),
+    ];
+  }
+
   #makeFramers(): (LengthFramer | null)[] {
     const framer = (o: ResolvedOptions) =>
       o.packageLengthFunc ? new LengthFramer(o.packageLengthFunc, o.packageMaxLength) : null;

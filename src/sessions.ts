@@ -47,7 +47,7 @@ export class Sessions {
   }
 
   /** `Server.send`. */
-  send(sessionId: number, data: Uint8Array | string): boolean {
+  send(sessionId: number, data: Uint8Array | string, flags = 0): boolean {
     if (!this.#ctx.live()) {
       this.#ctx.lastError = ErrorCode.serverNotRunning;
       return false;
@@ -67,7 +67,8 @@ export class Sessions {
     if (!(bytes instanceof Uint8Array)) {
       throw new TypeError(`send() takes a Uint8Array or a string, got ${typeof data}`);
     }
-    if (bytes.length === 0) {
+    // (An empty send only carries `flags`: the end of an HTTP response whose bytes went.)
+    if (bytes.length === 0 && flags === 0) {
       this.#ctx.lastError = ErrorCode.noPayload;
       return false;
     }
@@ -80,9 +81,12 @@ export class Sessions {
     }
     const lane = this.laneOf(sessionId);
     const sendChunk = lane.sendChunk;
+    if (bytes.length === 0) lane.push(RecordType.send | (flags << 8), sessionId, 0, bytes);
     for (let offset = 0; offset < bytes.length; offset += sendChunk) {
       const chunk = bytes.length <= sendChunk ? bytes : bytes.subarray(offset, offset + sendChunk);
-      lane.push(RecordType.send, sessionId, 0, chunk);
+      // `flags` (`SendFlag`) go with the last record.
+      const last = offset + sendChunk >= bytes.length;
+      lane.push(RecordType.send | (last ? flags << 8 : 0), sessionId, 0, chunk);
     }
     this.#ctx.counters.response++;
     this.#ctx.sentOn(lane);

@@ -5,6 +5,10 @@ import assert from "node:assert/strict";
 import {
   clientInfo,
   framingConfig,
+  httpHeader,
+  httpHeaderSize,
+  httpRequest,
+  httpRequestSize,
   layout,
   portsMax,
   portStatsFields,
@@ -74,6 +78,10 @@ Deno.test("every field TypeScript writes or reads by name, and every record type
   const ports = Object.fromEntries(portStatsFields.map((name, i) => [name, i * 8]));
   sameEntries(table.get("PortStats")!.entries, ports, "abi.PortStats");
   sameEntries(table.get("RecordType")!.entries, { ...RecordType }, "abi.RecordType");
+  sameEntries(table.get("HttpRequest")!.entries, httpRequest, "abi.HttpRequest");
+  assert.equal(table.get("HttpRequest")!.size, httpRequestSize);
+  sameEntries(table.get("HttpHeader")!.entries, httpHeader, "abi.HttpHeader");
+  assert.equal(table.get("HttpHeader")!.size, httpHeaderSize);
 });
 
 Deno.test("the loader names the path and how to build when the library is missing", async () => {

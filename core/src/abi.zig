@@ -268,9 +268,43 @@ pub const FramingConfig = extern struct {
     /// to workers and not yet handled reach this is not read until they are down again.
     max_queued_bytes: u32,
     /// A port's `heartbeat_idle_time` in ms (0: the server's; the server's own is set with
-    /// `zg_*_heartbeat`).
+    /// `zg_reactors_heartbeat`).
     heartbeat_idle_ms: u32,
+    /// kind 5 (HTTP, see http.zig): the most bytes of a request head, header fields and
+    /// request-target bytes (0: http.zig's defaults).
+    http_max_head: u32,
+    http_max_headers: u32,
+    http_max_target: u32,
 };
+
+/// An HTTP request as a worker gets it (kind 5): this, `header_count` `HttpHeader`s, the raw
+/// head (`head_len` bytes), then the body, decoded (`body_len` bytes). Offsets are into the raw
+/// head.
+pub const HttpRequest = extern struct {
+    head_len: u32,
+    body_len: u32,
+    header_count: u16,
+    method_off: u16,
+    method_len: u16,
+    target_off: u16,
+    target_len: u16,
+    /// 0: HTTP/1.0, 1: HTTP/1.1.
+    minor_version: u8,
+    /// `http.flag_*`: keep-alive, chunked, expect 100-continue, upgrade.
+    flags: u8,
+    reserved: u32 = 0,
+};
+
+pub const HttpHeader = extern struct {
+    name_off: u16,
+    name_len: u16,
+    value_off: u16,
+    value_len: u16,
+};
+
+/// A send that ends an HTTP response: the reactor counts the connection's requests in flight
+/// (and answers what waited for them: a rejection, a 100 Continue, a close).
+pub const send_flag_response_end: u8 = 1;
 
 /// A receive record carries part of a message too large for one record; more follows.
 pub const receive_flag_more: u8 = 1;
@@ -505,6 +539,8 @@ const described = .{
     .{ "PortStats", PortStats },
     .{ "WorkerSlot", WorkerSlot },
     .{ "RecordType", RecordType },
+    .{ "HttpRequest", HttpRequest },
+    .{ "HttpHeader", HttpHeader },
 };
 
 /// A text table of every field (its byte offset) and enum value of `described`, one per line:

@@ -6,6 +6,7 @@ const ring = @import("ring.zig");
 const session_table = @import("session_table.zig");
 const reactor = @import("reactor.zig");
 const Reactor = reactor.Reactor;
+const http_session = @import("http_session.zig");
 const Lane = reactor.Lane;
 const Session = session_table.Session;
 const log = std.log.scoped(.reactor);
@@ -54,6 +55,13 @@ pub fn homeLane(r: *Reactor, s: *const Session) u16 {
 /// The lane the next bytes of `s` go to, or null when every candidate waits for room.
 pub fn receiveLane(r: *Reactor, s: *const Session) ?*Lane {
     const n: u32 = @intCast(r.lanes.len);
+    // An HTTP connection's requests go where the ones still unanswered went (in order).
+    if (r.protocolOf(s) == .http) {
+        if (http_session.pinnedLane(s)) |pinned| {
+            const lane = &r.lanes[pinned];
+            return if (lane.waiting_for_room) null else lane;
+        }
+    }
     const lane: *Lane = switch (r.dispatch_mode) {
         .fd_modulo, .ip_hash => &r.lanes[s.home_lane],
         .uid => blk: {

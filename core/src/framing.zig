@@ -78,6 +78,8 @@ pub const Protocol = union(enum) {
         /// One message per marker (`open_eof_split`); otherwise up to the last marker.
         split: bool,
     },
+    /// HTTP/1.1 requests (http.zig, http_session.zig): not framed here.
+    http,
     length: struct {
         type: LengthType,
         /// Where the length field starts.
@@ -100,6 +102,7 @@ pub const Outcome = union(enum) {
 pub fn next(protocol: Protocol, data: []const u8, max_length: usize) Outcome {
     switch (protocol) {
         .none, .worker => return if (data.len == 0) .need_more else .{ .message = data.len },
+        .http => unreachable,
         .eof => |eof| {
             const marker = eof.marker[0..eof.len];
             const found = if (eof.split)

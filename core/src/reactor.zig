@@ -26,6 +26,8 @@ const dispatch_mod = @import("dispatch.zig");
 const read_mod = @import("read.zig");
 const write_mod = @import("write.zig");
 const closing_mod = @import("closing.zig");
+const http = @import("http.zig");
+const http_session = @import("http_session.zig");
 const heartbeat_mod = @import("heartbeat.zig");
 const shutdown_mod = @import("shutdown.zig");
 const worker_exit_mod = @import("worker_exit.zig");
@@ -97,6 +99,8 @@ pub const Settings = struct {
     delay_receive: bool = false,
     /// A port's `heartbeat_idle_time` in ns (0: the server's).
     heartbeat_idle_ns: i64 = 0,
+    /// HTTP's limits (framing kind 5).
+    http: http.Limits = .{},
     /// Socket options of accepted sockets (see `abi.FramingConfig`).
     socket: abi.FramingConfig = std.mem.zeroes(abi.FramingConfig),
 
@@ -108,9 +112,16 @@ pub const Settings = struct {
             .delay_receive = config.delay_receive != 0,
             .heartbeat_idle_ns = @as(i64, config.heartbeat_idle_ms) * std.time.ns_per_ms,
             .socket = config,
+            .http = .{
+                .head_bytes = if (config.http_max_head == 0) (http.Limits{}).head_bytes else @min(config.http_max_head, http.head_bytes_max),
+                .headers = if (config.http_max_headers == 0) (http.Limits{}).headers else @min(config.http_max_headers, http.headers_max),
+                .target_bytes = if (config.http_max_target == 0) (http.Limits{}).target_bytes else config.http_max_target,
+                .body_bytes = if (config.max_length == 0) 2 * 1024 * 1024 else config.max_length,
+            },
             .framing = switch (config.kind) {
                 0 => .none,
                 4 => .worker,
+                5 => .http,
                 1, 2 => blk: {
                     if (config.marker_len == 0 or config.marker_len > 8) return error.InvalidArgument;
                     var p: framing.Protocol = .{ .eof = .{ .len = @intCast(config.marker_len), .split = config.kind == 1 } };
@@ -724,6 +735,7 @@ pub const Reactor = struct {
     pub const readFramed = read_mod.readFramed;
     pub const deliverMessages = read_mod.deliverMessages;
     pub const pushMessage = read_mod.pushMessage;
+    pub const pushMessageParts = read_mod.pushMessageParts;
     pub const peerClosed = read_mod.peerClosed;
     // write.zig
     pub const consumeOutbound = write_mod.consumeOutbound;
@@ -752,6 +764,9 @@ pub const Reactor = struct {
     pub const workerExited = worker_exit_mod.workerExited;
     pub const closeOrphans = worker_exit_mod.closeOrphans;
     pub const workerGone = worker_exit_mod.workerGone;
+
+    pub const deliverRequests = http_session.deliverRequests;
+    pub const responseEnded = http_session.responseEnded;
 
     pub const setHeartbeat = heartbeat_mod.setHeartbeat;
     pub const heartbeat = heartbeat_mod.heartbeat;

@@ -177,6 +177,7 @@ pub fn readFramed(r: *Reactor, s: *Session) ReadOutcome {
 
 /// Hands every whole message in the session's input buffer to its worker.
 pub fn deliverMessages(r: *Reactor, s: *Session) Delivery {
+    if (r.protocolOf(s) == .http) return compact(r, s, r.deliverRequests(s));
     while (true) {
         const data = s.in.items[s.in_start..];
         const outcome = framing.next(r.protocolOf(s), data, r.maxLengthOf(s));
@@ -196,7 +197,13 @@ pub fn deliverMessages(r: *Reactor, s: *Session) Delivery {
             },
         }
     }
-    // Keep the partial message at the front; let a big buffer go once it is empty.
+    return compact(r, s, .ok);
+}
+
+/// Keeps the partial message at the front of the input buffer; lets a big buffer go once it
+/// is empty.
+fn compact(r: *Reactor, s: *Session, delivery: Delivery) Delivery {
+    if (delivery != .ok) return delivery;
     const left = s.in.items.len - s.in_start;
     if (s.in_start > 0) {
         std.mem.copyForwards(u8, s.in.items[0..left], s.in.items[s.in_start..]);
@@ -211,26 +218,45 @@ pub fn deliverMessages(r: *Reactor, s: *Session) Delivery {
 /// `receive_flag_more` on all but the last (all to the same worker). False when the ring is
 /// full; the pieces sent so far are remembered and it goes on from there.
 pub fn pushMessage(r: *Reactor, s: *Session, message: []const u8) bool {
+    return pushMessageParts(r, s, .{ "", message });
+}
+
+/// The same for a message in two parts (a prefix the reactor made, then the bytes read).
+/// `s.frame_lane` is the lane it went to.
+pub fn pushMessageParts(r: *Reactor, s: *Session, parts: [2][]const u8) bool {
+    const total = parts[0].len + parts[1].len;
     while (true) {
         const lane: *Lane = if (s.frame_sent > 0) &r.lanes[s.frame_lane] else r.receiveLane(s) orelse return false;
-        const rest = message[s.frame_sent..];
-        const piece = @min(rest.len, lane.inbound.maxPayload());
+        const piece = @min(total - s.frame_sent, lane.inbound.maxPayload());
         const room = lane.inbound.reserve(@intCast(piece)) orelse {
             if (r.noRoom(lane, @intCast(piece))) return false;
             continue;
         };
-        @memcpy(room[0..piece], rest[0..piece]);
-        const more = piece < rest.len;
+        // The piece, from where the message stands, across the two parts.
+        var at = s.frame_sent;
+        var filled: usize = 0;
+        for (parts) |part| {
+            if (at >= part.len) {
+                at -= part.len;
+                continue;
+            }
+            const n = @min(part.len - at, piece - filled);
+            @memcpy(room[filled..][0..n], part[at..][0..n]);
+            filled += n;
+            at = 0;
+            if (filled == piece) break;
+        }
+        const more = s.frame_sent + piece < total;
         const flags = (if (more) abi.receive_flag_more else 0) | (if (s.frame_sent > 0) abi.receive_flag_continued else 0);
         lane.inbound.commit(.receive, flags, r.reactorId(), s.id, s.listener, @intCast(piece));
         r.dispatched(lane);
         r.tally(s.listener, "dispatch_count", 1);
         if (r.max_queued > 0) _ = r.countQueued(s, @intCast(piece));
+        if (s.frame_sent == 0) s.frame_lane = @intCast(lane - r.lanes.ptr);
         if (!more) {
             s.frame_sent = 0;
             return true;
         }
-        if (s.frame_sent == 0) s.frame_lane = @intCast(lane - r.lanes.ptr);
         s.frame_sent += piece;
     }
 }

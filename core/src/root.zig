@@ -68,6 +68,8 @@ test {
     _ = @import("reactor_threads.zig");
     _ = @import("signals.zig");
     _ = @import("framing.zig");
+    _ = @import("http.zig");
+    _ = @import("http_session.zig");
     _ = @import("files.zig");
     _ = @import("linger.zig");
     _ = @import("orphans.zig");

@@ -6,6 +6,7 @@
 //! lookup is one array access plus an id compare: an id whose session ended finds a slot that
 //! is free or holds a later id, never a stranger's connection.
 const std = @import("std");
+const http_session = @import("http_session.zig");
 const abi = @import("abi.zig");
 const assert = std.debug.assert;
 
@@ -53,6 +54,8 @@ pub const Session = struct {
     /// A message larger than one record goes out in pieces: how much of it went, to which lane.
     frame_sent: usize = 0,
     frame_lane: u16 = 0,
+    /// HTTP (framing kind 5): the request being parsed and the responses still due.
+    http: http_session.Conn = .{},
     remote: std.net.Address = undefined,
     connect_time_ns: i64 = 0,
     last_recv_time_ns: i64 = 0,
@@ -312,6 +315,7 @@ pub const SessionTable = struct {
         s.in.clearAndFree(allocator);
         s.in_start = 0;
         s.frame_sent = 0;
+        s.http = .{};
         @atomicStore(u64, &s.out_queued, 0, .release);
         @atomicStore(State, &s.state, .free, .release);
         @atomicStore(u32, &s.id, 0, .release);

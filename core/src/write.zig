@@ -22,7 +22,10 @@ pub fn consumeOutbound(r: *Reactor) void {
         while (lane.outbound.peek()) |record| {
             const header = record.header;
             switch (@as(abi.RecordType, @enumFromInt(header.type))) {
-                .send => r.sendTo(header.session_id, record.payload),
+                .send => {
+                    r.sendTo(header.session_id, record.payload);
+                    if (header.flags & abi.send_flag_response_end != 0) r.responseEnded(header.session_id);
+                },
                 .close_request => r.closeRequested(header.session_id, header.aux),
                 .pause_request => r.pauseRequested(header.session_id, header.aux == 1),
                 .sendfile_request => r.sendfileRequested(header.session_id, record.payload),

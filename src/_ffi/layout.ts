@@ -127,7 +127,7 @@ export const layout = {
   workerSlotTasking: 2840,
   workerSlotTaskSeq: 2844,
   regionMailCount: 92,
-  framingConfigSize: 80,
+  framingConfigSize: 92,
   packetAddressSize: 24,
   statsPorts: 112,
   portStatsSize: 80,
@@ -173,7 +173,35 @@ export const framingConfig = {
   sendBuffer: 68,
   maxQueuedBytes: 72,
   heartbeatIdleMs: 76,
+  httpMaxHead: 80,
+  httpMaxHeaders: 84,
+  httpMaxTarget: 88,
 } as const;
+
+/** `abi.HttpRequest`: what starts an HTTP request message (then the header table, the raw head, the body). */
+export const httpRequest = {
+  headLen: 0,
+  bodyLen: 4,
+  headerCount: 8,
+  methodOff: 10,
+  methodLen: 12,
+  targetOff: 14,
+  targetLen: 16,
+  minorVersion: 18,
+  flags: 19,
+  reserved: 20,
+} as const;
+export const httpRequestSize = 24;
+
+/** `abi.HttpHeader`: one header field's name and value, as offsets into the raw head. */
+export const httpHeader = { nameOff: 0, nameLen: 2, valueOff: 4, valueLen: 6 } as const;
+export const httpHeaderSize = 8;
+
+/** `HttpRequest.flags` (http.zig `flag_*`). */
+export const HttpFlag = { keepAlive: 1, chunked: 2, expectContinue: 4, upgrade: 8 } as const;
+
+/** Flags of `send` records (`abi.send_flag_*`). */
+export const SendFlag = { responseEnd: 1 } as const;
 
 export const clientInfo = {
   sessionId: 0,

@@ -154,7 +154,7 @@ export class Lane {
     this.#header(at, bytes.length, type, sessionId, aux);
     if (bytes.length > 0) this.u8.set(bytes, at + layout.recordHeaderSize);
     this.writePos = (pos + need) >>> 0;
-    if (type === RecordType.send) this.unsent?.add(this.writePos, sessionId, bytes.length);
+    if ((type & 0xff) === RecordType.send) this.unsent?.add(this.writePos, sessionId, bytes.length);
     return true;
   }
 

@@ -19,6 +19,7 @@ import { Unsent } from "../ipc/unsent.ts";
 import type { Operations } from "../operations/operations.ts";
 import { Signal } from "../operations/signals.ts";
 import { Records } from "../records.ts";
+import { HttpLayer } from "../http/http_layer.ts";
 import type { Sessions } from "../sessions.ts";
 import type { TaskSender } from "../tasks.ts";
 import { createReactor, startReactor } from "./base_reactor.ts";
@@ -31,6 +32,7 @@ const empty = new Uint8Array(0);
 export class EventWorker extends Worker {
   /** Records from the reactors to the callbacks. */
   #records: Records;
+  #sessions: Sessions;
   /** `maxRequest`: this worker leaves once it handled this many requests (0: never). */
   #requestLimit = 0;
   /** The drain is over: `workerStop` ran, and each reactor's `shutdown` gets its answer. */
@@ -38,10 +40,16 @@ export class EventWorker extends Worker {
 
   constructor(ctx: ServerContext, ops: Operations, sender: TaskSender, sessions: Sessions) {
     super(ctx, ops, sender);
+    this.#sessions = sessions;
     this.#records = new Records(ctx, sessions);
   }
 
   protected open() {
+    const { options: o, ports } = this.ctx;
+    // An HTTP socket's messages are requests (src/http/).
+    if (o.openHttpProtocol || ports.some((p) => (p.optionsOver(o) ?? o).openHttpProtocol)) {
+      this.ctx.http = new HttpLayer(this.ctx, this.#sessions);
+    }
     const role = this.ctx.role;
     if (role.kind === "worker" && role.kickFds.length > 0) this.#attach(role);
     else this.#openReactor();

@@ -1,0 +1,174 @@
+//! The reactor's side of an HTTP/1.1 connection (framing kind 5): it parses each request as
+//! it arrives (http.zig) and hands it to a worker whole, as one message (`abi.HttpRequest`, the
+//! header table, the raw head, the decoded body); it answers what needs no worker (a refused
+//! request, `100 Continue`), in order after the responses still due, and ends the connection
+//! after a request that asked to (`Connection: close`, HTTP/1.0 without keep-alive).
+//!
+//! Responses are sends; the worker marks the last send of each (`send_flag_response_end`),
+//! which is how the reactor knows how many requests are in flight on the connection. While
+//! one is, the connection's next requests go to the same worker, so that they are answered in
+//! order in every dispatch mode.
+const std = @import("std");
+const abi = @import("abi.zig");
+const http = @import("http.zig");
+const session_table = @import("session_table.zig");
+const reactor = @import("reactor.zig");
+const Reactor = reactor.Reactor;
+const Session = session_table.Session;
+const posix = std.posix;
+const log = std.log.scoped(.http);
+
+/// A connection's parse state and what it owes, kept in its session.
+pub const Conn = struct {
+    /// How far the end of the head was looked for.
+    scanned: u32 = 0,
+    /// The head is whole: its length and what it says of the body.
+    head_len: u32 = 0,
+    content_length: u64 = 0,
+    chunked: bool = false,
+    expect_continue: bool = false,
+    body: http.Chunked = .{},
+    /// Requests handed to a worker and not answered yet, and the lane they went to.
+    in_flight: u32 = 0,
+    lane: u16 = 0,
+    /// A refused request waits for the responses before it (its status), or a 100 Continue.
+    refused: u16 = 0,
+    continue_due: bool = false,
+    /// No more requests: the last one asked to close, or one was refused.
+    ended: bool = false,
+
+    fn nextRequest(c: *Conn) void {
+        const in_flight = c.in_flight;
+        const lane = c.lane;
+        c.* = .{ .in_flight = in_flight, .lane = lane };
+    }
+};
+
+const Delivery = @import("read.zig").Delivery;
+
+/// Hands every whole request in the session's input to a worker, in order.
+pub fn deliverRequests(r: *Reactor, s: *Session) Delivery {
+    const c = &s.http;
+    const settings = r.settingsOf(s.listener);
+    while (true) {
+        if (c.ended) {
+            // Nothing after a refused request or a `Connection: close` one is read as a request.
+            s.in.clearRetainingCapacity();
+            s.in_start = 0;
+            return .ok;
+        }
+        const data = s.in.items[s.in_start..];
+        if (data.len == 0) break;
+        var head: http.Head = undefined;
+        if (c.head_len == 0) {
+            switch (http.parseHead(data, &c.scanned, settings.http, &head)) {
+                .need_more => break,
+                .reject => |why| return refuse(r, s, why),
+                .done => {
+                    c.head_len = head.len;
+                    c.content_length = head.content_length;
+                    c.chunked = head.chunked();
+                    c.expect_continue = head.flags & http.flag_expect_continue != 0;
+                },
+            }
+        }
+        // The body: Content-Length bytes, or chunks decoded in place up to the last one.
+        const body = s.in.items[s.in_start + c.head_len ..];
+        var body_len: usize = 0;
+        var consumed: usize = 0;
+        if (c.chunked) {
+            switch (c.body.decode(body, settings.http.body_bytes)) {
+                .need_more => {
+                    askToContinue(r, s);
+                    break;
+                },
+                .reject => |why| return refuse(r, s, why),
+                .done => {
+                    body_len = c.body.out;
+                    consumed = c.head_len + c.body.in;
+                },
+            }
+        } else {
+            if (body.len < c.content_length) {
+                askToContinue(r, s);
+                break;
+            }
+            body_len = @intCast(c.content_length);
+            consumed = c.head_len + body_len;
+        }
+        // Whole: the table again (cheap, and only when the head came in an earlier read).
+        if (head.len != c.head_len) {
+            var scanned: u32 = 0;
+            if (http.parseHead(data[0..c.head_len], &scanned, settings.http, &head) != .done) unreachable;
+        }
+        var buffer: [http.envelope_max]u8 = undefined;
+        const prefix = http.envelope(&head, @intCast(body_len), &buffer);
+        if (!r.pushMessageParts(s, .{ prefix, data[0 .. c.head_len + body_len] })) return .blocked;
+        if (c.in_flight == 0) c.lane = s.frame_lane;
+        c.in_flight += 1;
+        s.in_start += consumed;
+        s.last_dispatch_time_ns = r.now_ns;
+        const keep_alive = head.keepAlive();
+        c.nextRequest();
+        if (!keep_alive) c.ended = true;
+    }
+    return .ok;
+}
+
+/// The lane the connection's next request must go to (its requests in flight went there), or
+/// null when it may go to any.
+pub fn pinnedLane(s: *const Session) ?u16 {
+    return if (s.http.in_flight > 0) s.http.lane else null;
+}
+
+/// A refused request: the answer goes after the responses still due, then the connection ends.
+fn refuse(r: *Reactor, s: *Session, why: http.Reject) Delivery {
+    log.info("session {d}: {d} {s}: {s}", .{ s.id, why.status, http.reason(why.status), why.why });
+    r.tally(s.listener, "protocol_error_count", 1);
+    s.http.ended = true;
+    s.http.refused = why.status;
+    s.in.clearRetainingCapacity();
+    s.in_start = 0;
+    if (s.http.in_flight > 0) return .ok;
+    answerRefused(r, s);
+    return .closed;
+}
+
+fn answerRefused(r: *Reactor, s: *Session) void {
+    var buffer: [160]u8 = undefined;
+    const status = s.http.refused;
+    const text = std.fmt.bufPrint(&buffer, "HTTP/1.1 {d} {s}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", .{ status, http.reason(status) }) catch unreachable;
+    r.sendTo(s.id, text);
+    if (r.sessions.get(s.id) == null or s.state != .open) return;
+    r.closeAfterOutput(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO));
+}
+
+/// `Expect: 100-continue` and the body is not all here: the client may send it now (at once,
+/// or once the responses before it are written).
+fn askToContinue(r: *Reactor, s: *Session) void {
+    const c = &s.http;
+    if (!c.expect_continue) return;
+    c.expect_continue = false;
+    if (c.in_flight > 0) {
+        c.continue_due = true;
+        return;
+    }
+    r.sendTo(s.id, "HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+/// The worker wrote the last of a response: what waited for it goes now.
+pub fn responseEnded(r: *Reactor, session_id: u32) void {
+    const s = r.sessions.get(session_id) orelse return;
+    const c = &s.http;
+    if (c.in_flight == 0) return;
+    c.in_flight -= 1;
+    if (c.in_flight > 0) return;
+    if (c.refused != 0) return answerRefused(r, s);
+    if (c.continue_due) {
+        c.continue_due = false;
+        r.sendTo(s.id, "HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    if (c.ended and (s.state == .open or s.state == .peer_closed)) {
+        r.closeAfterOutput(s, abi.close_flag_server, 0);
+    }
+}

@@ -1,0 +1,117 @@
+/**
+ * HTTP on an event worker: each request message from the core (one per request, parsed and
+ * whole) becomes an `HttpRequest` and an `HttpResponse` for the `request` callback; responses
+ * of one connection go out in the order of their requests, whatever order they end in.
+ * @module
+ */
+
+import { SendFlag } from "../_ffi/layout.ts";
+import { HttpFlag, httpRequest } from "../_ffi/layout.ts";
+import type { ServerContext } from "../context.ts";
+import type { Sessions } from "../sessions.ts";
+import { HttpRequest } from "./request.ts";
+import { HttpResponse } from "./response.ts";
+import type { ResponseSink } from "./response.ts";
+
+/** What a connection owes: its requests are numbered; responses go out in that order. */
+interface Conn {
+  /** The number the next request gets. */
+  next: number;
+  /** The response being written now. */
+  current: number;
+  /** Later responses' bytes, held until `current` reaches them. */
+  held: Map<number, { parts: Uint8Array[]; ended: boolean; close: boolean }>;
+}
+
+export class HttpLayer implements ResponseSink {
+  #ctx: ServerContext;
+  #sessions: Sessions;
+  #conns = new Map<number, Conn>();
+
+  constructor(ctx: ServerContext, sessions: Sessions) {
+    this.#ctx = ctx;
+    this.#sessions = sessions;
+  }
+
+  /** A request message for session `fd`: the `request` callback. */
+  request(fd: number, bytes: Uint8Array) {
+    const ctx = this.#ctx;
+    let conn = this.#conns.get(fd);
+    if (!conn) this.#conns.set(fd, conn = { next: 0, current: 0, held: new Map() });
+    const flags = bytes[httpRequest.flags];
+    const request = new HttpRequest(fd, bytes, () => {
+      const info = ctx.server.getClientInfo(fd);
+      return {
+        remoteAddr: info?.remoteIp ?? "",
+        remotePort: info?.remotePort ?? 0,
+        serverPort: info?.serverPort ?? ctx.server.port,
+      };
+    });
+    const response = new HttpResponse(fd, conn.next++, this, {
+      minor: bytes[httpRequest.minorVersion],
+      keepAlive: (flags & HttpFlag.keepAlive) !== 0,
+      head: request.getMethod() === "HEAD",
+    });
+    const callback = ctx.callbacks.events.request;
+    const failed = (error: unknown) => {
+      ctx.callbacks.failed("request", fd, error);
+      // The client hears of it, unless the response had begun.
+      if (response.status(500)) response.end();
+    };
+    try {
+      const result = callback?.(request, response);
+      if (result instanceof Promise) ctx.callbacks.track(result.catch(failed));
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  /** Session `fd` ended: what it was owed is dropped. */
+  closed(fd: number) {
+    this.#conns.delete(fd);
+  }
+
+  open(fd: number): boolean {
+    return this.#conns.has(fd) && this.#ctx.server.exists(fd);
+  }
+
+  write(fd: number, seq: number, bytes: Uint8Array, last: boolean, close = false): boolean {
+    const conn = this.#conns.get(fd);
+    if (!conn) return false;
+    if (seq !== conn.current) {
+      // An earlier response is still being written: this one waits its turn.
+      let held = conn.held.get(seq);
+      if (!held) conn.held.set(seq, held = { parts: [], ended: false, close: false });
+      if (bytes.length > 0) held.parts.push(bytes.slice());
+      held.ended ||= last;
+      held.close ||= close;
+      return true;
+    }
+    if (!this.#out(fd, bytes, last, close)) return false;
+    if (!last) return true;
+    // The next responses that are ready go now, in order.
+    conn.current++;
+    while (true) {
+      const held = conn.held.get(conn.current);
+      if (!held) break;
+      conn.held.delete(conn.current);
+      for (let i = 0; i < held.parts.length; i++) {
+        const end = held.ended && i === held.parts.length - 1;
+        if (!this.#out(fd, held.parts[i], end, end && held.close)) return true;
+      }
+      if (held.parts.length === 0 && held.ended) this.#out(fd, new Uint8Array(0), true, held.close);
+      if (!held.ended) {
+        // It goes on writing as the current one.
+        break;
+      }
+      conn.current++;
+    }
+    return true;
+  }
+
+  #out(fd: number, bytes: Uint8Array, last: boolean, close: boolean): boolean {
+    const ok = this.#sessions.send(fd, bytes, last ? SendFlag.responseEnd : 0);
+    if (ok && close) this.#sessions.close(fd);
+    return ok;
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * Swoole's `Http\Request`: one request, as the core parsed it (src/http/http_layer.ts hands
+ * it over). The head's strings are made when read: `header`, `get`, `cookie`, `post` and
+ * `server` are plain objects built on first access.
+ * @module
+ */
+
+import {
+  HttpFlag,
+  httpHeader,
+  httpHeaderSize,
+  httpRequest,
+  httpRequestSize,
+} from "../_ffi/layout.ts";
+
+const latin1 = new TextDecoder("latin1");
+const utf8 = new TextDecoder();
+
+/** Swoole's `$request->server`, in camelCase. */
+export interface HttpRequestServer {
+  requestMethod: string;
+  requestUri: string;
+  pathInfo: string;
+  queryString: string;
+  serverProtocol: string;
+  remoteAddr: string;
+  remotePort: number;
+  serverPort: number;
+  /** Seconds since the epoch, when the request reached the worker. */
+  requestTime: number;
+  requestTimeFloat: number;
+  masterTime: number;
+}
+
+/** An uploaded file of a multipart request (Swoole's `$request->files[...]`). */
+export interface UploadedFile {
+  name: string;
+  type: string;
+  size: number;
+  tmpName: string;
+  error: number;
+}
+
+/** Where the request came from, for `server` (the session's client info). */
+export interface RequestPeer {
+  remoteAddr: string;
+  remotePort: number;
+  serverPort: number;
+}
+
+export class HttpRequest {
+  /** The session (Swoole's `fd`). */
+  readonly fd: number;
+  #bytes: Uint8Array;
+  #view: DataView;
+  /** Where the raw head starts in `#bytes`. */
+  #raw: number;
+  #peer: () => RequestPeer;
+  #time: number;
+  #header: Record<string, string | string[]> | undefined;
+  #get: Record<string, string> | undefined;
+  #cookie: Record<string, string> | undefined;
+  #post: Record<string, string> | undefined;
+  #server: HttpRequestServer | undefined;
+
+  /** @internal `bytes`: the core's request message (abi.HttpRequest, the table, head, body). */
+  constructor(fd: number, bytes: Uint8Array, peer: () => RequestPeer) {
+    this.fd = fd;
+    this.#bytes = bytes;
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.#raw = httpRequestSize + this.#u16(httpRequest.headerCount) * httpHeaderSize;
+    this.#peer = peer;
+    this.#time = Date.now() / 1000;
+  }
+
+  #u16(offset: number): number {
+    return this.#view.getUint16(offset, true);
+  }
+
+  #text(offset: number, length: number): string {
+    return latin1.decode(this.#bytes.subarray(this.#raw + offset, this.#raw + offset + length));
+  }
+
+  /** The method, as sent (`GET`, `POST` …). */
+  getMethod(): string {
+    return this.#text(this.#u16(httpRequest.methodOff), this.#u16(httpRequest.methodLen));
+  }
+
+  /** The request target, as sent (`/path?query`). */
+  get url(): string {
+    return this.#text(this.#u16(httpRequest.targetOff), this.#u16(httpRequest.targetLen));
+  }
+
+  /** `HTTP/1.1` or `HTTP/1.0`. */
+  get protocol(): string {
+    return this.#bytes[httpRequest.minorVersion] === 1 ? "HTTP/1.1" : "HTTP/1.0";
+  }
+
+  /** @internal Whether the connection stays open after this request. */
+  get keepAlive(): boolean {
+    return (this.#bytes[httpRequest.flags] & HttpFlag.keepAlive) !== 0;
+  }
+
+  /**
+   * The header fields: lower-case names; a repeated field's values joined with ", " (`cookie`
+   * with "; "), except `set-cookie`, an array.
+   */
+  get header(): Record<string, string | string[]> {
+    if (this.#header) return this.#header;
+    const out: Record<string, string | string[]> = {};
+    const count = this.#u16(httpRequest.headerCount);
+    for (let i = 0; i < count; i++) {
+      const at = httpRequestSize + i * httpHeaderSize;
+      const name = this.#text(
+        this.#u16(at + httpHeader.nameOff),
+        this.#u16(at + httpHeader.nameLen),
+      )
+        .toLowerCase();
+      const value = this.#text(
+        this.#u16(at + httpHeader.valueOff),
+        this.#u16(at + httpHeader.valueLen),
+      );
+      const before = out[name];
+      if (name === "set-cookie") {
+        out[name] = [...((before as string[] | undefined) ?? []), value];
+      } else if (before === undefined) {
+        out[name] = value;
+      } else {
+        out[name] = `${before}${name === "cookie" ? "; " : ", "}${value}`;
+      }
+    }
+    return this.#header = out;
+  }
+
+  /** The query string's parameters. */
+  get get(): Record<string, string> {
+    if (this.#get) return this.#get;
+    const url = this.url;
+    const q = url.indexOf("?");
+    return this.#get = q < 0 ? {} : Object.fromEntries(new URLSearchParams(url.slice(q + 1)));
+  }
+
+  /** The cookies the request carries. */
+  get cookie(): Record<string, string> {
+    if (this.#cookie) return this.#cookie;
+    const out: Record<string, string> = {};
+    const header = this.header.cookie;
+    if (typeof header === "string") {
+      for (const pair of header.split(";")) {
+        const eq = pair.indexOf("=");
+        if (eq < 0) continue;
+        const name = pair.slice(0, eq).trim();
+        if (name === "" || name in out) continue;
+        let value = pair.slice(eq + 1).trim();
+        if (value.startsWith('"') && value.endsWith('"') && value.length >= 2) {
+          value = value.slice(1, -1);
+        }
+        try {
+          out[name] = decodeURIComponent(value);
+        } catch {
+          out[name] = value;
+        }
+      }
+    }
+    return this.#cookie = out;
+  }
+
+  /** An `application/x-www-form-urlencoded` body's fields. */
+  get post(): Record<string, string> {
+    if (this.#post) return this.#post;
+    const type = String(this.header["content-type"] ?? "").toLowerCase();
+    if (!type.startsWith("application/x-www-form-urlencoded")) return this.#post = {};
+    return this.#post = Object.fromEntries(new URLSearchParams(utf8.decode(this.getContent())));
+  }
+
+  /** Uploaded files (multipart bodies). */
+  get files(): Record<string, UploadedFile> {
+    return {};
+  }
+
+  /** Swoole's `$request->server`. */
+  get server(): HttpRequestServer {
+    if (this.#server) return this.#server;
+    const url = this.url;
+    const q = url.indexOf("?");
+    const peer = this.#peer();
+    return this.#server = {
+      requestMethod: this.getMethod(),
+      requestUri: q < 0 ? url : url.slice(0, q),
+      pathInfo: q < 0 ? url : url.slice(0, q),
+      queryString: q < 0 ? "" : url.slice(q + 1),
+      serverProtocol: this.protocol,
+      remoteAddr: peer.remoteAddr,
+      remotePort: peer.remotePort,
+      serverPort: peer.serverPort,
+      requestTime: Math.floor(this.#time),
+      requestTimeFloat: this.#time,
+      masterTime: Math.floor(this.#time),
+    };
+  }
+
+  /** The body, decoded (chunked bodies are whole); empty when there is none. */
+  getContent(): Uint8Array {
+    const headLen = this.#view.getUint32(httpRequest.headLen, true);
+    const bodyLen = this.#view.getUint32(httpRequest.bodyLen, true);
+    const start = this.#raw + headLen;
+    return this.#bytes.subarray(start, start + bodyLen);
+  }
+
+  /** The body as text (UTF-8). */
+  rawContent(): string {
+    return utf8.decode(this.getContent());
+  }
+}

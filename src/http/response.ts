@@ -1,0 +1,276 @@
+/**
+ * Swoole's `Http\Response`: the answer to one request. The head goes out with the first
+ * `write` (then the body is chunked) or with `end` (then it has a Content-Length); `end` marks
+ * the response's last bytes, so the core knows the request is answered. Responses of pipelined
+ * requests go out in the order of their requests (http_layer.ts holds a later one's bytes
+ * until the ones before it have ended).
+ * @module
+ */
+
+import { bodiless, httpDate, reasonOf } from "./status.ts";
+
+const encoder = new TextEncoder();
+const empty = new Uint8Array(0);
+
+/** Where a response's bytes go (http_layer.ts): in order, the last ones marked. */
+export interface ResponseSink {
+  /**
+   * Writes `bytes` of response `seq` of session `fd`; false when the client is gone. `last`:
+   * the response ends with them (`close`: and so does the connection).
+   */
+  write(fd: number, seq: number, bytes: Uint8Array, last: boolean, close?: boolean): boolean;
+  /** Whether the session is still there. */
+  open(fd: number): boolean;
+}
+
+/** What the request says about how to answer it. */
+export interface ResponseContext {
+  minor: number;
+  keepAlive: boolean;
+  head: boolean;
+}
+
+/** Field names and values must not carry line breaks (no response splitting). */
+function checkField(what: string, text: string) {
+  if (/[\r\n\0]/.test(text)) throw new TypeError(`${what} must not contain CR, LF or NUL`);
+}
+
+export class HttpResponse {
+  /** The session (Swoole's `fd`). */
+  readonly fd: number;
+  #sink: ResponseSink;
+  #seq: number;
+  #request: ResponseContext;
+  #status = 200;
+  #reason = "";
+  /** Set headers by lower-case name: the name as given, and its value. */
+  #headers = new Map<string, [string, string]>();
+  #cookies: string[] = [];
+  #trailers = new Map<string, [string, string]>();
+  #started = false;
+  #ended = false;
+
+  /** @internal */
+  constructor(fd: number, seq: number, sink: ResponseSink, request: ResponseContext) {
+    this.fd = fd;
+    this.#seq = seq;
+    this.#sink = sink;
+    this.#request = request;
+  }
+
+  /** The status (default 200) and, optionally, its reason phrase. Before the head is sent. */
+  status(code: number, reason?: string): boolean {
+    if (this.#started || !Number.isInteger(code) || code < 100 || code > 999) return false;
+    if (reason !== undefined) checkField("A reason phrase", reason);
+    this.#status = code;
+    this.#reason = reason ?? "";
+    return true;
+  }
+
+  /** Sets a header field, replacing one of the same name (case-insensitive). */
+  header(name: string, value: string | number): boolean {
+    if (this.#started) return false;
+    const text = String(value);
+    checkField("A header name", name);
+    checkField("A header value", text);
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
+      throw new TypeError(`"${name}" is not a valid header name`);
+    }
+    this.#headers.set(name.toLowerCase(), [name, text]);
+    return true;
+  }
+
+  /** A trailer field, sent after a chunked body (`write` … `end`). */
+  trailer(name: string, value: string): boolean {
+    if (this.#ended) return false;
+    checkField("A trailer name", name);
+    checkField("A trailer value", value);
+    this.#trailers.set(name.toLowerCase(), [name, value]);
+    return true;
+  }
+
+  /** Swoole's `cookie()`: a `Set-Cookie` field, the value URL-encoded. */
+  cookie(
+    name: string,
+    value = "",
+    expires = 0,
+    path = "/",
+    domain = "",
+    secure = false,
+    httpOnly = false,
+    sameSite = "",
+    priority = "",
+  ): boolean {
+    return this.#setCookie(
+      name,
+      encodeURIComponent(value),
+      expires,
+      path,
+      domain,
+      secure,
+      httpOnly,
+      sameSite,
+      priority,
+    );
+  }
+
+  /** Swoole's `rawCookie()`: the same, the value as given. */
+  rawCookie(
+    name: string,
+    value = "",
+    expires = 0,
+    path = "/",
+    domain = "",
+    secure = false,
+    httpOnly = false,
+    sameSite = "",
+    priority = "",
+  ): boolean {
+    return this.#setCookie(
+      name,
+      value,
+      expires,
+      path,
+      domain,
+      secure,
+      httpOnly,
+      sameSite,
+      priority,
+    );
+  }
+
+  #setCookie(
+    name: string,
+    value: string,
+    expires: number,
+    path: string,
+    domain: string,
+    secure: boolean,
+    httpOnly: boolean,
+    sameSite: string,
+    priority: string,
+  ): boolean {
+    if (this.#started) return false;
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
+      throw new TypeError(`"${name}" is not a valid cookie name`);
+    }
+    for (const part of [value, path, domain, sameSite, priority]) checkField("A cookie", part);
+    if (/[;,\s]/.test(value)) {
+      throw new TypeError("A raw cookie value must not contain ; , or spaces");
+    }
+    let text = `${name}=${value === "" ? "deleted" : value}`;
+    if (value === "") text += "; expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0";
+    else if (expires > 0) {
+      text += `; expires=${new Date(expires * 1000).toUTCString()}`;
+      text += `; Max-Age=${Math.max(0, Math.round(expires - Date.now() / 1000))}`;
+    }
+    if (path) text += `; path=${path}`;
+    if (domain) text += `; domain=${domain}`;
+    if (secure) text += "; secure";
+    if (httpOnly) text += "; HttpOnly";
+    if (sameSite) text += `; SameSite=${sameSite}`;
+    if (priority) text += `; Priority=${priority}`;
+    this.#cookies.push(text);
+    return true;
+  }
+
+  /**
+   * Sends a part of the body (chunked transfer coding; the head goes first). False when the
+   * response has ended or the client is gone.
+   */
+  write(chunk: Uint8Array | string): boolean {
+    if (this.#ended) return false;
+    const body = typeof chunk === "string" ? encoder.encode(chunk) : chunk;
+    const head = this.#started ? empty : this.#head(-1);
+    this.#started = true;
+    if (body.length === 0 && head.length === 0) return this.#sink.open(this.fd);
+    if (this.#request.head || bodiless(this.#status)) {
+      return head.length > 0 ? this.#send(head, false) : this.#sink.open(this.fd);
+    }
+    const chunked = this.#request.minor === 1;
+    const framed = chunked && body.length > 0
+      ? concat(head, encoder.encode(`${body.length.toString(16)}\r\n`), body, crlf)
+      : concat(head, body);
+    return this.#send(framed, false);
+  }
+
+  /**
+   * Ends the response, with `body` if given (a response not yet started gets a
+   * Content-Length). False when it has ended already or the client is gone.
+   */
+  end(body?: Uint8Array | string): boolean {
+    if (this.#ended) return false;
+    const bytes = body === undefined
+      ? empty
+      : typeof body === "string"
+      ? encoder.encode(body)
+      : body;
+    if (!this.#started) {
+      this.#started = this.#ended = true;
+      const noBody = this.#request.head || bodiless(this.#status);
+      const head = this.#head(bytes.length);
+      return this.#send(noBody ? head : concat(head, bytes), true);
+    }
+    if (bytes.length > 0 && !this.write(bytes)) return false;
+    this.#ended = true;
+    if (this.#request.minor === 1 && !this.#request.head && !bodiless(this.#status)) {
+      let end = "0\r\n";
+      for (const [name, value] of this.#trailers.values()) end += `${name}: ${value}\r\n`;
+      return this.#send(encoder.encode(end + "\r\n"), true);
+    }
+    // HTTP/1.0 without a length: the end of the connection ends the body.
+    return this.#sink.write(this.fd, this.#seq, empty, true, true);
+  }
+
+  /** Swoole's `redirect()`: a `Location` and the status (302 by default), then the end. */
+  redirect(location: string, code = 302): boolean {
+    if (this.#started) return false;
+    this.status(code);
+    this.header("Location", location);
+    return this.end();
+  }
+
+  /** Whether the response can still be written: not ended, and the client is there. */
+  isWritable(): boolean {
+    return !this.#ended && this.#sink.open(this.fd);
+  }
+
+  #send(bytes: Uint8Array, last: boolean): boolean {
+    return this.#sink.write(this.fd, this.#seq, bytes, last);
+  }
+
+  /** The status line and the fields: with a Content-Length (`length` ≥ 0) or chunked. */
+  #head(length: number): Uint8Array {
+    const { minor, keepAlive } = this.#request;
+    const reason = this.#reason || reasonOf(this.#status);
+    let text = `HTTP/1.${minor} ${this.#status} ${reason}\r\n`;
+    for (const [key, [name, value]] of this.#headers) {
+      if (key === "content-length" || key === "transfer-encoding" || key === "connection") continue;
+      text += `${name}: ${value}\r\n`;
+    }
+    for (const cookie of this.#cookies) text += `Set-Cookie: ${cookie}\r\n`;
+    if (!this.#headers.has("date")) text += `Date: ${httpDate()}\r\n`;
+    if (!bodiless(this.#status)) {
+      if (length >= 0) text += `Content-Length: ${length}\r\n`;
+      else if (minor === 1) text += "Transfer-Encoding: chunked\r\n";
+    }
+    const closeAfter = !keepAlive || (length < 0 && minor === 0);
+    if (closeAfter) text += "Connection: close\r\n";
+    else if (minor === 0) text += "Connection: keep-alive\r\n";
+    return encoder.encode(text + "\r\n");
+  }
+}
+
+const crlf = encoder.encode("\r\n");
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
