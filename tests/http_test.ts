@@ -1,0 +1,304 @@
+/**
+ * HTTP/1.1 (`HttpServer`): real clients nobody here wrote (curl, Deno's fetch) for what users
+ * do, and raw sockets for the wire itself — pipelining, every refusal rule, requests cut at
+ * every byte, 100 Continue, keep-alive and close. In BASE and PROCESS mode.
+ */
+import assert from "node:assert/strict";
+import { startFixture, treeModes, withTimeout } from "./_helpers.ts";
+import type { Fixture } from "./_helpers.ts";
+import { ResponseReader, writeAll } from "./_http.ts";
+
+const script = new URL("./fixtures/http_server.ts", import.meta.url).pathname;
+
+function http(options: Record<string, unknown> = {}): Promise<Fixture> {
+  return startFixture(options, { script });
+}
+
+async function curl(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command("curl", { args: ["-sS", "--max-time", "20", ...args] })
+    .output();
+  const decoder = new TextDecoder();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+async function raw(port: number) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  return { conn, reader: new ResponseReader(conn) };
+}
+
+Deno.test("curl: a GET's query, fields and server variables; a form POST's fields", async () => {
+  await using server = await http();
+  const base = `http://127.0.0.1:${server.port}`;
+  const get = await curl(
+    "-H",
+    "X-Two: a",
+    "-H",
+    "X-Two: b",
+    "-b",
+    "s=abc; t=%20x",
+    `${base}/info?name=zig&n=1`,
+  );
+  assert.equal(get.code, 0, get.stderr);
+  const info = JSON.parse(get.stdout);
+  assert.equal(info.method, "GET");
+  assert.deepEqual(info.get, { name: "zig", n: "1" });
+  assert.equal(info.header.host, `127.0.0.1:${server.port}`);
+  assert.equal(info.header["x-two"], "a, b", "repeated fields joined");
+  assert.deepEqual(info.cookie, { s: "abc", t: " x" });
+  assert.equal(info.protocol, "HTTP/1.1");
+  assert.equal(info.server.requestMethod, "GET");
+  assert.equal(info.server.requestUri, "/info");
+  assert.equal(info.server.queryString, "name=zig&n=1");
+  assert.equal(info.server.serverProtocol, "HTTP/1.1");
+  assert.equal(info.server.remoteAddr, "127.0.0.1");
+  assert.ok(info.server.remotePort > 0);
+  assert.equal(info.server.serverPort, server.port);
+  const post = await curl("-d", "a=1&b=two+words", `${base}/info`);
+  assert.deepEqual(JSON.parse(post.stdout).post, { a: "1", b: "two words" });
+});
+
+Deno.test("curl: HEAD, chunked responses with a trailer, status, cookies, redirects, HTTP/1.0", async () => {
+  await using server = await http();
+  const base = `http://127.0.0.1:${server.port}`;
+  const head = await curl("-I", `${base}/echo`);
+  assert.match(head.stdout, /^HTTP\/1\.1 200 OK/);
+  assert.match(head.stdout, /content-length: 0/i);
+  const chunks = await curl("-v", `${base}/chunks?n=4`);
+  assert.equal(chunks.stdout, "chunk 0\nchunk 1\nchunk 2\nchunk 3\n");
+  assert.match(chunks.stderr, /transfer-encoding: chunked/i);
+  const notFound = await curl("-i", `${base}/status?code=404`);
+  assert.match(notFound.stdout, /^HTTP\/1\.1 404 Not Found/);
+  assert.match(notFound.stdout, /status 404$/);
+  const cookies = await curl("-i", `${base}/cookie`);
+  assert.match(cookies.stdout, /Set-Cookie: a=1; path=\//);
+  assert.match(cookies.stdout, /Set-Cookie: b=x%20y; path=\/; HttpOnly; SameSite=Lax/);
+  const redirected = await curl("-L", "-d", "moved", `${base}/redirect`);
+  assert.equal(redirected.stdout, "", "a 302 after POST is followed with GET");
+  const old = await curl("-0", "-i", `${base}/chunks?n=2`);
+  assert.match(old.stdout, /^HTTP\/1\.0 200 OK/);
+  assert.match(old.stdout, /Connection: close/);
+  assert.ok(!/Transfer-Encoding/i.test(old.stdout), "no chunked coding for HTTP/1.0");
+  assert.match(old.stdout, /chunk 0\nchunk 1\n$/);
+});
+
+Deno.test("curl: two requests on one kept-alive connection", async () => {
+  await using server = await http();
+  const base = `http://127.0.0.1:${server.port}`;
+  const both = await curl("-v", `${base}/`, `${base}/echo`);
+  assert.equal(both.code, 0, both.stderr);
+  assert.match(both.stderr, /Re-using existing connection|Reusing existing/i);
+  assert.equal(both.stdout, "hello");
+});
+
+Deno.test("fetch: bodies in and out — streamed (chunked) uploads, a large one, and errors as 500", async () => {
+  await using server = await http();
+  const base = `http://127.0.0.1:${server.port}`;
+  const big = new Uint8Array(1536 * 1024).map((_, i) => i % 251);
+  const echoed = await fetch(`${base}/echo`, { method: "PUT", body: big });
+  assert.equal(echoed.status, 200);
+  assert.equal(echoed.headers.get("x-method"), "PUT");
+  assert.deepEqual(new Uint8Array(await echoed.arrayBuffer()), big);
+  const parts = ["one ", "two ", "three"];
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (const p of parts) controller.enqueue(new TextEncoder().encode(p));
+      controller.close();
+    },
+  });
+  const streamed = await fetch(`${base}/echo`, { method: "POST", body: stream });
+  assert.equal(await streamed.text(), "one two three");
+  for (const path of ["/throw", "/reject"]) {
+    const failed = await fetch(`${base}${path}`);
+    assert.equal(failed.status, 500, path);
+    await failed.body?.cancel();
+  }
+  await server.waitForStderr(/the async handler failed/);
+});
+
+Deno.test("raw: pipelined requests, one with a body, answered in order even when the first is slow", async () => {
+  await using server = await http();
+  const { conn, reader } = await raw(server.port);
+  try {
+    await writeAll(
+      conn,
+      "GET /slow?ms=150 HTTP/1.1\r\nHost: x\r\n\r\n" +
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" +
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n" +
+        "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    const texts = [];
+    for (let i = 0; i < 4; i++) {
+      texts.push((await withTimeout(reader.next(), `response ${i}`)).text);
+    }
+    assert.deepEqual(texts, ["slow", "hello", "abcde", "hello"]);
+  } finally {
+    conn.close();
+  }
+});
+
+const refusals: [string, number, string][] = [
+  ["a bare LF", 400, "GET / HTTP/1.1\nHost: x\n\n"],
+  ["whitespace before a colon", 400, "GET / HTTP/1.1\r\nHost : x\r\n\r\n"],
+  ["obs-fold", 400, "GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n c\r\n\r\n"],
+  ["a control character", 400, "GET / HTTP/1.1\r\nHost: x\r\nA: b\x7fc\r\n\r\n"],
+  [
+    "Content-Length twice",
+    400,
+    "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nab",
+  ],
+  [
+    "a non-numeric Content-Length",
+    400,
+    "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x1\r\n\r\n",
+  ],
+  [
+    "Content-Length with Transfer-Encoding",
+    400,
+    "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+  ],
+  [
+    "Transfer-Encoding on HTTP/1.0",
+    400,
+    "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+  ],
+  [
+    "Transfer-Encoding not ending in chunked",
+    400,
+    "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+  ],
+  ["no Host on HTTP/1.1", 400, "GET / HTTP/1.1\r\n\r\n"],
+  ["two Host fields", 400, "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"],
+  [
+    "a bad chunk size",
+    400,
+    "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+  ],
+  [
+    "a chunk without its CRLF",
+    400,
+    "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX",
+  ],
+  ["an invalid version", 400, "GET / HTTP/1.x\r\nHost: x\r\n\r\n"],
+  ["HTTP/2.0", 505, "GET / HTTP/2.0\r\nHost: x\r\n\r\n"],
+  [
+    "a transfer coding other than chunked",
+    501,
+    "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+  ],
+  [
+    "a body over packageMaxLength",
+    413,
+    "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4097\r\n\r\n",
+  ],
+  [
+    "a chunked body over packageMaxLength",
+    413,
+    "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1001\r\n",
+  ],
+  [
+    "a request target over httpMaxRequestTarget",
+    414,
+    `GET /${"a".repeat(600)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+  ],
+  [
+    "a head over httpMaxHeaderSize",
+    431,
+    `GET / HTTP/1.1\r\nHost: x\r\nA: ${"b".repeat(2100)}\r\n\r\n`,
+  ],
+  [
+    "more fields than httpMaxHeaders",
+    431,
+    `GET / HTTP/1.1\r\nHost: x\r\n${"A: b\r\n".repeat(20)}\r\n`,
+  ],
+];
+
+for (const [name, options] of treeModes) {
+  Deno.test(`raw (${name}): each refusal rule answers its status after the responses before it, then closes`, async () => {
+    await using server = await http({
+      ...options,
+      packageMaxLength: 4096,
+      httpMaxRequestTarget: 512,
+      httpMaxHeaderSize: 2048,
+      httpMaxHeaders: 16,
+    });
+    for (const [what, status, request] of refusals) {
+      const { conn, reader } = await raw(server.port);
+      try {
+        // A good request first: its answer comes before the refusal.
+        await writeAll(conn, "GET /slow?ms=20 HTTP/1.1\r\nHost: x\r\n\r\n" + request);
+        const first = await withTimeout(reader.next(), `the response before ${what}`);
+        assert.equal(first.text, "slow", what);
+        const refused = await withTimeout(reader.next(), `the refusal of ${what}`);
+        assert.equal(refused.status, status, what);
+        assert.equal(refused.headers.get("connection"), "close", what);
+        assert.ok(await withTimeout(reader.closed(), `the close after ${what}`), what);
+      } finally {
+        conn.close();
+      }
+    }
+    const stats = await (await fetch(`http://127.0.0.1:${server.port}/info`)).json();
+    assert.ok(stats.workerId >= 0);
+  });
+
+  Deno.test(`raw (${name}): pipelining and keep-alive across the tree's workers`, async () => {
+    await using server = await http(options);
+    const { conn, reader } = await raw(server.port);
+    try {
+      let batch = "";
+      for (let i = 0; i < 20; i++) {
+        batch += `GET /slow?ms=${(20 - i) % 3} HTTP/1.1\r\nHost: x\r\n\r\n`;
+      }
+      batch += "GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+      await writeAll(conn, batch);
+      for (let i = 0; i < 20; i++) {
+        assert.equal((await withTimeout(reader.next(), `response ${i}`)).text, "slow");
+      }
+      const last = await reader.next();
+      assert.equal(last.headers.get("connection"), "close");
+      assert.ok(await withTimeout(reader.closed(), "the close after Connection: close"));
+    } finally {
+      conn.close();
+    }
+  });
+}
+
+Deno.test("raw: a request cut at every byte is parsed the same", async () => {
+  await using server = await http();
+  const request =
+    "POST /echo?q=1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n4\r\nwxyz\r\n0\r\n\r\n";
+  const { conn, reader } = await raw(server.port);
+  try {
+    for (let cut = 1; cut < request.length; cut++) {
+      await writeAll(conn, request.slice(0, cut));
+      // Let the first part arrive alone.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      await writeAll(conn, request.slice(cut));
+      const response = await withTimeout(reader.next(), `the response with a cut at ${cut}`);
+      assert.equal(response.text, "wxyz", `cut at ${cut}`);
+    }
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("raw: Expect: 100-continue gets 100 Continue before the body is sent", async () => {
+  await using server = await http();
+  const { conn, reader } = await raw(server.port);
+  try {
+    await writeAll(
+      conn,
+      "PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+    );
+    const interim = await withTimeout(reader.next(true), "100 Continue");
+    assert.equal(interim.status, 100);
+    await writeAll(conn, "body");
+    assert.equal((await withTimeout(reader.next(), "the response")).text, "body");
+    // HTTP/1.0 without keep-alive: the connection ends with the response.
+    await writeAll(conn, "GET / HTTP/1.0\r\n\r\n");
+    const old = await reader.next();
+    assert.equal(old.version, "HTTP/1.0");
+    assert.ok(await withTimeout(reader.closed(), "the close after an HTTP/1.0 response"));
+  } finally {
+    conn.close();
+  }
+});
