@@ -19,6 +19,13 @@ export { Server } from "./src/server.ts";
 export { HttpServer } from "./src/http/http_server.ts";
 export type { HttpRequest, HttpRequestServer, UploadedFile } from "./src/http/request.ts";
 export type { HttpResponse } from "./src/http/response.ts";
+export { serve } from "./src/http/serve.ts";
+export type {
+  ServeHandle,
+  ServeHandler,
+  ServeHandlerInfo,
+  ServeOptions,
+} from "./src/http/serve.ts";
 export type { PacketInfo, ServerEvent, ServerEvents } from "./src/events.ts";
 export type { ClientInfo } from "./src/client_info.ts";
 export type { ServerStats } from "./src/stats.ts";

@@ -21,6 +21,8 @@ interface Conn {
   current: number;
   /** Later responses' bytes, held until `current` reaches them. */
   held: Map<number, { parts: Uint8Array[]; ended: boolean; close: boolean }>;
+  /** What runs when the connection ends (`HttpResponse.onClose`). */
+  onClose: Set<() => void>;
 }
 
 export class HttpLayer implements ResponseSink {
@@ -37,7 +39,9 @@ export class HttpLayer implements ResponseSink {
   request(fd: number, bytes: Uint8Array) {
     const ctx = this.#ctx;
     let conn = this.#conns.get(fd);
-    if (!conn) this.#conns.set(fd, conn = { next: 0, current: 0, held: new Map() });
+    if (!conn) {
+      this.#conns.set(fd, conn = { next: 0, current: 0, held: new Map(), onClose: new Set() });
+    }
     const flags = bytes[httpRequest.flags];
     const request = new HttpRequest(fd, bytes, () => {
       const info = ctx.server.getClientInfo(fd);
@@ -68,7 +72,23 @@ export class HttpLayer implements ResponseSink {
 
   /** Session `fd` ended: what it was owed is dropped. */
   closed(fd: number) {
+    const conn = this.#conns.get(fd);
+    if (!conn) return;
     this.#conns.delete(fd);
+    for (const callback of conn.onClose) {
+      try {
+        callback();
+      } catch (error) {
+        this.#ctx.callbacks.failed("request", fd, error);
+      }
+    }
+  }
+
+  whenClosed(fd: number, callback: () => void): () => void {
+    const conn = this.#conns.get(fd);
+    if (!conn) return () => {};
+    conn.onClose.add(callback);
+    return () => conn.onClose.delete(callback);
   }
 
   open(fd: number): boolean {

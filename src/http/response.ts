@@ -21,6 +21,8 @@ export interface ResponseSink {
   write(fd: number, seq: number, bytes: Uint8Array, last: boolean, close?: boolean): boolean;
   /** Whether the session is still there. */
   open(fd: number): boolean;
+  /** Runs `callback` when session `fd` ends (before its response did); returns the undo. */
+  whenClosed(fd: number, callback: () => void): () => void;
 }
 
 /** What the request says about how to answer it. */
@@ -228,6 +230,22 @@ export class HttpResponse {
     this.status(code);
     this.header("Location", location);
     return this.end();
+  }
+
+  /** @internal A `Set-Cookie` line as given (`serve()`: a `Response`'s cookies). */
+  addSetCookie(line: string): boolean {
+    if (this.#started) return false;
+    checkField("A cookie", line);
+    this.#cookies.push(line);
+    return true;
+  }
+
+  /**
+   * Runs `callback` if the client goes away before the response is done (`serve()` aborts the
+   * request's `signal`); returns a function that cancels it.
+   */
+  onClose(callback: () => void): () => void {
+    return this.#sink.whenClosed(this.fd, callback);
   }
 
   /** Whether the response can still be written: not ended, and the client is there. */
