@@ -54,7 +54,7 @@ export class HttpLayer implements ResponseSink {
     const response = new HttpResponse(fd, conn.next++, this, {
       minor: bytes[httpRequest.minorVersion],
       keepAlive: (flags & HttpFlag.keepAlive) !== 0,
-      head: request.getMethod() === "HEAD",
+      head: request.isHead,
     });
     const callback = ctx.callbacks.events.request;
     const failed = (error: unknown) => {

@@ -52,7 +52,6 @@ export class HttpRequest {
   /** The session (Swoole's `fd`). */
   readonly fd: number;
   #bytes: Uint8Array;
-  #view: DataView;
   /** Where the raw head starts in `#bytes`. */
   #raw: number;
   #peer: () => RequestPeer;
@@ -67,18 +66,37 @@ export class HttpRequest {
   constructor(fd: number, bytes: Uint8Array, peer: () => RequestPeer) {
     this.fd = fd;
     this.#bytes = bytes;
-    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.#raw = httpRequestSize + this.#u16(httpRequest.headerCount) * httpHeaderSize;
     this.#peer = peer;
     this.#time = Date.now() / 1000;
   }
 
   #u16(offset: number): number {
-    return this.#view.getUint16(offset, true);
+    const b = this.#bytes;
+    return b[offset] | (b[offset + 1] << 8);
   }
 
+  #u32(offset: number): number {
+    const b = this.#bytes;
+    return (b[offset] | (b[offset + 1] << 8) | (b[offset + 2] << 16) | (b[offset + 3] << 24)) >>> 0;
+  }
+
+  /** Head bytes as a string (latin1: the head is bytes, not UTF-8); short ones by hand. */
   #text(offset: number, length: number): string {
-    return latin1.decode(this.#bytes.subarray(this.#raw + offset, this.#raw + offset + length));
+    const start = this.#raw + offset;
+    if (length > 32) return latin1.decode(this.#bytes.subarray(start, start + length));
+    const b = this.#bytes;
+    let out = "";
+    for (let i = start; i < start + length; i++) out += String.fromCharCode(b[i]);
+    return out;
+  }
+
+  /** @internal Whether the method is `HEAD` (compared as bytes). */
+  get isHead(): boolean {
+    if (this.#u16(httpRequest.methodLen) !== 4) return false;
+    const at = this.#raw + this.#u16(httpRequest.methodOff);
+    const b = this.#bytes;
+    return b[at] === 72 && b[at + 1] === 69 && b[at + 2] === 65 && b[at + 3] === 68;
   }
 
   /** The method, as sent (`GET`, `POST` …). */
@@ -99,6 +117,20 @@ export class HttpRequest {
   /** @internal Whether the connection stays open after this request. */
   get keepAlive(): boolean {
     return (this.#bytes[httpRequest.flags] & HttpFlag.keepAlive) !== 0;
+  }
+
+  /** The header fields as sent, in order: [name, value] pairs (names as the client wrote them). */
+  fields(): [string, string][] {
+    const out: [string, string][] = [];
+    const count = this.#u16(httpRequest.headerCount);
+    for (let i = 0; i < count; i++) {
+      const at = httpRequestSize + i * httpHeaderSize;
+      out.push([
+        this.#text(this.#u16(at + httpHeader.nameOff), this.#u16(at + httpHeader.nameLen)),
+        this.#text(this.#u16(at + httpHeader.valueOff), this.#u16(at + httpHeader.valueLen)),
+      ]);
+    }
+    return out;
   }
 
   /**
@@ -184,6 +216,7 @@ export class HttpRequest {
     const url = this.url;
     const q = url.indexOf("?");
     const peer = this.#peer();
+    const time = this.#time;
     return this.#server = {
       requestMethod: this.getMethod(),
       requestUri: q < 0 ? url : url.slice(0, q),
@@ -193,16 +226,16 @@ export class HttpRequest {
       remoteAddr: peer.remoteAddr,
       remotePort: peer.remotePort,
       serverPort: peer.serverPort,
-      requestTime: Math.floor(this.#time),
-      requestTimeFloat: this.#time,
-      masterTime: Math.floor(this.#time),
+      requestTime: Math.floor(time),
+      requestTimeFloat: time,
+      masterTime: Math.floor(time),
     };
   }
 
   /** The body, decoded (chunked bodies are whole); empty when there is none. */
   getContent(): Uint8Array {
-    const headLen = this.#view.getUint32(httpRequest.headLen, true);
-    const bodyLen = this.#view.getUint32(httpRequest.bodyLen, true);
+    const headLen = this.#u32(httpRequest.headLen);
+    const bodyLen = this.#u32(httpRequest.bodyLen);
     const start = this.#raw + headLen;
     return this.#bytes.subarray(start, start + bodyLen);
   }

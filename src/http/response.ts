@@ -45,10 +45,10 @@ export class HttpResponse {
   #request: ResponseContext;
   #status = 200;
   #reason = "";
-  /** Set headers by lower-case name: the name as given, and its value. */
-  #headers = new Map<string, [string, string]>();
-  #cookies: string[] = [];
-  #trailers = new Map<string, [string, string]>();
+  /** Set headers by lower-case name: the name as given, and its value (made on first use). */
+  #headers: Map<string, [string, string]> | undefined;
+  #cookies: string[] | undefined;
+  #trailers: Map<string, [string, string]> | undefined;
   #started = false;
   #ended = false;
 
@@ -78,7 +78,7 @@ export class HttpResponse {
     if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
       throw new TypeError(`"${name}" is not a valid header name`);
     }
-    this.#headers.set(name.toLowerCase(), [name, text]);
+    (this.#headers ??= new Map()).set(name.toLowerCase(), [name, text]);
     return true;
   }
 
@@ -87,7 +87,7 @@ export class HttpResponse {
     if (this.#ended) return false;
     checkField("A trailer name", name);
     checkField("A trailer value", value);
-    this.#trailers.set(name.toLowerCase(), [name, value]);
+    (this.#trailers ??= new Map()).set(name.toLowerCase(), [name, value]);
     return true;
   }
 
@@ -172,7 +172,7 @@ export class HttpResponse {
     if (httpOnly) text += "; HttpOnly";
     if (sameSite) text += `; SameSite=${sameSite}`;
     if (priority) text += `; Priority=${priority}`;
-    this.#cookies.push(text);
+    (this.#cookies ??= []).push(text);
     return true;
   }
 
@@ -210,14 +210,13 @@ export class HttpResponse {
     if (!this.#started) {
       this.#started = this.#ended = true;
       const noBody = this.#request.head || bodiless(this.#status);
-      const head = this.#head(bytes.length);
-      return this.#send(noBody ? head : concat(head, bytes), true);
+      return this.#send(this.#whole(bytes, noBody), true);
     }
     if (bytes.length > 0 && !this.write(bytes)) return false;
     this.#ended = true;
     if (this.#request.minor === 1 && !this.#request.head && !bodiless(this.#status)) {
       let end = "0\r\n";
-      for (const [name, value] of this.#trailers.values()) end += `${name}: ${value}\r\n`;
+      for (const [name, value] of this.#trailers?.values() ?? []) end += `${name}: ${value}\r\n`;
       return this.#send(encoder.encode(end + "\r\n"), true);
     }
     // HTTP/1.0 without a length: the end of the connection ends the body.
@@ -236,7 +235,7 @@ export class HttpResponse {
   addSetCookie(line: string): boolean {
     if (this.#started) return false;
     checkField("A cookie", line);
-    this.#cookies.push(line);
+    (this.#cookies ??= []).push(line);
     return true;
   }
 
@@ -257,17 +256,39 @@ export class HttpResponse {
     return this.#sink.write(this.fd, this.#seq, bytes, last);
   }
 
+  /**
+   * The head and the body of a response sent at once, in a scratch buffer reused by every
+   * response (the send copies it into the ring before it returns).
+   */
+  #whole(body: Uint8Array, noBody: boolean): Uint8Array {
+    const text = this.#headText(body.length);
+    const need = text.length * 3 + (noBody ? 0 : body.length);
+    // (A large response gets a buffer of its own; the scratch one stays small.)
+    const out = need <= scratch.length ? scratch : new Uint8Array(need);
+    const { written } = encoder.encodeInto(text, out);
+    if (noBody) return out.subarray(0, written);
+    out.set(body, written);
+    return out.subarray(0, written + body.length);
+  }
+
   /** The status line and the fields: with a Content-Length (`length` ≥ 0) or chunked. */
   #head(length: number): Uint8Array {
+    return encoder.encode(this.#headText(length));
+  }
+
+  #headText(length: number): string {
     const { minor, keepAlive } = this.#request;
     const reason = this.#reason || reasonOf(this.#status);
     let text = `HTTP/1.${minor} ${this.#status} ${reason}\r\n`;
-    for (const [key, [name, value]] of this.#headers) {
-      if (key === "content-length" || key === "transfer-encoding" || key === "connection") continue;
-      text += `${name}: ${value}\r\n`;
+    const headers = this.#headers;
+    if (headers) {
+      for (const [key, [name, value]] of headers) {
+        if (key === "content-length" || key === "transfer-encoding" || key === "connection") continue;
+        text += `${name}: ${value}\r\n`;
+      }
     }
-    for (const cookie of this.#cookies) text += `Set-Cookie: ${cookie}\r\n`;
-    if (!this.#headers.has("date")) text += `Date: ${httpDate()}\r\n`;
+    if (this.#cookies) { for (const cookie of this.#cookies) text += `Set-Cookie: ${cookie}\r\n`; }
+    if (!headers?.has("date")) text += `Date: ${httpDate()}\r\n`;
     if (!bodiless(this.#status)) {
       if (length >= 0) text += `Content-Length: ${length}\r\n`;
       else if (minor === 1) text += "Transfer-Encoding: chunked\r\n";
@@ -275,11 +296,13 @@ export class HttpResponse {
     const closeAfter = !keepAlive || (length < 0 && minor === 0);
     if (closeAfter) text += "Connection: close\r\n";
     else if (minor === 0) text += "Connection: keep-alive\r\n";
-    return encoder.encode(text + "\r\n");
+    return text + "\r\n";
   }
 }
 
 const crlf = encoder.encode("\r\n");
+/** See `#whole`. */
+const scratch = new Uint8Array(64 * 1024);
 
 function concat(...parts: Uint8Array[]): Uint8Array {
   let length = 0;

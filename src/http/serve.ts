@@ -104,6 +104,23 @@ export function serve(a: ServeHandler | ServeOptions, b?: ServeHandler): ServeHa
   };
 }
 
+/**
+ * The `Request` a handler gets: a standard one whose `signal` is made only when read (an
+ * `AbortSignal` per request costs more than the request itself), aborted when the client goes.
+ */
+class ServeRequest extends Request {
+  #abort: AbortController | undefined;
+
+  override get signal(): AbortSignal {
+    return (this.#abort ??= new AbortController()).signal;
+  }
+
+  /** @internal The client went away. */
+  clientGone() {
+    (this.#abort ??= new AbortController()).abort(new Error("the client closed the connection"));
+  }
+}
+
 /** One request: the handler's `Response` (or `onError`'s) written to `res`. */
 async function answer(
   server: HttpServer,
@@ -112,36 +129,39 @@ async function answer(
   req: HttpRequest,
   res: HttpResponse,
 ) {
-  const abort = new AbortController();
   const { promise: completed, resolve: complete } = Promise.withResolvers<void>();
+  let request: ServeRequest | undefined;
   const stopWatching = res.onClose(() => {
-    abort.abort(new Error("the client closed the connection"));
+    request?.clientGone();
     complete();
   });
   try {
     const method = req.getMethod();
-    const headers = new Headers();
-    for (const [name, value] of Object.entries(req.header)) {
-      for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
+    const fields = req.fields();
+    let host = "";
+    for (const [name, value] of fields) {
+      if (name.length === 4 && name.toLowerCase() === "host") host = value;
     }
-    const host = typeof req.header.host === "string"
-      ? req.header.host
-      : `${server.host}:${server.port}`;
+    if (host === "") host = `${server.host}:${server.port}`;
     const target = req.url.startsWith("/") ? req.url : `/${req.url}`;
     const body = method === "GET" || method === "HEAD" ? null : req.getContent();
-    const request = new Request(`http://${host}${target}`, {
+    request = new ServeRequest(`http://${host}${target}`, {
       method,
-      headers,
+      headers: fields,
       body: body as Uint8Array<ArrayBuffer> | null,
-      signal: abort.signal,
     });
-    const peer = req.server;
+    let remoteAddr: ServeHandlerInfo["remoteAddr"] | undefined;
+    const info: ServeHandlerInfo = {
+      get remoteAddr() {
+        if (remoteAddr) return remoteAddr;
+        const peer = req.server;
+        return remoteAddr = { transport: "tcp", hostname: peer.remoteAddr, port: peer.remotePort };
+      },
+      completed,
+    };
     let response: Response;
     try {
-      response = await handler(request, {
-        remoteAddr: { transport: "tcp", hostname: peer.remoteAddr, port: peer.remotePort },
-        completed,
-      });
+      response = await handler(request, info);
       if (!(response instanceof Response)) {
         throw new TypeError("the handler must return a Response");
       }
@@ -156,6 +176,28 @@ async function answer(
   }
 }
 
+/**
+ * Deno keeps a `Response`'s body as it was given (a string or bytes) until it is read, for its
+ * own server's fast path, under a symbol of its own. Read there, a one-chunk body costs no
+ * stream, no reader and no promise per read (the stream path costs about 12 µs a response).
+ * Found by its description on a probe; when this Deno has no such symbol, every body takes the
+ * stream path, which works for all of them.
+ */
+const fastBody = (() => {
+  const probe = new Response("");
+  const symbols = Object.getOwnPropertySymbols(probe);
+  const body = symbols.find((s) => s.description === "serve fast body");
+  const consumed = symbols.find((s) => s.description === "serve fast consumed");
+  if (!body || !consumed) return undefined;
+  return (response: Response): string | Uint8Array | undefined => {
+    if (response.bodyUsed) return undefined;
+    const record = response as unknown as Record<symbol, unknown>;
+    if (record[consumed] !== false) return undefined;
+    const value = record[body];
+    return typeof value === "string" || value instanceof Uint8Array ? value : undefined;
+  };
+})();
+
 /** A `Response` on the wire: a body that is one chunk gets a Content-Length, a longer one is chunked. */
 async function write(response: Response, res: HttpResponse) {
   res.status(response.status, response.statusText || undefined);
@@ -164,19 +206,27 @@ async function write(response: Response, res: HttpResponse) {
     res.header(name, value);
   }
   for (const cookie of response.headers.getSetCookie()) res.addSetCookie(cookie);
+  const fixed = fastBody?.(response);
+  if (fixed !== undefined) {
+    res.end(fixed);
+    return;
+  }
   if (!response.body) {
     res.end();
     return;
   }
   const reader = response.body.getReader();
+  let done = false;
   try {
-    let first = await reader.read();
+    const first = await reader.read();
     if (first.done) {
+      done = true;
       res.end();
       return;
     }
     let next = await reader.read();
     if (next.done) {
+      done = true;
       res.end(first.value);
       return;
     }
@@ -184,12 +234,13 @@ async function write(response: Response, res: HttpResponse) {
     if (!res.write(first.value)) return;
     while (!next.done) {
       if (!res.write(next.value)) return;
-      first = next;
       next = await reader.read();
     }
+    done = true;
     res.end();
   } finally {
+    // A stream the client left early is told so.
+    if (!done) await reader.cancel().catch(() => {});
     reader.releaseLock();
-    await response.body.cancel().catch(() => {});
   }
 }
