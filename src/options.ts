@@ -156,6 +156,16 @@ export interface ServerOptions {
   /** HTTP: the most bytes of a request target; 414 beyond. Default 8 KiB. */
   httpMaxRequestTarget?: number;
   /**
+   * HTTP: seconds a request's head may take from its first byte to its last; 408 and the
+   * connection ends beyond (slow-header clients). 0: no limit. Default 10.
+   */
+  httpHeaderTimeout?: number;
+  /**
+   * HTTP: seconds a kept-alive connection may stay idle (no request in hand, nothing sent)
+   * before the server closes it. 0: never. Default 60.
+   */
+  httpKeepAliveTimeout?: number;
+  /**
    * Seconds between heartbeat checks: sessions that received nothing for
    * `heartbeatIdleTime` are closed (unless `protect()`ed). 0: off. Default 0.
    */
@@ -284,6 +294,8 @@ export const defaults: ResolvedOptions = {
   httpMaxHeaderSize: 16 * 1024,
   httpMaxHeaders: 100,
   httpMaxRequestTarget: 8 * 1024,
+  httpHeaderTimeout: 10,
+  httpKeepAliveTimeout: 60,
   heartbeatCheckInterval: 0,
   heartbeatIdleTime: 0,
   maxIdleTime: 0,
@@ -424,6 +436,13 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   integer("httpMaxHeaderSize", o.httpMaxHeaderSize, 64, 65535);
   integer("httpMaxHeaders", o.httpMaxHeaders, 1, 256);
   integer("httpMaxRequestTarget", o.httpMaxRequestTarget, 1, 65535);
+  for (const name of ["httpHeaderTimeout", "httpKeepAliveTimeout"] as const) {
+    if (typeof o[name] !== "number" || !(o[name] >= 0) || o[name] > 86400) {
+      throw new RangeError(
+        `Option "${name}" must be seconds from 0 to 86400, got ${describe(o[name])}`,
+      );
+    }
+  }
   if (o.openEofCheck || o.openEofSplit) {
     const bytes = typeof o.packageEof === "string"
       ? new TextEncoder().encode(o.packageEof).length
@@ -616,6 +635,8 @@ export function nativeFraming(o: ResolvedOptions, portIdleTime = 0): Uint8Array 
   set("httpMaxHead", o.httpMaxHeaderSize);
   set("httpMaxHeaders", o.httpMaxHeaders);
   set("httpMaxTarget", o.httpMaxRequestTarget);
+  set("httpHeaderTimeoutMs", Math.round(o.httpHeaderTimeout * 1000));
+  set("httpKeepaliveMs", Math.round(o.httpKeepAliveTimeout * 1000));
   return bytes;
 }
 

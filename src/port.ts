@@ -39,6 +39,8 @@ export type PortOptions = Pick<
   | "httpMaxHeaderSize"
   | "httpMaxHeaders"
   | "httpMaxRequestTarget"
+  | "httpHeaderTimeout"
+  | "httpKeepAliveTimeout"
 >;
 
 const portOptionNames: readonly (keyof PortOptions)[] = [
@@ -67,6 +69,8 @@ const portOptionNames: readonly (keyof PortOptions)[] = [
   "httpMaxHeaderSize",
   "httpMaxHeaders",
   "httpMaxRequestTarget",
+  "httpHeaderTimeout",
+  "httpKeepAliveTimeout",
 ];
 
 /** One port's counters across the whole server (`Port.stats()`). */

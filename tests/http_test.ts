@@ -23,6 +23,8 @@ async function curl(...args: string[]): Promise<{ code: number; stdout: string; 
 
 async function raw(port: number) {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  // Each write goes at once (no Nagle wait on the server's delayed ACK).
+  conn.setNoDelay(true);
   return { conn, reader: new ResponseReader(conn) };
 }
 
@@ -302,3 +304,34 @@ Deno.test("raw: Expect: 100-continue gets 100 Continue before the body is sent",
     conn.close();
   }
 });
+
+for (const [name, options] of treeModes) {
+  Deno.test(`raw (${name}): a head that does not come in time gets 408; an idle kept-alive connection is closed`, async () => {
+    await using server = await http({
+      ...options,
+      httpHeaderTimeout: 0.5,
+      httpKeepAliveTimeout: 1,
+    });
+    // Slow headers: a part of a head, and nothing more.
+    const slow = await raw(server.port);
+    const idle = await raw(server.port);
+    try {
+      const sent = performance.now();
+      await writeAll(slow.conn, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+      const answer = await withTimeout(slow.reader.next(), "the 408");
+      assert.equal(answer.status, 408);
+      assert.equal(answer.headers.get("connection"), "close");
+      assert.ok(performance.now() - sent >= 450, "not before the timeout");
+      assert.ok(await withTimeout(slow.reader.closed(), "the close after 408"));
+      // Keep-alive: one request, then silence; the server closes it after the idle timeout.
+      await writeAll(idle.conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      assert.equal((await withTimeout(idle.reader.next(), "the response")).text, "hello");
+      const answered = performance.now();
+      assert.ok(await withTimeout(idle.reader.closed(), "the idle close"));
+      assert.ok(performance.now() - answered >= 900, "not before the keep-alive timeout");
+    } finally {
+      slow.conn.close();
+      idle.conn.close();
+    }
+  });
+}

@@ -275,6 +275,11 @@ pub const FramingConfig = extern struct {
     http_max_head: u32,
     http_max_headers: u32,
     http_max_target: u32,
+    /// kind 5: a request's head must be whole this long after its first byte (408 beyond), and
+    /// a kept-alive connection with nothing in flight is closed after this long idle; in ms
+    /// (0: off).
+    http_header_timeout_ms: u32,
+    http_keepalive_ms: u32,
 };
 
 /// An HTTP request as a worker gets it (kind 5): this, `header_count` `HttpHeader`s, the raw

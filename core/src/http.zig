@@ -24,6 +24,10 @@ pub const Limits = struct {
     target_bytes: u32 = 8 * 1024,
     /// The body, decoded (413 beyond): `package_max_length`.
     body_bytes: u64 = 2 * 1024 * 1024,
+    /// A head must be whole this long after its first byte (408 beyond); 0: no limit.
+    header_timeout_ns: i64 = 10 * std.time.ns_per_s,
+    /// A kept-alive connection with no request in hand closes after this long idle; 0: never.
+    keepalive_ns: i64 = 60 * std.time.ns_per_s,
 };
 
 /// The most header fields a head may have, whatever the limit says (the table is fixed).

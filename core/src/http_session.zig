@@ -36,10 +36,13 @@ pub const Conn = struct {
     continue_due: bool = false,
     /// No more requests: the last one asked to close, or one was refused.
     ended: bool = false,
+    /// When the first byte of the request being read came (monotonic ns; 0: none yet).
+    started_ns: i64 = 0,
 
     fn nextRequest(c: *Conn) void {
         const in_flight = c.in_flight;
         const lane = c.lane;
+        // The next request's clock starts with its first byte (it may be here already).
         c.* = .{ .in_flight = in_flight, .lane = lane };
     }
 };
@@ -60,11 +63,14 @@ pub fn deliverRequests(r: *Reactor, s: *Session) Delivery {
         const data = s.in.items[s.in_start..];
         if (data.len == 0) break;
         var head: http.Head = undefined;
+        var parsed = false;
+        if (c.started_ns == 0) c.started_ns = reactor.monoNs();
         if (c.head_len == 0) {
             switch (http.parseHead(data, &c.scanned, settings.http, &head)) {
                 .need_more => break,
                 .reject => |why| return refuse(r, s, why),
                 .done => {
+                    parsed = true;
                     c.head_len = head.len;
                     c.content_length = head.content_length;
                     c.chunked = head.chunked();
@@ -97,7 +103,7 @@ pub fn deliverRequests(r: *Reactor, s: *Session) Delivery {
             consumed = c.head_len + body_len;
         }
         // Whole: the table again (cheap, and only when the head came in an earlier read).
-        if (head.len != c.head_len) {
+        if (!parsed) {
             var scanned: u32 = 0;
             if (http.parseHead(data[0..c.head_len], &scanned, settings.http, &head) != .done) unreachable;
         }
@@ -113,6 +119,38 @@ pub fn deliverRequests(r: *Reactor, s: *Session) Delivery {
         if (!keep_alive) c.ended = true;
     }
     return .ok;
+}
+
+/// How often the timers are looked at.
+pub const check_every_ns: i64 = 250 * std.time.ns_per_ms;
+
+/// The HTTP timers, for every open HTTP session: a head not whole within the header timeout
+/// gets 408 (after the responses due) and the connection ends; a kept-alive connection idle
+/// (nothing in flight, nothing buffered) for the keep-alive timeout is closed.
+pub fn timers(r: *Reactor) void {
+    const now = reactor.monoNs();
+    r.http_check_ns = now + check_every_ns;
+    for (r.sessions.slots) |*s| {
+        if (s.state != .open or r.protocolOf(s) != .http) continue;
+        const c = &s.http;
+        if (c.ended) continue;
+        const limits = r.settingsOf(s.listener).http;
+        const buffered = s.in.items.len > s.in_start;
+        if (c.head_len == 0 and buffered and c.started_ns != 0 and limits.header_timeout_ns > 0 and
+            now - c.started_ns > limits.header_timeout_ns)
+        {
+            _ = refuse(r, s, .{ .status = 408, .why = "the head did not come in time" });
+            continue;
+        }
+        if (c.in_flight == 0 and !buffered and limits.keepalive_ns > 0) {
+            const last = @max(s.connect_time_ns, @max(s.last_recv_time_ns, s.last_send_time_ns));
+            // (The session times are the wall clock's.)
+            if (r.now_ns - last > limits.keepalive_ns) {
+                log.debug("session {d}: idle for the keep-alive timeout; closing it", .{s.id});
+                r.closeAfterOutput(s, abi.close_flag_server, 0);
+            }
+        }
+    }
 }
 
 /// The lane the connection's next request must go to (its requests in flight went there), or

@@ -117,6 +117,8 @@ pub const Settings = struct {
                 .headers = if (config.http_max_headers == 0) (http.Limits{}).headers else @min(config.http_max_headers, http.headers_max),
                 .target_bytes = if (config.http_max_target == 0) (http.Limits{}).target_bytes else config.http_max_target,
                 .body_bytes = if (config.max_length == 0) 2 * 1024 * 1024 else config.max_length,
+                .header_timeout_ns = @as(i64, config.http_header_timeout_ms) * std.time.ns_per_ms,
+                .keepalive_ns = @as(i64, config.http_keepalive_ms) * std.time.ns_per_ms,
             },
             .framing = switch (config.kind) {
                 0 => .none,
@@ -275,6 +277,8 @@ pub const Reactor = struct {
     accept_pause_logged_ns: i64 = std.math.minInt(i64) / 2,
     accept_pauses: u32 = 0,
     now_ns: i64 = 0,
+    /// HTTP's timers (http_session.zig): when they are next looked at (0: no HTTP listener).
+    http_check_ns: i64 = 0,
     /// Inline mode: events `waitIo` collected for the next `poll`.
     stash: [events_max]linux.epoll_event = undefined,
     stash_len: u32 = 0,
@@ -431,6 +435,9 @@ pub const Reactor = struct {
             try posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_ADD, r.doorbell_fd, &event);
         }
         try r.lingering.init(r.allocator, r.sessions.slots.len);
+        for (0..r.listener_count) |i| {
+            if (r.settingsOf(@intCast(i)).framing == .http) r.http_check_ns = monoNs() + http_session.check_every_ns;
+        }
         r.started = true;
         r.stats().start_time = @intCast(std.time.timestamp());
         if (inline_mode) return;
@@ -547,6 +554,7 @@ pub const Reactor = struct {
         r.flushPending();
         r.closeOrphans();
         r.heartbeat();
+        if (r.http_check_ns != 0 and r.phase == .running and monoNs() >= r.http_check_ns) r.httpTimers();
         r.releaseHeld();
         if (r.lingering.next_ns != 0) r.lingering.sweep(monoNs());
         r.takeHandedOver();
@@ -624,6 +632,10 @@ pub const Reactor = struct {
         }
         if (r.lingering.next_ns != 0) {
             const left: i32 = @intCast(@max(0, @divFloor(r.lingering.next_ns - monoNs(), std.time.ns_per_ms) + 1));
+            if (timeout < 0 or left < timeout) timeout = left;
+        }
+        if (r.http_check_ns != 0 and r.phase == .running) {
+            const left: i32 = @intCast(@max(0, @divFloor(r.http_check_ns - monoNs(), std.time.ns_per_ms) + 1));
             if (timeout < 0 or left < timeout) timeout = left;
         }
         return timeout;
@@ -767,6 +779,7 @@ pub const Reactor = struct {
 
     pub const deliverRequests = http_session.deliverRequests;
     pub const responseEnded = http_session.responseEnded;
+    pub const httpTimers = http_session.timers;
 
     pub const setHeartbeat = heartbeat_mod.setHeartbeat;
     pub const heartbeat = heartbeat_mod.heartbeat;

@@ -127,7 +127,7 @@ export const layout = {
   workerSlotTasking: 2840,
   workerSlotTaskSeq: 2844,
   regionMailCount: 92,
-  framingConfigSize: 92,
+  framingConfigSize: 100,
   packetAddressSize: 24,
   statsPorts: 112,
   portStatsSize: 80,
@@ -176,6 +176,8 @@ export const framingConfig = {
   httpMaxHead: 80,
   httpMaxHeaders: 84,
   httpMaxTarget: 88,
+  httpHeaderTimeoutMs: 92,
+  httpKeepaliveMs: 96,
 } as const;
 
 /** `abi.HttpRequest`: what starts an HTTP request message (then the header table, the raw head, the body). */

@@ -283,7 +283,9 @@ export class HttpResponse {
     const headers = this.#headers;
     if (headers) {
       for (const [key, [name, value]] of headers) {
-        if (key === "content-length" || key === "transfer-encoding" || key === "connection") continue;
+        if (key === "content-length" || key === "transfer-encoding" || key === "connection") {
+          continue;
+        }
         text += `${name}: ${value}\r\n`;
       }
     }
