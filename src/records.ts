@@ -265,7 +265,10 @@ export class Records {
   ) {
     this.#ctx.counters.request++;
     if ((this.#httpListeners ??= this.#findHttpListeners())[listener]) {
-      return this.#ctx.http!.request(sessionId, data);
+      this.#ctx.http!.request(sessionId, data);
+      // (`maxQueuedBytes`: a request is in the worker's hands once it is dispatched.)
+      if (this.#queueRegion && queued > 0) this.#handled(sessionId, queued);
+      return;
     }
     const receive =
       (listener > 0

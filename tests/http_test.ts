@@ -181,6 +181,14 @@ const refusals: [string, number, string][] = [
     "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX",
   ],
   ["an invalid version", 400, "GET / HTTP/1.x\r\nHost: x\r\n\r\n"],
+  [
+    "a bare CR (smuggling a Content-Length)",
+    400,
+    "POST / HTTP/1.1\r\nHost: x\rX\r\nContent-Length: 5\r\n\r\nhello",
+  ],
+  ["a Host that is not an authority", 400, "GET /public HTTP/1.1\r\nHost: x/admin#\r\n\r\n"],
+  ["a fragment in the target", 400, "GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n"],
+  ["a target that is no path", 400, "GET admin HTTP/1.1\r\nHost: x\r\n\r\n"],
   ["HTTP/2.0", 505, "GET / HTTP/2.0\r\nHost: x\r\n\r\n"],
   [
     "a transfer coding other than chunked",
@@ -335,3 +343,45 @@ for (const [name, options] of treeModes) {
     }
   });
 }
+
+Deno.test("raw: a HEAD answered by writes keeps the connection; a response that cannot finish ends it", async () => {
+  await using server = await http({ socketBufferSize: 64 * 1024 });
+  {
+    const { conn, reader } = await raw(server.port);
+    try {
+      await writeAll(
+        conn,
+        "HEAD /chunks?n=2 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+      );
+      const head = await withTimeout(reader.next(true), "the HEAD response");
+      assert.equal(head.status, 200);
+      assert.equal(head.headers.get("transfer-encoding"), "chunked");
+      assert.equal((await withTimeout(reader.next(), "the next response")).text, "hello");
+    } finally {
+      conn.close();
+    }
+  }
+  for (const path of ["/writethrow", "/big?n=1048576"]) {
+    // A handler that fails after it began, and a response over socketBufferSize: the
+    // connection ends (what was sent first still goes), and the request after it is not held.
+    const { conn, reader } = await raw(server.port);
+    try {
+      await writeAll(
+        conn,
+        `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n`,
+      );
+      const ended = (async () => {
+        try {
+          while (true) await reader.next();
+        } catch {
+          return true;
+        }
+      })();
+      assert.ok(await withTimeout(ended, `the end of the connection after ${path}`));
+    } finally {
+      conn.close();
+    }
+  }
+  // The server serves on.
+  assert.equal(await (await fetch(`http://127.0.0.1:${server.port}/`)).text(), "hello");
+});

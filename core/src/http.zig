@@ -117,29 +117,33 @@ fn isValueChar(c: u8) bool {
 /// looked for its end (the caller keeps it between reads, 0 for a new request).
 pub fn parseHead(data: []const u8, scanned: *u32, limits: Limits, head: *Head) Parse {
     const max = @min(limits.head_bytes, head_bytes_max);
-    // The end of the head; every LF on the way must follow a CR.
-    var i: usize = if (scanned.* > 3) scanned.* - 3 else 0;
-    const end: usize = while (i < data.len) : (i += 1) {
-        if (data[i] != '\n') continue;
-        if (i == 0 or data[i - 1] != '\r') return reject(400, "a line ends in a bare LF");
-        if (i >= 3 and data[i - 2] == '\n' and data[i - 3] == '\r') {
-            // An empty line: the end, unless nothing came before it (empty lines before the
-            // request line are skipped, RFC 9112 2.2).
-            if (!allEmptyLines(data[0 .. i + 1])) break i + 1;
+    // Empty lines before the request line are skipped (RFC 9112 2.2), counted in the head.
+    var lead: usize = 0;
+    while (lead + 1 < data.len and data[lead] == '\r' and data[lead + 1] == '\n') lead += 2;
+    if (lead > max) return reject(431, "the head is too large");
+    // The end of the head; every LF on the way must follow a CR, and every CR precede an LF.
+    var i: usize = @max(lead, if (scanned.* > 3) scanned.* - 3 else 0);
+    const end: usize = while (i < data.len and i <= max) : (i += 1) {
+        switch (data[i]) {
+            '\r' => if (i + 1 < data.len and data[i + 1] != '\n') return reject(400, "a CR without its LF"),
+            '\n' => {
+                if (i == 0 or data[i - 1] != '\r') return reject(400, "a line ends in a bare LF");
+                if (i >= lead + 3 and data[i - 2] == '\n' and data[i - 3] == '\r') break i + 1;
+            },
+            else => {},
         }
     } else {
         scanned.* = @intCast(@min(data.len, std.math.maxInt(u32)));
         if (data.len > max) {
             // No line end yet: the request line alone is too long.
-            if (std.mem.indexOfScalar(u8, data, '\n') == null) return reject(414, "the request line is too long");
+            if (std.mem.indexOfScalar(u8, data[lead..], '\n') == null) return reject(414, "the request line is too long");
             return reject(431, "the head is too large");
         }
         return .need_more;
     };
     if (end > max) return reject(431, "the head is too large");
     head.* = .{ .len = @intCast(end) };
-    var at: usize = 0;
-    while (data[at] == '\r') at += 2;
+    var at: usize = lead;
     head.start = @intCast(at);
     // The request line: method SP target SP HTTP/1.x CRLF.
     const line_end = std.mem.indexOfScalarPos(u8, data, at, '\r').?;
@@ -152,7 +156,17 @@ pub fn parseHead(data: []const u8, scanned: *u32, limits: Limits, head: *Head) P
     const target = rest[0..sp2];
     if (target.len == 0) return reject(400, "no request target");
     if (target.len > limits.target_bytes) return reject(414, "the request target is too long");
-    for (target) |c| if (c <= 0x20 or c == 0x7f) return reject(400, "an invalid request target");
+    for (target) |c| {
+        if (c <= 0x20 or c >= 0x7f or c == '#' or c == '\\') return reject(400, "an invalid request target");
+    }
+    // origin-form (`/path`), asterisk-form (`*`), absolute-form (`http://…`) or, for CONNECT,
+    // authority-form.
+    const method = line[0..sp1];
+    if (target[0] != '/' and !std.mem.eql(u8, target, "*") and !std.mem.eql(u8, method, "CONNECT") and
+        !(std.ascii.startsWithIgnoreCase(target, "http://") or std.ascii.startsWithIgnoreCase(target, "https://")))
+    {
+        return reject(400, "an invalid request target");
+    }
     const version = rest[sp2 + 1 ..];
     if (version.len != 8 or !std.mem.startsWith(u8, version, "HTTP/") or version[6] != '.' or
         !std.ascii.isDigit(version[5]) or !std.ascii.isDigit(version[7]))
@@ -214,6 +228,15 @@ pub fn parseHead(data: []const u8, scanned: *u32, limits: Limits, head: *Head) P
             te_seen = true;
         } else if (std.ascii.eqlIgnoreCase(name, "host")) {
             hosts += 1;
+            // An authority (RFC 3986 3.2): a name, an IP literal, a port; nothing a URL built
+            // from it could read as a path, a query or a fragment.
+            for (value) |c| {
+                const ok = std.ascii.isAlphanumeric(c) or switch (c) {
+                    '-', '.', '_', '~', '%', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', ':', '[', ']' => true,
+                    else => false,
+                };
+                if (!ok) return reject(400, "an invalid Host");
+            }
         } else if (std.ascii.eqlIgnoreCase(name, "connection")) {
             var tokens = std.mem.splitScalar(u8, value, ',');
             while (tokens.next()) |raw| {
@@ -224,7 +247,8 @@ pub fn parseHead(data: []const u8, scanned: *u32, limits: Limits, head: *Head) P
             }
         } else if (std.ascii.eqlIgnoreCase(name, "expect")) {
             if (!std.ascii.eqlIgnoreCase(value, "100-continue")) return reject(417, "an expectation other than 100-continue");
-            head.flags |= flag_expect_continue;
+            // (An HTTP/1.0 client does not know 100 Continue: it gets none.)
+            if (head.minor == 1) head.flags |= flag_expect_continue;
         }
         at = field_end + 2;
     }
@@ -243,14 +267,6 @@ pub fn parseHead(data: []const u8, scanned: *u32, limits: Limits, head: *Head) P
     return .done;
 }
 
-fn allEmptyLines(bytes: []const u8) bool {
-    var i: usize = 0;
-    while (i + 1 < bytes.len) : (i += 2) {
-        if (bytes[i] != '\r' or bytes[i + 1] != '\n') return false;
-    }
-    return i == bytes.len;
-}
-
 /// A chunked body, decoded in place: the decoded bytes are moved to the front of the body as
 /// they are read (they are never longer than what encodes them), so a whole request stays one
 /// run of bytes. Keep it between reads; a new request starts with a new one.
@@ -263,8 +279,9 @@ pub const Chunked = struct {
     /// Data bytes of the current chunk still to come.
     left: u64 = 0,
     digits: u8 = 0,
-    /// Bytes of the current extension or trailer line.
+    /// Bytes of the current extension or trailer line, and of the whole trailer section.
     line: u32 = 0,
+    trailer: u32 = 0,
 
     const State = enum { size, extension, size_lf, data, data_cr, data_lf, trailer, trailer_lf, end_lf, done };
 
@@ -272,6 +289,10 @@ pub const Chunked = struct {
 
     pub fn decode(c: *Chunked, body: []u8, limit: u64) Outcome {
         while (c.in < body.len and c.state != .done) {
+            // What frames the chunks (sizes, extensions, line ends, trailers) is bounded too:
+            // at most 64 KiB beyond what it frames, or as much again.
+            const framing = c.in - c.out;
+            if (framing > 64 * 1024 and framing > c.out) return .{ .reject = .{ .status = 400, .why = "chunk framing out of proportion to its data" } };
             const byte = body[c.in];
             switch (c.state) {
                 .size => {
@@ -338,7 +359,9 @@ pub const Chunked = struct {
                         return .{ .reject = .{ .status = 400, .why = "an invalid trailer line" } };
                     } else {
                         c.line += 1;
+                        c.trailer += 1;
                         if (c.line > chunk_line_max) return .{ .reject = .{ .status = 431, .why = "a trailer line too long" } };
+                        if (c.trailer > 16 * 1024) return .{ .reject = .{ .status = 431, .why = "the trailer section is too large" } };
                     }
                 },
                 .trailer_lf => {
@@ -466,6 +489,28 @@ test "http: the strictness rules" {
     try expectReject(505, "GET / HTTP/1.2\r\nHost: x\r\n\r\n");
     try expectReject(417, "GET / HTTP/1.1\r\nHost: x\r\nExpect: something\r\n\r\n");
     try expectReject(400, "GET / HTTP/1.1\r\nHost: x\rX\n\r\n");
+    try expectReject(400, "POST / HTTP/1.1\r\nHost: a\rX\r\nContent-Length: 4\r\n\r\nGET "); // bare CR
+    try expectReject(400, "GET / HTTP/1.0\rX\r\n\r\n");
+    try expectReject(400, "GET /public HTTP/1.1\r\nHost: x/admin#\r\n\r\n");
+    try expectReject(400, "GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n");
+    try expectReject(400, "GET /..\\admin HTTP/1.1\r\nHost: x\r\n\r\n");
+    try expectReject(400, "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n");
+    try expectReject(400, "GET admin HTTP/1.1\r\nHost: x\r\n\r\n");
+    var head: Head = undefined;
+    try testing.expectEqual(Parse.done, parseAll("OPTIONS * HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", &head));
+    try testing.expectEqual(Parse.done, parseAll("GET http://x/y HTTP/1.1\r\nHost: x\r\n\r\n", &head));
+    try testing.expectEqual(Parse.done, parseAll("GET / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", &head));
+    try testing.expect(head.flags & flag_expect_continue == 0);
+}
+
+test "http: many leading empty lines are skipped in one pass, and bounded" {
+    var head: Head = undefined;
+    var scanned: u32 = 0;
+    try testing.expectEqual(Parse.done, parseHead("\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", &scanned, .{}, &head));
+    try testing.expectEqual(@as(u16, 4), head.start);
+    const lines = "\r\n" ** 9000;
+    scanned = 0;
+    try testing.expectEqual(@as(u16, 431), parseHead(lines, &scanned, .{}, &head).reject.status);
 }
 
 test "http: the limits" {
@@ -527,6 +572,16 @@ test "http: bad chunks are refused" {
         .{ "ffffffff\r\n", 413 },
         .{ "0\r\nbad\nline\r\n\r\n", 400 },
     };
+    // Framing out of proportion: 1-byte chunks with long extensions.
+    var many: [200 * 1024]u8 = undefined;
+    var at: usize = 0;
+    while (at + 1100 < many.len) {
+        const piece = "1;" ++ "e" ** 1000 ++ "\r\nx\r\n";
+        @memcpy(many[at..][0..piece.len], piece);
+        at += piece.len;
+    }
+    var big: Chunked = .{};
+    try testing.expectEqual(@as(u16, 400), big.decode(many[0..at], 1 << 30).reject.status);
     for (cases) |case| {
         var buffer: [64]u8 = undefined;
         @memcpy(buffer[0..case[0].len], case[0]);

@@ -59,8 +59,10 @@ export class HttpLayer implements ResponseSink {
     const callback = ctx.callbacks.events.request;
     const failed = (error: unknown) => {
       ctx.callbacks.failed("request", fd, error);
-      // The client hears of it, unless the response had begun.
+      // The client hears of it; a response that had begun cannot be finished: the connection
+      // ends (after what was sent), so that the requests after it are not held for ever.
       if (response.status(500)) response.end();
+      else if (response.isWritable()) this.#sessions.close(fd);
     };
     try {
       const result = callback?.(request, response);
@@ -88,7 +90,21 @@ export class HttpLayer implements ResponseSink {
     const conn = this.#conns.get(fd);
     if (!conn) return () => {};
     conn.onClose.add(callback);
-    return () => conn.onClose.delete(callback);
+    return () => {
+      conn.onClose.delete(callback);
+      this.#forgetIfIdle(fd, conn);
+    };
+  }
+
+  /**
+   * A connection owed nothing (every response ended, no one waiting for its close) is
+   * forgotten: its close may go to another worker (round-robin dispatch), and a new request
+   * starts it again.
+   */
+  #forgetIfIdle(fd: number, conn: Conn): boolean {
+    if (conn.current !== conn.next || conn.held.size > 0 || conn.onClose.size > 0) return false;
+    if (this.#conns.get(fd) === conn) this.#conns.delete(fd);
+    return true;
   }
 
   open(fd: number): boolean {
@@ -111,6 +127,7 @@ export class HttpLayer implements ResponseSink {
     if (!last) return true;
     // The next responses that are ready go now, in order.
     conn.current++;
+    if (this.#forgetIfIdle(fd, conn)) return true;
     while (true) {
       const held = conn.held.get(conn.current);
       if (!held) break;
@@ -132,6 +149,14 @@ export class HttpLayer implements ResponseSink {
   #out(fd: number, bytes: Uint8Array, last: boolean, close: boolean): boolean {
     const ok = this.#sessions.send(fd, bytes, last ? SendFlag.responseEnd : 0);
     if (ok && close) this.#sessions.close(fd);
+    // Refused (over `socketBufferSize`: the client takes too little): the response cannot be
+    // completed, and the ones after it would wait for ever; the connection ends instead.
+    if (!ok && this.#ctx.server.exists(fd)) {
+      this.#ctx.log.warning(
+        `session ${fd}: an HTTP response did not fit its output buffer (socketBufferSize); closing it`,
+      );
+      this.#sessions.close(fd);
+    }
     return ok;
   }
 }

@@ -219,8 +219,17 @@ export class HttpResponse {
       for (const [name, value] of this.#trailers?.values() ?? []) end += `${name}: ${value}\r\n`;
       return this.#send(encoder.encode(end + "\r\n"), true);
     }
-    // HTTP/1.0 without a length: the end of the connection ends the body.
-    return this.#sink.write(this.fd, this.#seq, empty, true, true);
+    // No body to end (HEAD, 204, 304): the response is over, the connection goes on; HTTP/1.0
+    // without a length: the end of the connection ends the body.
+    const closeDelimited = this.#request.minor === 0 && !this.#request.head &&
+      !bodiless(this.#status);
+    return this.#sink.write(
+      this.fd,
+      this.#seq,
+      empty,
+      true,
+      closeDelimited || !this.#request.keepAlive,
+    );
   }
 
   /** Swoole's `redirect()`: a `Location` and the status (302 by default), then the end. */
@@ -295,7 +304,9 @@ export class HttpResponse {
       if (length >= 0) text += `Content-Length: ${length}\r\n`;
       else if (minor === 1) text += "Transfer-Encoding: chunked\r\n";
     }
-    const closeAfter = !keepAlive || (length < 0 && minor === 0);
+    // HTTP/1.0 has no chunked coding: a body of unknown length ends with the connection.
+    const closeAfter = !keepAlive ||
+      (length < 0 && minor === 0 && !this.#request.head && !bodiless(this.#status));
     if (closeAfter) text += "Connection: close\r\n";
     else if (minor === 0) text += "Connection: keep-alive\r\n";
     return text + "\r\n";
