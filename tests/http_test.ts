@@ -385,3 +385,25 @@ Deno.test("raw: a HEAD answered by writes keeps the connection; a response that 
   // The server serves on.
   assert.equal(await (await fetch(`http://127.0.0.1:${server.port}/`)).text(), "hello");
 });
+
+Deno.test("process mode: a worker that dies mid-request leaves its clients a 503; the other connections carry on", async () => {
+  await using server = await http({ mode: "process", workerNum: 2, reactorNum: 1 });
+  const { conn, reader } = await raw(server.port);
+  try {
+    await writeAll(conn, "GET /slow?ms=60000&dying=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    const started = await server.waitFor(
+      (e) => e.event === "slow" && String(e.url).includes("dying"),
+      "the slow request to start",
+    );
+    Deno.kill(started.pid as number, "SIGKILL");
+    const answer = await withTimeout(reader.next(), "the 503");
+    assert.equal(answer.status, 503);
+    assert.equal(answer.headers.get("connection"), "close");
+    assert.ok(await withTimeout(reader.closed(), "the close after the 503"));
+    for (let i = 0; i < 4; i++) {
+      assert.equal(await (await fetch(`http://127.0.0.1:${server.port}/`)).text(), "hello");
+    }
+  } finally {
+    conn.close();
+  }
+});

@@ -310,6 +310,9 @@ pub const HttpHeader = extern struct {
 /// A send that ends an HTTP response: the reactor counts the connection's requests in flight
 /// (and answers what waited for them: a rejection, a 100 Continue, a close).
 pub const send_flag_response_end: u8 = 1;
+/// A send with a part of an HTTP response that goes on (the head, a chunk): a worker that dies
+/// now leaves the client a response cut short, not none.
+pub const send_flag_response_part: u8 = 2;
 
 /// A receive record carries part of a message too large for one record; more follows.
 pub const receive_flag_more: u8 = 1;

@@ -38,12 +38,15 @@ pub const Conn = struct {
     ended: bool = false,
     /// When the first byte of the request being read came (monotonic ns; 0: none yet).
     started_ns: i64 = 0,
+    /// A part of the response being written went out (its head, a chunk).
+    partial: bool = false,
 
     fn nextRequest(c: *Conn) void {
         const in_flight = c.in_flight;
         const lane = c.lane;
+        const partial = c.partial;
         // The next request's clock starts with its first byte (it may be here already).
-        c.* = .{ .in_flight = in_flight, .lane = lane };
+        c.* = .{ .in_flight = in_flight, .lane = lane, .partial = partial };
     }
 };
 
@@ -194,10 +197,39 @@ fn askToContinue(r: *Reactor, s: *Session) void {
     r.sendTo(s.id, "HTTP/1.1 100 Continue\r\n\r\n");
 }
 
+/// A part of a response went out (the rest follows).
+pub fn responseBegun(r: *Reactor, session_id: u32) void {
+    const s = r.sessions.get(session_id) orelse return;
+    s.http.partial = true;
+}
+
+/// PROCESS mode: the worker of lane `lane` died. The requests its connections have in flight
+/// there are lost with it (those it had not taken yet would be answered by its successor, out
+/// of turn): each such connection gets 503, or the end of a response cut short, and closes.
+pub fn workerDied(r: *Reactor, lane: u16) void {
+    for (r.sessions.slots) |*s| {
+        if (s.state != .open and s.state != .peer_closed) continue;
+        if (r.protocolOf(s) != .http) continue;
+        const c = &s.http;
+        if (c.in_flight == 0 or c.lane != lane) continue;
+        log.warn("session {d}: its worker died with {d} request(s) unanswered; {s}", .{ s.id, c.in_flight, if (c.partial) "closing it" else "503, then closing it" });
+        if (!c.partial) {
+            r.sendTo(s.id, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+        c.in_flight = 0;
+        c.ended = true;
+        c.refused = 0;
+        if (r.sessions.get(s.id) != null and (s.state == .open or s.state == .peer_closed)) {
+            r.closeAfterOutput(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PIPE));
+        }
+    }
+}
+
 /// The worker wrote the last of a response: what waited for it goes now.
 pub fn responseEnded(r: *Reactor, session_id: u32) void {
     const s = r.sessions.get(session_id) orelse return;
     const c = &s.http;
+    c.partial = false;
     if (c.in_flight == 0) return;
     c.in_flight -= 1;
     if (c.in_flight > 0) return;

@@ -780,6 +780,8 @@ pub const Reactor = struct {
     pub const deliverRequests = http_session.deliverRequests;
     pub const responseEnded = http_session.responseEnded;
     pub const httpTimers = http_session.timers;
+    pub const responseBegun = http_session.responseBegun;
+    pub const httpWorkerDied = http_session.workerDied;
 
     pub const setHeartbeat = heartbeat_mod.setHeartbeat;
     pub const heartbeat = heartbeat_mod.heartbeat;

@@ -37,6 +37,8 @@ pub fn closeOrphans(r: *Reactor) void {
         if (@atomicLoad(u32, &lane.worker_exited, .acquire) == 0) continue;
         @atomicStore(u32, &lane.worker_exited, 0, .release);
         r.consumeOutbound();
+        // HTTP: the requests it had taken will get no answer (503 or the end of the connection).
+        r.httpWorkerDied(@intCast(i));
         var ids: [4]u32 = undefined;
         for (lane.orphans.take(&ids)) |id| {
             const s = r.sessions.get(id) orelse continue;

@@ -25,6 +25,7 @@ pub fn consumeOutbound(r: *Reactor) void {
                 .send => {
                     r.sendTo(header.session_id, record.payload);
                     if (header.flags & abi.send_flag_response_end != 0) r.responseEnded(header.session_id);
+                    if (header.flags & abi.send_flag_response_part != 0) r.responseBegun(header.session_id);
                 },
                 .close_request => r.closeRequested(header.session_id, header.aux),
                 .pause_request => r.pauseRequested(header.session_id, header.aux == 1),

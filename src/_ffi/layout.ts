@@ -203,7 +203,7 @@ export const httpHeaderSize = 8;
 export const HttpFlag = { keepAlive: 1, chunked: 2, expectContinue: 4, upgrade: 8 } as const;
 
 /** Flags of `send` records (`abi.send_flag_*`). */
-export const SendFlag = { responseEnd: 1 } as const;
+export const SendFlag = { responseEnd: 1, responsePart: 2 } as const;
 
 export const clientInfo = {
   sessionId: 0,

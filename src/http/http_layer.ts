@@ -147,7 +147,7 @@ export class HttpLayer implements ResponseSink {
   }
 
   #out(fd: number, bytes: Uint8Array, last: boolean, close: boolean): boolean {
-    const ok = this.#sessions.send(fd, bytes, last ? SendFlag.responseEnd : 0);
+    const ok = this.#sessions.send(fd, bytes, last ? SendFlag.responseEnd : SendFlag.responsePart);
     if (ok && close) this.#sessions.close(fd);
     // Refused (over `socketBufferSize`: the client takes too little): the response cannot be
     // completed, and the ones after it would wait for ever; the connection ends instead.
