@@ -279,6 +279,15 @@ export class Sessions {
       this.#ctx.log.warning("sendwait on another worker's session resolves once forwarded");
       return Promise.resolve(true);
     }
+    return this.whenDrained(sessionId);
+  }
+
+  /**
+   * Resolves true once everything queued for the session is written to its socket, false when
+   * the session ends first (the wait behind `sendwait`, without sending).
+   */
+  whenDrained(sessionId: number): Promise<boolean> {
+    if (!this.#ctx.live() || this.forwardTo(sessionId) >= 0) return Promise.resolve(false);
     return new Promise((resolve) => {
       const waiters = this.#drainWaiters.get(sessionId) ?? [];
       waiters.push(resolve);

@@ -344,45 +344,54 @@ for (const [name, options] of treeModes) {
   });
 }
 
-Deno.test("raw: a HEAD answered by writes keeps the connection; a response that cannot finish ends it", async () => {
+Deno.test("raw: a HEAD answered by writes keeps the connection; responses past socketBufferSize wait for room; a handler failing halfway ends the connection", async () => {
   await using server = await http({ socketBufferSize: 64 * 1024 });
-  {
-    const { conn, reader } = await raw(server.port);
-    try {
-      await writeAll(
-        conn,
-        "HEAD /chunks?n=2 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
-      );
-      const head = await withTimeout(reader.next(true), "the HEAD response");
-      assert.equal(head.status, 200);
-      assert.equal(head.headers.get("transfer-encoding"), "chunked");
-      assert.equal((await withTimeout(reader.next(), "the next response")).text, "hello");
-    } finally {
-      conn.close();
+  const { conn, reader } = await raw(server.port);
+  try {
+    await writeAll(
+      conn,
+      "HEAD /chunks?n=2 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    const head = await withTimeout(reader.next(true), "the HEAD response");
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get("transfer-encoding"), "chunked");
+    assert.equal((await withTimeout(reader.next(), "the next response")).text, "hello");
+    // Three responses of 1 MiB pipelined, each far past the output buffer: they wait for
+    // room in turn, whole and in order.
+    const n = 1024 * 1024;
+    await writeAll(
+      conn,
+      `GET /big?n=${n} HTTP/1.1\r\nHost: x\r\n\r\n`.repeat(3) + "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    const expected = new Uint8Array(n).map((_, i) => i % 251);
+    for (let i = 0; i < 3; i++) {
+      const big = await withTimeout(reader.next(), `big response ${i}`);
+      assert.equal(big.body.length, n);
+      assert.deepEqual(big.body, expected, `big response ${i} intact`);
     }
+    assert.equal((await withTimeout(reader.next(), "the response after them")).text, "hello");
+  } finally {
+    conn.close();
   }
-  for (const path of ["/writethrow", "/big?n=1048576"]) {
-    // A handler that fails after it began, and a response over socketBufferSize: the
-    // connection ends (what was sent first still goes), and the request after it is not held.
-    const { conn, reader } = await raw(server.port);
-    try {
-      await writeAll(
-        conn,
-        `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n`,
-      );
-      const ended = (async () => {
-        try {
-          while (true) await reader.next();
-        } catch {
-          return true;
-        }
-      })();
-      assert.ok(await withTimeout(ended, `the end of the connection after ${path}`));
-    } finally {
-      conn.close();
-    }
+  // A handler that fails after it began: the connection ends (what was sent still goes) and
+  // the request after it is not held.
+  const failing = await raw(server.port);
+  try {
+    await writeAll(
+      failing.conn,
+      "GET /writethrow HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    const ended = (async () => {
+      try {
+        while (true) await failing.reader.next();
+      } catch {
+        return true;
+      }
+    })();
+    assert.ok(await withTimeout(ended, "the end of the connection"));
+  } finally {
+    failing.conn.close();
   }
-  // The server serves on.
   assert.equal(await (await fetch(`http://127.0.0.1:${server.port}/`)).text(), "hello");
 });
 

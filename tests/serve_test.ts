@@ -130,3 +130,26 @@ Deno.test("serve: the request's signal aborts when the client goes away", async 
   void new ResponseReader(other);
   other.close();
 });
+
+Deno.test("serve: a streamed body far past socketBufferSize goes at the client's pace, whole", async () => {
+  const chunk = new Uint8Array(64 * 1024).map((_, i) => i % 253);
+  let produced = 0;
+  await using server = serve(
+    { hostname: "127.0.0.1", port: 0, socketBufferSize: 128 * 1024 },
+    () =>
+      new Response(
+        new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (produced++ === 64) return controller.close();
+            controller.enqueue(chunk);
+          },
+        }),
+      ),
+  );
+  const response = await fetch(`http://127.0.0.1:${server.addr.port}/`);
+  const body = new Uint8Array(await response.arrayBuffer());
+  assert.equal(body.length, 64 * chunk.length);
+  for (let i = 0; i < 64; i++) {
+    assert.deepEqual(body.subarray(i * chunk.length, (i + 1) * chunk.length), chunk, `chunk ${i}`);
+  }
+});

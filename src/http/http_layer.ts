@@ -6,6 +6,7 @@
  */
 
 import { SendFlag } from "../_ffi/layout.ts";
+import { ErrorCode } from "../errors.ts";
 import { HttpFlag, httpRequest } from "../_ffi/layout.ts";
 import type { ServerContext } from "../context.ts";
 import type { Sessions } from "../sessions.ts";
@@ -23,6 +24,13 @@ interface Conn {
   held: Map<number, { parts: Uint8Array[]; ended: boolean; close: boolean }>;
   /** What runs when the connection ends (`HttpResponse.onClose`). */
   onClose: Set<() => void>;
+  /**
+   * Bytes that did not fit the session's output buffer (`socketBufferSize`), in order; they
+   * go as it drains (`#drain`), and everything written meanwhile waits behind them.
+   */
+  outbox: { bytes: Uint8Array; last: boolean; close: boolean }[];
+  /** The drain of `outbox` under way. */
+  draining: Promise<void> | undefined;
 }
 
 export class HttpLayer implements ResponseSink {
@@ -40,7 +48,17 @@ export class HttpLayer implements ResponseSink {
     const ctx = this.#ctx;
     let conn = this.#conns.get(fd);
     if (!conn) {
-      this.#conns.set(fd, conn = { next: 0, current: 0, held: new Map(), onClose: new Set() });
+      this.#conns.set(
+        fd,
+        conn = {
+          next: 0,
+          current: 0,
+          held: new Map(),
+          onClose: new Set(),
+          outbox: [],
+          draining: undefined,
+        },
+      );
     }
     const flags = bytes[httpRequest.flags];
     const request = new HttpRequest(fd, bytes, () => {
@@ -102,7 +120,12 @@ export class HttpLayer implements ResponseSink {
    * starts it again.
    */
   #forgetIfIdle(fd: number, conn: Conn): boolean {
-    if (conn.current !== conn.next || conn.held.size > 0 || conn.onClose.size > 0) return false;
+    if (
+      conn.current !== conn.next || conn.held.size > 0 || conn.onClose.size > 0 ||
+      conn.outbox.length > 0
+    ) {
+      return false;
+    }
     if (this.#conns.get(fd) === conn) this.#conns.delete(fd);
     return true;
   }
@@ -123,7 +146,7 @@ export class HttpLayer implements ResponseSink {
       held.close ||= close;
       return true;
     }
-    if (!this.#out(fd, bytes, last, close)) return false;
+    if (!this.#out(fd, conn, bytes, last, close)) return false;
     if (!last) return true;
     // The next responses that are ready go now, in order.
     conn.current++;
@@ -134,9 +157,11 @@ export class HttpLayer implements ResponseSink {
       conn.held.delete(conn.current);
       for (let i = 0; i < held.parts.length; i++) {
         const end = held.ended && i === held.parts.length - 1;
-        if (!this.#out(fd, held.parts[i], end, end && held.close)) return true;
+        if (!this.#out(fd, conn, held.parts[i], end, end && held.close)) return true;
       }
-      if (held.parts.length === 0 && held.ended) this.#out(fd, new Uint8Array(0), true, held.close);
+      if (held.parts.length === 0 && held.ended) {
+        this.#out(fd, conn, new Uint8Array(0), true, held.close);
+      }
       if (!held.ended) {
         // It goes on writing as the current one.
         break;
@@ -146,17 +171,54 @@ export class HttpLayer implements ResponseSink {
     return true;
   }
 
-  #out(fd: number, bytes: Uint8Array, last: boolean, close: boolean): boolean {
+  /** Resolves once what session `fd` owes its output buffer has gone (at once when nothing). */
+  room(fd: number): Promise<void> {
+    return this.#conns.get(fd)?.draining ?? Promise.resolve();
+  }
+
+  #out(fd: number, conn: Conn, bytes: Uint8Array, last: boolean, close: boolean): boolean {
+    if (conn.outbox.length > 0) {
+      conn.outbox.push({ bytes: bytes.slice(), last, close });
+      return true;
+    }
+    if (this.#send(fd, bytes, last, close)) return true;
+    // Over `socketBufferSize` (the client takes less than is written): it waits in order
+    // until the output drains.
+    if (this.#ctx.lastError === ErrorCode.outputBufferOverflow && this.#ctx.server.exists(fd)) {
+      conn.outbox.push({ bytes: bytes.slice(), last, close });
+      this.#drain(fd, conn);
+      return true;
+    }
+    return false;
+  }
+
+  #send(fd: number, bytes: Uint8Array, last: boolean, close: boolean): boolean {
     const ok = this.#sessions.send(fd, bytes, last ? SendFlag.responseEnd : SendFlag.responsePart);
     if (ok && close) this.#sessions.close(fd);
-    // Refused (over `socketBufferSize`: the client takes too little): the response cannot be
-    // completed, and the ones after it would wait for ever; the connection ends instead.
-    if (!ok && this.#ctx.server.exists(fd)) {
-      this.#ctx.log.warning(
-        `session ${fd}: an HTTP response did not fit its output buffer (socketBufferSize); closing it`,
-      );
-      this.#sessions.close(fd);
-    }
     return ok;
+  }
+
+  #drain(fd: number, conn: Conn) {
+    if (conn.draining) return;
+    conn.draining = (async () => {
+      while (conn.outbox.length > 0) {
+        if (!await this.#sessions.whenDrained(fd)) {
+          // The session ended: what waited goes with it.
+          conn.outbox = [];
+          break;
+        }
+        while (conn.outbox.length > 0) {
+          const item = conn.outbox[0];
+          if (!this.#send(fd, item.bytes, item.last, item.close)) {
+            if (this.#ctx.lastError === ErrorCode.outputBufferOverflow) break;
+            conn.outbox = [];
+            break;
+          }
+          conn.outbox.shift();
+        }
+      }
+      conn.draining = undefined;
+      this.#forgetIfIdle(fd, conn);
+    })();
   }
 }

@@ -23,6 +23,8 @@ export interface ResponseSink {
   open(fd: number): boolean;
   /** Runs `callback` when session `fd` ends (before its response did); returns the undo. */
   whenClosed(fd: number, callback: () => void): () => void;
+  /** Resolves once what session `fd` owes its output buffer has gone. */
+  room(fd: number): Promise<void>;
 }
 
 /** What the request says about how to answer it. */
@@ -254,6 +256,14 @@ export class HttpResponse {
    */
   onClose(callback: () => void): () => void {
     return this.#sink.whenClosed(this.fd, callback);
+  }
+
+  /**
+   * Resolves once the connection's output buffer took what was written so far: a producer that
+   * awaits it between writes goes at the client's pace (`serve()` does, for streamed bodies).
+   */
+  drained(): Promise<void> {
+    return this.#sink.room(this.fd);
   }
 
   /** Whether the response can still be written: not ended, and the client is there. */

@@ -230,10 +230,11 @@ async function write(response: Response, res: HttpResponse) {
       res.end(first.value);
       return;
     }
-    // A stream: chunked, each part as it comes (what the client cannot take yet stops it).
+    // A stream: chunked, each part as it comes, at the client's pace.
     if (!res.write(first.value)) return;
     while (!next.done) {
       if (!res.write(next.value)) return;
+      await res.drained();
       next = await reader.read();
     }
     done = true;
