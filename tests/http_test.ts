@@ -416,3 +416,49 @@ Deno.test("process mode: a worker that dies mid-request leaves its clients a 503
     conn.close();
   }
 });
+
+for (const [name, options] of treeModes) {
+  Deno.test(`raw (${name}): on shutdown a request in flight is answered, with Connection: close`, async () => {
+    await using server = await http(options);
+    const { conn, reader } = await raw(server.port);
+    try {
+      await writeAll(conn, "GET /slow?ms=400&last=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+      await server.waitFor(
+        (e) => e.event === "slow" && String(e.url).includes("last"),
+        "the request",
+      );
+      server.child.kill("SIGTERM");
+      const answer = await withTimeout(reader.next(), "the answer during the shutdown");
+      assert.equal(answer.text, "slow");
+      assert.equal(answer.headers.get("connection"), "close");
+      assert.ok(await withTimeout(reader.closed(), "the close after it"));
+      assert.equal((await withTimeout(server.exited(), "the server to stop")).code, 0);
+    } finally {
+      conn.close();
+    }
+  });
+}
+
+Deno.test("process mode: kept-alive connections go on across a reload", async () => {
+  await using server = await http({ mode: "process", workerNum: 2, reactorNum: 1 });
+  const { conn, reader } = await raw(server.port);
+  try {
+    await writeAll(conn, "GET /info HTTP/1.1\r\nHost: x\r\n\r\n");
+    const before = await withTimeout(reader.next(), "a response before the reload");
+    const starts = server.events.filter((e) => e.event === "workerStart").length;
+    server.child.kill("SIGUSR1");
+    await server.waitFor(
+      () => server.events.filter((e) => e.event === "workerStart").length >= starts + 2,
+      "both workers replaced",
+    );
+    for (let i = 0; i < 4; i++) {
+      await writeAll(conn, "GET /info HTTP/1.1\r\nHost: x\r\n\r\n");
+      const after = await withTimeout(reader.next(), `response ${i} after the reload`);
+      assert.equal(after.status, 200);
+      assert.notEqual(after.headers.get("connection"), "close");
+    }
+    assert.equal(before.status, 200);
+  } finally {
+    conn.close();
+  }
+});

@@ -130,6 +130,17 @@ export class HttpLayer implements ResponseSink {
     return true;
   }
 
+  /**
+   * Connections stay open after a response while the server runs, and through a PROCESS-mode
+   * worker's own exit (a reload, a recycle: they live in the master and go on with its
+   * successor); not when the server shuts down, nor when a BASE worker (whose sessions end
+   * with it) stops.
+   */
+  keepOpen(): boolean {
+    const ctx = this.#ctx;
+    return ctx.state === "running" || (ctx.noReactor && ctx.leaving);
+  }
+
   open(fd: number): boolean {
     return this.#conns.has(fd) && this.#ctx.server.exists(fd);
   }

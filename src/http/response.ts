@@ -25,6 +25,8 @@ export interface ResponseSink {
   whenClosed(fd: number, callback: () => void): () => void;
   /** Resolves once what session `fd` owes its output buffer has gone. */
   room(fd: number): Promise<void>;
+  /** Whether connections stay open after a response (false: the server is on its way out). */
+  keepOpen(): boolean;
 }
 
 /** What the request says about how to answer it. */
@@ -33,6 +35,22 @@ export interface ResponseContext {
   keepAlive: boolean;
   head: boolean;
 }
+
+/**
+ * Swoole's cookie arguments: name, value (default ""), expires (Unix seconds, 0: a session
+ * cookie), path ("/"), domain, secure, httpOnly, sameSite, priority.
+ */
+export type CookieArgs = [
+  name: string,
+  value?: string,
+  expires?: number,
+  path?: string,
+  domain?: string,
+  secure?: boolean,
+  httpOnly?: boolean,
+  sameSite?: string,
+  priority?: string,
+];
 
 /** Field names and values must not carry line breaks (no response splitting). */
 function checkField(what: string, text: string) {
@@ -53,6 +71,8 @@ export class HttpResponse {
   #trailers: Map<string, [string, string]> | undefined;
   #started = false;
   #ended = false;
+  /** The head said `Connection: close`: the connection ends with this response. */
+  #closing = false;
 
   /** @internal */
   constructor(fd: number, seq: number, sink: ResponseSink, request: ResponseContext) {
@@ -94,71 +114,36 @@ export class HttpResponse {
   }
 
   /** Swoole's `cookie()`: a `Set-Cookie` field, the value URL-encoded. */
-  cookie(
-    name: string,
-    value = "",
-    expires = 0,
-    path = "/",
-    domain = "",
-    secure = false,
-    httpOnly = false,
-    sameSite = "",
-    priority = "",
-  ): boolean {
-    return this.#setCookie(
-      name,
-      encodeURIComponent(value),
-      expires,
-      path,
-      domain,
-      secure,
-      httpOnly,
-      sameSite,
-      priority,
-    );
+  cookie(...args: CookieArgs): boolean {
+    const [name, value = "", ...rest] = args;
+    return this.#setCookie(name, encodeURIComponent(value), ...rest);
   }
 
   /** Swoole's `rawCookie()`: the same, the value as given. */
-  rawCookie(
-    name: string,
-    value = "",
-    expires = 0,
-    path = "/",
-    domain = "",
-    secure = false,
-    httpOnly = false,
-    sameSite = "",
-    priority = "",
-  ): boolean {
-    return this.#setCookie(
-      name,
-      value,
-      expires,
-      path,
-      domain,
-      secure,
-      httpOnly,
-      sameSite,
-      priority,
-    );
+  rawCookie(...args: CookieArgs): boolean {
+    const [name, value = "", ...rest] = args;
+    return this.#setCookie(name, value, ...rest);
   }
 
   #setCookie(
     name: string,
     value: string,
-    expires: number,
-    path: string,
-    domain: string,
-    secure: boolean,
-    httpOnly: boolean,
-    sameSite: string,
-    priority: string,
+    expires = 0,
+    path = "/",
+    domain = "",
+    secure = false,
+    httpOnly = false,
+    sameSite = "",
+    priority = "",
   ): boolean {
     if (this.#started) return false;
     if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
       throw new TypeError(`"${name}" is not a valid cookie name`);
     }
     for (const part of [value, path, domain, sameSite, priority]) checkField("A cookie", part);
+    for (const part of [path, domain, sameSite, priority]) {
+      if (part.includes(";")) throw new TypeError("A cookie's attributes must not contain ;");
+    }
     if (/[;,\s]/.test(value)) {
       throw new TypeError("A raw cookie value must not contain ; , or spaces");
     }
@@ -225,13 +210,7 @@ export class HttpResponse {
     // without a length: the end of the connection ends the body.
     const closeDelimited = this.#request.minor === 0 && !this.#request.head &&
       !bodiless(this.#status);
-    return this.#sink.write(
-      this.fd,
-      this.#seq,
-      empty,
-      true,
-      closeDelimited || !this.#request.keepAlive,
-    );
+    return this.#sink.write(this.fd, this.#seq, empty, true, closeDelimited || this.#closing);
   }
 
   /** Swoole's `redirect()`: a `Location` and the status (302 by default), then the end. */
@@ -272,7 +251,8 @@ export class HttpResponse {
   }
 
   #send(bytes: Uint8Array, last: boolean): boolean {
-    return this.#sink.write(this.fd, this.#seq, bytes, last);
+    // (The connection ends with the response when its head said so.)
+    return this.#sink.write(this.fd, this.#seq, bytes, last, last && this.#closing);
   }
 
   /**
@@ -314,9 +294,12 @@ export class HttpResponse {
       if (length >= 0) text += `Content-Length: ${length}\r\n`;
       else if (minor === 1) text += "Transfer-Encoding: chunked\r\n";
     }
-    // HTTP/1.0 has no chunked coding: a body of unknown length ends with the connection.
-    const closeAfter = !keepAlive ||
+    // HTTP/1.0 has no chunked coding: a body of unknown length ends with the connection. A
+    // server on its way out (shutdown, reload, a recycled worker) ends each connection after
+    // the response in hand, and says so.
+    const closeAfter = !keepAlive || !this.#sink.keepOpen() ||
       (length < 0 && minor === 0 && !this.#request.head && !bodiless(this.#status));
+    this.#closing = closeAfter;
     if (closeAfter) text += "Connection: close\r\n";
     else if (minor === 0) text += "Connection: keep-alive\r\n";
     return text + "\r\n";
