@@ -166,6 +166,12 @@ export interface ServerOptions {
    */
   httpKeepAliveTimeout?: number;
   /**
+   * HTTP: bytes a second a request body must keep up, once it had `httpHeaderTimeout` to get
+   * going; slower, it gets 408 and the connection ends (slow uploads hold a connection and its
+   * buffer). 0: any pace. Default 1024.
+   */
+  httpMinBodyRate?: number;
+  /**
    * Seconds between heartbeat checks: sessions that received nothing for
    * `heartbeatIdleTime` are closed (unless `protect()`ed). 0: off. Default 0.
    */
@@ -296,6 +302,7 @@ export const defaults: ResolvedOptions = {
   httpMaxRequestTarget: 8 * 1024,
   httpHeaderTimeout: 10,
   httpKeepAliveTimeout: 60,
+  httpMinBodyRate: 1024,
   heartbeatCheckInterval: 0,
   heartbeatIdleTime: 0,
   maxIdleTime: 0,
@@ -436,6 +443,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   integer("httpMaxHeaderSize", o.httpMaxHeaderSize, 64, 65535);
   integer("httpMaxHeaders", o.httpMaxHeaders, 1, 256);
   integer("httpMaxRequestTarget", o.httpMaxRequestTarget, 1, 65535);
+  integer("httpMinBodyRate", o.httpMinBodyRate, 0, 2 ** 31);
   for (const name of ["httpHeaderTimeout", "httpKeepAliveTimeout"] as const) {
     if (typeof o[name] !== "number" || !(o[name] >= 0) || o[name] > 86400) {
       throw new RangeError(
@@ -637,6 +645,7 @@ export function nativeFraming(o: ResolvedOptions, portIdleTime = 0): Uint8Array 
   set("httpMaxTarget", o.httpMaxRequestTarget);
   set("httpHeaderTimeoutMs", Math.round(o.httpHeaderTimeout * 1000));
   set("httpKeepaliveMs", Math.round(o.httpKeepAliveTimeout * 1000));
+  set("httpMinBodyRate", o.httpMinBodyRate);
   return bytes;
 }
 

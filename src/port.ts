@@ -41,6 +41,7 @@ export type PortOptions = Pick<
   | "httpMaxRequestTarget"
   | "httpHeaderTimeout"
   | "httpKeepAliveTimeout"
+  | "httpMinBodyRate"
 >;
 
 const portOptionNames: readonly (keyof PortOptions)[] = [
@@ -71,6 +72,7 @@ const portOptionNames: readonly (keyof PortOptions)[] = [
   "httpMaxRequestTarget",
   "httpHeaderTimeout",
   "httpKeepAliveTimeout",
+  "httpMinBodyRate",
 ];
 
 /** One port's counters across the whole server (`Port.stats()`). */

@@ -314,7 +314,7 @@ Deno.test("raw: Expect: 100-continue gets 100 Continue before the body is sent",
 });
 
 for (const [name, options] of treeModes) {
-  Deno.test(`raw (${name}): a head that does not come in time gets 408; an idle kept-alive connection is closed`, async () => {
+  Deno.test(`raw (${name}): a head that does not come in time gets 408, so does a body that trickles; an idle kept-alive connection is closed`, async () => {
     await using server = await http({
       ...options,
       httpHeaderTimeout: 0.5,
@@ -337,6 +337,19 @@ for (const [name, options] of treeModes) {
       const answered = performance.now();
       assert.ok(await withTimeout(idle.reader.closed(), "the idle close"));
       assert.ok(performance.now() - answered >= 900, "not before the keep-alive timeout");
+      // A body that trickles: 10 bytes of 100,000, then nothing.
+      const trickle = await raw(server.port);
+      try {
+        await writeAll(
+          trickle.conn,
+          "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123456789",
+        );
+        const refused = await withTimeout(trickle.reader.next(), "the 408 of a slow body");
+        assert.equal(refused.status, 408);
+        assert.ok(await withTimeout(trickle.reader.closed(), "the close after it"));
+      } finally {
+        trickle.conn.close();
+      }
     } finally {
       slow.conn.close();
       idle.conn.close();

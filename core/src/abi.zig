@@ -280,6 +280,9 @@ pub const FramingConfig = extern struct {
     /// (0: off).
     http_header_timeout_ms: u32,
     http_keepalive_ms: u32,
+    /// kind 5: a body slower than this many bytes a second, once it had the header timeout to
+    /// get going, gets 408 (0: any pace).
+    http_min_body_rate: u32,
 };
 
 /// An HTTP request as a worker gets it (kind 5): this, `header_count` `HttpHeader`s, the raw

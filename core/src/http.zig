@@ -28,6 +28,8 @@ pub const Limits = struct {
     header_timeout_ns: i64 = 10 * std.time.ns_per_s,
     /// A kept-alive connection with no request in hand closes after this long idle; 0: never.
     keepalive_ns: i64 = 60 * std.time.ns_per_s,
+    /// Bytes a second a body must keep up, once it had `header_timeout_ns` (408 below); 0: any.
+    min_body_rate: u64 = 1024,
 };
 
 /// The most header fields a head may have, whatever the limit says (the table is fixed).

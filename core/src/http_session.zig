@@ -36,8 +36,10 @@ pub const Conn = struct {
     continue_due: bool = false,
     /// No more requests: the last one asked to close, or one was refused.
     ended: bool = false,
-    /// When the first byte of the request being read came (monotonic ns; 0: none yet).
+    /// When the first byte of the request being read came (monotonic ns; 0: none yet), and
+    /// when its head was whole (its body's clock).
     started_ns: i64 = 0,
+    body_since_ns: i64 = 0,
     /// A part of the response being written went out (its head, a chunk).
     partial: bool = false,
 
@@ -74,6 +76,7 @@ pub fn deliverRequests(r: *Reactor, s: *Session) Delivery {
                 .reject => |why| return refuse(r, s, why),
                 .done => {
                     parsed = true;
+                    c.body_since_ns = reactor.monoNs();
                     c.head_len = head.len;
                     c.content_length = head.content_length;
                     c.chunked = head.chunked();
@@ -144,6 +147,17 @@ pub fn timers(r: *Reactor) void {
         {
             _ = refuse(r, s, .{ .status = 408, .why = "the head did not come in time" });
             continue;
+        }
+        // A body that trickles in (slow uploads hold a connection and its buffer).
+        if (c.head_len != 0 and limits.min_body_rate > 0 and limits.header_timeout_ns > 0) {
+            const elapsed = now - c.body_since_ns;
+            const got = s.in.items.len - s.in_start - c.head_len;
+            if (elapsed > limits.header_timeout_ns and
+                @as(u128, got) * std.time.ns_per_s < @as(u128, limits.min_body_rate) * @as(u128, @intCast(elapsed)))
+            {
+                _ = refuse(r, s, .{ .status = 408, .why = "the body came too slowly" });
+                continue;
+            }
         }
         if (c.in_flight == 0 and !buffered and limits.keepalive_ns > 0) {
             const last = @max(s.connect_time_ns, @max(s.last_recv_time_ns, s.last_send_time_ns));

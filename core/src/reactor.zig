@@ -119,6 +119,7 @@ pub const Settings = struct {
                 .body_bytes = if (config.max_length == 0) 2 * 1024 * 1024 else config.max_length,
                 .header_timeout_ns = @as(i64, config.http_header_timeout_ms) * std.time.ns_per_ms,
                 .keepalive_ns = @as(i64, config.http_keepalive_ms) * std.time.ns_per_ms,
+                .min_body_rate = config.http_min_body_rate,
             },
             .framing = switch (config.kind) {
                 0 => .none,
