@@ -112,8 +112,23 @@ export function treeStats(
   inBatch: boolean,
 ): ServerStats {
   const mine = workerId >= 0 ? region.counters(workerId) : undefined;
+  const total = region.treeStats() as unknown as ServerStats;
+  if (mine && workerId < region.workerNum) {
+    // This worker's counts of the batch in hand are not in the region yet: add them.
+    const pending = region.unpublished(workerId, [
+      own.request,
+      own.response,
+      own.dispatch,
+      own.callbackErrors,
+      own.discards,
+    ]);
+    total.requestCount += pending.requestCount;
+    total.responseCount += pending.responseCount;
+    total.callbackErrorCount += pending.callbackErrorCount;
+    total.discardCount += pending.discardCount;
+  }
   return {
-    ...(region.treeStats() as unknown as ServerStats),
+    ...total,
     workerRequestCount: mine ? own.request : 0,
     workerResponseCount: mine ? own.response : 0,
     workerDispatchCount: mine?.workerDispatchCount ?? 0,

@@ -442,6 +442,7 @@ for (const discardTimeoutRequest of [true, false]) {
     await using busy = await connect(server.port);
     // The one worker is busy for a second; meanwhile a client sends and leaves.
     const sleeping = command(busy, "!sleep 1000");
+    await server.waitFor((e) => e.event === "sleeping", "the worker to be busy");
     const gone = await connect(server.port);
     await writeAll(gone, encoder.encode("late data"));
     gone.close();

@@ -333,6 +333,19 @@ export class Region {
   }
 
   /**
+   * What this process counted and has not published yet (`values` in `publish`'s order), by
+   * `counterFields` name: its `stats()` adds them, so that a batch sees its own counts.
+   */
+  unpublished(workerId: number, values: number[]): Record<string, number> {
+    const out: Record<string, number> = {};
+    counterFields.forEach((field, i) => {
+      const published = this.#f64[(this.#slot(workerId) + workerSlot[field]) / 8];
+      out[field] = this.#base[i] + values[i] - published;
+    });
+    return out;
+  }
+
+  /**
    * A respawned worker adds to what its predecessors under the same id counted, so totals
    * survive respawns: call once before the first `publish`.
    */
