@@ -171,6 +171,10 @@ export interface ServerOptions {
    * buffer). 0: any pace. Default 1024.
    */
   httpMinBodyRate?: number;
+  /** HTTP: where multipart uploads' files are written (removed when the response ends). Default "/tmp". */
+  uploadTmpDir?: string;
+  /** HTTP: the largest uploaded file written, in bytes (larger: `error` 1). 0: up to `packageMaxLength`. Default 0. */
+  uploadMaxFilesize?: number;
   /**
    * Seconds between heartbeat checks: sessions that received nothing for
    * `heartbeatIdleTime` are closed (unless `protect()`ed). 0: off. Default 0.
@@ -303,6 +307,8 @@ export const defaults: ResolvedOptions = {
   httpHeaderTimeout: 10,
   httpKeepAliveTimeout: 60,
   httpMinBodyRate: 1024,
+  uploadTmpDir: "/tmp",
+  uploadMaxFilesize: 0,
   heartbeatCheckInterval: 0,
   heartbeatIdleTime: 0,
   maxIdleTime: 0,
@@ -444,6 +450,12 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   integer("httpMaxHeaders", o.httpMaxHeaders, 1, 256);
   integer("httpMaxRequestTarget", o.httpMaxRequestTarget, 1, 65535);
   integer("httpMinBodyRate", o.httpMinBodyRate, 0, 2 ** 31);
+  integer("uploadMaxFilesize", o.uploadMaxFilesize, 0, 2 ** 31);
+  if (typeof o.uploadTmpDir !== "string" || o.uploadTmpDir === "") {
+    throw new TypeError(
+      `Option "uploadTmpDir" must be a directory's path, got ${describe(o.uploadTmpDir)}`,
+    );
+  }
   for (const name of ["httpHeaderTimeout", "httpKeepAliveTimeout"] as const) {
     if (typeof o[name] !== "number" || !(o[name] >= 0) || o[name] > 86400) {
       throw new RangeError(

@@ -475,3 +475,35 @@ Deno.test("process mode: kept-alive connections go on across a reload", async ()
     conn.close();
   }
 });
+
+Deno.test("curl: a multipart upload's fields and files (written to uploadTmpDir, removed after the response)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await using server = await http({ uploadTmpDir: dir, uploadMaxFilesize: 1000 });
+    await Deno.writeTextFile(`${dir}/small.txt`, "file content\n");
+    await Deno.writeTextFile(`${dir}/large.bin`, "x".repeat(2000));
+    const out = await curl(
+      "-F",
+      "title=héllo",
+      "-F",
+      `doc=@${dir}/small.txt;type=text/plain`,
+      "-F",
+      `big=@${dir}/large.bin`,
+      `http://127.0.0.1:${server.port}/upload`,
+    );
+    assert.equal(out.code, 0, out.stderr);
+    const got = JSON.parse(out.stdout);
+    assert.deepEqual(got.post, { title: "héllo" });
+    assert.equal(got.files.doc.name, "small.txt");
+    assert.equal(got.files.doc.type, "text/plain");
+    assert.equal(got.files.doc.size, 13);
+    assert.equal(got.files.doc.error, 0);
+    assert.equal(got.files.doc.content, "file content\n");
+    assert.ok(got.files.doc.tmpName.startsWith(`${dir}/`));
+    assert.equal(got.files.big.error, 1, "over uploadMaxFilesize: not written");
+    assert.equal(got.files.big.tmpName, "");
+    assert.throws(() => Deno.statSync(got.files.doc.tmpName), "removed once the response ended");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -12,6 +12,7 @@ import type { ServerContext } from "../context.ts";
 import type { Sessions } from "../sessions.ts";
 import { HttpRequest } from "./request.ts";
 import { HttpResponse } from "./response.ts";
+import { removeUploads } from "./multipart.ts";
 import type { ResponseSink } from "./response.ts";
 
 /** What a connection owes: its requests are numbered; responses go out in that order. */
@@ -31,6 +32,8 @@ interface Conn {
   outbox: { bytes: Uint8Array; last: boolean; close: boolean }[];
   /** The drain of `outbox` under way. */
   draining: Promise<void> | undefined;
+  /** Upload files of a response's request, removed when that response ends. */
+  uploads: Map<number, string[]> | undefined;
 }
 
 export class HttpLayer implements ResponseSink {
@@ -57,10 +60,13 @@ export class HttpLayer implements ResponseSink {
           onClose: new Set(),
           outbox: [],
           draining: undefined,
+          uploads: undefined,
         },
       );
     }
     const flags = bytes[httpRequest.flags];
+    const seq = conn.next++;
+    const owner = conn;
     const request = new HttpRequest(fd, bytes, () => {
       const info = ctx.server.getClientInfo(fd);
       return {
@@ -68,8 +74,12 @@ export class HttpLayer implements ResponseSink {
         remotePort: info?.remotePort ?? 0,
         serverPort: info?.serverPort ?? ctx.server.port,
       };
+    }, {
+      tmpDir: ctx.options.uploadTmpDir,
+      maxFileSize: ctx.options.uploadMaxFilesize,
+      written: (paths) => (owner.uploads ??= new Map()).set(seq, paths),
     });
-    const response = new HttpResponse(fd, conn.next++, this, {
+    const response = new HttpResponse(fd, seq, this, {
       minor: bytes[httpRequest.minorVersion],
       keepAlive: (flags & HttpFlag.keepAlive) !== 0,
       head: request.isHead,
@@ -95,6 +105,7 @@ export class HttpLayer implements ResponseSink {
     const conn = this.#conns.get(fd);
     if (!conn) return;
     this.#conns.delete(fd);
+    for (const paths of conn.uploads?.values() ?? []) removeUploads(paths);
     for (const callback of conn.onClose) {
       try {
         callback();
@@ -148,6 +159,11 @@ export class HttpLayer implements ResponseSink {
   write(fd: number, seq: number, bytes: Uint8Array, last: boolean, close = false): boolean {
     const conn = this.#conns.get(fd);
     if (!conn) return false;
+    // The response ended: its request's uploads go (unless the handler moved them).
+    if (last && conn.uploads?.has(seq)) {
+      removeUploads(conn.uploads.get(seq)!);
+      conn.uploads.delete(seq);
+    }
     if (seq !== conn.current) {
       // An earlier response is still being written: this one waits its turn.
       let held = conn.held.get(seq);

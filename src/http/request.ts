@@ -12,6 +12,7 @@ import {
   httpRequest,
   httpRequestSize,
 } from "../_ffi/layout.ts";
+import { boundaryOf, parseMultipart } from "./multipart.ts";
 
 const latin1 = new TextDecoder("latin1");
 const utf8 = new TextDecoder();
@@ -41,6 +42,14 @@ export interface UploadedFile {
   error: number;
 }
 
+/** Where uploads go (`uploadTmpDir`, `uploadMaxFilesize`), and who removes them. */
+export interface UploadOptions {
+  tmpDir: string;
+  maxFileSize: number;
+  /** The files this request wrote: removed once its response ends. */
+  written(paths: string[]): void;
+}
+
 /** Where the request came from, for `server` (the session's client info). */
 export interface RequestPeer {
   remoteAddr: string;
@@ -60,11 +69,14 @@ export class HttpRequest {
   #get: Record<string, string> | undefined;
   #cookie: Record<string, string> | undefined;
   #post: Record<string, string> | undefined;
+  #files: Record<string, UploadedFile> | undefined;
+  #uploads: UploadOptions | undefined;
   #server: HttpRequestServer | undefined;
 
   /** @internal `bytes`: the core's request message (abi.HttpRequest, the table, head, body). */
-  constructor(fd: number, bytes: Uint8Array, peer: () => RequestPeer) {
+  constructor(fd: number, bytes: Uint8Array, peer: () => RequestPeer, uploads?: UploadOptions) {
     this.fd = fd;
+    this.#uploads = uploads;
     this.#bytes = bytes;
     this.#raw = httpRequestSize + this.#u16(httpRequest.headerCount) * httpHeaderSize;
     this.#peer = peer;
@@ -197,17 +209,37 @@ export class HttpRequest {
     return this.#cookie = out;
   }
 
-  /** An `application/x-www-form-urlencoded` body's fields. */
+  /** The fields of an `application/x-www-form-urlencoded` or `multipart/form-data` body. */
   get post(): Record<string, string> {
     if (this.#post) return this.#post;
-    const type = String(this.header["content-type"] ?? "").toLowerCase();
-    if (!type.startsWith("application/x-www-form-urlencoded")) return this.#post = {};
-    return this.#post = Object.fromEntries(new URLSearchParams(utf8.decode(this.getContent())));
+    const type = String(this.header["content-type"] ?? "");
+    if (/^application\/x-www-form-urlencoded/i.test(type)) {
+      return this.#post = Object.fromEntries(new URLSearchParams(utf8.decode(this.getContent())));
+    }
+    this.#parseMultipart(type);
+    return this.#post ??= {};
   }
 
-  /** Uploaded files (multipart bodies). */
+  /** The files of a `multipart/form-data` body (each written to `uploadTmpDir`). */
   get files(): Record<string, UploadedFile> {
-    return {};
+    if (this.#files) return this.#files;
+    this.#parseMultipart(String(this.header["content-type"] ?? ""));
+    return this.#files ??= {};
+  }
+
+  #parseMultipart(type: string) {
+    const boundary = boundaryOf(type);
+    if (!boundary || this.#files) return;
+    const uploads = this.#uploads;
+    const parsed = parseMultipart(
+      this.getContent(),
+      boundary,
+      uploads?.tmpDir ?? "/tmp",
+      uploads?.maxFileSize ?? 0,
+    );
+    this.#post = parsed.fields;
+    this.#files = parsed.files;
+    if (parsed.written.length > 0) uploads?.written(parsed.written);
   }
 
   /** Swoole's `$request->server`. */
