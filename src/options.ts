@@ -171,6 +171,11 @@ export interface ServerOptions {
    * buffer). 0: any pace. Default 1024.
    */
   httpMinBodyRate?: number;
+  /**
+   * HTTP: requests of one connection in a worker's hands at once (pipelined, unanswered); the
+   * connection is not read further until one is answered. Default 32.
+   */
+  httpMaxPipelined?: number;
   /** HTTP: where multipart uploads' files are written (removed when the response ends). Default "/tmp". */
   uploadTmpDir?: string;
   /** HTTP: the largest uploaded file written, in bytes (larger: `error` 1). 0: up to `packageMaxLength`. Default 0. */
@@ -307,6 +312,7 @@ export const defaults: ResolvedOptions = {
   httpHeaderTimeout: 10,
   httpKeepAliveTimeout: 60,
   httpMinBodyRate: 1024,
+  httpMaxPipelined: 32,
   uploadTmpDir: "/tmp",
   uploadMaxFilesize: 0,
   heartbeatCheckInterval: 0,
@@ -451,6 +457,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   integer("httpMaxRequestTarget", o.httpMaxRequestTarget, 1, 65535);
   integer("httpMinBodyRate", o.httpMinBodyRate, 0, 2 ** 31);
   integer("uploadMaxFilesize", o.uploadMaxFilesize, 0, 2 ** 31);
+  integer("httpMaxPipelined", o.httpMaxPipelined, 1, 65536);
   if (typeof o.uploadTmpDir !== "string" || o.uploadTmpDir === "") {
     throw new TypeError(
       `Option "uploadTmpDir" must be a directory's path, got ${describe(o.uploadTmpDir)}`,
@@ -658,6 +665,7 @@ export function nativeFraming(o: ResolvedOptions, portIdleTime = 0): Uint8Array 
   set("httpHeaderTimeoutMs", Math.round(o.httpHeaderTimeout * 1000));
   set("httpKeepaliveMs", Math.round(o.httpKeepAliveTimeout * 1000));
   set("httpMinBodyRate", o.httpMinBodyRate);
+  set("httpMaxPipelined", o.httpMaxPipelined);
   return bytes;
 }
 

@@ -42,6 +42,7 @@ export type PortOptions = Pick<
   | "httpHeaderTimeout"
   | "httpKeepAliveTimeout"
   | "httpMinBodyRate"
+  | "httpMaxPipelined"
 >;
 
 const portOptionNames: readonly (keyof PortOptions)[] = [
@@ -73,6 +74,7 @@ const portOptionNames: readonly (keyof PortOptions)[] = [
   "httpHeaderTimeout",
   "httpKeepAliveTimeout",
   "httpMinBodyRate",
+  "httpMaxPipelined",
 ];
 
 /** One port's counters across the whole server (`Port.stats()`). */

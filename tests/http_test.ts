@@ -507,3 +507,19 @@ Deno.test("curl: a multipart upload's fields and files (written to uploadTmpDir,
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("raw: at most httpMaxPipelined requests of a connection are in hand at once; the rest wait, none is lost", async () => {
+  await using server = await http({ httpMaxPipelined: 4 });
+  const { conn, reader } = await raw(server.port);
+  try {
+    await writeAll(conn, "GET /slow?ms=5 HTTP/1.1\r\nHost: x\r\n\r\n".repeat(40));
+    for (let i = 0; i < 40; i++) {
+      assert.equal((await withTimeout(reader.next(), `response ${i}`)).text, "slow");
+    }
+    await writeAll(conn, "GET /maxrunning HTTP/1.1\r\nHost: x\r\n\r\n");
+    const most = Number((await withTimeout(reader.next(), "the count")).text);
+    assert.ok(most >= 2 && most <= 4, `at most 4 at once, and pipelined: ${most}`);
+  } finally {
+    conn.close();
+  }
+});

@@ -283,6 +283,9 @@ pub const FramingConfig = extern struct {
     /// kind 5: a body slower than this many bytes a second, once it had the header timeout to
     /// get going, gets 408 (0: any pace).
     http_min_body_rate: u32,
+    /// kind 5: requests of one connection in a worker's hands at once; the connection is not
+    /// read further until one is answered (0: http.zig's default).
+    http_max_pipelined: u32,
 };
 
 /// An HTTP request as a worker gets it (kind 5): this, `header_count` `HttpHeader`s, the raw

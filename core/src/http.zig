@@ -30,6 +30,8 @@ pub const Limits = struct {
     keepalive_ns: i64 = 60 * std.time.ns_per_s,
     /// Bytes a second a body must keep up, once it had `header_timeout_ns` (408 below); 0: any.
     min_body_rate: u64 = 1024,
+    /// Requests of one connection handed to a worker and not answered yet, at most.
+    max_pipelined: u32 = 32,
 };
 
 /// The most header fields a head may have, whatever the limit says (the table is fixed).

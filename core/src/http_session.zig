@@ -42,11 +42,14 @@ pub const Conn = struct {
     body_since_ns: i64 = 0,
     /// A part of the response being written went out (its head, a chunk).
     partial: bool = false,
+    /// `max_pipelined` requests are in flight: the connection is not read until one is answered.
+    waiting: bool = false,
 
     fn nextRequest(c: *Conn) void {
         const in_flight = c.in_flight;
         const lane = c.lane;
         const partial = c.partial;
+        // (`waiting` is clear here: a request was just delivered.)
         // The next request's clock starts with its first byte (it may be here already).
         c.* = .{ .in_flight = in_flight, .lane = lane, .partial = partial };
     }
@@ -67,6 +70,10 @@ pub fn deliverRequests(r: *Reactor, s: *Session) Delivery {
         }
         const data = s.in.items[s.in_start..];
         if (data.len == 0) break;
+        if (c.in_flight >= settings.http.max_pipelined) {
+            c.waiting = true;
+            break;
+        }
         var head: http.Head = undefined;
         var parsed = false;
         if (c.started_ns == 0) c.started_ns = reactor.monoNs();
@@ -246,6 +253,11 @@ pub fn responseEnded(r: *Reactor, session_id: u32) void {
     c.partial = false;
     if (c.in_flight == 0) return;
     c.in_flight -= 1;
+    if (c.waiting and s.state == .open) {
+        // Room for another request: what is buffered goes, and reading goes on.
+        c.waiting = false;
+        r.markReady(s);
+    }
     if (c.in_flight > 0) return;
     if (c.refused != 0) return answerRefused(r, s);
     if (c.continue_due) {

@@ -120,6 +120,7 @@ pub const Settings = struct {
                 .header_timeout_ns = @as(i64, config.http_header_timeout_ms) * std.time.ns_per_ms,
                 .keepalive_ns = @as(i64, config.http_keepalive_ms) * std.time.ns_per_ms,
                 .min_body_rate = config.http_min_body_rate,
+                .max_pipelined = if (config.http_max_pipelined == 0) (http.Limits{}).max_pipelined else config.http_max_pipelined,
             },
             .framing = switch (config.kind) {
                 0 => .none,

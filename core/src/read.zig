@@ -148,6 +148,8 @@ pub fn readFramed(r: *Reactor, s: *Session) ReadOutcome {
             .ok => {},
         }
         if (s.queue_held) return .done;
+        // HTTP: as many requests in a worker's hands as allowed; read on once one is answered.
+        if (s.http.waiting) return .done;
         if (reads == reads_per_turn) return .more;
         reads += 1;
         s.in.ensureUnusedCapacity(r.allocator, read_chunk) catch {

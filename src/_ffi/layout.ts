@@ -127,7 +127,7 @@ export const layout = {
   workerSlotTasking: 2840,
   workerSlotTaskSeq: 2844,
   regionMailCount: 92,
-  framingConfigSize: 104,
+  framingConfigSize: 108,
   packetAddressSize: 24,
   statsPorts: 112,
   portStatsSize: 80,
@@ -179,6 +179,7 @@ export const framingConfig = {
   httpHeaderTimeoutMs: 92,
   httpKeepaliveMs: 96,
   httpMinBodyRate: 100,
+  httpMaxPipelined: 104,
 } as const;
 
 /** `abi.HttpRequest`: what starts an HTTP request message (then the header table, the raw head, the body). */
