@@ -12,6 +12,7 @@ import type { Counters } from "./stats.ts";
 import { formatAddress, isDatagram } from "./options.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { Port } from "./port.ts";
+import { httpListeners } from "./port.ts";
 
 export class Callbacks {
   /** What `on()` registered, by event. */
@@ -82,18 +83,14 @@ export function missingCallback(
   ports: readonly Port[],
   events: Partial<ServerEvents>,
 ): TypeError | undefined {
+  const speaksHttp = httpListeners(options, ports);
   const sockets = [
-    {
-      what: "the server",
-      sockType: options.sockType,
-      own: undefined,
-      http: options.openHttpProtocol,
-    },
-    ...ports.map((port) => ({
+    { what: "the server", sockType: options.sockType, own: undefined, http: speaksHttp[0] },
+    ...ports.map((port, i) => ({
       what: `the port ${formatAddress(port.host, port.port)}`,
       sockType: port.sockType,
       own: port.callbacks,
-      http: (port.optionsOver(options) ?? options).openHttpProtocol,
+      http: speaksHttp[i + 1],
     })),
   ];
   for (const { what, sockType, own, http } of sockets) {

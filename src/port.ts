@@ -242,3 +242,8 @@ export function addPort(
   ports.push(p);
   return p;
 }
+
+/** Which listeners speak HTTP, by index (0: the server's own socket, then each port's). */
+export function httpListeners(o: ResolvedOptions, ports: readonly Port[]): boolean[] {
+  return [o.openHttpProtocol, ...ports.map((p) => (p.optionsOver(o) ?? o).openHttpProtocol)];
+}

@@ -15,6 +15,7 @@ import { ipv6 } from "./ip.ts";
 import type { Lane } from "./ipc/lane.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { lostStart, MessagePieces } from "./pieces.ts";
+import { httpListeners } from "./port.ts";
 import type { Port } from "./port.ts";
 import type { Sessions } from "./sessions.ts";
 
@@ -264,7 +265,7 @@ export class Records {
     queued = 0,
   ) {
     this.#ctx.counters.request++;
-    if ((this.#httpListeners ??= this.#findHttpListeners())[listener]) {
+    if ((this.#httpListeners ??= httpListeners(this.#ctx.options, this.#ctx.ports))[listener]) {
       this.#ctx.http!.request(sessionId, data);
       // (`maxQueuedBytes`: a request is in the worker's hands once it is dispatched.)
       if (this.#queueRegion && queued > 0) this.#handled(sessionId, queued);
@@ -299,14 +300,6 @@ export class Records {
   }
 
   /** The listeners whose messages `packageLengthFunc` finds (the port's own, or the server's). */
-  #findHttpListeners(): boolean[] {
-    const o = this.#ctx.options;
-    return [
-      o.openHttpProtocol,
-      ...this.#ctx.ports.map((p) => (p.optionsOver(o) ?? o).openHttpProtocol),
-    ];
-  }
-
   #makeFramers(): (LengthFramer | null)[] {
     const framer = (o: ResolvedOptions) =>
       o.packageLengthFunc ? new LengthFramer(o.packageLengthFunc, o.packageMaxLength) : null;

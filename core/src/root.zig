@@ -70,6 +70,7 @@ test {
     _ = @import("framing.zig");
     _ = @import("http.zig");
     _ = @import("http_session.zig");
+    _ = @import("settings.zig");
     _ = @import("files.zig");
     _ = @import("linger.zig");
     _ = @import("orphans.zig");

@@ -7,7 +7,7 @@
 
 import { SendFlag } from "../_ffi/layout.ts";
 import { ErrorCode } from "../errors.ts";
-import { HttpFlag, httpRequest } from "../_ffi/layout.ts";
+import { httpRequest } from "../_ffi/layout.ts";
 import type { ServerContext } from "../context.ts";
 import type { Sessions } from "../sessions.ts";
 import { HttpRequest } from "./request.ts";
@@ -64,7 +64,6 @@ export class HttpLayer implements ResponseSink {
         },
       );
     }
-    const flags = bytes[httpRequest.flags];
     const seq = conn.next++;
     const owner = conn;
     const request = new HttpRequest(fd, bytes, () => {
@@ -81,7 +80,7 @@ export class HttpLayer implements ResponseSink {
     });
     const response = new HttpResponse(fd, seq, this, {
       minor: bytes[httpRequest.minorVersion],
-      keepAlive: (flags & HttpFlag.keepAlive) !== 0,
+      keepAlive: request.keepAlive,
       head: request.isHead,
     });
     const callback = ctx.callbacks.events.request;

@@ -19,6 +19,7 @@ import { Unsent } from "../ipc/unsent.ts";
 import type { Operations } from "../operations/operations.ts";
 import { Signal } from "../operations/signals.ts";
 import { Records } from "../records.ts";
+import { httpListeners } from "../port.ts";
 import { HttpLayer } from "../http/http_layer.ts";
 import type { Sessions } from "../sessions.ts";
 import type { TaskSender } from "../tasks.ts";
@@ -47,7 +48,7 @@ export class EventWorker extends Worker {
   protected open() {
     const { options: o, ports } = this.ctx;
     // An HTTP socket's messages are requests (src/http/).
-    if (o.openHttpProtocol || ports.some((p) => (p.optionsOver(o) ?? o).openHttpProtocol)) {
+    if (httpListeners(o, ports).some(Boolean)) {
       this.ctx.http = new HttpLayer(this.ctx, this.#sessions);
     }
     const role = this.ctx.role;

@@ -39,8 +39,6 @@ const yieldEveryMs = 4;
 /** A PROCESS worker woken less than this ago waits up to `hotWaitUs` on the JS thread first. */
 const hotParkMs = 2;
 const hotWaitUs = 1000;
-/** Loop turns given to async callbacks in hand before the loop parks (see `#run`). */
-const asyncSpins = 32;
 
 export abstract class Worker implements ProcessRole {
   protected readonly ctx: ServerContext;
@@ -260,7 +258,6 @@ export abstract class Worker implements ProcessRole {
       this.checkSignals();
     }
     let lastYield = performance.now();
-    let spins = 0;
     while (true) {
       // Inline mode: this thread is the reactor; one turn writes what we queued, accepts and
       // reads into the ring without blocking.
@@ -272,7 +269,6 @@ export abstract class Worker implements ProcessRole {
       // records count as work too.
       const queued = inline && ctx.lanes[0].hasOutput();
       if (handled > 0 || (flags & PollFlag.more) !== 0 || queued) {
-        spins = 0;
         // Let promise continuations of async callbacks run; now and then, timers and I/O too.
         const now = performance.now();
         if (now - lastYield >= yieldEveryMs) {
@@ -286,15 +282,6 @@ export abstract class Worker implements ProcessRole {
         }
         continue;
       }
-      // Async callbacks of this batch are a few promise turns from done (an HTTP handler's
-      // Response, its body's reads): give them those turns before the park, so that what they
-      // send goes out now and not after a wake-up round trip.
-      if (ctx.callbacks.unsettled > 0 && spins < asyncSpins) {
-        spins++;
-        await undefined;
-        continue;
-      }
-      spins = 0;
       if (inline) {
         // Mail peers ring the doorbell (which the reactor polls) only if asked to.
         const mailbox = ctx.mailbox;
