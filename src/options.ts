@@ -176,6 +176,21 @@ export interface ServerOptions {
    * connection is not read further until one is answered. Default 32.
    */
   httpMaxPipelined?: number;
+  /**
+   * HTTP: static files answered by the reactor itself, with no worker hop (sendfile,
+   * `ETag`/`Last-Modified` conditionals, one byte range, content types by extension), from
+   * `documentRoot`. Default false. See docs/http.md.
+   */
+  enableStaticHandler?: boolean;
+  /** HTTP: the directory static files come from (relative: to the working directory). */
+  documentRoot?: string;
+  /** HTTP: the files that stand for a directory asked for with a trailing slash, tried in order. Default ["index.html"]. */
+  httpIndexFiles?: string[];
+  /**
+   * HTTP: path prefixes served as static files; a request under one for a file that is not
+   * there is 404. Empty (the default): every path is looked up, and a miss goes to `request`.
+   */
+  staticHandlerLocations?: string[];
   /** HTTP: where multipart uploads' files are written (removed when the response ends). Default "/tmp". */
   uploadTmpDir?: string;
   /** HTTP: the largest uploaded file written, in bytes (larger: `error` 1). 0: up to `packageMaxLength`. Default 0. */
@@ -313,6 +328,10 @@ export const defaults: ResolvedOptions = {
   httpKeepAliveTimeout: 60,
   httpMinBodyRate: 1024,
   httpMaxPipelined: 32,
+  enableStaticHandler: false,
+  documentRoot: "",
+  httpIndexFiles: ["index.html"],
+  staticHandlerLocations: [],
   uploadTmpDir: "/tmp",
   uploadMaxFilesize: 0,
   heartbeatCheckInterval: 0,
@@ -375,6 +394,44 @@ function boolean(name: string, value: unknown): boolean {
     throw new TypeError(`Option "${name}" must be a boolean, got ${describe(value)}`);
   }
   return value;
+}
+
+/** `enableStaticHandler` and its options; `documentRoot` made absolute. */
+function checkStatic(o: ResolvedOptions) {
+  boolean("enableStaticHandler", o.enableStaticHandler);
+  const list = (
+    name: "httpIndexFiles" | "staticHandlerLocations",
+    ok: (s: string) => boolean,
+    what: string,
+  ) => {
+    const value: unknown = o[name];
+    if (!Array.isArray(value) || !value.every((s) => typeof s === "string" && ok(s))) {
+      throw new TypeError(`Option "${name}" must be an array of ${what}, got ${describe(value)}`);
+    }
+  };
+  list("httpIndexFiles", (s) => s !== "" && !s.includes("/") && !s.includes("\n"), "file names");
+  list(
+    "staticHandlerLocations",
+    (s) => s.startsWith("/") && !s.includes("\n"),
+    'paths starting with "/"',
+  );
+  if (typeof o.documentRoot !== "string") {
+    throw new TypeError(
+      `Option "documentRoot" must be a directory's path, got ${describe(o.documentRoot)}`,
+    );
+  }
+  if (!o.enableStaticHandler) return;
+  if (!o.openHttpProtocol) {
+    throw new TypeError(
+      'Option "enableStaticHandler" needs HTTP (an HttpServer, or "openHttpProtocol")',
+    );
+  }
+  if (o.documentRoot === "") {
+    throw new TypeError(
+      'Option "enableStaticHandler" needs "documentRoot", the directory to serve',
+    );
+  }
+  if (!o.documentRoot.startsWith("/")) o.documentRoot = `${Deno.cwd()}/${o.documentRoot}`;
 }
 
 function describe(value: unknown): string {
@@ -463,6 +520,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
       `Option "uploadTmpDir" must be a directory's path, got ${describe(o.uploadTmpDir)}`,
     );
   }
+  checkStatic(o);
   for (const name of ["httpHeaderTimeout", "httpKeepAliveTimeout"] as const) {
     if (typeof o[name] !== "number" || !(o[name] >= 0) || o[name] > 86400) {
       throw new RangeError(

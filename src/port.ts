@@ -95,6 +95,16 @@ export interface PortStats {
   protocolErrorCount: number;
   /** Sessions the heartbeat closed. */
   heartbeatCloseCount: number;
+  /** HTTP: requests read (those the reactor answered itself too: static files, refusals). */
+  httpRequestCount: number;
+  /** HTTP: requests the static handler answered (`enableStaticHandler`): files, 304s, ranges, redirects, refusals. */
+  httpStaticCount: number;
+  /** HTTP: responses written, by status class (interim `100 Continue` in `http1xxCount`). */
+  http1xxCount: number;
+  http2xxCount: number;
+  http3xxCount: number;
+  http4xxCount: number;
+  http5xxCount: number;
 }
 
 /** The events a port may handle itself. */

@@ -47,7 +47,7 @@ export class Sessions {
   }
 
   /** `Server.send`. */
-  send(sessionId: number, data: Uint8Array | string, flags = 0): boolean {
+  send(sessionId: number, data: Uint8Array | string, flags = 0, aux = 0): boolean {
     if (!this.#ctx.live()) {
       this.#ctx.lastError = ErrorCode.serverNotRunning;
       return false;
@@ -81,12 +81,12 @@ export class Sessions {
     }
     const lane = this.laneOf(sessionId);
     const sendChunk = lane.sendChunk;
-    if (bytes.length === 0) lane.push(RecordType.send | (flags << 8), sessionId, 0, bytes);
+    if (bytes.length === 0) lane.push(RecordType.send | (flags << 8), sessionId, aux, bytes);
     for (let offset = 0; offset < bytes.length; offset += sendChunk) {
       const chunk = bytes.length <= sendChunk ? bytes : bytes.subarray(offset, offset + sendChunk);
       // `flags` (`SendFlag`) go with the last record.
       const last = offset + sendChunk >= bytes.length;
-      lane.push(RecordType.send | (last ? flags << 8 : 0), sessionId, 0, chunk);
+      lane.push(RecordType.send | (last ? flags << 8 : 0), sessionId, last ? aux : 0, chunk);
     }
     this.#ctx.counters.response++;
     this.#ctx.sentOn(lane);

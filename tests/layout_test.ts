@@ -54,7 +54,7 @@ function described(): Map<string, { size?: number; entries: Map<string, number> 
   return table;
 }
 
-const camel = (snake: string) => snake.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+const camel = (snake: string) => snake.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 /** Every name on both sides, with the same offset or value. */
 function sameEntries(core: Map<string, number>, mine: Record<string, number>, what: string) {

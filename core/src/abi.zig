@@ -164,6 +164,15 @@ pub const Stats = extern struct {
     protocol_error_count: u64,
     /// Sessions the heartbeat closed (idle for `heartbeat_idle_time`).
     heartbeat_close_count: u64,
+    /// HTTP (framing kind 5): requests read (those answered by the reactor too), files the
+    /// reactor served itself (`enableStaticHandler`), and responses written by status class.
+    http_request_count: u64,
+    http_static_count: u64,
+    http_1xx_count: u64,
+    http_2xx_count: u64,
+    http_3xx_count: u64,
+    http_4xx_count: u64,
+    http_5xx_count: u64,
     /// The same counters for each listening socket (`listen()` ports; the server's own is 0).
     ports: [ports_max]PortStats,
 };
@@ -184,6 +193,15 @@ pub const PortStats = extern struct {
     total_send_bytes: u64,
     protocol_error_count: u64,
     heartbeat_close_count: u64,
+    /// HTTP (framing kind 5): requests read (those answered by the reactor too), files the
+    /// reactor served itself (`enableStaticHandler`), and responses written by status class.
+    http_request_count: u64,
+    http_static_count: u64,
+    http_1xx_count: u64,
+    http_2xx_count: u64,
+    http_3xx_count: u64,
+    http_4xx_count: u64,
+    http_5xx_count: u64,
 };
 
 /// A channel is the shared-memory block between one reactor and one worker: the two ring
@@ -582,8 +600,8 @@ comptime {
     assert(@sizeOf(RecordHeader) == 16);
     assert(@sizeOf(RingControl) == 128);
     assert(@offsetOf(RingControl, "head") == 64);
-    assert(@offsetOf(Stats, "ports") == 14 * 8);
-    assert(@sizeOf(PortStats) == 10 * 8);
+    assert(@offsetOf(Stats, "ports") == 21 * 8);
+    assert(@sizeOf(PortStats) == 17 * 8);
     assert(@sizeOf(ClientInfo) == 128);
     assert(@sizeOf(ServerConfig) == 36);
     assert(@sizeOf(ChildExit) == 16);

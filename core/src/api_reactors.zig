@@ -4,6 +4,7 @@
 //! here for every reactor of the set; each reactor's kick fd is read here too.
 const abi = @import("abi.zig");
 const api = @import("api.zig");
+const errno_names = @import("errno.zig");
 const reactor_threads = @import("reactor_threads.zig");
 const reactor = @import("reactor.zig");
 const Reactor = reactor.Reactor;
@@ -46,5 +47,23 @@ export fn zg_reactors_heartbeat(set: *const Set, interval_ms: u32, idle_ms: u32)
 /// Each reactor's kick fd (`zg_reactors_count` of them): what a worker writes to wake it.
 export fn zg_reactors_kick_fds(set: *const Set, out: [*]i32) Status {
     for (set.*, 0..) |r, i| out[i] = r.kick_fd;
+    return .ok;
+}
+
+/// `enableStaticHandler`: files under `root` answered by the reactors themselves, for paths
+/// under one of `locations` (every path when empty), directories by their first of
+/// `index_files`; both lists separated by newlines. `not_found` when the root cannot be opened.
+export fn zg_reactors_static(set: *const Set, root: [*]const u8, root_len: u32, locations: [*]const u8, locations_len: u32, index_files: [*]const u8, index_len: u32) Status {
+    for (set.*) |r| r.setStatic(root[0..root_len], locations[0..locations_len], index_files[0..index_len]) catch |err| {
+        return switch (err) {
+            error.BadState => .bad_state,
+            error.InvalidArgument => .invalid_argument,
+            error.OutOfMemory => .out_of_memory,
+            else => blk: {
+                api.last_errno = @intFromEnum(errno_names.of(err, .IO));
+                break :blk api.errnoOf(api.last_errno);
+            },
+        };
+    };
     return .ok;
 }

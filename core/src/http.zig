@@ -90,10 +90,17 @@ fn reject(status: u16, why: []const u8) Parse {
 pub fn reason(status: u16) []const u8 {
     return switch (status) {
         100 => "Continue",
+        200 => "OK",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        304 => "Not Modified",
         400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
         408 => "Request Timeout",
         413 => "Content Too Large",
         414 => "URI Too Long",
+        416 => "Range Not Satisfiable",
         417 => "Expectation Failed",
         431 => "Request Header Fields Too Large",
         501 => "Not Implemented",

@@ -11,6 +11,7 @@
 const std = @import("std");
 const abi = @import("abi.zig");
 const http = @import("http.zig");
+const http_static = @import("http_static.zig");
 const session_table = @import("session_table.zig");
 const reactor = @import("reactor.zig");
 const Reactor = reactor.Reactor;
@@ -42,8 +43,11 @@ pub const Conn = struct {
     body_since_ns: i64 = 0,
     /// A part of the response being written went out (its head, a chunk).
     partial: bool = false,
-    /// `max_pipelined` requests are in flight: the connection is not read until one is answered.
+    /// `max_pipelined` requests are in flight, or a static file waits for the responses before
+    /// it: the connection is not read until one is answered.
     waiting: bool = false,
+    /// A static file waits for the connection's queued output to be written.
+    waiting_output: bool = false,
 
     fn nextRequest(c: *Conn) void {
         const in_flight = c.in_flight;
@@ -120,11 +124,36 @@ pub fn deliverRequests(r: *Reactor, s: *Session) Delivery {
             var scanned: u32 = 0;
             if (http.parseHead(data[0..c.head_len], &scanned, settings.http, &head) != .done) unreachable;
         }
+        if (r.static_files) |cfg| {
+            switch (http_static.serve(r, s, cfg, &head, data[0..c.head_len])) {
+                .pass => {},
+                .answered => {
+                    r.tally(s.listener, "http_request_count", 1);
+                    s.in_start += consumed;
+                    const keep_alive = head.keepAlive();
+                    c.nextRequest();
+                    if (r.sessions.get(s.id) == null or (s.state != .open and s.state != .peer_closed)) return .closed;
+                    if (!keep_alive) {
+                        c.ended = true;
+                        r.closeAfterOutput(s, abi.close_flag_server, 0);
+                        return .closed;
+                    }
+                    continue;
+                },
+                .wait_responses, .wait_output => |w| {
+                    // Read again (from the head) once what it waits for is done.
+                    if (w == .wait_responses) c.waiting = true else c.waiting_output = true;
+                    c.* = .{ .in_flight = c.in_flight, .lane = c.lane, .partial = c.partial, .waiting = c.waiting, .waiting_output = c.waiting_output };
+                    break;
+                },
+            }
+        }
         var buffer: [http.envelope_max]u8 = undefined;
         const prefix = http.envelope(&head, @intCast(body_len), &buffer);
         if (!r.pushMessageParts(s, .{ prefix, data[0 .. c.head_len + body_len] })) return .blocked;
         if (c.in_flight == 0) c.lane = s.frame_lane;
         c.in_flight += 1;
+        r.tally(s.listener, "http_request_count", 1);
         s.in_start += consumed;
         s.last_dispatch_time_ns = r.now_ns;
         const keep_alive = head.keepAlive();
@@ -187,6 +216,7 @@ pub fn pinnedLane(s: *const Session) ?u16 {
 fn refuse(r: *Reactor, s: *Session, why: http.Reject) Delivery {
     log.info("session {d}: {d} {s}: {s}", .{ s.id, why.status, http.reason(why.status), why.why });
     r.tally(s.listener, "protocol_error_count", 1);
+    r.tally(s.listener, "http_request_count", 1);
     s.http.ended = true;
     s.http.refused = why.status;
     s.in.clearRetainingCapacity();
@@ -200,6 +230,7 @@ fn answerRefused(r: *Reactor, s: *Session) void {
     var buffer: [160]u8 = undefined;
     const status = s.http.refused;
     const text = std.fmt.bufPrint(&buffer, "HTTP/1.1 {d} {s}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", .{ status, http.reason(status) }) catch unreachable;
+    answered(r, s, status);
     r.sendTo(s.id, text);
     if (r.sessions.get(s.id) == null or s.state != .open) return;
     r.closeAfterOutput(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO));
@@ -215,6 +246,7 @@ fn askToContinue(r: *Reactor, s: *Session) void {
         c.continue_due = true;
         return;
     }
+    answered(r, s, 100);
     r.sendTo(s.id, "HTTP/1.1 100 Continue\r\n\r\n");
 }
 
@@ -237,6 +269,7 @@ pub fn workerDied(r: *Reactor, lane: u16) void {
         if (!c.partial) {
             r.sendTo(s.id, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         }
+        if (!c.partial) answered(r, s, 503);
         c.in_flight = 0;
         c.ended = true;
         c.refused = 0;
@@ -246,10 +279,31 @@ pub fn workerDied(r: *Reactor, lane: u16) void {
     }
 }
 
-/// The worker wrote the last of a response: what waited for it goes now.
-pub fn responseEnded(r: *Reactor, session_id: u32) void {
+/// A response of status `status` was written (counted by class; 0: a status not known).
+pub fn answered(r: *Reactor, s: *const Session, status: u32) void {
+    switch (status / 100) {
+        1 => r.tally(s.listener, "http_1xx_count", 1),
+        2 => r.tally(s.listener, "http_2xx_count", 1),
+        3 => r.tally(s.listener, "http_3xx_count", 1),
+        4 => r.tally(s.listener, "http_4xx_count", 1),
+        5 => r.tally(s.listener, "http_5xx_count", 1),
+        else => {},
+    }
+}
+
+/// The connection's queued output is written: a static file that waited for it goes now.
+pub fn outputWritten(r: *Reactor, s: *Session) void {
+    if (!s.http.waiting_output or s.state != .open) return;
+    s.http.waiting_output = false;
+    r.markReady(s);
+}
+
+/// The worker wrote the last of a response (of status `status`, in the record's aux): what
+/// waited for it goes now.
+pub fn responseEnded(r: *Reactor, session_id: u32, status: u32) void {
     const s = r.sessions.get(session_id) orelse return;
     const c = &s.http;
+    answered(r, s, status);
     c.partial = false;
     if (c.in_flight == 0) return;
     c.in_flight -= 1;
@@ -262,6 +316,7 @@ pub fn responseEnded(r: *Reactor, session_id: u32) void {
     if (c.refused != 0) return answerRefused(r, s);
     if (c.continue_due) {
         c.continue_due = false;
+        answered(r, s, 100);
         r.sendTo(s.id, "HTTP/1.1 100 Continue\r\n\r\n");
     }
     if (c.ended and (s.state == .open or s.state == .peer_closed)) {

@@ -28,6 +28,7 @@ const write_mod = @import("write.zig");
 const closing_mod = @import("closing.zig");
 const settings_mod = @import("settings.zig");
 const http_session = @import("http_session.zig");
+const http_static = @import("http_static.zig");
 const heartbeat_mod = @import("heartbeat.zig");
 const shutdown_mod = @import("shutdown.zig");
 const worker_exit_mod = @import("worker_exit.zig");
@@ -224,6 +225,8 @@ pub const Reactor = struct {
     now_ns: i64 = 0,
     /// HTTP's timers (http_session.zig): when they are next looked at (0: no HTTP listener).
     http_check_ns: i64 = 0,
+    /// `enableStaticHandler`: the document root and its rules (http_static.zig), or null.
+    static_files: ?*http_static.Config = null,
     /// Inline mode: events `waitIo` collected for the next `poll`.
     stash: [events_max]linux.epoll_event = undefined,
     stash_len: u32 = 0,
@@ -330,6 +333,7 @@ pub const Reactor = struct {
         r.handoff.deinit(r.allocator);
         for (r.pending.items) |p| if (p.info) |info| r.allocator.destroy(info);
         r.pending.deinit(r.allocator);
+        if (r.static_files) |cfg| cfg.destroy(r.allocator);
         r.allocator.free(r.lanes);
         posix.close(r.epoll_fd);
         posix.close(r.kick_fd);
@@ -653,6 +657,14 @@ pub const Reactor = struct {
         r.max_queued = if (r.attach != null) config.max_queued_bytes else 0;
     }
 
+    /// Before start: `enableStaticHandler` (see http_static.zig); lists separated by newlines.
+    pub fn setStatic(r: *Reactor, root: []const u8, locations: []const u8, index_files: []const u8) !void {
+        if (r.started) return error.BadState;
+        const cfg = try http_static.Config.create(r.allocator, root, locations, index_files);
+        if (r.static_files) |old| old.destroy(r.allocator);
+        r.static_files = cfg;
+    }
+
     // The reactor's work by concern, one file each (methods of `Reactor`).
     // accept.zig
     pub const acceptPending = accept_mod.acceptPending;
@@ -700,6 +712,7 @@ pub const Reactor = struct {
     pub const bufferEvent = write_mod.bufferEvent;
     pub const writeSome = write_mod.writeSome;
     pub const sendfileRequested = write_mod.sendfileRequested;
+    pub const queueFile = write_mod.queueFile;
     pub const drainRequested = write_mod.drainRequested;
     pub const answerDrain = write_mod.answerDrain;
     pub const sent = write_mod.sent;
@@ -726,6 +739,8 @@ pub const Reactor = struct {
     pub const responseEnded = http_session.responseEnded;
     pub const httpTimers = http_session.timers;
     pub const responseBegun = http_session.responseBegun;
+    pub const httpAnswered = http_session.answered;
+    pub const httpOutputWritten = http_session.outputWritten;
     pub const httpWorkerDied = http_session.workerDied;
 
     pub const setHeartbeat = heartbeat_mod.setHeartbeat;

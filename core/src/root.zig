@@ -70,6 +70,9 @@ test {
     _ = @import("framing.zig");
     _ = @import("http.zig");
     _ = @import("http_session.zig");
+    _ = @import("http_static.zig");
+    _ = @import("http_date.zig");
+    _ = @import("mime.zig");
     _ = @import("settings.zig");
     _ = @import("files.zig");
     _ = @import("linger.zig");

@@ -24,7 +24,7 @@ pub fn consumeOutbound(r: *Reactor) void {
             switch (@as(abi.RecordType, @enumFromInt(header.type))) {
                 .send => {
                     r.sendTo(header.session_id, record.payload);
-                    if (header.flags & abi.send_flag_response_end != 0) r.responseEnded(header.session_id);
+                    if (header.flags & abi.send_flag_response_end != 0) r.responseEnded(header.session_id, header.aux);
                     if (header.flags & abi.send_flag_response_part != 0) r.responseBegun(header.session_id);
                 },
                 .close_request => r.closeRequested(header.session_id, header.aux),
@@ -126,7 +126,13 @@ pub fn sendfileRequested(r: *Reactor, session_id: u32, payload: []const u8) void
         const size: u64 = @intCast(stat.size);
         length = if (size > offset) size - offset else 0;
     }
-    if (length == 0) return posix.close(fd);
+    r.queueFile(s, fd, offset, length);
+}
+
+/// Queues `length` bytes of open file `fd` from `offset` after the session's queued output,
+/// and starts writing them; the session owns `fd` from here (closed once sent or dropped).
+pub fn queueFile(r: *Reactor, s: *Session, fd: i32, offset: u64, length: u64) void {
+    if (length == 0 or s.state == .closing) return posix.close(fd);
     s.files.append(r.allocator, .{ .at = s.out.items.len, .fd = fd, .offset = offset, .left = length }) catch {
         posix.close(fd);
         return r.count("send_dropped_count", 1);
@@ -236,6 +242,7 @@ pub fn flushSession(r: *Reactor, s: *Session) void {
     if (s.out.capacity > out_keep_bytes) s.out.clearAndFree(r.allocator);
     if (s.drain_waiters != 0) r.answerDrain(s, true);
     if (s.want_write) r.armWrite(s, false);
+    if (s.http.waiting_output) r.httpOutputWritten(s);
     if (s.state == .closing) r.closeSession(s, s.close_flags, @intCast(s.close_errno), false);
 }
 

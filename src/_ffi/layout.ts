@@ -94,13 +94,13 @@ export const layout = {
   ringProducerWaiting: 4,
   ringHead: 64,
   ringConsumerParked: 68,
-  channelHeaderSize: 1016,
+  channelHeaderSize: 1520,
   channelRingBytes: 4,
   channelInCtl: 8,
   channelOutCtl: 136,
   channelStats: 264,
   dataOffset: 4096,
-  statsSize: 752,
+  statsSize: 1256,
   clientInfoSize: 128,
   clientInfoRemoteAddr: 32,
   clientInfoConnectTime: 48,
@@ -110,7 +110,7 @@ export const layout = {
   childExitSize: 16,
   regionHeaderSize: 112,
   regionSlotsOffset: 128,
-  workerSlotSize: 2856,
+  workerSlotSize: 3360,
   workerSlotRequestCount: 8,
   workerSlotStats: 40,
   ringConsumerClaim: 72,
@@ -122,19 +122,19 @@ export const layout = {
   regionTaskWorkerNum: 80,
   regionMailOffset: 96,
   regionMailStride: 104,
-  workerSlotRunning: 792,
+  workerSlotRunning: 1296,
   runningMax: 256,
-  workerSlotTasking: 2840,
-  workerSlotTaskSeq: 2844,
+  workerSlotTasking: 3344,
+  workerSlotTaskSeq: 3348,
   regionMailCount: 92,
   framingConfigSize: 108,
   packetAddressSize: 24,
-  statsPorts: 112,
-  portStatsSize: 80,
+  statsPorts: 168,
+  portStatsSize: 136,
   clientInfoRecvQueuedBytes: 112,
   clientInfoListener: 120,
   clientInfoProtected: 124,
-  workerSlotDiscardCount: 2848,
+  workerSlotDiscardCount: 3352,
 } as const;
 
 /**
@@ -239,10 +239,10 @@ export const workerSlot = {
   dispatchCount: 24,
   callbackErrorCount: 32,
   stats: 40,
-  running: 792,
-  tasking: 2840,
-  taskSeq: 2844,
-  discardCount: 2848,
+  running: 1296,
+  tasking: 3344,
+  taskSeq: 3348,
+  discardCount: 3352,
 } as const;
 
 /** `abi.Stats` fields in declaration order (each a u64). */
@@ -261,6 +261,13 @@ export const statsFields = [
   "sendDroppedCount",
   "protocolErrorCount",
   "heartbeatCloseCount",
+  "httpRequestCount",
+  "httpStaticCount",
+  "http1xxCount",
+  "http2xxCount",
+  "http3xxCount",
+  "http4xxCount",
+  "http5xxCount",
 ] as const;
 
 /** `abi.PortStats` fields in declaration order (each a u64): one listening socket's counters. */
@@ -275,6 +282,13 @@ export const portStatsFields = [
   "totalSendBytes",
   "protocolErrorCount",
   "heartbeatCloseCount",
+  "httpRequestCount",
+  "httpStaticCount",
+  "http1xxCount",
+  "http2xxCount",
+  "http3xxCount",
+  "http4xxCount",
+  "http5xxCount",
 ] as const;
 
 /** `abi.ports_max`: a server's listening sockets, its own included. */

@@ -30,6 +30,10 @@ export const symbols = {
   zg_reactors_framing: { parameters: ["pointer", "buffer"], result: "i32" },
   zg_reactors_port_framing: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
   zg_reactors_heartbeat: { parameters: ["pointer", "u32", "u32"], result: "i32" },
+  zg_reactors_static: {
+    parameters: ["pointer", "buffer", "u32", "buffer", "u32", "buffer", "u32"],
+    result: "i32",
+  },
   zg_reactors_kick_fds: { parameters: ["pointer", "buffer"], result: "i32" },
   zg_reactor_threads_add_listener: { parameters: ["pointer", "i32", "u32", "u32"], result: "i32" },
   zg_listen_options: { parameters: ["i32", "u32", "u32"], result: "i32" },

@@ -22,14 +22,14 @@ interface Conn {
   /** The response being written now. */
   current: number;
   /** Later responses' bytes, held until `current` reaches them. */
-  held: Map<number, { parts: Uint8Array[]; ended: boolean; close: boolean }>;
+  held: Map<number, { parts: Uint8Array[]; ended: boolean; close: boolean; status: number }>;
   /** What runs when the connection ends (`HttpResponse.onClose`). */
   onClose: Set<() => void>;
   /**
    * Bytes that did not fit the session's output buffer (`socketBufferSize`), in order; they
    * go as it drains (`#drain`), and everything written meanwhile waits behind them.
    */
-  outbox: { bytes: Uint8Array; last: boolean; close: boolean }[];
+  outbox: { bytes: Uint8Array; last: boolean; close: boolean; status: number }[];
   /** The drain of `outbox` under way. */
   draining: Promise<void> | undefined;
   /** Upload files of a response's request, removed when that response ends. */
@@ -155,7 +155,14 @@ export class HttpLayer implements ResponseSink {
     return this.#conns.has(fd) && this.#ctx.server.exists(fd);
   }
 
-  write(fd: number, seq: number, bytes: Uint8Array, last: boolean, close = false): boolean {
+  write(
+    fd: number,
+    seq: number,
+    bytes: Uint8Array,
+    last: boolean,
+    close = false,
+    status = 0,
+  ): boolean {
     const conn = this.#conns.get(fd);
     if (!conn) return false;
     // The response ended: its request's uploads go (unless the handler moved them).
@@ -166,13 +173,14 @@ export class HttpLayer implements ResponseSink {
     if (seq !== conn.current) {
       // An earlier response is still being written: this one waits its turn.
       let held = conn.held.get(seq);
-      if (!held) conn.held.set(seq, held = { parts: [], ended: false, close: false });
+      if (!held) conn.held.set(seq, held = { parts: [], ended: false, close: false, status: 0 });
       if (bytes.length > 0) held.parts.push(bytes.slice());
       held.ended ||= last;
       held.close ||= close;
+      if (last) held.status = status;
       return true;
     }
-    if (!this.#out(fd, conn, bytes, last, close)) return false;
+    if (!this.#out(fd, conn, bytes, last, close, status)) return false;
     if (!last) return true;
     // The next responses that are ready go now, in order.
     conn.current++;
@@ -183,10 +191,10 @@ export class HttpLayer implements ResponseSink {
       conn.held.delete(conn.current);
       for (let i = 0; i < held.parts.length; i++) {
         const end = held.ended && i === held.parts.length - 1;
-        if (!this.#out(fd, conn, held.parts[i], end, end && held.close)) return true;
+        if (!this.#out(fd, conn, held.parts[i], end, end && held.close, held.status)) return true;
       }
       if (held.parts.length === 0 && held.ended) {
-        this.#out(fd, conn, new Uint8Array(0), true, held.close);
+        this.#out(fd, conn, new Uint8Array(0), true, held.close, held.status);
       }
       if (!held.ended) {
         // It goes on writing as the current one.
@@ -202,24 +210,34 @@ export class HttpLayer implements ResponseSink {
     return this.#conns.get(fd)?.draining ?? Promise.resolve();
   }
 
-  #out(fd: number, conn: Conn, bytes: Uint8Array, last: boolean, close: boolean): boolean {
+  #out(
+    fd: number,
+    conn: Conn,
+    bytes: Uint8Array,
+    last: boolean,
+    close: boolean,
+    status: number,
+  ): boolean {
     if (conn.outbox.length > 0) {
-      conn.outbox.push({ bytes: bytes.slice(), last, close });
+      conn.outbox.push({ bytes: bytes.slice(), last, close, status });
       return true;
     }
-    if (this.#send(fd, bytes, last, close)) return true;
+    if (this.#send(fd, bytes, last, close, status)) return true;
     // Over `socketBufferSize` (the client takes less than is written): it waits in order
     // until the output drains.
     if (this.#ctx.lastError === ErrorCode.outputBufferOverflow && this.#ctx.server.exists(fd)) {
-      conn.outbox.push({ bytes: bytes.slice(), last, close });
+      conn.outbox.push({ bytes: bytes.slice(), last, close, status });
       this.#drain(fd, conn);
       return true;
     }
     return false;
   }
 
-  #send(fd: number, bytes: Uint8Array, last: boolean, close: boolean): boolean {
-    const ok = this.#sessions.send(fd, bytes, last ? SendFlag.responseEnd : SendFlag.responsePart);
+  /** A part of a response; its last carries the status (the reactor counts it by class). */
+  #send(fd: number, bytes: Uint8Array, last: boolean, close: boolean, status: number): boolean {
+    const ok = last
+      ? this.#sessions.send(fd, bytes, SendFlag.responseEnd, status)
+      : this.#sessions.send(fd, bytes, SendFlag.responsePart);
     if (ok && close) this.#sessions.close(fd);
     return ok;
   }
@@ -235,7 +253,7 @@ export class HttpLayer implements ResponseSink {
         }
         while (conn.outbox.length > 0) {
           const item = conn.outbox[0];
-          if (!this.#send(fd, item.bytes, item.last, item.close)) {
+          if (!this.#send(fd, item.bytes, item.last, item.close, item.status)) {
             if (this.#ctx.lastError === ErrorCode.outputBufferOverflow) break;
             conn.outbox = [];
             break;

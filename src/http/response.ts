@@ -16,9 +16,16 @@ const empty = new Uint8Array(0);
 export interface ResponseSink {
   /**
    * Writes `bytes` of response `seq` of session `fd`; false when the client is gone. `last`:
-   * the response ends with them (`close`: and so does the connection).
+   * the response ends with them (`close`: and so does the connection; `status`: its status).
    */
-  write(fd: number, seq: number, bytes: Uint8Array, last: boolean, close?: boolean): boolean;
+  write(
+    fd: number,
+    seq: number,
+    bytes: Uint8Array,
+    last: boolean,
+    close?: boolean,
+    status?: number,
+  ): boolean;
   /** Whether the session is still there. */
   open(fd: number): boolean;
   /** Runs `callback` when session `fd` ends (before its response did); returns the undo. */
@@ -210,7 +217,14 @@ export class HttpResponse {
     // without a length: the end of the connection ends the body.
     const closeDelimited = this.#request.minor === 0 && !this.#request.head &&
       !bodiless(this.#status);
-    return this.#sink.write(this.fd, this.#seq, empty, true, closeDelimited || this.#closing);
+    return this.#sink.write(
+      this.fd,
+      this.#seq,
+      empty,
+      true,
+      closeDelimited || this.#closing,
+      this.#status,
+    );
   }
 
   /** Swoole's `redirect()`: a `Location` and the status (302 by default), then the end. */
@@ -252,7 +266,7 @@ export class HttpResponse {
 
   #send(bytes: Uint8Array, last: boolean): boolean {
     // (The connection ends with the response when its head said so.)
-    return this.#sink.write(this.fd, this.#seq, bytes, last, last && this.#closing);
+    return this.#sink.write(this.fd, this.#seq, bytes, last, last && this.#closing, this.#status);
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
  * A set of reactors configured alike before they start: the one reactor of a one-worker
  * server or BASE worker, or PROCESS mode's reactor threads in the master (core/src/
- * api_reactors.zig). Each gets the server's framing, each port's own, and the heartbeat.
+ * api_reactors.zig). Each gets the server's framing, each port's own, the heartbeat and the
+ * static files' settings.
  * @module
  */
 
@@ -10,6 +11,8 @@ import type { Library } from "../_ffi/library.ts";
 import { heartbeatMs, nativeFraming } from "../options.ts";
 import type { ResolvedOptions } from "../options.ts";
 import type { Port } from "../port.ts";
+
+const encoder = new TextEncoder();
 
 /** Sets the framing (the server's, then each port's own) and the heartbeat of every reactor. */
 export function configureReactors(
@@ -25,6 +28,23 @@ export function configureReactors(
     unwrap(
       lib.zg_reactors_port_framing(set, p.index, nativeFraming(own, p.ownHeartbeatIdleTime)),
       "set a port's framing",
+    );
+  }
+  if (o.enableStaticHandler) {
+    const root = encoder.encode(o.documentRoot);
+    const locations = encoder.encode(o.staticHandlerLocations.join("\n"));
+    const index = encoder.encode(o.httpIndexFiles.join("\n"));
+    unwrap(
+      lib.zg_reactors_static(
+        set,
+        root,
+        root.length,
+        locations,
+        locations.length,
+        index,
+        index.length,
+      ),
+      `open "documentRoot" ${o.documentRoot}`,
     );
   }
   const heartbeat = heartbeatMs(o, ports.map((p) => p.ownHeartbeatIdleTime));
