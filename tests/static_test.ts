@@ -205,6 +205,48 @@ for (const [mode, options] of treeModes) {
   });
 }
 
+for (const [mode, options] of treeModes) {
+  Deno.test(`res.sendfile (${mode}): a file as the body, a part of it, HEAD, in order when pipelined; a missing file`, async () => {
+    await using files = await makeRoot();
+    // (No static handler: the worker answers every request.)
+    await using server = await startFixture(options, { script });
+    const base = `http://127.0.0.1:${server.port}/sendfile?path=${
+      encodeURIComponent(`${files.root}/static/big.bin`)
+    }`;
+    const whole = await fetch(base);
+    assert.equal(whole.headers.get("content-type"), "application/octet-stream");
+    assert.equal(whole.headers.get("content-length"), String(files.big.length));
+    assert.deepEqual(new Uint8Array(await whole.arrayBuffer()), files.big);
+    const part = await fetch(`${base}&offset=1000&length=5000`);
+    assert.deepEqual(new Uint8Array(await part.arrayBuffer()), files.big.subarray(1000, 6000));
+    const head = parse((await curl("-I", base)).stdout);
+    assert.equal(head.headers.get("content-length"), String(files.big.length));
+    const css = parse(
+      (await curl("-i", `http://127.0.0.1:${server.port}/sendfile?path=${files.root}/static/a.css`))
+        .stdout,
+    );
+    assert.equal(css.headers.get("content-type"), "text/css; charset=utf-8");
+    assert.equal(css.body, "body { color: red }");
+    const missing = parse(
+      (await curl("-i", `http://127.0.0.1:${server.port}/sendfile?path=/nonexistent`)).stdout,
+    );
+    assert.equal(missing.status, 404);
+    assert.equal(missing.body, "no file");
+    await server.waitForStderr(/sendfile: cannot send \/nonexistent/);
+    const { conn, reader } = await raw(server.port);
+    await writeAll(
+      conn,
+      "GET /slow?ms=200 HTTP/1.1\r\nHost: x\r\n\r\n" +
+        `GET /sendfile?path=${files.root}/static/a.css HTTP/1.1\r\nHost: x\r\n\r\n` +
+        "GET /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok",
+    );
+    assert.equal((await withTimeout(reader.next(), "slow")).text, "slow");
+    assert.equal((await withTimeout(reader.next(), "file")).text, "body { color: red }");
+    assert.equal((await withTimeout(reader.next(), "echo")).text, "ok");
+    conn.close();
+  });
+}
+
 Deno.test("static: under staticHandlerLocations a miss is 404, elsewhere it goes to the worker", async () => {
   await using files = await makeRoot();
   await using server = await serve(files.root, { staticHandlerLocations: ["/static", "/sub/"] });

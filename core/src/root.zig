@@ -3,7 +3,8 @@
 //! thread for `zg_last_errno`. The exports are grouped by the handle they work on, one file
 //! each: api_server.zig (a reactor), api_reactor_threads.zig (PROCESS mode's master),
 //! api_reactors.zig (either as a set of reactors configured alike), api_region.zig (the tree's
-//! region and its session tables), api_supervisor.zig (the manager's children), api_os.zig (sockets, fds, signals, files, privileges); api.zig is what they share.
+//! region and its session tables), api_supervisor.zig (the manager's children), api_os.zig (sockets, fds, signals, files, privileges), api_http.zig (content types); api.zig
+//! is what they share.
 const std = @import("std");
 const abi = @import("abi.zig");
 const api = @import("api.zig");
@@ -16,6 +17,7 @@ comptime {
     _ = @import("api_region.zig");
     _ = @import("api_supervisor.zig");
     _ = @import("api_os.zig");
+    _ = @import("api_http.zig");
 }
 
 /// The core logs through std.log to stderr, filtered by the least severe level any server of
@@ -86,4 +88,5 @@ test {
     _ = @import("api_region.zig");
     _ = @import("api_supervisor.zig");
     _ = @import("api_os.zig");
+    _ = @import("api_http.zig");
 }

@@ -35,6 +35,8 @@ export const symbols = {
     result: "i32",
   },
   zg_reactors_kick_fds: { parameters: ["pointer", "buffer"], result: "i32" },
+  /** The content type of a file name, written into the buffer; its length (not a status). */
+  zg_content_type: { parameters: ["buffer", "u32", "buffer", "u32"], result: "u32" },
   zg_reactor_threads_add_listener: { parameters: ["pointer", "i32", "u32", "u32"], result: "i32" },
   zg_listen_options: { parameters: ["i32", "u32", "u32"], result: "i32" },
   /** Returns the fd or -1 (not a status). */

@@ -13,7 +13,13 @@ import type { Sessions } from "../sessions.ts";
 import { HttpRequest } from "./request.ts";
 import { HttpResponse } from "./response.ts";
 import { removeUploads } from "./multipart.ts";
-import type { ResponseSink } from "./response.ts";
+import type { FilePart, ResponseSink } from "./response.ts";
+
+/** A part of a response on its way: bytes, or a file the reactor writes. */
+type Part = Uint8Array | FilePart;
+
+/** A copy of bytes the caller may reuse (a file part stays as it is). */
+const kept = (part: Part): Part => part instanceof Uint8Array ? part.slice() : part;
 
 /** What a connection owes: its requests are numbered; responses go out in that order. */
 interface Conn {
@@ -22,14 +28,14 @@ interface Conn {
   /** The response being written now. */
   current: number;
   /** Later responses' bytes, held until `current` reaches them. */
-  held: Map<number, { parts: Uint8Array[]; ended: boolean; close: boolean; status: number }>;
+  held: Map<number, { parts: Part[]; ended: boolean; close: boolean; status: number }>;
   /** What runs when the connection ends (`HttpResponse.onClose`). */
   onClose: Set<() => void>;
   /**
    * Bytes that did not fit the session's output buffer (`socketBufferSize`), in order; they
    * go as it drains (`#drain`), and everything written meanwhile waits behind them.
    */
-  outbox: { bytes: Uint8Array; last: boolean; close: boolean; status: number }[];
+  outbox: { bytes: Part; last: boolean; close: boolean; status: number }[];
   /** The drain of `outbox` under way. */
   draining: Promise<void> | undefined;
   /** Upload files of a response's request, removed when that response ends. */
@@ -155,10 +161,14 @@ export class HttpLayer implements ResponseSink {
     return this.#conns.has(fd) && this.#ctx.server.exists(fd);
   }
 
+  warning(fd: number, message: string) {
+    this.#ctx.log.warning(`session ${fd}: ${message}`);
+  }
+
   write(
     fd: number,
     seq: number,
-    bytes: Uint8Array,
+    bytes: Part,
     last: boolean,
     close = false,
     status = 0,
@@ -174,7 +184,7 @@ export class HttpLayer implements ResponseSink {
       // An earlier response is still being written: this one waits its turn.
       let held = conn.held.get(seq);
       if (!held) conn.held.set(seq, held = { parts: [], ended: false, close: false, status: 0 });
-      if (bytes.length > 0) held.parts.push(bytes.slice());
+      if (!(bytes instanceof Uint8Array) || bytes.length > 0) held.parts.push(kept(bytes));
       held.ended ||= last;
       held.close ||= close;
       if (last) held.status = status;
@@ -213,20 +223,20 @@ export class HttpLayer implements ResponseSink {
   #out(
     fd: number,
     conn: Conn,
-    bytes: Uint8Array,
+    bytes: Part,
     last: boolean,
     close: boolean,
     status: number,
   ): boolean {
     if (conn.outbox.length > 0) {
-      conn.outbox.push({ bytes: bytes.slice(), last, close, status });
+      conn.outbox.push({ bytes: kept(bytes), last, close, status });
       return true;
     }
     if (this.#send(fd, bytes, last, close, status)) return true;
     // Over `socketBufferSize` (the client takes less than is written): it waits in order
     // until the output drains.
     if (this.#ctx.lastError === ErrorCode.outputBufferOverflow && this.#ctx.server.exists(fd)) {
-      conn.outbox.push({ bytes: bytes.slice(), last, close, status });
+      conn.outbox.push({ bytes: kept(bytes), last, close, status });
       this.#drain(fd, conn);
       return true;
     }
@@ -234,7 +244,12 @@ export class HttpLayer implements ResponseSink {
   }
 
   /** A part of a response; its last carries the status (the reactor counts it by class). */
-  #send(fd: number, bytes: Uint8Array, last: boolean, close: boolean, status: number): boolean {
+  #send(fd: number, part: Part, last: boolean, close: boolean, status: number): boolean {
+    let bytes = part as Uint8Array;
+    if (!(part instanceof Uint8Array)) {
+      if (!this.#sessions.sendfile(fd, part.path, part.offset, part.length)) return false;
+      bytes = new Uint8Array(0);
+    }
     const ok = last
       ? this.#sessions.send(fd, bytes, SendFlag.responseEnd, status)
       : this.#sessions.send(fd, bytes, SendFlag.responsePart);

@@ -8,9 +8,17 @@
  */
 
 import { bodiless, httpDate, reasonOf } from "./status.ts";
+import { contentType } from "./content_type.ts";
 
 const encoder = new TextEncoder();
 const empty = new Uint8Array(0);
+
+/** A part of a body that is a file's bytes (`sendfile`), written by the reactor. */
+export interface FilePart {
+  path: string;
+  offset: number;
+  length: number;
+}
 
 /** Where a response's bytes go (http_layer.ts): in order, the last ones marked. */
 export interface ResponseSink {
@@ -21,11 +29,13 @@ export interface ResponseSink {
   write(
     fd: number,
     seq: number,
-    bytes: Uint8Array,
+    bytes: Uint8Array | FilePart,
     last: boolean,
     close?: boolean,
     status?: number,
   ): boolean;
+  /** Logs a warning (rate-limited) about session `fd`. */
+  warning(fd: number, message: string): void;
   /** Whether the session is still there. */
   open(fd: number): boolean;
   /** Runs `callback` when session `fd` ends (before its response did); returns the undo. */
@@ -225,6 +235,49 @@ export class HttpResponse {
       closeDelimited || this.#closing,
       this.#status,
     );
+  }
+
+  /**
+   * Swoole's `sendfile()`: the file at `path` as the whole body (from `offset`, `length`
+   * bytes; 0: to its end), written by the reactor with sendfile(2), with a `Content-Type`
+   * from its name unless one was set. It ends the response. False when the response had
+   * begun, the file is not there (logged), or the client is gone.
+   */
+  sendfile(path: string, offset = 0, length = 0): boolean {
+    if (this.#started) return false;
+    if (
+      !Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0
+    ) {
+      throw new RangeError(
+        `sendfile() takes a non-negative offset and length, got ${offset}, ${length}`,
+      );
+    }
+    let absolute: string;
+    let size: number;
+    try {
+      absolute = Deno.realPathSync(path);
+      const stat = Deno.statSync(absolute);
+      if (!stat.isFile) throw new Error("not a regular file");
+      size = stat.size;
+    } catch (error) {
+      this.#sink.warning(this.fd, `sendfile: cannot send ${path}: ${(error as Error).message}`);
+      return false;
+    }
+    if (offset > size) {
+      this.#sink.warning(
+        this.fd,
+        `sendfile: offset ${offset} is past the end of ${path} (${size} bytes)`,
+      );
+      return false;
+    }
+    const bytes = length === 0 ? size - offset : Math.min(length, size - offset);
+    if (!this.#headers?.has("content-type")) this.header("Content-Type", contentType(absolute));
+    this.#started = this.#ended = true;
+    const head = this.#head(bytes);
+    if (this.#request.head || bodiless(this.#status) || bytes === 0) return this.#send(head, true);
+    if (!this.#send(head, false)) return false;
+    const file: FilePart = { path: absolute, offset, length: bytes };
+    return this.#sink.write(this.fd, this.#seq, file, true, this.#closing, this.#status);
   }
 
   /** Swoole's `redirect()`: a `Location` and the status (302 by default), then the end. */
