@@ -191,6 +191,18 @@ export interface ServerOptions {
    * there is 404. Empty (the default): every path is looked up, and a miss goes to `request`.
    */
   staticHandlerLocations?: string[];
+  /**
+   * HTTP: compress responses ended with their whole body when the client accepts br, gzip or
+   * deflate and the content type compresses (text, JSON, JavaScript, XML, SVG, wasm; see
+   * `httpCompressionTypes`). Default true. See docs/http.md.
+   */
+  httpCompression?: boolean;
+  /** HTTP: the compression level, 1 (fastest) to 9 (smallest). Default 1. */
+  httpCompressionLevel?: number;
+  /** HTTP: bodies shorter than this many bytes go as they are. Default 20. */
+  httpCompressionMinLength?: number;
+  /** HTTP: the content types (without parameters) to compress; empty (the default): text, JSON, JavaScript, XML, SVG, wasm. */
+  httpCompressionTypes?: string[];
   /** HTTP: where multipart uploads' files are written (removed when the response ends). Default "/tmp". */
   uploadTmpDir?: string;
   /** HTTP: the largest uploaded file written, in bytes (larger: `error` 1). 0: up to `packageMaxLength`. Default 0. */
@@ -328,6 +340,10 @@ export const defaults: ResolvedOptions = {
   httpKeepAliveTimeout: 60,
   httpMinBodyRate: 1024,
   httpMaxPipelined: 32,
+  httpCompression: true,
+  httpCompressionLevel: 1,
+  httpCompressionMinLength: 20,
+  httpCompressionTypes: [],
   enableStaticHandler: false,
   documentRoot: "",
   httpIndexFiles: ["index.html"],
@@ -521,6 +537,19 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     );
   }
   checkStatic(o);
+  boolean("httpCompression", o.httpCompression);
+  integer("httpCompressionLevel", o.httpCompressionLevel, 1, 9);
+  integer("httpCompressionMinLength", o.httpCompressionMinLength, 0, 2 ** 31);
+  if (
+    !Array.isArray(o.httpCompressionTypes) ||
+    !o.httpCompressionTypes.every((s) => typeof s === "string" && /^[\w.+-]+\/[\w.+-]+$/.test(s))
+  ) {
+    throw new TypeError(
+      `Option "httpCompressionTypes" must be an array of content types, got ${
+        describe(o.httpCompressionTypes)
+      }`,
+    );
+  }
   for (const name of ["httpHeaderTimeout", "httpKeepAliveTimeout"] as const) {
     if (typeof o[name] !== "number" || !(o[name] >= 0) || o[name] > 86400) {
       throw new RangeError(

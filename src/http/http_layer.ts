@@ -14,6 +14,7 @@ import { HttpRequest } from "./request.ts";
 import { HttpResponse } from "./response.ts";
 import { removeUploads } from "./multipart.ts";
 import type { FilePart, ResponseSink } from "./response.ts";
+import type { CompressionSettings } from "./compression.ts";
 
 /** A part of a response on its way: bytes, or a file the reactor writes. */
 type Part = Uint8Array | FilePart;
@@ -47,9 +48,19 @@ export class HttpLayer implements ResponseSink {
   #sessions: Sessions;
   #conns = new Map<number, Conn>();
 
+  #compression: CompressionSettings | undefined;
+
   constructor(ctx: ServerContext, sessions: Sessions) {
     this.#ctx = ctx;
     this.#sessions = sessions;
+    const o = ctx.options;
+    this.#compression = o.httpCompression
+      ? {
+        level: o.httpCompressionLevel,
+        minLength: o.httpCompressionMinLength,
+        types: o.httpCompressionTypes.map((type) => type.toLowerCase()),
+      }
+      : undefined;
   }
 
   /** A request message for session `fd`: the `request` callback. */
@@ -88,6 +99,8 @@ export class HttpLayer implements ResponseSink {
       minor: bytes[httpRequest.minorVersion],
       keepAlive: request.keepAlive,
       head: request.isHead,
+      compression: this.#compression,
+      acceptEncoding: () => request.field("accept-encoding"),
     });
     const callback = ctx.callbacks.events.request;
     const failed = (error: unknown) => {

@@ -131,6 +131,20 @@ export class HttpRequest {
     return (this.#bytes[httpRequest.flags] & HttpFlag.keepAlive) !== 0;
   }
 
+  /** @internal The value of the first header field named `name` (lower-case), or "". */
+  field(name: string): string {
+    const count = this.#u16(httpRequest.headerCount);
+    for (let i = 0; i < count; i++) {
+      const at = httpRequestSize + i * httpHeaderSize;
+      if (this.#u16(at + httpHeader.nameLen) !== name.length) continue;
+      if (this.#text(this.#u16(at + httpHeader.nameOff), name.length).toLowerCase() !== name) {
+        continue;
+      }
+      return this.#text(this.#u16(at + httpHeader.valueOff), this.#u16(at + httpHeader.valueLen));
+    }
+    return "";
+  }
+
   /** The header fields as sent, in order: [name, value] pairs (names as the client wrote them). */
   fields(): [string, string][] {
     const out: [string, string][] = [];

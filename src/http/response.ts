@@ -9,6 +9,8 @@
 
 import { bodiless, httpDate, reasonOf } from "./status.ts";
 import { contentType } from "./content_type.ts";
+import { compress, compressible, negotiate } from "./compression.ts";
+import type { CompressionSettings } from "./compression.ts";
 
 const encoder = new TextEncoder();
 const empty = new Uint8Array(0);
@@ -51,6 +53,10 @@ export interface ResponseContext {
   minor: number;
   keepAlive: boolean;
   head: boolean;
+  /** `httpCompression`'s settings, or undefined when it is off. */
+  compression: CompressionSettings | undefined;
+  /** The request's `Accept-Encoding` ("" when none). */
+  acceptEncoding(): string;
 }
 
 /**
@@ -212,9 +218,13 @@ export class HttpResponse {
       ? encoder.encode(body)
       : body;
     if (!this.#started) {
-      this.#started = this.#ended = true;
       const noBody = this.#request.head || bodiless(this.#status);
-      return this.#send(this.#whole(bytes, noBody), true);
+      const settings = this.#request.compression;
+      const body = settings && bytes.length >= settings.minLength && !noBody
+        ? this.#compressed(bytes, settings)
+        : bytes;
+      this.#started = this.#ended = true;
+      return this.#send(this.#whole(body, noBody), true);
     }
     if (bytes.length > 0 && !this.write(bytes)) return false;
     this.#ended = true;
@@ -320,6 +330,24 @@ export class HttpResponse {
   #send(bytes: Uint8Array, last: boolean): boolean {
     // (The connection ends with the response when its head said so.)
     return this.#sink.write(this.fd, this.#seq, bytes, last, last && this.#closing, this.#status);
+  }
+
+  /** `body` compressed in the coding the client prefers, when its type compresses (see compression.ts). */
+  #compressed(body: Uint8Array, settings: CompressionSettings): Uint8Array {
+    const headers = this.#headers;
+    const type = headers?.get("content-type");
+    if (!type || headers!.has("content-encoding") || headers!.has("content-range")) return body;
+    if (!compressible(type[1], settings)) return body;
+    // The response depends on Accept-Encoding whichever way it goes.
+    const vary = headers!.get("vary");
+    if (!vary) this.header("Vary", "Accept-Encoding");
+    else if (!/(^|,)\s*(accept-encoding|\*)\s*(,|$)/i.test(vary[1])) {
+      this.header(vary[0], `${vary[1]}, Accept-Encoding`);
+    }
+    const coding = negotiate(this.#request.acceptEncoding());
+    if (!coding) return body;
+    this.header("Content-Encoding", coding);
+    return compress(body, coding, settings.level);
   }
 
   /**
