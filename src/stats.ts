@@ -25,6 +25,12 @@ export interface ServerStats extends PortStats {
   workerRequestCount: number;
   workerResponseCount: number;
   workerDispatchCount: number;
+  /** HTTP: this worker's responses by status class (the reactor's counts are `http1xxCount` …). */
+  workerHttp1xxCount: number;
+  workerHttp2xxCount: number;
+  workerHttp3xxCount: number;
+  workerHttp4xxCount: number;
+  workerHttp5xxCount: number;
   /** Exceptions thrown (or promises rejected) by callbacks, each logged. */
   callbackErrorCount: number;
   /** `discardTimeoutRequest`: data of closed sessions dropped, not delivered. */
@@ -59,6 +65,25 @@ export class Counters {
   callbackErrors = 0;
   /** `discardTimeoutRequest`: data of closed sessions dropped. */
   discards = 0;
+  /** HTTP responses ended, by status class (index 1–5). */
+  http = [0, 0, 0, 0, 0, 0];
+
+  /** A response of `status` ended. */
+  httpResponse(status: number) {
+    const cls = Math.floor(status / 100);
+    if (cls >= 1 && cls <= 5) this.http[cls]++;
+  }
+}
+
+/** The `workerHttp*Count` fields of `own`. */
+function workerHttp(own: Counters) {
+  return {
+    workerHttp1xxCount: own.http[1],
+    workerHttp2xxCount: own.http[2],
+    workerHttp3xxCount: own.http[3],
+    workerHttp4xxCount: own.http[4],
+    workerHttp5xxCount: own.http[5],
+  };
 }
 
 /**
@@ -85,6 +110,7 @@ function singleStats(
     workerRequestCount: own.request,
     workerResponseCount: own.response,
     workerDispatchCount: own.dispatch,
+    ...workerHttp(own),
     callbackErrorCount: own.callbackErrors,
     discardCount: 0,
     taskWorkerNum: 0,
@@ -132,6 +158,7 @@ export function treeStats(
     workerRequestCount: mine ? own.request : 0,
     workerResponseCount: mine ? own.response : 0,
     workerDispatchCount: mine?.workerDispatchCount ?? 0,
+    ...workerHttp(own),
     workerConcurrency: inBatch ? 1 : 0,
   };
 }

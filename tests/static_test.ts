@@ -341,6 +341,10 @@ Deno.test("static: stats() counts requests, static answers and status classes", 
   assert.equal(stats.http3xxCount, 1);
   assert.equal(stats.http4xxCount, 2);
   assert.equal(stats.http5xxCount, 1);
+  // The worker's own: the 404 and the 503 (the reactor answered the rest).
+  assert.equal(stats.workerHttp2xxCount, 0);
+  assert.equal(stats.workerHttp4xxCount, 1);
+  assert.equal(stats.workerHttp5xxCount, 1);
 });
 
 Deno.test("static: bad settings are refused — no root, a root that is not there, bad lists", async () => {

@@ -188,6 +188,7 @@ export class HttpLayer implements ResponseSink {
   ): boolean {
     const conn = this.#conns.get(fd);
     if (!conn) return false;
+    if (last) this.#ctx.counters.httpResponse(status);
     // The response ended: its request's uploads go (unless the handler moved them).
     if (last && conn.uploads?.has(seq)) {
       removeUploads(conn.uploads.get(seq)!);
