@@ -3,13 +3,15 @@
  * Node's `http` and nginx, with `wrk` as the load generator.
  *
  *   deno run -A bench/http.ts [--duration 5] [--warmup 1] [--connections 64]
- *                             [--scenarios hello,pipelined,post64k] [--only a,b] [--json out.json]
+ *                             [--scenarios hello,pipelined,post64k,static1m] [--only a,b]
+ *                             [--json out.json]
  *
  * Each server runs pinned to CPU 0 and `wrk` (one thread) to CPU 1. The server's whole process
  * tree's CPU time is read from /proc inside wrk's run; µs per request are that over the
  * requests wrk counted. Scenarios: `hello` (GET, keep-alive), `pipelined` (16 GETs in flight
- * per connection), `post64k` (a 64 KiB body per request). `wrk` and nginx come from Debian's
- * packages (installed when missing).
+ * per connection), `post64k` (a 64 KiB body per request), `static1m` (GET of a 1 MiB file:
+ * Ziggurat's reactor static handler, nginx's `root` with sendfile, the others' own file
+ * responses). `wrk` and nginx come from Debian's packages (installed when missing).
  * @module
  */
 import { parseArgs } from "node:util";
@@ -22,7 +24,7 @@ const { values: flags } = parseArgs({
     duration: { type: "string", default: "5" },
     warmup: { type: "string", default: "1" },
     connections: { type: "string", default: "64" },
-    scenarios: { type: "string", default: "hello,pipelined,post64k" },
+    scenarios: { type: "string", default: "hello,pipelined,post64k,static1m" },
     only: { type: "string" },
     json: { type: "string" },
   },
@@ -32,6 +34,19 @@ const warmup = Number(flags.warmup);
 const connections = Number(flags.connections);
 
 const deno = Deno.execPath();
+const scripts = await Deno.makeTempDir({ prefix: "bench-http-" });
+// The static1m scenario's file, under the document root every server is given.
+await Deno.mkdir(`${scripts}/www/static`, { recursive: true });
+await Deno.writeFile(
+  `${scripts}/www/static/1m.bin`,
+  new Uint8Array(1 << 20).map((_, i) => i % 251),
+);
+// (Readable by nginx's workers, which run as another user.)
+for (const dir of [scripts, `${scripts}/www`, `${scripts}/www/static`]) {
+  await Deno.chmod(dir, 0o755);
+}
+await Deno.chmod(`${scripts}/www/static/1m.bin`, 0o644);
+const rootArgs = ["--root", `${scripts}/www`];
 const servers: ServerSpec[] = [
   { name: "ziggurat_http", command: [deno, "run", "-A", "bench/servers/ziggurat_http.ts"] },
   {
@@ -48,11 +63,15 @@ const servers: ServerSpec[] = [
       ...["--mode", "process", "--workers", "2", "--reactors", "1"],
     ],
   },
-  { name: "deno_serve", command: [deno, "run", "--allow-net", "bench/servers/deno_serve.ts"] },
+  {
+    name: "deno_serve",
+    command: [deno, "run", "--allow-net", "--allow-read", "bench/servers/deno_serve.ts"],
+  },
   { name: "bun_serve", command: [`${root}scripts/bun`, "bench/servers/bun_serve.ts"] },
   { name: "node_http", command: ["node", "bench/servers/node_http.mjs"] },
   { name: "nginx", command: [deno, "run", "-A", "bench/servers/nginx.ts"] },
-].filter((s) => !flags.only || flags.only.split(",").includes(s.name));
+].filter((s) => !flags.only || flags.only.split(",").includes(s.name))
+  .map((s) => ({ ...s, command: [...s.command, ...rootArgs] }));
 
 /** Installs what is missing from Debian's packages. */
 async function ensure(command: string, pkg: string) {
@@ -71,7 +90,6 @@ async function ensure(command: string, pkg: string) {
 await ensure("wrk", "wrk");
 await ensure("nginx", "nginx-light");
 
-const scripts = await Deno.makeTempDir({ prefix: "bench-http-" });
 await Deno.writeTextFile(
   `${scripts}/pipelined.lua`,
   `init = function(args)
@@ -127,7 +145,10 @@ async function measure(spec: ServerSpec, scenario: string): Promise<Row> {
   const server = new ServerProcess(spec);
   try {
     const port = await server.port;
-    const script = scenario === "hello" ? [] : ["-s", `${scripts}/${scenario}.lua`];
+    const script = scenario === "hello" || scenario === "static1m"
+      ? []
+      : ["-s", `${scripts}/${scenario}.lua`];
+    const path = scenario === "static1m" ? "/static/1m.bin" : "/";
     const total = warmup + duration;
     const wrk = new Deno.Command("taskset", {
       args: [
@@ -139,7 +160,7 @@ async function measure(spec: ServerSpec, scenario: string): Promise<Row> {
         `-d${total}s`,
         "--latency",
         ...script,
-        `http://127.0.0.1:${port}/`,
+        `http://127.0.0.1:${port}${path}`,
       ],
       stdout: "piped",
       stderr: "piped",

@@ -24,6 +24,7 @@ export type PortOptions = Pick<
   | "tcpKeepinterval"
   | "tcpKeepcount"
   | "tcpUserTimeout"
+  | "tcpNotsentLowat"
   | "kernelSocketRecvBufferSize"
   | "kernelSocketSendBufferSize"
   | "openEofCheck"
@@ -56,6 +57,7 @@ const portOptionNames: readonly (keyof PortOptions)[] = [
   "tcpKeepinterval",
   "tcpKeepcount",
   "tcpUserTimeout",
+  "tcpNotsentLowat",
   "kernelSocketRecvBufferSize",
   "kernelSocketSendBufferSize",
   "openEofCheck",

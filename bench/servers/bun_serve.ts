@@ -1,13 +1,15 @@
 /**
- * Peer: `Bun.serve`, answering `hello` (a POST: its body's length).
+ * Peer: `Bun.serve`, answering `hello` (a POST: its body's length); `/static/…` from the
+ * `--root` directory (`Bun.file`).
  *
- *   scripts/bun bench/servers/bun_serve.ts [--host 127.0.0.1] [--port 0]
+ *   scripts/bun bench/servers/bun_serve.ts [--host 127.0.0.1] [--port 0] [--root DIR]
  *
  * Prints `listening <host>:<port>` once bound; exits 0 on SIGTERM.
  */
 import { parseArgs } from "node:util";
 
 declare const Bun: {
+  file(path: string): Blob;
   serve(options: {
     hostname: string;
     port: number;
@@ -25,6 +27,7 @@ const { values } = parseArgs({
   options: {
     host: { type: "string", default: "127.0.0.1" },
     port: { type: "string", default: "0" },
+    root: { type: "string", default: "." },
   },
 });
 const hello = new TextEncoder().encode("hello");
@@ -33,6 +36,9 @@ const server = Bun.serve({
   hostname: values.host!,
   port: Number(values.port),
   async fetch(request) {
+    const path = new URL(request.url).pathname;
+    // A file as Bun's docs show it (Bun sends it with sendfile).
+    if (path.startsWith("/static/")) return new Response(Bun.file(`${values.root}${path}`));
     if (request.method === "POST") {
       return new Response(String((await request.arrayBuffer()).byteLength));
     }

@@ -1,7 +1,9 @@
 /**
- * Peer: `Deno.serve`, answering `hello` (a POST: its body's length).
+ * Peer: `Deno.serve`, answering `hello` (a POST: its body's length); `/static/…` from the
+ * `--root` directory (the file's stream as the body).
  *
- *   deno run --allow-net bench/servers/deno_serve.ts [--host 127.0.0.1] [--port 0]
+ *   deno run --allow-net --allow-read bench/servers/deno_serve.ts [--host 127.0.0.1] [--port 0]
+ *                                                              [--root DIR]
  *
  * Prints `listening <host>:<port>` once bound; exits 0 on SIGTERM.
  */
@@ -12,6 +14,7 @@ const { values } = parseArgs({
   options: {
     host: { type: "string", default: "127.0.0.1" },
     port: { type: "string", default: "0" },
+    root: { type: "string", default: "." },
   },
 });
 const hello = new TextEncoder().encode("hello");
@@ -21,6 +24,13 @@ Deno.serve({
   port: Number(values.port),
   onListen: ({ hostname, port }) => console.log(`listening ${hostname}:${port}`),
 }, async (request) => {
+  const path = new URL(request.url).pathname;
+  if (path.startsWith("/static/")) {
+    // A file as Deno's docs show it: opened, its stream as the body.
+    const file = await Deno.open(`${values.root}${path}`);
+    const { size } = await file.stat();
+    return new Response(file.readable, { headers: { "content-length": String(size) } });
+  }
   if (request.method === "POST") {
     return new Response(String((await request.arrayBuffer()).byteLength));
   }

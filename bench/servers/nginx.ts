@@ -1,8 +1,9 @@
 /**
  * Peer: nginx (Debian's nginx-light), one worker process, `return 200 "hello"` (a POST: its body
- * is read and dropped, and the answer is the same).
+ * is read and dropped, and the answer is the same); with `--root DIR`, `/static/` from DIR
+ * (sendfile).
  *
- *   deno run -A bench/servers/nginx.ts [--host 127.0.0.1] [--port 0]
+ *   deno run -A bench/servers/nginx.ts [--host 127.0.0.1] [--port 0] [--root DIR]
  *
  * nginx cannot bind port 0 and say which it got, so this picks a free port, writes a config in a
  * temporary directory, runs `nginx -g 'daemon off;'` and prints `listening <host>:<port>` once it
@@ -15,6 +16,7 @@ const { values } = parseArgs({
   options: {
     host: { type: "string", default: "127.0.0.1" },
     port: { type: "string", default: "0" },
+    root: { type: "string" },
   },
 });
 let port = Number(values.port);
@@ -36,9 +38,12 @@ http {
   client_max_body_size 8m;
   client_body_buffer_size 128k;
   keepalive_requests 1000000;
+  sendfile on;
+  tcp_nopush on;
   server {
     listen ${values.host}:${port} reuseport;
     location / { default_type text/plain; return 200 "hello"; }
+${values.root ? `    location /static/ { root ${values.root}; }` : ""}
   }
 }
 `,

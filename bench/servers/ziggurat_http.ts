@@ -1,10 +1,12 @@
 /**
  * Ziggurat's HTTP servers for bench/http.ts: `HttpServer` (Swoole's `on("request")`) or, with
  * `--tier serve`, `serve()` (a `Request` → `Response` handler). Both answer `hello` to any
- * request and the body's length to a POST.
+ * request and the body's length to a POST; with `--root DIR`, `/static/` is served from DIR by
+ * the reactor's static handler.
  *
  *   deno run -A bench/servers/ziggurat_http.ts [--host 127.0.0.1] [--port 0] [--tier swoole|serve]
  *                                              [--mode base|process] [--workers N] [--reactors N]
+ *                                              [--root DIR]
  *
  * Prints `listening <host>:<port>` once bound; exits 0 on SIGTERM.
  */
@@ -21,6 +23,7 @@ const { values } = parseArgs({
     mode: { type: "string", default: "base" },
     workers: { type: "string", default: "1" },
     reactors: { type: "string" },
+    root: { type: "string" },
   },
 });
 const options = {
@@ -29,6 +32,9 @@ const options = {
   workerNum: Number(values.workers),
   ...(values.reactors ? { reactorNum: Number(values.reactors) } : {}),
   logLevel: "warning" as const,
+  ...(values.root
+    ? { enableStaticHandler: true, documentRoot: values.root, staticHandlerLocations: ["/static"] }
+    : {}),
 };
 const hello = new TextEncoder().encode("hello");
 

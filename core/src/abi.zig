@@ -304,6 +304,8 @@ pub const FramingConfig = extern struct {
     /// kind 5: requests of one connection in a worker's hands at once; the connection is not
     /// read further until one is answered (0: http.zig's default).
     http_max_pipelined: u32,
+    /// `tcp_notsent_lowat`: TCP_NOTSENT_LOWAT of accepted sockets in bytes (0: the kernel's).
+    notsent_lowat: u32,
 };
 
 /// An HTTP request as a worker gets it (kind 5): this, `header_count` `HttpHeader`s, the raw

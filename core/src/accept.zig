@@ -152,6 +152,7 @@ pub fn addSession(r: *Reactor, fd: i32, listener_index: u16, l: Listener, addres
     if (sc.user_timeout_ms > 0) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.USER_TIMEOUT, @intCast(sc.user_timeout_ms));
     if (sc.recv_buffer > 0) setIntOption(fd, linux.SOL.SOCKET, linux.SO.RCVBUF, @intCast(sc.recv_buffer));
     if (sc.send_buffer > 0) setIntOption(fd, linux.SOL.SOCKET, linux.SO.SNDBUF, @intCast(sc.send_buffer));
+    if (sc.notsent_lowat > 0) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.NOTSENT_LOWAT, @intCast(sc.notsent_lowat));
     var event: linux.epoll_event = .{ .events = session_events, .data = .{ .u64 = tag_session | s.id } };
     posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_ADD, fd, &event) catch |err| {
         log.err("session {d}: epoll_ctl failed: {s}", .{ s.id, @errorName(err) });

@@ -127,7 +127,7 @@ export const layout = {
   workerSlotTasking: 3344,
   workerSlotTaskSeq: 3348,
   regionMailCount: 92,
-  framingConfigSize: 108,
+  framingConfigSize: 112,
   packetAddressSize: 24,
   statsPorts: 168,
   portStatsSize: 136,
@@ -180,6 +180,7 @@ export const framingConfig = {
   httpKeepaliveMs: 96,
   httpMinBodyRate: 100,
   httpMaxPipelined: 104,
+  notsentLowat: 108,
 } as const;
 
 /** `abi.HttpRequest`: what starts an HTTP request message (then the header table, the raw head, the body). */
