@@ -8,6 +8,7 @@ need() { # need <command> <Debian package>
   command -v "$1" >/dev/null 2>&1 || missing+=("$2")
 }
 need curl curl
+need chromium chromium
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} (Debian packages) for the tests" >&2
