@@ -153,3 +153,81 @@ Deno.test("serve: a streamed body far past socketBufferSize goes at the client's
     assert.deepEqual(body.subarray(i * chunk.length, (i + 1) * chunk.length), chunk, `chunk ${i}`);
   }
 });
+
+Deno.test("serve: the Request is a whole standard one — headers, clone, body readers, new Request(req), fetch(req) to another server", async () => {
+  const { lazyRequests } = await import("../src/http/serve_request.ts");
+  assert.ok(lazyRequests, "this Deno's requests take the fast path (see serve_request.ts)");
+  await using upstream = serve(
+    { hostname: "127.0.0.1", port: 0 },
+    async (request) =>
+      new Response(
+        `${request.method} ${new URL(request.url).pathname} ${
+          request.headers.get("x-a")
+        } ${await request.text()}`,
+      ),
+  );
+  await using server = serve({ hostname: "127.0.0.1", port: 0 }, async (request) => {
+    const url = new URL(request.url);
+    if (url.pathname === "/proxy") {
+      // A reverse proxy: the request itself, sent on.
+      const forwarded = new Request(`http://127.0.0.1:${upstream.addr.port}/up`, request);
+      return await fetch(forwarded);
+    }
+    if (url.pathname === "/form") {
+      const form = await request.formData();
+      return Response.json(Object.fromEntries(form));
+    }
+    const copy = request.clone();
+    const derived = new Request(request.clone(), { headers: { "x-b": "2" } });
+    const reader = copy.body?.getReader();
+    const first = reader ? await reader.read() : undefined;
+    return Response.json({
+      isRequest: request instanceof Request,
+      method: request.method,
+      url: request.url,
+      type: request.headers.get("Content-Type"),
+      has: request.headers.has("X-A"),
+      names: [...request.headers.keys()],
+      derivedUrl: derived.url,
+      derivedHeaders: [...derived.headers],
+      firstChunk: first?.value ? new TextDecoder().decode(first.value) : null,
+      json: request.method === "POST" ? await request.json() : null,
+      used: request.bodyUsed,
+      aborted: request.signal.aborted,
+      redirect: request.redirect,
+    });
+  });
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  const posted = await (await fetch(`${base}/p?q=1`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "X-A": "1" },
+    body: JSON.stringify({ n: 1 }),
+  })).json();
+  assert.equal(posted.isRequest, true);
+  assert.equal(posted.method, "POST");
+  assert.equal(posted.url, `${base}/p?q=1`);
+  assert.equal(posted.type, "application/json");
+  assert.equal(posted.has, true);
+  assert.ok(posted.names.includes("x-a") && posted.names.includes("host"));
+  assert.equal(posted.derivedUrl, `${base}/p?q=1`);
+  assert.deepEqual(posted.derivedHeaders, [["x-b", "2"]]);
+  assert.equal(posted.firstChunk, '{"n":1}', "the clone's body, as a stream");
+  assert.deepEqual(posted.json, { n: 1 });
+  assert.equal(posted.used, true);
+  assert.equal(posted.aborted, false);
+  assert.equal(posted.redirect, "follow");
+  const got = await (await fetch(`${base}/g`)).json();
+  assert.equal(got.firstChunk, null, "a GET has no body");
+  assert.equal(got.used, false);
+  const form = await (await fetch(`${base}/form`, {
+    method: "POST",
+    body: new URLSearchParams({ a: "1", b: "two" }),
+  })).json();
+  assert.deepEqual(form, { a: "1", b: "two" });
+  const proxied = await fetch(`${base}/proxy`, {
+    method: "PUT",
+    headers: { "x-a": "7" },
+    body: "payload",
+  });
+  assert.equal(await proxied.text(), "PUT /up 7 payload");
+});

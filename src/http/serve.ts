@@ -9,6 +9,7 @@ import { HttpServer } from "./http_server.ts";
 import type { HttpRequest } from "./request.ts";
 import type { HttpResponse } from "./response.ts";
 import type { ServerOptions } from "../options.ts";
+import { ServeRequest } from "./serve_request.ts";
 
 /** Where a request came from, and when its response is done (`Deno.ServeHandlerInfo`). */
 export interface ServeHandlerInfo {
@@ -104,23 +105,6 @@ export function serve(a: ServeHandler | ServeOptions, b?: ServeHandler): ServeHa
   };
 }
 
-/**
- * The `Request` a handler gets: a standard one whose `signal` is made only when read (an
- * `AbortSignal` per request costs more than the request itself), aborted when the client goes.
- */
-class ServeRequest extends Request {
-  #abort: AbortController | undefined;
-
-  override get signal(): AbortSignal {
-    return (this.#abort ??= new AbortController()).signal;
-  }
-
-  /** @internal The client went away. */
-  clientGone() {
-    (this.#abort ??= new AbortController()).abort(new Error("the client closed the connection"));
-  }
-}
-
 /** One request: the handler's `Response` (or `onError`'s) written to `res`. */
 async function answer(
   server: HttpServer,
@@ -145,11 +129,7 @@ async function answer(
     if (host === "") host = `${server.host}:${server.port}`;
     const target = req.url.startsWith("/") ? req.url : `/${req.url}`;
     const body = method === "GET" || method === "HEAD" ? null : req.getContent();
-    request = new ServeRequest(`http://${host}${target}`, {
-      method,
-      headers: fields,
-      body: body as Uint8Array<ArrayBuffer> | null,
-    });
+    request = new ServeRequest(`http://${host}${target}`, method, fields, body);
     let remoteAddr: ServeHandlerInfo["remoteAddr"] | undefined;
     const info: ServeHandlerInfo = {
       get remoteAddr() {
@@ -200,13 +180,14 @@ const fastBody = (() => {
 
 /** A `Response` on the wire: a body that is one chunk gets a Content-Length, a longer one is chunked. */
 async function write(response: Response, res: HttpResponse) {
+  // (First: reading `headers` turns the kept body into a stream.)
+  const fixed = fastBody?.(response);
   res.status(response.status, response.statusText || undefined);
   for (const [name, value] of response.headers) {
     if (name === "set-cookie") continue;
     res.header(name, value);
   }
   for (const cookie of response.headers.getSetCookie()) res.addSetCookie(cookie);
-  const fixed = fastBody?.(response);
   if (fixed !== undefined) {
     res.end(fixed);
     return;
