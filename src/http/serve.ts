@@ -10,6 +10,7 @@ import type { HttpRequest } from "./request.ts";
 import type { HttpResponse } from "./response.ts";
 import type { ServerOptions } from "../options.ts";
 import { ServeRequest } from "./serve_request.ts";
+import { write } from "./serve_response.ts";
 
 /** Where a request came from, and when its response is done (`Deno.ServeHandlerInfo`). */
 export interface ServeHandlerInfo {
@@ -105,20 +106,67 @@ export function serve(a: ServeHandler | ServeOptions, b?: ServeHandler): ServeHa
   };
 }
 
-/** One request: the handler's `Response` (or `onError`'s) written to `res`. */
-async function answer(
+/**
+ * What one request's `signal` and `info.completed` watch: the client going away. Nothing is
+ * watched until one of them is read (a watch, a promise and an `AbortSignal` per request cost
+ * more than the rest of a small request's way).
+ */
+class Exchange {
+  #res: HttpResponse;
+  #request: ServeRequest | undefined;
+  #completed: Promise<void> | undefined;
+  #complete: (() => void) | undefined;
+  #unwatch: (() => void) | undefined;
+  /** The response was handed over (or the client left). */
+  done = false;
+
+  constructor(res: HttpResponse) {
+    this.#res = res;
+  }
+
+  /** The request's `signal` was read. */
+  watchFor(request: ServeRequest) {
+    this.#request = request;
+    this.#watch();
+  }
+
+  get completed(): Promise<void> {
+    if (this.#completed) return this.#completed;
+    if (this.done) return this.#completed = Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#complete = resolve;
+    this.#watch();
+    return this.#completed = promise;
+  }
+
+  #watch() {
+    if (this.done || this.#unwatch) return;
+    if (!this.#res.isWritable()) return this.#gone();
+    this.#unwatch = this.#res.onClose(() => this.#gone());
+  }
+
+  #gone() {
+    this.#request?.clientGone();
+    this.finish();
+  }
+
+  finish() {
+    this.done = true;
+    this.#unwatch?.();
+    this.#complete?.();
+  }
+}
+
+/** One request: the handler's `Response` (or `onError`'s) written to `res`; a promise only when something is awaited. */
+function answer(
   server: HttpServer,
   handler: ServeHandler,
   onError: ((error: unknown) => Response | Promise<Response>) | undefined,
   req: HttpRequest,
   res: HttpResponse,
-) {
-  const { promise: completed, resolve: complete } = Promise.withResolvers<void>();
-  let request: ServeRequest | undefined;
-  const stopWatching = res.onClose(() => {
-    request?.clientGone();
-    complete();
-  });
+): void | Promise<void> {
+  const exchange = new Exchange(res);
+  let pending: Promise<void> | undefined;
   try {
     const method = req.getMethod();
     const fields = req.fields();
@@ -129,7 +177,7 @@ async function answer(
     if (host === "") host = `${server.host}:${server.port}`;
     const target = req.url.startsWith("/") ? req.url : `/${req.url}`;
     const body = method === "GET" || method === "HEAD" ? null : req.getContent();
-    request = new ServeRequest(`http://${host}${target}`, method, fields, body);
+    const request = new ServeRequest(`http://${host}${target}`, method, fields, body, exchange);
     let remoteAddr: ServeHandlerInfo["remoteAddr"] | undefined;
     const info: ServeHandlerInfo = {
       get remoteAddr() {
@@ -137,92 +185,37 @@ async function answer(
         const peer = req.server;
         return remoteAddr = { transport: "tcp", hostname: peer.remoteAddr, port: peer.remotePort };
       },
-      completed,
+      get completed() {
+        return exchange.completed;
+      },
     };
-    let response: Response;
+    let result: Response | Promise<Response>;
     try {
-      response = await handler(request, info);
-      if (!(response instanceof Response)) {
-        throw new TypeError("the handler must return a Response");
-      }
+      result = handler(request, info);
     } catch (error) {
       if (!onError) throw error;
-      response = await onError(error);
+      result = onError(error);
     }
-    await write(response, res);
+    if (result instanceof Response) {
+      pending = write(result, res);
+    } else {
+      pending = (async () => {
+        let response: Response;
+        try {
+          response = await result;
+          if (!(response instanceof Response)) {
+            throw new TypeError("the handler must return a Response");
+          }
+        } catch (error) {
+          if (!onError) throw error;
+          response = await onError(error);
+        }
+        await write(response, res);
+      })();
+    }
   } finally {
-    stopWatching();
-    complete();
+    if (!pending) exchange.finish();
   }
-}
-
-/**
- * Deno keeps a `Response`'s body as it was given (a string or bytes) until it is read, for its
- * own server's fast path, under a symbol of its own. Read there, a one-chunk body costs no
- * stream, no reader and no promise per read (the stream path costs about 12 µs a response).
- * Found by its description on a probe; when this Deno has no such symbol, every body takes the
- * stream path, which works for all of them.
- */
-const fastBody = (() => {
-  const probe = new Response("");
-  const symbols = Object.getOwnPropertySymbols(probe);
-  const body = symbols.find((s) => s.description === "serve fast body");
-  const consumed = symbols.find((s) => s.description === "serve fast consumed");
-  if (!body || !consumed) return undefined;
-  return (response: Response): string | Uint8Array | undefined => {
-    if (response.bodyUsed) return undefined;
-    const record = response as unknown as Record<symbol, unknown>;
-    if (record[consumed] !== false) return undefined;
-    const value = record[body];
-    return typeof value === "string" || value instanceof Uint8Array ? value : undefined;
-  };
-})();
-
-/** A `Response` on the wire: a body that is one chunk gets a Content-Length, a longer one is chunked. */
-async function write(response: Response, res: HttpResponse) {
-  // (First: reading `headers` turns the kept body into a stream.)
-  const fixed = fastBody?.(response);
-  res.status(response.status, response.statusText || undefined);
-  for (const [name, value] of response.headers) {
-    if (name === "set-cookie") continue;
-    res.header(name, value);
-  }
-  for (const cookie of response.headers.getSetCookie()) res.addSetCookie(cookie);
-  if (fixed !== undefined) {
-    res.end(fixed);
-    return;
-  }
-  if (!response.body) {
-    res.end();
-    return;
-  }
-  const reader = response.body.getReader();
-  let done = false;
-  try {
-    const first = await reader.read();
-    if (first.done) {
-      done = true;
-      res.end();
-      return;
-    }
-    let next = await reader.read();
-    if (next.done) {
-      done = true;
-      res.end(first.value);
-      return;
-    }
-    // A stream: chunked, each part as it comes, at the client's pace.
-    if (!res.write(first.value)) return;
-    while (!next.done) {
-      if (!res.write(next.value)) return;
-      await res.drained();
-      next = await reader.read();
-    }
-    done = true;
-    res.end();
-  } finally {
-    // A stream the client left early is told so.
-    if (!done) await reader.cancel().catch(() => {});
-    reader.releaseLock();
-  }
+  if (!pending) return;
+  return pending.finally(() => exchange.finish());
 }

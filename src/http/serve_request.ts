@@ -72,6 +72,11 @@ function innerRequest(
   };
 }
 
+/** What watches the client for a request: it calls `clientGone` when the client goes. */
+export interface ClientWatch {
+  watchFor(request: ServeRequest): void;
+}
+
 /**
  * A standard `Request` (`instanceof Request`, every method and accessor) whose `signal` is made
  * only when read (an `AbortSignal` per request costs more than the request itself) and aborts
@@ -79,14 +84,26 @@ function innerRequest(
  */
 export class ServeRequest extends Request {
   #abort: AbortController | undefined;
+  #watch: ClientWatch;
 
-  /** `fields`: the header fields as sent (names lower-cased here); `body`: null for none. */
-  constructor(url: string, method: string, fields: [string, string][], body: Uint8Array | null) {
+  /**
+   * `fields`: the header fields as sent (names lower-cased here); `body`: null for none;
+   * `watch`: told when the signal is first read, so that the client's going is watched.
+   */
+  constructor(
+    url: string,
+    method: string,
+    fields: [string, string][],
+    body: Uint8Array | null,
+    watch: ClientWatch,
+  ) {
     if (!internals) {
       super(url, { method, headers: fields, body: body as Uint8Array<ArrayBuffer> | null });
+      this.#watch = watch;
       return;
     }
     super(internals.brand as unknown as string);
+    this.#watch = watch;
     const list: [string, string][] = fields.map(([name, value]) => [name.toLowerCase(), value]);
     const self = this as unknown as Record<symbol, unknown>;
     self[internals.request] = innerRequest(method, url, list, body);
@@ -98,7 +115,11 @@ export class ServeRequest extends Request {
   }
 
   override get signal(): AbortSignal {
-    return (this.#abort ??= new AbortController()).signal;
+    if (!this.#abort) {
+      this.#abort = new AbortController();
+      this.#watch.watchFor(this);
+    }
+    return this.#abort.signal;
   }
 
   /** @internal The client went away. */
