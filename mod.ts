@@ -18,7 +18,7 @@
 export { Server } from "./src/server.ts";
 export { HttpServer } from "./src/http/http_server.ts";
 export type { HttpRequest, HttpRequestServer, UploadedFile } from "./src/http/request.ts";
-export type { HttpResponse } from "./src/http/response.ts";
+export { HttpResponse } from "./src/http/response.ts";
 export { serve } from "./src/http/serve.ts";
 export type {
   ServeHandle,

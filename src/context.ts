@@ -22,6 +22,12 @@ import { workerIdOfRole } from "./roles/role.ts";
 
 export type State = "new" | "starting" | "running" | "stopping" | "stopped";
 
+/**
+ * Each server's context, by the server: for what a protocol layer builds from a server alone
+ * (`HttpResponse.create(server, fd)`).
+ */
+export const contexts: WeakMap<object, ServerContext> = new WeakMap();
+
 export class ServerContext {
   readonly server: Server;
   /** The options after defaults. */

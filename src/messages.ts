@@ -5,7 +5,7 @@
  * @module
  */
 
-import { RecordType } from "./_ffi/layout.ts";
+import { ForwardHttp, RecordType } from "./_ffi/layout.ts";
 import { decode, encode } from "./ipc/codec.ts";
 import type { MailHandler } from "./ipc/mailbox.ts";
 import type { ServerContext } from "./context.ts";
@@ -68,6 +68,11 @@ export function mailHandler(ctx: ServerContext, targets: MailTargets): MailHandl
         pipeMessage(ctx, workerIdOf(ctx.region!, peer), payload);
         return;
       case RecordType.forwardSend:
+        if (aux & ForwardHttp.part) {
+          const last = (aux & ForwardHttp.last) !== 0;
+          ctx.http?.writeDetached(id, payload, last, (aux & ForwardHttp.close) !== 0, aux & 0xffff);
+          return;
+        }
         if (!ctx.server.send(id, payload)) {
           ctx.log.debug(`a send forwarded to session ${id} failed: ${ctx.lastError}`);
         }

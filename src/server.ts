@@ -10,7 +10,7 @@
 import { WorkerStatus } from "./ipc/region.ts";
 import { Logger } from "./log.ts";
 import { Callbacks, missingCallback } from "./callbacks.ts";
-import { ServerContext } from "./context.ts";
+import { contexts, ServerContext } from "./context.ts";
 import { Connections } from "./connections.ts";
 import { eventNames } from "./events.ts";
 import type { ServerEvent, ServerEvents } from "./events.ts";
@@ -71,6 +71,7 @@ export class Server {
     const counters = new Counters();
     const ctx = new ServerContext(this, o, role, log, new Callbacks(log, counters), counters);
     this.#ctx = ctx;
+    contexts.set(this, ctx);
     this.#ops = new Operations(ctx);
     this.#sender = new TaskSender(ctx);
     this.#sessions = new Sessions(ctx);

@@ -43,7 +43,8 @@ pub const RecordType = enum(u8) {
     /// `sendMessage`: payload = the message.
     pipe_message = 8,
     /// Send to a session of the receiving event worker, for another process. session_id = the
-    /// session; payload = the bytes.
+    /// session; payload = the bytes; aux = 0, or (bit 31) a part of a detached HTTP response:
+    /// bit 30 its last, bit 29 the connection ends with it, the low 16 bits its status.
     forward_send = 9,
     /// Close a session of the receiving event worker. aux = 1 for reset.
     forward_close = 10,

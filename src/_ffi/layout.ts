@@ -208,6 +208,12 @@ export const HttpFlag = { keepAlive: 1, chunked: 2, expectContinue: 4, upgrade: 
 /** Flags of `send` records (`abi.send_flag_*`). */
 export const SendFlag = { responseEnd: 1, responsePart: 2 } as const;
 
+/**
+ * A `forward_send` mail record's aux for a part of a detached HTTP response (src/http/
+ * detached.ts): `part`, `last` and `close` bits, the status in the low 16 bits.
+ */
+export const ForwardHttp = { part: 0x8000_0000, last: 0x4000_0000, close: 0x2000_0000 } as const;
+
 export const clientInfo = {
   sessionId: 0,
   fd: 4,

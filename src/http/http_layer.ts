@@ -41,6 +41,8 @@ interface Conn {
   draining: Promise<void> | undefined;
   /** Upload files of a response's request, removed when that response ends. */
   uploads: Map<number, string[]> | undefined;
+  /** Detached responses not ended yet, oldest first (written by `writeDetached`). */
+  detached: number[] | undefined;
 }
 
 export class HttpLayer implements ResponseSink {
@@ -78,6 +80,7 @@ export class HttpLayer implements ResponseSink {
           outbox: [],
           draining: undefined,
           uploads: undefined,
+          detached: undefined,
         },
       );
     }
@@ -131,6 +134,35 @@ export class HttpLayer implements ResponseSink {
         this.#ctx.callbacks.failed("request", fd, error);
       }
     }
+  }
+
+  /** Response `seq` of session `fd` was detached: its parts come through `writeDetached`. */
+  detach(fd: number, seq: number) {
+    const conn = this.#conns.get(fd);
+    if (conn) (conn.detached ??= []).push(seq);
+  }
+
+  /** Whether session `fd` has a detached response still to be written here. */
+  detachedOf(fd: number): boolean {
+    return (this.#conns.get(fd)?.detached?.length ?? 0) > 0;
+  }
+
+  /** A part of session `fd`'s oldest detached response (from `HttpResponse.create`, here or by mail). */
+  writeDetached(
+    fd: number,
+    bytes: Uint8Array,
+    last: boolean,
+    close: boolean,
+    status: number,
+  ): boolean {
+    const conn = this.#conns.get(fd);
+    const seq = conn?.detached?.[0];
+    if (conn === undefined || seq === undefined) {
+      this.warning(fd, "a part of a detached response came, but none is detached; dropped");
+      return false;
+    }
+    if (last) conn.detached!.shift();
+    return this.write(fd, seq, bytes, last, close, status);
   }
 
   whenClosed(fd: number, callback: () => void): () => void {

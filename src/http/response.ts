@@ -9,6 +9,8 @@
 
 import { bodiless, httpDate, reasonOf } from "./status.ts";
 import { contentType } from "./content_type.ts";
+import { contexts } from "../context.ts";
+import { DetachedSink } from "./detached.ts";
 import { compress, compressible, negotiate } from "./compression.ts";
 import type { CompressionSettings } from "./compression.ts";
 
@@ -38,6 +40,8 @@ export interface ResponseSink {
   ): boolean;
   /** Logs a warning (rate-limited) about session `fd`. */
   warning(fd: number, message: string): void;
+  /** Response `seq` of session `fd` is detached (`detach()`); absent where none can be. */
+  detach?(fd: number, seq: number): void;
   /** Whether the session is still there. */
   open(fd: number): boolean;
   /** Runs `callback` when session `fd` ends (before its response did); returns the undo. */
@@ -288,6 +292,36 @@ export class HttpResponse {
     if (!this.#send(head, false)) return false;
     const file: FilePart = { path: absolute, offset, length: bytes };
     return this.#sink.write(this.fd, this.#seq, file, true, this.#closing, this.#status);
+  }
+
+  /**
+   * Swoole's `detach()`: this response is left unanswered here, for one made with
+   * `HttpResponse.create(server, fd)` in any process of the tree (a task worker, say) to
+   * write; the connection's later responses wait for it. This object writes nothing more.
+   * False when the response had begun. See src/http/detached.ts for where its parts go.
+   */
+  detach(): boolean {
+    if (this.#started || !this.#sink.detach) return false;
+    this.#started = this.#ended = true;
+    this.#sink.detach(this.fd, this.#seq);
+    return true;
+  }
+
+  /**
+   * Swoole's `Response::create($server, $fd)`: a response for session `fd` whose request's
+   * response was detached, from any process of `server`'s tree. It answers as HTTP/1.1, kept
+   * alive, uncompressed. `sendfile` is not available on it.
+   */
+  static create(server: object, fd: number): HttpResponse {
+    const ctx = contexts.get(server);
+    if (!ctx) throw new TypeError("HttpResponse.create() takes a server and a session id");
+    return new HttpResponse(fd, 0, new DetachedSink(ctx), {
+      minor: 1,
+      keepAlive: true,
+      head: false,
+      compression: undefined,
+      acceptEncoding: () => "",
+    });
   }
 
   /** Swoole's `redirect()`: a `Location` and the status (302 by default), then the end. */
