@@ -8,7 +8,9 @@
  * The worker that got the request: in BASE mode the session's owner; in PROCESS mode the
  * session's home worker (`getClientInfo(fd).workerId`), the one its requests go to in dispatch
  * modes 2, 4 and 5. A created response knows nothing of its request: it answers as HTTP/1.1,
- * kept alive, uncompressed.
+ * kept alive, uncompressed. A session knows only its fd, so when several of its responses are
+ * detached at once, the parts that arrive first answer the oldest (answer them one at a time,
+ * or in order, to know which is which).
  * @module
  */
 
