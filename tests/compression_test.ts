@@ -68,7 +68,13 @@ Deno.test("compression: not for short bodies, other types, HEAD, an encoded body
   const json = await get(server.port, "/text?n=2000&type=application%2Fjson", "gzip");
   assert.equal(json.headers.get("content-encoding"), "gzip", "application/json");
   const head = await get(server.port, "/text?n=2000", "gzip", "HEAD");
-  assert.equal(head.headers.get("content-encoding"), undefined, "HEAD");
+  const full = await get(server.port, "/text?n=2000", "gzip");
+  assert.equal(head.headers.get("content-encoding"), "gzip", "HEAD says what GET would");
+  assert.equal(head.headers.get("content-length"), full.headers.get("content-length"));
+  assert.equal(head.body.length, 0);
+  const tagged = await get(server.port, "/text?n=2000&etag", "gzip");
+  assert.equal(tagged.headers.get("etag"), 'W/"v1"', "a compressed body's ETag is weak");
+  assert.equal((await get(server.port, "/text?n=2000&etag")).headers.get("etag"), '"v1"');
   const encoded = await get(server.port, "/text?n=2000&encoded", "gzip");
   assert.equal(encoded.headers.get("content-encoding"), "identity", "the handler's own");
   assert.equal(encoded.text, words(2000));

@@ -45,5 +45,10 @@ for (
     conn.close();
     const fetched = await fetch(`http://127.0.0.1:${server.port}/detach?by=task`);
     assert.match(await fetched.text(), /^part from task \d+$/);
+    // A created response knows nothing of its request: HEAD and HTTP/1.0 are refused (the
+    // fixture then throws: 500).
+    const head = await fetch(`http://127.0.0.1:${server.port}/detach?by=task`, { method: "HEAD" });
+    assert.equal(head.status, 500);
+    await server.waitForStderr(/detach\(\) refused for a HEAD or HTTP\/1\.0 request/);
   });
 }

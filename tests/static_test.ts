@@ -179,13 +179,34 @@ for (const [mode, options] of treeModes) {
         "/static/../../etc/passwd",
         "/%2e%2e/etc/passwd",
         "/static/%2E%2E%2F%2E%2E%2Fetc/passwd",
-        "/a%00b",
       ]
     ) {
       const { conn, reader } = await raw(server.port);
       await writeAll(conn, `GET ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
       const response = await withTimeout(reader.next(), target);
       assert.equal(response.status, 400, target);
+      conn.close();
+    }
+    // A malformed escape or a NUL names no file: the application's (outside any location).
+    for (const target of ["/a%00b", "/100%"]) {
+      const { conn, reader } = await raw(server.port);
+      await writeAll(conn, `GET ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      assert.equal((await withTimeout(reader.next(), target)).text, "hello", target);
+      conn.close();
+    }
+    // The slash redirect goes to the normalized path, never to another host.
+    {
+      const { conn, reader } = await raw(server.port);
+      await writeAll(conn, "GET //evil.example/..%2Fsub?q HTTP/1.1\r\nHost: x\r\n\r\n");
+      const moved = await withTimeout(reader.next(), "redirect");
+      assert.equal(moved.status, 301);
+      assert.equal(moved.headers.get("location"), "/sub/?q");
+      // A long query and HTTP/1.0 keep-alive: the longest head the redirect writes.
+      const query = "q".repeat(1500);
+      await writeAll(conn, `GET /sub?${query} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n`);
+      const long = await withTimeout(reader.next(), "a long redirect");
+      assert.equal(long.status, 301);
+      assert.equal(long.headers.get("location"), `/sub/?${query}`);
       conn.close();
     }
     const base = `http://127.0.0.1:${server.port}`;
@@ -257,6 +278,7 @@ Deno.test("static: under staticHandlerLocations a miss is 404, elsewhere it goes
   };
   assert.equal(await status("/static/a.css"), 200);
   assert.equal(await status("/static/missing.css"), 404);
+  assert.equal(await status("/static/%zz"), 400, "a malformed escape under a location");
   assert.equal(await status("/static/out"), 404, "a symlink out of the root, under a location");
   assert.equal(await status("/sub/"), 200);
   assert.equal(

@@ -125,14 +125,18 @@ pub fn deliverRequests(r: *Reactor, s: *Session) Delivery {
             if (http.parseHead(data[0..c.head_len], &scanned, settings.http, &head) != .done) unreachable;
         }
         if (r.static_files) |cfg| {
+            const id = s.id;
+            const listener = s.listener;
             switch (http_static.serve(r, s, cfg, &head, data[0..c.head_len])) {
                 .pass => {},
                 .answered => {
-                    r.tally(s.listener, "http_request_count", 1);
+                    r.tally(listener, "http_request_count", 1);
+                    // Writing may have closed the session (its slot released): nothing of it
+                    // is touched then.
+                    if (r.sessions.get(id) == null or (s.state != .open and s.state != .peer_closed)) return .closed;
                     s.in_start += consumed;
                     const keep_alive = head.keepAlive();
                     c.nextRequest();
-                    if (r.sessions.get(s.id) == null or (s.state != .open and s.state != .peer_closed)) return .closed;
                     if (!keep_alive) {
                         c.ended = true;
                         r.closeAfterOutput(s, abi.close_flag_server, 0);

@@ -135,9 +135,15 @@ pub fn serve(r: *Reactor, s: *Session, cfg: *const Config, head: *const http.Hea
     const answer: Answer = blk: {
         const path = normalize(raw_path, &path_buffer) catch |err| switch (err) {
             error.TooLong => return .pass,
-            error.Escape, error.Invalid => {
-                if (!cfg.covers(raw_path) and cfg.locations.len > 0) return .pass;
-                log.info("session {d}: 400 Bad Request: the static path {s} is invalid or climbs out of the root", .{ s.id, raw_path });
+            // A malformed escape or a NUL: not a file's name; the application's, unless a
+            // location claims the path.
+            error.Invalid => {
+                if (cfg.locations.len == 0 or !cfg.covers(raw_path)) return .pass;
+                log.info("session {d}: 400 Bad Request: the static path {s} is malformed", .{ s.id, raw_path });
+                break :blk .{ .status = 400 };
+            },
+            error.Escape => {
+                log.info("session {d}: 400 Bad Request: the static path {s} climbs out of the root", .{ s.id, raw_path });
                 break :blk .{ .status = 400 };
             },
         };
@@ -161,8 +167,10 @@ pub fn serve(r: *Reactor, s: *Session, cfg: *const Config, head: *const http.Hea
             const found = index orelse if (strict) break :blk miss else return .pass;
             if (path[path.len - 1] != '/') {
                 posix.close(found.fd);
-                if (raw_path.len + query.len > 900) return .pass;
-                break :blk .{ .slash = .{ .path = raw_path, .query = query } };
+                // (From the normalized path, encoded again: the raw one may read as another
+                // host, `//elsewhere/..%2Fdir`.)
+                if (path.len * 3 + query.len > location_max) return .pass;
+                break :blk .{ .slash = .{ .path = path, .query = query } };
             }
             break :blk .{ .file = found };
         }
@@ -407,12 +415,29 @@ fn sendFound(r: *Reactor, s: *Session, head: *const http.Head, raw: []const u8, 
     r.queueFile(s, found.fd, offset, length);
 }
 
+/// The most bytes of a `Location` the 301 to a directory's slash carries.
+const location_max = 2048;
+
+/// Bytes of a path that go in a URL as they are; the rest percent-encoded.
+fn pathChar(c: u8) bool {
+    return std.ascii.isAlphanumeric(c) or switch (c) {
+        '/', '-', '.', '_', '~', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', ':', '@' => true,
+        else => false,
+    };
+}
+
 fn sendStatus(r: *Reactor, s: *Session, head: *const http.Head, status: u16, path: []const u8, query: []const u8) void {
-    var buffer: [1024]u8 = undefined;
+    var buffer: [location_max + 256]u8 = undefined;
     var w: std.Io.Writer = .fixed(&buffer);
     var date_buffer: [http_date.len]u8 = undefined;
     w.print("HTTP/1.1 {d} {s}\r\nDate: {s}\r\nContent-Length: 0\r\n", .{ status, http.reason(status), http_date.now(&date_buffer) }) catch unreachable;
-    if (status == 301) w.print("Location: {s}/{s}\r\n", .{ path, query }) catch unreachable;
+    if (status == 301) {
+        w.writeAll("Location: ") catch unreachable;
+        for (path) |c| {
+            if (pathChar(c)) w.writeByte(c) catch unreachable else w.print("%{X:0>2}", .{c}) catch unreachable;
+        }
+        w.print("/{s}\r\n", .{query}) catch unreachable;
+    }
     w.writeAll(connectionLine(head)) catch unreachable;
     r.httpAnswered(s, status);
     r.sendTo(s.id, w.buffered());

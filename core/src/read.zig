@@ -148,8 +148,9 @@ pub fn readFramed(r: *Reactor, s: *Session) ReadOutcome {
             .ok => {},
         }
         if (s.queue_held) return .done;
-        // HTTP: as many requests in a worker's hands as allowed; read on once one is answered.
-        if (s.http.waiting) return .done;
+        // HTTP: as many requests in a worker's hands as allowed, or a static file waiting for
+        // the output before it: read on once one is answered, or the output written.
+        if (s.http.waiting or s.http.waiting_output) return .done;
         if (reads == reads_per_turn) return .more;
         reads += 1;
         s.in.ensureUnusedCapacity(r.allocator, read_chunk) catch {

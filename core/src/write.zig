@@ -201,8 +201,13 @@ pub fn sendFile(r: *Reactor, s: *Session) bool {
             continue;
         }
         if (rc == 0) {
-            // The file is shorter than asked for: what is missing will not come.
+            // The file is shorter than asked for: what is missing will not come. HTTP promised
+            // its length: the connection ends (what follows would be read as the body).
             log.warn("session {d}: sendfile: the file ended {d} bytes early", .{ s.id, file.left });
+            if (r.protocolOf(s) == .http) {
+                r.closeSession(s, abi.close_flag_error, @intFromEnum(posix.E.IO), true);
+                return false;
+            }
             r.sent(s, @intCast(file.left));
             file.left = 0;
             break;

@@ -19,6 +19,16 @@ import type { CompressionSettings } from "./compression.ts";
 /** A part of a response on its way: bytes, or a file the reactor writes. */
 type Part = Uint8Array | FilePart;
 
+/** A part waiting for room in the session's output. */
+interface OutItem {
+  bytes: Part;
+  last: boolean;
+  close: boolean;
+  status: number;
+}
+
+const nothing = new Uint8Array(0);
+
 /** A copy of bytes the caller may reuse (a file part stays as it is). */
 const kept = (part: Part): Part => part instanceof Uint8Array ? part.slice() : part;
 
@@ -36,7 +46,7 @@ interface Conn {
    * Bytes that did not fit the session's output buffer (`socketBufferSize`), in order; they
    * go as it drains (`#drain`), and everything written meanwhile waits behind them.
    */
-  outbox: { bytes: Part; last: boolean; close: boolean; status: number }[];
+  outbox: OutItem[];
   /** The drain of `outbox` under way. */
   draining: Promise<void> | undefined;
   /** Upload files of a response's request, removed when that response ends. */
@@ -103,7 +113,7 @@ export class HttpLayer implements ResponseSink {
       keepAlive: request.keepAlive,
       head: request.isHead,
       compression: this.#compression,
-      acceptEncoding: () => request.field("accept-encoding"),
+      fields: request,
     });
     const callback = ctx.callbacks.events.request;
     const failed = (error: unknown) => {
@@ -137,9 +147,17 @@ export class HttpLayer implements ResponseSink {
   }
 
   /** Response `seq` of session `fd` was detached: its parts come through `writeDetached`. */
-  detach(fd: number, seq: number) {
+  detach(fd: number, seq: number): boolean {
+    const o = this.#ctx.options;
+    // Round-robin and idle-worker dispatch: no worker a created response could find.
+    if (o.mode === "process" && (o.dispatchMode === 1 || o.dispatchMode === 3)) {
+      this.warning(fd, "detach() needs dispatch mode 2, 4 or 5 in PROCESS mode; refused");
+      return false;
+    }
     const conn = this.#conns.get(fd);
-    if (conn) (conn.detached ??= []).push(seq);
+    if (!conn) return false;
+    (conn.detached ??= []).push(seq);
+    return true;
   }
 
   /** Whether session `fd` has a detached response still to be written here. */
@@ -274,32 +292,40 @@ export class HttpLayer implements ResponseSink {
     close: boolean,
     status: number,
   ): boolean {
+    const item: OutItem = { bytes, last, close, status };
     if (conn.outbox.length > 0) {
-      conn.outbox.push({ bytes: kept(bytes), last, close, status });
+      item.bytes = kept(bytes);
+      conn.outbox.push(item);
       return true;
     }
-    if (this.#send(fd, bytes, last, close, status)) return true;
+    if (this.#sendItem(fd, item)) return true;
     // Over `socketBufferSize` (the client takes less than is written): it waits in order
     // until the output drains.
     if (this.#ctx.lastError === ErrorCode.outputBufferOverflow && this.#ctx.server.exists(fd)) {
-      conn.outbox.push({ bytes: kept(bytes), last, close, status });
+      item.bytes = kept(item.bytes);
+      conn.outbox.push(item);
       this.#drain(fd, conn);
       return true;
     }
     return false;
   }
 
-  /** A part of a response; its last carries the status (the reactor counts it by class). */
-  #send(fd: number, part: Part, last: boolean, close: boolean, status: number): boolean {
-    let bytes = part as Uint8Array;
-    if (!(part instanceof Uint8Array)) {
-      if (!this.#sessions.sendfile(fd, part.path, part.offset, part.length)) return false;
-      bytes = new Uint8Array(0);
+  /**
+   * Sends a part of a response; its last carries the status (the reactor counts it by class).
+   * A file, once queued, leaves the item as the end marker alone, so that a retry (the end
+   * found no room) does not send the file again.
+   */
+  #sendItem(fd: number, item: OutItem): boolean {
+    if (!(item.bytes instanceof Uint8Array)) {
+      const file = item.bytes;
+      if (!this.#sessions.sendfile(fd, file.path, file.offset, file.length)) return false;
+      item.bytes = nothing;
+      if (!item.last) return true;
     }
-    const ok = last
-      ? this.#sessions.send(fd, bytes, SendFlag.responseEnd, status)
-      : this.#sessions.send(fd, bytes, SendFlag.responsePart);
-    if (ok && close) this.#sessions.close(fd);
+    const ok = item.last
+      ? this.#sessions.send(fd, item.bytes, SendFlag.responseEnd, item.status)
+      : this.#sessions.send(fd, item.bytes, SendFlag.responsePart);
+    if (ok && item.close) this.#sessions.close(fd);
     return ok;
   }
 
@@ -314,7 +340,7 @@ export class HttpLayer implements ResponseSink {
         }
         while (conn.outbox.length > 0) {
           const item = conn.outbox[0];
-          if (!this.#send(fd, item.bytes, item.last, item.close, item.status)) {
+          if (!this.#sendItem(fd, item)) {
             if (this.#ctx.lastError === ErrorCode.outputBufferOverflow) break;
             conn.outbox = [];
             break;

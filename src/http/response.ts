@@ -40,8 +40,8 @@ export interface ResponseSink {
   ): boolean;
   /** Logs a warning (rate-limited) about session `fd`. */
   warning(fd: number, message: string): void;
-  /** Response `seq` of session `fd` is detached (`detach()`); absent where none can be. */
-  detach?(fd: number, seq: number): void;
+  /** Response `seq` of session `fd` is detached (`detach()`); false where it cannot be. */
+  detach?(fd: number, seq: number): boolean;
   /** Whether the session is still there. */
   open(fd: number): boolean;
   /** Runs `callback` when session `fd` ends (before its response did); returns the undo. */
@@ -59,8 +59,8 @@ export interface ResponseContext {
   head: boolean;
   /** `httpCompression`'s settings, or undefined when it is off. */
   compression: CompressionSettings | undefined;
-  /** The request's `Accept-Encoding` ("" when none). */
-  acceptEncoding(): string;
+  /** Where the request's `Accept-Encoding` is read from (when a body may be compressed). */
+  fields: { field(name: string): string } | undefined;
 }
 
 /**
@@ -224,7 +224,8 @@ export class HttpResponse {
     if (!this.#started) {
       const noBody = this.#request.head || bodiless(this.#status);
       const settings = this.#request.compression;
-      const body = settings && bytes.length >= settings.minLength && !noBody
+      // (HEAD too: its head says what GET's would.)
+      const body = settings && bytes.length >= settings.minLength && !bodiless(this.#status)
         ? this.#compressed(bytes, settings)
         : bytes;
       this.#started = this.#ended = true;
@@ -302,9 +303,19 @@ export class HttpResponse {
    */
   detach(): boolean {
     if (this.#started || !this.#sink.detach) return false;
+    // A created response knows nothing of its request: it could not answer these right.
+    if (this.#request.head || this.#request.minor === 0) {
+      this.#sink.warning(this.fd, "detach() refused for a HEAD or HTTP/1.0 request");
+      return false;
+    }
+    if (!this.#sink.detach(this.fd, this.#seq)) return false;
     this.#started = this.#ended = true;
-    this.#sink.detach(this.fd, this.#seq);
     return true;
+  }
+
+  /** @internal Whether the response has ended (or was detached). */
+  get finished(): boolean {
+    return this.#ended;
   }
 
   /**
@@ -320,7 +331,7 @@ export class HttpResponse {
       keepAlive: true,
       head: false,
       compression: undefined,
-      acceptEncoding: () => "",
+      fields: undefined,
     });
   }
 
@@ -378,9 +389,12 @@ export class HttpResponse {
     else if (!/(^|,)\s*(accept-encoding|\*)\s*(,|$)/i.test(vary[1])) {
       this.header(vary[0], `${vary[1]}, Accept-Encoding`);
     }
-    const coding = negotiate(this.#request.acceptEncoding());
+    const coding = negotiate(this.#request.fields?.field("accept-encoding") ?? "");
     if (!coding) return body;
     this.header("Content-Encoding", coding);
+    // Another representation: a strong validator of the body as given holds only weakly.
+    const etag = headers!.get("etag");
+    if (etag && !etag[1].startsWith("W/")) this.header(etag[0], `W/${etag[1]}`);
     return compress(body, coding, settings.level);
   }
 

@@ -141,7 +141,11 @@ class Exchange {
 
   #watch() {
     if (this.done || this.#unwatch) return;
-    if (!this.#res.isWritable()) return this.#gone();
+    if (!this.#res.isWritable()) {
+      // Not writable and not ended: the client went.
+      if (!this.#res.finished) this.#gone();
+      return;
+    }
     this.#unwatch = this.#res.onClose(() => this.#gone());
   }
 

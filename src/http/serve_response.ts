@@ -14,6 +14,8 @@
 import type { HttpResponse } from "./response.ts";
 
 interface InnerResponse {
+  /** The body was decoded on its way in (`fetch`): its `Content-Encoding` no longer holds. */
+  bodyDecoded?: boolean;
   status: number;
   statusMessage: string;
   headerList: [string, string][];
@@ -78,6 +80,8 @@ function fromInner(response: Response, res: HttpResponse): Fixed | false {
       res.addSetCookie(value);
       continue;
     }
+    // A fetched response passed on: its body is decoded already (as Deno.serve does).
+    if (inner.bodyDecoded && key === "content-encoding") continue;
     if ((seen ??= new Set()).has(key)) {
       const all = inner.headerList.filter(([n]) => n.toLowerCase() === key).map(([, v]) => v);
       res.header(name, all.join(", "));
