@@ -369,6 +369,21 @@ Deno.test("static: stats() counts requests, static answers and status classes", 
   assert.equal(stats.workerHttp5xxCount, 1);
 });
 
+Deno.test("static (PROCESS mode): the master's reactor counts its answers; stats() from a worker sums them", async () => {
+  await using files = await makeRoot();
+  await using server = await serve(files.root, { mode: "process", workerNum: 2, reactorNum: 1 });
+  const base = `http://127.0.0.1:${server.port}`;
+  for (const path of ["/static/a.css", "/static/app.js", "/sub", "/status?code=404"]) {
+    await curl(base + path);
+  }
+  const stats = JSON.parse((await curl(`${base}/stats`)).stdout);
+  assert.equal(stats.httpStaticCount, 3);
+  assert.equal(stats.httpRequestCount, 5, "the /stats request too");
+  assert.equal(stats.http2xxCount, 2);
+  assert.equal(stats.http3xxCount, 1);
+  assert.equal(stats.http4xxCount, 1);
+});
+
 Deno.test("static: bad settings are refused — no root, a root that is not there, bad lists", async () => {
   const { HttpServer } = await import("../mod.ts");
   assert.throws(() => new HttpServer({ port: 0, enableStaticHandler: true }), /documentRoot/);
