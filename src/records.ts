@@ -183,20 +183,12 @@ export class Records {
         );
         this.#sessions.ended = undefined;
         this.#sessions.closing.delete(sessionId);
-        // HTTP: a client that half-closed after its requests still gets their responses;
-        // the session closes once the last is written.
-        const peerEof = (flags & CloseFlag.peerEof) !== 0;
-        const deferred = peerEof &&
-          (this.#ctx.http?.closeWhenAnswered(
-            sessionId,
-            () => this.#sessions.requestClose(sessionId, 0),
-          ) ?? false);
-        if (!deferred) this.#ctx.http?.closed(sessionId);
+        this.#ctx.http?.closed(sessionId);
         this.#pieces.forget(sessionId);
         if (this.#framers) { for (const framer of this.#framers) framer?.forget(sessionId); }
         // After EOF the reactor keeps the socket until we answer, so sends made before this
         // point (and in the close callback) are still written.
-        if (peerEof && !deferred) {
+        if (flags & CloseFlag.peerEof) {
           this.#sessions.laneOf(sessionId).push(
             RecordType.closeRequest,
             sessionId,

@@ -523,32 +523,3 @@ Deno.test("raw: at most httpMaxPipelined requests of a connection are in hand at
     conn.close();
   }
 });
-
-for (
-  const [name, options] of [
-    ...treeModes,
-    ["PROCESS mode, round-robin dispatch", {
-      mode: "process",
-      workerNum: 2,
-      reactorNum: 1,
-      dispatchMode: 1,
-    }],
-  ] as const
-) {
-  Deno.test(`raw (${name}): a client that half-closes after its requests gets every response, then the close`, async () => {
-    await using server = await http(options);
-    const { conn, reader } = await raw(server.port);
-    await writeAll(
-      conn,
-      "GET /slow?ms=200 HTTP/1.1\r\nHost: x\r\n\r\n" +
-        "GET /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nlast",
-    );
-    // Wait until the slow one is in hand, so that the FIN comes while it is owed.
-    await server.waitFor((e) => e.event === "slow", "the slow handler");
-    await conn.closeWrite();
-    assert.equal((await withTimeout(reader.next(), "slow")).text, "slow");
-    assert.equal((await withTimeout(reader.next(), "echo")).text, "last");
-    assert.ok(await withTimeout(reader.closed(), "the close"));
-    conn.close();
-  });
-}

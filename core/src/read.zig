@@ -270,14 +270,6 @@ pub fn pushMessageParts(r: *Reactor, s: *Session, parts: [2][]const u8) bool {
 pub fn peerClosed(r: *Reactor, s: *Session) void {
     @atomicStore(session_table.State, &s.state, .peer_closed, .release);
     s.close_notified = true;
-    if (!r.deliver_session_events) {
-        // HTTP: a client that half-closes after its requests still gets their answers; the
-        // session closes once the last is written (`responseEnded`).
-        if (r.protocolOf(s) == .http and s.http.in_flight > 0) {
-            s.http.ended = true;
-            return;
-        }
-        return r.closeRequested(s.id, 0);
-    }
+    if (!r.deliver_session_events) return r.closeRequested(s.id, 0);
     r.pushClose(s, abi.close_flag_peer_eof, 0);
 }

@@ -53,8 +53,6 @@ interface Conn {
   uploads: Map<number, string[]> | undefined;
   /** Detached responses not ended yet, oldest first (written by `writeDetached`). */
   detached: number[] | undefined;
-  /** The client half-closed: what closes the session once nothing is owed. */
-  afterLast: (() => void) | undefined;
 }
 
 export class HttpLayer implements ResponseSink {
@@ -93,7 +91,6 @@ export class HttpLayer implements ResponseSink {
           draining: undefined,
           uploads: undefined,
           detached: undefined,
-          afterLast: undefined,
         },
       );
     }
@@ -140,14 +137,7 @@ export class HttpLayer implements ResponseSink {
     if (!conn) return;
     this.#conns.delete(fd);
     for (const paths of conn.uploads?.values() ?? []) removeUploads(paths);
-    this.#runOnClose(fd, conn);
-  }
-
-  /** What waits for the client's going (`HttpResponse.onClose`) runs, once. */
-  #runOnClose(fd: number, conn: Conn) {
-    const callbacks = [...conn.onClose];
-    conn.onClose.clear();
-    for (const callback of callbacks) {
+    for (const callback of conn.onClose) {
       try {
         callback();
       } catch (error) {
@@ -193,21 +183,6 @@ export class HttpLayer implements ResponseSink {
     return this.write(fd, seq, bytes, last, close, status);
   }
 
-  /**
-   * The client half-closed (sent FIN) with responses still owed. A FIN reads the same as a
-   * client that left: what waits for its going runs (a `serve()` request's `signal` aborts,
-   * as with Deno.serve). But the responses its handlers still write go out, in order (a
-   * client that only half-closed reads them), and then `close` runs. False when nothing is
-   * owed (close now).
-   */
-  closeWhenAnswered(fd: number, close: () => void): boolean {
-    const conn = this.#conns.get(fd);
-    if (!conn || this.#idle(conn)) return false;
-    conn.afterLast = close;
-    this.#runOnClose(fd, conn);
-    return true;
-  }
-
   whenClosed(fd: number, callback: () => void): () => void {
     const conn = this.#conns.get(fd);
     if (!conn) return () => {};
@@ -224,23 +199,14 @@ export class HttpLayer implements ResponseSink {
    * starts it again.
    */
   #forgetIfIdle(fd: number, conn: Conn): boolean {
-    if (!this.#idle(conn)) return false;
-    const close = conn.afterLast;
-    if (close) {
-      // The client had half-closed: the session ends now (no other close record comes).
-      conn.afterLast = undefined;
-      close();
-      this.closed(fd);
-      return true;
+    if (
+      conn.current !== conn.next || conn.held.size > 0 || conn.onClose.size > 0 ||
+      conn.outbox.length > 0
+    ) {
+      return false;
     }
-    if (conn.onClose.size > 0) return false;
     if (this.#conns.get(fd) === conn) this.#conns.delete(fd);
     return true;
-  }
-
-  /** Every response ended and written out of this worker. */
-  #idle(conn: Conn): boolean {
-    return conn.current === conn.next && conn.held.size === 0 && conn.outbox.length === 0;
   }
 
   /**
@@ -310,7 +276,6 @@ export class HttpLayer implements ResponseSink {
       }
       conn.current++;
     }
-    this.#forgetIfIdle(fd, conn);
     return true;
   }
 
