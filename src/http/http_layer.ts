@@ -276,6 +276,8 @@ export class HttpLayer implements ResponseSink {
       }
       conn.current++;
     }
+    // (Every held response went: nothing is owed.)
+    this.#forgetIfIdle(fd, conn);
     return true;
   }
 
