@@ -384,6 +384,23 @@ Deno.test("static (PROCESS mode): the master's reactor counts its answers; stats
   assert.equal(stats.http4xxCount, 1);
 });
 
+Deno.test("stats: a second HTTP port counts its own requests and statuses", async () => {
+  await using server = await startFixture({}, { script, extra: { httpPort: true } });
+  const start = server.events.find((e) => e.event === "start")!;
+  const second = `http://127.0.0.1:${start.httpPort}`;
+  await curl(`${second}/status?code=404`);
+  await curl(`${second}/echo`);
+  await curl(`http://127.0.0.1:${server.port}/status?code=500`);
+  const port = JSON.parse((await curl(`${second}/stats?port=2`)).stdout);
+  assert.equal(port.httpRequestCount, 3, "the second port's: two and this one");
+  assert.equal(port.http4xxCount, 1);
+  assert.equal(port.http2xxCount, 1);
+  assert.equal(port.http5xxCount, 0, "the 500 was the main port's");
+  const all = JSON.parse((await curl(`${second}/stats`)).stdout);
+  assert.equal(all.http5xxCount, 1);
+  assert.equal(all.httpRequestCount, 5);
+});
+
 Deno.test("static: bad settings are refused — no root, a root that is not there, bad lists", async () => {
   const { HttpServer } = await import("../mod.ts");
   assert.throws(() => new HttpServer({ port: 0, enableStaticHandler: true }), /documentRoot/);

@@ -224,8 +224,8 @@ export class HttpResponse {
     if (!this.#started) {
       const noBody = this.#request.head || bodiless(this.#status);
       const settings = this.#request.compression;
-      // (HEAD too: its head says what GET's would.)
-      const body = settings && bytes.length >= settings.minLength && !bodiless(this.#status)
+      // (Never for HEAD, as Swoole does not: a body no one receives is not worth compressing.)
+      const body = settings && bytes.length >= settings.minLength && !noBody
         ? this.#compressed(bytes, settings)
         : bytes;
       this.#started = this.#ended = true;
