@@ -192,9 +192,10 @@ export interface ServerOptions {
    */
   staticHandlerLocations?: string[];
   /**
-   * HTTP: compress responses ended with their whole body when the client accepts br, gzip or
-   * deflate and the content type compresses (text, JSON, JavaScript, XML, SVG, wasm; see
-   * `httpCompressionTypes`). Default true. See docs/http.md.
+   * HTTP: compress responses when the client accepts br, gzip or deflate and the content type
+   * compresses (text, JSON, JavaScript, XML, SVG, wasm; see `httpCompressionTypes`): whole
+   * bodies in the coding it prefers, bodies written in chunks in gzip or deflate as they go.
+   * Default true. See docs/http.md.
    */
   httpCompression?: boolean;
   /** HTTP: the compression level, 1 (fastest) to 9 (smallest). Default 1. */

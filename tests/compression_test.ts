@@ -1,8 +1,8 @@
 /**
  * Response compression (`httpCompression`): the coding follows the client's Accept-Encoding
  * (q-values, then br, gzip, deflate); only compressible types, only bodies long enough, never
- * for HEAD or a body already encoded; Vary says the response depends on it. Real clients
- * (curl --compressed, fetch) decode what is sent.
+ * for HEAD or a body already encoded; a body written in chunks is compressed as it goes; Vary
+ * says the response depends on it. Real clients (curl --compressed, fetch) decode what is sent.
  */
 import assert from "node:assert/strict";
 import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
@@ -89,6 +89,40 @@ Deno.test("compression: not for short bodies, other types, HEAD, an encoded body
   const png = await get(only.port, "/text?n=2000&type=image/png", "gzip");
   assert.equal(png.headers.get("content-encoding"), "gzip", "httpCompressionTypes");
   assert.equal(decoder.decode(gunzipSync(png.body)), words(2000));
+});
+
+Deno.test("compression: a body written in chunks goes gzip or deflate as it is written; br-only clients get it plain", async () => {
+  await using server = await http();
+  const expected =
+    Array.from({ length: 40 }, (_, i) => `chunk ${i} ${"word ".repeat(50)}\n`).join("") + "the end";
+  for (
+    const [accept, coding, decode] of [
+      ["gzip, deflate, br", "gzip", (b: Uint8Array) => gunzipSync(b)],
+      ["deflate", "deflate", (b: Uint8Array) => inflateSync(b)],
+      ["br", undefined, (b: Uint8Array) => b],
+    ] as const
+  ) {
+    const response = await get(server.port, "/textstream?n=40&last=the%20end", accept);
+    assert.equal(response.headers.get("transfer-encoding"), "chunked");
+    assert.equal(response.headers.get("content-encoding"), coding, accept);
+    assert.equal(response.headers.get("vary"), "Accept-Encoding");
+    if (coding) assert.ok(response.body.length < expected.length / 4, "compressed");
+    assert.equal(decoder.decode(decode(response.body)), expected, accept);
+  }
+  const url = `http://127.0.0.1:${server.port}/textstream?n=40&last=the%20end`;
+  assert.equal(await (await fetch(url)).text(), expected, "fetch decodes it");
+  const out = await new Deno.Command("curl", { args: ["-sS", "--compressed", url] }).output();
+  assert.equal(decoder.decode(out.stdout), expected, "curl decodes it");
+  // HTTP/1.0: no chunks; the body ends with the connection.
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  await writeAll(conn, "GET /textstream?n=3 HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n");
+  const old = await withTimeout(new ResponseReader(conn).next(), "HTTP/1.0");
+  conn.close();
+  assert.equal(old.headers.get("content-encoding"), "gzip");
+  assert.equal(
+    decoder.decode(gunzipSync(old.body)),
+    Array.from({ length: 3 }, (_, i) => `chunk ${i} ${"word ".repeat(50)}\n`).join(""),
+  );
 });
 
 Deno.test("compression: curl --compressed and fetch decode it", async () => {

@@ -3,12 +3,13 @@
  * compressed when the client accepts a coding (`Accept-Encoding`: br, gzip or deflate, by
  * its q-values, then in that order), the body has a compressible content type and at least
  * `httpCompressionMinLength` bytes, and nothing rules it out: HEAD, a status without a body,
- * a `Content-Encoding` or `Content-Range` already set. Bodies streamed with `write()` go as
- * they are.
+ * a `Content-Encoding` or `Content-Range` already set. A body streamed with `write()` is
+ * compressed chunk by chunk (gzip or deflate: `StreamCompressor`).
  * @module
  */
 
-import { brotliCompressSync, constants, deflateSync, gzipSync } from "node:zlib";
+import * as zlib from "node:zlib";
+import { brotliCompressSync, constants, deflateRawSync, deflateSync, gzipSync } from "node:zlib";
 
 export type Coding = "br" | "gzip" | "deflate";
 
@@ -27,7 +28,10 @@ const preference: readonly Coding[] = ["br", "gzip", "deflate"];
  * The coding to use for an `Accept-Encoding` value, or undefined (none acceptable, or only
  * identity). `*` stands for every coding not named.
  */
-export function negotiate(acceptEncoding: string): Coding | undefined {
+export function negotiate(
+  acceptEncoding: string,
+  codings: readonly Coding[] = preference,
+): Coding | undefined {
   if (acceptEncoding === "") return undefined;
   const q = new Map<string, number>();
   for (const item of acceptEncoding.split(",")) {
@@ -42,7 +46,7 @@ export function negotiate(acceptEncoding: string): Coding | undefined {
   }
   let best: Coding | undefined;
   let bestQ = 0;
-  for (const coding of preference) {
+  for (const coding of codings) {
     const weight = q.get(coding) ?? q.get("*") ?? 0;
     if (weight > bestQ) {
       best = coding;
@@ -82,4 +86,98 @@ export function compress(body: Uint8Array, coding: Coding, level: number): Uint8
         },
       });
   }
+}
+
+/** `negotiate` among the codings a stream can use (each chunk flushed as it goes). */
+export function negotiateStream(acceptEncoding: string): "gzip" | "deflate" | undefined {
+  return negotiate(acceptEncoding, streamable) as "gzip" | "deflate" | undefined;
+}
+
+const streamable: readonly Coding[] = ["gzip", "deflate"];
+
+/** The empty last block that ends a deflate stream (BFINAL, fixed codes, end of block). */
+const finalBlock = new Uint8Array([0x03, 0x00]);
+const gzipHeader = new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+/** The zlib header of deflate at the fastest levels (CMF 0x78, FLG 0x01). */
+const zlibHeader = new Uint8Array([0x78, 0x01]);
+
+/**
+ * A body compressed as it is written: each chunk becomes deflate blocks flushed to a byte
+ * boundary (a client decodes what came so far), in a gzip or zlib (`deflate`) wrapper, with
+ * the checksum the wrapper ends with. Chunks are compressed apart (no history across them).
+ */
+export class StreamCompressor {
+  #coding: "gzip" | "deflate";
+  #level: number;
+  #started = false;
+  #crc = 0;
+  #adlerA = 1;
+  #adlerB = 0;
+  #length = 0;
+
+  constructor(coding: "gzip" | "deflate", level: number) {
+    this.#coding = coding;
+    this.#level = level;
+  }
+
+  /** The compressed bytes of `chunk` (the wrapper's header before the first). */
+  chunk(chunk: Uint8Array): Uint8Array {
+    const blocks = deflateRawSync(chunk, {
+      level: this.#level,
+      finishFlush: constants.Z_SYNC_FLUSH,
+    });
+    this.#sum(chunk);
+    if (this.#started) return blocks;
+    this.#started = true;
+    return join(this.#coding === "gzip" ? gzipHeader : zlibHeader, blocks);
+  }
+
+  /** The last bytes: the final block and the wrapper's checksum (and length, for gzip). */
+  end(): Uint8Array {
+    const head = this.#started
+      ? new Uint8Array(0)
+      : this.#coding === "gzip"
+      ? gzipHeader
+      : zlibHeader;
+    const tail = new Uint8Array(this.#coding === "gzip" ? 8 : 4);
+    const view = new DataView(tail.buffer);
+    if (this.#coding === "gzip") {
+      view.setUint32(0, this.#crc >>> 0, true);
+      view.setUint32(4, this.#length >>> 0, true);
+    } else {
+      view.setUint32(0, ((this.#adlerB << 16) | this.#adlerA) >>> 0, false);
+    }
+    return join(head, finalBlock, tail);
+  }
+
+  #sum(chunk: Uint8Array) {
+    this.#length += chunk.length;
+    if (this.#coding === "gzip") {
+      this.#crc = zlib.crc32(chunk, this.#crc);
+      return;
+    }
+    let a = this.#adlerA;
+    let b = this.#adlerB;
+    for (let i = 0; i < chunk.length; i++) {
+      a += chunk[i];
+      b += a;
+      // (Reduced every so often; a double holds the sums exactly meanwhile.)
+      if ((i & 4095) === 4095) {
+        a %= 65521;
+        b %= 65521;
+      }
+    }
+    this.#adlerA = a % 65521;
+    this.#adlerB = b % 65521;
+  }
+}
+
+function join(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }

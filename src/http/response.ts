@@ -11,8 +11,14 @@ import { bodiless, httpDate, reasonOf } from "./status.ts";
 import { contentType } from "./content_type.ts";
 import { contexts } from "../context.ts";
 import { DetachedSink } from "./detached.ts";
-import { compress, compressible, negotiate } from "./compression.ts";
-import type { CompressionSettings } from "./compression.ts";
+import {
+  compress,
+  compressible,
+  negotiate,
+  negotiateStream,
+  StreamCompressor,
+} from "./compression.ts";
+import type { Coding, CompressionSettings } from "./compression.ts";
 
 const encoder = new TextEncoder();
 const empty = new Uint8Array(0);
@@ -98,6 +104,8 @@ export class HttpResponse {
   #trailers: Map<string, [string, string]> | undefined;
   #started = false;
   #ended = false;
+  /** A body streamed with `write()`, compressed as it goes (`httpCompression`). */
+  #stream: StreamCompressor | undefined;
   /** The head said `Connection: close`: the connection ends with this response. */
   #closing = false;
 
@@ -196,9 +204,19 @@ export class HttpResponse {
    */
   write(chunk: Uint8Array | string): boolean {
     if (this.#ended) return false;
-    const body = typeof chunk === "string" ? encoder.encode(chunk) : chunk;
+    let body = typeof chunk === "string" ? encoder.encode(chunk) : chunk;
+    if (!this.#started) {
+      const settings = this.#request.compression;
+      if (settings && !this.#request.head && !bodiless(this.#status)) {
+        const coding = this.#chooseCoding(settings, true);
+        if (coding) {
+          this.#stream = new StreamCompressor(coding as "gzip" | "deflate", settings.level);
+        }
+      }
+    }
     const head = this.#started ? empty : this.#head(-1);
     this.#started = true;
+    if (this.#stream && body.length > 0 && !this.#request.head) body = this.#stream.chunk(body);
     if (body.length === 0 && head.length === 0) return this.#sink.open(this.fd);
     if (this.#request.head || bodiless(this.#status)) {
       return head.length > 0 ? this.#send(head, false) : this.#sink.open(this.fd);
@@ -233,8 +251,18 @@ export class HttpResponse {
     }
     if (bytes.length > 0 && !this.write(bytes)) return false;
     this.#ended = true;
+    // A compressed stream's last bytes (its final block and checksum) go as its last chunk.
+    const tail = this.#stream?.end();
+    this.#stream = undefined;
     if (this.#request.minor === 1 && !this.#request.head && !bodiless(this.#status)) {
       let end = "0\r\n";
+      if (tail) {
+        if (
+          !this.#send(concat(encoder.encode(`${tail.length.toString(16)}\r\n`), tail, crlf), false)
+        ) {
+          return false;
+        }
+      }
       for (const [name, value] of this.#trailers?.values() ?? []) end += `${name}: ${value}\r\n`;
       return this.#send(encoder.encode(end + "\r\n"), true);
     }
@@ -242,6 +270,7 @@ export class HttpResponse {
     // without a length: the end of the connection ends the body.
     const closeDelimited = this.#request.minor === 0 && !this.#request.head &&
       !bodiless(this.#status);
+    if (tail && closeDelimited && !this.#send(tail, false)) return false;
     return this.#sink.write(
       this.fd,
       this.#seq,
@@ -379,23 +408,33 @@ export class HttpResponse {
 
   /** `body` compressed in the coding the client prefers, when its type compresses (see compression.ts). */
   #compressed(body: Uint8Array, settings: CompressionSettings): Uint8Array {
+    const coding = this.#chooseCoding(settings, false);
+    return coding ? compress(body, coding, settings.level) : body;
+  }
+
+  /**
+   * The coding the body goes in (undefined: as it is), its headers set: `Vary`, and with a
+   * coding `Content-Encoding` and a weakened `ETag`. `stream`: gzip or deflate only.
+   */
+  #chooseCoding(settings: CompressionSettings, stream: boolean): Coding | undefined {
     const headers = this.#headers;
     const type = headers?.get("content-type");
-    if (!type || headers!.has("content-encoding") || headers!.has("content-range")) return body;
-    if (!compressible(type[1], settings)) return body;
+    if (!type || headers!.has("content-encoding") || headers!.has("content-range")) return;
+    if (!compressible(type[1], settings)) return;
     // The response depends on Accept-Encoding whichever way it goes.
     const vary = headers!.get("vary");
     if (!vary) this.header("Vary", "Accept-Encoding");
     else if (!/(^|,)\s*(accept-encoding|\*)\s*(,|$)/i.test(vary[1])) {
       this.header(vary[0], `${vary[1]}, Accept-Encoding`);
     }
-    const coding = negotiate(this.#request.fields?.field("accept-encoding") ?? "");
-    if (!coding) return body;
+    const accept = this.#request.fields?.field("accept-encoding") ?? "";
+    const coding = stream ? negotiateStream(accept) : negotiate(accept);
+    if (!coding) return;
     this.header("Content-Encoding", coding);
     // Another representation: a strong validator of the body as given holds only weakly.
     const etag = headers!.get("etag");
     if (etag && !etag[1].startsWith("W/")) this.header(etag[0], `W/${etag[1]}`);
-    return compress(body, coding, settings.level);
+    return coding;
   }
 
   /**
