@@ -145,14 +145,21 @@ export class HttpRequest {
     return "";
   }
 
-  /** The header fields as sent, in order: [name, value] pairs (names as the client wrote them). */
-  fields(): [string, string][] {
+  /**
+   * The header fields as sent, in order: [name, value] pairs (names as the client wrote them,
+   * or in lower case with `lower`).
+   */
+  fields(lower = false): [string, string][] {
     const out: [string, string][] = [];
     const count = this.#u16(httpRequest.headerCount);
     for (let i = 0; i < count; i++) {
       const at = httpRequestSize + i * httpHeaderSize;
+      const name = this.#text(
+        this.#u16(at + httpHeader.nameOff),
+        this.#u16(at + httpHeader.nameLen),
+      );
       out.push([
-        this.#text(this.#u16(at + httpHeader.nameOff), this.#u16(at + httpHeader.nameLen)),
+        lower ? name.toLowerCase() : name,
         this.#text(this.#u16(at + httpHeader.valueOff), this.#u16(at + httpHeader.valueLen)),
       ]);
     }

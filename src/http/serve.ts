@@ -161,6 +161,32 @@ class Exchange {
   }
 }
 
+/** `info`: made when read, from the request and its exchange. */
+class ServeInfo implements ServeHandlerInfo {
+  #req: HttpRequest;
+  #exchange: Exchange;
+  #remoteAddr: ServeHandlerInfo["remoteAddr"] | undefined;
+
+  constructor(req: HttpRequest, exchange: Exchange) {
+    this.#req = req;
+    this.#exchange = exchange;
+  }
+
+  get remoteAddr(): ServeHandlerInfo["remoteAddr"] {
+    if (this.#remoteAddr) return this.#remoteAddr;
+    const peer = this.#req.server;
+    return this.#remoteAddr = {
+      transport: "tcp",
+      hostname: peer.remoteAddr,
+      port: peer.remotePort,
+    };
+  }
+
+  get completed(): Promise<void> {
+    return this.#exchange.completed;
+  }
+}
+
 /** One request: the handler's `Response` (or `onError`'s) written to `res`; a promise only when something is awaited. */
 function answer(
   server: HttpServer,
@@ -173,26 +199,16 @@ function answer(
   let pending: Promise<void> | undefined;
   try {
     const method = req.getMethod();
-    const fields = req.fields();
+    const fields = req.fields(true);
     let host = "";
     for (const [name, value] of fields) {
-      if (name.length === 4 && name.toLowerCase() === "host") host = value;
+      if (name === "host") host = value;
     }
     if (host === "") host = `${server.host}:${server.port}`;
     const target = req.url.startsWith("/") ? req.url : `/${req.url}`;
     const body = method === "GET" || method === "HEAD" ? null : req.getContent();
     const request = new ServeRequest(`http://${host}${target}`, method, fields, body, exchange);
-    let remoteAddr: ServeHandlerInfo["remoteAddr"] | undefined;
-    const info: ServeHandlerInfo = {
-      get remoteAddr() {
-        if (remoteAddr) return remoteAddr;
-        const peer = req.server;
-        return remoteAddr = { transport: "tcp", hostname: peer.remoteAddr, port: peer.remotePort };
-      },
-      get completed() {
-        return exchange.completed;
-      },
-    };
+    const info = new ServeInfo(req, exchange);
     let result: Response | Promise<Response>;
     try {
       result = handler(request, info);

@@ -36,40 +36,53 @@ const internals = (() => {
   }
 })();
 
-/** What the inner request of this Deno holds (ext/fetch's `newInnerRequest`). */
-function innerRequest(
-  method: string,
-  url: string,
-  headerList: [string, string][],
-  body: Uint8Array | null,
-) {
-  let inner = null;
-  if (body !== null) {
-    // A copy of its own, as the public constructor makes (the message's bytes are the
-    // server's, and a body is read through its whole buffer).
-    const bytes = body.slice();
-    inner = new internals!.InnerBody({ body: bytes, consumed: false });
-    inner.source = bytes;
-    inner.length = bytes.length;
+/**
+ * What the inner request of this Deno holds (ext/fetch's `newInnerRequest`): the fields, and
+ * `url()` / `currentUrl()` on the prototype rather than made per request.
+ */
+class InnerRequest {
+  body: Record<string, unknown> | null = null;
+  redirectMode = "follow";
+  redirectCount = 0;
+  urlList: (() => string)[];
+  urlListProcessed: string[];
+  clientRid = null;
+  blobUrlEntry = null;
+
+  constructor(
+    public method: string,
+    url: string,
+    public headerList: [string, string][],
+    body: Uint8Array | null,
+  ) {
+    this.urlList = [() => url];
+    this.urlListProcessed = [url];
+    if (body !== null) {
+      // A copy of its own, as the public constructor makes (the message's bytes are the
+      // server's, and a body is read through its whole buffer).
+      const bytes = body.slice();
+      const inner = new internals!.InnerBody({ body: bytes, consumed: false });
+      inner.source = bytes;
+      inner.length = bytes.length;
+      this.body = inner;
+    }
   }
-  return {
-    method,
-    headerList,
-    body: inner,
-    redirectMode: "follow",
-    redirectCount: 0,
-    urlList: [() => url],
-    urlListProcessed: [] as string[],
-    clientRid: null,
-    blobUrlEntry: null,
-    url() {
-      return this.urlListProcessed[0] ??= this.urlList[0]();
-    },
-    currentUrl() {
-      const last = this.urlList.length - 1;
-      return this.urlListProcessed[last] ??= this.urlList[last]();
-    },
-  };
+
+  url(): string {
+    return this.urlListProcessed[0] ??= this.urlList[0]();
+  }
+
+  currentUrl(): string {
+    const last = this.urlList.length - 1;
+    return this.urlListProcessed[last] ??= this.urlList[last]();
+  }
+}
+
+/** A request's `Headers`, made from its inner header list when first read. */
+function headersOf(inner: InnerRequest): Headers {
+  const headers = new Headers();
+  (headers as unknown as Record<symbol, unknown>)[internals!.headerList] = inner.headerList;
+  return headers;
 }
 
 /** What watches the client for a request: it calls `clientGone` when the client goes. */
@@ -87,7 +100,7 @@ export class ServeRequest extends Request {
   #watch: ClientWatch;
 
   /**
-   * `fields`: the header fields as sent (names lower-cased here); `body`: null for none;
+   * `fields`: the header fields, names in lower case; `body`: null for none;
    * `watch`: told when the signal is first read, so that the client's going is watched.
    */
   constructor(
@@ -104,14 +117,11 @@ export class ServeRequest extends Request {
     }
     super(internals.brand as unknown as string);
     this.#watch = watch;
-    const list: [string, string][] = fields.map(([name, value]) => [name.toLowerCase(), value]);
     const self = this as unknown as Record<symbol, unknown>;
-    self[internals.request] = innerRequest(method, url, list, body);
-    self[internals.getHeaders] = () => {
-      const headers = new Headers();
-      (headers as unknown as Record<symbol, unknown>)[internals.headerList] = list;
-      return headers;
-    };
+    const inner = new InnerRequest(method, url, fields, body);
+    self[internals.request] = inner;
+    // (Called with no `this`.)
+    self[internals.getHeaders] = () => headersOf(inner);
   }
 
   override get signal(): AbortSignal {
