@@ -161,6 +161,30 @@ class Exchange {
   }
 }
 
+/** A handler's promised `Response` (or `onError`'s), written when it comes. */
+async function answerLater(
+  result: Promise<Response>,
+  onError: ((error: unknown) => Response | Promise<Response>) | undefined,
+  res: HttpResponse,
+  exchange: Exchange,
+): Promise<void> {
+  try {
+    let response: Response;
+    try {
+      response = await result;
+      if (!(response instanceof Response)) {
+        throw new TypeError("the handler must return a Response");
+      }
+    } catch (error) {
+      if (!onError) throw error;
+      response = await onError(error);
+    }
+    await write(response, res);
+  } finally {
+    exchange.finish();
+  }
+}
+
 /** `info`: made when read, from the request and its exchange. */
 class ServeInfo implements ServeHandlerInfo {
   #req: HttpRequest;
@@ -217,25 +241,13 @@ function answer(
       result = onError(error);
     }
     if (result instanceof Response) {
-      pending = write(result, res);
+      const written = write(result, res);
+      if (written) pending = written.finally(() => exchange.finish());
     } else {
-      pending = (async () => {
-        let response: Response;
-        try {
-          response = await result;
-          if (!(response instanceof Response)) {
-            throw new TypeError("the handler must return a Response");
-          }
-        } catch (error) {
-          if (!onError) throw error;
-          response = await onError(error);
-        }
-        await write(response, res);
-      })();
+      pending = answerLater(result, onError, res, exchange);
     }
   } finally {
     if (!pending) exchange.finish();
   }
-  if (!pending) return;
-  return pending.finally(() => exchange.finish());
+  return pending;
 }
