@@ -36,22 +36,31 @@ export class Callbacks {
   call(event: ServerEvent, sessionId: number, fn: () => unknown) {
     try {
       const result = fn();
-      if (result instanceof Promise) {
-        this.track(result.catch((e) => this.failed(event, sessionId, e)));
-      }
+      if (result instanceof Promise) this.settle(result, (e) => this.failed(event, sessionId, e));
     } catch (error) {
       this.failed(event, sessionId, error);
     }
   }
 
-  /** Counts an async callback until its promise (one that never rejects) settles. */
-  track(settles: Promise<unknown>): Promise<unknown> {
+  /**
+   * Counts an async callback until its promise settles; a rejection goes to `failed`. One
+   * promise per callback (not a catch and a finally: they cost per request).
+   */
+  settle(result: Promise<unknown>, failed: (error: unknown) => void): Promise<void> {
     this.unsettled++;
-    return settles.finally(() => {
-      // (At 0 already when a drain gave up waiting.)
-      this.unsettled = Math.max(0, this.unsettled - 1);
-      this.onSettled();
+    return result.then(() => this.#settled(), (error) => {
+      try {
+        failed(error);
+      } finally {
+        this.#settled();
+      }
     });
+  }
+
+  #settled() {
+    // (At 0 already when a drain gave up waiting.)
+    this.unsettled = Math.max(0, this.unsettled - 1);
+    this.onSettled();
   }
 
   /** A callback threw (or its promise rejected): logged and counted; the server carries on. */

@@ -279,8 +279,9 @@ export class Records {
     try {
       result = receive(this.#ctx.server, sessionId, reactorId, data);
       if (result instanceof Promise) {
-        result = this.#ctx.callbacks.track(
-          result.catch((e) => this.#ctx.callbacks.failed("receive", sessionId, e)),
+        result = this.#ctx.callbacks.settle(
+          result,
+          (e) => this.#ctx.callbacks.failed("receive", sessionId, e),
         );
       }
     } catch (error) {

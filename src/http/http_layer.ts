@@ -125,7 +125,7 @@ export class HttpLayer implements ResponseSink {
     };
     try {
       const result = callback?.(request, response);
-      if (result instanceof Promise) ctx.callbacks.track(result.catch(failed));
+      if (result instanceof Promise) ctx.callbacks.settle(result, failed);
     } catch (error) {
       failed(error);
     }
