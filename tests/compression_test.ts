@@ -62,6 +62,8 @@ Deno.test("compression: not for short bodies, other types, HEAD, an encoded body
   const short = await get(server.port, "/text?n=3", "gzip");
   assert.equal(short.headers.get("content-encoding"), undefined, "under httpCompressionMinLength");
   assert.equal(short.text, words(3));
+  const events = await get(server.port, "/text?n=2000&type=text/event-stream", "gzip");
+  assert.equal(events.headers.get("content-encoding"), undefined, "text/event-stream");
   const image = await get(server.port, "/text?n=2000&type=image/png", "gzip");
   assert.equal(image.headers.get("content-encoding"), undefined, "image/png");
   assert.equal(image.headers.get("vary"), undefined);
@@ -147,4 +149,13 @@ Deno.test("compression: options are checked", async () => {
     () => new HttpServer({ port: 0, httpCompressionTypes: ["text"] }),
     /httpCompressionTypes/,
   );
+});
+
+Deno.test("compression: the gzip trailer's CRC-32 is the standard one", async () => {
+  const { crc32 } = await import("../src/http/compression.ts");
+  const { crc32: zlibCrc } = await import("node:zlib");
+  const text = new TextEncoder().encode("The quick brown fox jumps over the lazy dog");
+  assert.equal(crc32(text), 0x414fa339);
+  const big = new Uint8Array(100_000).map((_, i) => (i * 31) % 256);
+  assert.equal(crc32(big.subarray(50_000), crc32(big.subarray(0, 50_000))), zlibCrc(big) >>> 0);
 });

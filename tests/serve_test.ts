@@ -240,3 +240,21 @@ Deno.test("serve: the Request is a whole standard one — headers, clone, body r
   const proxiedLong = await fetch(`${base}/proxy?long`, { method: "POST", body: "x" });
   assert.equal(await proxiedLong.text(), "POST /up null x" + " long".repeat(200));
 });
+
+Deno.test("serve: an onError that fails itself is not called again; the client gets 500", async () => {
+  let calls = 0;
+  await using server = serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onError: () => {
+      calls++;
+      return Promise.reject(new Error("onError failed too"));
+    },
+  }, () => {
+    throw new Error("handler failed");
+  });
+  const response = await fetch(`http://127.0.0.1:${server.addr.port}/`);
+  assert.equal(response.status, 500);
+  await response.body?.cancel();
+  assert.equal(calls, 1);
+});

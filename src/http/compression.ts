@@ -8,7 +8,6 @@
  * @module
  */
 
-import * as zlib from "node:zlib";
 import { brotliCompressSync, constants, deflateRawSync, deflateSync, gzipSync } from "node:zlib";
 
 export type Coding = "br" | "gzip" | "deflate";
@@ -56,8 +55,12 @@ export function negotiate(
   return best;
 }
 
-/** Text and the structured formats that compress well; not images, video, archives. */
+/**
+ * Text and the structured formats that compress well; not images, video, archives, nor event
+ * streams (small events a client must see at once).
+ */
 function compressibleByDefault(type: string): boolean {
+  if (type === "text/event-stream") return false;
   return type.startsWith("text/") || type === "application/json" ||
     type === "application/javascript" || type === "application/xml" ||
     type === "image/svg+xml" || type === "application/wasm" ||
@@ -153,7 +156,7 @@ export class StreamCompressor {
   #sum(chunk: Uint8Array) {
     this.#length += chunk.length;
     if (this.#coding === "gzip") {
-      this.#crc = zlib.crc32(chunk, this.#crc);
+      this.#crc = crc32(chunk, this.#crc);
       return;
     }
     let a = this.#adlerA;
@@ -170,6 +173,24 @@ export class StreamCompressor {
     this.#adlerA = a % 65521;
     this.#adlerB = b % 65521;
   }
+}
+
+/** CRC-32 (the gzip trailer's): the table, made once. Not `zlib.crc32`, which Deno versions disagree on. */
+const crcTable = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+/** The CRC-32 of `bytes` continuing from `crc` (0 to start). */
+export function crc32(bytes: Uint8Array, crc = 0): number {
+  let c = ~crc >>> 0;
+  for (let i = 0; i < bytes.length; i++) c = crcTable[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
 }
 
 function join(...parts: Uint8Array[]): Uint8Array {

@@ -214,9 +214,10 @@ export class HttpResponse {
         }
       }
     }
+    // (Compressed before the response counts as begun: a failure here still gets a 500.)
+    if (this.#stream && body.length > 0) body = this.#stream.chunk(body);
     const head = this.#started ? empty : this.#head(-1);
     this.#started = true;
-    if (this.#stream && body.length > 0 && !this.#request.head) body = this.#stream.chunk(body);
     if (body.length === 0 && head.length === 0) return this.#sink.open(this.fd);
     if (this.#request.head || bodiless(this.#status)) {
       return head.length > 0 ? this.#send(head, false) : this.#sink.open(this.fd);

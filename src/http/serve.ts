@@ -234,17 +234,20 @@ function answer(
     const request = new ServeRequest(`http://${host}${target}`, method, fields, body, exchange);
     const info = new ServeInfo(req, exchange);
     let result: Response | Promise<Response>;
+    let fallback = onError;
     try {
       result = handler(request, info);
     } catch (error) {
       if (!onError) throw error;
+      // (`onError`'s own failure is not given to it again: it goes to the 500.)
+      fallback = undefined;
       result = onError(error);
     }
     if (result instanceof Response) {
       const written = write(result, res);
       if (written) pending = written.finally(() => exchange.finish());
     } else {
-      pending = answerLater(result, onError, res, exchange);
+      pending = answerLater(result, fallback, res, exchange);
     }
   } finally {
     if (!pending) exchange.finish();
