@@ -1,5 +1,6 @@
 /**
- * Byte helpers shared by the modules that put messages back together.
+ * Byte helpers shared by the modules that put messages back together or build them (HTTP
+ * responses, compressed streams).
  * @module
  */
 

@@ -329,6 +329,17 @@ export class Sessions {
       );
       return false;
     }
+    return this.queueFile(sessionId, absolute, offset, length);
+  }
+
+  /**
+   * Queues `length` bytes (0: to the end) of the file at `absolute` from `offset` for a session
+   * of this worker's, the file resolved already (`sendfile`, an HTTP response's file). False
+   * when the session is gone.
+   */
+  queueFile(sessionId: number, absolute: string, offset: number, length: number): boolean {
+    const state = this.state(sessionId);
+    if (state !== SessionState.open && state !== SessionState.peerClosed) return false;
     const name = encoder.encode(absolute);
     const payload = new Uint8Array(16 + name.length);
     const view = new DataView(payload.buffer);

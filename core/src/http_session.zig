@@ -49,13 +49,11 @@ pub const Conn = struct {
     /// A static file waits for the connection's queued output to be written.
     waiting_output: bool = false,
 
-    fn nextRequest(c: *Conn) void {
-        const in_flight = c.in_flight;
-        const lane = c.lane;
-        const partial = c.partial;
-        // (`waiting` is clear here: a request was just delivered.)
-        // The next request's clock starts with its first byte (it may be here already).
-        c.* = .{ .in_flight = in_flight, .lane = lane, .partial = partial };
+    /// The request being read starts over: its parse state and clocks go, what the
+    /// connection owes stays. The next request's clock starts with its first byte (it may be
+    /// here already).
+    fn restartRequest(c: *Conn) void {
+        c.* = .{ .in_flight = c.in_flight, .lane = c.lane, .partial = c.partial, .waiting = c.waiting, .waiting_output = c.waiting_output };
     }
 };
 
@@ -136,7 +134,7 @@ pub fn deliverRequests(r: *Reactor, s: *Session) Delivery {
                     if (r.sessions.get(id) == null or (s.state != .open and s.state != .peer_closed)) return .closed;
                     s.in_start += consumed;
                     const keep_alive = head.keepAlive();
-                    c.nextRequest();
+                    c.restartRequest();
                     if (!keep_alive) {
                         c.ended = true;
                         r.closeAfterOutput(s, abi.close_flag_server, 0);
@@ -147,7 +145,7 @@ pub fn deliverRequests(r: *Reactor, s: *Session) Delivery {
                 .wait_responses, .wait_output => |w| {
                     // Read again (from the head) once what it waits for is done.
                     if (w == .wait_responses) c.waiting = true else c.waiting_output = true;
-                    c.* = .{ .in_flight = c.in_flight, .lane = c.lane, .partial = c.partial, .waiting = c.waiting, .waiting_output = c.waiting_output };
+                    c.restartRequest();
                     break;
                 },
             }
@@ -161,7 +159,7 @@ pub fn deliverRequests(r: *Reactor, s: *Session) Delivery {
         s.in_start += consumed;
         s.last_dispatch_time_ns = r.now_ns;
         const keep_alive = head.keepAlive();
-        c.nextRequest();
+        c.restartRequest();
         if (!keep_alive) c.ended = true;
     }
     return .ok;
@@ -295,9 +293,10 @@ pub fn answered(r: *Reactor, s: *const Session, status: u32) void {
     }
 }
 
-/// The connection's queued output is written: a static file that waited for it goes now.
+/// The connection's queued output is written (it had `waiting_output`): the static file that
+/// waited for it goes now.
 pub fn outputWritten(r: *Reactor, s: *Session) void {
-    if (!s.http.waiting_output or s.state != .open) return;
+    if (s.state != .open) return;
     s.http.waiting_output = false;
     r.markReady(s);
 }

@@ -9,6 +9,7 @@
  */
 
 import { brotliCompressSync, constants, deflateRawSync, deflateSync, gzipSync } from "node:zlib";
+import { concatBytes } from "../bytes.ts";
 
 export type Coding = "br" | "gzip" | "deflate";
 
@@ -132,7 +133,7 @@ export class StreamCompressor {
     this.#sum(chunk);
     if (this.#started) return blocks;
     this.#started = true;
-    return join(this.#coding === "gzip" ? gzipHeader : zlibHeader, blocks);
+    return concatBytes([this.#coding === "gzip" ? gzipHeader : zlibHeader, blocks]);
   }
 
   /** The last bytes: the final block and the wrapper's checksum (and length, for gzip). */
@@ -150,7 +151,7 @@ export class StreamCompressor {
     } else {
       view.setUint32(0, ((this.#adlerB << 16) | this.#adlerA) >>> 0, false);
     }
-    return join(head, finalBlock, tail);
+    return concatBytes([head, finalBlock, tail]);
   }
 
   #sum(chunk: Uint8Array) {
@@ -191,14 +192,4 @@ export function crc32(bytes: Uint8Array, crc = 0): number {
   let c = ~crc >>> 0;
   for (let i = 0; i < bytes.length; i++) c = crcTable[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return ~c >>> 0;
-}
-
-function join(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }

@@ -54,12 +54,9 @@ export class DetachedSink implements ResponseSink {
     return true;
   }
 
-  /** The event worker that got session `fd`'s request, or -1. */
+  /** The event worker that got session `fd`'s request (its owner, or home worker), or -1. */
   #owner(fd: number): number {
-    const ctx = this.#ctx;
-    if (!ctx.server.exists(fd)) return -1;
-    if (ctx.options.mode === "process") return ctx.server.getClientInfo(fd)?.workerId ?? -1;
-    return (fd - 1) % ctx.options.workerNum;
+    return this.#ctx.server.getClientInfo(fd)?.workerId ?? -1;
   }
 
   open(fd: number): boolean {

@@ -319,8 +319,9 @@ export class HttpLayer implements ResponseSink {
    */
   #sendItem(fd: number, item: OutItem): boolean {
     if (!(item.bytes instanceof Uint8Array)) {
+      // (The response resolved and sized the file already.)
       const file = item.bytes;
-      if (!this.#sessions.sendfile(fd, file.path, file.offset, file.length)) return false;
+      if (!this.#sessions.queueFile(fd, file.path, file.offset, file.length)) return false;
       item.bytes = nothing;
       if (!item.last) return true;
     }

@@ -9,6 +9,7 @@
 
 import { bodiless, httpDate, reasonOf } from "./status.ts";
 import { contentType } from "./content_type.ts";
+import { concatBytes } from "../bytes.ts";
 import { contexts } from "../context.ts";
 import { DetachedSink } from "./detached.ts";
 import {
@@ -224,8 +225,8 @@ export class HttpResponse {
     }
     const chunked = this.#request.minor === 1;
     const framed = chunked && body.length > 0
-      ? concat(head, encoder.encode(`${body.length.toString(16)}\r\n`), body, crlf)
-      : concat(head, body);
+      ? concatBytes([head, encoder.encode(`${body.length.toString(16)}\r\n`), body, crlf])
+      : concatBytes([head, body]);
     return this.#send(framed, false);
   }
 
@@ -259,7 +260,10 @@ export class HttpResponse {
       let end = "0\r\n";
       if (tail) {
         if (
-          !this.#send(concat(encoder.encode(`${tail.length.toString(16)}\r\n`), tail, crlf), false)
+          !this.#send(
+            concatBytes([encoder.encode(`${tail.length.toString(16)}\r\n`), tail, crlf]),
+            false,
+          )
         ) {
           return false;
         }
@@ -492,15 +496,3 @@ export class HttpResponse {
 const crlf = encoder.encode("\r\n");
 /** See `#whole`. */
 const scratch = new Uint8Array(64 * 1024);
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}

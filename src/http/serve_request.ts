@@ -12,16 +12,16 @@
  * @module
  */
 
+import { symbolNamed } from "./deno_symbols.ts";
+
 /** The internals found on probes, or undefined when this Deno does not have them. */
 const internals = (() => {
-  const find = (o: object, description: string) =>
-    Object.getOwnPropertySymbols(o).find((s) => s.description === description);
   try {
     const probe = new Request("http://probe/", { method: "POST", body: new Uint8Array(1) });
-    const brandKey = find(probe, "[[webidl.brand]]");
-    const request = find(probe, "request");
-    const getHeaders = find(probe, "get headers");
-    const headerList = find(new Headers(), "header list");
+    const brandKey = symbolNamed(probe, "[[webidl.brand]]");
+    const request = symbolNamed(probe, "request");
+    const getHeaders = symbolNamed(probe, "get headers");
+    const headerList = symbolNamed(new Headers(), "header list");
     if (!brandKey || !request || !getHeaders || !headerList) return undefined;
     const record = probe as unknown as Record<symbol, unknown>;
     const brand = record[brandKey];

@@ -12,6 +12,7 @@
  */
 
 import type { HttpResponse } from "./response.ts";
+import { symbolNamed } from "./deno_symbols.ts";
 
 interface InnerResponse {
   /** The body was decoded on its way in (`fetch`): its `Content-Encoding` no longer holds. */
@@ -30,8 +31,7 @@ interface StaticBody {
 
 const probe = (() => {
   const response = new Response("");
-  const find = (d: string) =>
-    Object.getOwnPropertySymbols(response).find((s) => s.description === d);
+  const find = (description: string) => symbolNamed(response, description);
   const found = {
     inner: find("response"),
     fastStatus: find("serve fast status"),
