@@ -20,6 +20,9 @@ export { HttpServer } from "./src/http/http_server.ts";
 export type { HttpRequest, HttpRequestServer, UploadedFile } from "./src/http/request.ts";
 export { HttpResponse } from "./src/http/response.ts";
 export { serve } from "./src/http/serve.ts";
+export { WebSocketServer } from "./src/websocket/websocket_server.ts";
+export type { WebSocketFrame } from "./src/websocket/websocket_frame.ts";
+export { CloseCode, FrameFlag, Opcode, WebSocketStatus } from "./src/websocket/frame.ts";
 export type {
   ServeHandle,
   ServeHandler,

@@ -104,7 +104,8 @@ export function missingCallback(
   ];
   for (const { what, sockType, own, http } of sockets) {
     if (http) {
-      if (events.request) continue;
+      // (A WebSocket server answers plain requests with 426 when it has no `request`.)
+      if (events.request || (options.openWebsocketProtocol && events.message)) continue;
       return new TypeError(
         `Cannot start the server: ${what} speaks HTTP (openHttpProtocol) and needs a "request" callback`,
       );
@@ -115,6 +116,11 @@ export function missingCallback(
       `Cannot start the server: ${what} is a ${
         event === "packet" ? "datagram" : "stream"
       } socket (${sockType}) and needs a "${event}" callback, of its own or the server's`,
+    );
+  }
+  if (options.openWebsocketProtocol && !events.message) {
+    return new TypeError(
+      'Cannot start the server: it speaks WebSocket (openWebsocketProtocol) and needs a "message" callback',
     );
   }
   if (options.taskWorkerNum > 0 && !events.task) {

@@ -34,6 +34,11 @@ export interface ClientInfo {
   uid: number;
   /** The worker the session's events go to (PROCESS mode; in BASE mode the one it lives in). */
   workerId: number;
+  /**
+   * Swoole's `websocket_status`: 0 not a WebSocket, 2 in its handshake, 3 open, 4 closing
+   * (`WebSocketStatus`).
+   */
+  websocketStatus: number;
 }
 
 /**
@@ -77,5 +82,6 @@ export function decodeClientInfo(
     sendQueuedBytes: u64("sendQueuedBytes"),
     uid: u32("uid"),
     workerId: baseWorkerId ?? u32("workerId"),
+    websocketStatus: u32("websocketStatus"),
   };
 }

@@ -6,6 +6,7 @@
 
 import type { Server } from "./server.ts";
 import type { HttpRequest } from "./http/request.ts";
+import type { WebSocketFrame } from "./websocket/websocket_frame.ts";
 import type { HttpResponse } from "./http/response.ts";
 
 /** The callbacks `on()` accepts, with Swoole's arguments. */
@@ -59,6 +60,18 @@ export interface ServerEvents {
    * `response` (`end()`, or `write()`s then `end()`), now or later.
    */
   request: (request: HttpRequest, response: HttpResponse) => unknown;
+  /**
+   * A WebSocket upgrade (a socket with `openWebsocketProtocol`), for the handler to answer
+   * (Swoole's onHandShake): set what it wants (a subprotocol, headers) and return true, and the
+   * response is completed as a 101 (`Sec-WebSocket-Accept` and the rest); or answer it whole
+   * (101 and `end()`); return false to refuse (400 unless it answered). `open` follows a 101.
+   * Without it, the core answers upgrades itself.
+   */
+  handshake: (request: HttpRequest, response: HttpResponse) => boolean | Promise<boolean>;
+  /** A WebSocket connection is open (after its 101); `request` is its upgrade request. */
+  open: (server: Server, request: HttpRequest) => void;
+  /** A whole WebSocket message (text as a string, binary as bytes). */
+  message: (server: Server, frame: WebSocketFrame) => void;
   /** The session's queued output reached `bufferHighWatermark`: stop sending for a while. */
   bufferFull: (server: Server, sessionId: number) => void;
   /** …and is down to `bufferLowWatermark` again. */
@@ -99,6 +112,9 @@ export const eventNames: readonly ServerEvent[] = [
   "bufferEmpty",
   "packet",
   "request",
+  "handshake",
+  "open",
+  "message",
 ];
 
 /** Where a UDP datagram came from (Swoole's `$clientInfo` of `onPacket`). */

@@ -149,6 +149,25 @@ export interface ServerOptions {
    * each request reaches the `request` callback. `HttpServer` turns it on. Default false.
    */
   openHttpProtocol?: boolean;
+  /**
+   * Swoole's `open_websocket_protocol`: the HTTP socket also speaks WebSocket (RFC 6455,
+   * docs/websocket.md); upgrades are answered in the core (or by the `handshake` callback) and
+   * each whole message reaches the `message` callback. `WebSocketServer` turns it on (with
+   * `openHttpProtocol`). Default false.
+   */
+  openWebsocketProtocol?: boolean;
+  /**
+   * WebSocket: the most bytes of a message (its fragments together); a longer one closes the
+   * connection with 1009, before its bytes are buffered. Default 2 MiB. A server that pushes
+   * messages this large needs a `socketBufferSize` to hold them.
+   */
+  websocketMaxMessageSize?: number;
+  /** WebSocket: Close frames reach the `message` callback too (the core still answers them). Default false. */
+  openWebsocketCloseFrame?: boolean;
+  /** WebSocket: pings reach the `message` callback, and the core does not answer them: the handler pongs. Default false. */
+  openWebsocketPingFrame?: boolean;
+  /** WebSocket: pongs reach the `message` callback. Default false. */
+  openWebsocketPongFrame?: boolean;
   /** HTTP: the most bytes of a request's head (request line and header fields); 431 beyond. Default 16 KiB, at most 65,535. */
   httpMaxHeaderSize?: number;
   /** HTTP: the most header fields of a request; 431 beyond. Default 100, at most 256. */
@@ -342,6 +361,11 @@ export const defaults: ResolvedOptions = {
   packageBodyOffset: 0,
   packageMaxLength: 2 * 1024 * 1024,
   openHttpProtocol: false,
+  openWebsocketProtocol: false,
+  websocketMaxMessageSize: 2 * 1024 * 1024,
+  openWebsocketCloseFrame: false,
+  openWebsocketPingFrame: false,
+  openWebsocketPongFrame: false,
   httpMaxHeaderSize: 16 * 1024,
   httpMaxHeaders: 100,
   httpMaxRequestTarget: 8 * 1024,
@@ -535,6 +559,16 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   if (o.openHttpProtocol && isDatagram(o.sockType)) {
     throw new TypeError(`Option "openHttpProtocol" needs a stream socket, not "${o.sockType}"`);
   }
+  boolean("openWebsocketProtocol", o.openWebsocketProtocol);
+  if (o.openWebsocketProtocol && !o.openHttpProtocol) {
+    throw new TypeError(
+      'Option "openWebsocketProtocol" needs HTTP (a WebSocketServer, or "openHttpProtocol")',
+    );
+  }
+  integer("websocketMaxMessageSize", o.websocketMaxMessageSize, 1, 2 ** 32 - 1);
+  boolean("openWebsocketCloseFrame", o.openWebsocketCloseFrame);
+  boolean("openWebsocketPingFrame", o.openWebsocketPingFrame);
+  boolean("openWebsocketPongFrame", o.openWebsocketPongFrame);
   integer("httpMaxHeaderSize", o.httpMaxHeaderSize, 64, 65535);
   integer("httpMaxHeaders", o.httpMaxHeaders, 1, 256);
   integer("httpMaxRequestTarget", o.httpMaxRequestTarget, 1, 65535);
@@ -717,7 +751,11 @@ export function nativeConfig(
 }
 
 /** The core's `abi.FramingConfig` for these options. */
-export function nativeFraming(o: ResolvedOptions, portIdleTime = 0): Uint8Array {
+export function nativeFraming(
+  o: ResolvedOptions,
+  portIdleTime = 0,
+  workerHandshake = false,
+): Uint8Array {
   const bytes = new Uint8Array(layout.framingConfigSize);
   const u32 = new Uint32Array(bytes.buffer);
   const set = (field: Exclude<keyof typeof framingConfig, "marker">, value: number) => {
@@ -765,6 +803,15 @@ export function nativeFraming(o: ResolvedOptions, portIdleTime = 0): Uint8Array 
   set("httpKeepaliveMs", Math.round(o.httpKeepAliveTimeout * 1000));
   set("httpMinBodyRate", o.httpMinBodyRate);
   set("httpMaxPipelined", o.httpMaxPipelined);
+  // (websocket_session.Settings' bits.)
+  set(
+    "websocket",
+    o.openWebsocketProtocol
+      ? 1 | (workerHandshake ? 2 : 0) | (o.openWebsocketPingFrame ? 4 : 0) |
+        (o.openWebsocketPongFrame ? 8 : 0) | (o.openWebsocketCloseFrame ? 16 : 0)
+      : 0,
+  );
+  set("websocketMaxMessage", o.websocketMaxMessageSize);
   return bytes;
 }
 

@@ -253,6 +253,8 @@ pub const ClientInfo = extern struct {
     listener: u32,
     /// 1 while `protect()`ed: the heartbeat leaves it alone.
     protected: u32 = 0,
+    /// Swoole's `websocket_status`: 0 not a WebSocket, 2 in the handshake, 3 open, 4 closing.
+    websocket_status: u32 = 0,
 };
 
 /// Message framing (see framing.zig), set before start with `zg_reactors_framing`.
@@ -307,6 +309,11 @@ pub const FramingConfig = extern struct {
     http_max_pipelined: u32,
     /// `tcp_notsent_lowat`: TCP_NOTSENT_LOWAT of accepted sockets in bytes (0: the kernel's).
     notsent_lowat: u32,
+    /// kind 5 with `open_websocket_protocol`: `websocket_session.Settings` bits (1 on, 2 the
+    /// worker's handshake, 4/8/16 pings/pongs/closes to the worker too) and the most bytes of a
+    /// message (0: 2 MiB).
+    websocket: u32,
+    websocket_max_message: u32,
 };
 
 /// An HTTP request as a worker gets it (kind 5): this, `header_count` `HttpHeader`s, the raw
@@ -605,7 +612,7 @@ comptime {
     assert(@offsetOf(RingControl, "head") == 64);
     assert(@offsetOf(Stats, "ports") == 21 * 8);
     assert(@sizeOf(PortStats) == 17 * 8);
-    assert(@sizeOf(ClientInfo) == 128);
+    assert(@sizeOf(ClientInfo) == 136);
     assert(@sizeOf(ServerConfig) == 36);
     assert(@sizeOf(ChildExit) == 16);
     assert(@sizeOf(RegionHeader) <= region_slots_offset);

@@ -45,6 +45,11 @@ pub const flag_keep_alive: u8 = 1;
 pub const flag_chunked: u8 = 2;
 pub const flag_expect_continue: u8 = 4;
 pub const flag_upgrade: u8 = 8;
+/// Set by the reactor on a WebSocket listener (websocket_session.zig): an upgrade request for the
+/// worker's `handshake` callback; with `flag_websocket_open` too, one the reactor answered (the
+/// worker's `open` callback).
+pub const flag_websocket: u8 = 16;
+pub const flag_websocket_open: u8 = 32;
 
 pub const Head = struct {
     /// Bytes of the head, from the first byte (leading empty lines included) through the

@@ -12,6 +12,7 @@ const std = @import("std");
 const abi = @import("abi.zig");
 const http = @import("http.zig");
 const http_static = @import("http_static.zig");
+const websocket_session = @import("websocket_session.zig");
 const session_table = @import("session_table.zig");
 const reactor = @import("reactor.zig");
 const Reactor = reactor.Reactor;
@@ -64,6 +65,8 @@ pub fn deliverRequests(r: *Reactor, s: *Session) Delivery {
     const c = &s.http;
     const settings = r.settingsOf(s.listener);
     while (true) {
+        // Upgraded (or upgrading): what follows is WebSocket frames.
+        if (s.ws.status != .none) return websocket_session.deliverFrames(r, s);
         if (c.ended) {
             // Nothing after a refused request or a `Connection: close` one is read as a request.
             s.in.clearRetainingCapacity();
@@ -122,7 +125,27 @@ pub fn deliverRequests(r: *Reactor, s: *Session) Delivery {
             var scanned: u32 = 0;
             if (http.parseHead(data[0..c.head_len], &scanned, settings.http, &head) != .done) unreachable;
         }
-        if (r.static_files) |cfg| {
+        if (head.flags & http.flag_upgrade != 0 and settings.websocket.enabled) {
+            switch (websocket_session.upgrade(r, s, &head, data[0..c.head_len], body_len)) {
+                .not_websocket, .to_worker => {},
+                .refuse => |why| return refuse(r, s, why),
+                .closed => return .closed,
+                .blocked => return .blocked,
+                .wait => {
+                    c.waiting = true;
+                    c.restartRequest();
+                    break;
+                },
+                .upgraded => {
+                    s.in_start += consumed;
+                    c.restartRequest();
+                    continue;
+                },
+            }
+        }
+        // (An upgrade is never a static file.)
+        const static_files = if (head.flags & http.flag_websocket == 0) r.static_files else null;
+        if (static_files) |cfg| {
             const id = s.id;
             const listener = s.listener;
             switch (http_static.serve(r, s, cfg, &head, data[0..c.head_len])) {
@@ -176,6 +199,8 @@ pub fn timers(r: *Reactor) void {
     r.http_check_ns = now + check_every_ns;
     for (r.sessions.slots) |*s| {
         if (s.state != .open or r.protocolOf(s) != .http) continue;
+        // (A WebSocket has timers of its own.)
+        if (s.ws.status != .none) continue;
         const c = &s.http;
         if (c.ended) continue;
         const limits = r.settingsOf(s.listener).http;
@@ -310,6 +335,7 @@ pub fn responseEnded(r: *Reactor, session_id: u32, status: u32) void {
     c.partial = false;
     if (c.in_flight == 0) return;
     c.in_flight -= 1;
+    if (s.ws.status == .handshake and c.in_flight == 0) websocket_session.handshakeAnswered(r, s, status);
     if (c.waiting and s.state == .open) {
         // Room for another request: what is buffered goes, and reading goes on.
         c.waiting = false;

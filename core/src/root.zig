@@ -74,6 +74,8 @@ test {
     _ = @import("http_session.zig");
     _ = @import("http_static.zig");
     _ = @import("http_date.zig");
+    _ = @import("websocket.zig");
+    _ = @import("websocket_session.zig");
     _ = @import("mime.zig");
     _ = @import("settings.zig");
     _ = @import("files.zig");

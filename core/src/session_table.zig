@@ -7,6 +7,7 @@
 //! is free or holds a later id, never a stranger's connection.
 const std = @import("std");
 const http_session = @import("http_session.zig");
+const websocket_session = @import("websocket_session.zig");
 const abi = @import("abi.zig");
 const assert = std.debug.assert;
 
@@ -56,6 +57,8 @@ pub const Session = struct {
     frame_lane: u16 = 0,
     /// HTTP (framing kind 5): the request being parsed and the responses still due.
     http: http_session.Conn = .{},
+    /// WebSocket (an upgraded HTTP connection): its status and the message being reassembled.
+    ws: websocket_session.Conn = .{},
     remote: std.net.Address = undefined,
     connect_time_ns: i64 = 0,
     last_recv_time_ns: i64 = 0,
@@ -138,6 +141,7 @@ pub const Session = struct {
         out.close_errno = s.close_errno;
         out.uid = @atomicLoad(u32, &s.uid, .monotonic);
         out.worker_id = s.home_lane;
+        out.websocket_status = s.ws.statusNow();
         out.protected = @atomicLoad(u8, &s.protected, .monotonic);
         return out;
     }

@@ -5,6 +5,7 @@ const std = @import("std");
 const abi = @import("abi.zig");
 const framing = @import("framing.zig");
 const http = @import("http.zig");
+const websocket_session = @import("websocket_session.zig");
 
 /// What `abi.FramingConfig` sets, for the server or one port: framing, limits, output
 /// watermarks, delayed receive, heartbeat idle time and the options of accepted sockets.
@@ -23,6 +24,8 @@ pub const Settings = struct {
     heartbeat_idle_ns: i64 = 0,
     /// HTTP's limits (framing kind 5).
     http: http.Limits = .{},
+    /// WebSocket on an HTTP listener (off unless `open_websocket_protocol`).
+    websocket: websocket_session.Settings = .{},
     /// Socket options of accepted sockets (see `abi.FramingConfig`).
     socket: abi.FramingConfig = std.mem.zeroes(abi.FramingConfig),
 
@@ -34,6 +37,7 @@ pub const Settings = struct {
             .delay_receive = config.delay_receive != 0,
             .heartbeat_idle_ns = @as(i64, config.heartbeat_idle_ms) * std.time.ns_per_ms,
             .socket = config,
+            .websocket = websocket_session.Settings.parse(config.websocket, config.websocket_max_message),
             .http = .{
                 .head_bytes = if (config.http_max_head == 0) (http.Limits{}).head_bytes else @min(config.http_max_head, http.head_bytes_max),
                 .headers = if (config.http_max_headers == 0) (http.Limits{}).headers else @min(config.http_max_headers, http.headers_max),

@@ -101,7 +101,7 @@ export const layout = {
   channelStats: 264,
   dataOffset: 4096,
   statsSize: 1256,
-  clientInfoSize: 128,
+  clientInfoSize: 136,
   clientInfoRemoteAddr: 32,
   clientInfoConnectTime: 48,
   clientInfoSendQueuedBytes: 80,
@@ -127,7 +127,7 @@ export const layout = {
   workerSlotTasking: 3344,
   workerSlotTaskSeq: 3348,
   regionMailCount: 92,
-  framingConfigSize: 112,
+  framingConfigSize: 120,
   packetAddressSize: 24,
   statsPorts: 168,
   portStatsSize: 136,
@@ -181,6 +181,8 @@ export const framingConfig = {
   httpMinBodyRate: 100,
   httpMaxPipelined: 104,
   notsentLowat: 108,
+  websocket: 112,
+  websocketMaxMessage: 116,
 } as const;
 
 /** `abi.HttpRequest`: what starts an HTTP request message (then the header table, the raw head, the body). */
@@ -236,6 +238,7 @@ export const clientInfo = {
   recvQueuedBytes: 112,
   listener: 120,
   protected: 124,
+  websocketStatus: 128,
 } as const;
 
 export const workerSlot = {

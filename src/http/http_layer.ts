@@ -11,10 +11,12 @@ import { httpRequest } from "../_ffi/layout.ts";
 import type { ServerContext } from "../context.ts";
 import type { Sessions } from "../sessions.ts";
 import { HttpRequest } from "./request.ts";
+import type { RequestPeer } from "./request.ts";
 import { HttpResponse } from "./response.ts";
 import { removeUploads } from "./multipart.ts";
 import type { FilePart, ResponseSink } from "./response.ts";
 import type { CompressionSettings } from "./compression.ts";
+import { UpgradeFlag, WebSocketLayer } from "../websocket/websocket_layer.ts";
 
 /** A part of a response on its way: bytes, or a file the reactor writes. */
 type Part = Uint8Array | FilePart;
@@ -61,6 +63,8 @@ export class HttpLayer implements ResponseSink {
   #conns = new Map<number, Conn>();
 
   #compression: CompressionSettings | undefined;
+  /** The listener speaks WebSocket too (`openWebsocketProtocol`). */
+  #websocket: WebSocketLayer | undefined;
 
   constructor(ctx: ServerContext, sessions: Sessions) {
     this.#ctx = ctx;
@@ -73,11 +77,48 @@ export class HttpLayer implements ResponseSink {
         types: o.httpCompressionTypes.map((type) => type.toLowerCase()),
       }
       : undefined;
+    if (o.openWebsocketProtocol) this.#websocket = new WebSocketLayer(ctx);
   }
 
-  /** A request message for session `fd`: the `request` callback. */
+  /** A WebSocket server with no `request` callback: a plain request is told to upgrade. */
+  #notWebSocket = (_request: HttpRequest, response: HttpResponse) => {
+    response.status(426);
+    response.header("Upgrade", "websocket");
+    response.header("Content-Type", "text/plain");
+    response.end("This is a WebSocket endpoint: upgrade to WebSocket\n");
+  };
+
+  /** An `HttpRequest` of session `fd` outside the request flow (the `open` callback's). */
+  #requestOf(fd: number, bytes: Uint8Array): HttpRequest {
+    return new HttpRequest(fd, bytes, this.#peerOf(fd));
+  }
+
+  /** Where session `fd` comes from, looked up when a request is asked. */
+  #peerOf(fd: number): () => RequestPeer {
+    const ctx = this.#ctx;
+    return () => {
+      const info = ctx.server.getClientInfo(fd);
+      return {
+        remoteAddr: info?.remoteIp ?? "",
+        remotePort: info?.remotePort ?? 0,
+        serverPort: info?.serverPort ?? ctx.server.port,
+      };
+    };
+  }
+
+  /**
+   * A request message for session `fd`: the `request` callback; on a WebSocket listener, a
+   * message or an upgrade (src/websocket/).
+   */
   request(fd: number, bytes: Uint8Array) {
     const ctx = this.#ctx;
+    const ws = this.#websocket;
+    let upgrade = 0;
+    if (ws) {
+      if (WebSocketLayer.isMessage(bytes)) return ws.message(fd, bytes);
+      upgrade = WebSocketLayer.upgradeOf(bytes);
+      if (upgrade & UpgradeFlag.open) return ws.open(this.#requestOf(fd, bytes));
+    }
     let conn = this.#conns.get(fd);
     if (!conn) {
       this.#conns.set(
@@ -96,14 +137,7 @@ export class HttpLayer implements ResponseSink {
     }
     const seq = conn.next++;
     const owner = conn;
-    const request = new HttpRequest(fd, bytes, () => {
-      const info = ctx.server.getClientInfo(fd);
-      return {
-        remoteAddr: info?.remoteIp ?? "",
-        remotePort: info?.remotePort ?? 0,
-        serverPort: info?.serverPort ?? ctx.server.port,
-      };
-    }, {
+    const request = new HttpRequest(fd, bytes, this.#peerOf(fd), {
       tmpDir: ctx.options.uploadTmpDir,
       maxFileSize: ctx.options.uploadMaxFilesize,
       written: (paths) => (owner.uploads ??= new Map()).set(seq, paths),
@@ -115,7 +149,9 @@ export class HttpLayer implements ResponseSink {
       compression: this.#compression,
       fields: request,
     });
-    const callback = ctx.callbacks.events.request;
+    const callback: (req: HttpRequest, res: HttpResponse) => unknown = upgrade
+      ? (req, res) => ws!.handshake(req, res)
+      : ctx.callbacks.events.request ?? this.#notWebSocket;
     const failed = (error: unknown) => {
       ctx.callbacks.failed("request", fd, error);
       // The client hears of it; a response that had begun cannot be finished: the connection

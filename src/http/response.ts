@@ -347,6 +347,16 @@ export class HttpResponse {
     return true;
   }
 
+  /** @internal The status set (200 unless changed). */
+  get statusCode(): number {
+    return this.#status;
+  }
+
+  /** @internal Whether a header of this name (lower-case) is set. */
+  hasHeader(name: string): boolean {
+    return this.#headers?.has(name) ?? false;
+  }
+
   /** @internal Whether the response has ended (or was detached). */
   get finished(): boolean {
     return this.#ended;
@@ -467,9 +477,14 @@ export class HttpResponse {
     const reason = this.#reason || reasonOf(this.#status);
     let text = `HTTP/1.${minor} ${this.#status} ${reason}\r\n`;
     const headers = this.#headers;
+    // 101: the connection is the protocol's now; its `Connection: Upgrade` is the handler's.
+    const upgrade = this.#status === 101;
     if (headers) {
       for (const [key, [name, value]] of headers) {
-        if (key === "content-length" || key === "transfer-encoding" || key === "connection") {
+        if (
+          key === "content-length" || key === "transfer-encoding" ||
+          (key === "connection" && !upgrade)
+        ) {
           continue;
         }
         text += `${name}: ${value}\r\n`;
@@ -481,6 +496,7 @@ export class HttpResponse {
       if (length >= 0) text += `Content-Length: ${length}\r\n`;
       else if (minor === 1) text += "Transfer-Encoding: chunked\r\n";
     }
+    if (upgrade) return text + "\r\n";
     // HTTP/1.0 has no chunked coding: a body of unknown length ends with the connection. A
     // server on its way out (shutdown, reload, a recycled worker) ends each connection after
     // the response in hand, and says so.

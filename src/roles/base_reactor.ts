@@ -86,8 +86,9 @@ export function startReactor(
   handle: Deno.PointerValue,
   o: ResolvedOptions,
   ports: readonly Port[],
+  workerHandshake: boolean,
 ) {
-  configureReactors(lib, lib.zg_server_reactors(handle), o, ports);
+  configureReactors(lib, lib.zg_server_reactors(handle), o, ports, workerHandshake);
   if (o.tcpDeferAccept || o.tcpFastopen) {
     // (With several workers on one inherited socket the master set these already.)
     const fd = lib.zg_server_listen_fd(handle, 0);

@@ -75,7 +75,7 @@ export class EventWorker extends Worker {
         );
         this.openMail(role);
       }
-      startReactor(lib, handle, o, ctx.ports);
+      startReactor(lib, handle, o, ctx.ports, ctx.callbacks.events.handshake !== undefined);
     } catch (error) {
       lib.zg_server_destroy(handle);
       ctx.handle = null;

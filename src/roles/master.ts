@@ -279,7 +279,7 @@ export class Master implements ProcessRole {
         `listen on "${formatAddress(p.host, p.port)}"`,
       );
     }
-    configureReactors(lib, set, o, ctx.ports);
+    configureReactors(lib, set, o, ctx.ports, ctx.callbacks.events.handshake !== undefined);
     unwrap(lib.zg_reactor_threads_start(reactors), "start the reactor threads");
   }
 

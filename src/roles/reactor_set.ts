@@ -20,13 +20,18 @@ export function configureReactors(
   set: Deno.PointerValue,
   o: ResolvedOptions,
   ports: readonly Port[],
+  workerHandshake: boolean,
 ) {
-  unwrap(lib.zg_reactors_framing(set, nativeFraming(o)), "set the framing");
+  unwrap(lib.zg_reactors_framing(set, nativeFraming(o, 0, workerHandshake)), "set the framing");
   for (const p of ports) {
     const own = p.optionsOver(o);
     if (!own) continue;
     unwrap(
-      lib.zg_reactors_port_framing(set, p.index, nativeFraming(own, p.ownHeartbeatIdleTime)),
+      lib.zg_reactors_port_framing(
+        set,
+        p.index,
+        nativeFraming(own, p.ownHeartbeatIdleTime, workerHandshake),
+      ),
       "set a port's framing",
     );
   }

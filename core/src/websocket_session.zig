@@ -1,0 +1,323 @@
+//! The reactor's side of a WebSocket connection (an HTTP socket with `open_websocket_protocol`):
+//! the upgrade request checked and, unless the worker's `handshake` callback answers it,
+//! answered here (101 with Sec-WebSocket-Accept); then frames read, unmasked and reassembled in
+//! the session's input buffer, text checked as UTF-8, pings answered, a Close echoed, and each
+//! whole message handed to a worker as one record (`Message` below, then the payload).
+//!
+//! In the input buffer a message being reassembled keeps its first fragment's payload where
+//! it came; each later fragment's payload is moved up to follow it, and control frames in
+//! between are answered and skipped. Nothing is copied out of the buffer but to the ring.
+const std = @import("std");
+const abi = @import("abi.zig");
+const http = @import("http.zig");
+const websocket = @import("websocket.zig");
+const session_table = @import("session_table.zig");
+const reactor = @import("reactor.zig");
+const Reactor = reactor.Reactor;
+const Session = session_table.Session;
+const Delivery = @import("read.zig").Delivery;
+const Opcode = websocket.Opcode;
+const posix = std.posix;
+const log = std.log.scoped(.websocket);
+
+/// Swoole's `websocket_status` of a connection (`getClientInfo`).
+pub const Status = enum(u8) {
+    /// Plain HTTP (no upgrade).
+    none = 0,
+    /// The upgrade request is in a worker's `handshake` callback.
+    handshake = 2,
+    active = 3,
+    /// A Close was sent or received: nothing more is read.
+    closing = 4,
+};
+
+/// What the listener's `open_websocket_*` options say (abi.FramingConfig.websocket bits).
+pub const Settings = struct {
+    enabled: bool = false,
+    /// The worker's `handshake` callback answers upgrades (otherwise the reactor does).
+    handshake_in_worker: bool = false,
+    /// Pings, pongs, closes go to the worker as messages too (Swoole's
+    /// `open_websocket_ping_frame`, `…_pong_frame`, `…_close_frame`); a ping the worker sees
+    /// is answered by the worker.
+    deliver_ping: bool = false,
+    deliver_pong: bool = false,
+    deliver_close: bool = false,
+    /// `websocket_max_message_size`: a message longer than this closes with 1009.
+    max_message: u64 = 2 * 1024 * 1024,
+
+    pub const bit_enabled: u32 = 1;
+    pub const bit_handshake: u32 = 2;
+    pub const bit_ping: u32 = 4;
+    pub const bit_pong: u32 = 8;
+    pub const bit_close: u32 = 16;
+
+    pub fn parse(bits: u32, max_message: u32) Settings {
+        return .{
+            .enabled = bits & bit_enabled != 0,
+            .handshake_in_worker = bits & bit_handshake != 0,
+            .deliver_ping = bits & bit_ping != 0,
+            .deliver_pong = bits & bit_pong != 0,
+            .deliver_close = bits & bit_close != 0,
+            .max_message = if (max_message == 0) 2 * 1024 * 1024 else max_message,
+        };
+    }
+};
+
+/// What a worker gets before a message's payload (its first word 0, which no HTTP request's
+/// envelope has: that is how the worker tells them apart).
+pub const Message = extern struct {
+    zero: u32 = 0,
+    opcode: u8,
+    /// 1: the message is whole (always, today).
+    fin: u8 = 1,
+    reserved: u16 = 0,
+};
+
+/// A connection's WebSocket state, kept in its session.
+pub const Conn = struct {
+    status: Status = .none,
+    /// The message being reassembled: its opcode (0: none), where its payload starts and how
+    /// long it is so far (from `in_start`), and whether it is whole and waits for ring room.
+    msg_opcode: u4 = 0,
+    complete: bool = false,
+    msg_off: u32 = 0,
+    msg_len: u64 = 0,
+    /// Where the frames not read yet start (from `in_start`).
+    raw: u64 = 0,
+
+    fn resetMessage(w: *Conn) void {
+        w.msg_opcode = 0;
+        w.complete = false;
+        w.msg_off = 0;
+        w.msg_len = 0;
+        w.raw = 0;
+    }
+
+    pub fn statusNow(w: *const Conn) u8 {
+        return @intFromEnum(@atomicLoad(Status, &w.status, .monotonic));
+    }
+};
+
+fn setStatus(s: *Session, status: Status) void {
+    @atomicStore(Status, &s.ws.status, status, .monotonic);
+}
+
+/// What became of an upgrade request.
+pub const Upgrade = union(enum) {
+    /// Not an upgrade to WebSocket: an HTTP request as any other.
+    not_websocket,
+    /// Responses are still due before it: it is read again once they are written.
+    wait,
+    /// A bad upgrade: the caller refuses it with this.
+    refuse: http.Reject,
+    /// 426 was written: the connection ends.
+    closed,
+    /// The ring is full: nothing of it happened.
+    blocked,
+    /// The worker's `handshake` callback gets it (the caller hands it over, marked so).
+    to_worker,
+    /// Answered with 101 here, and the worker told (its `open` callback).
+    upgraded,
+};
+
+fn headerValue(head: *const http.Head, raw: []const u8, name: []const u8) ?[]const u8 {
+    for (head.headers[0..head.header_count]) |h| {
+        if (std.ascii.eqlIgnoreCase(raw[h.name_off..][0..h.name_len], name)) return raw[h.value_off..][0..h.value_len];
+    }
+    return null;
+}
+
+/// An HTTP request that says `Connection: upgrade`, on a WebSocket listener: checked
+/// (RFC 6455 4.2.1), then answered here or handed to the worker's handshake.
+pub fn upgrade(r: *Reactor, s: *Session, head: *http.Head, raw: []const u8, body_len: usize) Upgrade {
+    const settings = r.settingsOf(s.listener).websocket;
+    const to = headerValue(head, raw, "upgrade") orelse return .not_websocket;
+    if (!websocket.listHas(to, "websocket")) return .not_websocket;
+    if (s.http.in_flight > 0) return .wait;
+    const method = raw[head.start..][0..head.method_len];
+    if (!std.mem.eql(u8, method, "GET")) return .{ .refuse = .{ .status = 400, .why = "a WebSocket upgrade that is not a GET" } };
+    if (head.minor != 1) return .{ .refuse = .{ .status = 400, .why = "a WebSocket upgrade on HTTP/1.0" } };
+    if (body_len != 0) return .{ .refuse = .{ .status = 400, .why = "a WebSocket upgrade with a body" } };
+    const version = headerValue(head, raw, "sec-websocket-version") orelse "";
+    if (!std.mem.eql(u8, std.mem.trim(u8, version, " \t"), "13")) {
+        log.info("session {d}: 426: a WebSocket upgrade of version \"{s}\", not 13", .{ s.id, version[0..@min(version.len, 16)] });
+        r.tally(s.listener, "protocol_error_count", 1);
+        r.tally(s.listener, "http_request_count", 1);
+        r.httpAnswered(s, 426);
+        s.http.ended = true;
+        const id = s.id;
+        r.sendTo(id, "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        if (r.sessions.get(id) != null and (s.state == .open or s.state == .peer_closed)) {
+            r.closeAfterOutput(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO));
+        }
+        return .closed;
+    }
+    const key = std.mem.trim(u8, headerValue(head, raw, "sec-websocket-key") orelse "", " \t");
+    if (!websocket.validKey(key)) return .{ .refuse = .{ .status = 400, .why = "a WebSocket upgrade without a valid Sec-WebSocket-Key" } };
+    if (settings.handshake_in_worker) {
+        head.flags |= http.flag_websocket;
+        setStatus(s, .handshake);
+        return .to_worker;
+    }
+    // The worker hears of it first (its `open` gets the request), so that nothing the ring
+    // refuses leaves a client upgraded and the worker unaware.
+    head.flags |= http.flag_websocket | http.flag_websocket_open;
+    var buffer: [http.envelope_max]u8 = undefined;
+    const prefix = http.envelope(head, 0, &buffer);
+    if (!r.pushMessageParts(s, .{ prefix, raw })) return .blocked;
+    var accept: [28]u8 = undefined;
+    var answer: [160]u8 = undefined;
+    const text = std.fmt.bufPrint(&answer, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {s}\r\n\r\n", .{websocket.acceptValue(key, &accept)}) catch unreachable;
+    r.tally(s.listener, "http_request_count", 1);
+    r.httpAnswered(s, 101);
+    setStatus(s, .active);
+    r.sendTo(s.id, text);
+    return .upgraded;
+}
+
+/// The worker's handshake answered (status `status`): 101 makes the connection a WebSocket,
+/// anything else ends it once written.
+pub fn handshakeAnswered(r: *Reactor, s: *Session, status: u32) void {
+    if (s.state != .open and s.state != .peer_closed) return;
+    if (status == 101) {
+        setStatus(s, .active);
+        if (s.state == .open) r.markReady(s);
+        return;
+    }
+    setStatus(s, .none);
+    s.http.ended = true;
+}
+
+/// Hands every whole message in the session's input to a worker, answering control frames.
+pub fn deliverFrames(r: *Reactor, s: *Session) Delivery {
+    const w = &s.ws;
+    switch (w.status) {
+        .none => unreachable,
+        .handshake => return .ok,
+        .closing => {
+            s.in_start = s.in.items.len;
+            return .ok;
+        },
+        .active => {},
+    }
+    const settings = r.settingsOf(s.listener).websocket;
+    while (true) {
+        const base = s.in_start;
+        if (w.complete) {
+            if (!deliver(r, s, w.msg_opcode, s.in.items[base + w.msg_off ..][0..@intCast(w.msg_len)])) return .blocked;
+            s.in_start += @intCast(w.raw);
+            w.resetMessage();
+            continue;
+        }
+        const data = s.in.items[base + @as(usize, @intCast(w.raw)) ..];
+        if (data.len == 0) break;
+        const h = switch (websocket.parseHeader(data)) {
+            .need_more => break,
+            .fail => |f| return protocolFail(r, s, f),
+            .frame => |frame| frame,
+        };
+        const frame_len = h.len + h.payload_len;
+        if (h.isControl()) {
+            if (data.len < frame_len) break;
+            // (Copied before unmasking: a control frame the ring refuses is read again.)
+            var payload: [websocket.control_max]u8 = undefined;
+            const n: usize = @intCast(h.payload_len);
+            @memcpy(payload[0..n], data[h.len..][0..n]);
+            websocket.unmask(payload[0..n], h.mask, 0);
+            switch (control(r, s, settings, h.opcode, payload[0..n])) {
+                .blocked => return .blocked,
+                .closed => return .closed,
+                .ok => {},
+            }
+            if (w.msg_opcode == 0) s.in_start += @intCast(frame_len) else w.raw += frame_len;
+            continue;
+        }
+        if (h.opcode == Opcode.continuation and w.msg_opcode == 0) {
+            return protocolFail(r, s, .{ .code = websocket.CloseCode.protocol_error, .why = "a continuation frame with no message begun" });
+        }
+        if (h.opcode != Opcode.continuation and w.msg_opcode != 0) {
+            return protocolFail(r, s, .{ .code = websocket.CloseCode.protocol_error, .why = "a new message before the last one ended" });
+        }
+        if (w.msg_len + h.payload_len > settings.max_message) {
+            return protocolFail(r, s, .{ .code = websocket.CloseCode.too_big, .why = "a message over websocketMaxMessageSize" });
+        }
+        if (data.len < frame_len) break;
+        const n: usize = @intCast(h.payload_len);
+        const payload = data[h.len..][0..n];
+        websocket.unmask(payload, h.mask, 0);
+        if (w.msg_opcode == 0) {
+            w.msg_opcode = h.opcode;
+            w.msg_off = @intCast(w.raw + h.len);
+            w.msg_len = n;
+        } else {
+            const to = base + w.msg_off + @as(usize, @intCast(w.msg_len));
+            std.mem.copyForwards(u8, s.in.items[to..][0..n], payload);
+            w.msg_len += n;
+        }
+        w.raw += frame_len;
+        if (!h.fin) continue;
+        if (w.msg_opcode == Opcode.text and !std.unicode.utf8ValidateSlice(s.in.items[base + w.msg_off ..][0..@intCast(w.msg_len)])) {
+            return protocolFail(r, s, .{ .code = websocket.CloseCode.invalid_data, .why = "a text message that is not UTF-8" });
+        }
+        w.complete = true;
+    }
+    return .ok;
+}
+
+fn deliver(r: *Reactor, s: *Session, opcode: u4, payload: []const u8) bool {
+    const prefix: Message = .{ .opcode = opcode };
+    if (!r.pushMessageParts(s, .{ std.mem.asBytes(&prefix), payload })) return false;
+    s.last_dispatch_time_ns = r.now_ns;
+    return true;
+}
+
+fn control(r: *Reactor, s: *Session, settings: Settings, opcode: u4, payload: []const u8) Delivery {
+    switch (opcode) {
+        Opcode.ping => {
+            if (settings.deliver_ping) return if (deliver(r, s, opcode, payload)) .ok else .blocked;
+            var frame: [2 + websocket.control_max]u8 = undefined;
+            var head: [10]u8 = undefined;
+            const h = websocket.frameHeader(true, Opcode.pong, payload.len, &head);
+            @memcpy(frame[0..2], h);
+            @memcpy(frame[2..][0..payload.len], payload);
+            const id = s.id;
+            r.sendTo(id, frame[0 .. 2 + payload.len]);
+            if (r.sessions.get(id) == null or s.state != .open) return .closed;
+            return .ok;
+        },
+        Opcode.pong => {
+            if (settings.deliver_pong) return if (deliver(r, s, opcode, payload)) .ok else .blocked;
+            return .ok;
+        },
+        Opcode.close => {
+            if (websocket.checkClose(payload)) |f| return protocolFail(r, s, f);
+            if (settings.deliver_close and !deliver(r, s, opcode, payload)) return .blocked;
+            // The Close is echoed with its code, then the connection ends.
+            var frame: [2 + websocket.control_max]u8 = undefined;
+            const echo = if (payload.len >= 2)
+                websocket.closeFrame(std.mem.readInt(u16, payload[0..2], .big), "", &frame)
+            else
+                &[_]u8{ 0x88, 0 };
+            const id = s.id;
+            setStatus(s, .closing);
+            r.sendTo(id, echo);
+            if (r.sessions.get(id) != null and (s.state == .open or s.state == .peer_closed)) r.closeAfterOutput(s, 0, 0);
+            return .closed;
+        },
+        else => unreachable,
+    }
+}
+
+/// A frame the protocol forbids: a Close with the reason, then the connection ends.
+fn protocolFail(r: *Reactor, s: *Session, f: websocket.Fail) Delivery {
+    log.info("session {d}: closing with {d}: {s}", .{ s.id, f.code, f.why });
+    r.tally(s.listener, "protocol_error_count", 1);
+    var frame: [2 + websocket.control_max]u8 = undefined;
+    const id = s.id;
+    setStatus(s, .closing);
+    r.sendTo(id, websocket.closeFrame(f.code, f.why, &frame));
+    if (r.sessions.get(id) != null and (s.state == .open or s.state == .peer_closed)) {
+        r.closeAfterOutput(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO));
+    }
+    return .closed;
+}

@@ -1,0 +1,109 @@
+/**
+ * WebSocket on an event worker: what the core hands over from an upgraded connection (each
+ * whole message, the news of an upgrade it answered) becomes the `message` and `open`
+ * callbacks; an upgrade for the `handshake` callback is answered here, the headers the
+ * handler left out completed.
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { httpRequest } from "../_ffi/layout.ts";
+import type { ServerContext } from "../context.ts";
+import type { HttpRequest } from "../http/request.ts";
+import type { HttpResponse } from "../http/response.ts";
+import { messagePrefix, Opcode } from "./frame.ts";
+import { WebSocketFrame } from "./websocket_frame.ts";
+
+/** `abi.HttpRequest.flags` the core sets on a WebSocket listener (http.zig). */
+export const UpgradeFlag = {
+  /** An upgrade request, for the `handshake` callback. */
+  handshake: 16,
+  /** With `handshake`: one the core answered (101); the `open` callback. */
+  open: 32,
+} as const;
+
+const rfcGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+const decoder = new TextDecoder();
+
+/** Sec-WebSocket-Accept for a Sec-WebSocket-Key. */
+export function acceptValue(key: string): string {
+  return createHash("sha1").update(key + rfcGuid).digest("base64");
+}
+
+export class WebSocketLayer {
+  #ctx: ServerContext;
+
+  constructor(ctx: ServerContext) {
+    this.#ctx = ctx;
+  }
+
+  /** Whether a message from the core is a WebSocket message (its first word is 0). */
+  static isMessage(bytes: Uint8Array): boolean {
+    return bytes[0] === 0 && bytes[1] === 0 && bytes[2] === 0 && bytes[3] === 0;
+  }
+
+  /** The upgrade flags of a request message (0 for a plain request). */
+  static upgradeOf(bytes: Uint8Array): number {
+    return bytes[httpRequest.flags] & (UpgradeFlag.handshake | UpgradeFlag.open);
+  }
+
+  /** A whole message from session `fd`: the `message` callback. */
+  message(fd: number, bytes: Uint8Array) {
+    const ctx = this.#ctx;
+    const opcode = bytes[4];
+    const payload = bytes.subarray(messagePrefix);
+    const frame = new WebSocketFrame(
+      fd,
+      opcode === Opcode.text ? decoder.decode(payload) : payload.slice(),
+      opcode,
+    );
+    if (opcode === Opcode.close && payload.length >= 2) {
+      frame.code = (payload[0] << 8) | payload[1];
+      frame.reason = decoder.decode(payload.subarray(2));
+    }
+    ctx.callbacks.call("message", fd, () => ctx.callbacks.events.message?.(ctx.server, frame));
+  }
+
+  /** The core answered an upgrade of session `fd` (`request`: the upgrade request): `open`. */
+  open(request: HttpRequest) {
+    const ctx = this.#ctx;
+    ctx.callbacks.call("open", request.fd, () => ctx.callbacks.events.open?.(ctx.server, request));
+  }
+
+  /**
+   * An upgrade for the `handshake` callback (Swoole's onHandShake). What it returns or
+   * resolves to decides: false refuses (400 unless it answered), anything else accepts; a
+   * handler that did not end the response gets 101 with the fields it did not set, and `open`
+   * follows a 101.
+   */
+  handshake(request: HttpRequest, response: HttpResponse): unknown {
+    const ctx = this.#ctx;
+    const finish = (accepted: unknown) => {
+      if (!response.finished) {
+        if (accepted === false) {
+          response.status(400);
+          response.header("connection", "close");
+          response.end();
+        } else {
+          completeUpgrade(request, response);
+        }
+      }
+      if (response.statusCode === 101) this.open(request);
+    };
+    const result = ctx.callbacks.events.handshake!(request, response);
+    if (result instanceof Promise) return result.then(finish);
+    finish(result);
+    return undefined;
+  }
+}
+
+/** Answers an upgrade with 101 and the fields the handler did not set. */
+export function completeUpgrade(request: HttpRequest, response: HttpResponse) {
+  if (response.statusCode !== 101) response.status(101);
+  if (!response.hasHeader("upgrade")) response.header("Upgrade", "websocket");
+  if (!response.hasHeader("connection")) response.header("Connection", "Upgrade");
+  if (!response.hasHeader("sec-websocket-accept")) {
+    response.header("Sec-WebSocket-Accept", acceptValue(request.field("sec-websocket-key")));
+  }
+  response.end();
+}
