@@ -1,0 +1,374 @@
+/**
+ * WebSocket (RFC 6455) on the core: Deno's own `WebSocket` client in every tree mode, with the
+ * core's handshake and with `handshake` callbacks; raw sockets for every refusal, close code,
+ * fragmentation at every cut, interleaved control frames; push from a task worker and from
+ * another BASE worker.
+ */
+import assert from "node:assert/strict";
+import { startFixture, treeModes, withTimeout, workersStarted } from "./_helpers.ts";
+import type { Fixture } from "./_helpers.ts";
+import { ResponseReader, writeAll } from "./_http.ts";
+
+const script = new URL("./fixtures/ws_server.ts", import.meta.url).pathname;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A client of Deno's: opens, and collects what it receives. */
+async function client(port: number, path = "/", protocols?: string[]) {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, protocols);
+  ws.binaryType = "arraybuffer";
+  const inbox: (string | Uint8Array)[] = [];
+  const waiters: (() => void)[] = [];
+  ws.onmessage = (e) => {
+    inbox.push(typeof e.data === "string" ? e.data : new Uint8Array(e.data));
+    waiters.splice(0).forEach((w) => w());
+  };
+  const closed = new Promise<CloseEvent>((resolve) => ws.onclose = resolve);
+  await withTimeout(
+    new Promise<void>((resolve, reject) => {
+      ws.onopen = () => resolve();
+      ws.onerror = () => reject(new Error("the WebSocket failed to open"));
+    }),
+    "open",
+  );
+  const next = async () => {
+    while (inbox.length === 0) {
+      await withTimeout(new Promise<void>((r) => waiters.push(r)), "a message");
+    }
+    return inbox.shift()!;
+  };
+  return { ws, next, closed };
+}
+
+/** A client frame, masked (or not, to test the refusal). */
+function frame(opcode: number, payload: Uint8Array | string, fin = true, masked = true, rsv = 0) {
+  const bytes = typeof payload === "string" ? encoder.encode(payload) : payload;
+  const n = bytes.length;
+  const head = n < 126 ? 2 : n <= 0xffff ? 4 : 10;
+  const out = new Uint8Array(head + (masked ? 4 : 0) + n);
+  out[0] = (fin ? 0x80 : 0) | rsv | opcode;
+  const maskBit = masked ? 0x80 : 0;
+  if (head === 2) out[1] = maskBit | n;
+  else if (head === 4) {
+    out[1] = maskBit | 126;
+    new DataView(out.buffer).setUint16(2, n);
+  } else {
+    out[1] = maskBit | 127;
+    new DataView(out.buffer).setBigUint64(2, BigInt(n));
+  }
+  const mask = [0x12, 0x34, 0x56, 0x78];
+  if (masked) out.set(mask, head);
+  const at = head + (masked ? 4 : 0);
+  for (let i = 0; i < n; i++) out[at + i] = masked ? bytes[i] ^ mask[i % 4] : bytes[i];
+  return out;
+}
+
+const upgradeRequest = (extra = "", path = "/") =>
+  `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+  `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
+
+/** A raw connection, upgraded; `read` gives the server's frames. */
+async function rawClient(port: number) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  conn.setNoDelay(true);
+  await writeAll(conn, upgradeRequest());
+  let buffer = new Uint8Array(0);
+  const fill = async () => {
+    const chunk = new Uint8Array(65536);
+    const n = await withTimeout(conn.read(chunk), "server bytes");
+    if (n === null) return false;
+    const next = new Uint8Array(buffer.length + n);
+    next.set(buffer);
+    next.set(chunk.subarray(0, n), buffer.length);
+    buffer = next;
+    return true;
+  };
+  // The 101.
+  while (decoder.decode(buffer).indexOf("\r\n\r\n") < 0) assert.ok(await fill(), "EOF before 101");
+  const end = decoder.decode(buffer).indexOf("\r\n\r\n") + 4;
+  assert.match(decoder.decode(buffer.subarray(0, end)), /^HTTP\/1\.1 101 /);
+  buffer = buffer.subarray(end);
+  /** The server's next frame, or null at EOF. */
+  const read = async (): Promise<{ opcode: number; fin: boolean; payload: Uint8Array } | null> => {
+    while (true) {
+      if (buffer.length >= 2) {
+        let n = buffer[1] & 0x7f;
+        let at = 2;
+        if (n === 126 && buffer.length >= 4) {
+          n = new DataView(buffer.buffer, buffer.byteOffset).getUint16(2);
+          at = 4;
+        } else if (n === 127 && buffer.length >= 10) {
+          n = Number(new DataView(buffer.buffer, buffer.byteOffset).getBigUint64(2));
+          at = 10;
+        }
+        if ((buffer[1] & 0x7f) < 126 || at > 2) {
+          if (buffer.length >= at + n) {
+            const out = {
+              opcode: buffer[0] & 0x0f,
+              fin: (buffer[0] & 0x80) !== 0,
+              payload: buffer.slice(at, at + n),
+            };
+            buffer = buffer.subarray(at + n);
+            return out;
+          }
+        }
+      }
+      if (!await fill()) return null;
+    }
+  };
+  /** The Close the server sent (its code), then EOF. */
+  const closeCode = async () => {
+    while (true) {
+      const f = await read();
+      assert.ok(f, "EOF without a Close frame");
+      if (f.opcode !== 8) continue;
+      assert.equal(await read(), null, "the connection ends after the Close");
+      return f.payload.length >= 2 ? (f.payload[0] << 8) | f.payload[1] : 1005;
+    }
+  };
+  return { conn, read, closeCode };
+}
+
+for (const [mode, options] of treeModes) {
+  for (const handshake of [undefined, "short"]) {
+    Deno.test(`websocket (${mode}, ${handshake ?? "core"} handshake): Deno's WebSocket exchanges text, binary and fragmented messages and closes with its code`, async () => {
+      await using server = await startFixture(options, {
+        script,
+        extra: handshake ? { handshake } : {},
+      });
+      await workersStarted(server, (options as { workerNum?: number }).workerNum ?? 1);
+      const c = await client(server.port, "/greet?x=1", ["chat"]);
+      assert.equal(c.ws.protocol, handshake ? "chat" : "");
+      assert.equal(await c.next(), "hello");
+      const open = await server.waitFor((e) => e.event === "open", "open");
+      assert.equal(open.path, "/greet");
+      assert.deepEqual(open.query, { x: "1" });
+      c.ws.send("héllo wörld");
+      assert.equal(await c.next(), "héllo wörld");
+      c.ws.send(new Uint8Array([0, 1, 2, 255]));
+      assert.deepEqual(await c.next(), new Uint8Array([0, 1, 2, 255]));
+      const big = "x".repeat(200_000);
+      c.ws.send(big);
+      assert.equal(await c.next(), big);
+      c.ws.send("frag:one,two,three");
+      assert.equal(await c.next(), "onetwothree");
+      c.ws.send("info");
+      const info = JSON.parse(await c.next() as string);
+      assert.equal(info.isEstablished, true);
+      assert.equal(info.websocketStatus, 3);
+      c.ws.close(4000, "bye");
+      const closed = await withTimeout(c.closed, "close");
+      assert.equal(closed.code, 4000);
+      await server.waitFor((e) => e.event === "close" && e.fd === open.fd, "the close event");
+      // Plain HTTP on the same port.
+      const plain = await fetch(`http://127.0.0.1:${server.port}/plain`);
+      assert.equal(await plain.text(), "plain HTTP on the same port");
+    });
+  }
+}
+
+Deno.test("websocket: a handshake written as Swoole's manual shows, and an async one, complete; a refusing one refuses", async () => {
+  for (const handshake of ["swoole", "async"]) {
+    await using server = await startFixture({}, { script, extra: { handshake } });
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    await writeAll(conn, upgradeRequest("Sec-WebSocket-Protocol: chat\r\n"));
+    const response = await withTimeout(new ResponseReader(conn).next(), "101");
+    assert.equal(response.status, 101);
+    assert.equal(response.headers.get("sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    // Each header once (res.header replaces; the library adds only what is missing).
+    assert.equal(response.headers.get("upgrade"), "websocket");
+    assert.equal(response.headers.get("connection"), "Upgrade");
+    assert.equal(response.headers.has("content-length"), false);
+    if (handshake === "async") assert.equal(response.headers.get("x-handshake"), "async");
+    conn.close();
+    const c = await client(server.port, "/greet");
+    assert.equal(await c.next(), "hello");
+    c.ws.close();
+    await c.closed;
+  }
+  await using server = await startFixture({}, { script, extra: { handshake: "refuse" } });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  await writeAll(conn, upgradeRequest());
+  const refused = await withTimeout(new ResponseReader(conn).next(), "403");
+  assert.equal(refused.status, 403);
+  assert.equal(refused.text, "not you");
+  conn.close();
+  await using denied = await startFixture({}, { script, extra: { handshake: "short" } });
+  const ws = new WebSocket(`ws://127.0.0.1:${denied.port}/?deny=1`);
+  const failed = await withTimeout(
+    new Promise<string>((resolve) => {
+      ws.onopen = () => resolve("open");
+      ws.onerror = () => resolve("error");
+    }),
+    "refusal",
+  );
+  assert.equal(failed, "error");
+});
+
+Deno.test("websocket: bad upgrades get 426 or 400 from the core", async () => {
+  await using server = await startFixture({}, { script, extra: { request: false } });
+  const ask = async (text: string) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    await writeAll(conn, text);
+    const response = await withTimeout(new ResponseReader(conn).next(), "an answer");
+    conn.close();
+    return response;
+  };
+  const noVersion = await ask(upgradeRequest().replace("Sec-WebSocket-Version: 13\r\n", ""));
+  assert.equal(noVersion.status, 426);
+  assert.equal(noVersion.headers.get("sec-websocket-version"), "13");
+  assert.equal((await ask(upgradeRequest().replace("Version: 13", "Version: 8"))).status, 426);
+  assert.equal(
+    (await ask(upgradeRequest().replace("dGhlIHNhbXBsZSBub25jZQ==", "short"))).status,
+    400,
+  );
+  assert.equal((await ask(upgradeRequest().replace("GET", "POST"))).status, 400);
+  assert.equal((await ask(upgradeRequest().replace("HTTP/1.1", "HTTP/1.0"))).status, 400);
+  // No `request` callback: a plain request is told to upgrade.
+  const plain = await fetch(`http://127.0.0.1:${server.port}/`);
+  assert.equal(plain.status, 426);
+  await plain.body?.cancel();
+  const stats = await statsOf(server);
+  assert.ok(stats.protocolErrorCount >= 5);
+});
+
+async function statsOf(server: Fixture) {
+  const c = await client(server.port);
+  c.ws.send("stats");
+  const stats = JSON.parse(await c.next() as string);
+  c.ws.close();
+  await c.closed;
+  return stats;
+}
+
+Deno.test("websocket: frames the protocol forbids close with their code (1002, 1007, 1009)", async () => {
+  await using server = await startFixture({ websocketMaxMessageSize: 1000 }, { script });
+  const cases: [string, Uint8Array[], number][] = [
+    ["an unmasked frame", [frame(1, "hi", true, false)], 1002],
+    ["a reserved bit", [frame(1, "hi", true, true, 0x40)], 1002],
+    ["a reserved opcode", [frame(3, "hi")], 1002],
+    ["a fragmented ping", [frame(9, "p", false)], 1002],
+    ["a ping over 125 bytes", [frame(9, "p".repeat(126))], 1002],
+    ["a continuation with nothing begun", [frame(0, "x")], 1002],
+    ["a new message inside a fragmented one", [frame(1, "a", false), frame(1, "b")], 1002],
+    ["a 1-byte close", [frame(8, new Uint8Array([3]))], 1002],
+    ["a close code no one may send", [frame(8, new Uint8Array([0x03, 0xed]))], 1002],
+    ["a close reason that is not UTF-8", [frame(8, new Uint8Array([0x03, 0xe8, 0xff]))], 1007],
+    ["text that is not UTF-8", [frame(1, new Uint8Array([0x68, 0xc3]))], 1007],
+    [
+      "bad UTF-8 split across fragments",
+      [frame(1, new Uint8Array([0x68, 0xe2, 0x82]), false), frame(0, new Uint8Array([0x28]))],
+      1007,
+    ],
+    ["a message over websocketMaxMessageSize", [frame(2, new Uint8Array(1001))], 1009],
+    [
+      "fragments over websocketMaxMessageSize",
+      [frame(2, new Uint8Array(600), false), frame(0, new Uint8Array(600))],
+      1009,
+    ],
+  ];
+  for (const [what, frames, code] of cases) {
+    const raw = await rawClient(server.port);
+    for (const f of frames) await writeAll(raw.conn, f);
+    assert.equal(await raw.closeCode(), code, what);
+    raw.conn.close();
+  }
+  // Other connections carry on, and the refusals are counted.
+  const stats = await statsOf(server);
+  assert.ok(stats.protocolErrorCount >= cases.length);
+  assert.match(server.stderr(), /closing with 1002: an unmasked frame/);
+});
+
+Deno.test("websocket: a message cut at every byte and between fragments, pings among them, arrives whole; pings are answered; a Close is echoed", async () => {
+  await using server = await startFixture({}, { script });
+  const raw = await rawClient(server.port);
+  const text = "fragmented ✓ message";
+  const bytes = encoder.encode(text);
+  // Three fragments with a ping between the first two, written one byte at a time.
+  const wire = new Uint8Array([
+    ...frame(1, bytes.subarray(0, 5), false),
+    ...frame(9, "mid"),
+    ...frame(0, bytes.subarray(5, 13), false),
+    ...frame(0, bytes.subarray(13)),
+  ]);
+  for (let i = 0; i < wire.length; i++) await writeAll(raw.conn, wire.subarray(i, i + 1));
+  const pong = await raw.read();
+  assert.equal(pong?.opcode, 10);
+  assert.equal(decoder.decode(pong!.payload), "mid");
+  const echo = await raw.read();
+  assert.equal(echo?.opcode, 1);
+  assert.equal(decoder.decode(echo!.payload), text);
+  // Every cut of one frame into two writes.
+  const one = frame(1, "cut me anywhere");
+  for (let cut = 1; cut < one.length; cut++) {
+    await writeAll(raw.conn, one.subarray(0, cut));
+    await writeAll(raw.conn, one.subarray(cut));
+    assert.equal(decoder.decode((await raw.read())!.payload), "cut me anywhere", `cut at ${cut}`);
+  }
+  // A 64 KiB binary message (64-bit length).
+  const large = new Uint8Array(70_000).map((_, i) => i % 251);
+  await writeAll(raw.conn, frame(2, large));
+  assert.deepEqual((await raw.read())?.payload, large);
+  // The server's own ping.
+  await writeAll(raw.conn, frame(1, "ping:are you there"));
+  const ping = await raw.read();
+  assert.equal(ping?.opcode, 9);
+  assert.equal(decoder.decode(ping!.payload), "are you there");
+  await writeAll(raw.conn, frame(8, new Uint8Array([0x0f, 0xa0, 0x62])));
+  assert.equal(await raw.closeCode(), 4000);
+  raw.conn.close();
+});
+
+Deno.test("websocket: disconnect() sends its code and reason", async () => {
+  await using server = await startFixture({}, { script });
+  const c = await client(server.port);
+  c.ws.send("close:4001:going now");
+  const closed = await withTimeout(c.closed, "close");
+  assert.equal(closed.code, 4001);
+  assert.equal(closed.reason, "going now");
+});
+
+for (
+  const [mode, options] of [
+    ["two BASE workers", { workerNum: 2, taskWorkerNum: 1 }],
+    ["PROCESS mode", { mode: "process", workerNum: 2, reactorNum: 1, taskWorkerNum: 1 }],
+  ] as const
+) {
+  Deno.test(`websocket (${mode}): push reaches a connection from a task worker and from another worker`, async () => {
+    await using server = await startFixture(options, { script });
+    await workersStarted(server, 2);
+    const a = await client(server.port);
+    const b = await client(server.port);
+    a.ws.send("fd");
+    const fdA = Number(await a.next());
+    b.ws.send("fd");
+    const fdB = Number(await b.next());
+    // (In BASE mode sessions 1 and 2 live in different workers.)
+    a.ws.send(`to:${fdB}:across`);
+    assert.equal(await b.next(), "across");
+    assert.equal(await a.next(), "true");
+    b.ws.send("task:t1");
+    assert.equal(await b.next(), "from task t1");
+    a.ws.send(`to:${fdA + fdB + 1000}:nobody`);
+    assert.equal(await a.next(), "false");
+    a.ws.close();
+    b.ws.close();
+    await Promise.all([a.closed, b.closed]);
+  });
+}
+
+Deno.test("websocket: a 16 MiB message, with the limits raised", async () => {
+  const size = 16 * 1024 * 1024;
+  await using server = await startFixture({
+    websocketMaxMessageSize: size + 16,
+    socketBufferSize: 2 * size,
+  }, { script });
+  const c = await client(server.port);
+  const payload = new Uint8Array(size).map((_, i) => i % 253);
+  c.ws.send(payload);
+  const back = await c.next() as Uint8Array;
+  assert.equal(back.length, size);
+  assert.deepEqual(back, payload);
+  c.ws.close();
+  await c.closed;
+});
