@@ -372,3 +372,19 @@ Deno.test("websocket: a 16 MiB message, with the limits raised", async () => {
   c.ws.close();
   await c.closed;
 });
+
+Deno.test("websocket: a session slot a WebSocket had serves plain HTTP when its next connection gets it", async () => {
+  // (Two slots: the connections after the WebSocket's get its slot again.)
+  await using server = await startFixture({ maxConnection: 2 }, { script });
+  const c = await client(server.port);
+  c.ws.close();
+  await c.closed;
+  await server.waitFor((e) => e.event === "close", "the close event");
+  for (let i = 0; i < 4; i++) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    await writeAll(conn, "GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    const response = await withTimeout(new ResponseReader(conn).next(), `plain request ${i}`);
+    assert.equal(response.text, "plain HTTP on the same port");
+    conn.close();
+  }
+});
