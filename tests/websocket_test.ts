@@ -262,6 +262,14 @@ Deno.test("websocket: frames the protocol forbids close with their code (1002, 1
     ],
     ["a message over websocketMaxMessageSize", [frame(2, new Uint8Array(1001))], 1009],
     [
+      "empty fragments and pings without end inside a message",
+      [
+        frame(1, "a", false),
+        ...Array.from({ length: 400 }, (_, i) => i % 2 ? frame(9, "") : frame(0, "", false)),
+      ],
+      1009,
+    ],
+    [
       "fragments over websocketMaxMessageSize",
       [frame(2, new Uint8Array(600), false), frame(0, new Uint8Array(600))],
       1009,

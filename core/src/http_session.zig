@@ -178,10 +178,12 @@ pub fn deliverRequests(r: *Reactor, s: *Session) Delivery {
         if (!r.pushMessageParts(s, .{ prefix, data[0 .. c.head_len + body_len] })) return .blocked;
         if (c.in_flight == 0) c.lane = s.frame_lane;
         c.in_flight += 1;
+        if (head.flags & http.flag_websocket != 0) websocket_session.handedToWorker(s);
         r.tally(s.listener, "http_request_count", 1);
         s.in_start += consumed;
         s.last_dispatch_time_ns = r.now_ns;
-        const keep_alive = head.keepAlive();
+        // (An upgrade's connection is the WebSocket's once answered, whatever it said.)
+        const keep_alive = head.keepAlive() or head.flags & http.flag_websocket != 0;
         c.restartRequest();
         if (!keep_alive) c.ended = true;
     }

@@ -320,6 +320,7 @@ pub const SessionTable = struct {
         s.in_start = 0;
         s.frame_sent = 0;
         s.http = .{};
+        @atomicStore(websocket_session.Status, &s.ws.status, .none, .monotonic);
         s.ws = .{};
         @atomicStore(u64, &s.out_queued, 0, .release);
         @atomicStore(State, &s.state, .free, .release);

@@ -155,8 +155,8 @@ pub fn upgrade(r: *Reactor, s: *Session, head: *http.Head, raw: []const u8, body
     const key = std.mem.trim(u8, headerValue(head, raw, "sec-websocket-key") orelse "", " \t");
     if (!websocket.validKey(key)) return .{ .refuse = .{ .status = 400, .why = "a WebSocket upgrade without a valid Sec-WebSocket-Key" } };
     if (settings.handshake_in_worker) {
+        // (Its status changes once it is in the ring: `handedToWorker`.)
         head.flags |= http.flag_websocket;
-        setStatus(s, .handshake);
         return .to_worker;
     }
     // The worker hears of it first (its `open` gets the request), so that nothing the ring
@@ -171,8 +171,16 @@ pub fn upgrade(r: *Reactor, s: *Session, head: *http.Head, raw: []const u8, body
     r.tally(s.listener, "http_request_count", 1);
     r.httpAnswered(s, 101);
     setStatus(s, .active);
-    r.sendTo(s.id, text);
+    const id = s.id;
+    r.sendTo(id, text);
+    // (Writing may have closed the session: its slot released.)
+    if (r.sessions.get(id) == null or (s.state != .open and s.state != .peer_closed)) return .closed;
     return .upgraded;
+}
+
+/// The upgrade went to the worker's `handshake` callback: nothing more is read until it answers.
+pub fn handedToWorker(s: *Session) void {
+    setStatus(s, .handshake);
 }
 
 /// The worker's handshake answered (status `status`): 101 makes the connection a WebSocket,
@@ -181,6 +189,7 @@ pub fn handshakeAnswered(r: *Reactor, s: *Session, status: u32) void {
     if (s.state != .open and s.state != .peer_closed) return;
     if (status == 101) {
         setStatus(s, .active);
+        s.http.waiting = false;
         if (s.state == .open) r.markReady(s);
         return;
     }
@@ -193,7 +202,11 @@ pub fn deliverFrames(r: *Reactor, s: *Session) Delivery {
     const w = &s.ws;
     switch (w.status) {
         .none => unreachable,
-        .handshake => return .ok,
+        .handshake => {
+            // Not read further until the worker answers (the input stays bounded).
+            s.http.waiting = true;
+            return .ok;
+        },
         .closing => {
             s.in_start = s.in.items.len;
             return .ok;
@@ -230,6 +243,7 @@ pub fn deliverFrames(r: *Reactor, s: *Session) Delivery {
                 .ok => {},
             }
             if (w.msg_opcode == 0) s.in_start += @intCast(frame_len) else w.raw += frame_len;
+            if (overGap(w, settings)) return protocolFail(r, s, gap_fail);
             continue;
         }
         if (h.opcode == Opcode.continuation and w.msg_opcode == 0) {
@@ -255,6 +269,7 @@ pub fn deliverFrames(r: *Reactor, s: *Session) Delivery {
             w.msg_len += n;
         }
         w.raw += frame_len;
+        if (overGap(w, settings)) return protocolFail(r, s, gap_fail);
         if (!h.fin) continue;
         if (w.msg_opcode == Opcode.text and !std.unicode.utf8ValidateSlice(s.in.items[base + w.msg_off ..][0..@intCast(w.msg_len)])) {
             return protocolFail(r, s, .{ .code = websocket.CloseCode.invalid_data, .why = "a text message that is not UTF-8" });
@@ -263,6 +278,14 @@ pub fn deliverFrames(r: *Reactor, s: *Session) Delivery {
     }
     return .ok;
 }
+
+/// The bytes of a message being reassembled that are not its payload (fragment headers,
+/// control frames between them) stay in the buffer until it is whole: bounded like the payload.
+fn overGap(w: *const Conn, settings: Settings) bool {
+    return w.msg_opcode != 0 and w.raw - w.msg_off - w.msg_len > settings.max_message;
+}
+
+const gap_fail: websocket.Fail = .{ .code = websocket.CloseCode.too_big, .why = "more fragment and control frame bytes in a message than websocketMaxMessageSize" };
 
 fn deliver(r: *Reactor, s: *Session, opcode: u4, payload: []const u8) bool {
     const prefix: Message = .{ .opcode = opcode };

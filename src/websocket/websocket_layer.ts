@@ -88,7 +88,8 @@ export class WebSocketLayer {
           completeUpgrade(request, response);
         }
       }
-      if (response.statusCode === 101) this.open(request);
+      // (Not when the client left meanwhile: its `close` may have come already.)
+      if (response.statusCode === 101 && ctx.server.exists(request.fd)) this.open(request);
     };
     const result = ctx.callbacks.events.handshake!(request, response);
     if (result instanceof Promise) return result.then(finish);
