@@ -18,6 +18,8 @@ import type { Server } from "./server.ts";
 import type { Counters, ServerStats } from "./stats.ts";
 import type { TaskRunner } from "./tasks.ts";
 import type { HttpLayer } from "./http/http_layer.ts";
+import type { Sessions } from "./sessions.ts";
+import type { PubSub } from "./websocket/pubsub.ts";
 import { workerIdOfRole } from "./roles/role.ts";
 
 export type State = "new" | "starting" | "running" | "stopping" | "stopped";
@@ -68,6 +70,10 @@ export class ServerContext {
   leaving = false;
   /** Within a batch, what is sent is published at its end; outside one, at once. */
   inBatch = false;
+  /** The connection API (src/sessions.ts). */
+  sessions!: Sessions;
+  /** A WebSocket server's publish/subscribe (src/websocket/pubsub.ts). */
+  pubsub: PubSub | undefined;
   /** An event worker with an HTTP socket: its requests and responses (src/http/). */
   http: HttpLayer | undefined;
   /** A task worker's: it runs the `task` handler (`finish()` works in it). */

@@ -80,6 +80,13 @@ export function mailHandler(ctx: ServerContext, targets: MailTargets): MailHandl
       case RecordType.forwardClose:
         ctx.server.close(id, aux === 1);
         return;
+      case RecordType.forwardSubscribe:
+      case RecordType.forwardUnsubscribe:
+        ctx.pubsub?.queueSubscription(id, payload, type === RecordType.forwardSubscribe);
+        return;
+      case RecordType.forwardPublish:
+        ctx.pubsub?.queuePublish(payload);
+        return;
       default:
         ctx.log.error(`unexpected mailbox record type ${type} from endpoint ${peer}`);
     }

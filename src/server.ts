@@ -75,6 +75,7 @@ export class Server {
     this.#ops = new Operations(ctx);
     this.#sender = new TaskSender(ctx);
     this.#sessions = new Sessions(ctx);
+    ctx.sessions = this.#sessions;
     this.#role = roleFor(ctx, this.#ops, this.#sender, this.#sessions);
   }
 

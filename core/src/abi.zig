@@ -77,7 +77,21 @@ pub const RecordType = enum(u8) {
     sendfile_request = 20,
     /// `sendwait`: answer with `drained` once everything queued for the session is written.
     drain_request = 21,
+    /// Publish/subscribe (pubsub.zig). Subscribe session_id to the topic in the payload; aux
+    /// bit 0: the sender counted it in the region's topic counts.
+    subscribe = 22,
+    unsubscribe = 23,
+    /// Write a frame to every subscriber of a topic. Payload: u16 topic length, the topic, the
+    /// frame; `publish_flag_more` on all records of one but the last (those carry frame bytes).
+    publish = 26,
+    /// Mailbox records: `subscribe` / `unsubscribe` / `publish` for the receiving event worker
+    /// to queue on its lanes (a process without a lane to the session's reactor sent it).
+    forward_subscribe = 27,
+    forward_unsubscribe = 28,
+    forward_publish = 29,
 };
+
+pub const publish_flag_more: u8 = 1;
 
 pub const mail_flag_more: u8 = 1;
 pub const mail_flag_error: u8 = 2;
@@ -420,6 +434,11 @@ pub const RegionHeader = extern struct {
     /// Mailboxes: one channel per pair of endpoints (see `RegionShape`).
     mail_offset: u64,
     mail_stride: u64,
+    /// Publish/subscribe topic counts (topic_counts.zig): `topic_slots` keys, then a row per
+    /// session table.
+    topics_offset: u64,
+    topic_slots: u32,
+    _pad: u32 = 0,
 };
 pub const region_magic: u32 = 0x5a475254; // "ZGRT"
 pub const region_slots_offset = 128;

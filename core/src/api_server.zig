@@ -123,6 +123,14 @@ export fn zg_server_use_region(r: *Reactor, region: [*]u8, worker_id: u32) Statu
     const round = if (last != 0) last else r.sessions.round;
     r.sessions.deinit(allocator);
     r.sessions = SessionTable.initIn(slots, round, header.worker_num, worker_id);
+    // The topic counts too: the tree's, this worker's row (its predecessor's subscribers are
+    // gone with their sockets).
+    const counts = shm.Region.topicCounts(memory);
+    counts.clearRow(worker_id);
+    r.topic_counts = counts;
+    r.topic_row = worker_id;
+    if (r.own_topic_memory.len > 0) std.heap.page_allocator.free(r.own_topic_memory);
+    r.own_topic_memory = &.{};
     return .ok;
 }
 

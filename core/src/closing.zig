@@ -4,6 +4,7 @@ const std = @import("std");
 const abi = @import("abi.zig");
 const session_table = @import("session_table.zig");
 const reactor = @import("reactor.zig");
+const pubsub = @import("pubsub.zig");
 const Reactor = reactor.Reactor;
 const Session = session_table.Session;
 const linux = std.os.linux;
@@ -61,6 +62,8 @@ pub fn closeSession(r: *Reactor, s: *Session, flags: u8, errno: u32, abort: bool
     if (r.attach) |a| _ = @atomicRmw(u32, a.connection_total, .Sub, 1, .monotonic);
     const queued = @atomicLoad(u64, &s.out_queued, .monotonic);
     if (queued > 0) r.uncount("send_queued_bytes", queued);
+    // Its subscriptions go before the worker hears of the close (counts agree with it).
+    pubsub.sessionEnded(r, s.id);
     if (s.connect_pending) {
         // The worker never heard of it: take back its connect record, send no close.
         r.dropPending(s.id);

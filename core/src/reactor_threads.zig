@@ -53,6 +53,7 @@ pub const ReactorThreads = struct {
                 .stats = shm.Region.reactorStats(region, id),
                 .workers = shm.Region.workerSlots(region),
                 .connection_total = &header.connection_total,
+                .topic_counts = shm.Region.topicCounts(region),
                 .reactor_num = header.reactor_num,
             });
             slot.* = r;

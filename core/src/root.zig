@@ -3,7 +3,7 @@
 //! thread for `zg_last_errno`. The exports are grouped by the handle they work on, one file
 //! each: api_server.zig (a reactor), api_reactor_threads.zig (PROCESS mode's master),
 //! api_reactors.zig (either as a set of reactors configured alike), api_region.zig (the tree's
-//! region and its session tables), api_supervisor.zig (the manager's children), api_os.zig (sockets, fds, signals, files, privileges), api_http.zig (content types); api.zig
+//! region and its session tables), api_supervisor.zig (the manager's children), api_os.zig (sockets, fds, signals, files, privileges), api_http.zig (content types), api_pubsub.zig (topic counts); api.zig
 //! is what they share.
 const std = @import("std");
 const abi = @import("abi.zig");
@@ -18,6 +18,7 @@ comptime {
     _ = @import("api_supervisor.zig");
     _ = @import("api_os.zig");
     _ = @import("api_http.zig");
+    _ = @import("api_pubsub.zig");
 }
 
 /// The core logs through std.log to stderr, filtered by the least severe level any server of
@@ -37,7 +38,7 @@ fn logFn(comptime level: std.log.Level, comptime scope: @Type(.enum_literal), co
 
 /// The C API's version: bumped whenever an export or its meaning changes; src/_ffi/library.ts
 /// refuses a library of another version.
-pub const version: u32 = 2;
+pub const version: u32 = 3;
 
 export fn zg_version() u32 {
     return version;
@@ -91,4 +92,5 @@ test {
     _ = @import("api_supervisor.zig");
     _ = @import("api_os.zig");
     _ = @import("api_http.zig");
+    _ = @import("api_pubsub.zig");
 }

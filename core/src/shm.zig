@@ -6,6 +6,7 @@
 const std = @import("std");
 const abi = @import("abi.zig");
 const session_table = @import("session_table.zig");
+const topic_counts = @import("topic_counts.zig");
 const posix = std.posix;
 const linux = std.os.linux;
 const assert = std.debug.assert;
@@ -116,6 +117,8 @@ pub const Region = struct {
         h.table_stride = std.mem.alignForward(u64, @as(u64, shape.max_connection) * @sizeOf(session_table.Session), page);
         h.mail_offset = h.tables_offset + h.table_stride * tableCount(&h);
         h.mail_stride = std.mem.alignForward(u64, Channel.size(shape.mail_ring_bytes), page);
+        h.topics_offset = h.mail_offset + h.mail_stride * mailPairs(&h);
+        h.topic_slots = topic_counts.Counts.slotsFor(shape.max_connection);
         return h;
     }
 
@@ -141,7 +144,13 @@ pub const Region = struct {
     }
 
     pub fn size(h: *const abi.RegionHeader) usize {
-        return @intCast(h.mail_offset + h.mail_stride * mailPairs(h));
+        return @intCast(h.topics_offset + std.mem.alignForward(u64, topic_counts.Counts.bytes(h.topic_slots, tableCount(h)), page));
+    }
+
+    /// The publish/subscribe topic counts, a row per session table.
+    pub fn topicCounts(memory: []u8) topic_counts.Counts {
+        const header = headerOf(memory);
+        return topic_counts.Counts.over(memory[header.topics_offset..], header.topic_slots, tableCount(header));
     }
 
     /// The mailbox channel of endpoints `a` and `b` (either order).
@@ -207,7 +216,8 @@ pub const Region = struct {
             .socket_buffer_size = header.socket_buffer_size,
         });
         if (header.magic != abi.region_magic or header.worker_num == 0 or size(&expected) != len or
-            expected.tables_offset != header.tables_offset)
+            expected.tables_offset != header.tables_offset or expected.topics_offset != header.topics_offset or
+            expected.topic_slots != header.topic_slots)
         {
             posix.munmap(memory);
             return error.InvalidArgument;

@@ -5,6 +5,7 @@ const abi = @import("abi.zig");
 const ring = @import("ring.zig");
 const session_table = @import("session_table.zig");
 const reactor = @import("reactor.zig");
+const pubsub = @import("pubsub.zig");
 const Reactor = reactor.Reactor;
 const Session = session_table.Session;
 const linux = std.os.linux;
@@ -33,6 +34,8 @@ pub fn consumeOutbound(r: *Reactor) void {
                 .drain_request => r.drainRequested(header.session_id, @intCast(lane - r.lanes.ptr)),
                 .sendto => r.sendDatagram(header.aux, record.payload),
                 .shutdown_ack => lane.shutdown_acked = true,
+                .subscribe, .unsubscribe => pubsub.subscriptionRecord(r, header.session_id, record.payload, header.aux & 1 != 0, header.type == @intFromEnum(abi.RecordType.subscribe)),
+                .publish => pubsub.publishRecord(r, lane, header.flags, record.payload),
                 else => std.debug.panic("unexpected outbound record type {d}", .{header.type}),
             }
             lane.outbound.advance(record);

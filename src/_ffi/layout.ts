@@ -44,7 +44,16 @@ export const RecordType = {
   control: 12,
   bufferFull: 13,
   bufferEmpty: 14,
+  subscribe: 22,
+  unsubscribe: 23,
+  publish: 26,
+  forwardSubscribe: 27,
+  forwardUnsubscribe: 28,
+  forwardPublish: 29,
 } as const;
+
+/** Flags of publish records (`abi.publish_flag_*`). */
+export const PublishFlag = { more: 1 } as const;
 
 /** Flags of receive records (`abi.receive_flag_*`). */
 export const ReceiveFlag = { more: 1, continued: 2 } as const;
@@ -108,7 +117,7 @@ export const layout = {
   serverConfigSize: 36,
   recordAlign: 16,
   childExitSize: 16,
-  regionHeaderSize: 112,
+  regionHeaderSize: 128,
   regionSlotsOffset: 128,
   workerSlotSize: 3360,
   workerSlotRequestCount: 8,

@@ -47,7 +47,7 @@ export function nativeLayout(lib: Library = library()): number[] {
 }
 
 /** The version of the C API this module speaks (core/src/root.zig `version`). */
-const coreVersion = 2;
+const coreVersion = 3;
 
 function checkLayout(lib: Library) {
   if (lib.zg_version() !== coreVersion) {

@@ -109,6 +109,13 @@ export const symbols = {
   zg_client_info: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
   /** PROCESS mode, any process: as `zg_session_state`, from the region's session tables. */
   zg_region_session_state: { parameters: ["pointer", "u32", "u32"], result: "u32" },
+  /** (reactor or null, region or null, session id, topic, its length, +1 / -1). */
+  zg_topic_adjust: {
+    parameters: ["pointer", "pointer", "u32", "buffer", "u32", "i32"],
+    result: "i32",
+  },
+  /** (reactor or null, region or null, topic, its length): its subscribers. */
+  zg_topic_count: { parameters: ["pointer", "pointer", "buffer", "u32"], result: "u32" },
   zg_region_client_info: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
   zg_region_bind: { parameters: ["pointer", "u32", "u32"], result: "i32" },
   zg_region_handled: { parameters: ["pointer", "u32", "u32"], result: "void" },

@@ -7,7 +7,9 @@
  */
 
 import { HttpServer } from "../http/http_server.ts";
+import { contexts } from "../context.ts";
 import type { ServerOptions } from "../options.ts";
+import { PubSub, topicBytes } from "./pubsub.ts";
 import {
   closePayload,
   encodeFrame,
@@ -22,21 +24,68 @@ const encoder = new TextEncoder();
 /**
  * A WebSocket server (and an HTTP one on the same port).
  *
- * @example Echo
+ * @example A chat room
  * ```ts
  * import { WebSocketServer } from "@ziggurat/server";
  *
  * const ws = new WebSocketServer({ host: "127.0.0.1", port: 9502 });
- * ws.on("open", (server, req) => console.log("open", req.fd));
- * ws.on("message", (server, frame) => server.push(frame.fd, frame.data));
+ * ws.on("open", (server, req) => server.subscribe(req.fd, "room"));
+ * ws.on("message", (server, frame) => server.publish("room", frame.data));
  * ws.on("close", (server, fd) => console.log("close", fd));
  * await ws.start();
  * ```
  */
 export class WebSocketServer extends HttpServer {
+  #pubsub: PubSub;
+
   /** Creates the server (`openHttpProtocol` and `openWebsocketProtocol` on). */
   constructor(options: ServerOptions = {}) {
     super({ openWebsocketProtocol: true, ...options });
+    const ctx = contexts.get(this)!;
+    this.#pubsub = ctx.pubsub = new PubSub(ctx);
+  }
+
+  /**
+   * Subscribes WebSocket `fd` to `topic` (1 to 1,024 bytes of UTF-8), from any process; the
+   * subscription ends with the connection. A connection holds at most 1,024 topics. False
+   * when `fd` is not an open WebSocket (`getLastError()`).
+   */
+  subscribe(fd: number, topic: string): boolean {
+    const bytes = topicBytes(topic);
+    if (!this.#upgraded(fd)) return false;
+    return this.#pubsub.subscription(fd, bytes, true);
+  }
+
+  /** Ends `fd`'s subscription to `topic` (if it has one), from any process. */
+  unsubscribe(fd: number, topic: string): boolean {
+    const bytes = topicBytes(topic);
+    if (!this.#upgraded(fd)) return false;
+    return this.#pubsub.subscription(fd, bytes, false);
+  }
+
+  /**
+   * Sends `data` as one message to every connection subscribed to `topic`, on every worker,
+   * from any process: text for a string (unless `opcode` says otherwise), binary for bytes.
+   * The frame is built once, and each reactor writes it to its subscribers (a subscriber
+   * whose output buffer is full, `socketBufferSize`, misses it). Returns how many
+   * subscribers the topic has (0 for none), or -1 when the server is not running.
+   */
+  publish(
+    topic: string,
+    data: string | Uint8Array,
+    opcode: number = typeof data === "string" ? Opcode.text : Opcode.binary,
+  ): number {
+    const name = topicBytes(topic);
+    if (opcode !== Opcode.text && opcode !== Opcode.binary) {
+      throw new RangeError(`publish() sends text (1) or binary (2) messages, got opcode ${opcode}`);
+    }
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    return this.#pubsub.publish(name, encodeFrame(bytes, opcode, true));
+  }
+
+  /** How many connections are subscribed to `topic`, across every worker. */
+  subscriberCount(topic: string): number {
+    return this.#pubsub.count(topicBytes(topic));
   }
 
   /**

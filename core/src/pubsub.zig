@@ -1,0 +1,254 @@
+//! Publish/subscribe for WebSocket connections, in the reactor that owns their sockets: each
+//! reactor keeps the topics of its own sessions. A `publish` reaches every reactor once (one
+//! record on each lane, whoever sent it), with its frame built once by the publisher; the
+//! reactor writes those bytes to each of its subscribers that is an open WebSocket.
+//! Subscriptions end with their connection. Counts for `publish`'s answer: topic_counts.zig.
+//!
+//! Records (outbound lanes): `subscribe` / `unsubscribe` carry the topic (aux bit 0: the
+//! sender counted it in the topic counts already, see topic_counts.zig); `publish` carries a
+//! u16 topic length, the topic, then the frame, in several records when larger than one
+//! (`publish_flag_more` on all but the last; the later ones carry frame bytes only).
+const std = @import("std");
+const abi = @import("abi.zig");
+const topic_counts = @import("topic_counts.zig");
+const reactor = @import("reactor.zig");
+const Reactor = reactor.Reactor;
+const Lane = reactor.Lane;
+const Allocator = std.mem.Allocator;
+const log = std.log.scoped(.pubsub);
+
+/// The longest topic name, in bytes.
+pub const max_topic_bytes = 1024;
+/// The most topics one connection subscribes to; more are refused (and logged).
+pub const max_topics_per_session = 1024;
+/// The largest frame one publish carries (the lane's assembly buffer for a publish in several
+/// records is bounded by it).
+pub const max_publish_bytes = 64 * 1024 * 1024;
+
+const Topic = struct {
+    name: []u8,
+    members: std.AutoArrayHashMapUnmanaged(u32, void) = .empty,
+};
+
+/// One reactor's topics and who of its sessions is subscribed to each.
+pub const Topics = struct {
+    by_name: std.StringHashMapUnmanaged(*Topic) = .empty,
+    by_session: std.AutoHashMapUnmanaged(u32, std.ArrayList(*Topic)) = .empty,
+    /// A publish's subscribers, copied before writing (a write may close a session, which
+    /// changes the topic).
+    scratch: std.ArrayList(u32) = .empty,
+
+    pub const Added = enum { added, already, refused };
+
+    pub fn add(t: *Topics, a: Allocator, id: u32, name: []const u8) Allocator.Error!Added {
+        const mine = try t.by_session.getOrPut(a, id);
+        if (!mine.found_existing) mine.value_ptr.* = .empty;
+        errdefer if (mine.value_ptr.items.len == 0) t.forget(a, id);
+        const topic = t.by_name.get(name) orelse blk: {
+            if (mine.value_ptr.items.len >= max_topics_per_session) return .refused;
+            const created = try a.create(Topic);
+            errdefer a.destroy(created);
+            created.* = .{ .name = try a.dupe(u8, name) };
+            errdefer a.free(created.name);
+            try t.by_name.put(a, created.name, created);
+            break :blk created;
+        };
+        errdefer t.dropIfEmpty(a, topic);
+        if (topic.members.contains(id)) return .already;
+        if (mine.value_ptr.items.len >= max_topics_per_session) return .refused;
+        try mine.value_ptr.ensureUnusedCapacity(a, 1);
+        try topic.members.put(a, id, {});
+        mine.value_ptr.appendAssumeCapacity(topic);
+        return .added;
+    }
+
+    /// False when `id` was not subscribed to `name`.
+    pub fn remove(t: *Topics, a: Allocator, id: u32, name: []const u8) bool {
+        const topic = t.by_name.get(name) orelse return false;
+        if (!topic.members.swapRemove(id)) return false;
+        const mine = t.by_session.getPtr(id).?;
+        for (mine.items, 0..) |held, i| {
+            if (held == topic) {
+                _ = mine.swapRemove(i);
+                break;
+            }
+        }
+        if (mine.items.len == 0) t.forget(a, id);
+        t.dropIfEmpty(a, topic);
+        return true;
+    }
+
+    /// Every subscription of session `id` ends; each is taken out of `counts` (row `row`).
+    pub fn dropSession(t: *Topics, a: Allocator, id: u32, counts: ?topic_counts.Counts, row: u32) void {
+        var mine = (t.by_session.fetchRemove(id) orelse return).value;
+        defer mine.deinit(a);
+        for (mine.items) |topic| {
+            _ = topic.members.swapRemove(id);
+            if (counts) |c| _ = c.adjust(row, topic.name, -1);
+            t.dropIfEmpty(a, topic);
+        }
+    }
+
+    /// The sessions subscribed to `name` now, copied (valid until the next call).
+    pub fn membersOf(t: *Topics, a: Allocator, name: []const u8) Allocator.Error![]const u32 {
+        const topic = t.by_name.get(name) orelse return &.{};
+        t.scratch.clearRetainingCapacity();
+        try t.scratch.appendSlice(a, topic.members.keys());
+        return t.scratch.items;
+    }
+
+    fn forget(t: *Topics, a: Allocator, id: u32) void {
+        var mine = (t.by_session.fetchRemove(id) orelse return).value;
+        mine.deinit(a);
+    }
+
+    fn dropIfEmpty(t: *Topics, a: Allocator, topic: *Topic) void {
+        if (topic.members.count() > 0) return;
+        _ = t.by_name.remove(topic.name);
+        topic.members.deinit(a);
+        a.free(topic.name);
+        a.destroy(topic);
+    }
+
+    pub fn deinit(t: *Topics, a: Allocator) void {
+        var topics = t.by_name.valueIterator();
+        while (topics.next()) |topic| {
+            topic.*.members.deinit(a);
+            a.free(topic.*.name);
+            a.destroy(topic.*);
+        }
+        t.by_name.deinit(a);
+        var sessions = t.by_session.valueIterator();
+        while (sessions.next()) |list| list.deinit(a);
+        t.by_session.deinit(a);
+        t.scratch.deinit(a);
+        t.* = .{};
+    }
+};
+
+/// A `subscribe` (`on`) or `unsubscribe` record for session `id`.
+pub fn subscriptionRecord(r: *Reactor, id: u32, name: []const u8, counted: bool, on: bool) void {
+    // What the sender counted and this reactor could not apply is taken back.
+    var applied = false;
+    if (name.len > 0 and name.len <= max_topic_bytes) {
+        const live = if (r.sessions.get(id)) |s| s.isLive() else false;
+        if (on and live) {
+            const added = r.topics.add(r.allocator, id, name) catch .refused;
+            if (added == .refused) log.warn("session {d}: subscription to a topic refused (at most {d} per connection, or out of memory)", .{ id, max_topics_per_session });
+            applied = added == .added;
+        } else if (!on) {
+            applied = r.topics.remove(r.allocator, id, name);
+        }
+    }
+    if (counted and !applied) {
+        if (r.topic_counts) |c| _ = c.adjust(r.topic_row, name, if (on) -1 else 1);
+    }
+    // Counted here when the sender could not (it reached the lane without counting).
+    if (!counted and applied) {
+        if (r.topic_counts) |c| _ = c.adjust(r.topic_row, name, if (on) 1 else -1);
+    }
+}
+
+/// A `publish` record from `lane`: assembled when in several, then written to each subscriber.
+pub fn publishRecord(r: *Reactor, lane: *Lane, flags: u8, payload: []const u8) void {
+    const more = flags & abi.publish_flag_more != 0;
+    if (more or lane.publish.items.len > 0 or lane.publish_dropping) {
+        if (!lane.publish_dropping) {
+            if (lane.publish.items.len + payload.len > max_publish_bytes + 2 + max_topic_bytes) {
+                log.err("a publish of more than {d} bytes dropped", .{max_publish_bytes});
+                lane.publish.clearAndFree(r.allocator);
+                lane.publish_dropping = true;
+            } else lane.publish.appendSlice(r.allocator, payload) catch {
+                log.err("out of memory assembling a publish of {d}+ bytes; dropped", .{lane.publish.items.len});
+                lane.publish.clearAndFree(r.allocator);
+                lane.publish_dropping = true;
+            };
+        }
+        if (more) return;
+        if (lane.publish_dropping) {
+            lane.publish_dropping = false;
+            r.count("send_dropped_count", 1);
+            return;
+        }
+        fanOut(r, lane.publish.items);
+        // Keep a modest buffer for the next one; give back a large one.
+        if (lane.publish.capacity > 1 << 20) lane.publish.clearAndFree(r.allocator) else lane.publish.clearRetainingCapacity();
+        return;
+    }
+    fanOut(r, payload);
+}
+
+fn fanOut(r: *Reactor, message: []const u8) void {
+    if (message.len < 2) return;
+    const name_len = std.mem.readInt(u16, message[0..2], .little);
+    if (message.len < 2 + @as(usize, name_len)) return;
+    const name = message[2..][0..name_len];
+    const frame = message[2 + name_len ..];
+    const members = r.topics.membersOf(r.allocator, name) catch {
+        log.err("out of memory publishing to a topic; dropped", .{});
+        return r.count("send_dropped_count", 1);
+    };
+    for (members) |id| {
+        const s = r.sessions.get(id) orelse continue;
+        if (!s.isLive() or s.ws.status != .active) continue;
+        const limit = r.config.socket_buffer_size;
+        if (limit > 0 and @atomicLoad(u64, &s.out_queued, .monotonic) + frame.len > limit) {
+            // A slow consumer: this message is not queued for it.
+            r.count("send_dropped_count", 1);
+            continue;
+        }
+        r.sendTo(id, frame);
+    }
+}
+
+/// Session `id` ends: its subscriptions go.
+pub fn sessionEnded(r: *Reactor, id: u32) void {
+    if (r.topics.by_session.count() == 0) return;
+    r.topics.dropSession(r.allocator, id, r.topic_counts, r.topic_row);
+}
+
+const testing = std.testing;
+
+test "pubsub topics: add, refuse a second, remove, drop a session's, no leaks" {
+    const a = testing.allocator;
+    var t: Topics = .{};
+    defer t.deinit(a);
+    try testing.expectEqual(Topics.Added.added, try t.add(a, 1, "room"));
+    try testing.expectEqual(Topics.Added.already, try t.add(a, 1, "room"));
+    try testing.expectEqual(Topics.Added.added, try t.add(a, 2, "room"));
+    try testing.expectEqual(Topics.Added.added, try t.add(a, 1, "lobby"));
+    try testing.expectEqualSlices(u32, &.{ 1, 2 }, try t.membersOf(a, "room"));
+    try testing.expect(t.remove(a, 2, "room"));
+    try testing.expect(!t.remove(a, 2, "room"));
+    try testing.expect(!t.remove(a, 3, "nothing"));
+    t.dropSession(a, 1, null, 0);
+    try testing.expectEqual(@as(usize, 0), (try t.membersOf(a, "room")).len);
+    try testing.expectEqual(@as(u32, 0), t.by_name.count());
+    try testing.expectEqual(@as(u32, 0), t.by_session.count());
+    // A session with subscriptions left when the reactor goes: deinit frees them.
+    _ = try t.add(a, 5, "left");
+}
+
+test "pubsub topics: at most max_topics_per_session per connection" {
+    const a = testing.allocator;
+    var t: Topics = .{};
+    defer t.deinit(a);
+    var name: [16]u8 = undefined;
+    for (0..max_topics_per_session) |i| {
+        try testing.expectEqual(Topics.Added.added, try t.add(a, 7, try std.fmt.bufPrint(&name, "t{d}", .{i})));
+    }
+    try testing.expectEqual(Topics.Added.refused, try t.add(a, 7, "one more"));
+    // Another connection's topic exists: still refused for this one.
+    try testing.expectEqual(Topics.Added.added, try t.add(a, 8, "shared"));
+    try testing.expectEqual(Topics.Added.refused, try t.add(a, 7, "shared"));
+    try testing.expectEqual(@as(u32, max_topics_per_session + 1), t.by_name.count());
+}
+
+test "pubsub topics: allocation failures leave no half-made topic" {
+    var t: Topics = .{};
+    var failing = testing.FailingAllocator.init(testing.allocator, .{ .fail_index = 2 });
+    const a = failing.allocator();
+    defer t.deinit(testing.allocator);
+    try testing.expectError(error.OutOfMemory, t.add(a, 1, "room"));
+    try testing.expectEqual(@as(u32, 0), t.by_name.count());
+}

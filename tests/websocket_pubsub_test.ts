@@ -1,0 +1,148 @@
+/**
+ * WebSocket publish/subscribe, with Deno's own `WebSocket` clients: in every tree mode a
+ * publish from an event worker and from a task worker reaches every subscriber of every
+ * worker, once; `publish` counts the subscribers (a subscription queued in the same callback
+ * included); unsubscribe and a closed connection end subscriptions; a publish larger than a
+ * ring record arrives whole; bad topics are refused.
+ */
+import assert from "node:assert/strict";
+import { startFixture, treeModes, until, withTimeout, workersStarted } from "./_helpers.ts";
+import { client } from "./_websocket.ts";
+
+const script = new URL("./fixtures/ws_server.ts", import.meta.url).pathname;
+
+type Client = Awaited<ReturnType<typeof client>>;
+
+/** The next message that is not a "joined" notice. */
+async function nextSkippingJoins(c: Client): Promise<string | Uint8Array> {
+  while (true) {
+    const m = await c.next();
+    if (typeof m !== "string" || !m.startsWith("joined ")) return m;
+  }
+}
+
+const modes = [
+  ...treeModes,
+  ["PROCESS mode, two reactor threads", { mode: "process", workerNum: 2, reactorNum: 2 }],
+] as const;
+
+for (const [mode, options] of modes) {
+  Deno.test(`websocket pub/sub (${mode}): a publish from a worker and from a task worker reaches every subscriber once; counts follow subscribe, unsubscribe and close`, async () => {
+    const workerNum = (options as { workerNum?: number }).workerNum ?? 1;
+    await using server = await startFixture({ ...options, taskWorkerNum: 1 }, { script });
+    await workersStarted(server, workerNum + 1);
+    const clients: Client[] = [];
+    for (let i = 0; i < 6; i++) {
+      const c = await client(server.port, "/join/room");
+      // Its own join notice: subscribed and counted in the same callback.
+      assert.equal(await c.next(), `joined ${await fdOf(c)} ${i + 1}`);
+      clients.push(c);
+    }
+    assert.equal(await countOf(clients[0], "room"), "6");
+    clients[0].ws.send("pub:room:hello all");
+    for (const c of clients) assert.equal(await nextSkippingJoins(c), "hello all");
+    assert.equal(await nextSkippingJoins(clients[0]), "published 6");
+
+    // From a task worker (no lane of its own: through the workers).
+    // (Its push of the answer and its publish take different paths: either may come first.)
+    clients[1].ws.send("taskpub:room:from a task");
+    for (const [i, c] of clients.entries()) {
+      if (i !== 1) assert.equal(await nextSkippingJoins(c), "from a task");
+    }
+    const both = [await nextSkippingJoins(clients[1]), await nextSkippingJoins(clients[1])];
+    assert.deepEqual(both.sort(), ["from a task", "task published 6"]);
+
+    // Unsubscribed: no more messages for it, and one fewer counted.
+    clients[2].ws.send("unsub:room");
+    assert.equal(await nextSkippingJoins(clients[2]), "unsub room true");
+    clients[3].ws.send("pub:room:without two");
+    for (const [i, c] of clients.entries()) {
+      if (i !== 2) assert.equal(await nextSkippingJoins(c), "without two");
+    }
+    assert.equal(await nextSkippingJoins(clients[3]), "published 5");
+    // Another topic for the unsubscribed one, and nothing from "room" reached it meanwhile.
+    clients[2].ws.send("sub:other");
+    assert.equal(await nextSkippingJoins(clients[2]), "sub other true");
+    clients[2].ws.send("pub:other:just you");
+    assert.equal(await nextSkippingJoins(clients[2]), "just you");
+    assert.equal(await nextSkippingJoins(clients[2]), "published 1");
+
+    // A closed connection's subscriptions go with it.
+    const fd5 = await fdOf(clients[5]);
+    clients[5].ws.close();
+    await clients[5].closed;
+    await server.waitFor((e) => e.event === "close" && e.fd === fd5, "the close event");
+    await until(
+      "the closed subscriber uncounted",
+      async () => await countOf(clients[0], "room") === "4",
+    );
+    clients[0].ws.send("pub:room:four left");
+    for (const i of [0, 1, 3, 4]) assert.equal(await nextSkippingJoins(clients[i]), "four left");
+    assert.equal(await nextSkippingJoins(clients[0]), "published 4");
+
+    for (const c of clients.slice(0, 5)) {
+      c.ws.close();
+      await c.closed;
+    }
+    await until("every subscriber gone", async () => {
+      const c = await client(server.port, "/");
+      const n = await countOf(c, "room");
+      c.ws.close();
+      await c.closed;
+      return n === "0";
+    });
+  });
+}
+
+Deno.test("websocket pub/sub: a publish larger than one ring record (1 MiB binary) reaches each subscriber whole, in BASE and PROCESS mode", async () => {
+  for (const options of [{ workerNum: 2 }, { mode: "process", workerNum: 2, reactorNum: 2 }]) {
+    await using server = await startFixture(options, { script });
+    await workersStarted(server, 2);
+    const clients: Client[] = [];
+    for (let i = 0; i < 4; i++) {
+      const c = await client(server.port, "/join/big");
+      await c.next();
+      clients.push(c);
+    }
+    const size = 1024 * 1024 + 7;
+    clients[0].ws.send(`pubbin:big:${size}`);
+    for (const c of clients) {
+      const got = await nextSkippingJoins(c);
+      assert.ok(got instanceof Uint8Array, "a binary message");
+      assert.equal(got.length, size);
+      for (let i = 0; i < size; i += 4093) assert.equal(got[i], i & 0xff, `byte ${i}`);
+    }
+    assert.equal(await nextSkippingJoins(clients[0]), "published 4");
+    for (const c of clients) {
+      c.ws.close();
+      await c.closed;
+    }
+  }
+});
+
+Deno.test("websocket pub/sub: an empty or over-long topic is refused with a RangeError; publishing to a topic nobody has counts 0", async () => {
+  await using server = await startFixture({}, { script });
+  const c = await client(server.port, "/");
+  c.ws.send("sub:");
+  assert.equal(await c.next(), "sub  RangeError");
+  c.ws.send(`sub:${"t".repeat(1025)}`);
+  assert.equal(await c.next(), `sub ${"t".repeat(1025)} RangeError`);
+  c.ws.send(`sub:${"é".repeat(512)}`);
+  assert.equal(await c.next(), `sub ${"é".repeat(512)} true`);
+  c.ws.send("pub:nobody:hello");
+  assert.equal(await c.next(), "published 0");
+  c.ws.send("unsub:never");
+  assert.equal(await c.next(), "unsub never true");
+  c.ws.close();
+  await c.closed;
+});
+
+async function fdOf(c: Client): Promise<number> {
+  c.ws.send("fd");
+  return Number(await nextSkippingJoins(c));
+}
+
+async function countOf(c: Client, topic: string): Promise<string> {
+  c.ws.send(`count:${topic}`);
+  return await withTimeout(nextSkippingJoins(c), "a count") as string;
+}
