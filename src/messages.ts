@@ -73,7 +73,8 @@ export function mailHandler(ctx: ServerContext, targets: MailTargets): MailHandl
           ctx.http?.writeDetached(id, payload, last, (aux & ForwardHttp.close) !== 0, aux & 0xffff);
           return;
         }
-        if (!ctx.server.send(id, payload)) {
+        // (aux: the unit its bytes are cut in, see `Sessions.send`.)
+        if (!ctx.sessions.send(id, payload, 0, 0, aux)) {
           ctx.log.debug(`a send forwarded to session ${id} failed: ${ctx.lastError}`);
         }
         return;

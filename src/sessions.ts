@@ -46,8 +46,11 @@ export class Sessions {
     this.#ctx.sentOn(lane);
   }
 
-  /** `Server.send`. */
-  send(sessionId: number, data: Uint8Array | string, flags = 0, aux = 0): boolean {
+  /**
+   * `Server.send`. `unit` > 0: the bytes are records of `unit` bytes each (WebSocket frames,
+   * the last shorter) and are cut into ring records only between them.
+   */
+  send(sessionId: number, data: Uint8Array | string, flags = 0, aux = 0, unit = 0): boolean {
     if (!this.#ctx.live()) {
       this.#ctx.lastError = ErrorCode.serverNotRunning;
       return false;
@@ -75,12 +78,14 @@ export class Sessions {
     const forward = this.forwardTo(sessionId);
     if (forward >= 0) {
       // (Counted as a response by the worker that writes it.)
-      this.#ctx.mailbox!.send(forward, RecordType.forwardSend, sessionId, 0, bytes);
+      this.#ctx.mailbox!.send(forward, RecordType.forwardSend, sessionId, unit, bytes);
       this.#ctx.mailed();
       return true;
     }
     const lane = this.laneOf(sessionId);
-    const sendChunk = lane.sendChunk;
+    const sendChunk = unit > 0 && unit <= lane.sendChunk
+      ? lane.sendChunk - lane.sendChunk % unit
+      : lane.sendChunk;
     if (bytes.length === 0) lane.push(RecordType.send | (flags << 8), sessionId, aux, bytes);
     for (let offset = 0; offset < bytes.length; offset += sendChunk) {
       const chunk = bytes.length <= sendChunk ? bytes : bytes.subarray(offset, offset + sendChunk);

@@ -266,6 +266,39 @@ Deno.test("websocket: a 16 MiB message, with the limits raised", async () => {
   await c.closed;
 });
 
+Deno.test("websocket: pongs the core writes while a long push is on its way land between frames, never inside one", async () => {
+  // A small ring: the push crosses it in many records, with reads of pings in between.
+  await using server = await startFixture({ ringSize: 256 * 1024, socketBufferSize: 32 << 20 }, {
+    script,
+  });
+  const raw = await rawClient(server.port);
+  const size = 8 * 1024 * 1024;
+  await writeAll(raw.conn, frame(1, `bigpush:${size}`));
+  for (let i = 0; i < 64; i++) await writeAll(raw.conn, frame(9, `p${i}`));
+  let message = new Uint8Array(0);
+  let pongs = 0;
+  let fin = false;
+  while (!fin || pongs < 64) {
+    const f = await raw.read();
+    assert.ok(f, "EOF in the middle of the push");
+    if (f.opcode === 10) {
+      assert.equal(decoder.decode(f.payload), `p${pongs}`, "a pong, whole");
+      pongs++;
+      continue;
+    }
+    assert.ok(!fin, "nothing after the message but pongs");
+    assert.equal(f.opcode, message.length === 0 ? 2 : 0, "binary, then continuations");
+    const joined = new Uint8Array(message.length + f.payload.length);
+    joined.set(message);
+    joined.set(f.payload, message.length);
+    message = joined;
+    fin = f.fin;
+  }
+  assert.equal(message.length, size);
+  for (let i = 0; i < size; i += 4099) assert.equal(message[i], i & 0xff, `byte ${i}`);
+  raw.conn.close();
+});
+
 Deno.test("websocket: a session slot a WebSocket had serves plain HTTP when its next connection gets it", async () => {
   // (Two slots: the connections after the WebSocket's get its slot again.)
   await using server = await startFixture({ maxConnection: 2 }, { script });

@@ -64,6 +64,36 @@ export function encodeFrame(payload: Uint8Array, opcode: number, fin = true): Ui
   return out;
 }
 
+/**
+ * A pushed message longer than this goes as fragments of this payload size, each frame whole
+ * in one ring record: the core writes its own control frames (pongs, a Close) between records,
+ * so none lands inside a frame.
+ */
+export const fragmentBytes = 64 * 1024;
+/** The bytes of one such fragment's frame (a 10-byte header). */
+export const fragmentFrameBytes = fragmentBytes + 10;
+
+/**
+ * A message as frames: one frame, or (over `fragmentBytes`) fragments of `fragmentBytes`, the
+ * first with `opcode`, the rest continuations, `fin` on the last only.
+ */
+export function encodeMessage(payload: Uint8Array, opcode: number, fin = true): Uint8Array {
+  if (payload.length <= fragmentBytes) return encodeFrame(payload, opcode, fin);
+  const count = Math.ceil(payload.length / fragmentBytes);
+  const lastLength = payload.length - (count - 1) * fragmentBytes;
+  const lastHead = lastLength < 126 ? 2 : lastLength <= 0xffff ? 4 : 10;
+  const out = new Uint8Array((count - 1) * fragmentFrameBytes + lastHead + lastLength);
+  for (let i = 0; i < count; i++) {
+    const piece = payload.subarray(i * fragmentBytes, (i + 1) * fragmentBytes);
+    const last = i === count - 1;
+    out.set(
+      encodeFrame(piece, i === 0 ? opcode : Opcode.continuation, last && fin),
+      i * fragmentFrameBytes,
+    );
+  }
+  return out;
+}
+
 /** A Close frame's payload: the code, then the reason (cut to fit 125 bytes, on a character). */
 export function closePayload(code: number, reason: string): Uint8Array {
   let text = encoder.encode(reason);

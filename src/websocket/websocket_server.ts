@@ -10,9 +10,13 @@ import { HttpServer } from "../http/http_server.ts";
 import { contexts } from "../context.ts";
 import type { ServerOptions } from "../options.ts";
 import { PubSub, topicBytes } from "./pubsub.ts";
+import type { Sessions } from "../sessions.ts";
 import {
   closePayload,
   encodeFrame,
+  encodeMessage,
+  fragmentBytes,
+  fragmentFrameBytes,
   FrameFlag,
   Opcode,
   validCloseCode,
@@ -37,12 +41,14 @@ const encoder = new TextEncoder();
  */
 export class WebSocketServer extends HttpServer {
   #pubsub: PubSub;
+  #sessions: Sessions;
 
   /** Creates the server (`openHttpProtocol` and `openWebsocketProtocol` on). */
   constructor(options: ServerOptions = {}) {
     super({ openWebsocketProtocol: true, ...options });
     const ctx = contexts.get(this)!;
     this.#pubsub = ctx.pubsub = new PubSub(ctx);
+    this.#sessions = ctx.sessions;
   }
 
   /**
@@ -105,7 +111,10 @@ export class WebSocketServer extends HttpServer {
     if (opcode >= Opcode.close && bytes.length > 125) {
       throw new RangeError(`A control frame's payload is at most 125 bytes, got ${bytes.length}`);
     }
-    return this.send(fd, encodeFrame(bytes, opcode, (flags & FrameFlag.fin) !== 0));
+    const fin = (flags & FrameFlag.fin) !== 0;
+    if (bytes.length <= fragmentBytes) return this.send(fd, encodeFrame(bytes, opcode, fin));
+    // Long: fragments, each frame whole in a ring record (see `fragmentBytes`).
+    return this.#sessions.send(fd, encodeMessage(bytes, opcode, fin), 0, 0, fragmentFrameBytes);
   }
 
   /** Whether `fd` is an open WebSocket (its handshake done, no Close sent or received). */
