@@ -162,6 +162,17 @@ export interface ServerOptions {
    * messages this large needs a `socketBufferSize` to hold them.
    */
   websocketMaxMessageSize?: number;
+  /**
+   * WebSocket: the core pings a connection that has sent nothing for this many seconds (and
+   * again each interval it stays quiet). Default 0: off.
+   */
+  websocketPingInterval?: number;
+  /**
+   * WebSocket: a connection that sent nothing (no frame, no pong) for this many seconds is
+   * closed with 1001 (counted with `heartbeat_close_count`). Default 0: twice
+   * `websocketPingInterval` when that is set, else off.
+   */
+  websocketIdleTimeout?: number;
   /** WebSocket: Close frames reach the `message` callback too (the core still answers them). Default false. */
   openWebsocketCloseFrame?: boolean;
   /** WebSocket: pings reach the `message` callback, and the core does not answer them: the handler pongs. Default false. */
@@ -363,6 +374,8 @@ export const defaults: ResolvedOptions = {
   openHttpProtocol: false,
   openWebsocketProtocol: false,
   websocketMaxMessageSize: 2 * 1024 * 1024,
+  websocketPingInterval: 0,
+  websocketIdleTimeout: 0,
   openWebsocketCloseFrame: false,
   openWebsocketPingFrame: false,
   openWebsocketPongFrame: false,
@@ -594,7 +607,14 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
       }`,
     );
   }
-  for (const name of ["httpHeaderTimeout", "httpKeepAliveTimeout"] as const) {
+  for (
+    const name of [
+      "httpHeaderTimeout",
+      "httpKeepAliveTimeout",
+      "websocketPingInterval",
+      "websocketIdleTimeout",
+    ] as const
+  ) {
     if (typeof o[name] !== "number" || !(o[name] >= 0) || o[name] > 86400) {
       throw new RangeError(
         `Option "${name}" must be seconds from 0 to 86400, got ${describe(o[name])}`,
@@ -812,6 +832,10 @@ export function nativeFraming(
       : 0,
   );
   set("websocketMaxMessage", o.websocketMaxMessageSize);
+  set("websocketPingMs", Math.round(o.websocketPingInterval * 1000));
+  // (Idle: twice the ping interval unless set.)
+  const idle = o.websocketIdleTimeout > 0 ? o.websocketIdleTimeout : 2 * o.websocketPingInterval;
+  set("websocketIdleMs", Math.round(idle * 1000));
   return bytes;
 }
 

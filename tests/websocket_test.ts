@@ -299,6 +299,28 @@ Deno.test("websocket: pongs the core writes while a long push is on its way land
   raw.conn.close();
 });
 
+Deno.test("websocket: websocketPingInterval pings quiet connections; one that never answers is closed with 1001 after the idle time, one that pongs stays", async () => {
+  await using server = await startFixture({ websocketPingInterval: 0.3 }, { script });
+  // Deno's client answers pings.
+  const answering = await client(server.port);
+  const silent = await rawClient(server.port);
+  const first = await silent.read();
+  assert.equal(first?.opcode, 9, "a ping");
+  assert.equal(first?.payload.length, 0);
+  const started = Date.now();
+  assert.equal(await silent.closeCode(), 1001);
+  // Twice the interval (the default idle time), on the core's 250 ms timer pass.
+  assert.ok(Date.now() - started >= 250, "not closed before its idle time");
+  // Well past its own idle time by now: still open, as it answered every ping.
+  answering.ws.send("fd");
+  assert.match(await answering.next() as string, /^\d+$/);
+  answering.ws.send("stats");
+  const stats = JSON.parse(await answering.next() as string);
+  assert.ok(stats.heartbeatCloseCount >= 1, "counted");
+  answering.ws.close();
+  await answering.closed;
+});
+
 Deno.test("websocket: a session slot a WebSocket had serves plain HTTP when its next connection gets it", async () => {
   // (Two slots: the connections after the WebSocket's get its slot again.)
   await using server = await startFixture({ maxConnection: 2 }, { script });

@@ -177,7 +177,8 @@ pub const Stats = extern struct {
     send_dropped_count: u64,
     /// Sessions closed for a malformed or oversize message (framing).
     protocol_error_count: u64,
-    /// Sessions the heartbeat closed (idle for `heartbeat_idle_time`).
+    /// Sessions the heartbeat closed (idle for `heartbeat_idle_time`), and WebSockets closed
+    /// for `websocket_idle_timeout`.
     heartbeat_close_count: u64,
     /// HTTP (framing kind 5): requests read (those answered by the reactor too), files the
     /// reactor served itself (`enableStaticHandler`), and responses written by status class.
@@ -328,6 +329,10 @@ pub const FramingConfig = extern struct {
     /// message (0: 2 MiB).
     websocket: u32,
     websocket_max_message: u32,
+    /// With `open_websocket_protocol`: a ping to a connection quiet this long, and a close
+    /// (1001) for one that sent nothing this long; in ms (0: off).
+    websocket_ping_ms: u32,
+    websocket_idle_ms: u32,
 };
 
 /// An HTTP request as a worker gets it (kind 5): this, `header_count` `HttpHeader`s, the raw
@@ -632,6 +637,7 @@ comptime {
     assert(@offsetOf(Stats, "ports") == 21 * 8);
     assert(@sizeOf(PortStats) == 17 * 8);
     assert(@sizeOf(ClientInfo) == 136);
+    assert(@sizeOf(FramingConfig) == 128);
     assert(@sizeOf(ServerConfig) == 36);
     assert(@sizeOf(ChildExit) == 16);
     assert(@sizeOf(RegionHeader) <= region_slots_offset);

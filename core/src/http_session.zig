@@ -202,7 +202,10 @@ pub fn timers(r: *Reactor) void {
     for (r.sessions.slots) |*s| {
         if (s.state != .open or r.protocolOf(s) != .http) continue;
         // (A WebSocket has timers of its own.)
-        if (s.ws.status != .none) continue;
+        if (s.ws.status != .none) {
+            websocket_session.timers(r, s);
+            continue;
+        }
         const c = &s.http;
         if (c.ended) continue;
         const limits = r.settingsOf(s.listener).http;

@@ -37,7 +37,7 @@ pub const Settings = struct {
             .delay_receive = config.delay_receive != 0,
             .heartbeat_idle_ns = @as(i64, config.heartbeat_idle_ms) * std.time.ns_per_ms,
             .socket = config,
-            .websocket = websocket_session.Settings.parse(config.websocket, config.websocket_max_message),
+            .websocket = websocket_session.Settings.parse(config.websocket, config.websocket_max_message, config.websocket_ping_ms, config.websocket_idle_ms),
             .http = .{
                 .head_bytes = if (config.http_max_head == 0) (http.Limits{}).head_bytes else @min(config.http_max_head, http.head_bytes_max),
                 .headers = if (config.http_max_headers == 0) (http.Limits{}).headers else @min(config.http_max_headers, http.headers_max),

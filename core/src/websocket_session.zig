@@ -44,6 +44,10 @@ pub const Settings = struct {
     deliver_close: bool = false,
     /// `websocket_max_message_size`: a message longer than this closes with 1009.
     max_message: u64 = 2 * 1024 * 1024,
+    /// `websocket_ping_interval`: a ping to a connection that sent nothing this long (0: off).
+    ping_ns: i64 = 0,
+    /// `websocket_idle_timeout`: a connection that sent nothing this long is closed (0: off).
+    idle_ns: i64 = 0,
 
     pub const bit_enabled: u32 = 1;
     pub const bit_handshake: u32 = 2;
@@ -51,8 +55,10 @@ pub const Settings = struct {
     pub const bit_pong: u32 = 8;
     pub const bit_close: u32 = 16;
 
-    pub fn parse(bits: u32, max_message: u32) Settings {
+    pub fn parse(bits: u32, max_message: u32, ping_ms: u32, idle_ms: u32) Settings {
         return .{
+            .ping_ns = @as(i64, ping_ms) * std.time.ns_per_ms,
+            .idle_ns = @as(i64, idle_ms) * std.time.ns_per_ms,
             .enabled = bits & bit_enabled != 0,
             .handshake_in_worker = bits & bit_handshake != 0,
             .deliver_ping = bits & bit_ping != 0,
@@ -84,6 +90,8 @@ pub const Conn = struct {
     msg_len: u64 = 0,
     /// Where the frames not read yet start (from `in_start`).
     raw: u64 = 0,
+    /// When the reactor last pinged it (wall clock, as the session's times), 0: never.
+    pinged_ns: i64 = 0,
 
     fn resetMessage(w: *Conn) void {
         w.msg_opcode = 0;
@@ -332,6 +340,33 @@ fn control(r: *Reactor, s: *Session, settings: Settings, opcode: u4, payload: []
 }
 
 /// A frame the protocol forbids: a Close with the reason, then the connection ends.
+/// The ping and idle timers of an open WebSocket (from the HTTP timers' pass): a ping once it
+/// has been quiet for `ping_ns` (and again each `ping_ns` it stays quiet), a Close (1001) once
+/// it has sent nothing for `idle_ns`. Any frame from the peer, a pong too, counts.
+pub fn timers(r: *Reactor, s: *Session) void {
+    if (s.ws.status != .active) return;
+    const settings = r.settingsOf(s.listener).websocket;
+    if (settings.ping_ns == 0 and settings.idle_ns == 0) return;
+    // (The session times are the wall clock's.)
+    const heard = @max(s.connect_time_ns, s.last_recv_time_ns);
+    if (settings.idle_ns > 0 and r.now_ns - heard > settings.idle_ns) {
+        log.info("session {d}: nothing from the peer in {d} ms; closing with 1001", .{ s.id, @divFloor(settings.idle_ns, std.time.ns_per_ms) });
+        r.tally(s.listener, "heartbeat_close_count", 1);
+        var frame: [2 + websocket.control_max]u8 = undefined;
+        const id = s.id;
+        setStatus(s, .closing);
+        r.sendTo(id, websocket.closeFrame(1001, "idle", &frame));
+        if (r.sessions.get(id) != null and (s.state == .open or s.state == .peer_closed)) {
+            r.closeAfterOutput(s, abi.close_flag_server, @intFromEnum(posix.E.TIMEDOUT));
+        }
+        return;
+    }
+    if (settings.ping_ns > 0 and r.now_ns - @max(heard, s.ws.pinged_ns) >= settings.ping_ns) {
+        s.ws.pinged_ns = r.now_ns;
+        r.sendTo(s.id, &.{ 0x89, 0x00 });
+    }
+}
+
 fn protocolFail(r: *Reactor, s: *Session, f: websocket.Fail) Delivery {
     log.info("session {d}: closing with {d}: {s}", .{ s.id, f.code, f.why });
     r.tally(s.listener, "protocol_error_count", 1);

@@ -136,7 +136,7 @@ export const layout = {
   workerSlotTasking: 3344,
   workerSlotTaskSeq: 3348,
   regionMailCount: 92,
-  framingConfigSize: 120,
+  framingConfigSize: 128,
   packetAddressSize: 24,
   statsPorts: 168,
   portStatsSize: 136,
@@ -192,6 +192,8 @@ export const framingConfig = {
   notsentLowat: 108,
   websocket: 112,
   websocketMaxMessage: 116,
+  websocketPingMs: 120,
+  websocketIdleMs: 124,
 } as const;
 
 /** `abi.HttpRequest`: what starts an HTTP request message (then the header table, the raw head, the body). */
