@@ -168,6 +168,14 @@ export interface ServerOptions {
    */
   websocketPingInterval?: number;
   /**
+   * WebSocket: a connection whose output buffer cannot take a pushed or published message
+   * (its queued bytes would pass `socketBufferSize`) is closed (reset, its queued output
+   * dropped, logged) instead of missing it — a slow consumer is let go. Default false: the
+   * message is not sent to it (`push` returns false; `publish` skips it), and
+   * `bufferFull` / `bufferEmpty` (`bufferHighWatermark`) tell when to hold back.
+   */
+  closeOnBackpressureLimit?: boolean;
+  /**
    * WebSocket: a connection that sent nothing (no frame, no pong) for this many seconds is
    * closed with 1001 (counted with `heartbeat_close_count`). Default 0: twice
    * `websocketPingInterval` when that is set, else off.
@@ -375,6 +383,7 @@ export const defaults: ResolvedOptions = {
   openWebsocketProtocol: false,
   websocketMaxMessageSize: 2 * 1024 * 1024,
   websocketPingInterval: 0,
+  closeOnBackpressureLimit: false,
   websocketIdleTimeout: 0,
   openWebsocketCloseFrame: false,
   openWebsocketPingFrame: false,
@@ -582,6 +591,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   boolean("openWebsocketCloseFrame", o.openWebsocketCloseFrame);
   boolean("openWebsocketPingFrame", o.openWebsocketPingFrame);
   boolean("openWebsocketPongFrame", o.openWebsocketPongFrame);
+  boolean("closeOnBackpressureLimit", o.closeOnBackpressureLimit);
   integer("httpMaxHeaderSize", o.httpMaxHeaderSize, 64, 65535);
   integer("httpMaxHeaders", o.httpMaxHeaders, 1, 256);
   integer("httpMaxRequestTarget", o.httpMaxRequestTarget, 1, 65535);
@@ -828,7 +838,8 @@ export function nativeFraming(
     "websocket",
     o.openWebsocketProtocol
       ? 1 | (workerHandshake ? 2 : 0) | (o.openWebsocketPingFrame ? 4 : 0) |
-        (o.openWebsocketPongFrame ? 8 : 0) | (o.openWebsocketCloseFrame ? 16 : 0)
+        (o.openWebsocketPongFrame ? 8 : 0) | (o.openWebsocketCloseFrame ? 16 : 0) |
+        (o.closeOnBackpressureLimit ? 32 : 0)
       : 0,
   );
   set("websocketMaxMessage", o.websocketMaxMessageSize);

@@ -70,10 +70,10 @@ export const upgradeRequest = (extra = "", path = "/") =>
   `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
 
 /** A raw connection, upgraded; `read` gives the server's frames. */
-export async function rawClient(port: number) {
+export async function rawClient(port: number, path = "/") {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   conn.setNoDelay(true);
-  await writeAll(conn, upgradeRequest());
+  await writeAll(conn, upgradeRequest("", path));
   let buffer = new Uint8Array(0);
   const fill = async () => {
     const chunk = new Uint8Array(65536);

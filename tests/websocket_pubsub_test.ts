@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { startFixture, treeModes, until, withTimeout, workersStarted } from "./_helpers.ts";
-import { client } from "./_websocket.ts";
+import { client, rawClient } from "./_websocket.ts";
 
 const script = new URL("./fixtures/ws_server.ts", import.meta.url).pathname;
 
@@ -136,6 +136,54 @@ Deno.test("websocket pub/sub: an empty or over-long topic is refused with a Rang
   c.ws.close();
   await c.closed;
 });
+
+for (const closeOnBackpressureLimit of [false, true]) {
+  Deno.test(
+    `websocket pub/sub: a subscriber that never reads ${
+      closeOnBackpressureLimit
+        ? "is closed (closeOnBackpressureLimit)"
+        : "misses what its buffer cannot take"
+    }; the one that reads gets every message, in order`,
+    async () => {
+      await using server = await startFixture({
+        socketBufferSize: 2 << 20,
+        kernelSocketSendBufferSize: 65536,
+        closeOnBackpressureLimit,
+      }, { script });
+      const slow = await rawClient(server.port, "/join/feed");
+      const slowOpen = await server.waitFor((e) => e.event === "open", "the slow one's open");
+      const fast = await client(server.port, "/join/feed");
+      await fast.next();
+      // Published to both, and pushed to the slow one too: 12 batches of about 1 MiB, each
+      // read by the fast one before the next (so only the slow one falls behind).
+      const n = 30;
+      for (let batch = 0; batch < 12; batch++) {
+        fast.ws.send(`flood:feed:${n}:32768:[${slowOpen.fd}]`);
+        for (let i = 0; i < n; i++) {
+          const m = await nextSkippingJoins(fast);
+          assert.ok(m instanceof Uint8Array && m.length === 32768, `message ${i} whole`);
+          assert.equal(m[0], i & 0xff, `message ${i} in order`);
+        }
+        assert.equal(await nextSkippingJoins(fast), "flooded");
+      }
+      if (closeOnBackpressureLimit) {
+        await server.waitFor(
+          (e) => e.event === "close" && e.fd === slowOpen.fd,
+          "the slow one closed",
+        );
+        assert.equal(await countOf(fast, "feed"), "1");
+      } else {
+        assert.equal(await countOf(fast, "feed"), "2");
+        fast.ws.send("stats");
+        const stats = JSON.parse(await nextSkippingJoins(fast) as string);
+        assert.ok(stats.sendDroppedCount > 0, "the messages it missed are counted");
+      }
+      slow.conn.close();
+      fast.ws.close();
+      await fast.closed;
+    },
+  );
+}
 
 async function fdOf(c: Client): Promise<number> {
   c.ws.send("fd");

@@ -198,10 +198,17 @@ Deno.test("websocket: a message cut at every byte and between fragments, pings a
     await writeAll(raw.conn, one.subarray(cut));
     assert.equal(decoder.decode((await raw.read())!.payload), "cut me anywhere", `cut at ${cut}`);
   }
-  // A 64 KiB binary message (64-bit length).
+  // A binary message over 64 KiB (64-bit length); its echo comes in two fragments, 64 KiB
+  // and the rest.
   const large = new Uint8Array(70_000).map((_, i) => i % 251);
   await writeAll(raw.conn, frame(2, large));
-  assert.deepEqual((await raw.read())?.payload, large);
+  const head = await raw.read();
+  assert.equal(head?.opcode, 2);
+  assert.equal(head?.fin, false);
+  const tail = await raw.read();
+  assert.equal(tail?.opcode, 0);
+  assert.equal(tail?.fin, true);
+  assert.deepEqual(new Uint8Array([...head!.payload, ...tail!.payload]), large);
   // The server's own ping.
   await writeAll(raw.conn, frame(1, "ping:are you there"));
   const ping = await raw.read();

@@ -193,8 +193,12 @@ fn fanOut(r: *Reactor, message: []const u8) void {
         if (!s.isLive() or s.ws.status != .active) continue;
         const limit = r.config.socket_buffer_size;
         if (limit > 0 and @atomicLoad(u64, &s.out_queued, .monotonic) + frame.len > limit) {
-            // A slow consumer: this message is not queued for it.
+            // A slow consumer: this message is not queued for it, or it is closed.
             r.count("send_dropped_count", 1);
+            if (r.settingsOf(s.listener).websocket.close_on_backpressure) {
+                log.warn("session {d}: its output is over the limit ({d} bytes); closing it (close_on_backpressure_limit)", .{ id, limit });
+                r.closeSession(s, abi.close_flag_server | abi.close_flag_error, @intFromEnum(std.posix.E.NOBUFS), true);
+            }
             continue;
         }
         r.sendTo(id, frame);

@@ -42,6 +42,9 @@ pub const Settings = struct {
     deliver_ping: bool = false,
     deliver_pong: bool = false,
     deliver_close: bool = false,
+    /// `close_on_backpressure_limit`: a connection whose output would pass
+    /// `socket_buffer_size` is closed (reset) rather than miss a published message.
+    close_on_backpressure: bool = false,
     /// `websocket_max_message_size`: a message longer than this closes with 1009.
     max_message: u64 = 2 * 1024 * 1024,
     /// `websocket_ping_interval`: a ping to a connection that sent nothing this long (0: off).
@@ -54,6 +57,7 @@ pub const Settings = struct {
     pub const bit_ping: u32 = 4;
     pub const bit_pong: u32 = 8;
     pub const bit_close: u32 = 16;
+    pub const bit_close_on_backpressure: u32 = 32;
 
     pub fn parse(bits: u32, max_message: u32, ping_ms: u32, idle_ms: u32) Settings {
         return .{
@@ -64,6 +68,7 @@ pub const Settings = struct {
             .deliver_ping = bits & bit_ping != 0,
             .deliver_pong = bits & bit_pong != 0,
             .deliver_close = bits & bit_close != 0,
+            .close_on_backpressure = bits & bit_close_on_backpressure != 0,
             .max_message = if (max_message == 0) 2 * 1024 * 1024 else max_message,
         };
     }

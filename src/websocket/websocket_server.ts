@@ -8,6 +8,8 @@
 
 import { HttpServer } from "../http/http_server.ts";
 import { contexts } from "../context.ts";
+import type { ServerContext } from "../context.ts";
+import { ErrorCode } from "../errors.ts";
 import type { ServerOptions } from "../options.ts";
 import { PubSub, topicBytes } from "./pubsub.ts";
 import type { Sessions } from "../sessions.ts";
@@ -42,6 +44,7 @@ const encoder = new TextEncoder();
 export class WebSocketServer extends HttpServer {
   #pubsub: PubSub;
   #sessions: Sessions;
+  #ctx: ServerContext;
 
   /** Creates the server (`openHttpProtocol` and `openWebsocketProtocol` on). */
   constructor(options: ServerOptions = {}) {
@@ -49,6 +52,7 @@ export class WebSocketServer extends HttpServer {
     const ctx = contexts.get(this)!;
     this.#pubsub = ctx.pubsub = new PubSub(ctx);
     this.#sessions = ctx.sessions;
+    this.#ctx = ctx;
   }
 
   /**
@@ -112,9 +116,30 @@ export class WebSocketServer extends HttpServer {
       throw new RangeError(`A control frame's payload is at most 125 bytes, got ${bytes.length}`);
     }
     const fin = (flags & FrameFlag.fin) !== 0;
-    if (bytes.length <= fragmentBytes) return this.send(fd, encodeFrame(bytes, opcode, fin));
-    // Long: fragments, each frame whole in a ring record (see `fragmentBytes`).
-    return this.#sessions.send(fd, encodeMessage(bytes, opcode, fin), 0, 0, fragmentFrameBytes);
+    const sent = bytes.length <= fragmentBytes
+      ? this.send(fd, encodeFrame(bytes, opcode, fin))
+      // Long: fragments, each frame whole in a ring record (see `fragmentBytes`).
+      : this.#sessions.send(fd, encodeMessage(bytes, opcode, fin), 0, 0, fragmentFrameBytes);
+    if (!sent && this.#ctx.lastError === ErrorCode.outputBufferOverflow) this.#overLimit(fd);
+    return sent;
+  }
+
+  /** A push found `fd`'s output full: with `closeOnBackpressureLimit`, it is let go. */
+  #overLimit(fd: number) {
+    const ctx = this.#ctx;
+    if (!ctx.options.closeOnBackpressureLimit) return;
+    ctx.callbacks.repeats.report(
+      "a slow WebSocket consumer closed (closeOnBackpressureLimit)",
+      fd,
+      () =>
+        ctx.log.warning(
+          `session ${fd}: its output is over socketBufferSize; closing it (closeOnBackpressureLimit)`,
+        ),
+      "warning",
+    );
+    this.close(fd, true);
+    // (The push's own failure is what the caller hears of.)
+    ctx.lastError = ErrorCode.outputBufferOverflow;
   }
 
   /** Whether `fd` is an open WebSocket (its handshake done, no Close sent or received). */
