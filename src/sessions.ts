@@ -358,6 +358,14 @@ export class Sessions {
     return true;
   }
 
+  /** A session's `WebSocketStatus` (0: not a WebSocket, or gone). */
+  websocketStatus(sessionId: number): number {
+    if (!Number.isInteger(sessionId) || sessionId <= 0 || sessionId > 0xffff_ffff) return 0;
+    const ctx = this.#ctx;
+    if (!ctx.canLookUp()) return 0;
+    return ctx.lib.zg_session_websocket(ctx.handle, ctx.region?.pointer ?? null, sessionId);
+  }
+
   /** `Server.pause`, `resume` and `confirm`. */
   setPaused(sessionId: number, paused: boolean): boolean {
     if (!this.#ctx.live() || !this.exists(sessionId)) return false;

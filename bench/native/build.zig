@@ -1,5 +1,5 @@
-//! Builds the benchmark's native tools: `echo_load` (the load generator) and `echo_native`
-//! (the plain epoll baseline server).
+//! Builds the benchmark's native tools: `echo_load` (the load generator), `echo_native` (the
+//! plain epoll baseline server) and `ws_load` (the WebSocket load generator).
 //!
 //!   scripts/zig build --build-file bench/native/build.zig -Doptimize=ReleaseFast
 //!   scripts/zig build --build-file bench/native/build.zig test
@@ -9,7 +9,7 @@ pub fn build(b: *std.Build) void {
     const target = b.standardTargetOptions(.{});
     const optimize = b.standardOptimizeOption(.{});
 
-    for ([_][]const u8{ "echo_load", "echo_native" }) |name| {
+    for ([_][]const u8{ "echo_load", "echo_native", "ws_load" }) |name| {
         const exe = b.addExecutable(.{
             .name = name,
             .root_module = b.createModule(.{

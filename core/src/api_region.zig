@@ -30,6 +30,24 @@ export fn zg_session_protect(r: ?*Reactor, region: ?[*]u8, session_id: u32, on: 
     return .ok;
 }
 
+/// Session `session_id`'s WebSocket status (`websocket_session.Status`: 0 none or gone, 2
+/// handshake, 3 open, 4 closing), without the rest of its client info (a push checks it).
+/// From a one-worker server's reactor, or any process of a tree through the region.
+export fn zg_session_websocket(r: ?*Reactor, region: ?[*]u8, session_id: u32) u32 {
+    var table: SessionTable = undefined;
+    if (region) |ptr| {
+        const found = regionTable(ptr, session_id) orelse return 0;
+        table = found.table;
+    } else if (r) |reactor_| {
+        table = reactor_.sessions;
+    } else return 0;
+    if (table.stateOf(session_id) == .free) return 0;
+    const s = &table.slots[table.slotIndex(session_id)];
+    const status = s.ws.statusNow();
+    if (@atomicLoad(u32, &s.id, .acquire) != session_id) return 0;
+    return status;
+}
+
 /// Creates the tree's shared region (manager). It stays mapped for the life of the process.
 /// `reactor_num` > 0 makes a PROCESS-mode region (rings and session tables for the master's
 /// reactor threads); 0 a BASE-mode one (a session table per worker). Both have the worker table

@@ -42,6 +42,8 @@ export const symbols = {
   /** Returns the fd or -1 (not a status). */
   zg_server_listen_fd: { parameters: ["pointer", "u32"], result: "i32" },
   zg_session_protect: { parameters: ["pointer", "pointer", "u32", "u32"], result: "i32" },
+  /** (reactor or null, region or null, session id): its `WebSocketStatus` (0: none or gone). */
+  zg_session_websocket: { parameters: ["pointer", "pointer", "u32"], result: "u32" },
   /** Blocks until the reactor rings the doorbell: runs on Deno's blocking pool. */
   zg_server_wait: { parameters: ["pointer"], result: "i32", nonblocking: true },
   /** Returns at once; awaiting it yields one turn of Deno's event loop. */

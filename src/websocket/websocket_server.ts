@@ -144,7 +144,7 @@ export class WebSocketServer extends HttpServer {
 
   /** Whether `fd` is an open WebSocket (its handshake done, no Close sent or received). */
   isEstablished(fd: number): boolean {
-    return this.getClientInfo(fd)?.websocketStatus === WebSocketStatus.active;
+    return this.#sessions.websocketStatus(fd) === WebSocketStatus.active;
   }
 
   /**
@@ -152,8 +152,10 @@ export class WebSocketServer extends HttpServer {
    * callback answered it and the core has not written it yet: frames queue behind it).
    */
   #upgraded(fd: number): boolean {
-    const status = this.getClientInfo(fd)?.websocketStatus;
-    return status === WebSocketStatus.active || status === WebSocketStatus.handshake;
+    const status = this.#sessions.websocketStatus(fd);
+    if (status === WebSocketStatus.active || status === WebSocketStatus.handshake) return true;
+    this.#ctx.lastError = status === 0 ? ErrorCode.sessionNotExist : ErrorCode.sessionClosing;
+    return false;
   }
 
   /**
