@@ -21,6 +21,12 @@ export type { HttpRequest, HttpRequestServer, UploadedFile } from "./src/http/re
 export { HttpResponse } from "./src/http/response.ts";
 export { serve } from "./src/http/serve.ts";
 export { WebSocketServer } from "./src/websocket/websocket_server.ts";
+export { upgradeWebSocket } from "./src/websocket/serve_websocket.ts";
+export type {
+  ServeWebSocket,
+  UpgradeWebSocketOptions,
+  WebSocketUpgrade,
+} from "./src/websocket/serve_websocket.ts";
 export type { WebSocketFrame } from "./src/websocket/websocket_frame.ts";
 export { CloseCode, FrameFlag, Opcode, WebSocketStatus } from "./src/websocket/frame.ts";
 export type {

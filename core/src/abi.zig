@@ -89,6 +89,8 @@ pub const RecordType = enum(u8) {
     forward_subscribe = 27,
     forward_unsubscribe = 28,
     forward_publish = 29,
+    /// A WebSocket's own idle timeout (outbound): aux = ms (0: none); it is pinged after half.
+    websocket_timers = 30,
 };
 
 pub const publish_flag_more: u8 = 1;

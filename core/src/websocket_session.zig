@@ -97,6 +97,9 @@ pub const Conn = struct {
     raw: u64 = 0,
     /// When the reactor last pinged it (wall clock, as the session's times), 0: never.
     pinged_ns: i64 = 0,
+    /// Its own idle timeout (`setTimers`), in place of the listener's; pinged after half.
+    own_timers: bool = false,
+    own_idle_ns: i64 = 0,
 
     fn resetMessage(w: *Conn) void {
         w.msg_opcode = 0;
@@ -350,7 +353,11 @@ fn control(r: *Reactor, s: *Session, settings: Settings, opcode: u4, payload: []
 /// it has sent nothing for `idle_ns`. Any frame from the peer, a pong too, counts.
 pub fn timers(r: *Reactor, s: *Session) void {
     if (s.ws.status != .active) return;
-    const settings = r.settingsOf(s.listener).websocket;
+    var settings = r.settingsOf(s.listener).websocket;
+    if (s.ws.own_timers) {
+        settings.idle_ns = s.ws.own_idle_ns;
+        settings.ping_ns = @divFloor(s.ws.own_idle_ns, 2);
+    }
     if (settings.ping_ns == 0 and settings.idle_ns == 0) return;
     // (The session times are the wall clock's.)
     const heard = @max(s.connect_time_ns, s.last_recv_time_ns);
@@ -370,6 +377,14 @@ pub fn timers(r: *Reactor, s: *Session) void {
         s.ws.pinged_ns = r.now_ns;
         r.sendTo(s.id, &.{ 0x89, 0x00 });
     }
+}
+
+/// A `websocket_timers` record: session `id` gets an idle timeout of its own (`ms`, 0: none).
+pub fn setTimers(r: *Reactor, id: u32, ms: u32) void {
+    const s = r.sessions.get(id) orelse return;
+    if (s.ws.status == .none) return;
+    s.ws.own_timers = true;
+    s.ws.own_idle_ns = @as(i64, ms) * std.time.ns_per_ms;
 }
 
 fn protocolFail(r: *Reactor, s: *Session, f: websocket.Fail) Delivery {

@@ -6,6 +6,7 @@ const ring = @import("ring.zig");
 const session_table = @import("session_table.zig");
 const reactor = @import("reactor.zig");
 const pubsub = @import("pubsub.zig");
+const websocket_session = @import("websocket_session.zig");
 const Reactor = reactor.Reactor;
 const Session = session_table.Session;
 const linux = std.os.linux;
@@ -36,6 +37,7 @@ pub fn consumeOutbound(r: *Reactor) void {
                 .shutdown_ack => lane.shutdown_acked = true,
                 .subscribe, .unsubscribe => pubsub.subscriptionRecord(r, header.session_id, record.payload, header.aux & 1 != 0, header.type == @intFromEnum(abi.RecordType.subscribe)),
                 .publish => pubsub.publishRecord(r, lane, header.flags, record.payload),
+                .websocket_timers => websocket_session.setTimers(r, header.session_id, header.aux),
                 else => std.debug.panic("unexpected outbound record type {d}", .{header.type}),
             }
             lane.outbound.advance(record);

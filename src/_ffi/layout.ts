@@ -50,6 +50,7 @@ export const RecordType = {
   forwardSubscribe: 27,
   forwardUnsubscribe: 28,
   forwardPublish: 29,
+  websocketTimers: 30,
 } as const;
 
 /** Flags of publish records (`abi.publish_flag_*`). */

@@ -5,7 +5,9 @@
  * @module
  */
 
-import { HttpServer } from "./http_server.ts";
+import type { HttpServer } from "./http_server.ts";
+import { WebSocketServer } from "../websocket/websocket_server.ts";
+import { serveUpgrades } from "../websocket/serve_websocket.ts";
 import type { HttpRequest } from "./request.ts";
 import type { HttpResponse } from "./response.ts";
 import type { ServerOptions } from "../options.ts";
@@ -50,8 +52,8 @@ export interface ServeHandle extends AsyncDisposable {
   readonly finished: Promise<void>;
   /** Stops the server gracefully; resolves once it has. */
   shutdown(): Promise<void>;
-  /** The `HttpServer` underneath. */
-  readonly server: HttpServer;
+  /** The `WebSocketServer` underneath (an `HttpServer`). */
+  readonly server: WebSocketServer;
 }
 
 const serveKeys = ["hostname", "port", "signal", "onListen", "onError", "handler"];
@@ -77,8 +79,11 @@ export function serve(a: ServeHandler | ServeOptions, b?: ServeHandler): ServeHa
   for (const [key, value] of Object.entries(options)) {
     if (!serveKeys.includes(key)) rest[key] = value;
   }
-  const server = new HttpServer({
+  // A WebSocket server underneath, for `upgradeWebSocket` (src/websocket/serve_websocket.ts):
+  // its Close frames reach the sockets (their code and reason).
+  const server = new WebSocketServer({
     ...rest as ServerOptions,
+    openWebsocketCloseFrame: true,
     host: options.hostname ?? "0.0.0.0",
     port: options.port ?? 8000,
   });
@@ -89,6 +94,30 @@ export function serve(a: ServeHandler | ServeOptions, b?: ServeHandler): ServeHa
     options.onListen?.({ transport: "tcp", hostname: s.host, port: s.port });
   });
   server.on("request", (req, res) => answer(server, handler, onError, req, res));
+  serveUpgrades(
+    server,
+    async (req, res, upgradable) => {
+      const exchange = new Exchange(res);
+      try {
+        const request = requestOf(server, req, exchange);
+        upgradable(request);
+        let response: Response;
+        try {
+          response = await handler(request, new ServeInfo(req, exchange));
+          if (!(response instanceof Response)) {
+            throw new TypeError("the handler must return a Response");
+          }
+        } catch (error) {
+          if (!onError) throw error;
+          response = await onError(error);
+        }
+        return response;
+      } finally {
+        exchange.finish();
+      }
+    },
+    write,
+  );
   const finished = server.start();
   const shutdown = () => {
     server.shutdown();
@@ -211,6 +240,20 @@ class ServeInfo implements ServeHandlerInfo {
   }
 }
 
+/** The standard `Request` of `req`. */
+function requestOf(server: HttpServer, req: HttpRequest, exchange: Exchange): ServeRequest {
+  const method = req.getMethod();
+  const fields = req.fields(true);
+  let host = "";
+  for (const [name, value] of fields) {
+    if (name === "host") host = value;
+  }
+  if (host === "") host = `${server.host}:${server.port}`;
+  const target = req.url.startsWith("/") ? req.url : `/${req.url}`;
+  const body = method === "GET" || method === "HEAD" ? null : req.getContent();
+  return new ServeRequest(`http://${host}${target}`, method, fields, body, exchange);
+}
+
 /** One request: the handler's `Response` (or `onError`'s) written to `res`; a promise only when something is awaited. */
 function answer(
   server: HttpServer,
@@ -222,16 +265,7 @@ function answer(
   const exchange = new Exchange(res);
   let pending: Promise<void> | undefined;
   try {
-    const method = req.getMethod();
-    const fields = req.fields(true);
-    let host = "";
-    for (const [name, value] of fields) {
-      if (name === "host") host = value;
-    }
-    if (host === "") host = `${server.host}:${server.port}`;
-    const target = req.url.startsWith("/") ? req.url : `/${req.url}`;
-    const body = method === "GET" || method === "HEAD" ? null : req.getContent();
-    const request = new ServeRequest(`http://${host}${target}`, method, fields, body, exchange);
+    const request = requestOf(server, req, exchange);
     const info = new ServeInfo(req, exchange);
     let result: Response | Promise<Response>;
     let fallback = onError;

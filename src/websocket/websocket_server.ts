@@ -10,6 +10,7 @@ import { HttpServer } from "../http/http_server.ts";
 import { contexts } from "../context.ts";
 import type { ServerContext } from "../context.ts";
 import { ErrorCode } from "../errors.ts";
+import { RecordType } from "../_ffi/layout.ts";
 import type { ServerOptions } from "../options.ts";
 import { PubSub, topicBytes } from "./pubsub.ts";
 import type { Sessions } from "../sessions.ts";
@@ -91,6 +92,23 @@ export class WebSocketServer extends HttpServer {
     }
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
     return this.#pubsub.publish(name, encodeFrame(bytes, opcode, true));
+  }
+
+  /**
+   * Gives WebSocket `fd` an idle timeout of its own, in place of `websocketIdleTimeout` and
+   * `websocketPingInterval`: it is pinged after `seconds / 2` without a frame from it, and
+   * closed with 1001 after `seconds` (0: neither). From the process that writes to `fd`
+   * (its BASE worker, or any event worker in PROCESS mode); false elsewhere.
+   */
+  setIdleTimeout(fd: number, seconds: number): boolean {
+    if (typeof seconds !== "number" || !(seconds >= 0) || seconds > 86400) {
+      throw new RangeError(`setIdleTimeout() takes seconds from 0 to 86400, got ${seconds}`);
+    }
+    if (!this.#upgraded(fd) || this.#sessions.forwardTo(fd) >= 0) return false;
+    const lane = this.#sessions.laneOf(fd);
+    lane.push(RecordType.websocketTimers, fd, Math.round(seconds * 1000), new Uint8Array(0));
+    this.#ctx.sentOn(lane);
+    return true;
   }
 
   /** How many connections are subscribed to `topic`, across every worker. */

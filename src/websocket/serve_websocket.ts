@@ -1,0 +1,338 @@
+/**
+ * WebSocket in `serve()`, as `Deno.upgradeWebSocket` offers it: the handler calls
+ * `upgradeWebSocket(request, { protocol, idleTimeout })` on an upgrade request and returns
+ * the `response`; the `socket` is a standard-shaped `WebSocket` (events and `on…` handlers,
+ * `send`, `close`, `readyState`, `bufferedAmount`, `binaryType`) over the `WebSocketServer`
+ * underneath. Upgrade requests reach the handler through the server's `handshake` callback: a
+ * handler that returns the upgrade's response accepts (101), any other response refuses.
+ * @module
+ */
+
+import type { HttpRequest } from "../http/request.ts";
+import type { HttpResponse } from "../http/response.ts";
+import type { WebSocketServer } from "./websocket_server.ts";
+import { Opcode } from "./frame.ts";
+import type { WebSocketFrame } from "./websocket_frame.ts";
+
+/** `Deno.UpgradeWebSocketOptions`. */
+export interface UpgradeWebSocketOptions {
+  /** The subprotocol to answer with (one the client offered). */
+  protocol?: string;
+  /**
+   * Seconds without a pong (or anything) from the client before it is closed; the server
+   * pings it after half of that. Default 30; 0 turns both off.
+   */
+  idleTimeout?: number;
+}
+
+/** `Deno.WebSocketUpgrade`. */
+export interface WebSocketUpgrade {
+  socket: WebSocket;
+  response: Response;
+}
+
+/** What a request needs to be upgraded: set for the upgrade requests `serve()` hands over. */
+interface Pending {
+  server: WebSocketServer;
+  fd: number;
+  url: string;
+  upgrade?: { socket: ServeWebSocket; response: Response; protocol: string; idle: number };
+}
+
+const pendingOf = new WeakMap<Request, Pending>();
+
+/** The upgrade's response: status 101 (which `new Response` refuses), no body. */
+class UpgradeResponse extends Response {
+  constructor() {
+    super(null, { status: 200 });
+  }
+  override get status(): number {
+    return 101;
+  }
+  override get ok(): boolean {
+    return false;
+  }
+  override get statusText(): string {
+    return "Switching Protocols";
+  }
+}
+
+/**
+ * Upgrades a `serve()` request to a WebSocket; the handler must return `response`. Throws a
+ * TypeError for a request that is not a WebSocket upgrade (of this server, not answered yet).
+ */
+export function upgradeWebSocket(
+  request: Request,
+  options: UpgradeWebSocketOptions = {},
+): WebSocketUpgrade {
+  const pending = pendingOf.get(request);
+  if (!pending) {
+    throw new TypeError(
+      "upgradeWebSocket(): not a WebSocket upgrade request of a serve() server (its 'upgrade' header must be 'websocket')",
+    );
+  }
+  if (pending.upgrade) throw new TypeError("upgradeWebSocket(): this request is upgraded already");
+  const protocol = options.protocol ?? "";
+  if (protocol !== "") {
+    const offered = (request.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) =>
+      p.trim()
+    );
+    if (!offered.includes(protocol)) {
+      throw new TypeError(
+        `upgradeWebSocket(): the client did not offer the protocol "${protocol}"`,
+      );
+    }
+  }
+  const idle = options.idleTimeout ?? 30;
+  if (typeof idle !== "number" || !(idle >= 0) || idle > 86400) {
+    throw new RangeError(`upgradeWebSocket(): idleTimeout is seconds from 0 to 86400, got ${idle}`);
+  }
+  const socket = new ServeWebSocket(pending.server, pending.fd, pending.url, protocol);
+  const response = new UpgradeResponse();
+  pending.upgrade = { socket, response, protocol, idle };
+  return { socket: socket as unknown as WebSocket, response };
+}
+
+/** The sockets of this worker's connections, by fd. */
+type Sockets = Map<number, ServeWebSocket>;
+
+/**
+ * Sets `server` up for `serve()`'s upgrades: `handshake` runs `answer` (the handler; it marks
+ * its `Request` upgradable before the handler sees it), and `open`, `message` and `close`
+ * reach each connection's socket. `answer` resolves to the handler's `Response` (or
+ * `onError`'s).
+ */
+export function serveUpgrades(
+  server: WebSocketServer,
+  answer: (
+    req: HttpRequest,
+    res: HttpResponse,
+    upgradable: (request: Request) => void,
+  ) => Promise<Response>,
+  write: (response: Response, res: HttpResponse) => Promise<void> | undefined,
+) {
+  const sockets: Sockets = new Map();
+  const opening = new Map<number, ServeWebSocket>();
+  server.on("handshake", async (req, res) => {
+    let pending: Pending | undefined;
+    let marked: Request | undefined;
+    const response = await answer(req, res, (request) => {
+      marked = request;
+      pending = { server, fd: req.fd, url: wsUrl(request.url) };
+      pendingOf.set(request, pending);
+    });
+    if (marked) pendingOf.delete(marked);
+    const upgrade = pending?.upgrade;
+    if (!upgrade || response !== upgrade.response) {
+      // Refused: its response goes out, and the connection ends with it.
+      await write(response, res);
+      upgrade?.socket.refused();
+      return false;
+    }
+    if (upgrade.protocol !== "") res.header("Sec-WebSocket-Protocol", upgrade.protocol);
+    for (const [name, value] of response.headers) res.header(name, value);
+    opening.set(req.fd, upgrade.socket);
+    server.setIdleTimeout(req.fd, upgrade.idle);
+    return true;
+  });
+  server.on("open", (_s, req) => {
+    const socket = opening.get(req.fd);
+    opening.delete(req.fd);
+    if (!socket) return;
+    sockets.set(req.fd, socket);
+    socket.opened();
+  });
+  server.on("message", (_s, frame) => sockets.get(frame.fd)?.received(frame));
+  server.on("close", (_s, fd) => {
+    opening.delete(fd);
+    const socket = sockets.get(fd);
+    sockets.delete(fd);
+    socket?.ended();
+  });
+}
+
+function wsUrl(url: string): string {
+  return url.replace(/^http/, "ws");
+}
+
+const encoder = new TextEncoder();
+
+/** A connection's `WebSocket` in `serve()`. */
+export class ServeWebSocket extends EventTarget {
+  static readonly CONNECTING = 0;
+  static readonly OPEN = 1;
+  static readonly CLOSING = 2;
+  static readonly CLOSED = 3;
+  readonly CONNECTING = 0;
+  readonly OPEN = 1;
+  readonly CLOSING = 2;
+  readonly CLOSED = 3;
+
+  readonly url: string;
+  readonly protocol: string;
+  readonly extensions = "";
+  #readyState = 0;
+  #binaryType: BinaryType = "blob";
+  #server: WebSocketServer;
+  #fd: number;
+  /** The peer's Close (code and reason), once it came. */
+  #closeFrame: { code: number; reason: string } | undefined;
+  /** Sends waiting for a Blob's bytes, in order. */
+  #queue: Promise<void> | undefined;
+  #handlers: Record<string, ((event: Event) => void) | null> = {};
+
+  constructor(server: WebSocketServer, fd: number, url: string, protocol: string) {
+    super();
+    this.#server = server;
+    this.#fd = fd;
+    this.url = url;
+    this.protocol = protocol;
+  }
+
+  get readyState(): number {
+    return this.#readyState;
+  }
+
+  get binaryType(): BinaryType {
+    return this.#binaryType;
+  }
+  set binaryType(type: BinaryType) {
+    if (type === "blob" || type === "arraybuffer") this.#binaryType = type;
+  }
+
+  /** Bytes sent and not yet written to the connection. */
+  get bufferedAmount(): number {
+    if (this.#readyState !== 1) return 0;
+    return this.#server.getClientInfo(this.#fd)?.sendQueuedBytes ?? 0;
+  }
+
+  get onopen() {
+    return this.#handlers.open ?? null;
+  }
+  set onopen(f: ((event: Event) => void) | null) {
+    this.#handler("open", f);
+  }
+  get onmessage() {
+    return this.#handlers.message ?? null;
+  }
+  set onmessage(f: ((event: MessageEvent) => void) | null) {
+    this.#handler("message", f as ((event: Event) => void) | null);
+  }
+  get onclose() {
+    return this.#handlers.close ?? null;
+  }
+  set onclose(f: ((event: CloseEvent) => void) | null) {
+    this.#handler("close", f as ((event: Event) => void) | null);
+  }
+  get onerror() {
+    return this.#handlers.error ?? null;
+  }
+  set onerror(f: ((event: Event) => void) | null) {
+    this.#handler("error", f);
+  }
+
+  #handler(type: string, f: ((event: Event) => void) | null) {
+    const old = this.#handlers[type];
+    if (old) this.removeEventListener(type, old);
+    this.#handlers[type] = typeof f === "function" ? f : null;
+    if (typeof f === "function") this.addEventListener(type, f);
+  }
+
+  /** Sends a message: text for a string, binary for bytes or a Blob. */
+  send(data: string | ArrayBufferLike | ArrayBufferView | Blob): void {
+    if (this.#readyState === 0) {
+      throw new DOMException("the WebSocket is not open yet", "InvalidStateError");
+    }
+    if (this.#readyState !== 1) return;
+    if (data instanceof Blob) {
+      const bytes = data.arrayBuffer();
+      this.#queue = (this.#queue ?? Promise.resolve()).then(async () => {
+        const buffer = await bytes;
+        if (this.#readyState === 1) this.#server.push(this.#fd, new Uint8Array(buffer));
+      });
+      return;
+    }
+    const payload = typeof data === "string"
+      ? encoder.encode(data)
+      : ArrayBuffer.isView(data)
+      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+      : new Uint8Array(data as ArrayBuffer);
+    const opcode = typeof data === "string" ? Opcode.text : Opcode.binary;
+    if (this.#queue) {
+      const copy = payload.slice();
+      this.#queue = this.#queue.then(() => {
+        if (this.#readyState === 1) this.#server.push(this.#fd, copy, opcode);
+      });
+      return;
+    }
+    this.#server.push(this.#fd, payload, opcode);
+  }
+
+  /** Starts the closing handshake (code 1000 or 3000–4999, a reason of up to 123 bytes). */
+  close(code?: number, reason = ""): void {
+    if (code !== undefined && code !== 1000 && !(code >= 3000 && code <= 4999)) {
+      throw new DOMException(`close code ${code} is not 1000 or 3000-4999`, "InvalidAccessError");
+    }
+    if (encoder.encode(reason).length > 123) {
+      throw new DOMException("the close reason is over 123 bytes", "SyntaxError");
+    }
+    if (this.#readyState >= 2) return;
+    const state = this.#readyState;
+    this.#readyState = 2;
+    if (state === 0) return;
+    const send = () => void this.#server.disconnect(this.#fd, code ?? 1000, reason);
+    if (this.#queue) this.#queue = this.#queue.then(send);
+    else send();
+  }
+
+  /** @internal The 101 is on its way. */
+  opened() {
+    if (this.#readyState !== 0) {
+      // Closed before it opened: close the connection now.
+      this.#server.disconnect(this.#fd, 1000, "");
+      return;
+    }
+    this.#readyState = 1;
+    this.dispatchEvent(new Event("open"));
+  }
+
+  /** @internal The handler's response was not the upgrade's. */
+  refused() {
+    this.#readyState = 3;
+  }
+
+  /** @internal A message (or the peer's Close). */
+  received(frame: WebSocketFrame) {
+    if (frame.opcode === Opcode.close) {
+      this.#closeFrame = { code: frame.code ?? 1005, reason: frame.reason ?? "" };
+      if (this.#readyState === 1) this.#readyState = 2;
+      return;
+    }
+    if (this.#readyState !== 1) return;
+    let data: string | ArrayBuffer | Blob;
+    if (typeof frame.data === "string") data = frame.data;
+    else {
+      const bytes = frame.data;
+      const buffer = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+        ? bytes.buffer as ArrayBuffer
+        : bytes.slice().buffer as ArrayBuffer;
+      data = this.#binaryType === "arraybuffer" ? buffer : new Blob([buffer]);
+    }
+    this.dispatchEvent(new MessageEvent("message", { data, origin: new URL(this.url).origin }));
+  }
+
+  /** @internal The connection ended. */
+  ended() {
+    if (this.#readyState === 3) return;
+    const clean = this.#closeFrame !== undefined;
+    this.#readyState = 3;
+    if (!clean) this.dispatchEvent(new Event("error"));
+    this.dispatchEvent(
+      new CloseEvent("close", {
+        code: this.#closeFrame?.code ?? 1006,
+        reason: this.#closeFrame?.reason ?? "",
+        wasClean: clean,
+      }),
+    );
+  }
+}
