@@ -185,6 +185,37 @@ for (const closeOnBackpressureLimit of [false, true]) {
   );
 }
 
+Deno.test("websocket pub/sub (PROCESS mode): connections and their subscriptions outlive a reload and a worker's crash", async () => {
+  await using server = await startFixture({ mode: "process", workerNum: 2, reactorNum: 1 }, {
+    script,
+  });
+  await workersStarted(server, 2);
+  const a = await client(server.port, "/join/news");
+  await a.next();
+  const b = await client(server.port, "/join/news");
+  await b.next();
+  const count = (event: string) => server.events.filter((e) => e.event === event).length;
+  a.ws.send("reload");
+  assert.equal(await nextSkippingJoins(a), "reload true");
+  // Both workers again (their successors' workerStart).
+  await until("both workers restarted", () => count("workerStart") >= 4);
+  b.ws.send("pub:news:after the reload");
+  assert.equal(await nextSkippingJoins(a), "after the reload");
+  assert.equal(await nextSkippingJoins(b), "after the reload");
+  assert.equal(await nextSkippingJoins(b), "published 2");
+  // The worker that handles a's messages dies; its successor carries on.
+  a.ws.send("crash");
+  await until("the crashed worker replaced", () => count("workerStart") >= 5);
+  a.ws.send("pub:news:after the crash");
+  assert.equal(await nextSkippingJoins(a), "after the crash");
+  assert.equal(await nextSkippingJoins(b), "after the crash");
+  assert.equal(await nextSkippingJoins(a), "published 2");
+  assert.equal(count("close"), 0, "no connection closed");
+  a.ws.close();
+  b.ws.close();
+  await Promise.all([a.closed, b.closed]);
+});
+
 async function fdOf(c: Client): Promise<number> {
   c.ws.send("fd");
   return Number(await nextSkippingJoins(c));

@@ -43,6 +43,12 @@ pub fn closeOrphans(r: *Reactor) void {
         for (lane.orphans.take(&ids)) |id| {
             const s = r.sessions.get(id) orelse continue;
             if (s.state != .open) continue;
+            if (s.ws.status == .active) {
+                // A WebSocket's messages stand alone: the one in the dead worker's hands is lost,
+                // the connection stays.
+                log.warn("session {d}: worker {d} died while handling a WebSocket message of it; that message is lost", .{ id, i });
+                continue;
+            }
             log.warn("session {d}: worker {d} died while handling it; closing it", .{ id, i });
             r.closeRequested(id, 0);
         }
