@@ -1,0 +1,87 @@
+/**
+ * A real browser (headless Chromium, Debian's package) with the WebSocket server: a page that
+ * connects, subscribes (by its path), exchanges messages, asks for a reload, and goes on after
+ * it: over the same connection in PROCESS mode (the reactor threads keep it), over a new one
+ * in BASE mode (the old one closes with 1001 as its worker goes). The page posts what it saw.
+ */
+import assert from "node:assert/strict";
+import { startFixture, workersStarted } from "./_helpers.ts";
+
+const script = new URL("./fixtures/ws_server.ts", import.meta.url).pathname;
+
+// `?wait` (BASE): after "reload true", the next step waits for the connection to close and
+// a new one to open.
+const page = `<!doctype html>
+<html><head><meta charset="utf-8"><title>ws</title></head><body><script>
+const log = [];
+const waitForClose = location.search.includes("wait");
+let done = false;
+function connect(first) {
+  const ws = new WebSocket("ws://" + location.host + "/join/page");
+  ws.onopen = () => { log.push("open"); ws.send(first ? "hello" : "after reload"); };
+  ws.onmessage = (e) => {
+    const m = e.data;
+    if (m.startsWith("joined")) return;
+    log.push(m);
+    if (m === "hello") ws.send("reload");
+    else if (m === "reload true" && !waitForClose) ws.send("after reload");
+    else if (m === "after reload") ws.send("pub:page:to the page");
+    else if (m === "to the page" && !done) {
+      done = true;
+      fetch("/result", { method: "POST", body: JSON.stringify(log) });
+    }
+  };
+  ws.onclose = (e) => {
+    log.push("close " + e.code);
+    if (!done) setTimeout(() => connect(false), 50);
+  };
+}
+connect(true);
+</script></body></html>`;
+
+for (
+  const [mode, options, query] of [
+    ["PROCESS mode", { mode: "process", workerNum: 2, reactorNum: 1 }, ""],
+    ["BASE mode", { workerNum: 2 }, "?wait"],
+  ] as const
+) {
+  Deno.test(`chromium websocket (${mode}): a page connects, exchanges messages and goes on after a reload`, async () => {
+    const profile = await Deno.makeTempDir({ prefix: "zg-chromium-" });
+    await using server = await startFixture(options, { script, extra: { page } });
+    await workersStarted(server, 2);
+    const browser = new Deno.Command("chromium", {
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-background-networking",
+        `--user-data-dir=${profile}`,
+        `http://127.0.0.1:${server.port}/page${query}`,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    try {
+      const result = await server.waitFor((e) => e.event === "result", "the page's result");
+      const log = JSON.parse(result.body as string) as string[];
+      assert.equal(log[0], "open");
+      assert.ok(log.includes("hello"), log.join(" | "));
+      assert.ok(log.includes("reload true"), log.join(" | "));
+      assert.equal(log.at(-1), "to the page", log.join(" | "));
+      const closes = log.filter((m) => m.startsWith("close"));
+      if (mode === "PROCESS mode") {
+        assert.deepEqual(closes, [], "the connection outlived the reload");
+      } else {
+        assert.deepEqual(closes, ["close 1001"], "closed once, going away, then reconnected");
+        assert.equal(log.filter((m) => m === "open").length, 2);
+      }
+    } finally {
+      browser.kill("SIGKILL");
+      await browser.status;
+      await browser.stderr.cancel();
+      await Deno.remove(profile, { recursive: true }).catch(() => {});
+    }
+  });
+}
