@@ -5,7 +5,7 @@
  * another BASE worker.
  */
 import assert from "node:assert/strict";
-import { startFixture, treeModes, withTimeout, workersStarted } from "./_helpers.ts";
+import { startFixture, treeModes, until, withTimeout, workersStarted } from "./_helpers.ts";
 import type { Fixture } from "./_helpers.ts";
 import { ResponseReader, writeAll } from "./_http.ts";
 import { client, frame, rawClient, upgradeRequest } from "./_websocket.ts";
@@ -326,6 +326,30 @@ Deno.test("websocket: websocketPingInterval pings quiet connections; one that ne
   assert.ok(stats.heartbeatCloseCount >= 1, "counted");
   answering.ws.close();
   await answering.closed;
+});
+
+Deno.test("websocket: a peer that pings and never reads gets no more pongs than its output buffer holds", async () => {
+  await using server = await startFixture({
+    socketBufferSize: 64 * 1024,
+    kernelSocketSendBufferSize: 16 * 1024,
+  }, { script });
+  const raw = await rawClient(server.port);
+  const ping = frame(9, "p".repeat(125));
+  const burst = new Uint8Array(ping.length * 1000);
+  for (let i = 0; i < 1000; i++) burst.set(ping, i * ping.length);
+  // 4 MiB of pongs asked for; the client reads none of them.
+  for (let i = 0; i < 32; i++) await writeAll(raw.conn, burst);
+  const watcher = await client(server.port);
+  let stats: Record<string, number> = {};
+  await until("pongs dropped", async () => {
+    watcher.ws.send("stats");
+    stats = JSON.parse(await watcher.next() as string);
+    return stats.sendDroppedCount > 0;
+  });
+  assert.ok(stats.sendQueuedBytes <= 64 * 1024 + 131, `queued ${stats.sendQueuedBytes}`);
+  watcher.ws.close();
+  await watcher.closed;
+  raw.conn.close();
 });
 
 Deno.test("websocket: a session slot a WebSocket had serves plain HTTP when its next connection gets it", async () => {

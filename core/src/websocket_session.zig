@@ -314,6 +314,12 @@ fn control(r: *Reactor, s: *Session, settings: Settings, opcode: u4, payload: []
     switch (opcode) {
         Opcode.ping => {
             if (settings.deliver_ping) return if (deliver(r, s, opcode, payload)) .ok else .blocked;
+            // A peer that pings and does not read gets no more pongs once its output is full
+            // (RFC 6455 5.5.3 lets an endpoint answer only the latest of several pings).
+            if (@atomicLoad(u64, &s.out_queued, .monotonic) >= r.config.socket_buffer_size) {
+                r.count("send_dropped_count", 1);
+                return .ok;
+            }
             var frame: [2 + websocket.control_max]u8 = undefined;
             var head: [10]u8 = undefined;
             const h = websocket.frameHeader(true, Opcode.pong, payload.len, &head);
@@ -347,7 +353,6 @@ fn control(r: *Reactor, s: *Session, settings: Settings, opcode: u4, payload: []
     }
 }
 
-/// A frame the protocol forbids: a Close with the reason, then the connection ends.
 /// The ping and idle timers of an open WebSocket (from the HTTP timers' pass): a ping once it
 /// has been quiet for `ping_ns` (and again each `ping_ns` it stays quiet), a Close (1001) once
 /// it has sent nothing for `idle_ns`. Any frame from the peer, a pong too, counts.
@@ -387,6 +392,7 @@ pub fn setTimers(r: *Reactor, id: u32, ms: u32) void {
     s.ws.own_idle_ns = @as(i64, ms) * std.time.ns_per_ms;
 }
 
+/// A frame the protocol forbids: a Close with the reason, then the connection ends.
 fn protocolFail(r: *Reactor, s: *Session, f: websocket.Fail) Delivery {
     log.info("session {d}: closing with {d}: {s}", .{ s.id, f.code, f.why });
     r.tally(s.listener, "protocol_error_count", 1);
