@@ -206,26 +206,26 @@ export class ServeWebSocket extends EventTarget {
     return this.#server.getClientInfo(this.#fd)?.sendQueuedBytes ?? 0;
   }
 
-  get onopen() {
-    return this.#handlers.open ?? null;
+  get onopen(): ((event: Event) => void) | null {
+    return (this.#handlers.open ?? null) as ((event: Event) => void) | null;
   }
   set onopen(f: ((event: Event) => void) | null) {
     this.#handler("open", f);
   }
-  get onmessage() {
-    return this.#handlers.message ?? null;
+  get onmessage(): ((event: MessageEvent) => void) | null {
+    return (this.#handlers.message ?? null) as ((event: MessageEvent) => void) | null;
   }
   set onmessage(f: ((event: MessageEvent) => void) | null) {
     this.#handler("message", f as ((event: Event) => void) | null);
   }
-  get onclose() {
-    return this.#handlers.close ?? null;
+  get onclose(): ((event: CloseEvent) => void) | null {
+    return (this.#handlers.close ?? null) as ((event: CloseEvent) => void) | null;
   }
   set onclose(f: ((event: CloseEvent) => void) | null) {
     this.#handler("close", f as ((event: Event) => void) | null);
   }
-  get onerror() {
-    return this.#handlers.error ?? null;
+  get onerror(): ((event: Event) => void) | null {
+    return (this.#handlers.error ?? null) as ((event: Event) => void) | null;
   }
   set onerror(f: ((event: Event) => void) | null) {
     this.#handler("error", f);
