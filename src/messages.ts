@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ForwardHttp, RecordType } from "./_ffi/layout.ts";
+import { ForwardHttp, RecordType, SendFlag } from "./_ffi/layout.ts";
 import { decode, encode } from "./ipc/codec.ts";
 import type { MailHandler } from "./ipc/mailbox.ts";
 import type { ServerContext } from "./context.ts";
@@ -73,8 +73,17 @@ export function mailHandler(ctx: ServerContext, targets: MailTargets): MailHandl
           ctx.http?.writeDetached(id, payload, last, (aux & ForwardHttp.close) !== 0, aux & 0xffff);
           return;
         }
-        // (aux: the unit its bytes are cut in, see `Sessions.send`.)
-        if (!ctx.sessions.send(id, payload, 0, 0, aux)) {
+        // (aux: the unit its bytes are cut in, see `Sessions.send`, and bit 30 for a WebSocket
+        // message that goes on.)
+        if (
+          !ctx.sessions.send(
+            id,
+            payload,
+            aux & (1 << 30) ? SendFlag.wsMore : 0,
+            0,
+            aux & 0x3fff_ffff,
+          )
+        ) {
           ctx.log.debug(`a send forwarded to session ${id} failed: ${ctx.lastError}`);
         }
         return;

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { CloseHow, layout, RecordType, SessionState } from "./_ffi/layout.ts";
+import { CloseHow, layout, RecordType, SendFlag, SessionState } from "./_ffi/layout.ts";
 import { decodeClientInfo } from "./client_info.ts";
 import type { ClientInfo } from "./client_info.ts";
 import { ErrorCode } from "./errors.ts";
@@ -47,8 +47,9 @@ export class Sessions {
   }
 
   /**
-   * `Server.send`. `unit` > 0: the bytes are records of `unit` bytes each (WebSocket frames,
-   * the last shorter) and are cut into ring records only between them.
+   * `Server.send`. `unit` > 0: the bytes are WebSocket frames of `unit` bytes each (the last
+   * shorter), cut into ring records only between them; every record but the last says the
+   * message goes on (`SendFlag.wsMore`).
    */
   send(sessionId: number, data: Uint8Array | string, flags = 0, aux = 0, unit = 0): boolean {
     if (!this.#ctx.live()) {
@@ -78,7 +79,9 @@ export class Sessions {
     const forward = this.forwardTo(sessionId);
     if (forward >= 0) {
       // (Counted as a response by the worker that writes it.)
-      this.#ctx.mailbox!.send(forward, RecordType.forwardSend, sessionId, unit, bytes);
+      // (aux: the unit, and bit 30 for a WebSocket message that goes on; see messages.ts.)
+      const forwardAux = unit | (flags & SendFlag.wsMore ? 1 << 30 : 0);
+      this.#ctx.mailbox!.send(forward, RecordType.forwardSend, sessionId, forwardAux, bytes);
       this.#ctx.mailed();
       return true;
     }
@@ -91,7 +94,8 @@ export class Sessions {
       const chunk = bytes.length <= sendChunk ? bytes : bytes.subarray(offset, offset + sendChunk);
       // `flags` (`SendFlag`) go with the last record.
       const last = offset + sendChunk >= bytes.length;
-      lane.push(RecordType.send | (last ? flags << 8 : 0), sessionId, last ? aux : 0, chunk);
+      const more = unit > 0 ? SendFlag.wsMore << 8 : 0;
+      lane.push(RecordType.send | (last ? flags << 8 : more), sessionId, last ? aux : 0, chunk);
     }
     this.#ctx.counters.response++;
     this.#ctx.sentOn(lane);

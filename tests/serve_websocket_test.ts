@@ -80,6 +80,9 @@ Deno.test("serve upgradeWebSocket: Deno's WebSocket opens, exchanges text and bi
   const serverClosed = await withTimeout(d.closed, "the server's close");
   assert.equal(serverClosed.code, 4001);
   assert.equal(serverClosed.reason, "as asked");
+  // The socket that closed hears its own code, cleanly.
+  await until("the server side's close event", () => seen.closes.length > 1);
+  assert.deepEqual(seen.closes[1], { code: 4001, reason: "as asked", wasClean: true });
   assert.ok(seen.events.includes("open"));
 });
 

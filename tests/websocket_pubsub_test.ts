@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { startFixture, treeModes, until, withTimeout, workersStarted } from "./_helpers.ts";
-import { client, rawClient } from "./_websocket.ts";
+import { client, frame, rawClient } from "./_websocket.ts";
+import { writeAll } from "./_http.ts";
 
 const script = new URL("./fixtures/ws_server.ts", import.meta.url).pathname;
 
@@ -94,9 +95,11 @@ for (const [mode, options] of modes) {
   });
 }
 
-Deno.test("websocket pub/sub: a publish larger than one ring record (1 MiB binary) reaches each subscriber whole, in BASE and PROCESS mode", async () => {
+Deno.test("websocket pub/sub: a publish larger than one ring record (1 MiB binary), and than socketBufferSize, reaches each subscriber whole, in BASE and PROCESS mode", async () => {
   for (const options of [{ workerNum: 2 }, { mode: "process", workerNum: 2, reactorNum: 2 }]) {
-    await using server = await startFixture(options, { script });
+    await using server = await startFixture({ ...options, socketBufferSize: 512 * 1024 }, {
+      script,
+    });
     await workersStarted(server, 2);
     const clients: Client[] = [];
     for (let i = 0; i < 4; i++) {
@@ -214,6 +217,33 @@ Deno.test("websocket pub/sub (PROCESS mode): connections and their subscriptions
   a.ws.close();
   b.ws.close();
   await Promise.all([a.closed, b.closed]);
+});
+
+Deno.test("websocket pub/sub: a publish while a pushed message is unfinished waits for its last fragment", async () => {
+  const text = (f: { payload: Uint8Array } | null) => new TextDecoder().decode(f!.payload);
+  for (const options of [{}, { mode: "process", workerNum: 2, reactorNum: 1 }]) {
+    await using server = await startFixture(options, { script });
+    // a reads raw frames, to see its message's first fragment come before b publishes.
+    const a = await rawClient(server.port, "/join/t");
+    assert.match(text(await a.read()), /^joined /);
+    const b = await client(server.port, "/join/t");
+    await b.next();
+    assert.match(text(await a.read()), /^joined /);
+    await writeAll(a.conn, frame(1, "fragbegin:one "));
+    const first = await a.read();
+    assert.deepEqual([first?.opcode, first?.fin, text(first)], [1, false, "one "]);
+    b.ws.send("pub:t:news");
+    assert.equal(await b.next(), "news");
+    assert.equal(await b.next(), "published 2");
+    await writeAll(a.conn, frame(1, "fragend:two"));
+    const last = await a.read();
+    assert.deepEqual([last?.opcode, last?.fin, text(last)], [0, true, "two"], "its last fragment");
+    const news = await a.read();
+    assert.deepEqual([news?.opcode, text(news)], [1, "news"], "then what was published meanwhile");
+    a.conn.close();
+    b.ws.close();
+    await b.closed;
+  }
 });
 
 async function fdOf(c: Client): Promise<number> {

@@ -94,6 +94,8 @@ pub const RecordType = enum(u8) {
 };
 
 pub const publish_flag_more: u8 = 1;
+/// The first record of a publish in several (an unfinished one before it is dropped).
+pub const publish_flag_first: u8 = 2;
 
 pub const mail_flag_more: u8 = 1;
 pub const mail_flag_error: u8 = 2;
@@ -368,6 +370,9 @@ pub const send_flag_response_end: u8 = 1;
 /// A send with a part of an HTTP response that goes on (the head, a chunk): a worker that dies
 /// now leaves the client a response cut short, not none.
 pub const send_flag_response_part: u8 = 2;
+/// A WebSocket send that leaves a message unfinished (a fragment without FIN, or a record of a
+/// long push before its last): published frames for the session wait until it is finished.
+pub const send_flag_ws_more: u8 = 4;
 
 /// A receive record carries part of a message too large for one record; more follows.
 pub const receive_flag_more: u8 = 1;

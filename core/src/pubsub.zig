@@ -12,6 +12,7 @@ const std = @import("std");
 const abi = @import("abi.zig");
 const topic_counts = @import("topic_counts.zig");
 const reactor = @import("reactor.zig");
+const websocket_session = @import("websocket_session.zig");
 const Reactor = reactor.Reactor;
 const Lane = reactor.Lane;
 const Allocator = std.mem.Allocator;
@@ -152,6 +153,10 @@ pub fn subscriptionRecord(r: *Reactor, id: u32, name: []const u8, counted: bool,
 /// A `publish` record from `lane`: assembled when in several, then written to each subscriber.
 pub fn publishRecord(r: *Reactor, lane: *Lane, flags: u8, payload: []const u8) void {
     const more = flags & abi.publish_flag_more != 0;
+    if (flags & abi.publish_flag_first != 0 and (lane.publish.items.len > 0 or lane.publish_dropping)) {
+        log.warn("a publish left unfinished on a lane dropped", .{});
+        dropAssembly(r, lane);
+    }
     if (more or lane.publish.items.len > 0 or lane.publish_dropping) {
         if (!lane.publish_dropping) {
             if (lane.publish.items.len + payload.len > max_publish_bytes + 2 + max_topic_bytes) {
@@ -178,6 +183,13 @@ pub fn publishRecord(r: *Reactor, lane: *Lane, flags: u8, payload: []const u8) v
     fanOut(r, payload);
 }
 
+/// What a lane had of a publish in several records is dropped (its worker died before the rest).
+pub fn dropAssembly(r: *Reactor, lane: *Lane) void {
+    if (lane.publish.items.len > 0 or lane.publish_dropping) r.count("send_dropped_count", 1);
+    lane.publish.clearAndFree(r.allocator);
+    lane.publish_dropping = false;
+}
+
 fn fanOut(r: *Reactor, message: []const u8) void {
     if (message.len < 2) return;
     const name_len = std.mem.readInt(u16, message[0..2], .little);
@@ -192,7 +204,10 @@ fn fanOut(r: *Reactor, message: []const u8) void {
         const s = r.sessions.get(id) orelse continue;
         if (!s.isLive() or s.ws.status != .active) continue;
         const limit = r.config.socket_buffer_size;
-        if (limit > 0 and @atomicLoad(u64, &s.out_queued, .monotonic) + frame.len > limit) {
+        // (The rule `push` has: a buffer at its limit takes no more; one below it takes a
+        // message of any size.)
+        const queued = @atomicLoad(u64, &s.out_queued, .monotonic) + s.ws.held.items.len;
+        if (limit > 0 and queued >= limit) {
             // A slow consumer: this message is not queued for it, or it is closed.
             r.count("send_dropped_count", 1);
             if (r.settingsOf(s.listener).websocket.close_on_backpressure) {
@@ -201,7 +216,47 @@ fn fanOut(r: *Reactor, message: []const u8) void {
             }
             continue;
         }
+        if (s.ws.out_open_lane != 0) {
+            // A worker's message to it is unfinished: this one waits for its end.
+            s.ws.held.appendSlice(r.allocator, frame) catch {
+                r.count("send_dropped_count", 1);
+                continue;
+            };
+            continue;
+        }
         r.sendTo(id, frame);
+    }
+}
+
+/// A send record from lane `lane` for session `id` was written: `more` when it leaves a
+/// WebSocket message unfinished. Once finished, the published frames that waited go out.
+pub fn messageProgress(r: *Reactor, id: u32, lane: u16, more: bool) void {
+    const s = r.sessions.get(id) orelse return;
+    if (s.ws.status == .none) return;
+    if (more) {
+        s.ws.out_open_lane = lane + 1;
+        return;
+    }
+    if (s.ws.out_open_lane == 0) return;
+    s.ws.out_open_lane = 0;
+    if (s.ws.held.items.len == 0) return;
+    var held = s.ws.held;
+    s.ws.held = .empty;
+    defer held.deinit(r.allocator);
+    r.sendTo(id, held.items);
+}
+
+/// PROCESS mode: the worker of lane `lane` died. A message it left unfinished to a WebSocket
+/// cannot be finished: that connection is closed with 1011 (a Close may come between
+/// fragments); what was published meanwhile is dropped with it.
+pub fn workerDied(r: *Reactor, lane: u16) void {
+    dropAssembly(r, &r.lanes[lane]);
+    for (r.sessions.slots) |*s| {
+        if (!s.isLive() or s.ws.out_open_lane != lane + 1) continue;
+        log.warn("session {d}: its worker died in the middle of a message to it; closing it with 1011", .{s.id});
+        s.ws.out_open_lane = 0;
+        s.ws.held.clearAndFree(r.allocator);
+        websocket_session.closeWith(r, s, 1011, "worker died", abi.close_flag_error | abi.close_flag_server, @intFromEnum(std.posix.E.PIPE));
     }
 }
 

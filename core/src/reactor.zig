@@ -328,6 +328,8 @@ pub const Reactor = struct {
             // Mapped, so its pages cost nothing until topics are counted in them.
             const slots = topic_counts_mod.Counts.slotsFor(config.max_connection);
             r.own_topic_memory = try std.heap.page_allocator.alloc(u8, topic_counts_mod.Counts.bytes(slots, 1));
+            // (Safe builds fill new memory with 0xaa; a free key slot is 0.)
+            @memset(r.own_topic_memory, 0);
             r.topic_counts = topic_counts_mod.Counts.over(r.own_topic_memory, slots, 1);
         }
         r.own = .{r};

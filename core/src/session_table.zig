@@ -321,6 +321,7 @@ pub const SessionTable = struct {
         s.frame_sent = 0;
         s.http = .{};
         @atomicStore(websocket_session.Status, &s.ws.status, .none, .monotonic);
+        s.ws.held.deinit(allocator);
         s.ws = .{};
         @atomicStore(u64, &s.out_queued, 0, .release);
         @atomicStore(State, &s.state, .free, .release);

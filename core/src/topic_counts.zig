@@ -12,6 +12,9 @@
 //! replaced clears its row, as its sessions died with its predecessor.
 const std = @import("std");
 
+/// Slots a lookup tries before it gives up.
+const max_probes = 4096;
+
 pub const Counts = struct {
     keys: []u64,
     /// `tables` rows of `keys.len`.
@@ -48,7 +51,8 @@ pub const Counts = struct {
     fn slotOf(c: Counts, key: u64, claim: bool) ?usize {
         const mask = c.keys.len - 1;
         var i: usize = @intCast(key & mask);
-        for (0..c.keys.len) |_| {
+        // (Bounded: a table gone full answers in this many probes, not in a scan of it all.)
+        for (0..@min(c.keys.len, max_probes)) |_| {
             const seen = @atomicLoad(u64, &c.keys[i], .acquire);
             if (seen == key) return i;
             if (seen == 0) {
@@ -66,7 +70,9 @@ pub const Counts = struct {
     /// another topic (then the topic is not counted: `publish` reports 0 for it).
     pub fn adjust(c: Counts, table: u32, name: []const u8, delta: i32) bool {
         if (table >= c.tables) return false;
-        const i = c.slotOf(keyOf(name), true) orelse return false;
+        // (A topic is claimed by a count going up only: a removal of one never counted finds
+        // no slot and counts nothing, so nothing is taken back for it either.)
+        const i = c.slotOf(keyOf(name), delta > 0) orelse return false;
         _ = @atomicRmw(i32, &c.counts[@as(usize, table) * c.keys.len + i], .Add, delta, .monotonic);
         return true;
     }

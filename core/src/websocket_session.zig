@@ -97,6 +97,10 @@ pub const Conn = struct {
     raw: u64 = 0,
     /// When the reactor last pinged it (wall clock, as the session's times), 0: never.
     pinged_ns: i64 = 0,
+    /// A worker's message to it is unfinished (`send_flag_ws_more`): its lane + 1, else 0.
+    /// Published frames wait in `held` meanwhile (pubsub.zig), written once it is finished.
+    out_open_lane: u16 = 0,
+    held: std.ArrayList(u8) = .empty,
     /// Its own idle timeout (`setTimers`), in place of the listener's; pinged after half.
     own_timers: bool = false,
     own_idle_ns: i64 = 0,
@@ -365,17 +369,14 @@ pub fn timers(r: *Reactor, s: *Session) void {
     }
     if (settings.ping_ns == 0 and settings.idle_ns == 0) return;
     // (The session times are the wall clock's.)
+    // Not read on purpose (paused, held for its queue): what it sent waits unread, so its
+    // silence is not the peer's.
+    if (s.paused or s.queue_held) s.last_recv_time_ns = r.now_ns;
     const heard = @max(s.connect_time_ns, s.last_recv_time_ns);
     if (settings.idle_ns > 0 and r.now_ns - heard > settings.idle_ns) {
         log.info("session {d}: nothing from the peer in {d} ms; closing with 1001", .{ s.id, @divFloor(settings.idle_ns, std.time.ns_per_ms) });
         r.tally(s.listener, "heartbeat_close_count", 1);
-        var frame: [2 + websocket.control_max]u8 = undefined;
-        const id = s.id;
-        setStatus(s, .closing);
-        r.sendTo(id, websocket.closeFrame(1001, "idle", &frame));
-        if (r.sessions.get(id) != null and (s.state == .open or s.state == .peer_closed)) {
-            r.closeAfterOutput(s, abi.close_flag_server, @intFromEnum(posix.E.TIMEDOUT));
-        }
+        closeWith(r, s, 1001, "idle", abi.close_flag_server, @intFromEnum(posix.E.TIMEDOUT));
         return;
     }
     if (settings.ping_ns > 0 and r.now_ns - @max(heard, s.ws.pinged_ns) >= settings.ping_ns) {
@@ -396,12 +397,18 @@ pub fn setTimers(r: *Reactor, id: u32, ms: u32) void {
 fn protocolFail(r: *Reactor, s: *Session, f: websocket.Fail) Delivery {
     log.info("session {d}: closing with {d}: {s}", .{ s.id, f.code, f.why });
     r.tally(s.listener, "protocol_error_count", 1);
+    closeWith(r, s, f.code, f.why, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO));
+    return .closed;
+}
+
+/// A Close with `code` and `why`, then the connection ends once it is written (the close
+/// record gets `flags` and `errno`).
+pub fn closeWith(r: *Reactor, s: *Session, code: u16, why: []const u8, flags: u8, errno: u32) void {
     var frame: [2 + websocket.control_max]u8 = undefined;
     const id = s.id;
     setStatus(s, .closing);
-    r.sendTo(id, websocket.closeFrame(f.code, f.why, &frame));
+    r.sendTo(id, websocket.closeFrame(code, why, &frame));
     if (r.sessions.get(id) != null and (s.state == .open or s.state == .peer_closed)) {
-        r.closeAfterOutput(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO));
+        r.closeAfterOutput(s, flags, errno);
     }
-    return .closed;
 }

@@ -2,6 +2,7 @@
 //! stay with the reactor threads; the record it had in hand is let go of and that session
 //! closed (orphans.zig), and sessions waiting for its answer to a close do not wait forever.
 const std = @import("std");
+const pubsub = @import("pubsub.zig");
 const abi = @import("abi.zig");
 const reactor = @import("reactor.zig");
 const Reactor = reactor.Reactor;
@@ -39,6 +40,8 @@ pub fn closeOrphans(r: *Reactor) void {
         r.consumeOutbound();
         // HTTP: the requests it had taken will get no answer (503 or the end of the connection).
         r.httpWorkerDied(@intCast(i));
+        // WebSocket: a message it left unfinished, a publish it left half-sent.
+        pubsub.workerDied(r, @intCast(i));
         var ids: [4]u32 = undefined;
         for (lane.orphans.take(&ids)) |id| {
             const s = r.sessions.get(id) orelse continue;

@@ -54,7 +54,7 @@ export const RecordType = {
 } as const;
 
 /** Flags of publish records (`abi.publish_flag_*`). */
-export const PublishFlag = { more: 1 } as const;
+export const PublishFlag = { more: 1, first: 2 } as const;
 
 /** Flags of receive records (`abi.receive_flag_*`). */
 export const ReceiveFlag = { more: 1, continued: 2 } as const;
@@ -220,7 +220,7 @@ export const httpHeaderSize = 8;
 export const HttpFlag = { keepAlive: 1, chunked: 2, expectContinue: 4, upgrade: 8 } as const;
 
 /** Flags of `send` records (`abi.send_flag_*`). */
-export const SendFlag = { responseEnd: 1, responsePart: 2 } as const;
+export const SendFlag = { responseEnd: 1, responsePart: 2, wsMore: 4 } as const;
 
 /**
  * A `forward_send` mail record's aux for a part of a detached HTTP response (src/http/

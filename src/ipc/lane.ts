@@ -52,6 +52,12 @@ export class Lane {
   pendingBytes = new Map<number, number>();
   /** A lane to a reactor: the sends in the outbound ring it has not taken yet. */
   unsent: Unsent | undefined;
+  /**
+   * Publish/subscribe: counts a subscription (`on`) or its end as its record goes into the
+   * ring (not before: one still waiting here when this process dies was never counted); true
+   * when counted (the record's aux says so to the reactor). Set by src/websocket/pubsub.ts.
+   */
+  countTopic: ((sessionId: number, topic: Uint8Array, on: boolean) => boolean) | undefined;
   /** The reactor sent `shutdown` / `stopped` on this lane. */
   shutdownSeen = false;
   stopped = false;
@@ -151,6 +157,10 @@ export class Lane {
       index = 0;
     }
     const at = this.outBase + index;
+    const kind = type & 0xff;
+    if ((kind === RecordType.subscribe || kind === RecordType.unsubscribe) && this.countTopic) {
+      aux = this.countTopic(sessionId, bytes, kind === RecordType.subscribe) ? 1 : 0;
+    }
     this.#header(at, bytes.length, type, sessionId, aux);
     if (bytes.length > 0) this.u8.set(bytes, at + layout.recordHeaderSize);
     this.writePos = (pos + need) >>> 0;

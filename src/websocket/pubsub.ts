@@ -6,9 +6,9 @@
  * event worker (BASE) or to one worker that has lanes to every reactor thread (PROCESS).
  *
  * `publish` answers with the topic's subscribers in the tree's topic counts
- * (core/src/topic_counts.zig): the process that queues a subscription on a reactor's lane
- * counts it then, so a subscribe followed by a publish in the same callback counts it, and
- * the reactor takes back what it could not apply.
+ * (core/src/topic_counts.zig): the process that puts a subscription into a reactor's ring
+ * counts it then, so a subscribe followed by a publish in the same callback counts it (unless
+ * the ring was full), and the reactor takes back what it could not apply.
  * @module
  */
 
@@ -38,8 +38,6 @@ export function topicBytes(topic: string): Uint8Array {
 
 export class PubSub {
   #ctx: ServerContext;
-  /** PROCESS mode, from a process without lanes: the worker the next publish goes through. */
-  #nextWorker = 0;
 
   constructor(ctx: ServerContext) {
     this.#ctx = ctx;
@@ -52,7 +50,10 @@ export class PubSub {
       ctx.lastError = ErrorCode.serverNotRunning;
       return false;
     }
-    const forward = ctx.sessions.forwardTo(fd);
+    let forward = ctx.sessions.forwardTo(fd);
+    // PROCESS mode: every worker's lanes reach every reactor thread; this process's
+    // subscriptions and publishes all go through one worker, so they stay in order.
+    if (forward >= 0 && ctx.options.mode === "process") forward = this.#via();
     if (forward >= 0) {
       const type = on ? RecordType.forwardSubscribe : RecordType.forwardUnsubscribe;
       ctx.mailbox!.send(forward, type, fd, 0, topic);
@@ -63,20 +64,24 @@ export class PubSub {
     return true;
   }
 
-  /** Queues a subscription on the lane of `fd`'s reactor, counted as it is queued. */
+  /**
+   * Queues a subscription on the lane of `fd`'s reactor; it is counted as it goes into the
+   * ring (`Lane.countTopic`).
+   */
   queueSubscription(fd: number, topic: Uint8Array, on: boolean) {
     const ctx = this.#ctx;
     if (ctx.lanes.length === 0) return;
-    const counted = ctx.lib.zg_topic_adjust(
-      ctx.handle,
-      ctx.region?.pointer ?? null,
-      fd,
-      topic,
-      topic.length,
-      on ? 1 : -1,
-    ) === Status.ok;
     const lane = ctx.sessions.laneOf(fd);
-    lane.push(on ? RecordType.subscribe : RecordType.unsubscribe, fd, counted ? 1 : 0, topic);
+    lane.countTopic ??= (sessionId, name, subscribe) =>
+      ctx.lib.zg_topic_adjust(
+        ctx.handle,
+        ctx.region?.pointer ?? null,
+        sessionId,
+        name,
+        name.length,
+        subscribe ? 1 : -1,
+      ) === Status.ok;
+    lane.push(on ? RecordType.subscribe : RecordType.unsubscribe, fd, 0, topic);
     ctx.sentOn(lane);
   }
 
@@ -118,13 +123,17 @@ export class PubSub {
       this.#mailToWorkers(message, role.workerId);
     } else if (ctx.options.mode === "process") {
       // Any worker's lanes reach every reactor thread: one crossing.
-      const worker = this.#nextWorker++ % ctx.options.workerNum;
-      ctx.mailbox!.send(worker, RecordType.forwardPublish, 0, 0, message);
+      ctx.mailbox!.send(this.#via(), RecordType.forwardPublish, 0, 0, message);
       ctx.mailed();
     } else {
       this.#mailToWorkers(message, -1);
     }
     return subscribers;
+  }
+
+  /** PROCESS mode, a process without lanes: the event worker its pub/sub goes through. */
+  #via(): number {
+    return (this.#ctx.mailbox?.self ?? 0) % this.#ctx.options.workerNum;
   }
 
   #mailToWorkers(message: Uint8Array, self: number) {
@@ -153,7 +162,8 @@ function pushPublish(lane: Lane, message: Uint8Array) {
     return;
   }
   for (let at = 0; at < message.length; at += chunk) {
-    const more = at + chunk < message.length ? PublishFlag.more << 8 : 0;
-    lane.push(RecordType.publish | more, 0, 0, message.subarray(at, at + chunk));
+    const flags = (at + chunk < message.length ? PublishFlag.more : 0) |
+      (at === 0 ? PublishFlag.first : 0);
+    lane.push(RecordType.publish | (flags << 8), 0, 0, message.subarray(at, at + chunk));
   }
 }

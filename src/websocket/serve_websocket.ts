@@ -12,6 +12,9 @@ import type { HttpRequest } from "../http/request.ts";
 import type { HttpResponse } from "../http/response.ts";
 import type { WebSocketServer } from "./websocket_server.ts";
 import { Opcode } from "./frame.ts";
+import { contexts } from "../context.ts";
+import type { ServerContext } from "../context.ts";
+import { ErrorCode } from "../errors.ts";
 import type { WebSocketFrame } from "./websocket_frame.ts";
 
 /** `Deno.UpgradeWebSocketOptions`. */
@@ -66,6 +69,12 @@ export function upgradeWebSocket(
   options: UpgradeWebSocketOptions = {},
 ): WebSocketUpgrade {
   const pending = pendingOf.get(request);
+  const o = pending ? contexts.get(pending.server)!.options : undefined;
+  if (o?.mode === "process" && (o.dispatchMode === 1 || o.dispatchMode === 3)) {
+    throw new TypeError(
+      "upgradeWebSocket(): a connection's messages must reach the worker that holds its socket: dispatch mode 2, 4 or 5 in PROCESS mode",
+    );
+  }
   if (!pending) {
     throw new TypeError(
       "upgradeWebSocket(): not a WebSocket upgrade request of a serve() server (its 'upgrade' header must be 'websocket')",
@@ -142,7 +151,13 @@ export function serveUpgrades(
     sockets.set(req.fd, socket);
     socket.opened();
   });
-  server.on("message", (_s, frame) => sockets.get(frame.fd)?.received(frame));
+  server.on("message", (_s, frame) => {
+    const socket = sockets.get(frame.fd);
+    if (socket) return socket.received(frame);
+    // A connection whose socket this process does not have (PROCESS mode: a worker that took
+    // over from one that left, or a message given to another worker): it cannot be served.
+    if (frame.opcode !== Opcode.close) server.disconnect(frame.fd, 1012, "service restart");
+  });
   server.on("close", (_s, fd) => {
     opening.delete(fd);
     const socket = sockets.get(fd);
@@ -177,13 +192,22 @@ export class ServeWebSocket extends EventTarget {
   #fd: number;
   /** The peer's Close (code and reason), once it came. */
   #closeFrame: { code: number; reason: string } | undefined;
-  /** Sends waiting for a Blob's bytes, in order. */
+  /** Sends that wait (for a Blob's bytes, for room in the output), in order, and how many. */
   #queue: Promise<void> | undefined;
+  #pending = 0;
+  /** Their bytes. */
+  #waiting = 0;
+  /** `close()` waits behind them. */
+  #closing = false;
+  /** The Close this side sent, reported when the connection ends (1006: it failed). */
+  #sent: { code: number; reason: string } | undefined;
+  #ctx: ServerContext;
   #handlers: Record<string, ((event: Event) => void) | null> = {};
 
   constructor(server: WebSocketServer, fd: number, url: string, protocol: string) {
     super();
     this.#server = server;
+    this.#ctx = contexts.get(server)!;
     this.#fd = fd;
     this.url = url;
     this.protocol = protocol;
@@ -202,8 +226,10 @@ export class ServeWebSocket extends EventTarget {
 
   /** Bytes sent and not yet written to the connection. */
   get bufferedAmount(): number {
-    if (this.#readyState !== 1) return 0;
-    return this.#server.getClientInfo(this.#fd)?.sendQueuedBytes ?? 0;
+    const queued = this.#readyState === 1
+      ? this.#server.getClientInfo(this.#fd)?.sendQueuedBytes ?? 0
+      : 0;
+    return queued + this.#waiting;
   }
 
   get onopen(): ((event: Event) => void) | null {
@@ -238,17 +264,31 @@ export class ServeWebSocket extends EventTarget {
     if (typeof f === "function") this.addEventListener(type, f);
   }
 
-  /** Sends a message: text for a string, binary for bytes or a Blob. */
+  /**
+   * Sends a message: text for a string, binary for bytes or a Blob. Never dropped: what the
+   * connection's output cannot take now (`socketBufferSize`), or what waits for a Blob's
+   * bytes, waits here in order (`bufferedAmount` counts it).
+   */
   send(data: string | ArrayBufferLike | ArrayBufferView | Blob): void {
     if (this.#readyState === 0) {
       throw new DOMException("the WebSocket is not open yet", "InvalidStateError");
     }
     if (this.#readyState !== 1) return;
     if (data instanceof Blob) {
+      this.#waiting += data.size;
       const bytes = data.arrayBuffer();
-      this.#queue = (this.#queue ?? Promise.resolve()).then(async () => {
-        const buffer = await bytes;
-        if (this.#readyState === 1) this.#server.push(this.#fd, new Uint8Array(buffer));
+      this.#enqueue(async () => {
+        this.#waiting -= data.size;
+        let buffer: ArrayBuffer;
+        try {
+          buffer = await bytes;
+        } catch {
+          // (A Blob that cannot be read: the connection fails, as a browser's would.)
+          this.dispatchEvent(new Event("error"));
+          this.#failed(1011, "a Blob could not be read");
+          return;
+        }
+        await this.#push(new Uint8Array(buffer), Opcode.binary);
       });
       return;
     }
@@ -258,14 +298,39 @@ export class ServeWebSocket extends EventTarget {
       ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
       : new Uint8Array(data as ArrayBuffer);
     const opcode = typeof data === "string" ? Opcode.text : Opcode.binary;
-    if (this.#queue) {
-      const copy = payload.slice();
-      this.#queue = this.#queue.then(() => {
-        if (this.#readyState === 1) this.#server.push(this.#fd, copy, opcode);
-      });
-      return;
+    if (this.#queue === undefined && this.#server.push(this.#fd, payload, opcode)) return;
+    if (this.#queue === undefined && this.#ctx.lastError !== ErrorCode.outputBufferOverflow) {
+      return; // (The connection is gone or closing: nothing more goes out.)
     }
-    this.#server.push(this.#fd, payload, opcode);
+    const copy = payload.slice();
+    this.#waiting += copy.length;
+    this.#enqueue(async () => {
+      this.#waiting -= copy.length;
+      await this.#push(copy, opcode);
+    });
+  }
+
+  /** Runs `step` after the sends that wait; the queue is gone once they are all done. */
+  #enqueue(step: () => Promise<void>) {
+    this.#pending++;
+    const run = async () => {
+      try {
+        if (this.#readyState === 1 || this.#closing) await step();
+      } finally {
+        if (--this.#pending === 0) this.#queue = undefined;
+      }
+    };
+    this.#queue = (this.#queue ?? Promise.resolve()).then(run, run);
+  }
+
+  /** One message out, waiting for the output to drain while it is full. */
+  async #push(payload: Uint8Array, opcode: number) {
+    // (Open, or closed by `close()`, which waits behind what was sent before it.)
+    while (this.#readyState === 1 || (this.#readyState === 2 && this.#closing)) {
+      if (this.#server.push(this.#fd, payload, opcode)) return;
+      if (this.#ctx.lastError !== ErrorCode.outputBufferOverflow) return;
+      if (!await this.#ctx.sessions.whenDrained(this.#fd)) return;
+    }
   }
 
   /** Starts the closing handshake (code 1000 or 3000–4999, a reason of up to 123 bytes). */
@@ -279,10 +344,22 @@ export class ServeWebSocket extends EventTarget {
     if (this.#readyState >= 2) return;
     const state = this.#readyState;
     this.#readyState = 2;
+    this.#sent = { code: code ?? 1000, reason };
     if (state === 0) return;
     const send = () => void this.#server.disconnect(this.#fd, code ?? 1000, reason);
-    if (this.#queue) this.#queue = this.#queue.then(send);
-    else send();
+    if (this.#queue) {
+      // (What was sent before goes first.)
+      this.#closing = true;
+      this.#enqueue(async () => send());
+    } else send();
+  }
+
+  /** The connection fails: a Close with `code`, and the close event as the peer's. */
+  #failed(code: number, reason: string) {
+    if (this.#readyState >= 2) return;
+    this.#readyState = 2;
+    this.#sent = { code: 1006, reason: "" };
+    this.#server.disconnect(this.#fd, code, reason);
   }
 
   /** @internal The 101 is on its way. */
@@ -324,14 +401,16 @@ export class ServeWebSocket extends EventTarget {
   /** @internal The connection ended. */
   ended() {
     if (this.#readyState === 3) return;
-    const clean = this.#closeFrame !== undefined;
+    // The peer's Close, or (the core ends the connection once its own is written) the one
+    // this side sent; neither: the connection just ended (1006).
+    const close = this.#closeFrame ?? (this.#sent?.code === 1006 ? undefined : this.#sent);
     this.#readyState = 3;
-    if (!clean) this.dispatchEvent(new Event("error"));
+    if (!close) this.dispatchEvent(new Event("error"));
     this.dispatchEvent(
       new CloseEvent("close", {
-        code: this.#closeFrame?.code ?? 1006,
-        reason: this.#closeFrame?.reason ?? "",
-        wasClean: clean,
+        code: close?.code ?? 1006,
+        reason: close?.reason ?? "",
+        wasClean: close !== undefined,
       }),
     );
   }

@@ -10,7 +10,7 @@ import { HttpServer } from "../http/http_server.ts";
 import { contexts } from "../context.ts";
 import type { ServerContext } from "../context.ts";
 import { ErrorCode } from "../errors.ts";
-import { RecordType } from "../_ffi/layout.ts";
+import { RecordType, SendFlag } from "../_ffi/layout.ts";
 import type { ServerOptions } from "../options.ts";
 import { PubSub, topicBytes } from "./pubsub.ts";
 import type { Sessions } from "../sessions.ts";
@@ -134,10 +134,12 @@ export class WebSocketServer extends HttpServer {
       throw new RangeError(`A control frame's payload is at most 125 bytes, got ${bytes.length}`);
     }
     const fin = (flags & FrameFlag.fin) !== 0;
+    // (Without FIN the message goes on: the core holds published frames until it ends.)
+    const more = fin ? 0 : SendFlag.wsMore;
     const sent = bytes.length <= fragmentBytes
-      ? this.send(fd, encodeFrame(bytes, opcode, fin))
+      ? this.#sessions.send(fd, encodeFrame(bytes, opcode, fin), more)
       // Long: fragments, each frame whole in a ring record (see `fragmentBytes`).
-      : this.#sessions.send(fd, encodeMessage(bytes, opcode, fin), 0, 0, fragmentFrameBytes);
+      : this.#sessions.send(fd, encodeMessage(bytes, opcode, fin), more, 0, fragmentFrameBytes);
     if (!sent && this.#ctx.lastError === ErrorCode.outputBufferOverflow) this.#overLimit(fd);
     return sent;
   }
