@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { startFixture } from "./_helpers.ts";
+import { chromiumArgs } from "./_browser.ts";
 
 const script = new URL("./fixtures/http_server.ts", import.meta.url).pathname;
 
@@ -56,13 +57,7 @@ Deno.test("chromium: a page's resources from the static handler over keep-alive,
     );
     const out = await new Deno.Command("chromium", {
       args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-extensions",
-        "--disable-background-networking",
-        `--user-data-dir=${profile}`,
+        ...chromiumArgs(profile),
         "--virtual-time-budget=15000",
         "--timeout=60000",
         "--dump-dom",

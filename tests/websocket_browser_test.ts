@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { startFixture, workersStarted } from "./_helpers.ts";
+import { chromiumArgs } from "./_browser.ts";
 
 const script = new URL("./fixtures/ws_server.ts", import.meta.url).pathname;
 
@@ -51,13 +52,7 @@ for (
     await workersStarted(server, 2);
     const browser = new Deno.Command("chromium", {
       args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-extensions",
-        "--disable-background-networking",
-        `--user-data-dir=${profile}`,
+        ...chromiumArgs(profile),
         `http://127.0.0.1:${server.port}/page${query}`,
       ],
       stdout: "null",

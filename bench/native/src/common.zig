@@ -63,6 +63,20 @@ pub const Options = struct {
         return default;
     }
 
+    /// `--host` (default 127.0.0.1) and `--port` (required) of the server to load.
+    pub fn serverAddress(options: *const Options) error{Usage}!std.net.Address {
+        const host = options.string("host", "127.0.0.1");
+        const port = try options.int(u16, "port", 0);
+        if (port == 0) {
+            fail("--port is required", .{});
+            return error.Usage;
+        }
+        return std.net.Address.parseIp(host, port) catch {
+            fail("--host: '{s}' is not an IP address", .{host});
+            return error.Usage;
+        };
+    }
+
     pub fn int(options: *const Options, comptime T: type, name: []const u8, default: T) error{Usage}!T {
         const text = options.string(name, "");
         if (text.len == 0) return default;

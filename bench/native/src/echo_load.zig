@@ -256,16 +256,7 @@ fn connectAll(config: Config, epoll_fd: posix.fd_t, conns: []Conn) u64 {
 fn parseConfig(args: []const [:0]const u8) error{Usage}!Config {
     const options = try common.Options.parse(args);
     try options.only(&.{ "host", "port", "connections", "size", "duration", "warmup", "pipeline" });
-    const host = options.string("host", "127.0.0.1");
-    const port = try options.int(u16, "port", 0);
-    if (port == 0) {
-        common.fail("--port is required", .{});
-        return error.Usage;
-    }
-    const address = std.net.Address.parseIp(host, port) catch {
-        common.fail("--host: '{s}' is not an IP address", .{host});
-        return error.Usage;
-    };
+    const address = try options.serverAddress();
     const config: Config = .{
         .address = address,
         .connections = try options.int(u32, "connections", 64),

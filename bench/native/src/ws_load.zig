@@ -311,16 +311,7 @@ const Load = struct {
 fn parseConfig(args: []const [:0]const u8) error{Usage}!Config {
     const options = try common.Options.parse(args);
     try options.only(&.{ "host", "port", "mode", "connections", "subscribers", "rounds", "size", "duration", "warmup" });
-    const host = options.string("host", "127.0.0.1");
-    const port = try options.int(u16, "port", 0);
-    if (port == 0) {
-        common.fail("--port is required", .{});
-        return error.Usage;
-    }
-    const address = std.net.Address.parseIp(host, port) catch {
-        common.fail("--host: '{s}' is not an IP address", .{host});
-        return error.Usage;
-    };
+    const address = try options.serverAddress();
     const mode = std.meta.stringToEnum(Mode, options.string("mode", "echo")) orelse {
         common.fail("--mode is echo or fanout", .{});
         return error.Usage;
