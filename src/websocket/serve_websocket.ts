@@ -350,7 +350,7 @@ export class ServeWebSocket extends EventTarget {
     if (this.#queue) {
       // (What was sent before goes first.)
       this.#closing = true;
-      this.#enqueue(async () => send());
+      this.#enqueue(() => Promise.resolve(send()));
     } else send();
   }
 
