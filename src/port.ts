@@ -187,7 +187,18 @@ export class Port {
     // A high watermark of its own goes with its own low one (0 unless it set one), not the
     // server's, which may be above it.
     if (own.bufferHighWatermark !== undefined) base.bufferLowWatermark = 0;
-    return resolveOptions({ ...base, ...own, sockType: server.sockType, host: server.host });
+    // An HTTP port of a WebSocket server speaks WebSocket as the server's own socket does.
+    const websocket: Partial<ResolvedOptions> = {};
+    for (const name of websocketOptionNames) {
+      (websocket as Record<string, unknown>)[name] = server[name];
+    }
+    return resolveOptions({
+      ...websocket,
+      ...base,
+      ...own,
+      sockType: server.sockType,
+      host: server.host,
+    });
   }
 
   /** The heartbeat idle time this port set itself, in seconds (0: the server's). */
@@ -207,6 +218,18 @@ export class Port {
     return this;
   }
 }
+
+/** The server's WebSocket options, which its HTTP ports share. */
+const websocketOptionNames = [
+  "openWebsocketProtocol",
+  "websocketMaxMessageSize",
+  "openWebsocketCloseFrame",
+  "openWebsocketPingFrame",
+  "openWebsocketPongFrame",
+  "websocketPingInterval",
+  "websocketIdleTimeout",
+  "closeOnBackpressureLimit",
+] as const;
 
 function pick(o: ResolvedOptions): PortOptions {
   const out: Record<string, unknown> = {};

@@ -352,6 +352,17 @@ Deno.test("websocket: a peer that pings and never reads gets no more pongs than 
   raw.conn.close();
 });
 
+Deno.test("websocket: a listen() port with HTTP settings of its own speaks WebSocket as the server's socket does", async () => {
+  await using server = await startFixture({}, { script, extra: { ownPort: true } });
+  const start = await server.waitFor((e) => e.event === "start", "start");
+  const c = await client(start.ownPort as number, "/greet");
+  assert.equal(await c.next(), "hello");
+  c.ws.send("echo me");
+  assert.equal(await c.next(), "echo me");
+  c.ws.close();
+  await c.closed;
+});
+
 Deno.test("websocket: a session slot a WebSocket had serves plain HTTP when its next connection gets it", async () => {
   // (Two slots: the connections after the WebSocket's get its slot again.)
   await using server = await startFixture({ maxConnection: 2 }, { script });
