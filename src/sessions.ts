@@ -8,6 +8,7 @@
 
 import { CloseHow, layout, RecordType, SendFlag, SessionState } from "./_ffi/layout.ts";
 import { decodeClientInfo } from "./client_info.ts";
+import { concatBytes } from "./bytes.ts";
 import type { ClientInfo } from "./client_info.ts";
 import { ErrorCode } from "./errors.ts";
 import { parseIp } from "./ip.ts";
@@ -49,9 +50,17 @@ export class Sessions {
   /**
    * `Server.send`. `unit` > 0: the bytes are WebSocket frames of `unit` bytes each (the last
    * shorter), cut into ring records only between them; every record but the last says the
-   * message goes on (`SendFlag.wsMore`).
+   * message goes on (`SendFlag.wsMore`). `head`: bytes that go first (a frame's header, joined
+   * to `data` in the ring record itself when both fit one).
    */
-  send(sessionId: number, data: Uint8Array | string, flags = 0, aux = 0, unit = 0): boolean {
+  send(
+    sessionId: number,
+    data: Uint8Array | string,
+    flags = 0,
+    aux = 0,
+    unit = 0,
+    head?: Uint8Array,
+  ): boolean {
     if (!this.#ctx.live()) {
       this.#ctx.lastError = ErrorCode.serverNotRunning;
       return false;
@@ -72,11 +81,14 @@ export class Sessions {
       throw new TypeError(`send() takes a Uint8Array or a string, got ${typeof data}`);
     }
     // (An empty send only carries `flags`: the end of an HTTP response whose bytes went.)
-    if (bytes.length === 0 && flags === 0) {
+    if (bytes.length === 0 && flags === 0 && !head) {
       this.#ctx.lastError = ErrorCode.noPayload;
       return false;
     }
     const forward = this.forwardTo(sessionId);
+    if (head && (forward >= 0 || head.length + bytes.length > this.laneOf(sessionId).sendChunk)) {
+      return this.send(sessionId, concatBytes([head, bytes]), flags, aux, unit);
+    }
     if (forward >= 0) {
       // (Counted as a response by the worker that writes it.)
       // (aux: the unit, and bit 30 for a WebSocket message that goes on; see messages.ts.)
@@ -86,6 +98,12 @@ export class Sessions {
       return true;
     }
     const lane = this.laneOf(sessionId);
+    if (head) {
+      lane.push(RecordType.send | (flags << 8), sessionId, aux, bytes, head);
+      this.#ctx.counters.response++;
+      this.#ctx.sentOn(lane);
+      return true;
+    }
     const sendChunk = unit > 0 && unit <= lane.sendChunk
       ? lane.sendChunk - lane.sendChunk % unit
       : lane.sendChunk;

@@ -7,6 +7,7 @@
 
 import { layout, RecordType } from "../_ffi/layout.ts";
 import type { Unsent } from "./unsent.ts";
+import { concatBytes } from "../bytes.ts";
 
 /** A send waiting for room in the outbound ring; kept in order. */
 export interface Pending {
@@ -127,10 +128,15 @@ export class Lane {
     return ((this.readPos - position) | 0) >= 0;
   }
 
-  /** Queues a record, in order behind any that wait for room. */
-  push(type: number, sessionId: number, aux: number, bytes: Uint8Array) {
-    if (this.pending.length > 0 || !this.write(type, sessionId, aux, bytes)) {
-      this.pending.push({ type, sessionId, aux, bytes: bytes.slice() });
+  /**
+   * Queues a record, in order behind any that wait for room. `head`: bytes that go before
+   * `bytes` in the same record (a frame header, with no copy of the payload to join them).
+   */
+  push(type: number, sessionId: number, aux: number, bytes: Uint8Array, head?: Uint8Array) {
+    if (this.pending.length > 0 || !this.write(type, sessionId, aux, bytes, head)) {
+      if (head) bytes = concatBytes([head, bytes]);
+      else bytes = bytes.slice();
+      this.pending.push({ type, sessionId, aux, bytes });
       this.pendingBytes.set(sessionId, (this.pendingBytes.get(sessionId) ?? 0) + bytes.length);
       // Whenever this runs (a timer, an async callback while parked), the consumer must wake
       // us once it frees room: ask first, then look again.
@@ -139,9 +145,17 @@ export class Lane {
     }
   }
 
-  /** Writes one record; false when the ring has no room for it. */
-  write(type: number, sessionId: number, aux: number, bytes: Uint8Array): boolean {
-    const need = recordSize(bytes.length);
+  /** Writes one record (`head`, then `bytes`); false when the ring has no room for it. */
+  write(
+    type: number,
+    sessionId: number,
+    aux: number,
+    bytes: Uint8Array,
+    head?: Uint8Array,
+  ): boolean {
+    const headLength = head ? head.length : 0;
+    const length = headLength + bytes.length;
+    const need = recordSize(length);
     const capacity = this.ringBytes;
     let pos = this.writePos;
     let index = pos & this.mask;
@@ -161,10 +175,11 @@ export class Lane {
     if ((kind === RecordType.subscribe || kind === RecordType.unsubscribe) && this.countTopic) {
       aux = this.countTopic(sessionId, bytes, kind === RecordType.subscribe) ? 1 : 0;
     }
-    this.#header(at, bytes.length, type, sessionId, aux);
-    if (bytes.length > 0) this.u8.set(bytes, at + layout.recordHeaderSize);
+    this.#header(at, length, type, sessionId, aux);
+    if (head) this.u8.set(head, at + layout.recordHeaderSize);
+    if (bytes.length > 0) this.u8.set(bytes, at + layout.recordHeaderSize + headLength);
     this.writePos = (pos + need) >>> 0;
-    if ((type & 0xff) === RecordType.send) this.unsent?.add(this.writePos, sessionId, bytes.length);
+    if ((type & 0xff) === RecordType.send) this.unsent?.add(this.writePos, sessionId, length);
     return true;
   }
 

@@ -45,22 +45,36 @@ export const messagePrefix = 8;
 
 const encoder = new TextEncoder();
 
-/** A frame with `payload`: the header (2, 4 or 10 bytes) and the payload, in one buffer. */
-export function encodeFrame(payload: Uint8Array, opcode: number, fin = true): Uint8Array {
-  const n = payload.length;
-  const head = n < 126 ? 2 : n <= 0xffff ? 4 : 10;
-  const out = new Uint8Array(head + n);
+/** The header of a frame of `n` payload bytes (2, 4 or 10 bytes) into `out` at 0; its length. */
+function writeHead(out: Uint8Array, n: number, opcode: number, fin: boolean): number {
   out[0] = (fin ? 0x80 : 0) | (opcode & 0x0f);
-  if (head === 2) out[1] = n;
-  else if (head === 4) {
+  if (n < 126) {
+    out[1] = n;
+    return 2;
+  }
+  if (n <= 0xffff) {
     out[1] = 126;
     out[2] = n >>> 8;
     out[3] = n & 0xff;
-  } else {
-    out[1] = 127;
-    new DataView(out.buffer).setBigUint64(2, BigInt(n));
+    return 4;
   }
-  out.set(payload, head);
+  out[1] = 127;
+  new DataView(out.buffer, out.byteOffset).setBigUint64(2, BigInt(n));
+  return 10;
+}
+
+/** A frame's header alone, for a frame of `n` payload bytes. */
+export function frameHead(n: number, opcode: number, fin = true): Uint8Array {
+  const out = new Uint8Array(n < 126 ? 2 : n <= 0xffff ? 4 : 10);
+  writeHead(out, n, opcode, fin);
+  return out;
+}
+
+/** A frame with `payload`: the header (2, 4 or 10 bytes) and the payload, in one buffer. */
+export function encodeFrame(payload: Uint8Array, opcode: number, fin = true): Uint8Array {
+  const n = payload.length;
+  const out = new Uint8Array((n < 126 ? 2 : n <= 0xffff ? 4 : 10) + n);
+  out.set(payload, writeHead(out, n, opcode, fin));
   return out;
 }
 

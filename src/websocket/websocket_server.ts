@@ -21,6 +21,7 @@ import {
   fragmentBytes,
   fragmentFrameBytes,
   FrameFlag,
+  frameHead,
   Opcode,
   validCloseCode,
   WebSocketStatus,
@@ -137,7 +138,7 @@ export class WebSocketServer extends HttpServer {
     // (Without FIN the message goes on: the core holds published frames until it ends.)
     const more = fin ? 0 : SendFlag.wsMore;
     const sent = bytes.length <= fragmentBytes
-      ? this.#sessions.send(fd, encodeFrame(bytes, opcode, fin), more)
+      ? this.#sessions.send(fd, bytes, more, 0, 0, frameHead(bytes.length, opcode, fin))
       // Long: fragments, each frame whole in a ring record (see `fragmentBytes`).
       : this.#sessions.send(fd, encodeMessage(bytes, opcode, fin), more, 0, fragmentFrameBytes);
     if (!sent && this.#ctx.lastError === ErrorCode.outputBufferOverflow) this.#overLimit(fd);
