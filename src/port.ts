@@ -187,18 +187,15 @@ export class Port {
     // A high watermark of its own goes with its own low one (0 unless it set one), not the
     // server's, which may be above it.
     if (own.bufferHighWatermark !== undefined) base.bufferLowWatermark = 0;
+    const merged = { ...base, ...own, sockType: server.sockType, host: server.host };
+    const resolved = resolveOptions(merged);
+    if (!resolved.openHttpProtocol || !server.openWebsocketProtocol) return resolved;
     // An HTTP port of a WebSocket server speaks WebSocket as the server's own socket does.
     const websocket: Partial<ResolvedOptions> = {};
     for (const name of websocketOptionNames) {
       (websocket as Record<string, unknown>)[name] = server[name];
     }
-    return resolveOptions({
-      ...websocket,
-      ...base,
-      ...own,
-      sockType: server.sockType,
-      host: server.host,
-    });
+    return resolveOptions({ ...websocket, ...merged });
   }
 
   /** The heartbeat idle time this port set itself, in seconds (0: the server's). */

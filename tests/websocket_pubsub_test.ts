@@ -232,6 +232,10 @@ Deno.test("websocket pub/sub: a publish while a pushed message is unfinished wai
     await writeAll(a.conn, frame(1, "fragbegin:one "));
     const first = await a.read();
     assert.deepEqual([first?.opcode, first?.fin, text(first)], [1, false, "one "]);
+    // A ping between the fragments neither ends the message nor lets the publish through.
+    await writeAll(a.conn, frame(1, "ping:between"));
+    const ping = await a.read();
+    assert.deepEqual([ping?.opcode, text(ping)], [9, "between"]);
     b.ws.send("pub:t:news");
     assert.equal(await b.next(), "news");
     assert.equal(await b.next(), "published 2");

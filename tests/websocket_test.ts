@@ -363,6 +363,21 @@ Deno.test("websocket: a listen() port with HTTP settings of its own speaks WebSo
   await c.closed;
 });
 
+Deno.test("websocket: a port that speaks no HTTP starts on a WebSocket server and keeps its own framing", async () => {
+  await using server = await startFixture({}, { script, extra: { eofPort: true } });
+  const start = await server.waitFor((e) => e.event === "start", "start");
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: start.eofPort as number });
+  await writeAll(conn, encoder.encode("a line\n"));
+  const buffer = new Uint8Array(64);
+  const n = await withTimeout(conn.read(buffer), "the echoed line");
+  assert.equal(decoder.decode(buffer.subarray(0, n!)), "a line\n");
+  conn.close();
+  const c = await client(server.port, "/greet");
+  assert.equal(await c.next(), "hello");
+  c.ws.close();
+  await c.closed;
+});
+
 Deno.test("websocket: a session slot a WebSocket had serves plain HTTP when its next connection gets it", async () => {
   // (Two slots: the connections after the WebSocket's get its slot again.)
   await using server = await startFixture({ maxConnection: 2 }, { script });

@@ -94,7 +94,7 @@ pub const RecordType = enum(u8) {
 };
 
 pub const publish_flag_more: u8 = 1;
-/// The first record of a publish in several (an unfinished one before it is dropped).
+/// The first record of every publish (an unfinished one before it on the lane is dropped).
 pub const publish_flag_first: u8 = 2;
 
 pub const mail_flag_more: u8 = 1;
@@ -373,6 +373,9 @@ pub const send_flag_response_part: u8 = 2;
 /// A WebSocket send that leaves a message unfinished (a fragment without FIN, or a record of a
 /// long push before its last): published frames for the session wait until it is finished.
 pub const send_flag_ws_more: u8 = 4;
+/// A WebSocket control frame (ping, pong, Close) a worker sends: it may come between the
+/// fragments of a message and neither begins nor ends one.
+pub const send_flag_ws_control: u8 = 8;
 
 /// A receive record carries part of a message too large for one record; more follows.
 pub const receive_flag_more: u8 = 1;

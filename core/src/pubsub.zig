@@ -153,10 +153,13 @@ pub fn subscriptionRecord(r: *Reactor, id: u32, name: []const u8, counted: bool,
 /// A `publish` record from `lane`: assembled when in several, then written to each subscriber.
 pub fn publishRecord(r: *Reactor, lane: *Lane, flags: u8, payload: []const u8) void {
     const more = flags & abi.publish_flag_more != 0;
-    if (flags & abi.publish_flag_first != 0 and (lane.publish.items.len > 0 or lane.publish_dropping)) {
+    const first = flags & abi.publish_flag_first != 0;
+    if (first and (lane.publish.items.len > 0 or lane.publish_dropping)) {
         log.warn("a publish left unfinished on a lane dropped", .{});
         dropAssembly(r, lane);
     }
+    // A publish in one record.
+    if (first and !more) return fanOut(r, payload);
     if (more or lane.publish.items.len > 0 or lane.publish_dropping) {
         if (!lane.publish_dropping) {
             if (lane.publish.items.len + payload.len > max_publish_bytes + 2 + max_topic_bytes) {

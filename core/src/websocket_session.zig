@@ -101,6 +101,8 @@ pub const Conn = struct {
     /// Published frames wait in `held` meanwhile (pubsub.zig), written once it is finished.
     out_open_lane: u16 = 0,
     held: std.ArrayList(u8) = .empty,
+    /// The last timers' pass that found it not read on purpose (paused, held), 0: none.
+    unread_ns: i64 = 0,
     /// Its own idle timeout (`setTimers`), in place of the listener's; pinged after half.
     own_timers: bool = false,
     own_idle_ns: i64 = 0,
@@ -370,9 +372,12 @@ pub fn timers(r: *Reactor, s: *Session) void {
     if (settings.ping_ns == 0 and settings.idle_ns == 0) return;
     // (The session times are the wall clock's.)
     // Not read on purpose (paused, held for its queue): what it sent waits unread, so its
-    // silence is not the peer's.
-    if (s.paused or s.queue_held) s.last_recv_time_ns = r.now_ns;
-    const heard = @max(s.connect_time_ns, s.last_recv_time_ns);
+    // silence is not the peer's; the timers start again when it is read again.
+    if (s.paused or s.queue_held) {
+        s.ws.unread_ns = r.now_ns;
+        return;
+    }
+    const heard = @max(@max(s.connect_time_ns, s.last_recv_time_ns), s.ws.unread_ns);
     if (settings.idle_ns > 0 and r.now_ns - heard > settings.idle_ns) {
         log.info("session {d}: nothing from the peer in {d} ms; closing with 1001", .{ s.id, @divFloor(settings.idle_ns, std.time.ns_per_ms) });
         r.tally(s.listener, "heartbeat_close_count", 1);

@@ -26,7 +26,9 @@ pub fn consumeOutbound(r: *Reactor) void {
             switch (@as(abi.RecordType, @enumFromInt(header.type))) {
                 .send => {
                     r.sendTo(header.session_id, record.payload);
-                    pubsub.messageProgress(r, header.session_id, @intCast(lane - r.lanes.ptr), header.flags & abi.send_flag_ws_more != 0);
+                    if (header.flags & abi.send_flag_ws_control == 0) {
+                        pubsub.messageProgress(r, header.session_id, @intCast(lane - r.lanes.ptr), header.flags & abi.send_flag_ws_more != 0);
+                    }
                     if (header.flags & abi.send_flag_response_end != 0) r.responseEnded(header.session_id, header.aux);
                     if (header.flags & abi.send_flag_response_part != 0) r.responseBegun(header.session_id);
                 },

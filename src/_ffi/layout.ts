@@ -220,7 +220,7 @@ export const httpHeaderSize = 8;
 export const HttpFlag = { keepAlive: 1, chunked: 2, expectContinue: 4, upgrade: 8 } as const;
 
 /** Flags of `send` records (`abi.send_flag_*`). */
-export const SendFlag = { responseEnd: 1, responsePart: 2, wsMore: 4 } as const;
+export const SendFlag = { responseEnd: 1, responsePart: 2, wsMore: 4, wsControl: 8 } as const;
 
 /**
  * A `forward_send` mail record's aux for a part of a detached HTTP response (src/http/

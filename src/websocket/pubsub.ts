@@ -158,7 +158,7 @@ export class PubSub {
 function pushPublish(lane: Lane, message: Uint8Array) {
   const chunk = lane.sendChunk;
   if (message.length <= chunk) {
-    lane.push(RecordType.publish, 0, 0, message);
+    lane.push(RecordType.publish | (PublishFlag.first << 8), 0, 0, message);
     return;
   }
   for (let at = 0; at < message.length; at += chunk) {

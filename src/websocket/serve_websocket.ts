@@ -70,9 +70,9 @@ export function upgradeWebSocket(
 ): WebSocketUpgrade {
   const pending = pendingOf.get(request);
   const o = pending ? contexts.get(pending.server)!.options : undefined;
-  if (o?.mode === "process" && (o.dispatchMode === 1 || o.dispatchMode === 3)) {
+  if (o?.mode === "process" && o.dispatchMode !== 2 && o.dispatchMode !== 4) {
     throw new TypeError(
-      "upgradeWebSocket(): a connection's messages must reach the worker that holds its socket: dispatch mode 2, 4 or 5 in PROCESS mode",
+      "upgradeWebSocket(): a connection's messages and its close must reach the worker that holds its socket: dispatch mode 2 or 4 in PROCESS mode",
     );
   }
   if (!pending) {
@@ -277,14 +277,16 @@ export class ServeWebSocket extends EventTarget {
     if (data instanceof Blob) {
       this.#waiting += data.size;
       const bytes = data.arrayBuffer();
+      // (Its failure is handled in turn, below; not an unhandled rejection meanwhile.)
+      bytes.catch(() => {});
       this.#enqueue(async () => {
         this.#waiting -= data.size;
         let buffer: ArrayBuffer;
         try {
           buffer = await bytes;
         } catch {
-          // (A Blob that cannot be read: the connection fails, as a browser's would.)
-          this.dispatchEvent(new Event("error"));
+          // (A Blob that cannot be read: the connection fails, as a browser's would: error,
+          // then close with 1006, once it ends.)
           this.#failed(1011, "a Blob could not be read");
           return;
         }
@@ -365,8 +367,8 @@ export class ServeWebSocket extends EventTarget {
   /** @internal The 101 is on its way. */
   opened() {
     if (this.#readyState !== 0) {
-      // Closed before it opened: close the connection now.
-      this.#server.disconnect(this.#fd, 1000, "");
+      // Closed before it opened: the Close it asked for goes now.
+      this.#server.disconnect(this.#fd, this.#sent?.code ?? 1000, this.#sent?.reason ?? "");
       return;
     }
     this.#readyState = 1;

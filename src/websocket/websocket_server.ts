@@ -135,8 +135,9 @@ export class WebSocketServer extends HttpServer {
       throw new RangeError(`A control frame's payload is at most 125 bytes, got ${bytes.length}`);
     }
     const fin = (flags & FrameFlag.fin) !== 0;
-    // (Without FIN the message goes on: the core holds published frames until it ends.)
-    const more = fin ? 0 : SendFlag.wsMore;
+    // (Without FIN the message goes on: the core holds published frames until it ends. A
+    // control frame may come between fragments: it neither begins nor ends a message.)
+    const more = opcode >= Opcode.close ? SendFlag.wsControl : fin ? 0 : SendFlag.wsMore;
     const sent = bytes.length <= fragmentBytes
       ? this.#sessions.send(fd, bytes, more, 0, 0, frameHead(bytes.length, opcode, fin))
       // Long: fragments, each frame whole in a ring record (see `fragmentBytes`).
@@ -188,7 +189,8 @@ export class WebSocketServer extends HttpServer {
       throw new RangeError(`${code} is not a close code a server may send`);
     }
     if (!this.#upgraded(fd)) return false;
-    if (!this.send(fd, encodeFrame(closePayload(code, reason), Opcode.close))) return false;
+    const close = encodeFrame(closePayload(code, reason), Opcode.close);
+    if (!this.#sessions.send(fd, close, SendFlag.wsControl)) return false;
     return this.close(fd);
   }
 
