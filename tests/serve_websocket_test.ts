@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { serve, upgradeWebSocket } from "../mod.ts";
-import { until, withTimeout } from "./_helpers.ts";
+import { startFixture, treeModes, until, withTimeout } from "./_helpers.ts";
 import { client, rawClient } from "./_websocket.ts";
 
 interface Seen {
@@ -134,4 +134,55 @@ Deno.test("serve upgradeWebSocket: idleTimeout pings the connection after half o
   await until("the socket's close event", () => seen.closes.length > 0);
   // (It never answered: the closing handshake did not complete, as Deno reports it.)
   assert.deepEqual(seen.closes[0], { code: 1006, reason: "", wasClean: false });
+});
+
+const serveScript = new URL("./fixtures/serve_ws_server.ts", import.meta.url).pathname;
+
+for (const [mode, options] of treeModes) {
+  Deno.test(`serve upgradeWebSocket (${mode}): sockets echo on every worker`, async () => {
+    await using server = await startFixture(options, { script: serveScript });
+    const clients = await Promise.all([0, 1, 2, 3].map(() => client(server.port, "/ws")));
+    for (const [i, c] of clients.entries()) {
+      c.ws.send(`hello ${i}`);
+      assert.equal(await c.next(), `hello ${i}`);
+      c.ws.send(new Uint8Array([i, 255]));
+      assert.deepEqual(await c.next(), new Uint8Array([i, 255]));
+    }
+    for (const c of clients) {
+      c.ws.close(4002, "done");
+      assert.equal((await withTimeout(c.closed, "close")).code, 4002);
+    }
+    await until(
+      "every socket's close event",
+      () => server.events.filter((e) => e.event === "close").length === 4,
+    );
+    for (const e of server.events.filter((e) => e.event === "close")) {
+      assert.deepEqual([e.code, e.reason, e.wasClean], [4002, "done", true]);
+    }
+  });
+}
+
+Deno.test("serve upgradeWebSocket (PROCESS mode): after a reload the successor closes a socket it does not hold with 1012", async () => {
+  await using server = await startFixture({ mode: "process", workerNum: 1, reactorNum: 1 }, {
+    script: serveScript,
+  });
+  const c = await client(server.port, "/ws");
+  c.ws.send("pid");
+  const before = await c.next();
+  c.ws.send("reload");
+  assert.equal(await c.next(), "reload true");
+  // The successor answers a new connection. (A probe the leaving worker took is closed by
+  // its successor, or fails to open: the next one goes on.)
+  await until("the worker replaced", async () => {
+    const probe = await client(server.port, "/ws").catch(() => undefined);
+    if (!probe) return false;
+    probe.ws.send("pid");
+    const pid = await Promise.race([probe.next(), probe.closed.then(() => before)]);
+    probe.ws.close();
+    await probe.closed;
+    return pid !== before;
+  });
+  c.ws.send("anyone there?");
+  const closed = await withTimeout(c.closed, "the close");
+  assert.equal(closed.code, 1012);
 });
