@@ -176,6 +176,12 @@ export interface ServerOptions {
    */
   closeOnBackpressureLimit?: boolean;
   /**
+   * WebSocket: Swoole's `websocket_compression`: permessage-deflate (RFC 7692) with a client
+   * that offers it, each message compressed alone (no context takeover either way). Pushes of
+   * 64 bytes and more go compressed; published messages go as they are. Default false.
+   */
+  websocketCompression?: boolean;
+  /**
    * WebSocket: a connection that sent nothing (no frame, no pong) for this many seconds is
    * closed with 1001 (counted with `heartbeat_close_count`). Default 0: twice
    * `websocketPingInterval` when that is set, else off.
@@ -384,6 +390,7 @@ export const defaults: ResolvedOptions = {
   websocketMaxMessageSize: 2 * 1024 * 1024,
   websocketPingInterval: 0,
   closeOnBackpressureLimit: false,
+  websocketCompression: false,
   websocketIdleTimeout: 0,
   openWebsocketCloseFrame: false,
   openWebsocketPingFrame: false,
@@ -592,6 +599,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   boolean("openWebsocketPingFrame", o.openWebsocketPingFrame);
   boolean("openWebsocketPongFrame", o.openWebsocketPongFrame);
   boolean("closeOnBackpressureLimit", o.closeOnBackpressureLimit);
+  boolean("websocketCompression", o.websocketCompression);
   integer("httpMaxHeaderSize", o.httpMaxHeaderSize, 64, 65535);
   integer("httpMaxHeaders", o.httpMaxHeaders, 1, 256);
   integer("httpMaxRequestTarget", o.httpMaxRequestTarget, 1, 65535);
@@ -839,7 +847,7 @@ export function nativeFraming(
     o.openWebsocketProtocol
       ? 1 | (workerHandshake ? 2 : 0) | (o.openWebsocketPingFrame ? 4 : 0) |
         (o.openWebsocketPongFrame ? 8 : 0) | (o.openWebsocketCloseFrame ? 16 : 0) |
-        (o.closeOnBackpressureLimit ? 32 : 0)
+        (o.closeOnBackpressureLimit ? 32 : 0) | (o.websocketCompression ? 64 : 0)
       : 0,
   );
   set("websocketMaxMessage", o.websocketMaxMessageSize);

@@ -226,6 +226,7 @@ const websocketOptionNames = [
   "websocketPingInterval",
   "websocketIdleTimeout",
   "closeOnBackpressureLimit",
+  "websocketCompression",
 ] as const;
 
 function pick(o: ResolvedOptions): PortOptions {

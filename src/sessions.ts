@@ -380,7 +380,10 @@ export class Sessions {
     return true;
   }
 
-  /** A session's `WebSocketStatus` (0: not a WebSocket, or gone). */
+  /**
+   * A session's `WebSocketStatus` (0: not a WebSocket, or gone) in the low byte; bit 8:
+   * permessage-deflate was negotiated.
+   */
   websocketStatus(sessionId: number): number {
     if (!Number.isInteger(sessionId) || sessionId <= 0 || sessionId > 0xffff_ffff) return 0;
     const ctx = this.#ctx;

@@ -70,10 +70,10 @@ export const upgradeRequest = (extra = "", path = "/") =>
   `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
 
 /** A raw connection, upgraded; `read` gives the server's frames. */
-export async function rawClient(port: number, path = "/") {
+export async function rawClient(port: number, path = "/", headers = "") {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   conn.setNoDelay(true);
-  await writeAll(conn, upgradeRequest("", path));
+  await writeAll(conn, upgradeRequest(headers, path));
   let buffer = new Uint8Array(0);
   const fill = async () => {
     const chunk = new Uint8Array(65536);
@@ -88,10 +88,13 @@ export async function rawClient(port: number, path = "/") {
   // The 101.
   while (decoder.decode(buffer).indexOf("\r\n\r\n") < 0) assert.ok(await fill(), "EOF before 101");
   const end = decoder.decode(buffer).indexOf("\r\n\r\n") + 4;
-  assert.match(decoder.decode(buffer.subarray(0, end)), /^HTTP\/1\.1 101 /);
+  const head = decoder.decode(buffer.subarray(0, end));
+  assert.match(head, /^HTTP\/1\.1 101 /);
   buffer = buffer.subarray(end);
-  /** The server's next frame, or null at EOF. */
-  const read = async (): Promise<{ opcode: number; fin: boolean; payload: Uint8Array } | null> => {
+  /** The server's next frame (`rsv1`: compressed), or null at EOF. */
+  const read = async (): Promise<
+    { opcode: number; fin: boolean; rsv1: boolean; payload: Uint8Array } | null
+  > => {
     while (true) {
       if (buffer.length >= 2) {
         let n = buffer[1] & 0x7f;
@@ -108,6 +111,7 @@ export async function rawClient(port: number, path = "/") {
             const out = {
               opcode: buffer[0] & 0x0f,
               fin: (buffer[0] & 0x80) !== 0,
+              rsv1: (buffer[0] & 0x40) !== 0,
               payload: buffer.slice(at, at + n),
             };
             buffer = buffer.subarray(at + n);
@@ -128,5 +132,5 @@ export async function rawClient(port: number, path = "/") {
       return f.payload.length >= 2 ? (f.payload[0] << 8) | f.payload[1] : 1005;
     }
   };
-  return { conn, read, closeCode };
+  return { conn, read, closeCode, head };
 }

@@ -1,7 +1,8 @@
 /**
  * A real browser (headless Chromium, Debian's package) with the WebSocket server: a page that
  * connects, subscribes (by its path), exchanges messages, asks for a reload, and goes on after
- * it: over the same connection in PROCESS mode (the reactor threads keep it), over a new one
+ * it: over the same connection in PROCESS mode (the reactor threads keep it; with
+ * permessage-deflate, which Chromium offers), over a new one
  * in BASE mode (the old one closes with 1001 as its worker goes). The page posts what it saw.
  */
 import assert from "node:assert/strict";
@@ -19,7 +20,11 @@ const waitForClose = location.search.includes("wait");
 let done = false;
 function connect(first) {
   const ws = new WebSocket("ws://" + location.host + "/join/page");
-  ws.onopen = () => { log.push("open"); ws.send(first ? "hello" : "after reload"); };
+  ws.onopen = () => {
+    log.push("open");
+    log.push("extensions " + ws.extensions);
+    ws.send(first ? "hello" : "after reload");
+  };
   ws.onmessage = (e) => {
     const m = e.data;
     if (m.startsWith("joined")) return;
@@ -42,7 +47,12 @@ connect(true);
 
 for (
   const [mode, options, query] of [
-    ["PROCESS mode", { mode: "process", workerNum: 2, reactorNum: 1 }, ""],
+    // (With permessage-deflate, which Chromium offers.)
+    [
+      "PROCESS mode",
+      { mode: "process", workerNum: 2, reactorNum: 1, websocketCompression: true },
+      "",
+    ],
     ["BASE mode", { workerNum: 2 }, "?wait"],
   ] as const
 ) {
@@ -62,12 +72,21 @@ for (
       const result = await server.waitFor((e) => e.event === "result", "the page's result");
       const log = JSON.parse(result.body as string) as string[];
       assert.equal(log[0], "open");
+      if (mode === "BASE mode") {
+        assert.equal(log[1], "extensions ", "no compression without the option");
+      }
       assert.ok(log.includes("hello"), log.join(" | "));
       assert.ok(log.includes("reload true"), log.join(" | "));
       assert.equal(log.at(-1), "to the page", log.join(" | "));
       const closes = log.filter((m) => m.startsWith("close"));
       if (mode === "PROCESS mode") {
         assert.deepEqual(closes, [], "the connection outlived the reload");
+        assert.ok(
+          log.includes(
+            "extensions permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+          ),
+          log.join(" | "),
+        );
       } else {
         assert.deepEqual(closes, ["close 1001"], "closed once, going away, then reconnected");
         assert.equal(log.filter((m) => m === "open").length, 2);

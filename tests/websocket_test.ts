@@ -5,6 +5,7 @@
  * another BASE worker.
  */
 import assert from "node:assert/strict";
+import * as zlib from "node:zlib";
 import { startFixture, treeModes, until, withTimeout, workersStarted } from "./_helpers.ts";
 import type { Fixture } from "./_helpers.ts";
 import { ResponseReader, writeAll } from "./_http.ts";
@@ -376,6 +377,76 @@ Deno.test("websocket: a port that speaks no HTTP starts on a WebSocket server an
   assert.equal(await c.next(), "hello");
   c.ws.close();
   await c.closed;
+});
+
+const offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+const deflateAnswer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+const flush = { finishFlush: zlib.constants.Z_SYNC_FLUSH };
+/** A message's payload as a permessage-deflate sender writes it (the flush's tail cut). */
+const deflated = (bytes: Uint8Array) => {
+  const out = zlib.deflateRawSync(bytes, flush);
+  return new Uint8Array(out.subarray(0, out.length - 4));
+};
+const inflated = (bytes: Uint8Array) =>
+  new Uint8Array(zlib.inflateRawSync(new Uint8Array([...bytes, 0, 0, 0xff, 0xff]), flush));
+
+for (const handshake of [undefined, "short"]) {
+  Deno.test(`websocket (${handshake ?? "core"} handshake): websocketCompression negotiates permessage-deflate and compresses both ways; bad compressed data closes with 1007, a bomb with 1009`, async () => {
+    await using server = await startFixture({
+      websocketCompression: true,
+      websocketMaxMessageSize: 100_000,
+    }, { script, extra: handshake ? { handshake } : {} });
+    const raw = await rawClient(server.port, "/", offer);
+    assert.match(raw.head, new RegExp(`\r\nsec-websocket-extensions: ${deflateAnswer}\r\n`, "i"));
+    // A compressed text, echoed compressed.
+    const text = "the same words again and again, ".repeat(20);
+    await writeAll(raw.conn, frame(1, deflated(encoder.encode(text)), true, true, 0x40));
+    const echo = await raw.read();
+    assert.deepEqual([echo?.opcode, echo?.rsv1], [1, true]);
+    assert.equal(decoder.decode(inflated(echo!.payload)), text);
+    // An uncompressed short one, echoed as it is; a compressed binary one, in two fragments.
+    await writeAll(raw.conn, frame(1, "short"));
+    const short = await raw.read();
+    assert.deepEqual([short?.rsv1, decoder.decode(short!.payload)], [false, "short"]);
+    const bin = deflated(new Uint8Array(5000).map((_, i) => i % 7));
+    await writeAll(raw.conn, frame(2, bin.subarray(0, 10), false, true, 0x40));
+    await writeAll(raw.conn, frame(0, bin.subarray(10)));
+    const binEcho = await raw.read();
+    assert.deepEqual([binEcho?.opcode, binEcho?.rsv1], [2, true]);
+    assert.deepEqual(inflated(binEcho!.payload), new Uint8Array(5000).map((_, i) => i % 7));
+    // Compressed text that is not UTF-8.
+    await writeAll(raw.conn, frame(1, deflated(new Uint8Array([0xc3, 0x28])), true, true, 0x40));
+    assert.equal(await raw.closeCode(), 1007);
+    raw.conn.close();
+
+    const garbage = await rawClient(server.port, "/", offer);
+    await writeAll(
+      garbage.conn,
+      frame(2, new Uint8Array([0xff, 0xff, 0xff, 0xff]), true, true, 0x40),
+    );
+    assert.equal(await garbage.closeCode(), 1007);
+    garbage.conn.close();
+    const bomb = await rawClient(server.port, "/", offer);
+    await writeAll(bomb.conn, frame(2, deflated(new Uint8Array(1_000_000)), true, true, 0x40));
+    assert.equal(await bomb.closeCode(), 1009);
+    bomb.conn.close();
+    // RSV1 on a continuation frame.
+    const cont = await rawClient(server.port, "/", offer);
+    await writeAll(cont.conn, frame(1, "a", false));
+    await writeAll(cont.conn, frame(0, "b", true, true, 0x40));
+    assert.equal(await cont.closeCode(), 1002);
+    cont.conn.close();
+    await server.waitFor((e) => e.event === "message", "a message");
+  });
+}
+
+Deno.test("websocket: without websocketCompression a permessage-deflate offer is not taken, and a compressed frame is refused (1002)", async () => {
+  await using server = await startFixture({}, { script });
+  const raw = await rawClient(server.port, "/", offer);
+  assert.doesNotMatch(raw.head, /sec-websocket-extensions/i);
+  await writeAll(raw.conn, frame(1, deflated(encoder.encode("x".repeat(100))), true, true, 0x40));
+  assert.equal(await raw.closeCode(), 1002);
+  raw.conn.close();
 });
 
 Deno.test("websocket: a session slot a WebSocket had serves plain HTTP when its next connection gets it", async () => {

@@ -91,6 +91,8 @@ pub const RecordType = enum(u8) {
     forward_publish = 29,
     /// A WebSocket's own idle timeout (outbound): aux = ms (0: none); it is pinged after half.
     websocket_timers = 30,
+    /// The worker's 101 that follows takes the client's permessage-deflate offer (outbound).
+    websocket_deflate = 31,
 };
 
 pub const publish_flag_more: u8 = 1;

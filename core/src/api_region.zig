@@ -43,7 +43,8 @@ export fn zg_session_websocket(r: ?*Reactor, region: ?[*]u8, session_id: u32) u3
     } else return 0;
     if (table.stateOf(session_id) == .free) return 0;
     const s = &table.slots[table.slotIndex(session_id)];
-    const status = s.ws.statusNow();
+    // (Bit 8: permessage-deflate was negotiated.)
+    const status = @as(u32, s.ws.statusNow()) | (@as(u32, @intFromBool(@atomicLoad(bool, &s.ws.deflate, .monotonic))) << 8);
     if (@atomicLoad(u32, &s.id, .acquire) != session_id) return 0;
     return status;
 }

@@ -50,6 +50,8 @@ pub const flag_upgrade: u8 = 8;
 /// worker's `open` callback).
 pub const flag_websocket: u8 = 16;
 pub const flag_websocket_open: u8 = 32;
+/// With `flag_websocket`: permessage-deflate was negotiated (the answer says so).
+pub const flag_websocket_deflate: u8 = 64;
 
 pub const Head = struct {
     /// Bytes of the head, from the first byte (leading empty lines included) through the

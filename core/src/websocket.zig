@@ -34,6 +34,8 @@ pub const control_max = 125;
 
 pub const Header = struct {
     fin: bool,
+    /// RSV1: the message is compressed (permessage-deflate, RFC 7692).
+    rsv1: bool = false,
     opcode: u4,
     mask: [4]u8,
     /// Bytes of the header itself.
@@ -60,14 +62,20 @@ fn fail(code: u16, why: []const u8) Parse {
     return .{ .fail = .{ .code = code, .why = why } };
 }
 
-/// Reads a client frame's header at the start of `data`, if it is all there.
-pub fn parseHeader(data: []const u8) Parse {
+/// Reads a client frame's header at the start of `data`, if it is all there. `compressed_ok`:
+/// RSV1 may mark this frame compressed (permessage-deflate was negotiated and no message is
+/// under way: only a message's first frame, text or binary, carries it).
+pub fn parseHeader(data: []const u8, compressed_ok: bool) Parse {
     if (data.len < 2) return .need_more;
     const b0 = data[0];
     const b1 = data[1];
     const opcode: u4 = @intCast(b0 & 0x0f);
     const fin = b0 & 0x80 != 0;
-    if (b0 & 0x70 != 0) return fail(CloseCode.protocol_error, "a reserved bit set");
+    const rsv1 = b0 & 0x40 != 0;
+    if (b0 & 0x30 != 0) return fail(CloseCode.protocol_error, "a reserved bit set");
+    if (rsv1 and !(compressed_ok and (opcode == Opcode.text or opcode == Opcode.binary))) {
+        return fail(CloseCode.protocol_error, "a reserved bit set");
+    }
     switch (opcode) {
         Opcode.continuation, Opcode.text, Opcode.binary, Opcode.close, Opcode.ping, Opcode.pong => {},
         else => return fail(CloseCode.protocol_error, "a reserved opcode"),
@@ -92,6 +100,7 @@ pub fn parseHeader(data: []const u8) Parse {
     if (data.len < at + 4) return .need_more;
     return .{ .frame = .{
         .fin = fin,
+        .rsv1 = rsv1,
         .opcode = opcode,
         .mask = data[at..][0..4].*,
         .len = at + 4,
@@ -207,7 +216,7 @@ test "websocket: the accept value of RFC 6455's example" {
 test "websocket: a masked text frame, read and unmasked" {
     // RFC 6455 5.7: "Hello", masked.
     var frame = [_]u8{ 0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58 };
-    const h = parseHeader(&frame).frame;
+    const h = parseHeader(&frame, false).frame;
     try testing.expect(h.fin);
     try testing.expectEqual(Opcode.text, h.opcode);
     try testing.expectEqual(@as(u64, 5), h.payload_len);
@@ -229,19 +238,54 @@ test "websocket: unmasking in pieces matches unmasking whole" {
 }
 
 test "websocket: headers refused and lengths read" {
-    try testing.expect(parseHeader(&.{0x81}) == .need_more);
-    try testing.expectEqual(CloseCode.protocol_error, parseHeader(&.{ 0x81, 0x05 }).fail.code);
-    try testing.expectEqual(CloseCode.protocol_error, parseHeader(&.{ 0xc1, 0x80, 0, 0, 0, 0 }).fail.code);
-    try testing.expectEqual(CloseCode.protocol_error, parseHeader(&.{ 0x83, 0x80, 0, 0, 0, 0 }).fail.code);
-    try testing.expectEqual(CloseCode.protocol_error, parseHeader(&.{ 0x09, 0x80, 0, 0, 0, 0 }).fail.code);
-    try testing.expectEqual(CloseCode.protocol_error, parseHeader(&.{ 0x89, 0xfe, 0, 126, 0, 0, 0, 0 }).fail.code);
-    const h16 = parseHeader(&.{ 0x82, 0xfe, 0x01, 0x00, 9, 9, 9, 9 }).frame;
+    try testing.expect(parseHeader(&.{0x81}, false) == .need_more);
+    try testing.expectEqual(CloseCode.protocol_error, parseHeader(&.{ 0x81, 0x05 }, false).fail.code);
+    try testing.expectEqual(CloseCode.protocol_error, parseHeader(&.{ 0xc1, 0x80, 0, 0, 0, 0 }, false).fail.code);
+    try testing.expectEqual(CloseCode.protocol_error, parseHeader(&.{ 0x83, 0x80, 0, 0, 0, 0 }, false).fail.code);
+    try testing.expectEqual(CloseCode.protocol_error, parseHeader(&.{ 0x09, 0x80, 0, 0, 0, 0 }, false).fail.code);
+    try testing.expectEqual(CloseCode.protocol_error, parseHeader(&.{ 0x89, 0xfe, 0, 126, 0, 0, 0, 0 }, false).fail.code);
+    const h16 = parseHeader(&.{ 0x82, 0xfe, 0x01, 0x00, 9, 9, 9, 9 }, false).frame;
     try testing.expectEqual(@as(u64, 256), h16.payload_len);
     try testing.expectEqual(@as(u8, 8), h16.len);
-    try testing.expect(parseHeader(&.{ 0x82, 0xff, 0, 0, 0, 0, 0, 1, 0 }) == .need_more);
-    const h64 = parseHeader(&.{ 0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4 }).frame;
+    try testing.expect(parseHeader(&.{ 0x82, 0xff, 0, 0, 0, 0, 0, 1, 0 }, false) == .need_more);
+    const h64 = parseHeader(&.{ 0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4 }, false).frame;
     try testing.expectEqual(@as(u64, 65536), h64.payload_len);
-    try testing.expectEqual(CloseCode.protocol_error, parseHeader(&.{ 0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4 }).fail.code);
+    try testing.expectEqual(CloseCode.protocol_error, parseHeader(&.{ 0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4 }, false).fail.code);
+    // RSV1: a compressed message's first frame, once negotiated; never on control frames or
+    // continuations, never RSV2/RSV3.
+    try testing.expect(parseHeader(&.{ 0xc1, 0x80, 0, 0, 0, 0 }, true).frame.rsv1);
+    try testing.expectEqual(CloseCode.protocol_error, parseHeader(&.{ 0xc9, 0x80, 0, 0, 0, 0 }, true).fail.code);
+    try testing.expectEqual(CloseCode.protocol_error, parseHeader(&.{ 0xc0, 0x80, 0, 0, 0, 0 }, true).fail.code);
+    try testing.expectEqual(CloseCode.protocol_error, parseHeader(&.{ 0xa1, 0x80, 0, 0, 0, 0 }, true).fail.code);
+}
+
+/// Whether a Sec-WebSocket-Extensions value offers permessage-deflate in a form this server
+/// takes: without `server_max_window_bits` (its compressor uses zlib's 15-bit window). The
+/// answer is always `server_no_context_takeover; client_no_context_takeover`: every message is
+/// compressed alone, and no connection keeps a compressor's memory.
+pub fn offersDeflate(extensions: []const u8) bool {
+    var offers = std.mem.splitScalar(u8, extensions, ',');
+    next: while (offers.next()) |offer| {
+        var params = std.mem.splitScalar(u8, offer, ';');
+        const name = std.mem.trim(u8, params.first(), " \t");
+        if (!std.ascii.eqlIgnoreCase(name, "permessage-deflate")) continue;
+        while (params.next()) |param| {
+            var kv = std.mem.splitScalar(u8, param, '=');
+            const key = std.mem.trim(u8, kv.first(), " \t");
+            if (std.ascii.eqlIgnoreCase(key, "server_max_window_bits")) continue :next;
+        }
+        return true;
+    }
+    return false;
+}
+
+test "websocket: permessage-deflate offers" {
+    try testing.expect(offersDeflate("permessage-deflate; client_max_window_bits"));
+    try testing.expect(offersDeflate("x-webkit-deflate-frame, permessage-deflate"));
+    try testing.expect(!offersDeflate("permessage-deflate; server_max_window_bits=10"));
+    try testing.expect(offersDeflate("permessage-deflate; server_max_window_bits=10, permessage-deflate"));
+    try testing.expect(!offersDeflate("x-webkit-deflate-frame"));
+    try testing.expect(!offersDeflate(""));
 }
 
 test "websocket: close payloads" {

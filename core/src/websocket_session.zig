@@ -45,6 +45,8 @@ pub const Settings = struct {
     /// `close_on_backpressure_limit`: a connection whose output would pass
     /// `socket_buffer_size` is closed (reset) rather than miss a published message.
     close_on_backpressure: bool = false,
+    /// `websocket_compression`: permessage-deflate when the client offers it.
+    compression: bool = false,
     /// `websocket_max_message_size`: a message longer than this closes with 1009.
     max_message: u64 = 2 * 1024 * 1024,
     /// `websocket_ping_interval`: a ping to a connection that sent nothing this long (0: off).
@@ -58,6 +60,7 @@ pub const Settings = struct {
     pub const bit_pong: u32 = 8;
     pub const bit_close: u32 = 16;
     pub const bit_close_on_backpressure: u32 = 32;
+    pub const bit_compression: u32 = 64;
 
     pub fn parse(bits: u32, max_message: u32, ping_ms: u32, idle_ms: u32) Settings {
         return .{
@@ -69,6 +72,7 @@ pub const Settings = struct {
             .deliver_pong = bits & bit_pong != 0,
             .deliver_close = bits & bit_close != 0,
             .close_on_backpressure = bits & bit_close_on_backpressure != 0,
+            .compression = bits & bit_compression != 0,
             .max_message = if (max_message == 0) 2 * 1024 * 1024 else max_message,
         };
     }
@@ -81,7 +85,10 @@ pub const Message = extern struct {
     opcode: u8,
     /// 1: the message is whole (always, today).
     fin: u8 = 1,
+    /// `compressed`: the payload is permessage-deflate data, for the worker to inflate.
     reserved: u16 = 0,
+
+    pub const compressed: u16 = 1;
 };
 
 /// A connection's WebSocket state, kept in its session.
@@ -95,6 +102,10 @@ pub const Conn = struct {
     msg_len: u64 = 0,
     /// Where the frames not read yet start (from `in_start`).
     raw: u64 = 0,
+    /// The message being reassembled came compressed (RSV1 on its first frame).
+    msg_compressed: bool = false,
+    /// permessage-deflate was negotiated for the connection (read from other threads).
+    deflate: bool = false,
     /// When the reactor last pinged it (wall clock, as the session's times), 0: never.
     pinged_ns: i64 = 0,
     /// A worker's message to it is unfinished (`send_flag_ws_more`): its lane + 1, else 0.
@@ -113,6 +124,7 @@ pub const Conn = struct {
         w.msg_off = 0;
         w.msg_len = 0;
         w.raw = 0;
+        w.msg_compressed = false;
     }
 
     pub fn statusNow(w: *const Conn) u8 {
@@ -149,6 +161,9 @@ fn headerValue(head: *const http.Head, raw: []const u8, name: []const u8) ?[]con
     return null;
 }
 
+/// The Sec-WebSocket-Extensions answer to a permessage-deflate offer (websocket.offersDeflate).
+pub const deflate_answer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+
 /// An HTTP request that says `Connection: upgrade`, on a WebSocket listener: checked
 /// (RFC 6455 4.2.1), then answered here or handed to the worker's handshake.
 pub fn upgrade(r: *Reactor, s: *Session, head: *http.Head, raw: []const u8, body_len: usize) Upgrade {
@@ -176,7 +191,10 @@ pub fn upgrade(r: *Reactor, s: *Session, head: *http.Head, raw: []const u8, body
     }
     const key = std.mem.trim(u8, headerValue(head, raw, "sec-websocket-key") orelse "", " \t");
     if (!websocket.validKey(key)) return .{ .refuse = .{ .status = 400, .why = "a WebSocket upgrade without a valid Sec-WebSocket-Key" } };
+    const deflate = settings.compression and websocket.offersDeflate(headerValue(head, raw, "sec-websocket-extensions") orelse "");
+    if (deflate) head.flags |= http.flag_websocket_deflate;
     if (settings.handshake_in_worker) {
+        // (The worker's answer says whether it takes the offer: `deflateAccepted`.)
         // (Its status changes once it is in the ring: `handedToWorker`.)
         head.flags |= http.flag_websocket;
         return .to_worker;
@@ -188,10 +206,12 @@ pub fn upgrade(r: *Reactor, s: *Session, head: *http.Head, raw: []const u8, body
     const prefix = http.envelope(head, 0, &buffer);
     if (!r.pushMessageParts(s, .{ prefix, raw })) return .blocked;
     var accept: [28]u8 = undefined;
-    var answer: [160]u8 = undefined;
-    const text = std.fmt.bufPrint(&answer, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {s}\r\n\r\n", .{websocket.acceptValue(key, &accept)}) catch unreachable;
+    var answer: [256]u8 = undefined;
+    const extension = if (deflate) "Sec-WebSocket-Extensions: " ++ deflate_answer ++ "\r\n" else "";
+    const text = std.fmt.bufPrint(&answer, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {s}\r\n{s}\r\n", .{ websocket.acceptValue(key, &accept), extension }) catch unreachable;
     r.tally(s.listener, "http_request_count", 1);
     r.httpAnswered(s, 101);
+    @atomicStore(bool, &s.ws.deflate, deflate, .monotonic);
     setStatus(s, .active);
     const id = s.id;
     r.sendTo(id, text);
@@ -239,14 +259,14 @@ pub fn deliverFrames(r: *Reactor, s: *Session) Delivery {
     while (true) {
         const base = s.in_start;
         if (w.complete) {
-            if (!deliver(r, s, w.msg_opcode, s.in.items[base + w.msg_off ..][0..@intCast(w.msg_len)])) return .blocked;
+            if (!deliver(r, s, w.msg_opcode, w.msg_compressed, s.in.items[base + w.msg_off ..][0..@intCast(w.msg_len)])) return .blocked;
             s.in_start += @intCast(w.raw);
             w.resetMessage();
             continue;
         }
         const data = s.in.items[base + @as(usize, @intCast(w.raw)) ..];
         if (data.len == 0) break;
-        const h = switch (websocket.parseHeader(data)) {
+        const h = switch (websocket.parseHeader(data, w.deflate and w.msg_opcode == 0)) {
             .need_more => break,
             .fail => |f| return protocolFail(r, s, f),
             .frame => |frame| frame,
@@ -283,6 +303,7 @@ pub fn deliverFrames(r: *Reactor, s: *Session) Delivery {
         websocket.unmask(payload, h.mask, 0);
         if (w.msg_opcode == 0) {
             w.msg_opcode = h.opcode;
+            w.msg_compressed = h.rsv1;
             w.msg_off = @intCast(w.raw + h.len);
             w.msg_len = n;
         } else {
@@ -293,7 +314,8 @@ pub fn deliverFrames(r: *Reactor, s: *Session) Delivery {
         w.raw += frame_len;
         if (overGap(w, settings)) return protocolFail(r, s, gap_fail);
         if (!h.fin) continue;
-        if (w.msg_opcode == Opcode.text and !std.unicode.utf8ValidateSlice(s.in.items[base + w.msg_off ..][0..@intCast(w.msg_len)])) {
+        // (A compressed text is checked by the worker, once inflated.)
+        if (w.msg_opcode == Opcode.text and !w.msg_compressed and !std.unicode.utf8ValidateSlice(s.in.items[base + w.msg_off ..][0..@intCast(w.msg_len)])) {
             return protocolFail(r, s, .{ .code = websocket.CloseCode.invalid_data, .why = "a text message that is not UTF-8" });
         }
         w.complete = true;
@@ -309,8 +331,8 @@ fn overGap(w: *const Conn, settings: Settings) bool {
 
 const gap_fail: websocket.Fail = .{ .code = websocket.CloseCode.too_big, .why = "more fragment and control frame bytes in a message than websocketMaxMessageSize" };
 
-fn deliver(r: *Reactor, s: *Session, opcode: u4, payload: []const u8) bool {
-    const prefix: Message = .{ .opcode = opcode };
+fn deliver(r: *Reactor, s: *Session, opcode: u4, compressed: bool, payload: []const u8) bool {
+    const prefix: Message = .{ .opcode = opcode, .reserved = if (compressed) Message.compressed else 0 };
     if (!r.pushMessageParts(s, .{ std.mem.asBytes(&prefix), payload })) return false;
     s.last_dispatch_time_ns = r.now_ns;
     return true;
@@ -319,7 +341,7 @@ fn deliver(r: *Reactor, s: *Session, opcode: u4, payload: []const u8) bool {
 fn control(r: *Reactor, s: *Session, settings: Settings, opcode: u4, payload: []const u8) Delivery {
     switch (opcode) {
         Opcode.ping => {
-            if (settings.deliver_ping) return if (deliver(r, s, opcode, payload)) .ok else .blocked;
+            if (settings.deliver_ping) return if (deliver(r, s, opcode, false, payload)) .ok else .blocked;
             // A peer that pings and does not read gets no more pongs once its output is full
             // (RFC 6455 5.5.3 lets an endpoint answer only the latest of several pings).
             if (@atomicLoad(u64, &s.out_queued, .monotonic) >= r.config.socket_buffer_size) {
@@ -337,12 +359,12 @@ fn control(r: *Reactor, s: *Session, settings: Settings, opcode: u4, payload: []
             return .ok;
         },
         Opcode.pong => {
-            if (settings.deliver_pong) return if (deliver(r, s, opcode, payload)) .ok else .blocked;
+            if (settings.deliver_pong) return if (deliver(r, s, opcode, false, payload)) .ok else .blocked;
             return .ok;
         },
         Opcode.close => {
             if (websocket.checkClose(payload)) |f| return protocolFail(r, s, f);
-            if (settings.deliver_close and !deliver(r, s, opcode, payload)) return .blocked;
+            if (settings.deliver_close and !deliver(r, s, opcode, false, payload)) return .blocked;
             // The Close is echoed with its code, then the connection ends.
             var frame: [2 + websocket.control_max]u8 = undefined;
             const echo = if (payload.len >= 2)
@@ -388,6 +410,14 @@ pub fn timers(r: *Reactor, s: *Session) void {
         s.ws.pinged_ns = r.now_ns;
         r.sendTo(s.id, &.{ 0x89, 0x00 });
     }
+}
+
+/// A `websocket_deflate` record: the worker's 101 for session `id` (queued after this) takes
+/// the client's permessage-deflate offer.
+pub fn deflateAccepted(r: *Reactor, id: u32) void {
+    const s = r.sessions.get(id) orelse return;
+    if (s.ws.status != .handshake) return;
+    @atomicStore(bool, &s.ws.deflate, true, .monotonic);
 }
 
 /// A `websocket_timers` record: session `id` gets an idle timeout of its own (`ms`, 0: none).

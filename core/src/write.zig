@@ -41,6 +41,7 @@ pub fn consumeOutbound(r: *Reactor) void {
                 .subscribe, .unsubscribe => pubsub.subscriptionRecord(r, header.session_id, record.payload, header.aux & 1 != 0, header.type == @intFromEnum(abi.RecordType.subscribe)),
                 .publish => pubsub.publishRecord(r, lane, header.flags, record.payload),
                 .websocket_timers => websocket_session.setTimers(r, header.session_id, header.aux),
+                .websocket_deflate => websocket_session.deflateAccepted(r, header.session_id),
                 else => std.debug.panic("unexpected outbound record type {d}", .{header.type}),
             }
             lane.outbound.advance(record);

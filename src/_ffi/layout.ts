@@ -51,6 +51,7 @@ export const RecordType = {
   forwardUnsubscribe: 28,
   forwardPublish: 29,
   websocketTimers: 30,
+  websocketDeflate: 31,
 } as const;
 
 /** Flags of publish records (`abi.publish_flag_*`). */

@@ -150,7 +150,7 @@ export class HttpLayer implements ResponseSink {
       fields: request,
     });
     const callback: (req: HttpRequest, res: HttpResponse) => unknown = upgrade
-      ? (req, res) => ws!.handshake(req, res)
+      ? (req, res) => ws!.handshake(req, res, upgrade)
       : ctx.callbacks.events.request ?? this.#notWebSocket;
     const failed = (error: unknown) => {
       ctx.callbacks.failed("request", fd, error);

@@ -46,8 +46,8 @@ export const messagePrefix = 8;
 const encoder = new TextEncoder();
 
 /** The header of a frame of `n` payload bytes (2, 4 or 10 bytes) into `out` at 0; its length. */
-function writeHead(out: Uint8Array, n: number, opcode: number, fin: boolean): number {
-  out[0] = (fin ? 0x80 : 0) | (opcode & 0x0f);
+function writeHead(out: Uint8Array, n: number, opcode: number, fin: boolean, rsv1 = false): number {
+  out[0] = (fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | (opcode & 0x0f);
   if (n < 126) {
     out[1] = n;
     return 2;
@@ -63,18 +63,23 @@ function writeHead(out: Uint8Array, n: number, opcode: number, fin: boolean): nu
   return 10;
 }
 
-/** A frame's header alone, for a frame of `n` payload bytes. */
-export function frameHead(n: number, opcode: number, fin = true): Uint8Array {
+/** A frame's header alone, for a frame of `n` payload bytes (`rsv1`: compressed). */
+export function frameHead(n: number, opcode: number, fin = true, rsv1 = false): Uint8Array {
   const out = new Uint8Array(n < 126 ? 2 : n <= 0xffff ? 4 : 10);
-  writeHead(out, n, opcode, fin);
+  writeHead(out, n, opcode, fin, rsv1);
   return out;
 }
 
 /** A frame with `payload`: the header (2, 4 or 10 bytes) and the payload, in one buffer. */
-export function encodeFrame(payload: Uint8Array, opcode: number, fin = true): Uint8Array {
+export function encodeFrame(
+  payload: Uint8Array,
+  opcode: number,
+  fin = true,
+  rsv1 = false,
+): Uint8Array {
   const n = payload.length;
   const out = new Uint8Array((n < 126 ? 2 : n <= 0xffff ? 4 : 10) + n);
-  out.set(payload, writeHead(out, n, opcode, fin));
+  out.set(payload, writeHead(out, n, opcode, fin, rsv1));
   return out;
 }
 
@@ -91,8 +96,13 @@ export const fragmentFrameBytes = fragmentBytes + 10;
  * A message as frames: one frame, or (over `fragmentBytes`) fragments of `fragmentBytes`, the
  * first with `opcode`, the rest continuations, `fin` on the last only.
  */
-export function encodeMessage(payload: Uint8Array, opcode: number, fin = true): Uint8Array {
-  if (payload.length <= fragmentBytes) return encodeFrame(payload, opcode, fin);
+export function encodeMessage(
+  payload: Uint8Array,
+  opcode: number,
+  fin = true,
+  rsv1 = false,
+): Uint8Array {
+  if (payload.length <= fragmentBytes) return encodeFrame(payload, opcode, fin, rsv1);
   const count = Math.ceil(payload.length / fragmentBytes);
   const lastLength = payload.length - (count - 1) * fragmentBytes;
   const lastHead = lastLength < 126 ? 2 : lastLength <= 0xffff ? 4 : 10;
@@ -101,7 +111,7 @@ export function encodeMessage(payload: Uint8Array, opcode: number, fin = true): 
     const piece = payload.subarray(i * fragmentBytes, (i + 1) * fragmentBytes);
     const last = i === count - 1;
     out.set(
-      encodeFrame(piece, i === 0 ? opcode : Opcode.continuation, last && fin),
+      encodeFrame(piece, i === 0 ? opcode : Opcode.continuation, last && fin, i === 0 && rsv1),
       i * fragmentFrameBytes,
     );
   }

@@ -7,12 +7,25 @@
  */
 
 import { createHash } from "node:crypto";
-import { httpRequest } from "../_ffi/layout.ts";
+import { CloseHow, httpRequest, RecordType, SendFlag } from "../_ffi/layout.ts";
 import type { ServerContext } from "../context.ts";
 import type { HttpRequest } from "../http/request.ts";
 import type { HttpResponse } from "../http/response.ts";
-import { messagePrefix, Opcode } from "./frame.ts";
+import { closePayload, encodeFrame, messagePrefix, Opcode } from "./frame.ts";
 import { WebSocketFrame } from "./websocket_frame.ts";
+import { InflateError, inflateMessage } from "./deflate.ts";
+
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Inflated text, checked as UTF-8 (the core checks only what came uncompressed). */
+function utf8(bytes: Uint8Array): Uint8Array {
+  try {
+    strictDecoder.decode(bytes);
+  } catch {
+    throw new InflateError(1007, "a compressed text message that is not UTF-8");
+  }
+  return bytes;
+}
 
 /** `abi.HttpRequest.flags` the core sets on a WebSocket listener (http.zig). */
 export const UpgradeFlag = {
@@ -20,7 +33,13 @@ export const UpgradeFlag = {
   handshake: 16,
   /** With `handshake`: one the core answered (101); the `open` callback. */
   open: 32,
+  /** With `handshake`: permessage-deflate was negotiated (the 101 says so). */
+  deflate: 64,
 } as const;
+
+/** The 101's Sec-WebSocket-Extensions when permessage-deflate is negotiated (the core's). */
+export const deflateAnswer =
+  "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
 
 const rfcGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const decoder = new TextDecoder();
@@ -44,14 +63,36 @@ export class WebSocketLayer {
 
   /** The upgrade flags of a request message (0 for a plain request). */
   static upgradeOf(bytes: Uint8Array): number {
-    return bytes[httpRequest.flags] & (UpgradeFlag.handshake | UpgradeFlag.open);
+    return bytes[httpRequest.flags] &
+      (UpgradeFlag.handshake | UpgradeFlag.open | UpgradeFlag.deflate);
   }
 
   /** A whole message from session `fd`: the `message` callback. */
   message(fd: number, bytes: Uint8Array) {
     const ctx = this.#ctx;
     const opcode = bytes[4];
-    const payload = bytes.subarray(messagePrefix);
+    let payload = bytes.subarray(messagePrefix);
+    // (`websocket_session.Message.reserved` bit 0: permessage-deflate data.)
+    if (bytes[6] & 1) {
+      try {
+        payload = inflateMessage(payload, ctx.options.websocketMaxMessageSize);
+        if (opcode === Opcode.text) payload = utf8(payload);
+      } catch (error) {
+        const code = error instanceof InflateError ? error.code : 1007;
+        ctx.callbacks.repeats.report(
+          `a compressed WebSocket message refused (${code})`,
+          fd,
+          () => ctx.log.warning(`session ${fd}: closing with ${code}: ${(error as Error).message}`),
+          "warning",
+        );
+        // A Close with the code, then the core ends the connection (counted as a protocol
+        // error).
+        const close = encodeFrame(closePayload(code, (error as Error).message), Opcode.close);
+        ctx.sessions.send(fd, close, SendFlag.wsControl);
+        ctx.sessions.requestClose(fd, CloseHow.protocolError);
+        return;
+      }
+    }
     const frame = new WebSocketFrame(
       fd,
       opcode === Opcode.text ? decoder.decode(payload) : payload.slice(),
@@ -76,7 +117,7 @@ export class WebSocketLayer {
    * handler that did not end the response gets 101 with the fields it did not set, and `open`
    * follows a 101.
    */
-  handshake(request: HttpRequest, response: HttpResponse): unknown {
+  handshake(request: HttpRequest, response: HttpResponse, upgrade: number): unknown {
     const ctx = this.#ctx;
     const finish = (accepted: unknown) => {
       if (!response.finished) {
@@ -85,7 +126,13 @@ export class WebSocketLayer {
           response.header("connection", "close");
           response.end();
         } else {
-          completeUpgrade(request, response);
+          const deflate = (upgrade & UpgradeFlag.deflate) !== 0;
+          if (deflate) {
+            // The core reads the connection compressed from the 101 on (queued after this).
+            const lane = ctx.sessions.laneOf(request.fd);
+            lane.push(RecordType.websocketDeflate, request.fd, 0, new Uint8Array(0));
+          }
+          completeUpgrade(request, response, deflate);
         }
       }
       // (Not when the client left meanwhile: its `close` may have come already.)
@@ -99,12 +146,14 @@ export class WebSocketLayer {
 }
 
 /** Answers an upgrade with 101 and the fields the handler did not set. */
-export function completeUpgrade(request: HttpRequest, response: HttpResponse) {
+export function completeUpgrade(request: HttpRequest, response: HttpResponse, deflate = false) {
   if (response.statusCode !== 101) response.status(101);
   if (!response.hasHeader("upgrade")) response.header("Upgrade", "websocket");
   if (!response.hasHeader("connection")) response.header("Connection", "Upgrade");
   if (!response.hasHeader("sec-websocket-accept")) {
     response.header("Sec-WebSocket-Accept", acceptValue(request.field("sec-websocket-key")));
   }
+  // (The core negotiated it and reads the connection so: the answer must say it.)
+  if (deflate) response.header("Sec-WebSocket-Extensions", deflateAnswer);
   response.end();
 }

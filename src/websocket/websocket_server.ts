@@ -13,6 +13,7 @@ import { ErrorCode } from "../errors.ts";
 import { RecordType, SendFlag } from "../_ffi/layout.ts";
 import type { ServerOptions } from "../options.ts";
 import { PubSub, topicBytes } from "./pubsub.ts";
+import { compressMinBytes, deflateMessage } from "./deflate.ts";
 import type { Sessions } from "../sessions.ts";
 import {
   closePayload,
@@ -129,19 +130,31 @@ export class WebSocketServer extends HttpServer {
     opcode: number = typeof data === "string" ? Opcode.text : Opcode.binary,
     flags: number = FrameFlag.fin,
   ): boolean {
-    if (!this.#upgraded(fd)) return false;
-    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    const status = this.#status(fd);
+    if (status < 0) return false;
+    let bytes = typeof data === "string" ? encoder.encode(data) : data;
     if (opcode >= Opcode.close && bytes.length > 125) {
       throw new RangeError(`A control frame's payload is at most 125 bytes, got ${bytes.length}`);
     }
     const fin = (flags & FrameFlag.fin) !== 0;
+    // permessage-deflate (bit 8 of the status): a whole text or binary message of some length
+    // goes compressed (a fragmented push goes as it is, as RFC 7692 allows).
+    const rsv1 = (status & 0x100) !== 0 && fin && bytes.length >= compressMinBytes &&
+      (opcode === Opcode.text || opcode === Opcode.binary);
+    if (rsv1) bytes = deflateMessage(bytes);
     // (Without FIN the message goes on: the core holds published frames until it ends. A
     // control frame may come between fragments: it neither begins nor ends a message.)
     const more = opcode >= Opcode.close ? SendFlag.wsControl : fin ? 0 : SendFlag.wsMore;
     const sent = bytes.length <= fragmentBytes
-      ? this.#sessions.send(fd, bytes, more, 0, 0, frameHead(bytes.length, opcode, fin))
+      ? this.#sessions.send(fd, bytes, more, 0, 0, frameHead(bytes.length, opcode, fin, rsv1))
       // Long: fragments, each frame whole in a ring record (see `fragmentBytes`).
-      : this.#sessions.send(fd, encodeMessage(bytes, opcode, fin), more, 0, fragmentFrameBytes);
+      : this.#sessions.send(
+        fd,
+        encodeMessage(bytes, opcode, fin, rsv1),
+        more,
+        0,
+        fragmentFrameBytes,
+      );
     if (!sent && this.#ctx.lastError === ErrorCode.outputBufferOverflow) this.#overLimit(fd);
     return sent;
   }
@@ -166,7 +179,7 @@ export class WebSocketServer extends HttpServer {
 
   /** Whether `fd` is an open WebSocket (its handshake done, no Close sent or received). */
   isEstablished(fd: number): boolean {
-    return this.#sessions.websocketStatus(fd) === WebSocketStatus.active;
+    return (this.#sessions.websocketStatus(fd) & 0xff) === WebSocketStatus.active;
   }
 
   /**
@@ -174,10 +187,16 @@ export class WebSocketServer extends HttpServer {
    * callback answered it and the core has not written it yet: frames queue behind it).
    */
   #upgraded(fd: number): boolean {
-    const status = this.#sessions.websocketStatus(fd);
-    if (status === WebSocketStatus.active || status === WebSocketStatus.handshake) return true;
+    return this.#status(fd) >= 0;
+  }
+
+  /** `fd`'s status from the core (bit 8: permessage-deflate), or -1 when frames may not go. */
+  #status(fd: number): number {
+    const raw = this.#sessions.websocketStatus(fd);
+    const status = raw & 0xff;
+    if (status === WebSocketStatus.active || status === WebSocketStatus.handshake) return raw;
     this.#ctx.lastError = status === 0 ? ErrorCode.sessionNotExist : ErrorCode.sessionClosing;
-    return false;
+    return -1;
   }
 
   /**
