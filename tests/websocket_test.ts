@@ -419,13 +419,22 @@ for (const handshake of [undefined, "short"]) {
     assert.equal(await raw.closeCode(), 1007);
     raw.conn.close();
 
+    // Data that does not inflate; what follows it in the same write is not handed on.
     const garbage = await rawClient(server.port, "/", offer);
     await writeAll(
       garbage.conn,
-      frame(2, new Uint8Array([0xff, 0xff, 0xff, 0xff]), true, true, 0x40),
+      new Uint8Array([
+        ...frame(2, new Uint8Array([0xff, 0xff, 0xff, 0xff]), true, true, 0x40),
+        ...frame(1, "after the bad one"),
+      ]),
     );
     assert.equal(await garbage.closeCode(), 1007);
     garbage.conn.close();
+    assert.equal(
+      server.events.filter((e) => e.event === "message" && e.length === 17).length,
+      0,
+      "nothing after the refused message reached the callback",
+    );
     const bomb = await rawClient(server.port, "/", offer);
     await writeAll(bomb.conn, frame(2, deflated(new Uint8Array(1_000_000)), true, true, 0x40));
     assert.equal(await bomb.closeCode(), 1009);

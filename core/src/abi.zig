@@ -93,6 +93,10 @@ pub const RecordType = enum(u8) {
     websocket_timers = 30,
     /// The worker's 101 that follows takes the client's permessage-deflate offer (outbound).
     websocket_deflate = 31,
+    /// The worker refused a message of the session (a compressed one that does not inflate,
+    /// or is too long once inflated): aux = the close code, payload = the reason. The core
+    /// closes with it, reads nothing more, and counts a protocol error.
+    websocket_fail = 32,
 };
 
 pub const publish_flag_more: u8 = 1;

@@ -260,19 +260,34 @@ test "websocket: headers refused and lengths read" {
 }
 
 /// Whether a Sec-WebSocket-Extensions value offers permessage-deflate in a form this server
-/// takes: without `server_max_window_bits` (its compressor uses zlib's 15-bit window). The
-/// answer is always `server_no_context_takeover; client_no_context_takeover`: every message is
-/// compressed alone, and no connection keeps a compressor's memory.
+/// takes (RFC 7692 7: an offer with a parameter it does not know, a parameter twice or a bad
+/// value is declined, and the next one looked at). `server_max_window_bits` is declined too
+/// (its compressor uses zlib's 15-bit window). The answer is always
+/// `server_no_context_takeover; client_no_context_takeover`: every message is compressed
+/// alone, and no connection keeps a compressor's memory.
 pub fn offersDeflate(extensions: []const u8) bool {
     var offers = std.mem.splitScalar(u8, extensions, ',');
     next: while (offers.next()) |offer| {
         var params = std.mem.splitScalar(u8, offer, ';');
         const name = std.mem.trim(u8, params.first(), " \t");
         if (!std.ascii.eqlIgnoreCase(name, "permessage-deflate")) continue;
+        var seen = [_]bool{ false, false, false };
+        const known = [_][]const u8{ "server_no_context_takeover", "client_no_context_takeover", "client_max_window_bits" };
         while (params.next()) |param| {
             var kv = std.mem.splitScalar(u8, param, '=');
             const key = std.mem.trim(u8, kv.first(), " \t");
-            if (std.ascii.eqlIgnoreCase(key, "server_max_window_bits")) continue :next;
+            const value = if (kv.next()) |v| std.mem.trim(u8, std.mem.trim(u8, v, " \t"), "\"") else null;
+            const which = for (known, 0..) |k, i| {
+                if (std.ascii.eqlIgnoreCase(key, k)) break i;
+            } else continue :next;
+            if (seen[which]) continue :next;
+            seen[which] = true;
+            if (which < 2) {
+                if (value != null) continue :next;
+            } else if (value) |v| {
+                const bits = std.fmt.parseInt(u8, v, 10) catch continue :next;
+                if (bits < 8 or bits > 15) continue :next;
+            }
         }
         return true;
     }
@@ -286,6 +301,12 @@ test "websocket: permessage-deflate offers" {
     try testing.expect(offersDeflate("permessage-deflate; server_max_window_bits=10, permessage-deflate"));
     try testing.expect(!offersDeflate("x-webkit-deflate-frame"));
     try testing.expect(!offersDeflate(""));
+    try testing.expect(offersDeflate("permessage-deflate; client_max_window_bits=\"10\"; client_no_context_takeover"));
+    try testing.expect(!offersDeflate("permessage-deflate; foo=bar"));
+    try testing.expect(!offersDeflate("permessage-deflate; client_max_window_bits=99"));
+    try testing.expect(!offersDeflate("permessage-deflate; client_no_context_takeover=1"));
+    try testing.expect(!offersDeflate("permessage-deflate; server_no_context_takeover; server_no_context_takeover"));
+    try testing.expect(offersDeflate("permessage-deflate; foo, permessage-deflate"));
 }
 
 test "websocket: close payloads" {

@@ -420,6 +420,15 @@ pub fn deflateAccepted(r: *Reactor, id: u32) void {
     @atomicStore(bool, &s.ws.deflate, true, .monotonic);
 }
 
+/// A `websocket_fail` record: the worker refused a message of session `id` (`code`, `why`).
+pub fn workerRefused(r: *Reactor, id: u32, code: u32, why: []const u8) void {
+    const s = r.sessions.get(id) orelse return;
+    if (s.ws.status != .active or (s.state != .open and s.state != .peer_closed)) return;
+    log.info("session {d}: closing with {d}: {s}", .{ id, code, why[0..@min(why.len, websocket.control_max - 2)] });
+    r.tally(s.listener, "protocol_error_count", 1);
+    closeWith(r, s, @intCast(code & 0xffff), why[0..@min(why.len, websocket.control_max - 2)], abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.PROTO));
+}
+
 /// A `websocket_timers` record: session `id` gets an idle timeout of its own (`ms`, 0: none).
 pub fn setTimers(r: *Reactor, id: u32, ms: u32) void {
     const s = r.sessions.get(id) orelse return;

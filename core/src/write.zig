@@ -42,6 +42,7 @@ pub fn consumeOutbound(r: *Reactor) void {
                 .publish => pubsub.publishRecord(r, lane, header.flags, record.payload),
                 .websocket_timers => websocket_session.setTimers(r, header.session_id, header.aux),
                 .websocket_deflate => websocket_session.deflateAccepted(r, header.session_id),
+                .websocket_fail => websocket_session.workerRefused(r, header.session_id, header.aux, record.payload),
                 else => std.debug.panic("unexpected outbound record type {d}", .{header.type}),
             }
             lane.outbound.advance(record);

@@ -52,6 +52,7 @@ export const RecordType = {
   forwardPublish: 29,
   websocketTimers: 30,
   websocketDeflate: 31,
+  websocketFail: 32,
 } as const;
 
 /** Flags of publish records (`abi.publish_flag_*`). */

@@ -12,6 +12,7 @@ import type { HttpRequest } from "../http/request.ts";
 import type { HttpResponse } from "../http/response.ts";
 import type { WebSocketServer } from "./websocket_server.ts";
 import { Opcode } from "./frame.ts";
+import { deflateAnswer } from "./websocket_layer.ts";
 import { contexts } from "../context.ts";
 import type { ServerContext } from "../context.ts";
 import { ErrorCode } from "../errors.ts";
@@ -185,7 +186,7 @@ export class ServeWebSocket extends EventTarget {
 
   readonly url: string;
   readonly protocol: string;
-  readonly extensions = "";
+  #extensions = "";
   #readyState = 0;
   #binaryType: BinaryType = "blob";
   #server: WebSocketServer;
@@ -211,6 +212,11 @@ export class ServeWebSocket extends EventTarget {
     this.#fd = fd;
     this.url = url;
     this.protocol = protocol;
+  }
+
+  /** The extensions negotiated: permessage-deflate's answer with `websocketCompression`. */
+  get extensions(): string {
+    return this.#extensions;
   }
 
   get readyState(): number {
@@ -372,6 +378,8 @@ export class ServeWebSocket extends EventTarget {
       return;
     }
     this.#readyState = 1;
+    // (Bit 8 of the core's status: permessage-deflate.)
+    if (this.#ctx.sessions.websocketStatus(this.#fd) & 0x100) this.#extensions = deflateAnswer;
     this.dispatchEvent(new Event("open"));
   }
 

@@ -7,11 +7,11 @@
  */
 
 import { createHash } from "node:crypto";
-import { CloseHow, httpRequest, RecordType, SendFlag } from "../_ffi/layout.ts";
+import { httpRequest, RecordType } from "../_ffi/layout.ts";
 import type { ServerContext } from "../context.ts";
 import type { HttpRequest } from "../http/request.ts";
 import type { HttpResponse } from "../http/response.ts";
-import { closePayload, encodeFrame, messagePrefix, Opcode } from "./frame.ts";
+import { messagePrefix, Opcode } from "./frame.ts";
 import { WebSocketFrame } from "./websocket_frame.ts";
 import { InflateError, inflateMessage } from "./deflate.ts";
 
@@ -43,6 +43,7 @@ export const deflateAnswer =
 
 const rfcGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const decoder = new TextDecoder();
+const encoder = new TextEncoder();
 
 /** Sec-WebSocket-Accept for a Sec-WebSocket-Key. */
 export function acceptValue(key: string): string {
@@ -70,6 +71,8 @@ export class WebSocketLayer {
   /** A whole message from session `fd`: the `message` callback. */
   message(fd: number, bytes: Uint8Array) {
     const ctx = this.#ctx;
+    // (Refused already: what came after it is not handed on.)
+    if (ctx.sessions.closing.has(fd)) return;
     const opcode = bytes[4];
     let payload = bytes.subarray(messagePrefix);
     // (`websocket_session.Message.reserved` bit 0: permessage-deflate data.)
@@ -85,11 +88,11 @@ export class WebSocketLayer {
           () => ctx.log.warning(`session ${fd}: closing with ${code}: ${(error as Error).message}`),
           "warning",
         );
-        // A Close with the code, then the core ends the connection (counted as a protocol
-        // error).
-        const close = encodeFrame(closePayload(code, (error as Error).message), Opcode.close);
-        ctx.sessions.send(fd, close, SendFlag.wsControl);
-        ctx.sessions.requestClose(fd, CloseHow.protocolError);
+        // The core closes with the code and reads no more of it (a protocol error).
+        const lane = ctx.sessions.laneOf(fd);
+        lane.push(RecordType.websocketFail, fd, code, encoder.encode((error as Error).message));
+        ctx.sentOn(lane);
+        ctx.sessions.closing.add(fd);
         return;
       }
     }

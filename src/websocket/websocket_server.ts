@@ -139,9 +139,14 @@ export class WebSocketServer extends HttpServer {
     const fin = (flags & FrameFlag.fin) !== 0;
     // permessage-deflate (bit 8 of the status): a whole text or binary message of some length
     // goes compressed (a fragmented push goes as it is, as RFC 7692 allows).
-    const rsv1 = (status & 0x100) !== 0 && fin && bytes.length >= compressMinBytes &&
+    let rsv1 = (status & 0x100) !== 0 && fin && bytes.length >= compressMinBytes &&
       (opcode === Opcode.text || opcode === Opcode.binary);
-    if (rsv1) bytes = deflateMessage(bytes);
+    if (rsv1) {
+      const compressed = deflateMessage(bytes);
+      // (What does not get smaller goes as it is.)
+      if (compressed.length < bytes.length) bytes = compressed;
+      else rsv1 = false;
+    }
     // (Without FIN the message goes on: the core holds published frames until it ends. A
     // control frame may come between fragments: it neither begins nor ends a message.)
     const more = opcode >= Opcode.close ? SendFlag.wsControl : fin ? 0 : SendFlag.wsMore;
