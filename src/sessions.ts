@@ -112,7 +112,12 @@ export class Sessions {
       const chunk = bytes.length <= sendChunk ? bytes : bytes.subarray(offset, offset + sendChunk);
       // `flags` (`SendFlag`) go with the last record.
       const last = offset + sendChunk >= bytes.length;
-      const more = unit > 0 ? SendFlag.wsMore << 8 : 0;
+      // (Every record of an HTTP response says so, for the core: not only the last.)
+      const more = unit > 0
+        ? SendFlag.wsMore << 8
+        : flags & (SendFlag.responsePart | SendFlag.responseEnd)
+        ? SendFlag.responsePart << 8
+        : 0;
       lane.push(RecordType.send | (last ? flags << 8 : more), sessionId, last ? aux : 0, chunk);
     }
     this.#ctx.counters.response++;

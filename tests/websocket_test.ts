@@ -458,6 +458,29 @@ Deno.test("websocket: without websocketCompression a permessage-deflate offer is
   raw.conn.close();
 });
 
+for (const [mode, options] of treeModes.slice(1)) {
+  Deno.test(`websocket (${mode}): a push from another worker while the handshake is in a worker's hands goes out after the 101`, async () => {
+    await using server = await startFixture(options, { script, extra: { handshake: "slow" } });
+    await workersStarted(server, 2);
+    const b = await client(server.port, "/?wait=0");
+    const bOpen = await server.waitFor((e) => e.event === "handshake", "b's handshake");
+    // a's handshake takes a while; b pushes to a meanwhile.
+    const a = rawClient(server.port, "/?wait=500");
+    const aHandshake = await server.waitFor(
+      (e) => e.event === "handshake" && e.fd !== bOpen.fd,
+      "a's handshake",
+    );
+    b.ws.send(`to:${aHandshake.fd}:early`);
+    assert.equal(await b.next(), "true");
+    const raw = await a; // (its bytes begin with the 101, or this throws)
+    const early = await raw.read();
+    assert.equal(decoder.decode(early!.payload), "early");
+    raw.conn.close();
+    b.ws.close();
+    await b.closed;
+  });
+}
+
 Deno.test("websocket: a session slot a WebSocket had serves plain HTTP when its next connection gets it", async () => {
   // (Two slots: the connections after the WebSocket's get its slot again.)
   await using server = await startFixture({ maxConnection: 2 }, { script });

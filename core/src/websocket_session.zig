@@ -233,10 +233,34 @@ pub fn handshakeAnswered(r: *Reactor, s: *Session, status: u32) void {
         setStatus(s, .active);
         s.http.waiting = false;
         if (s.state == .open) r.markReady(s);
+        // Frames pushed while the handshake was in a worker's hands go after the 101.
+        if (s.ws.held.items.len > 0) {
+            var held = s.ws.held;
+            s.ws.held = .empty;
+            defer held.deinit(r.allocator);
+            r.sendTo(s.id, held.items);
+        }
         return;
     }
     setStatus(s, .none);
     s.http.ended = true;
+    if (s.ws.held.items.len > 0) r.count("send_dropped_count", 1);
+    s.ws.held.clearAndFree(r.allocator);
+}
+
+/// A send record for session `id` while its handshake is in a worker's hands: one that is not
+/// part of the handshake's answer (`send_flag_response_*`) is a push from elsewhere, held
+/// until the 101 goes out (within `socket_buffer_size`; beyond, dropped). True when held.
+pub fn heldForHandshake(r: *Reactor, id: u32, flags: u8, payload: []const u8) bool {
+    const s = r.sessions.get(id) orelse return false;
+    if (s.ws.status != .handshake) return false;
+    if (flags & (abi.send_flag_response_end | abi.send_flag_response_part) != 0) return false;
+    if (s.ws.held.items.len + payload.len > r.config.socket_buffer_size) {
+        r.count("send_dropped_count", 1);
+        return true;
+    }
+    s.ws.held.appendSlice(r.allocator, payload) catch r.count("send_dropped_count", 1);
+    return true;
 }
 
 /// Hands every whole message in the session's input to a worker, answering control frames.

@@ -24,7 +24,8 @@ pub fn consumeOutbound(r: *Reactor) void {
         while (lane.outbound.peek()) |record| {
             const header = record.header;
             switch (@as(abi.RecordType, @enumFromInt(header.type))) {
-                .send => {
+                .send => send: {
+                    if (websocket_session.heldForHandshake(r, header.session_id, header.flags, record.payload)) break :send;
                     r.sendTo(header.session_id, record.payload);
                     if (header.flags & abi.send_flag_ws_control == 0) {
                         pubsub.messageProgress(r, header.session_id, @intCast(lane - r.lanes.ptr), header.flags & abi.send_flag_ws_more != 0);
