@@ -332,8 +332,9 @@ export interface ServerOptions {
    */
   ringSize?: number;
   /**
-   * `receive` gets a view into the ring instead of a copy. It is valid only until the callback
-   * returns; keep it longer and it will be overwritten. Default false.
+   * `receive` gets a view into the ring instead of a copy, and so does a WebSocket `message`
+   * callback's binary `frame.data`. It is valid only until the callback returns; keep it longer
+   * and it will be overwritten. Default false.
    */
   borrowedViews?: boolean;
   /**

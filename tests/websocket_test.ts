@@ -481,6 +481,18 @@ for (const [mode, options] of treeModes.slice(1)) {
   });
 }
 
+Deno.test("websocket: with borrowedViews binary messages still echo whole (the view is used within the callback)", async () => {
+  await using server = await startFixture({ borrowedViews: true }, { script });
+  const c = await client(server.port);
+  for (const size of [1, 1000, 300_000]) {
+    const payload = new Uint8Array(size).map((_, i) => (i * 7) % 256);
+    c.ws.send(payload);
+    assert.deepEqual(await c.next(), payload);
+  }
+  c.ws.close();
+  await c.closed;
+});
+
 Deno.test("websocket: a session slot a WebSocket had serves plain HTTP when its next connection gets it", async () => {
   // (Two slots: the connections after the WebSocket's get its slot again.)
   await using server = await startFixture({ maxConnection: 2 }, { script });

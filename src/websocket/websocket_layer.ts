@@ -76,7 +76,8 @@ export class WebSocketLayer {
     const opcode = bytes[4];
     let payload = bytes.subarray(messagePrefix);
     // (`websocket_session.Message.reserved` bit 0: permessage-deflate data.)
-    if (bytes[6] & 1) {
+    const compressed = (bytes[6] & 1) !== 0;
+    if (compressed) {
       try {
         payload = inflateMessage(payload, ctx.options.websocketMaxMessageSize);
         if (opcode === Opcode.text) payload = utf8(payload);
@@ -96,9 +97,12 @@ export class WebSocketLayer {
         return;
       }
     }
+    // Binary data is the callback's to keep (a copy), unless `borrowedViews`; inflated data is
+    // its own already.
+    const keep = !compressed && !ctx.options.borrowedViews;
     const frame = new WebSocketFrame(
       fd,
-      opcode === Opcode.text ? decoder.decode(payload) : payload.slice(),
+      opcode === Opcode.text ? decoder.decode(payload) : keep ? payload.slice() : payload,
       opcode,
     );
     if (opcode === Opcode.close && payload.length >= 2) {
