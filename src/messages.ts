@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ForwardHttp, RecordType, SendFlag } from "./_ffi/layout.ts";
+import { ForwardHttp, ForwardSend, RecordType, SendFlag } from "./_ffi/layout.ts";
 import { decode, encode } from "./ipc/codec.ts";
 import type { MailHandler } from "./ipc/mailbox.ts";
 import type { ServerContext } from "./context.ts";
@@ -67,26 +67,19 @@ export function mailHandler(ctx: ServerContext, targets: MailTargets): MailHandl
       case RecordType.pipeMessage:
         pipeMessage(ctx, workerIdOf(ctx.region!, peer), payload);
         return;
-      case RecordType.forwardSend:
+      case RecordType.forwardSend: {
         if (aux & ForwardHttp.part) {
           const last = (aux & ForwardHttp.last) !== 0;
           ctx.http?.writeDetached(id, payload, last, (aux & ForwardHttp.close) !== 0, aux & 0xffff);
           return;
         }
-        // (aux: the unit its bytes are cut in, see `Sessions.send`, and bit 30 for a WebSocket
-        // message that goes on.)
-        if (
-          !ctx.sessions.send(
-            id,
-            payload,
-            aux & (1 << 30) ? SendFlag.wsMore : 0,
-            0,
-            aux & 0x3fff_ffff,
-          )
-        ) {
+        // (`ForwardSend`: the unit its bytes are cut in, and a WebSocket message going on.)
+        const more = aux & ForwardSend.wsMore ? SendFlag.wsMore : 0;
+        if (!ctx.sessions.send(id, payload, more, 0, aux & ForwardSend.unit)) {
           ctx.log.debug(`a send forwarded to session ${id} failed: ${ctx.lastError}`);
         }
         return;
+      }
       case RecordType.forwardClose:
         ctx.server.close(id, aux === 1);
         return;

@@ -6,7 +6,14 @@
  * @module
  */
 
-import { CloseHow, layout, RecordType, SendFlag, SessionState } from "./_ffi/layout.ts";
+import {
+  CloseHow,
+  ForwardSend,
+  layout,
+  RecordType,
+  SendFlag,
+  SessionState,
+} from "./_ffi/layout.ts";
 import { decodeClientInfo } from "./client_info.ts";
 import { concatBytes } from "./bytes.ts";
 import type { ClientInfo } from "./client_info.ts";
@@ -91,8 +98,7 @@ export class Sessions {
     }
     if (forward >= 0) {
       // (Counted as a response by the worker that writes it.)
-      // (aux: the unit, and bit 30 for a WebSocket message that goes on; see messages.ts.)
-      const forwardAux = unit | (flags & SendFlag.wsMore ? 1 << 30 : 0);
+      const forwardAux = unit | (flags & SendFlag.wsMore ? ForwardSend.wsMore : 0);
       this.#ctx.mailbox!.send(forward, RecordType.forwardSend, sessionId, forwardAux, bytes);
       this.#ctx.mailed();
       return true;
@@ -385,10 +391,7 @@ export class Sessions {
     return true;
   }
 
-  /**
-   * A session's `WebSocketStatus` (0: not a WebSocket, or gone) in the low byte; bit 8:
-   * permessage-deflate was negotiated.
-   */
+  /** A session's `WebSocketState` (its status 0: not a WebSocket, or gone). */
   websocketStatus(sessionId: number): number {
     if (!Number.isInteger(sessionId) || sessionId <= 0 || sessionId > 0xffff_ffff) return 0;
     const ctx = this.#ctx;

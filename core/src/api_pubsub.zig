@@ -20,7 +20,7 @@ fn countsOf(r: ?*Reactor, region: ?[*]u8, session_id: u32) ?Row {
         return .{ .counts = shm.Region.topicCounts(memory), .row = row };
     }
     const reactor = r orelse return null;
-    return .{ .counts = reactor.topic_counts orelse return null, .row = reactor.topic_row };
+    return .{ .counts = reactor.pubsub.counts orelse return null, .row = reactor.pubsub.row };
 }
 
 /// Adds `delta` (1 or -1) to `name`'s subscribers in the row of session `session_id`'s

@@ -16,13 +16,10 @@ const pathZ = api.pathZ;
 /// `protect(sessionId, on)`: the heartbeat leaves the session alone. From a one-worker
 /// server's reactor, or any process of a tree through the region.
 export fn zg_session_protect(r: ?*Reactor, region: ?[*]u8, session_id: u32, on: u32) Status {
-    var table: SessionTable = undefined;
-    if (region) |ptr| {
-        const found = regionTable(ptr, session_id) orelse return .not_found;
-        table = found.table;
-    } else if (r) |reactor_| {
-        table = reactor_.sessions;
-    } else return .invalid_argument;
+    const table = tableOf(r, region, session_id) catch |err| return switch (err) {
+        error.NotFound => .not_found,
+        error.InvalidArgument => .invalid_argument,
+    };
     if (table.stateOf(session_id) == .free) return .not_found;
     const s = &table.slots[table.slotIndex(session_id)];
     @atomicStore(u8, &s.protected, @intFromBool(on != 0), .release);
@@ -30,17 +27,19 @@ export fn zg_session_protect(r: ?*Reactor, region: ?[*]u8, session_id: u32, on: 
     return .ok;
 }
 
+/// The session table that holds `session_id`: a one-worker server's reactor's, or the tree's
+/// in the region.
+fn tableOf(r: ?*Reactor, region: ?[*]u8, session_id: u32) error{ NotFound, InvalidArgument }!SessionTable {
+    if (region) |ptr| return (regionTable(ptr, session_id) orelse return error.NotFound).table;
+    if (r) |reactor_| return reactor_.sessions;
+    return error.InvalidArgument;
+}
+
 /// Session `session_id`'s WebSocket status (`websocket_session.Status`: 0 none or gone, 2
-/// handshake, 3 open, 4 closing), without the rest of its client info (a push checks it).
+/// handshake, 3 open, 4 closing; bit 8: permessage-deflate was negotiated), without the rest of its client info (a push checks it).
 /// From a one-worker server's reactor, or any process of a tree through the region.
 export fn zg_session_websocket(r: ?*Reactor, region: ?[*]u8, session_id: u32) u32 {
-    var table: SessionTable = undefined;
-    if (region) |ptr| {
-        const found = regionTable(ptr, session_id) orelse return 0;
-        table = found.table;
-    } else if (r) |reactor_| {
-        table = reactor_.sessions;
-    } else return 0;
+    const table = tableOf(r, region, session_id) catch return 0;
     if (table.stateOf(session_id) == .free) return 0;
     const s = &table.slots[table.slotIndex(session_id)];
     // (Bit 8: permessage-deflate was negotiated.)

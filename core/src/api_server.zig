@@ -127,10 +127,7 @@ export fn zg_server_use_region(r: *Reactor, region: [*]u8, worker_id: u32) Statu
     // gone with their sockets).
     const counts = shm.Region.topicCounts(memory);
     counts.clearRow(worker_id);
-    r.topic_counts = counts;
-    r.topic_row = worker_id;
-    if (r.own_topic_memory.len > 0) std.heap.page_allocator.free(r.own_topic_memory);
-    r.own_topic_memory = &.{};
+    r.pubsub.useShared(counts, worker_id);
     return .ok;
 }
 

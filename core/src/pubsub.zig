@@ -127,6 +127,66 @@ pub const Topics = struct {
     }
 };
 
+/// A reactor's publish/subscribe: its topics, and the counts `publish` answers with (the tree's,
+/// in the region, or its own in a one-worker server) and its row in them.
+pub const State = struct {
+    topics: Topics = .{},
+    counts: ?topic_counts.Counts = null,
+    row: u32 = 0,
+    /// A one-worker server's counts, owned here.
+    own_memory: []u8 = &.{},
+
+    /// Counts of its own (mapped: its pages cost nothing until topics are counted in them).
+    pub fn initOwn(max_connection: u32) !State {
+        const slots = topic_counts.Counts.slotsFor(max_connection);
+        const memory = try std.heap.page_allocator.alloc(u8, topic_counts.Counts.bytes(slots, 1));
+        // (Safe builds fill new memory with 0xaa; a free key slot is 0.)
+        @memset(memory, 0);
+        return .{ .counts = topic_counts.Counts.over(memory, slots, 1), .own_memory = memory };
+    }
+
+    /// From now on it counts in the tree's `counts`, in row `row`.
+    pub fn useShared(p: *State, counts: topic_counts.Counts, row: u32) void {
+        p.freeOwn();
+        p.counts = counts;
+        p.row = row;
+    }
+
+    fn adjust(p: *const State, name: []const u8, delta: i32) void {
+        if (p.counts) |c| _ = c.adjust(p.row, name, delta);
+    }
+
+    fn freeOwn(p: *State) void {
+        if (p.own_memory.len > 0) std.heap.page_allocator.free(p.own_memory);
+        p.own_memory = &.{};
+    }
+
+    pub fn deinit(p: *State, a: Allocator) void {
+        p.topics.deinit(a);
+        p.freeOwn();
+    }
+};
+
+/// A lane's publish that comes in several records, as far as it came.
+pub const Assembly = struct {
+    bytes: std.ArrayList(u8) = .empty,
+    /// The rest of one too large to assemble is skipped.
+    dropping: bool = false,
+
+    fn begun(l: *const Assembly) bool {
+        return l.bytes.items.len > 0 or l.dropping;
+    }
+
+    fn drop(l: *Assembly, a: Allocator) void {
+        l.bytes.clearAndFree(a);
+        l.dropping = true;
+    }
+
+    pub fn deinit(l: *Assembly, a: Allocator) void {
+        l.bytes.deinit(a);
+    }
+};
+
 /// A `subscribe` (`on`) or `unsubscribe` record for session `id`.
 pub fn subscriptionRecord(r: *Reactor, id: u32, name: []const u8, counted: bool, on: bool) void {
     // What the sender counted and this reactor could not apply is taken back.
@@ -134,63 +194,54 @@ pub fn subscriptionRecord(r: *Reactor, id: u32, name: []const u8, counted: bool,
     if (name.len > 0 and name.len <= max_topic_bytes) {
         const live = if (r.sessions.get(id)) |s| s.isLive() else false;
         if (on and live) {
-            const added = r.topics.add(r.allocator, id, name) catch .refused;
+            const added = r.pubsub.topics.add(r.allocator, id, name) catch .refused;
             if (added == .refused) log.warn("session {d}: subscription to a topic refused (at most {d} per connection, or out of memory)", .{ id, max_topics_per_session });
             applied = added == .added;
         } else if (!on) {
-            applied = r.topics.remove(r.allocator, id, name);
+            applied = r.pubsub.topics.remove(r.allocator, id, name);
         }
     }
-    if (counted and !applied) {
-        if (r.topic_counts) |c| _ = c.adjust(r.topic_row, name, if (on) -1 else 1);
-    }
+    if (counted and !applied) r.pubsub.adjust(name, if (on) -1 else 1);
     // Counted here when the sender could not (it reached the lane without counting).
-    if (!counted and applied) {
-        if (r.topic_counts) |c| _ = c.adjust(r.topic_row, name, if (on) 1 else -1);
-    }
+    if (!counted and applied) r.pubsub.adjust(name, if (on) 1 else -1);
 }
 
 /// A `publish` record from `lane`: assembled when in several, then written to each subscriber.
 pub fn publishRecord(r: *Reactor, lane: *Lane, flags: u8, payload: []const u8) void {
     const more = flags & abi.publish_flag_more != 0;
     const first = flags & abi.publish_flag_first != 0;
-    if (first and (lane.publish.items.len > 0 or lane.publish_dropping)) {
+    const l = &lane.publish;
+    if (first and l.begun()) {
         log.warn("a publish left unfinished on a lane dropped", .{});
         dropAssembly(r, lane);
     }
     // A publish in one record.
     if (first and !more) return fanOut(r, payload);
-    if (more or lane.publish.items.len > 0 or lane.publish_dropping) {
-        if (!lane.publish_dropping) {
-            if (lane.publish.items.len + payload.len > max_publish_bytes + 2 + max_topic_bytes) {
-                log.err("a publish of more than {d} bytes dropped", .{max_publish_bytes});
-                lane.publish.clearAndFree(r.allocator);
-                lane.publish_dropping = true;
-            } else lane.publish.appendSlice(r.allocator, payload) catch {
-                log.err("out of memory assembling a publish of {d}+ bytes; dropped", .{lane.publish.items.len});
-                lane.publish.clearAndFree(r.allocator);
-                lane.publish_dropping = true;
-            };
-        }
-        if (more) return;
-        if (lane.publish_dropping) {
-            lane.publish_dropping = false;
-            r.count("send_dropped_count", 1);
-            return;
-        }
-        fanOut(r, lane.publish.items);
-        // Keep a modest buffer for the next one; give back a large one.
-        if (lane.publish.capacity > 1 << 20) lane.publish.clearAndFree(r.allocator) else lane.publish.clearRetainingCapacity();
+    if (!l.dropping) {
+        if (l.bytes.items.len + payload.len > max_publish_bytes + 2 + max_topic_bytes) {
+            log.err("a publish of more than {d} bytes dropped", .{max_publish_bytes});
+            l.drop(r.allocator);
+        } else l.bytes.appendSlice(r.allocator, payload) catch {
+            log.err("out of memory assembling a publish of {d}+ bytes; dropped", .{l.bytes.items.len});
+            l.drop(r.allocator);
+        };
+    }
+    if (more) return;
+    if (l.dropping) {
+        l.dropping = false;
+        r.count("send_dropped_count", 1);
         return;
     }
-    fanOut(r, payload);
+    fanOut(r, l.bytes.items);
+    // Keep a modest buffer for the next one; give back a large one.
+    if (l.bytes.capacity > 1 << 20) l.bytes.clearAndFree(r.allocator) else l.bytes.clearRetainingCapacity();
 }
 
 /// What a lane had of a publish in several records is dropped (its worker died before the rest).
 pub fn dropAssembly(r: *Reactor, lane: *Lane) void {
-    if (lane.publish.items.len > 0 or lane.publish_dropping) r.count("send_dropped_count", 1);
-    lane.publish.clearAndFree(r.allocator);
-    lane.publish_dropping = false;
+    if (lane.publish.begun()) r.count("send_dropped_count", 1);
+    lane.publish.bytes.clearAndFree(r.allocator);
+    lane.publish.dropping = false;
 }
 
 fn fanOut(r: *Reactor, message: []const u8) void {
@@ -199,7 +250,7 @@ fn fanOut(r: *Reactor, message: []const u8) void {
     if (message.len < 2 + @as(usize, name_len)) return;
     const name = message[2..][0..name_len];
     const frame = message[2 + name_len ..];
-    const members = r.topics.membersOf(r.allocator, name) catch {
+    const members = r.pubsub.topics.membersOf(r.allocator, name) catch {
         log.err("out of memory publishing to a topic; dropped", .{});
         return r.count("send_dropped_count", 1);
     };
@@ -265,8 +316,9 @@ pub fn workerDied(r: *Reactor, lane: u16) void {
 
 /// Session `id` ends: its subscriptions go.
 pub fn sessionEnded(r: *Reactor, id: u32) void {
-    if (r.topics.by_session.count() == 0) return;
-    r.topics.dropSession(r.allocator, id, r.topic_counts, r.topic_row);
+    const p = &r.pubsub;
+    if (p.topics.by_session.count() == 0) return;
+    p.topics.dropSession(r.allocator, id, p.counts, p.row);
 }
 
 const testing = std.testing;

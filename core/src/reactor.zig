@@ -33,7 +33,7 @@ const heartbeat_mod = @import("heartbeat.zig");
 const shutdown_mod = @import("shutdown.zig");
 const worker_exit_mod = @import("worker_exit.zig");
 const pubsub = @import("pubsub.zig");
-const topic_counts_mod = @import("topic_counts.zig");
+const topic_counts = @import("topic_counts.zig");
 const SessionTable = session_table.SessionTable;
 const Session = session_table.Session;
 const linux = std.os.linux;
@@ -131,10 +131,8 @@ pub const Lane = struct {
     /// PROCESS mode: sessions of records the dead worker had taken but not finished, noted by
     /// the master's JS thread (`workerExited`) and closed by this reactor's thread.
     orphans: orphans.Orphans = .{},
-    /// A publish that came in several records, as far as it came (pubsub.zig).
-    publish: std.ArrayList(u8) = .empty,
-    /// The rest of a publish too large to assemble is skipped.
-    publish_dropping: bool = false,
+    /// A publish that comes in several records, as far as it came (pubsub.zig).
+    publish: pubsub.Assembly = .{},
 };
 
 pub const DispatchMode = enum(u8) { round_robin = 1, fd_modulo = 2, idle_worker = 3, ip_hash = 4, uid = 5 };
@@ -153,7 +151,7 @@ pub const Attach = struct {
     connection_total: *u32,
     reactor_num: u32,
     /// The tree's topic counts (this reactor's row: its id).
-    topic_counts: topic_counts_mod.Counts,
+    topic_counts: topic_counts.Counts,
 };
 
 pub const Reactor = struct {
@@ -235,12 +233,8 @@ pub const Reactor = struct {
     http_check_ns: i64 = 0,
     /// `enableStaticHandler`: the document root and its rules (http_static.zig), or null.
     static_files: ?*http_static.Config = null,
-    /// Publish/subscribe: this reactor's topics, and the counts `publish` answers with (in
-    /// the tree's region, or `own_topic_memory` in a one-worker server), this reactor's row.
-    topics: pubsub.Topics = .{},
-    topic_counts: ?topic_counts_mod.Counts = null,
-    topic_row: u32 = 0,
-    own_topic_memory: []u8 = &.{},
+    /// Publish/subscribe: this reactor's topics and subscriber counts (pubsub.zig).
+    pubsub: pubsub.State = .{},
     /// Inline mode: events `waitIo` collected for the next `poll`.
     stash: [events_max]linux.epoll_event = undefined,
     stash_len: u32 = 0,
@@ -321,17 +315,7 @@ pub const Reactor = struct {
             .pending = pending,
             .stats_block = if (attach) |a| a.stats else null,
         };
-        if (attach) |a| {
-            r.topic_counts = a.topic_counts;
-            r.topic_row = config.reactor_id;
-        } else {
-            // Mapped, so its pages cost nothing until topics are counted in them.
-            const slots = topic_counts_mod.Counts.slotsFor(config.max_connection);
-            r.own_topic_memory = try std.heap.page_allocator.alloc(u8, topic_counts_mod.Counts.bytes(slots, 1));
-            // (Safe builds fill new memory with 0xaa; a free key slot is 0.)
-            @memset(r.own_topic_memory, 0);
-            r.topic_counts = topic_counts_mod.Counts.over(r.own_topic_memory, slots, 1);
-        }
+        r.pubsub = if (attach) |a| .{ .counts = a.topic_counts, .row = config.reactor_id } else try pubsub.State.initOwn(config.max_connection);
         r.own = .{r};
         r.set = &r.own;
         return r;
@@ -359,8 +343,7 @@ pub const Reactor = struct {
         for (r.pending.items) |p| if (p.info) |info| r.allocator.destroy(info);
         r.pending.deinit(r.allocator);
         if (r.static_files) |cfg| cfg.destroy(r.allocator);
-        r.topics.deinit(r.allocator);
-        if (r.own_topic_memory.len > 0) std.heap.page_allocator.free(r.own_topic_memory);
+        r.pubsub.deinit(r.allocator);
         for (r.lanes) |*lane| lane.publish.deinit(r.allocator);
         r.allocator.free(r.lanes);
         posix.close(r.epoll_fd);

@@ -3,7 +3,7 @@
 const std = @import("std");
 const abi = @import("abi.zig");
 const reactor = @import("reactor.zig");
-const session_table = @import("session_table.zig");
+const websocket_session = @import("websocket_session.zig");
 const Reactor = reactor.Reactor;
 const posix = std.posix;
 const assert = std.debug.assert;
@@ -36,13 +36,6 @@ pub fn flushDone(r: *Reactor) bool {
     return true;
 }
 
-/// A WebSocket Close frame: 1001, "server going away".
-const going_away = [_]u8{ 0x88, 19, 0x03, 0xe9 } ++ "server going away".*;
-
-fn setWebSocketClosing(s: *session_table.Session) void {
-    @atomicStore(@TypeOf(s.ws.status), &s.ws.status, .closing, .monotonic);
-}
-
 /// Closes every session; their close records go out (waiting for room if need be) before
 /// `stopped`.
 pub fn closeAll(r: *Reactor) void {
@@ -50,12 +43,8 @@ pub fn closeAll(r: *Reactor) void {
         if (s.state == .closing) {
             r.closeSession(s, s.close_flags, @intCast(s.close_errno), false);
         } else if (s.isLive()) {
-            // An open WebSocket hears why (1001), when its output has room for it.
-            if (s.ws.status == .active and !s.hasOutput()) {
-                setWebSocketClosing(s);
-                _ = r.writeSome(s, &going_away);
-                if (!s.isLive()) continue;
-            }
+            websocket_session.goingAway(r, s);
+            if (!s.isLive()) continue;
             r.closeSession(s, abi.close_flag_server, 0, false);
         }
     }

@@ -16,6 +16,7 @@ const reactor = @import("reactor.zig");
 const Reactor = reactor.Reactor;
 const Session = session_table.Session;
 const Delivery = @import("read.zig").Delivery;
+const pubsub = @import("pubsub.zig");
 const Opcode = websocket.Opcode;
 const posix = std.posix;
 const log = std.log.scoped(.websocket);
@@ -248,11 +249,19 @@ pub fn handshakeAnswered(r: *Reactor, s: *Session, status: u32) void {
     s.ws.held.clearAndFree(r.allocator);
 }
 
-/// A send record for session `id` while its handshake is in a worker's hands: one that is not
-/// part of the handshake's answer (`send_flag_response_*`) is a push from elsewhere, held
-/// until the 101 goes out (within `socket_buffer_size`; beyond, dropped). True when held.
-pub fn heldForHandshake(r: *Reactor, id: u32, flags: u8, payload: []const u8) bool {
-    const s = r.sessions.get(id) orelse return false;
+/// A send record from `lane` for WebSocket session `id`: held while its handshake is in a
+/// worker's hands (`heldForHandshake`), else written; then, unless it is a control frame, what
+/// it does to a message under way (pubsub.messageProgress).
+pub fn sendRecord(r: *Reactor, id: u32, lane: u16, flags: u8, payload: []const u8) void {
+    if (heldForHandshake(r, r.sessions.get(id).?, flags, payload)) return;
+    r.sendTo(id, payload);
+    if (flags & abi.send_flag_ws_control == 0) pubsub.messageProgress(r, id, lane, flags & abi.send_flag_ws_more != 0);
+}
+
+/// A send record while the handshake is in a worker's hands: one that is not part of the
+/// handshake's answer (`send_flag_response_*`) is a push from elsewhere, held until the 101
+/// goes out (within `socket_buffer_size`; beyond, dropped). True when held.
+fn heldForHandshake(r: *Reactor, s: *Session, flags: u8, payload: []const u8) bool {
     if (s.ws.status != .handshake) return false;
     if (flags & (abi.send_flag_response_end | abi.send_flag_response_part) != 0) return false;
     if (s.ws.held.items.len + payload.len > r.config.socket_buffer_size) {
@@ -459,6 +468,15 @@ pub fn setTimers(r: *Reactor, id: u32, ms: u32) void {
     if (s.ws.status == .none) return;
     s.ws.own_timers = true;
     s.ws.own_idle_ns = @as(i64, ms) * std.time.ns_per_ms;
+}
+
+/// Shutdown: an open WebSocket whose output has room hears why it ends (1001), best effort (the
+/// connection is closed right after).
+pub fn goingAway(r: *Reactor, s: *Session) void {
+    if (s.ws.status != .active or s.hasOutput()) return;
+    var frame: [2 + websocket.control_max]u8 = undefined;
+    setStatus(s, .closing);
+    _ = r.writeSome(s, websocket.closeFrame(1001, "server going away", &frame));
 }
 
 /// A frame the protocol forbids: a Close with the reason, then the connection ends.

@@ -24,12 +24,11 @@ pub fn consumeOutbound(r: *Reactor) void {
         while (lane.outbound.peek()) |record| {
             const header = record.header;
             switch (@as(abi.RecordType, @enumFromInt(header.type))) {
-                .send => send: {
-                    if (websocket_session.heldForHandshake(r, header.session_id, header.flags, record.payload)) break :send;
-                    r.sendTo(header.session_id, record.payload);
-                    if (header.flags & abi.send_flag_ws_control == 0) {
-                        pubsub.messageProgress(r, header.session_id, @intCast(lane - r.lanes.ptr), header.flags & abi.send_flag_ws_more != 0);
-                    }
+                .send => {
+                    const websocket = if (r.sessions.get(header.session_id)) |s| s.ws.status != .none else false;
+                    if (websocket) {
+                        websocket_session.sendRecord(r, header.session_id, @intCast(lane - r.lanes.ptr), header.flags, record.payload);
+                    } else r.sendTo(header.session_id, record.payload);
                     if (header.flags & abi.send_flag_response_end != 0) r.responseEnded(header.session_id, header.aux);
                     if (header.flags & abi.send_flag_response_part != 0) r.responseBegun(header.session_id);
                 },

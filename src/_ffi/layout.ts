@@ -229,6 +229,14 @@ export const SendFlag = { responseEnd: 1, responsePart: 2, wsMore: 4, wsControl:
  * detached.ts): `part`, `last` and `close` bits, the status in the low 16 bits.
  */
 export const ForwardHttp = { part: 0x8000_0000, last: 0x4000_0000, close: 0x2000_0000 } as const;
+/**
+ * A `forward_send` record's aux otherwise: the unit its bytes are cut in (`Sessions.send`), and
+ * whether a WebSocket message goes on after them (`SendFlag.wsMore`).
+ */
+export const ForwardSend = { unit: 0x3fff_ffff, wsMore: 0x4000_0000 } as const;
+
+/** What `zg_session_websocket` returns: the `WebSocketStatus`, and whether permessage-deflate is on. */
+export const WebSocketState = { status: 0xff, deflate: 0x100 } as const;
 
 export const clientInfo = {
   sessionId: 0,

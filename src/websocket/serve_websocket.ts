@@ -12,6 +12,7 @@ import type { HttpRequest } from "../http/request.ts";
 import type { HttpResponse } from "../http/response.ts";
 import type { WebSocketServer } from "./websocket_server.ts";
 import { Opcode } from "./frame.ts";
+import { WebSocketState } from "../_ffi/layout.ts";
 import { deflateAnswer } from "./websocket_layer.ts";
 import { contexts } from "../context.ts";
 import type { ServerContext } from "../context.ts";
@@ -378,8 +379,8 @@ export class ServeWebSocket extends EventTarget {
       return;
     }
     this.#readyState = 1;
-    // (Bit 8 of the core's status: permessage-deflate.)
-    if (this.#ctx.sessions.websocketStatus(this.#fd) & 0x100) this.#extensions = deflateAnswer;
+    const state = this.#ctx.sessions.websocketStatus(this.#fd);
+    if (state & WebSocketState.deflate) this.#extensions = deflateAnswer;
     this.dispatchEvent(new Event("open"));
   }
 

@@ -17,14 +17,13 @@ import { InflateError, inflateMessage } from "./deflate.ts";
 
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
-/** Inflated text, checked as UTF-8 (the core checks only what came uncompressed). */
-function utf8(bytes: Uint8Array): Uint8Array {
+/** Inflated text, decoded and checked as UTF-8 (the core checks only what came uncompressed). */
+function utf8(bytes: Uint8Array): string {
   try {
-    strictDecoder.decode(bytes);
+    return strictDecoder.decode(bytes);
   } catch {
     throw new InflateError(1007, "a compressed text message that is not UTF-8");
   }
-  return bytes;
 }
 
 /** `abi.HttpRequest.flags` the core sets on a WebSocket listener (http.zig). */
@@ -77,10 +76,11 @@ export class WebSocketLayer {
     let payload = bytes.subarray(messagePrefix);
     // (`websocket_session.Message.reserved` bit 0: permessage-deflate data.)
     const compressed = (bytes[6] & 1) !== 0;
+    let text: string | undefined;
     if (compressed) {
       try {
         payload = inflateMessage(payload, ctx.options.websocketMaxMessageSize);
-        if (opcode === Opcode.text) payload = utf8(payload);
+        if (opcode === Opcode.text) text = utf8(payload);
       } catch (error) {
         const code = error instanceof InflateError ? error.code : 1007;
         ctx.callbacks.repeats.report(
@@ -102,7 +102,7 @@ export class WebSocketLayer {
     const keep = !compressed && !ctx.options.borrowedViews;
     const frame = new WebSocketFrame(
       fd,
-      opcode === Opcode.text ? decoder.decode(payload) : keep ? payload.slice() : payload,
+      opcode === Opcode.text ? text ?? decoder.decode(payload) : keep ? payload.slice() : payload,
       opcode,
     );
     if (opcode === Opcode.close && payload.length >= 2) {

@@ -10,7 +10,7 @@ import { HttpServer } from "../http/http_server.ts";
 import { contexts } from "../context.ts";
 import type { ServerContext } from "../context.ts";
 import { ErrorCode } from "../errors.ts";
-import { RecordType, SendFlag } from "../_ffi/layout.ts";
+import { RecordType, SendFlag, WebSocketState } from "../_ffi/layout.ts";
 import type { ServerOptions } from "../options.ts";
 import { PubSub, topicBytes } from "./pubsub.ts";
 import { compressMinBytes, deflateMessage } from "./deflate.ts";
@@ -137,9 +137,9 @@ export class WebSocketServer extends HttpServer {
       throw new RangeError(`A control frame's payload is at most 125 bytes, got ${bytes.length}`);
     }
     const fin = (flags & FrameFlag.fin) !== 0;
-    // permessage-deflate (bit 8 of the status): a whole text or binary message of some length
+    // permessage-deflate: a whole text or binary message of some length
     // goes compressed (a fragmented push goes as it is, as RFC 7692 allows).
-    let rsv1 = (status & 0x100) !== 0 && fin && bytes.length >= compressMinBytes &&
+    let rsv1 = (status & WebSocketState.deflate) !== 0 && fin && bytes.length >= compressMinBytes &&
       (opcode === Opcode.text || opcode === Opcode.binary);
     if (rsv1) {
       const compressed = deflateMessage(bytes);
@@ -184,7 +184,7 @@ export class WebSocketServer extends HttpServer {
 
   /** Whether `fd` is an open WebSocket (its handshake done, no Close sent or received). */
   isEstablished(fd: number): boolean {
-    return (this.#sessions.websocketStatus(fd) & 0xff) === WebSocketStatus.active;
+    return (this.#sessions.websocketStatus(fd) & WebSocketState.status) === WebSocketStatus.active;
   }
 
   /**
@@ -195,10 +195,10 @@ export class WebSocketServer extends HttpServer {
     return this.#status(fd) >= 0;
   }
 
-  /** `fd`'s status from the core (bit 8: permessage-deflate), or -1 when frames may not go. */
+  /** `fd`'s `WebSocketState` from the core, or -1 when frames may not go. */
   #status(fd: number): number {
     const raw = this.#sessions.websocketStatus(fd);
-    const status = raw & 0xff;
+    const status = raw & WebSocketState.status;
     if (status === WebSocketStatus.active || status === WebSocketStatus.handshake) return raw;
     this.#ctx.lastError = status === 0 ? ErrorCode.sessionNotExist : ErrorCode.sessionClosing;
     return -1;
