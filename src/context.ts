@@ -68,12 +68,23 @@ export class ServerContext {
   noReactor = false;
   /** A worker that is leaving takes no more records (they wait for its successor). */
   leaving = false;
+  /**
+   * A BASE worker that carries its WebSockets to its successor takes no more mail once its
+   * drain is over: what is forwarded to them from then on is the successor's to write.
+   */
+  mailHeld = false;
   /** Within a batch, what is sent is published at its end; outside one, at once. */
   inBatch = false;
   /** The connection API (src/sessions.ts). */
   sessions!: Sessions;
   /** A WebSocket server's publish/subscribe (src/websocket/pubsub.ts). */
   pubsub: PubSub | undefined;
+  /**
+   * BASE mode: a worker that leaves while the tree runs hands its WebSockets to its successor
+   * (core/src/carry.zig). Off for `serve()`, whose sockets are JavaScript objects of the
+   * process that leaves.
+   */
+  carryWebSockets = true;
   /** An event worker with an HTTP socket: its requests and responses (src/http/). */
   http: HttpLayer | undefined;
   /** A task worker's: it runs the `task` handler (`finish()` works in it). */

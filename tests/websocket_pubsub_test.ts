@@ -219,6 +219,59 @@ Deno.test("websocket pub/sub (PROCESS mode): connections and their subscriptions
   await Promise.all([a.closed, b.closed]);
 });
 
+Deno.test("websocket (BASE mode, two workers): a reload hands every WebSocket to the successor, with its topics and a half-read frame", async () => {
+  await using server = await startFixture({ workerNum: 2 }, { script });
+  await workersStarted(server, 2);
+  const a = await client(server.port, "/join/news");
+  await a.next();
+  const b = await client(server.port, "/join/news");
+  await b.next();
+  const raw = await rawClient(server.port, "/join/news");
+  const text = (f: { payload: Uint8Array } | null) => new TextDecoder().decode(f!.payload);
+  assert.match(text(await raw.read()), /^joined /);
+  const infoOf = async (c: Client) => {
+    c.ws.send("info");
+    return JSON.parse(await nextSkippingJoins(c) as string);
+  };
+  const before = [await infoOf(a), await infoOf(b)];
+  const bFd = await fdOf(b);
+  // Half a frame before the reload, the rest after: the successor reads it whole.
+  const echo = frame(2, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]));
+  await writeAll(raw.conn, echo.subarray(0, 5));
+  const count = (event: string) => server.events.filter((e) => e.event === event).length;
+  a.ws.send("reload");
+  assert.equal(await nextSkippingJoins(a), "reload true");
+  await until("both workers restarted", () => count("workerStart") >= 4);
+  await writeAll(raw.conn, echo.subarray(5));
+  const echoed = await raw.read();
+  assert.deepEqual([echoed?.opcode, [...echoed!.payload]], [2, [1, 2, 3, 4, 5, 6, 7, 8]]);
+  // The same connections, now in the successors (other processes, same ids and workers).
+  const after = [await infoOf(a), await infoOf(b)];
+  for (const [i, info] of after.entries()) {
+    assert.equal(info.isEstablished, true);
+    assert.equal(info.workerId, before[i].workerId);
+    assert.notEqual(info.pid, before[i].pid, "handled by the successor");
+  }
+  assert.equal(await fdOf(b), bFd);
+  // Their subscriptions came along, counted; a push crosses to the other worker.
+  b.ws.send("pub:news:after the reload");
+  assert.equal(await nextSkippingJoins(a), "after the reload");
+  assert.equal(text(await raw.read()), "after the reload");
+  assert.equal(await nextSkippingJoins(b), "after the reload");
+  assert.equal(await nextSkippingJoins(b), "published 3");
+  assert.equal(await countOf(a, "news"), "3");
+  a.ws.send(`to:${bFd}:across`);
+  assert.equal(await nextSkippingJoins(b), "across");
+  assert.equal(count("close"), 0, "no connection closed");
+  a.ws.close();
+  await a.closed;
+  await server.waitFor((e) => e.event === "close", "the successor's close event");
+  assert.equal(await countOf(b, "news"), "2");
+  raw.conn.close();
+  b.ws.close();
+  await b.closed;
+});
+
 Deno.test("websocket pub/sub: a publish while a pushed message is unfinished waits for its last fragment", async () => {
   const text = (f: { payload: Uint8Array } | null) => new TextDecoder().decode(f!.payload);
   for (const options of [{}, { mode: "process", workerNum: 2, reactorNum: 1 }]) {

@@ -459,7 +459,8 @@ pub const RegionHeader = extern struct {
     /// session table.
     topics_offset: u64,
     topic_slots: u32,
-    _pad: u32 = 0,
+    /// 1 once the tree stops (`zg_region_set_stopping`): no worker carries its WebSockets on.
+    stopping: u32 = 0,
 };
 pub const region_magic: u32 = 0x5a475254; // "ZGRT"
 pub const region_slots_offset = 128;

@@ -142,6 +142,19 @@ export fn zg_pipe(out: *[2]i32) Status {
     return .ok;
 }
 
+/// A Unix SOCK_SEQPACKET socket pair (both ends close-on-exec): how a BASE worker's
+/// WebSockets reach its successor (carry.zig); the manager keeps `out[0]` for the successor
+/// and passes `out[1]` to the worker.
+export fn zg_carry_pair(out: *[2]i32) Status {
+    api.last_errno = 0;
+    const rc: isize = @bitCast(std.os.linux.socketpair(std.os.linux.AF.UNIX, std.os.linux.SOCK.SEQPACKET | std.os.linux.SOCK.CLOEXEC, 0, out));
+    if (rc < 0) {
+        api.last_errno = @intCast(-rc);
+        return .os_error;
+    }
+    return .ok;
+}
+
 /// Reads what is there (blocking until something is, or EOF): TypeScript calls it
 /// `nonblocking`. Returns the byte count, 0 at EOF, -1 on an error (not a status).
 export fn zg_read(fd: i32, buffer: [*]u8, len: usize) isize {

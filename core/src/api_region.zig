@@ -231,11 +231,20 @@ const IdList = struct {
 };
 
 /// BASE mode: an event worker exited and its sockets with it; its sessions are gone from the
-/// shared table at once (its successor would clear them too, later).
+/// shared table at once (its successor would clear them too, later), but those it carried to
+/// its successor (carry.zig).
 export fn zg_region_clear_table(region: [*]u8, worker_id: u32) Status {
     const memory = regionMemory(region) orelse return .invalid_argument;
     const header = shm.Region.headerOf(memory);
     if (header.reactor_num != 0 or worker_id >= header.worker_num) return .invalid_argument;
-    SessionTable.clearShared(shm.Region.tableSlots(memory, worker_id));
+    SessionTable.clearShared(shm.Region.tableSlots(memory, worker_id), true);
+    return .ok;
+}
+
+/// The tree stops (from the master, before its workers are told): a BASE worker that leaves
+/// now closes its WebSockets rather than carry them to a successor.
+export fn zg_region_set_stopping(region: [*]u8) Status {
+    const memory = regionMemory(region) orelse return .invalid_argument;
+    @atomicStore(u32, &shm.Region.headerOf(memory).stopping, 1, .release);
     return .ok;
 }

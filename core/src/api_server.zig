@@ -9,6 +9,7 @@ const reactor = @import("reactor.zig");
 const listen = @import("listen.zig");
 const shm = @import("shm.zig");
 const session_table = @import("session_table.zig");
+const carry = @import("carry.zig");
 const SessionTable = session_table.SessionTable;
 const Reactor = reactor.Reactor;
 const Status = abi.Status;
@@ -53,6 +54,11 @@ export fn zg_server_channel(r: *Reactor, out_ptr: *[*]u8, out_len: *usize) Statu
 /// reactor through `zg_server_poll` and `zg_server_wait_io`.
 export fn zg_server_start(r: *Reactor, inline_mode: u32) Status {
     if (r.thread != null or r.started) return .bad_state;
+    // (A successor that carries nothing lets go of what its predecessor carried to it.)
+    if (r.region_header != null and !r.carry_done) {
+        carry.carryIn(r, -1);
+        r.carry_done = true;
+    }
     r.start(inline_mode == 1) catch |err| return statusOf(err);
     return .ok;
 }
@@ -115,9 +121,10 @@ export fn zg_server_use_region(r: *Reactor, region: [*]u8, worker_id: u32) Statu
     r.stats_block = &slot.stats;
     // The sessions move into the region, where every worker of the tree can look them up. A
     // respawned worker finds its predecessor's table: those sockets died with it, so the slots
-    // are cleared, and ids go on from the last one it handed out (never reused).
+    // are cleared (but those it carried over, for `zg_server_carry`), and ids go on from the
+    // last one it handed out (never reused).
     const slots = shm.Region.tableSlots(memory, worker_id);
-    SessionTable.clearShared(slots);
+    SessionTable.clearShared(slots, true);
     // (None handed out yet: from `start_session_id`, as the table was set up.)
     const last: u32 = @truncate(@atomicLoad(u64, &slot.stats.session_round, .monotonic));
     const round = if (last != 0) last else r.sessions.round;
@@ -128,6 +135,18 @@ export fn zg_server_use_region(r: *Reactor, region: [*]u8, worker_id: u32) Statu
     const counts = shm.Region.topicCounts(memory);
     counts.clearRow(worker_id);
     r.pubsub.useShared(counts, worker_id);
+    r.region_header = header;
+    return .ok;
+}
+
+/// Before start, in a BASE worker of a tree, after `zg_server_use_region` and the framing:
+/// takes up the WebSockets its predecessor sent on `inbox` (-1: none), and sends its own to
+/// its successor on `outbox` when it leaves while the tree runs (-1: never). carry.zig.
+export fn zg_server_carry(r: *Reactor, outbox: i32, inbox: i32) Status {
+    if (r.started or r.carry_done) return .bad_state;
+    carry.carryIn(r, inbox);
+    r.carry_done = true;
+    r.carry_out = outbox;
     return .ok;
 }
 

@@ -152,6 +152,17 @@ pub const State = struct {
         p.row = row;
     }
 
+    /// A session carried over from this worker's predecessor (carry.zig) is subscribed to
+    /// `name` again, and counted.
+    pub fn subscribeCarried(p: *State, a: Allocator, id: u32, name: []const u8) void {
+        if (name.len == 0 or name.len > max_topic_bytes) return;
+        const added = p.topics.add(a, id, name) catch |err| {
+            log.warn("session {d}: cannot subscribe it again to a topic ({s})", .{ id, @errorName(err) });
+            return;
+        };
+        if (added == .added) p.adjust(name, 1);
+    }
+
     fn adjust(p: *const State, name: []const u8, delta: i32) void {
         if (p.counts) |c| _ = c.adjust(p.row, name, delta);
     }

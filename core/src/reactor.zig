@@ -235,6 +235,11 @@ pub const Reactor = struct {
     static_files: ?*http_static.Config = null,
     /// Publish/subscribe: this reactor's topics and subscriber counts (pubsub.zig).
     pubsub: pubsub.State = .{},
+    /// BASE worker of a tree: the socket pair end its WebSockets go out on when it leaves
+    /// (carry.zig; -1: none), whether `carryIn` ran, and the region's header (`stopping`).
+    carry_out: i32 = -1,
+    carry_done: bool = false,
+    region_header: ?*abi.RegionHeader = null,
     /// Inline mode: events `waitIo` collected for the next `poll`.
     stash: [events_max]linux.epoll_event = undefined,
     stash_len: u32 = 0,
@@ -334,6 +339,7 @@ pub const Reactor = struct {
         for (r.listeners[0..r.listener_count]) |l| {
             if (l.fd >= 0) posix.close(l.fd);
         }
+        if (r.carry_out >= 0) posix.close(r.carry_out);
         r.sessions.deinit(r.allocator);
         r.ready.deinit(r.allocator);
         r.ready_next.deinit(r.allocator);
@@ -640,6 +646,12 @@ pub const Reactor = struct {
         const l = &r.listeners[index];
         l.settings = try Settings.parse(config);
         l.own_settings = true;
+    }
+
+    /// The tree stops (BASE): a leaving worker's WebSockets close rather than carry on.
+    pub fn treeStopping(r: *const Reactor) bool {
+        const header = r.region_header orelse return true;
+        return @atomicLoad(u32, &header.stopping, .acquire) != 0;
     }
 
     pub fn settingsOf(r: *const Reactor, listener: u16) *const Settings {

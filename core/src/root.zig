@@ -85,6 +85,7 @@ test {
     _ = @import("users.zig");
     _ = @import("errno.zig");
     _ = @import("handoff.zig");
+    _ = @import("carry.zig");
     _ = @import("api_server.zig");
     _ = @import("api_reactor_threads.zig");
     _ = @import("api_reactors.zig");

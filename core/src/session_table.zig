@@ -96,14 +96,18 @@ pub const Session = struct {
     /// The listening socket it came from, for `getClientInfo` in any process.
     server_fd: i32 = -1,
     server_port: u16 = 0,
+    /// BASE mode: its worker left and sent the socket on to its successor (carry.zig), which
+    /// has not taken it up yet. Open to the tree meanwhile, no reactor's own: `get` skips it.
+    carried: bool = false,
 
     /// Output still to write: bytes or files.
     pub fn hasOutput(s: *const Session) bool {
         return s.out_sent < s.out.items.len or s.files.items.len > 0;
     }
 
+    /// Open, closing, or past the peer's EOF, and this reactor's (not `carried` away).
     pub fn isLive(s: *const Session) bool {
-        return s.state != .free;
+        return s.state != .free and !s.carried;
     }
 
     /// What `getClientInfo` reports of it, as it is now. Another thread may recycle the slot
@@ -280,9 +284,23 @@ pub const SessionTable = struct {
     }
 
     /// Empties every slot with atomic stores (other processes may be reading them): the
-    /// table of a worker that died, whose sockets died with it.
-    pub fn clearShared(slots: []Session) void {
+    /// table of a worker that is gone, whose sockets died with it; but with `keep_carried`,
+    /// the sessions it `carried` to its successor stay (their heap parts were the dead
+    /// process's: emptied).
+    pub fn clearShared(slots: []Session, keep_carried: bool) void {
         for (slots) |*s| {
+            if (keep_carried and s.carried and s.state != .free) {
+                s.in = .empty;
+                s.in_start = 0;
+                s.out = .empty;
+                s.out_sent = 0;
+                s.files = .empty;
+                s.ws.held = .empty;
+                s.on_ready_list = false;
+                s.on_held_list = false;
+                s.want_write = false;
+                continue;
+            }
             @atomicStore(State, &s.state, .free, .release);
             @atomicStore(u32, &s.id, 0, .release);
             s.* = .{};
@@ -293,7 +311,7 @@ pub const SessionTable = struct {
     pub fn get(t: *SessionTable, id: u32) ?*Session {
         if (!t.owns(id)) return null;
         const slot = &t.slots[t.slotIndex(id)];
-        if (slot.id != id or slot.state == .free) return null;
+        if (slot.id != id or slot.state == .free or slot.carried) return null;
         return slot;
     }
 

@@ -4,6 +4,7 @@ const std = @import("std");
 const abi = @import("abi.zig");
 const reactor = @import("reactor.zig");
 const websocket_session = @import("websocket_session.zig");
+const carry = @import("carry.zig");
 const Reactor = reactor.Reactor;
 const posix = std.posix;
 const assert = std.debug.assert;
@@ -39,6 +40,8 @@ pub fn flushDone(r: *Reactor) bool {
 /// Closes every session; their close records go out (waiting for room if need be) before
 /// `stopped`.
 pub fn closeAll(r: *Reactor) void {
+    // A BASE worker leaving while the tree runs: its WebSockets go on in its successor.
+    carry.carryOut(r);
     for (r.sessions.slots) |*s| {
         if (s.state == .closing) {
             r.closeSession(s, s.close_flags, @intCast(s.close_errno), false);

@@ -71,6 +71,7 @@ export const symbols = {
     result: "i32",
   },
   zg_pipe: { parameters: ["buffer"], result: "i32" },
+  zg_carry_pair: { parameters: ["buffer"], result: "i32" },
   /** Blocks until data or EOF: runs on Deno's blocking pool. Returns bytes, 0 EOF, -1 error. */
   zg_read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
   zg_write_all: { parameters: ["i32", "buffer", "usize"], result: "i32" },
@@ -90,6 +91,7 @@ export const symbols = {
   zg_server_use_doorbell: { parameters: ["pointer", "i32"], result: "i32" },
   zg_region_map: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   zg_server_use_region: { parameters: ["pointer", "pointer", "u32"], result: "i32" },
+  zg_server_carry: { parameters: ["pointer", "i32", "i32"], result: "i32" },
   zg_server_adopt: { parameters: ["pointer", "i32", "u32", "buffer"], result: "i32" },
   zg_supervisor_create: { parameters: ["buffer"], result: "i32" },
   zg_supervisor_destroy: { parameters: ["pointer"], result: "i32" },
@@ -134,6 +136,7 @@ export const symbols = {
   zg_reactor_threads_shutdown: { parameters: ["pointer"], result: "i32" },
   zg_reactor_threads_worker_exited: { parameters: ["pointer", "u32"], result: "i32" },
   zg_region_clear_table: { parameters: ["pointer", "u32"], result: "i32" },
+  zg_region_set_stopping: { parameters: ["pointer"], result: "i32" },
   /** Blocks until every reactor thread stopped: runs on Deno's blocking pool. */
   zg_reactor_threads_join: { parameters: ["pointer"], result: "i32", nonblocking: true },
   zg_reactor_threads_destroy: { parameters: ["pointer"], result: "i32" },

@@ -13,6 +13,7 @@ import type { HttpResponse } from "./response.ts";
 import type { ServerOptions } from "../options.ts";
 import { ServeRequest } from "./serve_request.ts";
 import { write } from "./serve_response.ts";
+import { contexts } from "../context.ts";
 
 /** Where a request came from, and when its response is done (`Deno.ServeHandlerInfo`). */
 export interface ServeHandlerInfo {
@@ -87,6 +88,9 @@ export function serve(a: ServeHandler | ServeOptions, b?: ServeHandler): ServeHa
     host: options.hostname ?? "0.0.0.0",
     port: options.port ?? 8000,
   });
+  // A reload's successor could not give those sockets back their `WebSocket` objects: a BASE
+  // worker's upgraded connections close with it (1001), as on shutdown.
+  contexts.get(server)!.carryWebSockets = false;
   // Without `onError`, a failure goes to the server's own handling: logged (rate-limited),
   // counted in `stats().callbackErrorCount`, and answered with 500.
   const onError = options.onError;

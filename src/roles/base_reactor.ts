@@ -80,15 +80,23 @@ export function createReactor(
   }
 }
 
-/** The server's and each port's framing, the listen options, the heartbeat; then it runs. */
+/**
+ * The server's and each port's framing, the listen options, the heartbeat; a BASE worker's
+ * WebSockets taken up from its predecessor and carried on to its successor (`carry`); then it
+ * runs.
+ */
 export function startReactor(
   lib: Library,
   handle: Deno.PointerValue,
   o: ResolvedOptions,
   ports: readonly Port[],
   workerHandshake: boolean,
+  carry?: { out: number; in: number },
 ) {
   configureReactors(lib, lib.zg_server_reactors(handle), o, ports, workerHandshake);
+  if (carry) {
+    unwrap(lib.zg_server_carry(handle, carry.out, carry.in), "take up the carried WebSockets");
+  }
   if (o.tcpDeferAccept || o.tcpFastopen) {
     // (With several workers on one inherited socket the master set these already.)
     const fd = lib.zg_server_listen_fd(handle, 0);

@@ -38,6 +38,8 @@ export class EventWorker extends Worker {
   #requestLimit = 0;
   /** The drain is over: `workerStop` ran, and each reactor's `shutdown` gets its answer. */
   #workerStopped = false;
+  /** Its WebSockets go on in its successor when it leaves (`#carry`). */
+  #carries = false;
 
   constructor(ctx: ServerContext, ops: Operations, sender: TaskSender, sessions: Sessions) {
     super(ctx, ops, sender);
@@ -75,12 +77,35 @@ export class EventWorker extends Worker {
         );
         this.openMail(role);
       }
-      startReactor(lib, handle, o, ctx.ports, ctx.callbacks.events.handshake !== undefined);
+      startReactor(
+        lib,
+        handle,
+        o,
+        ctx.ports,
+        ctx.callbacks.events.handshake !== undefined,
+        this.#carry(),
+      );
     } catch (error) {
       lib.zg_server_destroy(handle);
       ctx.handle = null;
       throw error;
     }
+  }
+
+  /**
+   * A BASE worker of a WebSocket server: its predecessor's WebSockets to take up, and the way
+   * its own go on (core/src/carry.zig). Ends it does not use are closed here.
+   */
+  #carry(): { out: number; in: number } | undefined {
+    const { role, lib } = this.ctx;
+    if (role.kind !== "worker") return undefined;
+    const carries = this.ctx.carryWebSockets && this.ctx.pubsub !== undefined;
+    if (carries) {
+      this.#carries = role.carry.out >= 0;
+      return role.carry;
+    }
+    for (const fd of [role.carry.out, role.carry.in]) if (fd >= 0) lib.zg_close_fd(fd);
+    return { out: -1, in: -1 };
   }
 
   #mapChannel() {
@@ -218,6 +243,8 @@ export class EventWorker extends Worker {
     this.#workerStopped = true;
     const { callbacks, server, workerId } = ctx;
     callbacks.call("workerStop", -1, () => callbacks.events.workerStop?.(server, workerId));
+    // Sends forwarded to its WebSockets from now on wait in the mailbox for the successor.
+    if (this.#carries) ctx.mailHeld = true;
     for (const lane of ctx.lanes) {
       if (lane.shutdownSeen) lane.push(RecordType.shutdownAck, 0, 0, empty);
     }

@@ -101,6 +101,11 @@ export class Manager {
   #argv: string[];
   #reload: Reload | undefined;
   #signals: TakenSignals;
+  /**
+   * BASE mode: for each event worker id, the socket pair end its current process's WebSockets
+   * arrive on when it leaves, passed to its successor (core/src/carry.zig).
+   */
+  #carry = new Map<number, number>();
 
   /** Throws when this process's command line cannot be run again (see `ownCommandLine`). */
   constructor(host: ManagerHost) {
@@ -148,6 +153,8 @@ export class Manager {
       this.#signals.release();
       this.#lib.zg_supervisor_destroy(this.#supervisor);
       this.#supervisor = null;
+      for (const fd of this.#carry.values()) this.#lib.zg_close_fd(fd);
+      this.#carry.clear();
     }
   }
 
@@ -155,6 +162,8 @@ export class Manager {
   stop(): void {
     if (this.#stopping || this.#supervisor === null) return;
     this.#stopping = true;
+    // BASE workers that leave now close their WebSockets: no successor will take them up.
+    unwrap(this.#lib.zg_region_set_stopping(this.#fds.region.pointer), "mark the tree stopping");
     const o = this.#host.options;
     const waitMs = o.maxWaitTime * 1000;
     if (this.#host.stopReactors()) {
@@ -278,6 +287,18 @@ export class Manager {
     const kickAt = 3 + fds.length;
     const kicks = type === "event" ? inherit.kickFds : [];
     fds.push(...kicks);
+    // A BASE event worker: a socket pair for its WebSockets when it leaves, and the end its
+    // predecessor's arrive on.
+    const carryPair = type === "event" && inherit.kickFds.length === 0
+      ? new Int32Array(2)
+      : undefined;
+    const inbox = this.#carry.get(id);
+    let carryAt = "";
+    if (carryPair) {
+      unwrap(this.#lib.zg_carry_pair(carryPair), "make a socket pair");
+      carryAt = `${3 + fds.length},${inbox === undefined ? -1 : 4 + fds.length}`;
+      fds.push(carryPair[1], ...(inbox === undefined ? [] : [inbox]));
+    }
     const vars: Record<string, string> = {
       ...Deno.env.toObject(),
       [env.role]: "worker",
@@ -293,23 +314,36 @@ export class Manager {
       [env.doorbellFds]: inherit.doorbells.map((_, i) => doorbellAt + i).join(","),
       [env.kickFds]: kicks.map((_, i) => kickAt + i).join(","),
       [env.respawned]: this.#everSpawned.has(id) ? "1" : "0",
+      [env.carryFds]: carryAt,
     };
     const argvBytes = packArgv(argv);
     const envBytes = packEnv(vars);
     const fdList = new Int32Array(fds);
     const pid = new Int32Array(1);
+    const spawned = this.#lib.zg_supervisor_spawn(
+      this.#supervisor,
+      id,
+      argvBytes,
+      BigInt(argvBytes.length),
+      envBytes,
+      BigInt(envBytes.length),
+      fdList,
+      fdList.length,
+      pid,
+    );
+    if (carryPair) {
+      // The child has its end and the predecessor's; this process keeps the successor's (or,
+      // when the spawn failed, the predecessor's still).
+      this.#lib.zg_close_fd(carryPair[1]);
+      if (spawned !== 0) {
+        this.#lib.zg_close_fd(carryPair[0]);
+      } else {
+        if (inbox !== undefined) this.#lib.zg_close_fd(inbox);
+        this.#carry.set(id, carryPair[0]);
+      }
+    }
     unwrap(
-      this.#lib.zg_supervisor_spawn(
-        this.#supervisor,
-        id,
-        argvBytes,
-        BigInt(argvBytes.length),
-        envBytes,
-        BigInt(envBytes.length),
-        fdList,
-        fdList.length,
-        pid,
-      ),
+      spawned,
       `spawn ${
         type === "event" ? "worker" : type === "task" ? "task worker" : "user process"
       } ${id}`,

@@ -25,6 +25,11 @@ export const env = {
   kickFds: "ZIGGURAT_KICK_FDS",
   /** "1" in a worker that replaces an earlier process of its id. */
   respawned: "ZIGGURAT_RESPAWNED",
+  /**
+   * A BASE event worker: `out,in`, the socket pair ends its WebSockets leave on and its
+   * predecessor's arrive on (-1: none; core/src/carry.zig).
+   */
+  carryFds: "ZIGGURAT_CARRY_FDS",
   /** Daemon mode, in the background server: the fd to report "listening" on to its launcher. */
   daemonReadyFd: "ZIGGURAT_DAEMON_READY_FD",
 } as const;
@@ -55,6 +60,11 @@ export type Role =
     kickFds: number[];
     /** It replaces an earlier process of its id (a respawn, a reload, a recycle). */
     respawned: boolean;
+    /**
+     * A BASE event worker: where its WebSockets go when it leaves, and where its
+     * predecessor's come from (-1: none).
+     */
+    carry: { out: number; in: number };
   };
 
 /** Swoole's worker id of a process in this role: 0 in a one-worker server, -1 in the master. */
@@ -112,11 +122,16 @@ export function currentRole(workerNum: number, key: string, tree = workerNum > 1
       doorbellFds: fdList(env.doorbellFds),
       kickFds: fdList(env.kickFds),
       respawned: Deno.env.get(env.respawned) === "1",
+      carry: carryFds(fdList(env.carryFds)),
     };
     for (const name of Object.values(env)) Deno.env.delete(name);
     return role;
   }
   return tree ? { kind: "manager" } : { kind: "single" };
+}
+
+function carryFds(fds: number[]): { out: number; in: number } {
+  return { out: fds[0] ?? -1, in: fds[1] ?? -1 };
 }
 
 function fdList(name: string): number[] {

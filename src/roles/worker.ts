@@ -177,7 +177,8 @@ export abstract class Worker implements ProcessRole {
     ctx.mailbox = new Mailbox(ctx.region!, role.workerId, role.doorbellFds, ctx.lib);
     this.doorbell = role.doorbellFds[role.workerId];
     // Inherited for this process only: its own children must not get them.
-    for (const fd of [...role.doorbellFds, ...role.kickFds]) ctx.lib.zg_set_cloexec(fd);
+    const carry = [role.carry.out, role.carry.in].filter((fd) => fd >= 0);
+    for (const fd of [...role.doorbellFds, ...role.kickFds, ...carry]) ctx.lib.zg_set_cloexec(fd);
     // A BASE worker's reactor wakes it through the same doorbell its peers ring.
     if (ctx.handle !== null) {
       unwrap(ctx.lib.zg_server_use_doorbell(ctx.handle, this.doorbell), "use the doorbell");
@@ -285,7 +286,7 @@ export abstract class Worker implements ProcessRole {
       if (inline) {
         // Mail peers ring the doorbell (which the reactor polls) only if asked to.
         const mailbox = ctx.mailbox;
-        if (mailbox && !mailbox.prepareParking()) continue;
+        if (mailbox && !ctx.mailHeld && !mailbox.prepareParking()) continue;
         unwrap(await lib.zg_server_wait_io(ctx.handle), "wait for events");
         mailbox?.unpark();
       } else {
@@ -322,7 +323,7 @@ export abstract class Worker implements ProcessRole {
     const inputCounts = !ctx.leaving && (!ctx.noReactor || letGoOfHeld(lanes));
     if (progress || (inputCounts && lanes.some((lane) => lane.hasInput()))) return unpark();
     const mailbox = ctx.mailbox;
-    if (mailbox && !mailbox.prepareParking()) return unpark();
+    if (mailbox && !ctx.mailHeld && !mailbox.prepareParking()) return unpark();
     const unparkAll = () => {
       unpark();
       mailbox?.unpark();
@@ -395,7 +396,7 @@ export abstract class Worker implements ProcessRole {
       }
     }
     const mailbox = ctx.mailbox;
-    if (mailbox && mailbox.hasInput()) {
+    if (mailbox && !ctx.mailHeld && mailbox.hasInput()) {
       if (!ctx.inBatch) {
         ctx.inBatch = true;
         this.#setStatus(WorkerStatus.busy);
