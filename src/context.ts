@@ -68,11 +68,6 @@ export class ServerContext {
   noReactor = false;
   /** A worker that is leaving takes no more records (they wait for its successor). */
   leaving = false;
-  /**
-   * A BASE worker that carries its WebSockets to its successor takes no more mail once its
-   * drain is over: what is forwarded to them from then on is the successor's to write.
-   */
-  mailHeld = false;
   /** Within a batch, what is sent is published at its end; outside one, at once. */
   inBatch = false;
   /** The connection API (src/sessions.ts). */

@@ -163,8 +163,15 @@ export class Records {
           const errno = aux;
           this.#ctx.log.info(`session ${sessionId} closed: ${errnoName(errno)}`);
         }
-        const port = this.#sessionPort.get(sessionId);
-        if (port) this.#sessionPort.delete(sessionId);
+        let port = this.#sessionPort.get(sessionId);
+        if (port) {
+          this.#sessionPort.delete(sessionId);
+        } else if (len === layout.clientInfoSize) {
+          // (A session this worker saw no connect of: a WebSocket its predecessor handed over.)
+          const listener =
+            lane.u32[(at + layout.recordHeaderSize + layout.clientInfoListener) >>> 2];
+          port = listener > 0 ? this.#ctx.ports[listener - 1] : undefined;
+        }
         const close = (port?.callbacks.close as ServerEvents["close"] | undefined) ??
           this.#ctx.callbacks.events.close;
         // The record carries the session's info as it ended: `getClientInfo` answers from it

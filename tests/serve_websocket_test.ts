@@ -162,6 +162,15 @@ for (const [mode, options] of treeModes) {
   });
 }
 
+Deno.test("serve upgradeWebSocket (BASE mode): a reload closes the leaving worker's sockets with 1001", async () => {
+  await using server = await startFixture({ workerNum: 2 }, { script: serveScript });
+  const c = await client(server.port, "/ws");
+  c.ws.send("reload");
+  assert.equal(await c.next(), "reload true");
+  const closed = await withTimeout(c.closed, "the close");
+  assert.equal(closed.code, 1001);
+});
+
 Deno.test("serve upgradeWebSocket (PROCESS mode): after a reload the successor closes a socket it does not hold with 1012", async () => {
   await using server = await startFixture({ mode: "process", workerNum: 1, reactorNum: 1 }, {
     script: serveScript,

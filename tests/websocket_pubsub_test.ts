@@ -272,6 +272,47 @@ Deno.test("websocket (BASE mode, two workers): a reload hands every WebSocket to
   await b.closed;
 });
 
+Deno.test("websocket (BASE mode): a successor that dies before it starts leaves the handed-over WebSockets to the next one", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "zg-die-once-" });
+  try {
+    await using server = await startFixture({ workerNum: 2 }, { script, extra: { dieOnce: dir } });
+    await workersStarted(server, 2);
+    const a = await client(server.port, "/join/news");
+    await a.next();
+    a.ws.send("info");
+    const before = JSON.parse(await nextSkippingJoins(a) as string);
+    a.ws.send("reload");
+    assert.equal(await nextSkippingJoins(a), "reload true");
+    await server.waitForStderr(/exited abnormally: code 3/);
+    const count = (event: string) => server.events.filter((e) => e.event === event).length;
+    await until("both workers running again", () => count("workerStart") >= 4);
+    a.ws.send("info");
+    const after = JSON.parse(await nextSkippingJoins(a) as string);
+    assert.equal(after.workerId, before.workerId);
+    assert.notEqual(after.pid, before.pid);
+    a.ws.send("pub:news:still here");
+    assert.equal(await nextSkippingJoins(a), "still here");
+    assert.equal(count("close"), 0);
+    a.ws.close();
+    await a.closed;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("websocket (BASE mode, two workers): the server's shutdown closes every WebSocket with 1001, none is carried on", async () => {
+  await using server = await startFixture({ workerNum: 2 }, { script });
+  await workersStarted(server, 2);
+  const clients = [await client(server.port, "/join/x"), await client(server.port, "/join/x")];
+  for (const c of clients) await c.next();
+  server.child.kill("SIGTERM");
+  for (const c of clients) {
+    const closed = await withTimeout(c.closed, "the close");
+    assert.equal(closed.code, 1001);
+  }
+  assert.equal((await server.exited()).code, 0);
+});
+
 Deno.test("websocket pub/sub: a publish while a pushed message is unfinished waits for its last fragment", async () => {
   const text = (f: { payload: Uint8Array } | null) => new TextDecoder().decode(f!.payload);
   for (const options of [{}, { mode: "process", workerNum: 2, reactorNum: 1 }]) {

@@ -248,3 +248,9 @@ export fn zg_region_set_stopping(region: [*]u8) Status {
     @atomicStore(u32, &shm.Region.headerOf(memory).stopping, 1, .release);
     return .ok;
 }
+
+/// 1 once the tree stops (`zg_region_set_stopping`), else 0.
+export fn zg_region_stopping(region: [*]u8) u32 {
+    const memory = regionMemory(region) orelse return 0;
+    return @atomicLoad(u32, &shm.Region.headerOf(memory).stopping, .acquire);
+}

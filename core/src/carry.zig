@@ -117,6 +117,10 @@ fn detach(r: *Reactor, s: *Session) void {
     s.in.clearAndFree(r.allocator);
     s.in_start = 0;
     r.untally(s.listener, "connection_num", 1);
+    r.uncount("send_queued_bytes", @atomicLoad(u64, &s.out_queued, .monotonic));
+    @atomicStore(u64, &s.out_queued, 0, .monotonic);
+    // (Waits for its output to drain were this process's.)
+    s.drain_waiters = 0;
     r.sessions.count -= 1;
     @atomicStore(bool, &s.carried, true, .release);
 }
@@ -237,7 +241,10 @@ fn receiveAll(a: std.mem.Allocator, sock: i32, got: *Received) void {
 pub fn carryIn(r: *Reactor, inbox: i32) void {
     var got: Received = .{};
     defer got.deinit(r.allocator);
-    if (inbox >= 0) receiveAll(r.allocator, inbox, &got);
+    if (inbox >= 0) {
+        receiveAll(r.allocator, inbox, &got);
+        posix.close(inbox);
+    }
     var adopted: u32 = 0;
     if (got.records >= 0) adopted = adoptAll(r, &got);
     var dropped: u32 = 0;
@@ -318,6 +325,7 @@ fn adopt(r: *Reactor, fd: i32, record: *const Record, file: i32, at: u64) bool {
     s.server_port = r.listeners[s.listener].port;
     s.home_lane = 0;
     @atomicStore(u64, &s.out_queued, record.out_len, .monotonic);
+    r.count("send_queued_bytes", record.out_len);
     var event: linux.epoll_event = .{ .events = reactor.session_events, .data = .{ .u64 = reactor.tag_session | s.id } };
     posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_ADD, fd, &event) catch {
         s.in.clearAndFree(a);

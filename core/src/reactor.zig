@@ -235,6 +235,9 @@ pub const Reactor = struct {
     static_files: ?*http_static.Config = null,
     /// Publish/subscribe: this reactor's topics and subscriber counts (pubsub.zig).
     pubsub: pubsub.State = .{},
+    /// The input buffer a session with nothing buffered reads into (read.zig), handed back
+    /// when empty again: one buffer for all the sessions that keep no partial message.
+    spare_in: std.ArrayList(u8) = .empty,
     /// BASE worker of a tree: the socket pair end its WebSockets go out on when it leaves
     /// (carry.zig; -1: none), whether `carryIn` ran, and the region's header (`stopping`).
     carry_out: i32 = -1,
@@ -340,6 +343,7 @@ pub const Reactor = struct {
             if (l.fd >= 0) posix.close(l.fd);
         }
         if (r.carry_out >= 0) posix.close(r.carry_out);
+        r.spare_in.deinit(r.allocator);
         r.sessions.deinit(r.allocator);
         r.ready.deinit(r.allocator);
         r.ready_next.deinit(r.allocator);

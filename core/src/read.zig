@@ -16,6 +16,8 @@ const log = std.log.scoped(.reactor);
 const read_chunk = reactor.read_chunk;
 const reads_per_turn = reactor.reads_per_turn;
 const out_keep_bytes = reactor.out_keep_bytes;
+/// An empty input buffer up to this big goes back to be the reactor's spare.
+const spare_max_bytes = 2 * read_chunk;
 const rawResult = reactor.rawResult;
 const rawErrno = reactor.rawErrno;
 
@@ -153,6 +155,9 @@ pub fn readFramed(r: *Reactor, s: *Session) ReadOutcome {
         if (s.http.waiting or s.http.waiting_output) return .done;
         if (reads == reads_per_turn) return .more;
         reads += 1;
+        // A session with nothing buffered reads into the reactor's spare buffer (given back in
+        // `compact` once it is empty again): no allocation per read.
+        if (s.in.capacity == 0) std.mem.swap(std.ArrayList(u8), &s.in, &r.spare_in);
         s.in.ensureUnusedCapacity(r.allocator, read_chunk) catch {
             log.err("session {d}: out of memory for its input; closing it", .{s.id});
             r.closeSession(s, abi.close_flag_error | abi.close_flag_server, @intFromEnum(posix.E.NOMEM), true);
@@ -203,8 +208,8 @@ pub fn deliverMessages(r: *Reactor, s: *Session) Delivery {
     return compact(r, s, .ok);
 }
 
-/// Keeps the partial message at the front of the input buffer; lets a big buffer go once it
-/// is empty.
+/// Keeps the partial message at the front of the input buffer; an empty one goes back to be
+/// the reactor's spare (when it has none, and it is not big), or is let go of when big.
 fn compact(r: *Reactor, s: *Session, delivery: Delivery) Delivery {
     if (delivery != .ok) return delivery;
     const left = s.in.items.len - s.in_start;
@@ -213,7 +218,13 @@ fn compact(r: *Reactor, s: *Session, delivery: Delivery) Delivery {
         s.in.shrinkRetainingCapacity(left);
         s.in_start = 0;
     }
-    if (left == 0 and s.in.capacity > out_keep_bytes) s.in.clearAndFree(r.allocator);
+    if (left == 0 and s.in.capacity > 0) {
+        if (r.spare_in.capacity == 0 and s.in.capacity <= spare_max_bytes) {
+            std.mem.swap(std.ArrayList(u8), &s.in, &r.spare_in);
+        } else if (s.in.capacity > out_keep_bytes) {
+            s.in.clearAndFree(r.allocator);
+        }
+    }
     return .ok;
 }
 

@@ -137,6 +137,7 @@ export const symbols = {
   zg_reactor_threads_worker_exited: { parameters: ["pointer", "u32"], result: "i32" },
   zg_region_clear_table: { parameters: ["pointer", "u32"], result: "i32" },
   zg_region_set_stopping: { parameters: ["pointer"], result: "i32" },
+  zg_region_stopping: { parameters: ["pointer"], result: "u32" },
   /** Blocks until every reactor thread stopped: runs on Deno's blocking pool. */
   zg_reactor_threads_join: { parameters: ["pointer"], result: "i32", nonblocking: true },
   zg_reactor_threads_destroy: { parameters: ["pointer"], result: "i32" },

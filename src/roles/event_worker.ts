@@ -243,8 +243,11 @@ export class EventWorker extends Worker {
     this.#workerStopped = true;
     const { callbacks, server, workerId } = ctx;
     callbacks.call("workerStop", -1, () => callbacks.events.workerStop?.(server, workerId));
-    // Sends forwarded to its WebSockets from now on wait in the mailbox for the successor.
-    if (this.#carries) ctx.mailHeld = true;
+    // Carrying its WebSockets on (the tree runs): what is forwarded to them from now on waits
+    // in the mailbox for the successor (a message begun before is still taken whole).
+    if (this.#carries && ctx.mailbox && ctx.lib.zg_region_stopping(ctx.region!.pointer) === 0) {
+      ctx.mailbox.admit = () => false;
+    }
     for (const lane of ctx.lanes) {
       if (lane.shutdownSeen) lane.push(RecordType.shutdownAck, 0, 0, empty);
     }

@@ -106,6 +106,11 @@ export class Manager {
    * arrive on when it leaves, passed to its successor (core/src/carry.zig).
    */
   #carry = new Map<number, number>();
+  /**
+   * The predecessor's end each event worker process was given, kept until that process has run
+   * (taken its WebSockets up): one that dies first leaves them to the next.
+   */
+  #carryGiven = new Map<number, number>();
 
   /** Throws when this process's command line cannot be run again (see `ownCommandLine`). */
   constructor(host: ManagerHost) {
@@ -153,8 +158,7 @@ export class Manager {
       this.#signals.release();
       this.#lib.zg_supervisor_destroy(this.#supervisor);
       this.#supervisor = null;
-      for (const fd of this.#carry.values()) this.#lib.zg_close_fd(fd);
-      this.#carry.clear();
+      this.#closeCarried();
     }
   }
 
@@ -162,8 +166,10 @@ export class Manager {
   stop(): void {
     if (this.#stopping || this.#supervisor === null) return;
     this.#stopping = true;
-    // BASE workers that leave now close their WebSockets: no successor will take them up.
+    // BASE workers that leave now close their WebSockets: no successor will take them up, and
+    // those a worker carried just before end now.
     unwrap(this.#lib.zg_region_set_stopping(this.#fds.region.pointer), "mark the tree stopping");
+    this.#closeCarried();
     const o = this.#host.options;
     const waitMs = o.maxWaitTime * 1000;
     if (this.#host.stopReactors()) {
@@ -338,7 +344,7 @@ export class Manager {
       if (spawned !== 0) {
         this.#lib.zg_close_fd(carryPair[0]);
       } else {
-        if (inbox !== undefined) this.#lib.zg_close_fd(inbox);
+        if (inbox !== undefined) this.#carryGiven.set(id, inbox);
         this.#carry.set(id, carryPair[0]);
       }
     }
@@ -375,6 +381,7 @@ export class Manager {
         this.#workers.delete(id);
         // A worker that left on purpose (maxRequest, taskMaxRequest) marked itself exited.
         const planned = this.#fds.region.status(id) === WorkerStatus.exited;
+        this.#carryTaken(id, this.#fds.region.status(id) !== WorkerStatus.notStarted);
         // Exited, and no pid: gone (a worker that drains is exited with its pid).
         this.#fds.region.setWorker(id, 0, WorkerStatus.exited);
         this.#fds.region.clearGauges(id);
@@ -415,6 +422,31 @@ export class Manager {
         reload.killAt = Infinity;
       }
     }
+  }
+
+  /**
+   * Event worker `id`'s process is gone. If it ran, it took up what it was given; if it died
+   * before, its successor gets that instead (what it was to carry on, it never had).
+   */
+  #carryTaken(id: number, ran: boolean) {
+    const given = this.#carryGiven.get(id);
+    if (given === undefined) return;
+    this.#carryGiven.delete(id);
+    if (ran) {
+      this.#lib.zg_close_fd(given);
+      return;
+    }
+    const unused = this.#carry.get(id);
+    if (unused !== undefined) this.#lib.zg_close_fd(unused);
+    this.#carry.set(id, given);
+  }
+
+  #closeCarried() {
+    for (const fd of [...this.#carry.values(), ...this.#carryGiven.values()]) {
+      this.#lib.zg_close_fd(fd);
+    }
+    this.#carry.clear();
+    this.#carryGiven.clear();
   }
 
   /** A worker that was told to go (reload, `stop(workerId)`) went: its successor starts now. */

@@ -286,7 +286,7 @@ export abstract class Worker implements ProcessRole {
       if (inline) {
         // Mail peers ring the doorbell (which the reactor polls) only if asked to.
         const mailbox = ctx.mailbox;
-        if (mailbox && !ctx.mailHeld && !mailbox.prepareParking()) continue;
+        if (mailbox && !mailbox.prepareParking()) continue;
         unwrap(await lib.zg_server_wait_io(ctx.handle), "wait for events");
         mailbox?.unpark();
       } else {
@@ -323,7 +323,7 @@ export abstract class Worker implements ProcessRole {
     const inputCounts = !ctx.leaving && (!ctx.noReactor || letGoOfHeld(lanes));
     if (progress || (inputCounts && lanes.some((lane) => lane.hasInput()))) return unpark();
     const mailbox = ctx.mailbox;
-    if (mailbox && !ctx.mailHeld && !mailbox.prepareParking()) return unpark();
+    if (mailbox && !mailbox.prepareParking()) return unpark();
     const unparkAll = () => {
       unpark();
       mailbox?.unpark();
@@ -396,7 +396,7 @@ export abstract class Worker implements ProcessRole {
       }
     }
     const mailbox = ctx.mailbox;
-    if (mailbox && !ctx.mailHeld && mailbox.hasInput()) {
+    if (mailbox && mailbox.hasInput()) {
       if (!ctx.inBatch) {
         ctx.inBatch = true;
         this.#setStatus(WorkerStatus.busy);
