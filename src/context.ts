@@ -20,6 +20,7 @@ import type { TaskRunner } from "./tasks.ts";
 import type { HttpLayer } from "./http/http_layer.ts";
 import type { Sessions } from "./sessions.ts";
 import type { PubSub } from "./websocket/pubsub.ts";
+import { Arena } from "./arena.ts";
 import { workerIdOfRole } from "./roles/role.ts";
 
 export type State = "new" | "starting" | "running" | "stopping" | "stopped";
@@ -72,6 +73,8 @@ export class ServerContext {
   inBatch = false;
   /** The connection API (src/sessions.ts). */
   sessions!: Sessions;
+  /** Where received bytes are copied to outlive their ring record (src/arena.ts). */
+  arena: Arena = new Arena();
   /** A WebSocket server's publish/subscribe (src/websocket/pubsub.ts). */
   pubsub: PubSub | undefined;
   /**

@@ -20,9 +20,6 @@ import type { Port } from "./port.ts";
 import type { Sessions } from "./sessions.ts";
 
 const decoder = new TextDecoder();
-/** Received payloads up to this size are copied into shared arenas of `arenaSize` bytes. */
-const arenaSmall = 4096;
-const arenaSize = 64 * 1024;
 
 /** What the record path uses of the server it belongs to. */
 export class Records {
@@ -44,8 +41,6 @@ export class Records {
   #sweepSuspects: { ids: number[]; marks: number[] } | undefined;
   /** Per listener: the `packageLengthFunc` framer, or null; made at the first message. */
   #framers: (LengthFramer | null)[] | undefined;
-  #arena = new Uint8Array(0);
-  #arenaUsed = arenaSize;
 
   constructor(ctx: ServerContext, sessions: Sessions) {
     this.#ctx = ctx;
@@ -137,9 +132,12 @@ export class Records {
             if (this.#queueRegion) this.#handled(sessionId, len);
             return;
           }
-          data = this.#ctx.options.borrowedViews
-            ? lane.u8.subarray(start, start + len)
-            : this.#copy(lane.u8, start, len);
+          const view = lane.u8.subarray(start, start + len);
+          // (An HTTP listener's layer copies what it keeps of a WebSocket message itself.)
+          const borrows = this.#ctx.options.borrowedViews ||
+            (this.#httpListeners ??= httpListeners(this.#ctx.options, this.#ctx.ports))[listener] &&
+              this.#ctx.http!.copiesOwn(view);
+          data = borrows ? view : this.#copy(lane.u8, start, len);
         }
         this.#receive(sessionId, reactorId, listener, data, len);
         return;
@@ -375,21 +373,8 @@ export class Records {
     this.#sessions.requestClose(sessionId, CloseHow.protocolError);
   }
 
-  /**
-   * A copy of ring bytes that outlives the batch. Small payloads share 64 KiB arenas (one
-   * allocation per arena instead of one per message, as Node's Buffer pool does); a kept view
-   * keeps at most its arena alive.
-   */
+  /** A copy of ring bytes that outlives the batch (src/arena.ts). */
   #copy(u8: Uint8Array, start: number, len: number): Uint8Array {
-    if (len > arenaSmall) return u8.slice(start, start + len);
-    let used = this.#arenaUsed;
-    if (used + len > arenaSize) {
-      this.#arena = new Uint8Array(arenaSize);
-      used = 0;
-    }
-    const arena = this.#arena;
-    arena.set(u8.subarray(start, start + len), used);
-    this.#arenaUsed = (used + len + 7) & ~7;
-    return arena.subarray(used, used + len);
+    return this.#ctx.arena.copy(u8.subarray(start, start + len));
   }
 }

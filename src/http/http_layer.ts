@@ -107,6 +107,14 @@ export class HttpLayer implements ResponseSink {
   }
 
   /**
+   * Whether `request` keeps nothing of `bytes` past the call but what it copies (a WebSocket
+   * message): then the caller may hand over its ring's memory itself.
+   */
+  copiesOwn(bytes: Uint8Array): boolean {
+    return this.#websocket !== undefined && WebSocketLayer.isMessage(bytes);
+  }
+
+  /**
    * A request message for session `fd`: the `request` callback; on a WebSocket listener, a
    * message or an upgrade (src/websocket/).
    */

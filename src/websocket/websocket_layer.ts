@@ -67,7 +67,10 @@ export class WebSocketLayer {
       (UpgradeFlag.handshake | UpgradeFlag.open | UpgradeFlag.deflate);
   }
 
-  /** A whole message from session `fd`: the `message` callback. */
+  /**
+   * A whole message from session `fd`: the `message` callback. `bytes` may be the ring's own
+   * memory: what the callback gets is decoded or copied from it.
+   */
   message(fd: number, bytes: Uint8Array) {
     const ctx = this.#ctx;
     // (Refused already: what came after it is not handed on.)
@@ -97,12 +100,16 @@ export class WebSocketLayer {
         return;
       }
     }
-    // Binary data is the callback's to keep (a copy), unless `borrowedViews`; inflated data is
-    // its own already.
+    // Binary data is the callback's to keep (a copy, made here), unless `borrowedViews`;
+    // inflated data is its own already.
     const keep = !compressed && !ctx.options.borrowedViews;
     const frame = new WebSocketFrame(
       fd,
-      opcode === Opcode.text ? text ?? decoder.decode(payload) : keep ? payload.slice() : payload,
+      opcode === Opcode.text
+        ? text ?? decoder.decode(payload)
+        : keep
+        ? ctx.arena.copy(payload)
+        : payload,
       opcode,
     );
     if (opcode === Opcode.close && payload.length >= 2) {
