@@ -15,7 +15,6 @@ const assert = std.debug.assert;
 const log = std.log.scoped(.reactor);
 const read_chunk = reactor.read_chunk;
 const reads_per_turn = reactor.reads_per_turn;
-const out_keep_bytes = reactor.out_keep_bytes;
 /// An empty input buffer up to this big goes back to be the reactor's spare.
 const spare_max_bytes = 2 * read_chunk;
 const rawResult = reactor.rawResult;
@@ -209,7 +208,7 @@ pub fn deliverMessages(r: *Reactor, s: *Session) Delivery {
 }
 
 /// Keeps the partial message at the front of the input buffer; an empty one goes back to be
-/// the reactor's spare (when it has none, and it is not big), or is let go of when big.
+/// the reactor's spare (when it has none, and it is not big), or is let go of.
 fn compact(r: *Reactor, s: *Session, delivery: Delivery) Delivery {
     if (delivery != .ok) return delivery;
     const left = s.in.items.len - s.in_start;
@@ -219,9 +218,10 @@ fn compact(r: *Reactor, s: *Session, delivery: Delivery) Delivery {
         s.in_start = 0;
     }
     if (left == 0 and s.in.capacity > 0) {
+        // (Every read makes room for `read_chunk` anyway: an idle session keeps no buffer.)
         if (r.spare_in.capacity == 0 and s.in.capacity <= spare_max_bytes) {
             std.mem.swap(std.ArrayList(u8), &s.in, &r.spare_in);
-        } else if (s.in.capacity > out_keep_bytes) {
+        } else {
             s.in.clearAndFree(r.allocator);
         }
     }
