@@ -73,6 +73,8 @@ export class ServerContext {
   inBatch = false;
   /** The connection API (src/sessions.ts). */
   sessions!: Sessions;
+  /** Settles as `start()` does: the server stopped (`Server.finished`). */
+  finished: PromiseWithResolvers<void> = Promise.withResolvers<void>();
   /** Where received bytes are copied to outlive their ring record (src/arena.ts). */
   arena: Arena = new Arena();
   /** A WebSocket server's publish/subscribe (src/websocket/pubsub.ts). */
@@ -109,6 +111,8 @@ export class ServerContext {
     this.log = log;
     this.callbacks = callbacks;
     this.counters = counters;
+    // (A start that fails rejects `start()` for its caller; `finished` is no unhandled one.)
+    this.finished.promise.catch(() => {});
   }
 
   /** Running or stopping: it may still send. */

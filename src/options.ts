@@ -345,6 +345,16 @@ export interface ServerOptions {
   inlineReactor?: boolean;
   /** Least severe log level printed: "debug", "info", "warning", "error". Default "info". */
   logLevel?: LogLevel;
+  /**
+   * As `Deno.serve`'s: the server shuts down (`shutdown()`) when this signal aborts, at once once
+   * it listens if it aborted before. Default null.
+   */
+  signal?: AbortSignal | null;
+  /**
+   * As `Deno.serve`'s: called once with the bound address (`server.addr`) when the server
+   * listens, in the process that called `start()`. Default null.
+   */
+  onListen?: ((addr: Deno.NetAddr | Deno.UnixAddr) => void) | null;
 }
 
 export type LogLevel = "debug" | "info" | "warning" | "error";
@@ -382,6 +392,8 @@ export const defaults: ResolvedOptions = {
   packageEof: "",
   openLengthCheck: false,
   packageLengthFunc: null,
+  signal: null,
+  onListen: null,
   packageLengthType: "N",
   packageLengthOffset: 0,
   packageBodyOffset: 0,
@@ -569,6 +581,16 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   boolean("openEofCheck", o.openEofCheck);
   boolean("openEofSplit", o.openEofSplit);
   boolean("openLengthCheck", o.openLengthCheck);
+  if (o.signal !== null && !(o.signal instanceof AbortSignal)) {
+    throw new TypeError(
+      `Option "signal" must be an AbortSignal or null, got ${describe(o.signal)}`,
+    );
+  }
+  if (o.onListen !== null && typeof o.onListen !== "function") {
+    throw new TypeError(
+      `Option "onListen" must be a function or null, got ${describe(o.onListen)}`,
+    );
+  }
   if (o.packageLengthFunc !== null && typeof o.packageLengthFunc !== "function") {
     throw new TypeError(
       `Option "packageLengthFunc" must be a function or null, got ${describe(o.packageLengthFunc)}`,

@@ -89,6 +89,25 @@ export class Server {
     return this.#ctx.port || this.options.port;
   }
 
+  /**
+   * The address the server listens on, as `Deno.serve`'s `addr`: TCP or UDP with the bound port
+   * once it listens (`port` before), or the Unix socket's path.
+   */
+  get addr(): Deno.NetAddr | Deno.UnixAddr {
+    const o = this.options;
+    if (o.sockType === "unix") return { transport: "unix", path: o.host };
+    if (o.sockType === "unixDgram") return { transport: "unixpacket", path: o.host };
+    return { transport: o.sockType, hostname: o.host, port: this.port };
+  }
+
+  /**
+   * Settles as `start()` does, as `Deno.serve`'s `finished`: resolves once the server has
+   * stopped, rejects when it could not start.
+   */
+  get finished(): Promise<void> {
+    return this.#ctx.finished.promise;
+  }
+
   /** This process's worker id: 0 in a one-worker server, -1 in the manager. */
   get workerId(): number {
     return this.#ctx.workerId;
@@ -176,12 +195,20 @@ export class Server {
       ctx.workerId = -1;
       this.#role = roleFor(ctx, this.#ops, this.#sender, this.#sessions);
     }
+    let started: Promise<void>;
     try {
-      if (this.#ops.prepare()) return this.#ops.daemonize();
+      started = this.#ops.prepare() ? this.#ops.daemonize() : this.#begin();
     } catch (error) {
-      return Promise.reject(error);
+      started = Promise.reject(error);
     }
+    started.then(ctx.finished.resolve, ctx.finished.reject);
+    return started;
+  }
+
+  #begin(): Promise<void> {
+    const ctx = this.#ctx;
     ctx.state = "starting";
+    ctx.options.signal?.addEventListener("abort", () => this.shutdown(), { once: true });
     return this.#role.start();
   }
 
@@ -436,9 +463,20 @@ export class Server {
    * Stops the server gracefully: stop accepting and reading, run `workerStop`, write queued
    * output (up to `maxWaitTime`), close every session, run `shutdown`, resolve `start()`.
    * From a worker of a manager it stops the whole tree (the manager is told, as by SIGTERM).
+   * Resolves, as `Deno.serve`'s does, once this process's server has stopped (its ports
+   * closed): at once when it never started. (Awaited inside a callback, it waits for that
+   * callback's own drain: up to `maxWaitTime`.)
    */
-  shutdown(): void {
+  shutdown(): Promise<void> {
+    const ctx = this.#ctx;
+    if (ctx.state === "new") return Promise.resolve();
     this.#role.shutdown();
+    return ctx.finished.promise.then(() => {}, () => {});
+  }
+
+  /** `await using server = …`: shuts the server down and waits until it has stopped. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
   }
 
   /** Registration (callbacks, ports, processes) is over once the server started. */

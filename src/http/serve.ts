@@ -28,7 +28,7 @@ export type ServeHandler = (
 ) => Response | Promise<Response>;
 
 /** `Deno.serve`'s options, and every `Server` option. */
-export interface ServeOptions extends Omit<ServerOptions, "host"> {
+export interface ServeOptions extends Omit<ServerOptions, "host" | "signal" | "onListen"> {
   /** Default "0.0.0.0". */
   hostname?: string;
   /** Default 8000; 0 picks a free one. */
@@ -57,7 +57,7 @@ export interface ServeHandle extends AsyncDisposable {
   readonly server: WebSocketServer;
 }
 
-const serveKeys = ["hostname", "port", "signal", "onListen", "onError", "handler"];
+const serveKeys = ["hostname", "port", "onListen", "onError", "handler"];
 
 /**
  * Serves HTTP/1.1 with a `Request` → `Response` handler, as `Deno.serve` does.
@@ -87,6 +87,8 @@ export function serve(a: ServeHandler | ServeOptions, b?: ServeHandler): ServeHa
     openWebsocketCloseFrame: true,
     host: options.hostname ?? "0.0.0.0",
     port: options.port ?? 8000,
+    // (The server's own: once, in the process that called `start()`.)
+    onListen: options.onListen as ServerOptions["onListen"],
   });
   // A reload's successor could not give those sockets back their `WebSocket` objects: a BASE
   // worker's upgraded connections close with it (1001), as on shutdown.
@@ -94,9 +96,6 @@ export function serve(a: ServeHandler | ServeOptions, b?: ServeHandler): ServeHa
   // Without `onError`, a failure goes to the server's own handling: logged (rate-limited),
   // counted in `stats().callbackErrorCount`, and answered with 500.
   const onError = options.onError;
-  server.on("start", (s) => {
-    options.onListen?.({ transport: "tcp", hostname: s.host, port: s.port });
-  });
   server.on("request", (req, res) => answer(server, handler, onError, req, res));
   serveUpgrades(
     server,
@@ -123,11 +122,7 @@ export function serve(a: ServeHandler | ServeOptions, b?: ServeHandler): ServeHa
     write,
   );
   const finished = server.start();
-  const shutdown = () => {
-    server.shutdown();
-    return finished;
-  };
-  options.signal?.addEventListener("abort", () => server.shutdown(), { once: true });
+  const shutdown = () => server.shutdown();
   return {
     get addr() {
       return { transport: "tcp" as const, hostname: server.host, port: server.port };

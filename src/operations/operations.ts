@@ -94,8 +94,20 @@ export class Operations {
     }
   }
 
-  /** The server listens: a background server tells its launcher. */
+  /**
+   * The server listens (in the process that called `start()`): `onListen` runs, a `signal`
+   * that aborted already stops it, and a background server tells its launcher.
+   */
   listening() {
+    const { options: o, server, log } = this.#ctx;
+    if (o.onListen) {
+      try {
+        o.onListen(server.addr);
+      } catch (error) {
+        log.error("the onListen callback threw; the server carries on", error);
+      }
+    }
+    if (o.signal?.aborted) server.shutdown();
     if (this.#readyFd < 0) return;
     const lib = library();
     const line = encoder.encode(`listening ${this.#ctx.port}\n`);

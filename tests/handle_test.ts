@@ -1,0 +1,116 @@
+/**
+ * The `Deno.serve`-style handle on `Server`: `addr`, `finished`, `shutdown()` as a promise,
+ * the `signal` and `onListen` options, and `await using`. In-process one-worker servers, and a
+ * tree from a fixture process for where `onListen` runs and how a signal stops it.
+ */
+import assert from "node:assert/strict";
+import { Server } from "../mod.ts";
+import { startFixture, withTimeout } from "./_helpers.ts";
+
+const script = new URL("./fixtures/handle_server.ts", import.meta.url).pathname;
+
+function echoServer(options: ConstructorParameters<typeof Server>[0] = {}): Server {
+  const server = new Server({ host: "127.0.0.1", port: 0, logLevel: "warning", ...options });
+  server.on("receive", (s, id, _r, data) => s.send(id, data));
+  return server;
+}
+
+async function refused(port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.close();
+    return false;
+  } catch (error) {
+    return error instanceof Deno.errors.ConnectionRefused;
+  }
+}
+
+Deno.test("handle: onListen gets addr with the bound port; await shutdown() resolves once the port is closed, and finished with it", async () => {
+  const listened = Promise.withResolvers<Deno.NetAddr>();
+  const server = echoServer({ onListen: (addr) => listened.resolve(addr as Deno.NetAddr) });
+  const started = server.start();
+  const addr = await withTimeout(listened.promise, "onListen");
+  assert.deepEqual(addr, { transport: "tcp", hostname: "127.0.0.1", port: server.port });
+  assert.notEqual(addr.port, 0);
+  assert.deepEqual(server.addr, addr);
+  let finished = false;
+  server.finished.then(() => finished = true);
+  assert.equal(await refused(addr.port), false, "it listens");
+  await server.shutdown();
+  assert.ok(await refused(addr.port), "the port is closed once shutdown() resolves");
+  await server.finished;
+  assert.equal(finished, true);
+  await started;
+});
+
+Deno.test("handle: a signal that aborts shuts the server down; one aborted before start stops it as soon as it listens", async () => {
+  const controller = new AbortController();
+  const listens: number[] = [];
+  const listening = Promise.withResolvers<void>();
+  const server = echoServer({
+    signal: controller.signal,
+    onListen: () => {
+      listens.push(1);
+      listening.resolve();
+    },
+  });
+  server.start();
+  await withTimeout(listening.promise, "onListen");
+  controller.abort();
+  await withTimeout(server.finished, "finished after abort");
+  assert.deepEqual(listens, [1]);
+
+  const aborted = AbortSignal.abort();
+  const early = echoServer({ signal: aborted });
+  await withTimeout(early.start(), "a start with an aborted signal to end");
+});
+
+Deno.test("handle: await using shuts the server down at the end of the block; shutdown() before start resolves at once", async () => {
+  let port = 0;
+  {
+    await using server = echoServer();
+    const listening = Promise.withResolvers<void>();
+    server.on("start", () => listening.resolve());
+    server.start();
+    await withTimeout(listening.promise, "start");
+    port = server.port;
+    assert.equal(await refused(port), false);
+  }
+  assert.ok(await refused(port), "closed at the end of the block");
+  await echoServer().shutdown();
+});
+
+Deno.test("handle: finished rejects with the start's error (a busy port), and no rejection goes unhandled", async () => {
+  const holder = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const server = echoServer({ port: (holder.addr as Deno.NetAddr).port });
+    await assert.rejects(server.start(), Deno.errors.AddrInUse);
+    await assert.rejects(server.finished, Deno.errors.AddrInUse);
+    await server.shutdown();
+  } finally {
+    holder.close();
+  }
+});
+
+Deno.test("handle: option checks for signal and onListen", () => {
+  assert.throws(() => new Server({ signal: {} as AbortSignal }), /"signal" must be an AbortSignal/);
+  assert.throws(
+    () => new Server({ onListen: 1 as unknown as () => void }),
+    /"onListen" must be a function/,
+  );
+});
+
+Deno.test("handle (two BASE workers): onListen runs once, in the process that called start(); its signal stops the tree", async () => {
+  await using server = await startFixture({ workerNum: 2 }, { script });
+  const listen = await server.waitFor((e) => e.event === "listen", "onListen");
+  assert.equal(listen.pid, server.child.pid);
+  assert.deepEqual(listen.addr, { transport: "tcp", hostname: "127.0.0.1", port: server.port });
+  await server.waitFor(
+    () => server.events.filter((e) => e.event === "workerStart").length >= 2,
+    "both workers",
+  );
+  server.child.kill("SIGHUP");
+  await server.waitFor((e) => e.event === "finished", "finished");
+  assert.equal((await server.exited()).code, 0);
+  assert.equal(server.events.filter((e) => e.event === "listen").length, 1);
+});
