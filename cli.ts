@@ -16,6 +16,7 @@ import { Server } from "./mod.ts";
 import type { ServerOptions } from "./mod.ts";
 import { Region, WorkerStatus } from "./src/ipc/region.ts";
 import { runningServer } from "./src/operations/pid_file.ts";
+import { version } from "./src/version.ts";
 
 const defaultPidFile = "ziggurat.pid";
 
@@ -28,7 +29,7 @@ Commands:
   reload  Replace a running server's workers with new processes (SIGUSR1; --task: SIGUSR2)
   stats   Print a running server's stats() (--json for JSON)
 
-Run "ziggurat <command> --help" for a command's options.`,
+Run "ziggurat <command> --help" for a command's options, "ziggurat --version" for the version.`,
   start: `Usage: ziggurat start [module] [options]
 
 Runs the demo TCP echo server, or the module given: its default export is called with the
@@ -36,6 +37,9 @@ Server (built from the options below) and registers the callbacks. Runs until Ct
 (or in the background with --daemonize).
 
 Options:
+  --config F        A JSON file: an object of server options, named as in ServerOptions
+  --set NAME=VALUE  One server option (repeatable); VALUE is read as JSON when it parses
+                    (numbers, booleans, …), else as a string. Over --config and the flags
   --host H          Address to listen on (default 127.0.0.1)
   --port P          Port, 0 for any free one (default 9501)
   --mode M          base or process (default base)
@@ -83,7 +87,7 @@ class Failure extends Error {
 
 type FlagSpec = Record<
   string,
-  { type: "string" | "boolean"; short?: string; default?: string | boolean }
+  { type: "string" | "boolean"; short?: string; default?: string | boolean; multiple?: boolean }
 >;
 
 /** Parsed flags, loosely typed (each command checks its own). */
@@ -91,7 +95,7 @@ function flags(
   args: string[],
   options: FlagSpec,
   help: string,
-): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
   try {
     const parsed = parseArgs({
       args,
@@ -99,7 +103,7 @@ function flags(
       options: { ...options, help: { type: "boolean", short: "h" } },
     });
     return {
-      values: parsed.values as Record<string, string | boolean | undefined>,
+      values: parsed.values as Record<string, string | boolean | string[] | undefined>,
       positionals: parsed.positionals,
     };
   } catch (error) {
@@ -136,6 +140,10 @@ export async function main(args: string[]): Promise<number> {
       case "help":
         console.log(usage.main);
         return 0;
+      case "--version":
+      case "-V":
+        console.log(`ziggurat ${version}`);
+        return 0;
       default:
         throw new Failure(`unknown command "${command}"\n\n${usage.main}`, 2);
     }
@@ -153,16 +161,18 @@ export async function main(args: string[]): Promise<number> {
 
 async function start(args: string[]): Promise<number> {
   const { values, positionals } = flags(args, {
-    host: { type: "string", default: "127.0.0.1" },
-    port: { type: "string", default: "9501" },
-    mode: { type: "string", default: "base" },
-    workers: { type: "string", default: "1" },
-    "task-workers": { type: "string", default: "0" },
+    config: { type: "string" },
+    set: { type: "string", multiple: true },
+    host: { type: "string" },
+    port: { type: "string" },
+    mode: { type: "string" },
+    workers: { type: "string" },
+    "task-workers": { type: "string" },
     reactors: { type: "string" },
-    daemonize: { type: "boolean", default: false },
+    daemonize: { type: "boolean" },
     "pid-file": { type: "string" },
     "log-file": { type: "string" },
-    "log-level": { type: "string", default: "info" },
+    "log-level": { type: "string" },
   }, usage.start);
   if (values.help) {
     console.log(usage.start);
@@ -171,25 +181,38 @@ async function start(args: string[]): Promise<number> {
   if (positionals.length > 1) {
     throw new Failure(`one module at most, got ${positionals.join(" ")}`, 2);
   }
-  if (values.mode !== "base" && values.mode !== "process") {
-    throw new Failure(`--mode must be base or process, got "${values.mode}"`, 2);
-  }
-  const workerNum = integer("workers", values.workers, 1, 1024);
+  // The CLI's defaults, then --config, then the flags, then each --set.
   const options: ServerOptions = {
-    host: values.host as string,
-    port: integer("port", values.port, 0, 65535),
-    mode: values.mode as "base" | "process",
-    workerNum,
-    taskWorkerNum: integer("task-workers", values["task-workers"], 0, 1024),
-    daemonize: values.daemonize as boolean,
-    logLevel: values["log-level"] as ServerOptions["logLevel"],
-    pidFile: (values["pid-file"] as string | undefined) ??
-      (values.daemonize ? defaultPidFile : ""),
-    logFile: (values["log-file"] as string | undefined) ?? "",
+    host: "127.0.0.1",
+    port: 9501,
+    ...(values.config === undefined ? {} : await configFile(values.config as string)),
   };
+  if (values.host !== undefined) options.host = values.host as string;
+  if (values.port !== undefined) options.port = integer("port", values.port, 0, 65535);
+  if (values.mode !== undefined) {
+    if (values.mode !== "base" && values.mode !== "process") {
+      throw new Failure(`--mode must be base or process, got "${values.mode}"`, 2);
+    }
+    options.mode = values.mode;
+  }
+  if (values.workers !== undefined) options.workerNum = integer("workers", values.workers, 1, 1024);
+  if (values["task-workers"] !== undefined) {
+    options.taskWorkerNum = integer("task-workers", values["task-workers"], 0, 1024);
+  }
   if (values.reactors !== undefined) {
     options.reactorNum = integer("reactors", values.reactors, 1, 256);
   }
+  if (values.daemonize) options.daemonize = true;
+  if (values["log-level"] !== undefined) {
+    options.logLevel = values["log-level"] as ServerOptions["logLevel"];
+  }
+  if (values["pid-file"] !== undefined) options.pidFile = values["pid-file"] as string;
+  if (values["log-file"] !== undefined) options.logFile = values["log-file"] as string;
+  for (const assignment of (values.set as string[] | undefined) ?? []) {
+    const [name, value] = setting(assignment);
+    (options as Record<string, unknown>)[name] = value;
+  }
+  if (options.daemonize && !options.pidFile) options.pidFile = defaultPidFile;
   let server: Server;
   try {
     server = new Server(options);
@@ -208,14 +231,14 @@ async function start(args: string[]): Promise<number> {
     server.on("start", (s) => {
       const master = s.getMasterPid();
       console.log(
-        `Ziggurat echo server listening on ${s.host}:${s.port} (pid ${master}, ${workerNum} worker(s))`,
+        `Ziggurat echo server listening on ${s.host}:${s.port} (pid ${master}, ${s.options.workerNum} worker(s))`,
       );
       console.log(`Try: nc ${s.host} ${s.port}   Stop: Ctrl-C, or kill ${master}`);
     });
     server.on("receive", (s, sessionId, _reactorId, data) => {
       s.send(sessionId, data);
     });
-    if (options.taskWorkerNum) server.on("task", (_s, _id, _src, data) => data);
+    if (server.options.taskWorkerNum) server.on("task", (_s, _id, _src, data) => data);
   }
   const stop = () => server.shutdown();
   Deno.addSignalListener("SIGINT", stop);
@@ -234,6 +257,39 @@ async function start(args: string[]): Promise<number> {
   // Workers run this script too; only the process that was started reports.
   if (server.getMasterPid() === Deno.pid) console.log("Ziggurat stopped");
   return 0;
+}
+
+/** `--config F`: a JSON object of server options. */
+async function configFile(path: string): Promise<ServerOptions> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new Failure(`--config: cannot read ${path}: ${(error as Error).message}`, 2);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new Failure(`--config: ${path} is not JSON: ${(error as Error).message}`, 2);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new Failure(`--config: ${path} must hold a JSON object of server options`, 2);
+  }
+  return parsed as ServerOptions;
+}
+
+/** `--set NAME=VALUE`: the value as JSON when it parses, else the string itself. */
+function setting(assignment: string): [string, unknown] {
+  const at = assignment.indexOf("=");
+  if (at <= 0) throw new Failure(`--set takes NAME=VALUE, got "${assignment}"`, 2);
+  const name = assignment.slice(0, at);
+  const raw = assignment.slice(at + 1);
+  try {
+    return [name, JSON.parse(raw)];
+  } catch {
+    return [name, raw];
+  }
 }
 
 /**

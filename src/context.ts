@@ -34,7 +34,8 @@ export const contexts: WeakMap<object, ServerContext> = new WeakMap();
 export class ServerContext {
   readonly server: Server;
   /** The options after defaults. */
-  readonly options: Readonly<ResolvedOptions>;
+  /** (Replaced only by `Server.set()`, before start.) */
+  options: Readonly<ResolvedOptions>;
   readonly log: Logger;
   /** The user's callbacks, and how they are called. */
   readonly callbacks: Callbacks;

@@ -16,6 +16,12 @@ export class Logger {
     this.#who = who;
   }
 
+  /** `Server.set()` before start: another level, or another role to name. */
+  reset(level: LogLevel, who: string): void {
+    this.#min = order[level];
+    this.#who = who;
+  }
+
   debug(message: string): void {
     this.#write("debug", message);
   }

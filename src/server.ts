@@ -23,7 +23,15 @@ import { addPort } from "./port.ts";
 import type { Port } from "./port.ts";
 import { roleFor } from "./roles/process_role.ts";
 import type { ProcessRole } from "./roles/process_role.ts";
-import { currentRole, managerPidOf, masterPidOf, roleName, serverKey } from "./roles/role.ts";
+import {
+  currentRole,
+  managerPidOf,
+  masterPidOf,
+  roleName,
+  serverKey,
+  workerIdOfRole,
+} from "./roles/role.ts";
+import type { Role } from "./roles/role.ts";
 import { Sessions } from "./sessions.ts";
 import { Counters, portStats, serverStats } from "./stats.ts";
 import type { ServerStats } from "./stats.ts";
@@ -45,8 +53,8 @@ import type { TaskWaitOptions } from "./tasks.ts";
  * ```
  */
 export class Server {
-  /** The options after defaults. */
-  readonly options: Readonly<ResolvedOptions>;
+  /** The options given so far (the constructor's, then each `set()`'s). */
+  #given: ServerOptions;
   /** What the parts of this process's server share. */
   #ctx: ServerContext;
   /** The role of this process: a tree's master, or one of its workers, or the only process. */
@@ -60,13 +68,9 @@ export class Server {
 
   /** Creates a server; nothing is bound until `start()`. Throws on invalid options. */
   constructor(options: ServerOptions = {}) {
-    this.options = Object.freeze(resolveOptions(options));
-    const o = this.options;
-    const role = currentRole(
-      o.workerNum,
-      serverKey(o.host, o.port, o.workerNum),
-      o.workerNum > 1 || o.mode === "process" || o.taskWorkerNum > 0,
-    );
+    const o = Object.freeze(resolveOptions(options));
+    this.#given = { ...options };
+    const role = roleOf(o);
     const log = new Logger(o.logLevel, `${roleName(role)} pid ${Deno.pid}`);
     const counters = new Counters();
     const ctx = new ServerContext(this, o, role, log, new Callbacks(log, counters), counters);
@@ -77,6 +81,36 @@ export class Server {
     this.#sessions = new Sessions(ctx);
     ctx.sessions = this.#sessions;
     this.#role = roleFor(ctx, this.#ops, this.#sender, this.#sessions);
+  }
+
+  /** The options after defaults. */
+  get options(): Readonly<ResolvedOptions> {
+    return this.#ctx.options;
+  }
+
+  /**
+   * Swoole's `$server->set([...])`: more options, merged over those given so far and checked
+   * as the constructor checks them (a throw leaves the server as it was). Before `start()`
+   * only, the same way in every run of the script (each worker runs it too).
+   */
+  set(options: ServerOptions): this {
+    this.#mustBeNew("set options");
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError(`set() takes an object of options, got ${String(options)}`);
+    }
+    const given = { ...this.#given, ...options };
+    const o = Object.freeze(resolveOptions(given));
+    this.#given = given;
+    const ctx = this.#ctx;
+    ctx.options = o;
+    // (A worker found its role already: its manager spawned it for the final options.)
+    if (ctx.role.kind !== "worker") {
+      ctx.role = roleOf(o);
+      ctx.workerId = workerIdOfRole(ctx.role);
+    }
+    ctx.log.reset(o.logLevel, `${roleName(ctx.role)} pid ${Deno.pid}`);
+    this.#role = roleFor(ctx, this.#ops, this.#sender, this.#sessions);
+    return this;
   }
 
   /** The host the server listens on. */
@@ -485,4 +519,13 @@ export class Server {
       throw new Deno.errors.BadResource(`Cannot ${what}: the server has already started`);
     }
   }
+}
+
+/** This process's role for a server of options `o` (role.ts). */
+function roleOf(o: Readonly<ResolvedOptions>): Role {
+  return currentRole(
+    o.workerNum,
+    serverKey(o.host, o.port, o.workerNum),
+    o.workerNum > 1 || o.mode === "process" || o.taskWorkerNum > 0,
+  );
 }

@@ -12,6 +12,7 @@ import {
   workersStarted,
 } from "./_helpers.ts";
 import type { Fixture } from "./_helpers.ts";
+import { TextLineStream } from "./_lines.ts";
 
 const cli = new URL("../cli.ts", import.meta.url).pathname;
 
@@ -207,6 +208,61 @@ Deno.test("a renamed log file is reopened on SIGRTMIN, in the master and every w
     );
     conn.close();
     assert.doesNotMatch(Deno.readTextFileSync(`${logFile}.1`), /log file reopened/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: --config and --set configure any option (--set over --config over the flags); --version", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = `${dir}/ziggurat.json`;
+    // The config asks for 2 workers and port 1; the flag says port 0; --set turns heartbeat on.
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({ workerNum: 2, port: 1, heartbeatIdleTime: 60 }),
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        ...["run", "-A", cli, "start", "--config", config, "--port", "0"],
+        ...["--set", "heartbeatIdleTime=1", "--set", "heartbeatCheckInterval=1"],
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+    }).spawn();
+    try {
+      const lines = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(
+        new TextLineStream(),
+      ).getReader();
+      const banner = (await withTimeout(lines.read(), "the banner")).value ?? "";
+      const match = /listening on 127\.0\.0\.1:(\d+) \(pid \d+, 2 worker\(s\)\)/.exec(banner);
+      assert.ok(match, banner);
+      assert.notEqual(match[1], "1", "the --port flag over the config's port");
+      // The heartbeat --set asked for closes an idle connection (EOF), well before the config's.
+      const conn = await connect(Number(match[1]));
+      const n = await withTimeout(conn.read(new Uint8Array(16)), "the heartbeat's close");
+      assert.equal(n, null);
+      conn.close();
+      lines.releaseLock();
+    } finally {
+      child.kill("SIGTERM");
+      await child.status;
+      await child.stdout.cancel().catch(() => {});
+      await child.stderr.cancel();
+    }
+    const bad = await run("start", "--set", "noSuchOption=1");
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /Unknown option "noSuchOption"/);
+    const notJson = `${dir}/bad.json`;
+    await Deno.writeTextFile(notJson, "[1]");
+    const badConfig = await run("start", "--config", notJson);
+    assert.equal(badConfig.code, 2);
+    assert.match(badConfig.err, /must hold a JSON object/);
+    const version = await run("--version");
+    assert.equal(version.code, 0);
+    const deno = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+    assert.equal(version.out.trim(), `ziggurat ${deno.version}`);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

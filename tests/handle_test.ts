@@ -100,8 +100,8 @@ Deno.test("handle: option checks for signal and onListen", () => {
   );
 });
 
-Deno.test("handle (two BASE workers): onListen runs once, in the process that called start(); its signal stops the tree", async () => {
-  await using server = await startFixture({ workerNum: 2 }, { script });
+Deno.test("handle (two BASE workers, by set()): onListen runs once, in the process that called start(); its signal stops the tree", async () => {
+  await using server = await startFixture({}, { script, extra: { set: { workerNum: 2 } } });
   const listen = await server.waitFor((e) => e.event === "listen", "onListen");
   assert.equal(listen.pid, server.child.pid);
   assert.deepEqual(listen.addr, { transport: "tcp", hostname: "127.0.0.1", port: server.port });
@@ -113,4 +113,32 @@ Deno.test("handle (two BASE workers): onListen runs once, in the process that ca
   await server.waitFor((e) => e.event === "finished", "finished");
   assert.equal((await server.exited()).code, 0);
   assert.equal(server.events.filter((e) => e.event === "listen").length, 1);
+});
+
+Deno.test("set(): options merged over the constructor's and checked the same way; they take effect; refused once started", async () => {
+  const server = new Server({ host: "127.0.0.1", port: 0, logLevel: "warning" });
+  assert.equal(server.set({ openEofSplit: true, packageEof: "\n" }), server);
+  assert.equal(server.options.openEofSplit, true);
+  assert.equal(server.options.host, "127.0.0.1", "the constructor's options stay");
+  assert.throws(() => server.set({ workerNum: 0 }), /"workerNum"/);
+  assert.throws(() => server.set({ nope: 1 } as never), /Unknown option "nope"/);
+  assert.equal(server.options.workerNum, 1, "a refused set() changes nothing");
+  const messages: string[] = [];
+  const two = Promise.withResolvers<void>();
+  server.on("receive", (_s, _id, _r, data) => {
+    messages.push(new TextDecoder().decode(data as Uint8Array));
+    if (messages.length === 2) two.resolve();
+  });
+  const listening = Promise.withResolvers<void>();
+  server.on("start", () => listening.resolve());
+  const started = server.start();
+  await withTimeout(listening.promise, "start");
+  assert.throws(() => server.set({ packageEof: "\r\n" }), Deno.errors.BadResource);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  await conn.write(new TextEncoder().encode("one\ntwo\n"));
+  await withTimeout(two.promise, "two messages");
+  assert.deepEqual(messages, ["one\n", "two\n"], "split as set() asked");
+  conn.close();
+  await server.shutdown();
+  await started;
 });
