@@ -19,6 +19,7 @@ export { Server } from "./src/server.ts";
 export { HttpServer } from "./src/http/http_server.ts";
 export type { HttpRequest, HttpRequestServer, UploadedFile } from "./src/http/request.ts";
 export { HttpResponse } from "./src/http/response.ts";
+export type { CookieArgs } from "./src/http/response.ts";
 export { serve } from "./src/http/serve.ts";
 export { WebSocketServer } from "./src/websocket/websocket_server.ts";
 export { upgradeWebSocket } from "./src/websocket/serve_websocket.ts";
@@ -39,7 +40,14 @@ export type { PacketInfo, ServerEvent, ServerEvents } from "./src/events.ts";
 export type { ClientInfo } from "./src/client_info.ts";
 export type { ServerStats } from "./src/stats.ts";
 export type { TaskWaitOptions } from "./src/tasks.ts";
-export type { DispatchMode, LogLevel, Mode, ServerOptions } from "./src/options.ts";
+export type {
+  DispatchMode,
+  LogLevel,
+  Mode,
+  ResolvedOptions,
+  ServerOptions,
+  SockType,
+} from "./src/options.ts";
 export type { PackageLengthFunc } from "./src/framer.ts";
 export { ErrorCode, ZigguratError } from "./src/errors.ts";
 export { Port } from "./src/port.ts";

@@ -8,27 +8,39 @@ import { ipv6 } from "./ip.ts";
 
 /** What `getClientInfo()` returns (Swoole's fields, in camelCase). */
 export interface ClientInfo {
+  /** The session id (Swoole's `fd`). */
   sessionId: number;
   /** The socket's fd in the reactor. */
   socketFd: number;
   /** "tcp", "tcp6" or "unix". */
   socketType: "tcp" | "tcp6" | "unix";
+  /** The reactor that owns it. */
   reactorId: number;
+  /** The fd of the listening socket it came from. */
   serverFd: number;
+  /** The port it came in on. */
   serverPort: number;
+  /** The peer's IP address ("" for a Unix socket). */
   remoteIp: string;
+  /** The peer's port. */
   remotePort: number;
   /** Unix times in seconds (with fractions). */
   connectTime: number;
+  /** When it last sent or was sent something. */
   lastTime: number;
+  /** When its last bytes were read. */
   lastRecvTime: number;
+  /** When bytes were last written to it. */
   lastSendTime: number;
+  /** When its last message went to a worker. */
   lastDispatchTime: number;
+  /** The errno it ended with (in `close`), or 0. */
   closeErrno: number;
   /** PROCESS mode with `maxQueuedBytes`: bytes handed to workers and not yet handled (else 0). */
   recvQueuedBytes: number;
   /** The listening socket it came in on: 0 the server's own, `port.index` a `listen()` port's. */
   serverSocket: number;
+  /** Bytes queued in the core for it, not yet written. */
   sendQueuedBytes: number;
   /** The uid `bind()` gave the session, or 0. */
   uid: number;

@@ -13,6 +13,7 @@ export interface SessionLookup {
 
 const page = 100;
 
+/** `server.connections`: iterate the open session ids in id order; `has(id)`. */
 export class Connections implements Iterable<number> {
   #server: SessionLookup;
 
@@ -21,6 +22,7 @@ export class Connections implements Iterable<number> {
     this.#server = server;
   }
 
+  /** The open session ids, in id order. */
   *[Symbol.iterator](): IterableIterator<number> {
     let after = 0;
     while (true) {

@@ -9,6 +9,7 @@ export class ZigguratError extends Error {
   readonly status: string;
   /** The OS errno behind it, or 0. */
   readonly errno: number;
+  /** An error with the core's status name and the errno behind it. */
   constructor(message: string, status: string, errno = 0, options?: ErrorOptions) {
     super(message, options);
     this.name = "ZigguratError";

@@ -125,6 +125,7 @@ export interface PacketInfo {
   port: number;
   /** The server socket it came in on (the listener's index), for `sendto`. */
   serverSocket: number;
+  /** The port of that server socket. */
   serverPort: number;
   /** Unix time in seconds when the worker got it. */
   dispatchTime: number;

@@ -281,7 +281,9 @@ export interface ServerOptions {
   openTcpKeepalive?: boolean;
   /** TCP_KEEPIDLE, TCP_KEEPINTVL (seconds), TCP_KEEPCNT; 0: the kernel's. */
   tcpKeepidle?: number;
+  /** TCP_KEEPINTVL: seconds between probes (0: the kernel's). */
   tcpKeepinterval?: number;
+  /** TCP_KEEPCNT: probes unanswered before the connection drops (0: the kernel's). */
   tcpKeepcount?: number;
   /** TCP_USER_TIMEOUT in milliseconds (0: the kernel's). */
   tcpUserTimeout?: number;
@@ -295,6 +297,7 @@ export interface ServerOptions {
   tcpNotsentLowat?: number;
   /** SO_RCVBUF / SO_SNDBUF of accepted sockets in bytes (0: the kernel's). */
   kernelSocketRecvBufferSize?: number;
+  /** SO_SNDBUF of accepted sockets in bytes (0: the kernel's). */
   kernelSocketSendBufferSize?: number;
   /**
    * PROCESS mode (Swoole's `max_queued_bytes`): a session whose bytes handed to workers and
@@ -357,6 +360,7 @@ export interface ServerOptions {
   onListen?: ((addr: Deno.NetAddr | Deno.UnixAddr) => void) | null;
 }
 
+/** The log levels, least severe first (`logLevel`). */
 export type LogLevel = "debug" | "info" | "warning" | "error";
 
 /** Swoole's socket types: TCP, UDP, and Unix stream and datagram sockets. */
@@ -375,6 +379,7 @@ export function isDatagram(sockType: SockType): boolean {
 export const sockTypes: readonly SockType[] = ["tcp", "udp", "unix", "unixDgram"];
 
 /** Options after defaults, as the server uses them. */
+/** Every option with its value after defaults (`server.options`). */
 export type ResolvedOptions = Required<ServerOptions>;
 
 export const defaults: ResolvedOptions = {

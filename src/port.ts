@@ -6,6 +6,7 @@
 
 import type { ResolvedOptions, ServerOptions, SockType } from "./options.ts";
 import { isUnix, resolveOptions, sockTypes } from "./options.ts";
+import type { ServerEvents } from "./events.ts";
 
 /**
  * The settings a port may have of its own (Swoole's port-level ones): framing and the message
@@ -83,7 +84,9 @@ const portOptionNames: readonly (keyof PortOptions)[] = [
 export interface PortStats {
   /** Sessions open now. */
   connectionNum: number;
+  /** Connections accepted since start. */
   acceptCount: number;
+  /** Sessions closed since start. */
   closeCount: number;
   /** Sessions that ended by an error or a reset close. */
   abortCount: number;
@@ -91,7 +94,9 @@ export interface PortStats {
   refusedCount: number;
   /** Messages handed to workers (`receive` records, datagrams). */
   dispatchCount: number;
+  /** Bytes read from sessions. */
   totalRecvBytes: number;
+  /** Bytes written to sessions. */
   totalSendBytes: number;
   /** Sessions closed for a malformed or oversize message. */
   protocolErrorCount: number;
@@ -103,17 +108,24 @@ export interface PortStats {
   httpStaticCount: number;
   /** HTTP: responses written, by status class (interim `100 Continue` in `http1xxCount`). */
   http1xxCount: number;
+  /** HTTP: 2xx responses written. */
   http2xxCount: number;
+  /** HTTP: 3xx responses written. */
   http3xxCount: number;
+  /** HTTP: 4xx responses written. */
   http4xxCount: number;
+  /** HTTP: 5xx responses written. */
   http5xxCount: number;
 }
 
 /** The events a port may handle itself. */
 export type PortEvent = "connect" | "receive" | "close" | "packet";
 
+/** A listening socket more (`server.listen()`, Swoole's `addListener`): its own address, settings (`set`), callbacks (`on`) and counters (`stats`). */
 export class Port {
+  /** Its address (a Unix socket's path for the Unix types). */
   readonly host: string;
+  /** Its socket type. */
   readonly sockType: SockType;
   /** The index of its listening socket in the server (the main one is 0). */
   readonly index: number;
@@ -121,10 +133,11 @@ export class Port {
   /** Its own settings, merged over the server's when it starts; undefined: the server's. */
   #own: PortOptions | undefined;
   /** Its own callbacks. */
-  readonly callbacks: Partial<Record<PortEvent, (...args: never[]) => unknown>> = {};
+  readonly callbacks: Partial<{ [E in PortEvent]: ServerEvents[E] }> = {};
 
   #counters: () => PortStats;
 
+  /** @internal `server.listen()` makes ports. */
   constructor(
     host: string,
     port: number,
@@ -204,14 +217,14 @@ export class Port {
   }
 
   /** A callback for this port alone; the server's handles the events it has none for. */
-  on(event: PortEvent, callback: (...args: never[]) => unknown): this {
+  on<E extends PortEvent>(event: E, callback: ServerEvents[E]): this {
     if (!["connect", "receive", "close", "packet"].includes(event)) {
       throw new TypeError(`A port handles connect, receive, close and packet, not "${event}"`);
     }
     if (typeof callback !== "function") {
       throw new TypeError(`The callback for "${event}" must be a function`);
     }
-    this.callbacks[event] = callback;
+    this.callbacks[event] = callback as this["callbacks"][E];
     return this;
   }
 }

@@ -14,33 +14,51 @@ import { sumPortCounters } from "./ipc/region.ts";
  * (`PortStats`) are the sums over every port.
  */
 export interface ServerStats extends PortStats {
+  /** Unix time in seconds when the server started. */
   startTime: number;
+  /** The last session id handed out. */
   sessionRound: number;
+  /** Bytes queued in the core for every session, not yet written. */
   sendQueuedBytes: number;
+  /** Published messages a subscriber's full output buffer did not take. */
   sendDroppedCount: number;
+  /** Event workers. */
   workerNum: number;
+  /** Event workers not handling a batch now. */
   idleWorkerNum: number;
+  /** Messages the tree's workers received. */
   requestCount: number;
+  /** Sends the tree's workers made. */
   responseCount: number;
+  /** Messages this worker received. */
   workerRequestCount: number;
+  /** Sends this worker made. */
   workerResponseCount: number;
+  /** Records this worker took from its reactors. */
   workerDispatchCount: number;
   /** HTTP: this worker's responses by status class (the reactor's counts are `http1xxCount` …). */
   workerHttp1xxCount: number;
+  /** HTTP: this worker's 2xx responses. */
   workerHttp2xxCount: number;
+  /** HTTP: this worker's 3xx responses. */
   workerHttp3xxCount: number;
+  /** HTTP: this worker's 4xx responses. */
   workerHttp4xxCount: number;
+  /** HTTP: this worker's 5xx responses. */
   workerHttp5xxCount: number;
   /** Exceptions thrown (or promises rejected) by callbacks, each logged. */
   callbackErrorCount: number;
   /** `discardTimeoutRequest`: data of closed sessions dropped, not delivered. */
   discardCount: number;
+  /** Task workers. */
   taskWorkerNum: number;
+  /** Task workers not running a task now. */
   taskIdleWorkerNum: number;
   /** Tasks task workers hold now (taken, not finished). */
   taskingNum: number;
   /** Tasks task workers have taken since start. */
   taskCount: number;
+  /** User processes (`addProcess`). */
   userWorkerNum: number;
   /** Event workers handling a batch of events right now. */
   concurrency: number;
@@ -50,6 +68,7 @@ export interface ServerStats extends PortStats {
   pipePacketMsgId: number;
   /** Lowest and highest fd of an open session (0 when none). */
   minFd: number;
+  /** (See `minFd`.) */
   maxFd: number;
 }
 

@@ -142,3 +142,15 @@ Deno.test("set(): options merged over the constructor's and checked the same way
   await server.shutdown();
   await started;
 });
+
+Deno.test("types: a port's callbacks get the event's own argument types (a two-port app checks unannotated)", () => {
+  const server = new Server({ host: "127.0.0.1", port: 0 });
+  server.listen("127.0.0.1", 0).on("receive", (s, id, _reactorId, data) => {
+    // (Each line fails `deno check` if the argument is typed `never`.)
+    const typedServer: [typeof s] extends [never] ? "never" : "typed" = "typed";
+    const typedData: [typeof data] extends [never] ? "never" : "typed" = "typed";
+    s.send(id, data);
+    return [typedServer, typedData];
+  }).on("close", (s, id) => s.exists(id));
+  assert.equal(typeof server.ports[0].callbacks.receive, "function");
+});

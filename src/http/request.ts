@@ -19,26 +19,41 @@ const utf8 = new TextDecoder();
 
 /** Swoole's `$request->server`, in camelCase. */
 export interface HttpRequestServer {
+  /** The method (`GET`, …). */
   requestMethod: string;
+  /** The path, without the query. */
   requestUri: string;
+  /** The path (as `requestUri`). */
   pathInfo: string;
+  /** The query, without `?` ("" when none). */
   queryString: string;
+  /** `HTTP/1.1` or `HTTP/1.0`. */
   serverProtocol: string;
+  /** The client's IP address. */
   remoteAddr: string;
+  /** The client's port. */
   remotePort: number;
+  /** The port the request came in on. */
   serverPort: number;
   /** Seconds since the epoch, when the request reached the worker. */
   requestTime: number;
+  /** `requestTime` with its fraction. */
   requestTimeFloat: number;
+  /** Seconds since the epoch when the reactor read the request. */
   masterTime: number;
 }
 
 /** An uploaded file of a multipart request (Swoole's `$request->files[...]`). */
 export interface UploadedFile {
+  /** The file name the client gave. */
   name: string;
+  /** Its Content-Type. */
   type: string;
+  /** Its size in bytes. */
   size: number;
+  /** Where it was written (in `uploadTmpDir`; removed once the response ends). */
   tmpName: string;
+  /** PHP's upload error code: 0 when it was written whole. */
   error: number;
 }
 
@@ -57,6 +72,10 @@ export interface RequestPeer {
   serverPort: number;
 }
 
+/**
+ * An HTTP request as Swoole's `Http\Request`: `header`, `server`, `get`, `post`, `cookie`,
+ * `files`, `rawContent()`.
+ */
 export class HttpRequest {
   /** The session (Swoole's `fd`). */
   readonly fd: number;

@@ -91,6 +91,10 @@ function checkField(what: string, text: string) {
   if (/[\r\n\0]/.test(text)) throw new TypeError(`${what} must not contain CR, LF or NUL`);
 }
 
+/**
+ * An HTTP response as Swoole's `Http\Response`: `status`, `header`, `cookie`, `write` (chunked),
+ * `end`, `sendfile`, `redirect`, `trailer`, `detach`; from any process with `create`.
+ */
 export class HttpResponse {
   /** The session (Swoole's `fd`). */
   readonly fd: number;

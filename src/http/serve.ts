@@ -17,11 +17,13 @@ import { contexts } from "../context.ts";
 
 /** Where a request came from, and when its response is done (`Deno.ServeHandlerInfo`). */
 export interface ServeHandlerInfo {
+  /** The client's address. */
   remoteAddr: { transport: "tcp"; hostname: string; port: number };
   /** Resolves once the response has been handed to the connection (or the client left). */
   completed: Promise<void>;
 }
 
+/** `Deno.ServeHandler`: a request to its response. */
 export type ServeHandler = (
   request: Request,
   info: ServeHandlerInfo,
@@ -48,6 +50,7 @@ export interface ServeOptions extends Omit<ServerOptions, "host" | "signal" | "o
 
 /** What `serve()` returns (`Deno.HttpServer`). */
 export interface ServeHandle extends AsyncDisposable {
+  /** The address the server listens on. */
   readonly addr: { transport: "tcp"; hostname: string; port: number };
   /** Resolves once the server has stopped. */
   readonly finished: Promise<void>;
@@ -71,6 +74,7 @@ const serveKeys = ["hostname", "port", "onListen", "onError", "handler"];
  * ```
  */
 export function serve(handler: ServeHandler): ServeHandle;
+/** `serve(options, handler)`: as `Deno.serve`, the options first. */
 export function serve(options: ServeOptions, handler?: ServeHandler): ServeHandle;
 export function serve(a: ServeHandler | ServeOptions, b?: ServeHandler): ServeHandle {
   const options: ServeOptions = typeof a === "function" ? {} : a;

@@ -32,7 +32,9 @@ export interface UpgradeWebSocketOptions {
 
 /** `Deno.WebSocketUpgrade`. */
 export interface WebSocketUpgrade {
+  /** The connection's socket (a `ServeWebSocket`). */
   socket: WebSocket;
+  /** The 101 to return from the handler. */
   response: Response;
 }
 
@@ -176,16 +178,26 @@ const encoder = new TextEncoder();
 
 /** A connection's `WebSocket` in `serve()`. */
 export class ServeWebSocket extends EventTarget {
+  /** `readyState`: the upgrade is not answered yet. */
   static readonly CONNECTING = 0;
+  /** `readyState`: open. */
   static readonly OPEN = 1;
+  /** `readyState`: a Close was sent or received. */
   static readonly CLOSING = 2;
+  /** `readyState`: the connection has ended. */
   static readonly CLOSED = 3;
+  /** `readyState`: the upgrade is not answered yet. */
   readonly CONNECTING = 0;
+  /** `readyState`: open. */
   readonly OPEN = 1;
+  /** `readyState`: a Close was sent or received. */
   readonly CLOSING = 2;
+  /** `readyState`: the connection has ended. */
   readonly CLOSED = 3;
 
+  /** The URL the client asked for (`ws:` or `wss:`). */
   readonly url: string;
+  /** The subprotocol chosen ("" when none). */
   readonly protocol: string;
   #extensions = "";
   #readyState = 0;
@@ -206,6 +218,7 @@ export class ServeWebSocket extends EventTarget {
   #ctx: ServerContext;
   #handlers: Record<string, ((event: Event) => void) | null> = {};
 
+  /** @internal `upgradeWebSocket()` makes them. */
   constructor(server: WebSocketServer, fd: number, url: string, protocol: string) {
     super();
     this.#server = server;
@@ -220,10 +233,12 @@ export class ServeWebSocket extends EventTarget {
     return this.#extensions;
   }
 
+  /** CONNECTING, OPEN, CLOSING or CLOSED. */
   get readyState(): number {
     return this.#readyState;
   }
 
+  /** How binary messages arrive: `"blob"` (the default) or `"arraybuffer"`. */
   get binaryType(): BinaryType {
     return this.#binaryType;
   }
@@ -239,24 +254,28 @@ export class ServeWebSocket extends EventTarget {
     return queued + this.#waiting;
   }
 
+  /** Called once the connection is open. */
   get onopen(): ((event: Event) => void) | null {
     return (this.#handlers.open ?? null) as ((event: Event) => void) | null;
   }
   set onopen(f: ((event: Event) => void) | null) {
     this.#handler("open", f);
   }
+  /** Called with each message. */
   get onmessage(): ((event: MessageEvent) => void) | null {
     return (this.#handlers.message ?? null) as ((event: MessageEvent) => void) | null;
   }
   set onmessage(f: ((event: MessageEvent) => void) | null) {
     this.#handler("message", f as ((event: Event) => void) | null);
   }
+  /** Called once the connection has ended, with its code and reason. */
   get onclose(): ((event: CloseEvent) => void) | null {
     return (this.#handlers.close ?? null) as ((event: CloseEvent) => void) | null;
   }
   set onclose(f: ((event: CloseEvent) => void) | null) {
     this.#handler("close", f as ((event: Event) => void) | null);
   }
+  /** Called when the connection fails. */
   get onerror(): ((event: Event) => void) | null {
     return (this.#handlers.error ?? null) as ((event: Event) => void) | null;
   }
