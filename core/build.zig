@@ -4,6 +4,8 @@ const std = @import("std");
 pub fn build(b: *std.Build) void {
     const target = b.standardTargetOptions(.{});
     const optimize = b.standardOptimizeOption(.{});
+    // The published libraries (scripts/dist.ts) go without debug information.
+    const strip = b.option(bool, "strip", "Leave out debug information") orelse false;
 
     const module = b.createModule(.{
         .root_source_file = b.path("src/root.zig"),
@@ -11,6 +13,7 @@ pub fn build(b: *std.Build) void {
         .optimize = optimize,
         // Deno is a glibc program; std.Thread only uses pthreads (and glibc's TLS) with libc.
         .link_libc = true,
+        .strip = strip,
     });
     // LLVM in every mode: Zig 0.15's self-hosted x86_64 backend (the Debug default) truncated a
     // pointer argument to 32 bits in `zg_server_create` and crashed Deno.

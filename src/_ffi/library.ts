@@ -2,12 +2,15 @@
  * Opens libziggurat once and turns its statuses into errors.
  *
  * The library is looked up in this order: the `ZIGGURAT_LIB` environment variable (a path to
- * libziggurat.so), then core/zig-out/lib/libziggurat.so beside this module (what
- * `deno task build` produces).
+ * libziggurat.so); for a module loaded from a registry or another non-`file:` URL, the core
+ * published with it, fetched, checked and cached (remote_library.ts: before anything else
+ * runs, as this module loads); in a checkout, core/zig-out/lib/libziggurat.so beside this
+ * module (what `deno task build` produces).
  * @module
  */
 
 import { symbols } from "./symbols.ts";
+import { remoteLibrary } from "./remote_library.ts";
 import { layout, Status } from "./layout.ts";
 import { errnoName, ZigguratError } from "../errors.ts";
 
@@ -15,8 +18,12 @@ export type Library = Deno.DynamicLibrary<typeof symbols>["symbols"];
 
 let opened: Deno.DynamicLibrary<typeof symbols> | undefined;
 
+const remote = new URL(import.meta.url).protocol !== "file:" &&
+  Deno.env.get("ZIGGURAT_LIB") === undefined;
+const fetched = remote ? await remoteLibrary(import.meta.url) : undefined;
+
 function defaultPath(): string {
-  return new URL("../../core/zig-out/lib/libziggurat.so", import.meta.url).pathname;
+  return fetched ?? new URL("../../core/zig-out/lib/libziggurat.so", import.meta.url).pathname;
 }
 
 /** The library's symbols, opening it on first use. */

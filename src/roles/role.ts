@@ -144,8 +144,9 @@ function workerType(value: string | undefined): "event" | "task" | "process" {
 }
 
 const runnable =
-  "with workerNum > 1 or in PROCESS mode the server must be started as `deno run [flags] <file> [args]` " +
-  "(each worker runs the same command line)";
+  "with workerNum > 1 or in PROCESS mode the server must be started as `deno run [flags] <file or URL> [args]` " +
+  "(each worker runs the same command line; under `deno test` or `deno bench`, start it in a " +
+  "subprocess: `new Deno.Command(Deno.execPath(), { args: [\"run\", \"-A\", \"server.ts\"] })`)";
 
 /**
  * This process's own command line, to run the same entry module with the same flags. Throws
@@ -164,6 +165,9 @@ export function ownCommandLine(): string[] {
   if (args.at(-1) === "") args.pop();
   const main = new URL(Deno.mainModule);
   const mainPath = main.protocol === "file:" ? main.pathname : "";
+  // A module from a URL (`deno run -A https://…/app.ts`, a `deno install`ed `jsr:` command):
+  // the workers run the same URL.
+  const isRemote = main.protocol !== "file:" && args[1] === "run";
   const isFile = mainPath !== "" && (() => {
     try {
       return Deno.statSync(mainPath).isFile;
@@ -174,7 +178,7 @@ export function ownCommandLine(): string[] {
   // `deno run … file` or the short form `deno file`.
   const shortForm = args[1] !== undefined && !args[1].startsWith("-") &&
     new URL(args[1], `file://${Deno.cwd()}/`).pathname === mainPath;
-  if (!isFile || (args[1] !== "run" && !shortForm)) {
+  if (!isRemote && (!isFile || (args[1] !== "run" && !shortForm))) {
     throw new TypeError(
       `Cannot start the workers: ${runnable}; this process is \`${args.join(" ")}\``,
     );
