@@ -42,6 +42,7 @@ export type { ServerStats } from "./src/stats.ts";
 export type { TaskWaitOptions } from "./src/tasks.ts";
 export type {
   DispatchMode,
+  LogFormat,
   LogLevel,
   Mode,
   ResolvedOptions,

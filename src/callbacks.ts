@@ -63,6 +63,19 @@ export class Callbacks {
     this.onSettled();
   }
 
+  /**
+   * A callback failed and the failure is delivered to someone (a task's rejection reaches its
+   * `taskwait`): counted, and logged at debug level only.
+   */
+  failedQuietly(event: string, error: unknown) {
+    this.#counters.callbackErrors++;
+    this.#log.debug(
+      `the "${event}" callback threw (delivered to its caller): ${
+        error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+      }`,
+    );
+  }
+
   /** A callback threw (or its promise rejected): logged and counted; the server carries on. */
   failed(event: string, sessionId: number, error: unknown) {
     this.#counters.callbackErrors++;

@@ -1,25 +1,37 @@
 /**
- * The server's log: one line per event on stderr, with the level, the process role and id.
+ * The server's log: one line per event on stderr, in the format the core writes too
+ * (core/src/log.zig): text, `[2026-12-02T18:06:54.158Z] WARNING worker#0 pid 5973: message`,
+ * or with `logFormat: "json"` one JSON object per line with `time`, `level`, `who`, `pid`,
+ * `session` (when the message is about one: it begins "session N") and `message`.
  * @module
  */
 
-import type { LogLevel } from "./options.ts";
+import type { LogFormat, LogLevel } from "./options.ts";
 
 const order: Record<LogLevel, number> = { debug: 0, info: 1, warning: 2, error: 3 };
 
 export class Logger {
   #min: number;
   #who: string;
+  #json: boolean;
 
-  constructor(level: LogLevel, who: string) {
+  /** `who`: the process's role as the log names it (`worker#0`, `manager`). */
+  constructor(level: LogLevel, who: string, format: LogFormat = "text") {
     this.#min = order[level];
     this.#who = who;
+    this.#json = format === "json";
   }
 
-  /** `Server.set()` before start: another level, or another role to name. */
-  reset(level: LogLevel, who: string): void {
+  /** `Server.set()` before start: another level, format, or role to name. */
+  reset(level: LogLevel, who: string, format: LogFormat = "text"): void {
     this.#min = order[level];
     this.#who = who;
+    this.#json = format === "json";
+  }
+
+  /** Who this process is, as its lines name it; whether they are JSON. */
+  get identity(): { who: string; json: boolean } {
+    return { who: this.#who, json: this.#json };
   }
 
   debug(message: string): void {
@@ -43,6 +55,18 @@ export class Logger {
   #write(level: LogLevel, message: string) {
     if (order[level] < this.#min) return;
     const time = new Date().toISOString();
-    console.error(`[${time}] ${level.toUpperCase()} ${this.#who}: ${message}`);
+    if (this.#json) {
+      const session = /^session (\d+)\b/.exec(message);
+      console.error(JSON.stringify({
+        time,
+        level,
+        who: this.#who,
+        pid: Deno.pid,
+        ...(session ? { session: Number(session[1]) } : {}),
+        message,
+      }));
+      return;
+    }
+    console.error(`[${time}] ${level.toUpperCase()} ${this.#who} pid ${Deno.pid}: ${message}`);
   }
 }

@@ -53,7 +53,7 @@ export function mailHandler(ctx: ServerContext, targets: MailTargets): MailHandl
   return (peer, type, flags, id, aux, payload) => {
     switch (type) {
       case RecordType.task:
-        targets.runner?.run(peer, id, payload);
+        targets.runner?.run(peer, id, payload, aux);
         return;
       case RecordType.finish:
         targets.sender.resultArrived(id, flags, payload);

@@ -349,6 +349,12 @@ export interface ServerOptions {
   /** Least severe log level printed: "debug", "info", "warning", "error". Default "info". */
   logLevel?: LogLevel;
   /**
+   * `"text"` (`[time] LEVEL role pid N: message`) or `"json"`: one JSON object per line, with
+   * `time`, `level`, `who`, `pid`, `session` (when there is one) and `message`, from the core
+   * too. Default "text".
+   */
+  logFormat?: LogFormat;
+  /**
    * As `Deno.serve`'s: the server shuts down (`shutdown()`) when this signal aborts, at once once
    * it listens if it aborted before. Default null.
    */
@@ -359,6 +365,9 @@ export interface ServerOptions {
    */
   onListen?: ((addr: Deno.NetAddr | Deno.UnixAddr) => void) | null;
 }
+
+/** How log lines are written (`logFormat`). */
+export type LogFormat = "text" | "json";
 
 /** The log levels, least severe first (`logLevel`). */
 export type LogLevel = "debug" | "info" | "warning" | "error";
@@ -399,6 +408,7 @@ export const defaults: ResolvedOptions = {
   packageLengthFunc: null,
   signal: null,
   onListen: null,
+  logFormat: "text",
   packageLengthType: "N",
   packageLengthOffset: 0,
   packageBodyOffset: 0,
@@ -586,6 +596,11 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   boolean("openEofCheck", o.openEofCheck);
   boolean("openEofSplit", o.openEofSplit);
   boolean("openLengthCheck", o.openLengthCheck);
+  if (o.logFormat !== "text" && o.logFormat !== "json") {
+    throw new RangeError(
+      `Option "logFormat" must be "text" or "json", got ${describe(o.logFormat)}`,
+    );
+  }
   if (o.signal !== null && !(o.signal instanceof AbortSignal)) {
     throw new TypeError(
       `Option "signal" must be an AbortSignal or null, got ${describe(o.signal)}`,

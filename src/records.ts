@@ -159,7 +159,11 @@ export class Records {
         const flags = lane.u8[at + layout.recordFlags];
         if (flags & CloseFlag.error) {
           const errno = aux;
-          this.#ctx.log.info(`session ${sessionId} closed: ${errnoName(errno)}`);
+          // A peer that reset or went away is the network's weather: debug, not info.
+          const peerGone = errno === 104 || errno === 32;
+          const line = `session ${sessionId} closed: ${errnoName(errno)}`;
+          if (peerGone) this.#ctx.log.debug(line);
+          else this.#ctx.log.info(line);
         }
         let port = this.#sessionPort.get(sessionId);
         if (port) {

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { library } from "./_ffi/library.ts";
 import { WorkerStatus } from "./ipc/region.ts";
 import { Logger } from "./log.ts";
 import { Callbacks, missingCallback } from "./callbacks.ts";
@@ -71,7 +72,7 @@ export class Server {
     const o = Object.freeze(resolveOptions(options));
     this.#given = { ...options };
     const role = roleOf(o);
-    const log = new Logger(o.logLevel, `${roleName(role)} pid ${Deno.pid}`);
+    const log = new Logger(o.logLevel, roleName(role), o.logFormat);
     const counters = new Counters();
     const ctx = new ServerContext(this, o, role, log, new Callbacks(log, counters), counters);
     this.#ctx = ctx;
@@ -108,7 +109,7 @@ export class Server {
       ctx.role = roleOf(o);
       ctx.workerId = workerIdOfRole(ctx.role);
     }
-    ctx.log.reset(o.logLevel, `${roleName(ctx.role)} pid ${Deno.pid}`);
+    ctx.log.reset(o.logLevel, roleName(ctx.role), o.logFormat);
     this.#role = roleFor(ctx, this.#ops, this.#sender, this.#sessions);
     return this;
   }
@@ -242,6 +243,10 @@ export class Server {
   #begin(): Promise<void> {
     const ctx = this.#ctx;
     ctx.state = "starting";
+    // The core's lines name this process as this process's own do, in the same format.
+    const { who, json } = ctx.log.identity;
+    const name = new TextEncoder().encode(who);
+    library().zg_log_identity(name, BigInt(name.length), json ? 1 : 0);
     ctx.options.signal?.addEventListener("abort", () => this.shutdown(), { once: true });
     return this.#role.start();
   }

@@ -35,6 +35,9 @@ interface TaskWait {
 
 const empty = new Uint8Array(0);
 
+/** A `task` record's aux bit: its sender awaits the result (`taskwait`, `taskWaitMulti`). */
+const taskAwaited = 1;
+
 /** A worker id as callbacks report it: the master (the last endpoint) is -1. */
 export function workerIdOf(region: Region, endpoint: number): number {
   return endpoint === region.endpointCount - 1 ? -1 : endpoint;
@@ -127,7 +130,8 @@ export class TaskSender {
     const payload = encode(data);
     const id = this.#nextTaskId();
     this.#waiting.set(id, wait);
-    mailbox.send(dst, RecordType.task, id, 0, payload);
+    // (A taskwait's caller gets a failure as its rejection: the task worker need not log it.)
+    mailbox.send(dst, RecordType.task, id, wait.reject ? taskAwaited : 0, payload);
     ctx.mailed();
     return id;
   }
@@ -254,6 +258,8 @@ interface Current {
   peer: number;
   taskId: number;
   done: boolean;
+  /** Its sender awaits the result: a failure reaches it as a rejection. */
+  awaited: boolean;
 }
 
 export class TaskRunner {
@@ -288,12 +294,12 @@ export class TaskRunner {
     return max === 0 || this.#taken + this.#ctx.mailbox!.arriving(RecordType.task) < max;
   };
 
-  /** A `task` record from endpoint `peer`: runs the handler. */
-  run(peer: number, taskId: number, payload: Uint8Array) {
+  /** A `task` record from endpoint `peer` (`aux`: its `taskAwaited` bit): runs the handler. */
+  run(peer: number, taskId: number, payload: Uint8Array, aux = 0) {
     const ctx = this.#ctx;
     const self = ctx.workerId;
     const region = ctx.region!;
-    const current: Current = { peer, taskId, done: false };
+    const current: Current = { peer, taskId, done: false, awaited: (aux & taskAwaited) !== 0 };
     let data: unknown;
     try {
       data = decode(payload);
@@ -345,7 +351,11 @@ export class TaskRunner {
   /** A task's handler is done: its result (unless sent already), then the bookkeeping. */
   #done(current: Current, value: unknown, failed: boolean) {
     const ctx = this.#ctx;
-    if (failed) ctx.callbacks.failed("task", -1, value);
+    if (failed) {
+      // Counted either way; logged at error level only when no caller will see it.
+      if (current.awaited) ctx.callbacks.failedQuietly("task", value);
+      else ctx.callbacks.failed("task", -1, value);
+    }
     this.#sendResult(current, value, failed);
     // The result is visible before the task stops being "in hand": a death in between makes the
     // master report a task that was done, never forget one that was not.

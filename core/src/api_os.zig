@@ -142,6 +142,13 @@ export fn zg_pipe(out: *[2]i32) Status {
     return .ok;
 }
 
+/// How this process's core log lines name it (`worker#0`…; the pid is added), and whether they
+/// are JSON (`json` 1) or text (log.zig).
+export fn zg_log_identity(who_ptr: [*]const u8, who_len: usize, json: u32) Status {
+    @import("log.zig").setIdentity(who_ptr[0..who_len], json == 1);
+    return .ok;
+}
+
 /// A Unix SOCK_SEQPACKET socket pair (both ends close-on-exec): how a BASE worker's
 /// WebSockets reach its successor (carry.zig); the manager keeps `out[0]` for the successor
 /// and passes `out[1]` to the worker.

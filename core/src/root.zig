@@ -8,6 +8,7 @@
 const std = @import("std");
 const abi = @import("abi.zig");
 const api = @import("api.zig");
+const log = @import("log.zig");
 const Status = abi.Status;
 
 comptime {
@@ -33,7 +34,7 @@ fn logFn(comptime level: std.log.Level, comptime scope: @Type(.enum_literal), co
         .err => 3,
     };
     if (rank < api.log_level_min.load(.monotonic)) return;
-    std.log.defaultLog(level, scope, format, args);
+    log.write(level, @tagName(scope), format, args);
 }
 
 /// The C API's version: bumped whenever an export or its meaning changes; src/_ffi/library.ts
@@ -86,6 +87,7 @@ test {
     _ = @import("errno.zig");
     _ = @import("handoff.zig");
     _ = @import("carry.zig");
+    _ = @import("log.zig");
     _ = @import("api_server.zig");
     _ = @import("api_reactor_threads.zig");
     _ = @import("api_reactors.zig");

@@ -146,7 +146,7 @@ function workerType(value: string | undefined): "event" | "task" | "process" {
 const runnable =
   "with workerNum > 1 or in PROCESS mode the server must be started as `deno run [flags] <file or URL> [args]` " +
   "(each worker runs the same command line; under `deno test` or `deno bench`, start it in a " +
-  "subprocess: `new Deno.Command(Deno.execPath(), { args: [\"run\", \"-A\", \"server.ts\"] })`)";
+  'subprocess: `new Deno.Command(Deno.execPath(), { args: ["run", "-A", "server.ts"] })`)';
 
 /**
  * This process's own command line, to run the same entry module with the same flags. Throws

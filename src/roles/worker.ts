@@ -58,7 +58,14 @@ export abstract class Worker implements ProcessRole {
   /** When the last park ended (PROCESS worker): a recent one means load. */
   #lastWake = 0;
   #onSigterm = () => {
-    this.ctx.log.info("SIGTERM: shutting down");
+    // From the master: the tree stops, or only this worker goes (a reload, `stop(workerId)`).
+    const region = this.ctx.region;
+    const treeStops = region === undefined || this.ctx.lib.zg_region_stopping(region.pointer) !== 0;
+    this.ctx.log.info(
+      treeStops
+        ? "SIGTERM: shutting down"
+        : "SIGTERM: this worker leaves (a reload or stop(workerId)); a successor takes over",
+    );
     this.stop();
   };
 

@@ -1,0 +1,73 @@
+/**
+ * The log: one format for the TypeScript side and the core (timestamp, level, role, pid, the
+ * session where there is one), as text or as JSON lines (`logFormat: "json"`), and what is
+ * logged at which level. Real fixture processes; the core's line comes from a protocol error.
+ */
+import assert from "node:assert/strict";
+import { startFixture, workersStarted } from "./_helpers.ts";
+import { client, frame, rawClient } from "./_websocket.ts";
+import { writeAll } from "./_http.ts";
+
+const script = new URL("./fixtures/ws_server.ts", import.meta.url).pathname;
+
+/** A reload: the manager (TypeScript) logs it. */
+async function reload(port: number): Promise<void> {
+  const c = await client(port, "/");
+  c.ws.send("reload");
+  assert.equal(await c.next(), "reload true");
+  c.ws.close();
+  await c.closed;
+}
+
+/** An unmasked frame: the core closes with 1002 and logs why, naming the session. */
+async function protocolError(port: number): Promise<void> {
+  const c = await rawClient(port, "/");
+  await writeAll(c.conn, frame(1, "unmasked", true, false));
+  assert.equal(await c.closeCode(), 1002);
+  c.conn.close();
+}
+
+Deno.test("log (text): the core's lines have the TypeScript side's timestamp, level, role and pid", async () => {
+  await using server = await startFixture({ workerNum: 2 }, { script });
+  await workersStarted(server, 2);
+  await protocolError(server.port);
+  await reload(server.port);
+  await server.waitForStderr(/reloading 2 worker/);
+  const line = await server.waitForStderr(/closing with 1002/);
+  const core = line.split("\n").find((l) => l.includes("closing with 1002"))!;
+  assert.match(
+    core,
+    /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] INFO worker#[01] pid \d+: websocket: session \d+: closing with 1002: /,
+  );
+  // A TypeScript line of the same process, in the same shape.
+  const ts = server.stderr().split("\n").find((l) => / INFO manager pid \d+: /.test(l));
+  assert.ok(ts, server.stderr());
+  assert.match(ts, /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] INFO manager pid \d+: /);
+});
+
+Deno.test("log (json): every line of both sides is one JSON object with time, level, who, pid, and the session it is about", async () => {
+  await using server = await startFixture({ workerNum: 2, logFormat: "json" }, { script });
+  await workersStarted(server, 2);
+  await protocolError(server.port);
+  await reload(server.port);
+  await server.waitForStderr(/reloading 2 worker/);
+  const lines = server.stderr().split("\n").filter((l) => l.trim() !== "");
+  assert.ok(lines.length >= 2, server.stderr());
+  const records = lines.map((l) => {
+    const record = JSON.parse(l);
+    assert.equal(typeof record.time, "string", l);
+    assert.ok(!Number.isNaN(Date.parse(record.time)), l);
+    assert.ok(["debug", "info", "warning", "error"].includes(record.level), l);
+    assert.equal(typeof record.who, "string", l);
+    assert.equal(typeof record.pid, "number", l);
+    assert.equal(typeof record.message, "string", l);
+    return record;
+  });
+  const core = records.find((r) => r.message.includes("closing with 1002"));
+  assert.ok(core);
+  assert.equal(core.level, "info");
+  assert.equal(core.scope, "websocket");
+  assert.match(core.who, /^worker#[01]$/);
+  assert.equal(core.session, Number(/^session (\d+)/.exec(core.message)![1]));
+  assert.ok(records.some((r) => r.who === "manager" && r.pid === server.child.pid));
+});
