@@ -9,6 +9,7 @@ need() { # need <command> <Debian package>
 }
 need curl curl
 need chromium chromium
+need promtool prometheus
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} (Debian packages) for the tests" >&2

@@ -112,7 +112,8 @@ export function missingCallback(
       what: `the port ${formatAddress(port.host, port.port)}`,
       sockType: port.sockType,
       own: port.callbacks,
-      http: speaksHttp[i + 1],
+      // (The admin listener is answered by the library.)
+      http: speaksHttp[i + 1] && !port.admin,
     })),
   ];
   for (const { what, sockType, own, http } of sockets) {

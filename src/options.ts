@@ -355,6 +355,13 @@ export interface ServerOptions {
    */
   logFormat?: LogFormat;
   /**
+   * Swoole's `admin_server`: `"host:port"` of one more listener, HTTP, answered by the library
+   * in the event workers: `GET /metrics` (the tree's `stats()` as a Prometheus text exposition,
+   * with `worker` and `port` labels) and `GET /health` (200 while the server takes work, 503
+   * once it stops). Bind it to a private address. Default "" (none).
+   */
+  adminServer?: string;
+  /**
    * As `Deno.serve`'s: the server shuts down (`shutdown()`) when this signal aborts, at once once
    * it listens if it aborted before. Default null.
    */
@@ -409,6 +416,7 @@ export const defaults: ResolvedOptions = {
   signal: null,
   onListen: null,
   logFormat: "text",
+  adminServer: "",
   packageLengthType: "N",
   packageLengthOffset: 0,
   packageBodyOffset: 0,
@@ -596,6 +604,10 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   boolean("openEofCheck", o.openEofCheck);
   boolean("openEofSplit", o.openEofSplit);
   boolean("openLengthCheck", o.openLengthCheck);
+  if (typeof o.adminServer !== "string") {
+    throw new TypeError(`Option "adminServer" must be a string, got ${describe(o.adminServer)}`);
+  }
+  if (o.adminServer !== "") parseAdminAddress(o.adminServer);
   if (o.logFormat !== "text" && o.logFormat !== "json") {
     throw new RangeError(
       `Option "logFormat" must be "text" or "json", got ${describe(o.logFormat)}`,
@@ -939,4 +951,16 @@ export function listenFlags(
     (o.openTcpNodelay ? ListenFlag.tcpNodelay : 0) |
     (isUnix(sockType) ? ListenFlag.unix : 0) |
     (isDatagram(sockType) ? ListenFlag.udp : 0);
+}
+
+/** `adminServer`'s host and port (`host:port`, `[v6]:port`); throws a RangeError otherwise. */
+export function parseAdminAddress(address: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(address);
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535) {
+    throw new RangeError(
+      `Option "adminServer" must be "host:port" (e.g. "127.0.0.1:9502"), got "${address}"`,
+    );
+  }
+  return { host: match[1] ?? match[2], port };
 }

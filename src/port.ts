@@ -136,6 +136,11 @@ export class Port {
   readonly callbacks: Partial<{ [E in PortEvent]: ServerEvents[E] }> = {};
 
   #counters: () => PortStats;
+  /**
+   * The server's admin listener (`adminServer`): its HTTP requests are answered by the library
+   * (src/admin/), not by the `request` callback.
+   */
+  admin = false;
 
   /** @internal `server.listen()` makes ports. */
   constructor(

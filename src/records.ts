@@ -275,7 +275,7 @@ export class Records {
   ) {
     this.#ctx.counters.request++;
     if ((this.#httpListeners ??= httpListeners(this.#ctx.options, this.#ctx.ports))[listener]) {
-      this.#ctx.http!.request(sessionId, data);
+      this.#ctx.http!.request(sessionId, data, listener);
       // (`maxQueuedBytes`: a request is in the worker's hands once it is dispatched.)
       if (this.#queueRegion && queued > 0) this.#handled(sessionId, queued);
       return;

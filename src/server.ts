@@ -21,6 +21,7 @@ import { Operations } from "./operations/operations.ts";
 import { resolveOptions } from "./options.ts";
 import type { ResolvedOptions, ServerOptions, SockType } from "./options.ts";
 import { addPort } from "./port.ts";
+import { addAdminPort } from "./admin/admin_port.ts";
 import type { Port } from "./port.ts";
 import { roleFor } from "./roles/process_role.ts";
 import type { ProcessRole } from "./roles/process_role.ts";
@@ -221,6 +222,14 @@ export class Server {
       return Promise.reject(
         new Deno.errors.BadResource("Cannot start the server: it has already been started"),
       );
+    }
+    // The admin listener is one more port (the last), in every process alike.
+    if (this.options.adminServer && !ctx.ports.some((p) => p.admin)) {
+      try {
+        addAdminPort(ctx, this.options.adminServer);
+      } catch (error) {
+        return Promise.reject(error);
+      }
     }
     const missing = missingCallback(this.options, ctx.ports, ctx.callbacks.events);
     if (missing) return Promise.reject(missing);

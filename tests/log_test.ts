@@ -4,6 +4,7 @@
  * logged at which level. Real fixture processes; the core's line comes from a protocol error.
  */
 import assert from "node:assert/strict";
+import net from "node:net";
 import { startFixture, workersStarted } from "./_helpers.ts";
 import { client, frame, rawClient } from "./_websocket.ts";
 import { writeAll } from "./_http.ts";
@@ -70,4 +71,17 @@ Deno.test("log (json): every line of both sides is one JSON object with time, le
   assert.match(core.who, /^worker#[01]$/);
   assert.equal(core.session, Number(/^session (\d+)/.exec(core.message)![1]));
   assert.ok(records.some((r) => r.who === "manager" && r.pid === server.child.pid));
+});
+
+Deno.test("log: a peer's reset is a debug line (naming the session and ECONNRESET), not an info one", async () => {
+  const fixture = new URL("./fixtures/server.ts", import.meta.url).pathname;
+  await using server = await startFixture({ logLevel: "debug" }, { script: fixture });
+  const victim = net.connect(server.port, "127.0.0.1");
+  await new Promise((resolve) => victim.once("connect", resolve));
+  victim.write("abc");
+  await new Promise((resolve) => victim.once("data", resolve));
+  victim.resetAndDestroy();
+  const text = await server.waitForStderr(/closed: ECONNRESET/);
+  const line = text.split("\n").find((l) => l.includes("closed: ECONNRESET"))!;
+  assert.match(line, /\] DEBUG worker#0 pid \d+: session \d+ closed: ECONNRESET$/);
 });

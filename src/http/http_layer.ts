@@ -17,6 +17,7 @@ import { removeUploads } from "./multipart.ts";
 import type { FilePart, ResponseSink } from "./response.ts";
 import type { CompressionSettings } from "./compression.ts";
 import { UpgradeFlag, WebSocketLayer } from "../websocket/websocket_layer.ts";
+import { answerAdmin } from "../admin/admin_port.ts";
 
 /** A part of a response on its way: bytes, or a file the reactor writes. */
 type Part = Uint8Array | FilePart;
@@ -118,9 +119,11 @@ export class HttpLayer implements ResponseSink {
    * A request message for session `fd`: the `request` callback; on a WebSocket listener, a
    * message or an upgrade (src/websocket/).
    */
-  request(fd: number, bytes: Uint8Array) {
+  request(fd: number, bytes: Uint8Array, listener = 0) {
     const ctx = this.#ctx;
-    const ws = this.#websocket;
+    // The admin listener's requests are the library's (src/admin/admin_port.ts).
+    const admin = listener > 0 && ctx.ports[listener - 1]?.admin === true;
+    const ws = admin ? undefined : this.#websocket;
     let upgrade = 0;
     if (ws) {
       if (WebSocketLayer.isMessage(bytes)) return ws.message(fd, bytes);
@@ -157,7 +160,9 @@ export class HttpLayer implements ResponseSink {
       compression: this.#compression,
       fields: request,
     });
-    const callback: (req: HttpRequest, res: HttpResponse) => unknown = upgrade
+    const callback: (req: HttpRequest, res: HttpResponse) => unknown = admin
+      ? (req, res) => answerAdmin(ctx, req, res)
+      : upgrade
       ? (req, res) => ws!.handshake(req, res, upgrade)
       : ctx.callbacks.events.request ?? this.#notWebSocket;
     const failed = (error: unknown) => {
