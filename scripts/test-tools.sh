@@ -10,6 +10,7 @@ need() { # need <command> <Debian package>
 need curl curl
 need chromium chromium
 need promtool prometheus
+need systemd-socket-activate systemd
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} (Debian packages) for the tests" >&2

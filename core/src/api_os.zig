@@ -142,6 +142,31 @@ export fn zg_pipe(out: *[2]i32) Status {
     return .ok;
 }
 
+/// systemd's `sd_notify`: `message` (`READY=1`…) as one datagram to the Unix socket at `path`
+/// (`NOTIFY_SOCKET`; a leading `@` names an abstract socket).
+export fn zg_notify(path_ptr: [*]const u8, path_len: usize, message_ptr: [*]const u8, message_len: usize) Status {
+    api.last_errno = 0;
+    const linux = std.os.linux;
+    var address: linux.sockaddr.un = .{ .family = linux.AF.UNIX, .path = @splat(0) };
+    if (path_len == 0 or path_len >= address.path.len) return .invalid_argument;
+    @memcpy(address.path[0..path_len], path_ptr[0..path_len]);
+    if (address.path[0] == '@') address.path[0] = 0;
+    const fd = std.posix.socket(linux.AF.UNIX, linux.SOCK.DGRAM | linux.SOCK.CLOEXEC, 0) catch |err| return statusOf(err);
+    defer std.posix.close(fd);
+    const len: std.posix.socklen_t = @intCast(@offsetOf(linux.sockaddr.un, "path") + path_len);
+    _ = std.posix.sendto(fd, message_ptr[0..message_len], linux.MSG.NOSIGNAL, @ptrCast(&address), len) catch |err| return statusOf(err);
+    return .ok;
+}
+
+/// A listening socket this process was handed (systemd's `LISTEN_FDS`), made ready to adopt:
+/// non-blocking, close-on-exec; `out_port` its port (0 for a Unix socket).
+export fn zg_listen_adopt(fd: i32, out_port: *u32) Status {
+    api.last_errno = 0;
+    const bound = @import("listen.zig").adopt(fd, &api.last_errno) catch |err| return statusOf(err);
+    out_port.* = bound.port;
+    return .ok;
+}
+
 /// How this process's core log lines name it (`worker#0`…; the pid is added), and whether they
 /// are JSON (`json` 1) or text (log.zig).
 export fn zg_log_identity(who_ptr: [*]const u8, who_len: usize, json: u32) Status {

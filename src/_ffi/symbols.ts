@@ -73,6 +73,8 @@ export const symbols = {
   zg_pipe: { parameters: ["buffer"], result: "i32" },
   zg_carry_pair: { parameters: ["buffer"], result: "i32" },
   zg_log_identity: { parameters: ["buffer", "usize", "u32"], result: "i32" },
+  zg_notify: { parameters: ["buffer", "usize", "buffer", "usize"], result: "i32" },
+  zg_listen_adopt: { parameters: ["i32", "buffer"], result: "i32" },
   /** Blocks until data or EOF: runs on Deno's blocking pool. Returns bytes, 0 EOF, -1 error. */
   zg_read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
   zg_write_all: { parameters: ["i32", "buffer", "usize"], result: "i32" },

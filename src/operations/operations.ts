@@ -5,6 +5,7 @@
  * @module
  */
 
+import { notify, takeSupervisorEnv } from "./systemd.ts";
 import { library } from "../_ffi/library.ts";
 import type { ServerContext } from "../context.ts";
 import { isUnix } from "../options.ts";
@@ -42,6 +43,7 @@ export class Operations {
   prepare(): boolean {
     const { options: o, role } = this.#ctx;
     const first = role.kind !== "worker";
+    if (first) takeSupervisorEnv();
     if (first) checkIds(o.user, o.group);
     if (o.daemonize && first) {
       const ready = Deno.env.get(env.daemonReadyFd);
@@ -108,12 +110,26 @@ export class Operations {
       }
     }
     if (o.signal?.aborted) server.shutdown();
+    this.#tellSupervisor("READY=1");
     if (this.#readyFd < 0) return;
     const lib = library();
     const line = encoder.encode(`listening ${this.#ctx.port}\n`);
     lib.zg_write_all(this.#readyFd, line, BigInt(line.length));
     lib.zg_close_fd(this.#readyFd);
     this.#readyFd = -1;
+  }
+
+  /** The server begins to stop (in the process that was started): a supervisor hears so. */
+  stopping() {
+    this.#tellSupervisor("STOPPING=1");
+  }
+
+  #tellSupervisor(state: string) {
+    try {
+      notify(state);
+    } catch (error) {
+      this.#ctx.log.warning(`cannot tell the supervisor ${state}: ${(error as Error).message}`);
+    }
   }
 
   /** The pid file goes with the server (if it is still the one this server wrote). */

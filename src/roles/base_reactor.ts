@@ -10,6 +10,7 @@ import type { Library } from "../_ffi/library.ts";
 import { ListenFlag } from "../_ffi/layout.ts";
 import { formatAddress, listenFlags, nativeConfig } from "../options.ts";
 import { configureReactors } from "./reactor_set.ts";
+import { activatedSockets } from "../operations/systemd.ts";
 import type { ResolvedOptions } from "../options.ts";
 import type { Port } from "../port.ts";
 import type { Role } from "./role.ts";
@@ -61,7 +62,10 @@ export function createReactor(
       );
     };
     const worker = role.kind === "worker" ? role : undefined;
-    listen(o.host, worker ? worker.ports[0] : o.port, flags, worker?.listenFds[0] ?? -1);
+    // A one-worker server takes the sockets a supervisor handed it (operations/systemd.ts).
+    const handed = role.kind === "single" ? activatedSockets() : [];
+    const inherited = (i: number) => worker?.listenFds[i] ?? handed[i] ?? -1;
+    listen(o.host, worker ? worker.ports[0] : o.port, flags, inherited(0));
     const serverPort = port[0];
     for (const p of ports) {
       const pFlags = listenFlags(p.sockType, p.optionsOver(o) ?? o);
@@ -69,7 +73,7 @@ export function createReactor(
         p.host,
         worker ? worker.ports[p.index] : p.port,
         pFlags,
-        worker?.listenFds[p.index] ?? -1,
+        inherited(p.index),
       );
       p.bound(port[0]);
     }

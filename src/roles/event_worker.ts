@@ -268,6 +268,7 @@ export class EventWorker extends Worker {
     if (ctx.role.kind !== "worker") {
       const { callbacks, server } = ctx;
       callbacks.call("beforeShutdown", -1, () => callbacks.events.beforeShutdown?.(server));
+      this.ops.stopping();
     }
     unwrap(ctx.lib.zg_server_shutdown(ctx.handle), "shut down");
   }

@@ -15,6 +15,7 @@
  * @module
  */
 
+import { activatedSockets, adoptSocket } from "../operations/systemd.ts";
 import { library, unwrap } from "../_ffi/library.ts";
 import { ListenFlag } from "../_ffi/layout.ts";
 import type { ServerContext } from "../context.ts";
@@ -167,6 +168,7 @@ export class Master implements ProcessRole {
       callbacks.call("beforeShutdown", -1, () => callbacks.events.beforeShutdown?.(server));
     }
     ctx.state = "stopping";
+    this.#ops.stopping();
     this.#manager.stop();
   }
 
@@ -193,7 +195,21 @@ export class Master implements ProcessRole {
     const bindOnly = o.enableReusePort && o.mode === "base" ? ListenFlag.bindOnly : 0;
     const fd = new Int32Array(1);
     const port = new Uint32Array(1);
+    // Socket activation: the supervisor's sockets, in order, instead of binding.
+    const handed = activatedSockets();
+    if (handed.length > 0 && o.enableReusePort) {
+      throw new TypeError(
+        'Option "enableReusePort" does not apply to sockets a supervisor hands over (LISTEN_FDS)',
+      );
+    }
     const listen = (host: string, number: number, sockType: SockType, flags: number) => {
+      const given = handed[this.#listenFds.length];
+      if (given !== undefined) {
+        port[0] = adoptSocket(given);
+        this.#listenFds.push(given);
+        this.#boundPorts.push(port[0]);
+        return;
+      }
       const bytes = encoder.encode(host);
       unwrap(
         ctx.lib.zg_listen(bytes, BigInt(bytes.length), number, o.backlog, flags, fd, port),
