@@ -258,3 +258,12 @@ export async function until(what: string, check: () => boolean | Promise<boolean
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** SIGTERM to a spawned child with piped output; its exit status (bounded), pipes closed. */
+export async function stopChild(child: Deno.ChildProcess): Promise<Deno.CommandStatus> {
+  child.kill("SIGTERM");
+  const status = await withTimeout(child.status, "the child's exit", waitMs);
+  await child.stdout.cancel().catch(() => {});
+  await child.stderr.cancel().catch(() => {});
+  return status;
+}

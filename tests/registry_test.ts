@@ -6,7 +6,7 @@
  * URL. Needs dist/ (`deno task dist`, a step of `deno task test`).
  */
 import assert from "node:assert/strict";
-import { waitMs, withTimeout } from "./_helpers.ts";
+import { stopChild, withTimeout } from "./_helpers.ts";
 import { TextLineStream } from "./_lines.ts";
 import { hostTarget } from "../src/_ffi/targets.ts";
 
@@ -97,14 +97,6 @@ async function echoes(child: Deno.ChildProcess): Promise<void> {
   lines.releaseLock();
 }
 
-async function stop(child: Deno.ChildProcess): Promise<Deno.CommandStatus> {
-  child.kill("SIGTERM");
-  const status = await withTimeout(child.status, "the app's exit", waitMs);
-  await child.stdout.cancel().catch(() => {});
-  await child.stderr.cancel().catch(() => {});
-  return status;
-}
-
 Deno.test("registry: the published file set, imported over HTTP into a clean cache, fetches, checks and caches its core; workers re-run the URL; a tampered core is refused", async () => {
   const target = hostTarget();
   await Deno.stat(`${root}dist/${target}/libziggurat.so`).catch(() => {
@@ -129,7 +121,7 @@ Deno.test("registry: the published file set, imported over HTTP into a clean cac
     const cache = await freshCache();
     const first = runApp(web.url, cache, 2);
     await echoes(first);
-    assert.equal((await stop(first)).code, 0);
+    assert.equal((await stopChild(first)).code, 0);
     assert.equal(web.hits.get(library), 1, "fetched once");
     const version = JSON.parse(await Deno.readTextFile(`${root}deno.json`)).version;
     const cachedDir = `${cache}/ziggurat/${version}/${target}`;
@@ -140,7 +132,7 @@ Deno.test("registry: the published file set, imported over HTTP into a clean cac
     // The same cache: nothing fetched again.
     const second = runApp(web.url, cache);
     await echoes(second);
-    assert.equal((await stop(second)).code, 0);
+    assert.equal((await stopChild(second)).code, 0);
     assert.equal(web.hits.get(library), 1, "taken from the cache");
 
     // A cached copy that no longer matches is fetched again.
@@ -150,7 +142,7 @@ Deno.test("registry: the published file set, imported over HTTP into a clean cac
     await Deno.writeFile(copy, bytes);
     const third = runApp(web.url, cache);
     await echoes(third);
-    assert.equal((await stop(third)).code, 0);
+    assert.equal((await stopChild(third)).code, 0);
     assert.equal(web.hits.get(library), 2, "a changed cached copy is replaced");
 
     // The CLI installed from the URL (as `deno install -g -A -n ziggurat jsr:@ziggurat/server/cli`):
@@ -177,7 +169,7 @@ Deno.test("registry: the published file set, imported over HTTP into a clean cac
     const banner = (await withTimeout(lines.read(), "the installed CLI's banner")).value ?? "";
     assert.match(banner, /listening on 127\.0\.0\.1:\d+ \(pid \d+, 2 worker\(s\)\)/);
     lines.releaseLock();
-    assert.equal((await stop(cli)).code, 0);
+    assert.equal((await stopChild(cli)).code, 0);
 
     // A core that does not match its checksum is refused, never loaded.
     web.setTamper(true);

@@ -4,7 +4,7 @@
  * systemd's own `systemd-socket-activate`). Real processes; the test set-up installs the tool.
  */
 import assert from "node:assert/strict";
-import { readBytes, waitMs, withTimeout } from "./_helpers.ts";
+import { readBytes, stopChild, withTimeout } from "./_helpers.ts";
 import { TextLineStream } from "./_lines.ts";
 
 const fixture = new URL("./fixtures/server.ts", import.meta.url).pathname;
@@ -36,14 +36,6 @@ async function started(child: Deno.ChildProcess): Promise<Record<string, unknown
   }
 }
 
-async function stop(child: Deno.ChildProcess): Promise<Deno.CommandStatus> {
-  child.kill("SIGTERM");
-  const status = await withTimeout(child.status, "the exit", waitMs);
-  await child.stdout.cancel().catch(() => {});
-  await child.stderr.cancel().catch(() => {});
-  return status;
-}
-
 Deno.test("supervisor: with NOTIFY_SOCKET the master says READY=1 once it listens and STOPPING=1 on SIGTERM", async () => {
   const dir = await Deno.makeTempDir({ prefix: "zg-notify-" });
   const path = `${dir}/notify`;
@@ -58,7 +50,7 @@ Deno.test("supervisor: with NOTIFY_SOCKET the master says READY=1 once it listen
     child.kill("SIGTERM");
     const [stopping] = await withTimeout(socket.receive(), "STOPPING=1");
     assert.equal(decoder.decode(stopping), "STOPPING=1");
-    assert.equal((await stop(child)).code, 0);
+    assert.equal((await stopChild(child)).code, 0);
   } finally {
     socket.close();
     await Deno.remove(dir, { recursive: true });
@@ -94,7 +86,7 @@ Deno.test("supervisor: systemd-socket-activate's socket (LISTEN_FDS) is taken in
       assert.equal(decoder.decode(await readBytes(conn, 9)), "activated");
       conn.close();
     } finally {
-      const status = await stop(child);
+      const status = await stopChild(child);
       assert.equal(status.code, 0, `workerNum ${workerNum}`);
     }
   }
