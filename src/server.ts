@@ -245,8 +245,11 @@ export class Server {
     } catch (error) {
       started = Promise.reject(error);
     }
-    started.then(ctx.finished.resolve, ctx.finished.reject);
-    return started;
+    // (The caller's promise still rejects on its own: an unawaited failed start is reported.)
+    return started.then(() => ctx.finished.resolve(), (error) => {
+      ctx.finished.reject(error);
+      throw error;
+    });
   }
 
   #begin(): Promise<void> {
@@ -256,7 +259,15 @@ export class Server {
     const { who, json } = ctx.log.identity;
     const name = new TextEncoder().encode(who);
     library().zg_log_identity(name, BigInt(name.length), json ? 1 : 0);
-    ctx.options.signal?.addEventListener("abort", () => this.shutdown(), { once: true });
+    // (Only in the process that was started, and let go of once the server has stopped.)
+    const signal = ctx.options.signal;
+    if (signal && ctx.role.kind !== "worker") {
+      const abort = () => this.shutdown();
+      signal.addEventListener("abort", abort, { once: true });
+      ctx.finished.promise.finally(() => signal.removeEventListener("abort", abort)).catch(
+        () => {},
+      );
+    }
     return this.#role.start();
   }
 

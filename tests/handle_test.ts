@@ -154,3 +154,23 @@ Deno.test("types: a port's callbacks get the event's own argument types (a two-p
   }).on("close", (s, id) => s.exists(id));
   assert.equal(typeof server.ports[0].callbacks.receive, "function");
 });
+
+Deno.test("handle: a start that fails and is not awaited is still reported (the process dies with the error)", async () => {
+  const holder = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const mod = new URL("../mod.ts", import.meta.url).href;
+    const code = `import { Server } from "${mod}";
+const s = new Server({ host: "127.0.0.1", port: ${(holder.addr as Deno.NetAddr).port} });
+s.on("receive", () => {});
+s.start();`;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", code],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.notEqual(out.code, 0);
+    assert.match(new TextDecoder().decode(out.stderr), /AddrInUse/);
+  } finally {
+    holder.close();
+  }
+});

@@ -114,6 +114,8 @@ pub fn readSession(r: *Reactor, s: *Session) ReadOutcome {
             if (n < room.len and !s.peer_hup) return .done;
             continue;
         }
+        // (Nothing came: an idle session does not keep the spare buffer.)
+        if (s.in.items.len == 0) giveBack(r, s);
         if (r.readFailed(s, rc)) |outcome| return outcome;
     }
     return .more;
@@ -178,6 +180,8 @@ pub fn readFramed(r: *Reactor, s: *Session) ReadOutcome {
             }
             continue;
         }
+        // (Nothing came: an idle session does not keep the spare buffer.)
+        if (s.in.items.len == 0) giveBack(r, s);
         if (r.readFailed(s, rc)) |outcome| return outcome;
     }
 }
@@ -217,15 +221,21 @@ fn compact(r: *Reactor, s: *Session, delivery: Delivery) Delivery {
         s.in.shrinkRetainingCapacity(left);
         s.in_start = 0;
     }
-    if (left == 0 and s.in.capacity > 0) {
-        // (Every read makes room for `read_chunk` anyway: an idle session keeps no buffer.)
-        if (r.spare_in.capacity == 0 and s.in.capacity <= spare_max_bytes) {
-            std.mem.swap(std.ArrayList(u8), &s.in, &r.spare_in);
-        } else {
-            s.in.clearAndFree(r.allocator);
-        }
-    }
+    if (left == 0) giveBack(r, s);
     return .ok;
+}
+
+/// An empty input buffer goes back to be the reactor's spare (when it has none, and it is not
+/// big), or is let go of: every read makes room for `read_chunk` anyway, so an idle session
+/// keeps no buffer.
+fn giveBack(r: *Reactor, s: *Session) void {
+    if (s.in.capacity == 0) return;
+    if (r.spare_in.capacity == 0 and s.in.capacity <= spare_max_bytes) {
+        s.in.clearRetainingCapacity();
+        std.mem.swap(std.ArrayList(u8), &s.in, &r.spare_in);
+    } else {
+        s.in.clearAndFree(r.allocator);
+    }
 }
 
 /// Pushes one message into a worker's ring: one record, or pieces of half a ring with
