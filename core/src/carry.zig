@@ -74,7 +74,7 @@ pub fn carryOut(r: *Reactor) void {
         posix.close(r.carry_out);
         r.carry_out = -1;
     }
-    if (r.treeStopping()) return;
+    if (treeStopping(r)) return;
     var ids: std.ArrayList(u32) = .empty;
     defer ids.deinit(r.allocator);
     for (r.sessions.slots) |*s| {
@@ -103,6 +103,13 @@ pub fn carryOut(r: *Reactor) void {
         log.warn("the socket pair to the successor is full: {d} of {d} WebSocket(s) close instead", .{ ids.items.len - sent, ids.items.len });
     }
     log.info("{d} WebSocket connection(s) handed to this worker's successor", .{sent});
+}
+
+/// The tree stops (or this reactor has no region): a leaving worker's WebSockets close rather
+/// than carry on.
+fn treeStopping(r: *const Reactor) bool {
+    const header = r.region_header orelse return true;
+    return @atomicLoad(u32, &header.stopping, .acquire) != 0;
 }
 
 /// A carried session leaves this reactor but stays open in the region's table.

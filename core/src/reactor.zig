@@ -652,12 +652,6 @@ pub const Reactor = struct {
         l.own_settings = true;
     }
 
-    /// The tree stops (BASE): a leaving worker's WebSockets close rather than carry on.
-    pub fn treeStopping(r: *const Reactor) bool {
-        const header = r.region_header orelse return true;
-        return @atomicLoad(u32, &header.stopping, .acquire) != 0;
-    }
-
     pub fn settingsOf(r: *const Reactor, listener: u16) *const Settings {
         const l = &r.listeners[listener];
         return if (l.own_settings) &l.settings else &r.defaults;
