@@ -3,6 +3,12 @@
  * arenas, one allocation per arena instead of one per message (as Node's Buffer pool does; the
  * profile showed `malloc` of one `ArrayBuffer` per message as the largest user-space cost). A
  * kept view keeps at most its arena alive.
+ *
+ * Such a copy's `.buffer` is the whole arena, other sessions' bytes included (as a pooled Node
+ * `Buffer`'s is): what is handed out this way is stream data (`receive`), documented so. A
+ * WebSocket message, a whole unit users pass on, gets an exact copy instead (`exact`). An
+ * arena whose buffer a user transferred (`postMessage`, `ArrayBuffer.transfer`) is detached:
+ * the next copy starts a new one.
  * @module
  */
 
@@ -19,7 +25,7 @@ export class Arena {
     const len = bytes.length;
     if (len > arenaSmall) return bytes.slice();
     let used = this.#used;
-    if (used + len > arenaSize) {
+    if (used + len > arenaSize || this.#arena.buffer.detached) {
       this.#arena = new Uint8Array(arenaSize);
       used = 0;
     }

@@ -23,7 +23,11 @@ export interface ServerEvents {
   workerStop: (server: Server, workerId: number) => void;
   /** A connection was accepted. */
   connect: (server: Server, sessionId: number, reactorId: number) => void;
-  /** Bytes arrived on a session. `data` is a copy unless `borrowedViews` is set. */
+  /**
+   * Bytes arrived on a session. `data` is a copy unless `borrowedViews` is set; a small one
+   * shares its `.buffer` with other copies (as a pooled Node `Buffer` does): use `data` itself,
+   * or `data.slice()` for a buffer of its own to transfer.
+   */
   receive: (server: Server, sessionId: number, reactorId: number, data: Uint8Array) => void;
   /** A session ended; `reactorId` is -1 when the server closed it. */
   close: (server: Server, sessionId: number, reactorId: number) => void;

@@ -59,6 +59,20 @@ for (const [name, mode] of reactorModes) {
     assert.deepEqual(echoed, message);
   });
 
+  Deno.test(`${name}: a received buffer transferred away (detached) leaves later receives whole`, async () => {
+    await using server = await startFixture(mode);
+    await using conn = await connect(server.port);
+    // A small receive shares a pooled buffer, which the transfer detaches.
+    const { bufferBytes } = await command(conn, "!detach");
+    assert.ok((bufferBytes as number) >= 8);
+    for (const size of [10, 3000, 5000]) {
+      const message = new Uint8Array(size).map((_, i) => (i * 13) & 0xff);
+      await conn.write(message);
+      assert.deepEqual(await withTimeout(readBytes(conn, size), "the echo"), message);
+    }
+    assert.deepEqual(await command(conn, "!detach"), { bufferBytes });
+  });
+
   Deno.test(`${name}: peer half-close: data sent before the FIN is echoed, then the server closes`, async () => {
     await using server = await startFixture(mode);
     const conn = await connect(server.port);

@@ -481,6 +481,18 @@ for (const [mode, options] of treeModes.slice(1)) {
   });
 }
 
+Deno.test("websocket: a binary message's buffer is its own: transferred away and pushed back whole, it holds that message and nothing else", async () => {
+  await using server = await startFixture({}, { script, extra: { transfer: true } });
+  const c = await client(server.port);
+  for (const size of [1, 64, 4096, 4097, 70_000, 8]) {
+    const payload = new Uint8Array(size).map((_, i) => (i * 7 + size) % 256);
+    c.ws.send(payload);
+    assert.deepEqual(await c.next(), payload, `a ${size}-byte message`);
+  }
+  c.ws.close();
+  await c.closed;
+});
+
 Deno.test("websocket: with borrowedViews binary messages still echo whole (the view is used within the callback)", async () => {
   await using server = await startFixture({ borrowedViews: true }, { script });
   const c = await client(server.port);

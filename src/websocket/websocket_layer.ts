@@ -100,15 +100,15 @@ export class WebSocketLayer {
         return;
       }
     }
-    // Binary data is the callback's to keep (a copy, made here), unless `borrowedViews`;
-    // inflated data is its own already.
+    // Binary data is the callback's to keep (a copy of its own, made here: its `.buffer` is the
+    // message's and nobody else's), unless `borrowedViews`; inflated data is its own already.
     const keep = !compressed && !ctx.options.borrowedViews;
     const frame = new WebSocketFrame(
       fd,
       opcode === Opcode.text
         ? text ?? decoder.decode(payload)
         : keep
-        ? ctx.arena.copy(payload)
+        ? payload.slice()
         : payload,
       opcode,
     );
