@@ -26,6 +26,7 @@ import type { Port } from "./port.ts";
 import { roleFor } from "./roles/process_role.ts";
 import type { ProcessRole } from "./roles/process_role.ts";
 import {
+  claimWorkerRole,
   currentRole,
   managerPidOf,
   masterPidOf,
@@ -105,11 +106,9 @@ export class Server {
     this.#given = given;
     const ctx = this.#ctx;
     ctx.options = o;
-    // (A worker found its role already: its manager spawned it for the final options.)
-    if (ctx.role.kind !== "worker") {
-      ctx.role = roleOf(o);
-      ctx.workerId = workerIdOfRole(ctx.role);
-    }
+    // (The key a worker's manager spawned it with matches the final options only.)
+    ctx.role = roleOf(o);
+    ctx.workerId = workerIdOfRole(ctx.role);
     ctx.log.reset(o.logLevel, roleName(ctx.role), o.logFormat);
     this.#role = roleFor(ctx, this.#ops, this.#sender, this.#sessions);
     return this;
@@ -255,6 +254,7 @@ export class Server {
   #begin(): Promise<void> {
     const ctx = this.#ctx;
     ctx.state = "starting";
+    if (ctx.role.kind === "worker") claimWorkerRole();
     // The core's lines name this process as this process's own do, in the same format.
     const { who, json } = ctx.log.identity;
     const name = new TextEncoder().encode(who);

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { Server } from "../mod.ts";
-import { startFixture, withTimeout } from "./_helpers.ts";
+import { connect, readBytes, startFixture, withTimeout } from "./_helpers.ts";
 
 const script = new URL("./fixtures/handle_server.ts", import.meta.url).pathname;
 
@@ -113,6 +113,23 @@ Deno.test("handle (two BASE workers, by set()): onListen runs once, in the proce
   await server.waitFor((e) => e.event === "finished", "finished");
   assert.equal((await server.exited()).code, 0);
   assert.equal(server.events.filter((e) => e.event === "listen").length, 1);
+});
+
+Deno.test("set(): a worker's role goes to the server whose final options it was spawned for, not to one built with them and set() to others", async () => {
+  await using server = await startFixture({}, {
+    script,
+    extra: { set: { workerNum: 2 }, decoy: true },
+  });
+  await server.waitFor(
+    () => server.events.filter((e) => e.event === "workerStart").length >= 2,
+    "both workers",
+  );
+  for (const e of server.events.filter((e) => e.event === "workerStart")) {
+    assert.equal(e.managerPid, server.child.pid, "each worker is the master's own");
+  }
+  await using conn = await connect(server.port);
+  await conn.write(new TextEncoder().encode("ping"));
+  assert.deepEqual(await readBytes(conn, 4), new TextEncoder().encode("ping"));
 });
 
 Deno.test("set(): options merged over the constructor's and checked the same way; they take effect; refused once started", async () => {

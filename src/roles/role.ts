@@ -96,9 +96,10 @@ export function serverKey(host: string, port: number, workerNum: number): string
 }
 
 /**
- * The role of this process for a server configured with `key` (see `serverKey`). A worker's
- * role goes to the one server it was spawned for, once; the variables are then removed, so
- * other servers of the script, and this process's own children, see none of them.
+ * The role of this process for a server configured with `key` (see `serverKey`): what the
+ * options given so far (constructor, `set()`) say, worked out again by each `set()`. A
+ * worker's role goes to the one server it was spawned for, which claims it when it starts
+ * (`claimWorkerRole`).
  */
 export function currentRole(workerNum: number, key: string, tree = workerNum > 1): Role {
   if (Deno.env.get(env.role) === "worker" && Deno.env.get(env.server) === key) {
@@ -124,10 +125,17 @@ export function currentRole(workerNum: number, key: string, tree = workerNum > 1
       respawned: Deno.env.get(env.respawned) === "1",
       carry: carryFds(fdList(env.carryFds)),
     };
-    for (const name of Object.values(env)) Deno.env.delete(name);
     return role;
   }
   return tree ? { kind: "manager" } : { kind: "single" };
+}
+
+/**
+ * A worker's server starts: the variables that gave it its role are removed, so other servers
+ * of the script, and this process's own children, see none of them.
+ */
+export function claimWorkerRole() {
+  for (const name of Object.values(env)) Deno.env.delete(name);
 }
 
 function carryFds(fds: number[]): { out: number; in: number } {
