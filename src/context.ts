@@ -93,6 +93,11 @@ export class ServerContext {
   /** A one-worker server or BASE worker: its reactor's counters and channel header. */
   channelStats: BigUint64Array | undefined;
   channelHeader: BigUint64Array | undefined;
+  /**
+   * A one-worker server's `abi.Published` (its counters for `ziggurat stats` in another
+   * process), written once per batch; undefined in a tree (the region's slot has them).
+   */
+  published: Float64Array | undefined;
   /** The counters when the server stopped; `stats()` returns them from then on. */
   finalStats: ServerStats | undefined;
   finalPortStats: PortStats[] | undefined;

@@ -109,7 +109,7 @@ function workerHttp(own: Counters) {
  * A one-worker server's: its reactor's counters (`native`, the channel's `abi.Stats`, in
  * `statsFields` order) and its own; `fds` the lowest and highest session fd.
  */
-function singleStats(
+export function singleStats(
   native: BigUint64Array | undefined,
   own: Counters,
   inBatch: boolean,
@@ -123,7 +123,7 @@ function singleStats(
   return {
     ...(counters as unknown as Omit<ServerStats, "workerNum">),
     workerNum,
-    idleWorkerNum: 0,
+    idleWorkerNum: inBatch ? 0 : 1,
     requestCount: own.request,
     responseCount: own.response,
     workerRequestCount: own.request,
@@ -131,7 +131,7 @@ function singleStats(
     workerDispatchCount: own.dispatch,
     ...workerHttp(own),
     callbackErrorCount: own.callbackErrors,
-    discardCount: 0,
+    discardCount: own.discards,
     taskWorkerNum: 0,
     taskIdleWorkerNum: 0,
     taskingNum: 0,

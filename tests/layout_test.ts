@@ -12,6 +12,7 @@ import {
   layout,
   portsMax,
   portStatsFields,
+  published,
   RecordType,
   serverConfig,
   statsFields,
@@ -72,6 +73,7 @@ Deno.test("every field TypeScript writes or reads by name, and every record type
   assert.equal(table.get("ClientInfo")!.size, layout.clientInfoSize);
   sameEntries(table.get("WorkerSlot")!.entries, workerSlot, "abi.WorkerSlot");
   assert.equal(table.get("WorkerSlot")!.size, layout.workerSlotSize);
+  sameEntries(table.get("Published")!.entries, published, "abi.Published");
   // The counters are read by position: their names in order are the core's.
   const stats = Object.fromEntries(statsFields.map((name, i) => [name, i * 8]));
   sameEntries(table.get("Stats")!.entries, { ...stats, ports: layout.statsPorts }, "abi.Stats");

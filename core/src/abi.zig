@@ -239,6 +239,22 @@ pub const ChannelHeader = extern struct {
     in_ctl: RingControl,
     out_ctl: RingControl,
     stats: Stats,
+    /// A one-worker server's JavaScript counters, written by its JS once per batch as a tree's
+    /// worker writes its `WorkerSlot`: another process (`ziggurat stats`) reads them here.
+    published: Published,
+};
+
+/// What a one-worker server's JavaScript counts, each an f64 (the core never writes them).
+pub const Published = extern struct {
+    request_count: f64,
+    response_count: f64,
+    dispatch_count: f64,
+    callback_error_count: f64,
+    discard_count: f64,
+    /// HTTP responses by status class, 1xx to 5xx.
+    http: [5]f64,
+    /// 1 while the JS thread handles a batch of events, else 0.
+    busy: f64,
 };
 pub const channel_magic: u32 = 0x5a494747; // "ZIGG"
 pub const data_offset = 4096;
@@ -609,9 +625,10 @@ pub fn layout() [layout_len]u32 {
         @offsetOf(ClientInfo, "listener"),
         @offsetOf(ClientInfo, "protected"),
         @offsetOf(WorkerSlot, "discard_count"),
+        @offsetOf(ChannelHeader, "published"),
     };
 }
-pub const layout_len = 53;
+pub const layout_len = 54;
 
 /// The structs and enums TypeScript writes or reads by name (src/_ffi/layout.ts).
 const described = .{
@@ -621,6 +638,7 @@ const described = .{
     .{ "Stats", Stats },
     .{ "PortStats", PortStats },
     .{ "WorkerSlot", WorkerSlot },
+    .{ "Published", Published },
     .{ "RecordType", RecordType },
     .{ "HttpRequest", HttpRequest },
     .{ "HttpHeader", HttpHeader },

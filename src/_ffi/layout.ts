@@ -106,7 +106,7 @@ export const layout = {
   ringProducerWaiting: 4,
   ringHead: 64,
   ringConsumerParked: 68,
-  channelHeaderSize: 1520,
+  channelHeaderSize: 1608,
   channelRingBytes: 4,
   channelInCtl: 8,
   channelOutCtl: 136,
@@ -147,6 +147,7 @@ export const layout = {
   clientInfoListener: 120,
   clientInfoProtected: 124,
   workerSlotDiscardCount: 3352,
+  channelPublished: 1520,
 } as const;
 
 /**
@@ -275,6 +276,17 @@ export const workerSlot = {
   tasking: 3344,
   taskSeq: 3348,
   discardCount: 3352,
+} as const;
+
+/** `abi.Published`: a one-worker server's JavaScript counters in its channel (f64 each). */
+export const published = {
+  requestCount: 0,
+  responseCount: 8,
+  dispatchCount: 16,
+  callbackErrorCount: 24,
+  discardCount: 32,
+  http: 40,
+  busy: 80,
 } as const;
 
 /** `abi.Stats` fields in declaration order (each a u64). */

@@ -15,6 +15,7 @@ import { unwrap } from "../_ffi/library.ts";
 import { layout, RecordType, statsFields } from "../_ffi/layout.ts";
 import type { ServerContext } from "../context.ts";
 import { Lane } from "../ipc/lane.ts";
+import { publishedView } from "../ipc/published.ts";
 import { Unsent } from "../ipc/unsent.ts";
 import type { Operations } from "../operations/operations.ts";
 import { Signal } from "../operations/signals.ts";
@@ -120,6 +121,7 @@ export class EventWorker extends Worker {
     );
     ctx.channelStats = new BigUint64Array(memory, layout.channelStats, statsFields.length);
     ctx.channelHeader = new BigUint64Array(memory, 0, layout.channelHeaderSize / 8);
+    if (ctx.role.kind === "single") ctx.published = publishedView(memory);
     const [kick] = kickFds(lib, lib.zg_server_reactors(ctx.handle));
     const lane = new Lane(memory, 0, () => lib.zg_fd_kick(kick));
     lane.unsent = new Unsent();

@@ -32,6 +32,12 @@ export const env = {
   carryFds: "ZIGGURAT_CARRY_FDS",
   /** Daemon mode, in the background server: the fd to report "listening" on to its launcher. */
   daemonReadyFd: "ZIGGURAT_DAEMON_READY_FD",
+  /**
+   * The options the `ziggurat start` of the master worked out (JSON): its workers, respawned
+   * and reloaded ones too, and its background server take these instead of reading the
+   * config file and flags again.
+   */
+  cliOptions: "ZIGGURAT_CLI_OPTIONS",
 } as const;
 
 export type Role =

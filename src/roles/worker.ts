@@ -13,11 +13,12 @@
  */
 
 import { library, unwrap } from "../_ffi/library.ts";
-import { layout, PollFlag, RecordType } from "../_ffi/layout.ts";
+import { layout, PollFlag, published, RecordType } from "../_ffi/layout.ts";
 import type { ServerContext } from "../context.ts";
 import type { Lane } from "../ipc/lane.ts";
 import { letGoOfHeld, publishTails, recordEnd } from "../ipc/lane.ts";
 import { Mailbox } from "../ipc/mailbox.ts";
+import { publishOwn } from "../ipc/published.ts";
 import type { MailHandler } from "../ipc/mailbox.ts";
 import { Region, WorkerStatus } from "../ipc/region.ts";
 import { Control, mailHandler } from "../messages.ts";
@@ -354,6 +355,7 @@ export abstract class Worker implements ProcessRole {
   #setStatus(status: number) {
     const ctx = this.ctx;
     ctx.region?.setStatus(ctx.workerId, this.exit.began ? WorkerStatus.exited : status);
+    if (ctx.published) ctx.published[published.busy / 8] = status === WorkerStatus.busy ? 1 : 0;
   }
 
   /** Dispatches every record published so far; returns how many. */
@@ -424,6 +426,7 @@ export abstract class Worker implements ProcessRole {
         counters.callbackErrors,
         counters.discards,
       );
+      if (ctx.published) publishOwn(ctx.published, counters);
       for (const lane of lanes) lane.publishOut();
     }
     return handled;

@@ -105,11 +105,7 @@ export class WebSocketLayer {
     const keep = !compressed && !ctx.options.borrowedViews;
     const frame = new WebSocketFrame(
       fd,
-      opcode === Opcode.text
-        ? text ?? decoder.decode(payload)
-        : keep
-        ? payload.slice()
-        : payload,
+      opcode === Opcode.text ? text ?? decoder.decode(payload) : keep ? payload.slice() : payload,
       opcode,
     );
     if (opcode === Opcode.close && payload.length >= 2) {
