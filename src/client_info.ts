@@ -42,6 +42,10 @@ export interface ClientInfo {
   serverSocket: number;
   /** Bytes queued in the core for it, not yet written. */
   sendQueuedBytes: number;
+  /** Bytes read from it since it connected. */
+  totalRecvBytes: number;
+  /** Bytes written to it since it connected. */
+  totalSendBytes: number;
   /** The uid `bind()` gave the session, or 0. */
   uid: number;
   /** The worker the session's events go to (PROCESS mode; in BASE mode the one it lives in). */
@@ -92,6 +96,8 @@ export function decodeClientInfo(
     recvQueuedBytes: u64("recvQueuedBytes"),
     serverSocket: u32("listener"),
     sendQueuedBytes: u64("sendQueuedBytes"),
+    totalRecvBytes: u64("totalRecvBytes"),
+    totalSendBytes: u64("totalSendBytes"),
     uid: u32("uid"),
     workerId: baseWorkerId ?? u32("workerId"),
     websocketStatus: u32("websocketStatus"),

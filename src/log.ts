@@ -34,6 +34,11 @@ export class Logger {
     return { who: this.#who, json: this.#json };
   }
 
+  /** Whether debug lines are written (check before building one that costs work). */
+  get debugging(): boolean {
+    return this.#min === 0;
+  }
+
   debug(message: string): void {
     this.#write("debug", message);
   }

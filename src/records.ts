@@ -8,11 +8,13 @@
 
 import { CloseFlag, CloseHow, layout, RecordType, SessionState } from "./_ffi/layout.ts";
 import type { ServerContext } from "./context.ts";
+import { decodeClientInfo } from "./client_info.ts";
 import { errnoName } from "./errors.ts";
 import type { PacketInfo, ServerEvents } from "./events.ts";
 import { LengthFramer } from "./framer.ts";
 import { ipv6 } from "./ip.ts";
 import type { Lane } from "./ipc/lane.ts";
+import { formatAddress } from "./options.ts";
 import type { ResolvedOptions } from "./options.ts";
 import { lostStart, MessagePieces } from "./pieces.ts";
 import { httpListeners } from "./port.ts";
@@ -146,6 +148,7 @@ export class Records {
         const listener = aux;
         const port = listener > 0 ? this.#ctx.ports[listener - 1] : undefined;
         if (port) this.#sessionPort.set(sessionId, port);
+        if (this.#ctx.log.debugging) this.#logConnect(sessionId, listener);
         const connect = (port?.callbacks.connect as ServerEvents["connect"] | undefined) ??
           this.#ctx.callbacks.events.connect;
         this.#ctx.callbacks.call(
@@ -184,6 +187,9 @@ export class Records {
             sessionId,
             buffer: lane.u8.slice(start, start + len).buffer,
           };
+          if (this.#ctx.log.debugging) {
+            this.#logClose(sessionId, this.#sessions.ended.buffer, flags, reactorId);
+          }
         }
         this.#ctx.callbacks.call(
           "close",
@@ -375,6 +381,32 @@ export class Records {
     if (why === undefined) return;
     this.#ctx.log.warning(`session ${sessionId}: ${why}; closing the session`);
     this.#sessions.requestClose(sessionId, CloseHow.protocolError);
+  }
+
+  /** `logLevel: "debug"`: who connected, where. */
+  #logConnect(sessionId: number, listener: number) {
+    const info = this.#sessions.getClientInfo(sessionId);
+    const from = !info
+      ? "(gone already)"
+      : info.socketType === "unix"
+      ? "a Unix socket"
+      : formatAddress(info.remoteIp, info.remotePort);
+    const on = listener > 0 ? `port ${this.#ctx.ports[listener - 1]?.port}` : "the server's port";
+    this.#ctx.log.debug(`session ${sessionId}: connected from ${from} on ${on}`);
+  }
+
+  /** `logLevel: "debug"`: how a session ended, after how long, having moved how much. */
+  #logClose(sessionId: number, buffer: ArrayBuffer, flags: number, reactorId: number) {
+    const info = decodeClientInfo(buffer, sessionId, undefined);
+    const how = flags & CloseFlag.error
+      ? errnoName(info.closeErrno)
+      : reactorId < 0
+      ? "by the server"
+      : "by the peer";
+    const seconds = info.connectTime > 0 ? (Date.now() / 1000 - info.connectTime).toFixed(3) : "?";
+    this.#ctx.log.debug(
+      `session ${sessionId}: closed ${how} after ${seconds} s; read ${info.totalRecvBytes} bytes, wrote ${info.totalSendBytes}`,
+    );
   }
 
   /** A copy of ring bytes that outlives the batch (src/arena.ts). */

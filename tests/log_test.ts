@@ -85,3 +85,44 @@ Deno.test("log: a peer's reset is a debug line (naming the session and ECONNRESE
   const line = text.split("\n").find((l) => l.includes("closed: ECONNRESET"))!;
   assert.match(line, /\] DEBUG worker#0 pid \d+: session \d+ closed: ECONNRESET$/);
 });
+
+Deno.test("log: logLevel debug tells what each connection did: who connected, each HTTP request and its status, a WebSocket's open, how it ended with its byte counts", async () => {
+  const fixture = new URL("./fixtures/server.ts", import.meta.url).pathname;
+  {
+    await using server = await startFixture({ logLevel: "debug" }, { script: fixture });
+    const peer = net.connect(server.port, "127.0.0.1");
+    await new Promise((resolve) => peer.once("connect", resolve));
+    const localPort = peer.localPort!;
+    peer.write("ping");
+    await new Promise((resolve) => peer.once("data", resolve));
+    peer.end();
+    const text = await server.waitForStderr(/closed by the peer/);
+    assert.match(
+      text,
+      new RegExp(
+        `DEBUG worker#0 pid \\d+: session (\\d+): connected from 127\\.0\\.0\\.1:${localPort} on the server's port`,
+      ),
+    );
+    assert.match(text, /session \d+: closed by the peer after \d+\.\d+ s; read 4 bytes, wrote 4/);
+  }
+  {
+    await using server = await startFixture({ logLevel: "debug" }, { script });
+    const response = await fetch(`http://127.0.0.1:${server.port}/plain?x=1`);
+    assert.equal(response.status, 200);
+    await response.text();
+    await server.waitForStderr(/-> 200 in/);
+    const c = await client(server.port, "/chat");
+    c.ws.close();
+    await c.closed;
+    const text = await server.waitForStderr(/WebSocket open on \/chat/);
+    assert.match(text, /session \d+: GET \/plain\?x=1 HTTP\/1\.1 -> 200 in \d+\.\d ms/);
+  }
+  // At info, none of it.
+  await using quiet = await startFixture({}, { script: fixture });
+  const peer = net.connect(quiet.port, "127.0.0.1");
+  await new Promise((resolve) => peer.once("connect", resolve));
+  peer.write("ping");
+  await new Promise((resolve) => peer.once("data", resolve));
+  peer.destroy();
+  assert.doesNotMatch(quiet.stderr(), /connected from/);
+});

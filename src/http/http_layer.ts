@@ -56,6 +56,8 @@ interface Conn {
   uploads: Map<number, string[]> | undefined;
   /** Detached responses not ended yet, oldest first (written by `writeDetached`). */
   detached: number[] | undefined;
+  /** `logLevel: "debug"`: each request in hand's line (method, target) and start time. */
+  logged: Map<number, { line: string; began: number }> | undefined;
 }
 
 export class HttpLayer implements ResponseSink {
@@ -143,6 +145,7 @@ export class HttpLayer implements ResponseSink {
           draining: undefined,
           uploads: undefined,
           detached: undefined,
+          logged: undefined,
         },
       );
     }
@@ -153,6 +156,12 @@ export class HttpLayer implements ResponseSink {
       maxFileSize: ctx.options.uploadMaxFilesize,
       written: (paths) => (owner.uploads ??= new Map()).set(seq, paths),
     });
+    if (ctx.log.debugging) {
+      (conn.logged ??= new Map()).set(seq, {
+        line: `${request.getMethod()} ${request.url} ${request.protocol}`,
+        began: performance.now(),
+      });
+    }
     const response = new HttpResponse(fd, seq, this, {
       minor: bytes[httpRequest.minorVersion],
       keepAlive: request.keepAlive,
@@ -287,7 +296,15 @@ export class HttpLayer implements ResponseSink {
   ): boolean {
     const conn = this.#conns.get(fd);
     if (!conn) return false;
-    if (last) this.#ctx.counters.httpResponse(status);
+    if (last) {
+      this.#ctx.counters.httpResponse(status);
+      const logged = conn.logged?.get(seq);
+      if (logged) {
+        conn.logged!.delete(seq);
+        const ms = (performance.now() - logged.began).toFixed(1);
+        this.#ctx.log.debug(`session ${fd}: ${logged.line} -> ${status} in ${ms} ms`);
+      }
+    }
     // The response ended: its request's uploads go (unless the handler moved them).
     if (last && conn.uploads?.has(seq)) {
       removeUploads(conn.uploads.get(seq)!);

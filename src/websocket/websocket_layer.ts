@@ -118,6 +118,7 @@ export class WebSocketLayer {
   /** The core answered an upgrade of session `fd` (`request`: the upgrade request): `open`. */
   open(request: HttpRequest) {
     const ctx = this.#ctx;
+    if (ctx.log.debugging) ctx.log.debug(`session ${request.fd}: WebSocket open on ${request.url}`);
     ctx.callbacks.call("open", request.fd, () => ctx.callbacks.events.open?.(ctx.server, request));
   }
 
