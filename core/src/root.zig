@@ -72,6 +72,7 @@ test {
     _ = @import("reactor_threads.zig");
     _ = @import("signals.zig");
     _ = @import("framing.zig");
+    _ = @import("proxy_protocol.zig");
     _ = @import("http.zig");
     _ = @import("http_session.zig");
     _ = @import("http_static.zig");
