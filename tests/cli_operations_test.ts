@@ -9,36 +9,14 @@ import { TextLineStream } from "./_lines.ts";
 import { setting } from "../src/cli/start.ts";
 import type { ServerReport } from "../src/cli/report.ts";
 
-const cli = new URL("../cli.ts", import.meta.url).pathname;
+import { alive, cli, runCli } from "./_cli.ts";
 const decoder = new TextDecoder();
 
-async function run(
+function run(
   cwd: string,
   ...args: string[]
 ): Promise<{ code: number; out: string; err: string }> {
-  const output = await withTimeout(
-    new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", cli, ...args],
-      cwd,
-      stdout: "piped",
-      stderr: "piped",
-      stdin: "null",
-    }).output(),
-    `ziggurat ${args.join(" ")}`,
-  );
-  return {
-    code: output.code,
-    out: decoder.decode(output.stdout),
-    err: decoder.decode(output.stderr),
-  };
-}
-
-function alive(pid: number): boolean {
-  try {
-    return !Deno.readTextFileSync(`/proc/${pid}/stat`).includes(") Z ");
-  } catch {
-    return false;
-  }
+  return runCli(args, cwd);
 }
 
 /** The app: every line gets back the server's packageEof and the worker's pid, as JSON. */
@@ -117,9 +95,16 @@ Deno.test("cli operations: list, stats by status name, a reload that waits and k
     assert.ok(report.processes.every((p: { uptime: string }) => /^\d+s$/.test(p.uptime)));
     const oldPids = report.processes.map((p: { pid: number }) => p.pid);
 
+    // A line in the log (a reopening, in all three processes), for logs -f to start from.
+    const rtmin = await new Deno.Command("kill", { args: ["-RTMIN", String(pid)] }).output();
+    assert.ok(rtmin.success);
+    await until(
+      "three reopen lines",
+      () => (Deno.readTextFileSync(`${dir}/z.log`).match(/log file reopened/g) ?? []).length === 3,
+    );
     // logs -f from now on, while the config changes and a reload runs.
     const follow = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", cli, "logs", "-f", "--lines", "0"],
+      args: ["run", "-A", cli, "logs", "-f", "--lines", "1"],
       cwd: dir,
       stdout: "piped",
       stderr: "piped",
@@ -128,6 +113,8 @@ Deno.test("cli operations: list, stats by status name, a reload that waits and k
     const followed = follow.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(
       new TextLineStream(),
     ).getReader();
+    // Its first line (the log's last so far) says it reads: what comes next, it follows.
+    assert.ok(!(await withTimeout(followed.read(), "logs -f's first line")).done);
     writeConfig("|");
     const reload = await run(dir, "reload");
     assert.equal(reload.code, 0, reload.err);

@@ -14,32 +14,10 @@ import {
 import type { Fixture } from "./_helpers.ts";
 import { TextLineStream } from "./_lines.ts";
 
-const cli = new URL("../cli.ts", import.meta.url).pathname;
+import { alive, cli, runCli } from "./_cli.ts";
 
-async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const output = await withTimeout(
-    new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", cli, ...args],
-      stdout: "piped",
-      stderr: "piped",
-      stdin: "null",
-    }).output(),
-    `ziggurat ${args.join(" ")}`,
-  );
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    out: decoder.decode(output.stdout),
-    err: decoder.decode(output.stderr),
-  };
-}
-
-function alive(pid: number): boolean {
-  try {
-    return !Deno.readTextFileSync(`/proc/${pid}/stat`).includes(") Z ");
-  } catch {
-    return false;
-  }
+function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return runCli(args);
 }
 
 Deno.test("cli: a daemon starts in the background, answers stats and reload, and stop ends it", async () => {
