@@ -4,6 +4,16 @@ import { withTimeout } from "./_helpers.ts";
 /** cli.ts's path. */
 export const cli = new URL("../cli.ts", import.meta.url).pathname;
 
+/**
+ * The environment of a CLI run: a relative `ZIGGURAT_LIB` (the test task sets one) made absolute,
+ * since the command runs in another directory.
+ */
+function cliEnv(): Record<string, string> {
+  const lib = Deno.env.get("ZIGGURAT_LIB");
+  if (lib === undefined || lib.startsWith("/")) return {};
+  return { ZIGGURAT_LIB: `${Deno.cwd()}/${lib}` };
+}
+
 /** Runs `ziggurat ARGS` (in `cwd`, default this one) to its end: exit code and output. */
 export async function runCli(
   args: string[],
@@ -13,6 +23,7 @@ export async function runCli(
     new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", cli, ...args],
       cwd,
+      env: cliEnv(),
       stdout: "piped",
       stderr: "piped",
       stdin: "null",
