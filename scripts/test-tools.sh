@@ -11,6 +11,8 @@ need curl curl
 need chromium chromium
 need promtool prometheus
 need systemd-socket-activate systemd
+need haproxy haproxy
+need wrk wrk
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} (Debian packages) for the tests" >&2

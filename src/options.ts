@@ -273,6 +273,18 @@ export interface ServerOptions {
   bufferLowWatermark?: number;
   /** A new session is not read until a worker `confirm()`s it. Default false. */
   enableDelayReceive?: boolean;
+  /**
+   * The PROXY protocol (versions 1 and 2, as HAProxy's `send-proxy` / `send-proxy-v2`, nginx's
+   * `proxy_protocol on` and cloud balancers send it): every connection opens with a balancer's
+   * header giving the client's address, which `getClientInfo()`, `req.server.remoteAddr` and the
+   * logs then show. The session's `connect` runs once the header is in. A connection without a
+   * valid header (none, a malformed one, one that does not come within 10 s, or data before
+   * it) is closed, counted in `protocolErrorCount`; on an HTTP port it gets 400 first. A header
+   * without an address (`LOCAL`, `UNKNOWN`: the balancer's own health checks) leaves the socket's
+   * address. Only for a listener no client reaches but through the balancer. Stream sockets
+   * only. Default false.
+   */
+  openProxyProtocol?: boolean;
   /** TCP_DEFER_ACCEPT: a connection is accepted only once data came (seconds; 0: off). */
   tcpDeferAccept?: number;
   /** TCP_FASTOPEN: the queue length of SYNs with data (0: off). */
@@ -454,6 +466,7 @@ export const defaults: ResolvedOptions = {
   bufferHighWatermark: 0,
   bufferLowWatermark: 0,
   enableDelayReceive: false,
+  openProxyProtocol: false,
   tcpDeferAccept: 0,
   tcpFastopen: 0,
   openTcpKeepalive: false,
@@ -722,6 +735,10 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     );
   }
   boolean("enableDelayReceive", o.enableDelayReceive);
+  boolean("openProxyProtocol", o.openProxyProtocol);
+  if (o.openProxyProtocol && isDatagram(o.sockType)) {
+    throw new TypeError(`Option "openProxyProtocol" needs a stream socket, not "${o.sockType}"`);
+  }
   boolean("openTcpKeepalive", o.openTcpKeepalive);
   integer("tcpDeferAccept", o.tcpDeferAccept, 0, 3600);
   integer("tcpFastopen", o.tcpFastopen, 0, 65535);
@@ -878,6 +895,7 @@ export function nativeFraming(
   set("highWatermark", o.bufferHighWatermark);
   set("lowWatermark", o.bufferLowWatermark);
   set("delayReceive", o.enableDelayReceive ? 1 : 0);
+  set("proxyProtocol", o.openProxyProtocol ? 1 : 0);
   set("keepalive", o.openTcpKeepalive ? 1 : 0);
   set("keepIdle", o.tcpKeepidle);
   set("keepInterval", o.tcpKeepinterval);

@@ -19,6 +19,7 @@ export type PortOptions = Pick<
   | "bufferHighWatermark"
   | "bufferLowWatermark"
   | "enableDelayReceive"
+  | "openProxyProtocol"
   | "openTcpNodelay"
   | "openTcpKeepalive"
   | "tcpKeepidle"
@@ -52,6 +53,7 @@ const portOptionNames: readonly (keyof PortOptions)[] = [
   "bufferHighWatermark",
   "bufferLowWatermark",
   "enableDelayReceive",
+  "openProxyProtocol",
   "openTcpNodelay",
   "openTcpKeepalive",
   "tcpKeepidle",
@@ -183,7 +185,8 @@ export class Port {
       }
     }
     const own = { ...this.#own, ...options };
-    resolveOptions({ ...own }); // validates them, with what earlier calls set
+    // Validated as this port's type would be (the PROXY protocol and HTTP need a stream).
+    resolveOptions({ ...own, sockType: this.sockType, host: this.host }); // with earlier calls
     this.#own = own;
     return this;
   }

@@ -359,6 +359,9 @@ pub const FramingConfig = extern struct {
     /// (1001) for one that sent nothing this long; in ms (0: off).
     websocket_ping_ms: u32,
     websocket_idle_ms: u32,
+    /// `open_proxy_protocol`: a connection's first bytes are a PROXY protocol header (version 1
+    /// or 2) giving the client's address; without one it is closed (proxy_session.zig).
+    proxy_protocol: u32,
 };
 
 /// An HTTP request as a worker gets it (kind 5): this, `header_count` `HttpHeader`s, the raw
@@ -672,7 +675,7 @@ comptime {
     assert(@offsetOf(Stats, "ports") == 21 * 8);
     assert(@sizeOf(PortStats) == 17 * 8);
     assert(@sizeOf(ClientInfo) == 136);
-    assert(@sizeOf(FramingConfig) == 128);
+    assert(@sizeOf(FramingConfig) == 132);
     assert(@sizeOf(ServerConfig) == 36);
     assert(@sizeOf(ChildExit) == 16);
     assert(@sizeOf(RegionHeader) <= region_slots_offset);

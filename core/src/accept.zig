@@ -4,6 +4,7 @@ const std = @import("std");
 const ring = @import("ring.zig");
 const reactor = @import("reactor.zig");
 const handoff_mod = @import("handoff.zig");
+const proxy_session = @import("proxy_session.zig");
 const Reactor = reactor.Reactor;
 const Listener = reactor.Listener;
 const Accepted = handoff_mod.Accepted;
@@ -163,7 +164,10 @@ pub fn addSession(r: *Reactor, fd: i32, listener_index: u16, l: Listener, addres
     };
     r.tally(listener_index, "accept_count", 1);
     r.tally(listener_index, "connection_num", 1);
-    if (r.deliver_session_events) {
+    if (settings.proxy_protocol) {
+        // Announced once its PROXY header gives the client's address.
+        proxy_session.begin(r, s);
+    } else if (r.deliver_session_events) {
         // Nothing of the session is read before its connect record is in the ring.
         s.connect_pending = !r.pushOrQueue(.connect, 0, s.home_lane, s.id, listener_index);
     }

@@ -60,7 +60,7 @@ const Control = extern struct {
 /// Whether a session can be carried as it is.
 fn carriable(s: *const Session) bool {
     return s.state == .open and s.ws.status == .active and s.ws.out_open_lane == 0 and
-        s.ws.held.items.len == 0 and s.files.items.len == 0 and !s.connect_pending and
+        s.ws.held.items.len == 0 and s.files.items.len == 0 and !s.connect_pending and !s.proxy_pending and
         s.frame_sent == 0 and !s.carried and
         s.in.items.len - s.in_start <= max_session_bytes and
         s.out.items.len - s.out_sent <= max_session_bytes;

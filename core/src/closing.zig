@@ -5,6 +5,7 @@ const abi = @import("abi.zig");
 const session_table = @import("session_table.zig");
 const reactor = @import("reactor.zig");
 const pubsub = @import("pubsub.zig");
+const proxy_session = @import("proxy_session.zig");
 const Reactor = reactor.Reactor;
 const Session = session_table.Session;
 const linux = std.os.linux;
@@ -64,7 +65,10 @@ pub fn closeSession(r: *Reactor, s: *Session, flags: u8, errno: u32, abort: bool
     if (queued > 0) r.uncount("send_queued_bytes", queued);
     // Its subscriptions go before the worker hears of the close (counts agree with it).
     pubsub.sessionEnded(r, s.id);
-    if (s.connect_pending) {
+    if (s.proxy_pending) {
+        // Its PROXY header never came: no worker heard of it.
+        proxy_session.closed(r, s);
+    } else if (s.connect_pending) {
         // The worker never heard of it: take back its connect record, send no close.
         r.dropPending(s.id);
     } else if (!s.close_notified and r.deliver_session_events) {

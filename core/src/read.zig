@@ -4,6 +4,7 @@ const std = @import("std");
 const abi = @import("abi.zig");
 const ring = @import("ring.zig");
 const framing = @import("framing.zig");
+const proxy_session = @import("proxy_session.zig");
 const session_table = @import("session_table.zig");
 const reactor = @import("reactor.zig");
 const Reactor = reactor.Reactor;
@@ -55,12 +56,18 @@ pub fn readReady(r: *Reactor) void {
             blocked = false;
             continue;
         }
-        if (s.paused or s.queue_held) {
-            // Not read until resumed or let go (which lists it again).
+        if ((s.paused and !s.proxy_pending) or s.queue_held) {
+            // Not read until resumed or let go (which lists it again). (A PROXY header is read
+            // anyway: the worker that would resume it hears of it only after.)
             s.on_ready_list = false;
             continue;
         }
-        const outcome: ReadOutcome = if (s.connect_pending) .blocked else r.readSession(s);
+        const outcome: ReadOutcome = if (s.connect_pending)
+            .blocked
+        else if (s.proxy_pending)
+            proxy_session.readHeader(r, s)
+        else
+            r.readSession(s);
         switch (outcome) {
             .done => {
                 s.on_ready_list = false;

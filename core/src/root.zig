@@ -68,6 +68,7 @@ test {
     _ = @import("shm.zig");
     _ = @import("listen.zig");
     _ = @import("reactor.zig");
+    _ = @import("reactor_test.zig");
     _ = @import("spawn.zig");
     _ = @import("reactor_threads.zig");
     _ = @import("signals.zig");

@@ -75,6 +75,9 @@ pub const Session = struct {
     home_lane: u16 = 0,
     /// Its connect record waits for ring room: nothing of it is read until it is delivered.
     connect_pending: bool = false,
+    /// Its port speaks the PROXY protocol and its header has not come yet: no worker has heard
+    /// of it (proxy_session.zig).
+    proxy_pending: bool = false,
     /// `bind(sessionId, uid)`: set once (0 = unbound), by a worker, with a compare-exchange.
     uid: u32 = 0,
     /// `protect(sessionId)`: heartbeat never closes it. Set by workers, atomically.
@@ -268,6 +271,7 @@ pub const SessionTable = struct {
             slot.last_dispatch_time_ns = 0;
             slot.home_lane = 0;
             slot.connect_pending = false;
+            slot.proxy_pending = false;
             @atomicStore(u8, &slot.protected, 0, .release);
             @atomicStore(u32, &slot.uid, 0, .release);
             @atomicStore(u32, &slot.id, id, .release);

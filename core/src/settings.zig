@@ -26,6 +26,8 @@ pub const Settings = struct {
     http: http.Limits = .{},
     /// WebSocket on an HTTP listener (off unless `open_websocket_protocol`).
     websocket: websocket_session.Settings = .{},
+    /// `open_proxy_protocol`: a PROXY protocol header opens every connection (proxy_session.zig).
+    proxy_protocol: bool = false,
     /// Socket options of accepted sockets (see `abi.FramingConfig`).
     socket: abi.FramingConfig = std.mem.zeroes(abi.FramingConfig),
 
@@ -35,6 +37,7 @@ pub const Settings = struct {
             .high_watermark = config.high_watermark,
             .low_watermark = @min(config.low_watermark, config.high_watermark),
             .delay_receive = config.delay_receive != 0,
+            .proxy_protocol = config.proxy_protocol != 0,
             .heartbeat_idle_ns = @as(i64, config.heartbeat_idle_ms) * std.time.ns_per_ms,
             .socket = config,
             .websocket = websocket_session.Settings.parse(config.websocket, config.websocket_max_message, config.websocket_ping_ms, config.websocket_idle_ms),

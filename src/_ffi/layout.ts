@@ -139,7 +139,7 @@ export const layout = {
   workerSlotTasking: 3344,
   workerSlotTaskSeq: 3348,
   regionMailCount: 92,
-  framingConfigSize: 128,
+  framingConfigSize: 132,
   packetAddressSize: 24,
   statsPorts: 168,
   portStatsSize: 136,
@@ -198,6 +198,7 @@ export const framingConfig = {
   websocketMaxMessage: 116,
   websocketPingMs: 120,
   websocketIdleMs: 124,
+  proxyProtocol: 128,
 } as const;
 
 /** `abi.HttpRequest`: what starts an HTTP request message (then the header table, the raw head, the body). */

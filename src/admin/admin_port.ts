@@ -19,7 +19,8 @@ import { parseAdminAddress } from "../options.ts";
 export function addAdminPort(ctx: ServerContext, address: string): void {
   const { host, port } = parseAdminAddress(address);
   const admin = addPort(ctx.ports, host, port, "tcp", (index) => portStats(ctx, index));
-  admin.set({ openHttpProtocol: true });
+  // (Never the server's PROXY protocol: the admin listener is polled directly.)
+  admin.set({ openHttpProtocol: true, openProxyProtocol: false });
   admin.admin = true;
 }
 
