@@ -28,9 +28,23 @@ export function parseIp(text: string): Uint8Array | undefined {
   return out;
 }
 
-/** An IPv6 address's text, zeros compressed. */
+/**
+ * An IPv6 address's text as RFC 5952 writes it: the longest run of two or more zero groups (the
+ * first of equal ones) becomes `::`.
+ */
 export function ipv6(bytes: Uint8Array): string {
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
-  return groups.join(":").replace(/(^|:)0(:0)+(:|$)/, "::").replace(/:{3,}/, "::");
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);
+  let best = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8;) {
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) [best, bestLength] = [i, j - i];
+    i = j === i ? i + 1 : j;
+  }
+  const text = (from: number, to: number) =>
+    groups.slice(from, to).map((g) => g.toString(16)).join(":");
+  if (best < 0) return text(0, 8);
+  return `${text(0, best)}::${text(best + bestLength, 8)}`;
 }

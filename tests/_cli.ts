@@ -8,7 +8,7 @@ export const cli = new URL("../cli.ts", import.meta.url).pathname;
  * The environment of a CLI run: a relative `ZIGGURAT_LIB` (the test task sets one) made absolute,
  * since the command runs in another directory.
  */
-function cliEnv(): Record<string, string> {
+export function cliEnv(): Record<string, string> {
   const lib = Deno.env.get("ZIGGURAT_LIB");
   if (lib === undefined || lib.startsWith("/")) return {};
   return { ZIGGURAT_LIB: `${Deno.cwd()}/${lib}` };
@@ -18,12 +18,13 @@ function cliEnv(): Record<string, string> {
 export async function runCli(
   args: string[],
   cwd?: string,
+  env: Record<string, string> = {},
 ): Promise<{ code: number; out: string; err: string }> {
   const output = await withTimeout(
     new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", cli, ...args],
       cwd,
-      env: cliEnv(),
+      env: { ...cliEnv(), ...env },
       stdout: "piped",
       stderr: "piped",
       stdin: "null",

@@ -9,7 +9,7 @@ import { TextLineStream } from "./_lines.ts";
 import { setting } from "../src/cli/start.ts";
 import type { ServerReport } from "../src/cli/report.ts";
 
-import { alive, cli, runCli } from "./_cli.ts";
+import { alive, cli, cliEnv, runCli } from "./_cli.ts";
 const decoder = new TextDecoder();
 
 function run(
@@ -106,6 +106,7 @@ Deno.test("cli operations: list, stats by status name, a reload that waits and k
     const follow = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", cli, "logs", "-f", "--lines", "1"],
       cwd: dir,
+      env: cliEnv(),
       stdout: "piped",
       stderr: "piped",
       stdin: "null",
@@ -140,6 +141,23 @@ Deno.test("cli operations: list, stats by status name, a reload that waits and k
         }
       })(),
       "logs -f showing the reload",
+    );
+    // A rotation as logrotate does it: renamed, then the server told to reopen. logs -f reads
+    // the renamed file to its end and then the new one; it never prints the old lines again.
+    await Deno.rename(`${dir}/z.log`, `${dir}/z.log.1`);
+    const reopen = await new Deno.Command("kill", { args: ["-RTMIN", String(pid)] }).output();
+    assert.ok(reopen.success);
+    await withTimeout(
+      (async () => {
+        let reopened = 0;
+        while (reopened < 3) {
+          const { value, done } = await followed.read();
+          assert.ok(!done, "logs -f ended early");
+          assert.doesNotMatch(value, /reload done/, "logs -f printed the rotated file again");
+          if (/log file reopened/.test(value)) reopened++;
+        }
+      })(),
+      "logs -f following the rotation",
     );
     const tail = await run(dir, "logs", "--lines", "1");
     assert.equal(tail.code, 0, tail.err);

@@ -15,6 +15,7 @@ import type { Fixture } from "./_helpers.ts";
 import { TextLineStream } from "./_lines.ts";
 
 import { alive, cli, runCli } from "./_cli.ts";
+import { env } from "../src/roles/role.ts";
 
 function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   return runCli(args);
@@ -243,4 +244,12 @@ Deno.test("cli: --config and --set configure any option (--set over --config ove
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("cli: a start that is no worker of a tree takes its own options, not ones its environment inherited", async () => {
+  // As a `ziggurat start` run from a server's callback would inherit them from its master.
+  const inherited = { [env.cliOptions]: JSON.stringify({ host: "127.0.0.1", port: 0 }) };
+  const run = await runCli(["start", "--set", "workerNum=-1"], undefined, inherited);
+  assert.equal(run.code, 2, run.err);
+  assert.match(run.err, /workerNum/);
 });

@@ -146,6 +146,9 @@ export async function restart(args: string[]): Promise<number> {
   const timeout = integer("timeout", values.timeout, 1, 3600);
   const pid = serverPid(values);
   const vars = environment(pid);
+  if (vars === undefined) {
+    throw new Failure(`cannot read pid ${pid}'s environment (another user's process?)`, 1);
+  }
   // The background server is the one its launcher gave the ready fd to.
   if (vars[env.daemonReadyFd] === undefined) {
     throw new Failure(
@@ -160,6 +163,11 @@ export async function restart(args: string[]): Promise<number> {
   }
   // What the launcher added is left out: the new launcher works the options out anew.
   for (const name of Object.values(env)) delete vars[name];
+  try {
+    Deno.statSync(argv[0]);
+  } catch {
+    throw new Failure(`pid ${pid} runs ${argv[0]}, which is gone: it was not stopped`, 1);
+  }
   const pidFile = pidFileOf(pid);
   await stopAndWait(pid, timeout);
   const child = new Deno.Command(argv[0], {

@@ -43,7 +43,7 @@ export async function logs(args: string[]): Promise<number> {
       1,
     );
   }
-  let path: string = found;
+  const path: string = found;
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });
@@ -56,18 +56,29 @@ export async function logs(args: string[]): Promise<number> {
     return 0;
   }
   // A log file has no "written" event to wait on across processes that also survives a
-  // rename: poll its size, as tail -F does.
+  // rename: poll, as tail -F does. The name is followed, not the file: once another file has
+  // the name (the server reopened it after a rotation), the old one is read to its end and the
+  // new one from its start; while nothing has the name yet, the old one is read on.
+  let inode = (await file.stat()).ino;
   for (;;) {
     at = await printFrom(file, at);
-    const gone = pid > 0 && !alive(pid);
-    const now: string | undefined = pid > 0 ? logFileOf(pid) : path;
-    if (gone || now === undefined) break;
-    if (now !== path) {
-      // Rotated: what the old file got last, then the new one from its start.
+    if (pid > 0 && !alive(pid)) break;
+    let named: Deno.FileInfo | undefined;
+    try {
+      named = await Deno.stat(path);
+    } catch {
+      named = undefined;
+    }
+    if (named !== undefined && named.ino !== inode) {
       await printFrom(file, at);
       file.close();
-      path = now;
-      file = await Deno.open(path, { read: true });
+      try {
+        file = await Deno.open(path, { read: true });
+      } catch {
+        // (Renamed again meanwhile: the next turn finds what has the name then.)
+        file = await Deno.open("/dev/null", { read: true });
+      }
+      inode = (await file.stat()).ino;
       at = 0;
       continue;
     }
@@ -82,30 +93,30 @@ export async function logs(args: string[]): Promise<number> {
 async function printTail(file: Deno.FsFile, count: number): Promise<number> {
   const size = (await file.stat()).size;
   if (count === 0) return size;
+  // Chunks read back from the end, last first, until they hold `count` line ends before the
+  // file's last byte; each chunk's line ends are counted once.
+  const chunks: Uint8Array[] = [];
   let start = size;
-  let text = new Uint8Array(0);
-  // Read back from the end until the text holds `count` line ends (the last one aside).
-  while (start > 0) {
+  let seen = 0;
+  let begin = -1;
+  while (start > 0 && begin < 0) {
     const from = Math.max(0, start - chunk);
     const piece = new Uint8Array(start - from);
     await file.seek(from, Deno.SeekMode.Start);
     await readFully(file, piece);
-    const joined = new Uint8Array(piece.length + text.length);
-    joined.set(piece);
-    joined.set(text, piece.length);
-    text = joined;
-    start = from;
-    if (newlines(text.subarray(0, Math.max(0, text.length - 1))) >= count) break;
-  }
-  let begin = 0;
-  let seen = 0;
-  for (let i = text.length - 2; i >= 0; i--) {
-    if (text[i] === 0x0a && ++seen === count) {
-      begin = i + 1;
-      break;
+    chunks.unshift(piece);
+    // (The file's last byte, a line's own end, does not count.)
+    const last = start === size ? piece.length - 2 : piece.length - 1;
+    for (let i = last; i >= 0; i--) {
+      if (piece[i] === 0x0a && ++seen === count) {
+        begin = i + 1;
+        break;
+      }
     }
+    start = from;
   }
-  await writeOut(text.subarray(begin));
+  if (begin > 0) chunks[0] = chunks[0].subarray(begin);
+  for (const piece of chunks) await writeOut(piece);
   return size;
 }
 
@@ -113,12 +124,15 @@ async function printTail(file: Deno.FsFile, count: number): Promise<number> {
 async function printFrom(file: Deno.FsFile, at: number): Promise<number> {
   const size = (await file.stat()).size;
   if (size < at) at = 0;
-  if (size === at) return at;
-  const bytes = new Uint8Array(size - at);
+  const piece = new Uint8Array(chunk);
   await file.seek(at, Deno.SeekMode.Start);
-  await readFully(file, bytes);
-  await writeOut(bytes);
-  return size;
+  while (at < size) {
+    const n = await file.read(piece.subarray(0, Math.min(chunk, size - at)));
+    if (n === null) break;
+    await writeOut(piece.subarray(0, n));
+    at += n;
+  }
+  return at;
 }
 
 async function readFully(file: Deno.FsFile, into: Uint8Array) {
@@ -128,12 +142,6 @@ async function readFully(file: Deno.FsFile, into: Uint8Array) {
     if (n === null) break;
     got += n;
   }
-}
-
-function newlines(bytes: Uint8Array): number {
-  let n = 0;
-  for (const b of bytes) if (b === 0x0a) n++;
-  return n;
 }
 
 async function writeOut(bytes: Uint8Array) {

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { ipv6 } from "../ip.ts";
+
 /** The shared memory every server process holds (core/src/shm.zig names them). */
 const coreMemory = /^\/memfd:ziggurat-(region|channel)/;
 
@@ -124,7 +126,9 @@ export function commandLine(pid: number): string[] {
   const argv = (readText(`/proc/${pid}/cmdline`) ?? "").split("\0");
   if (argv.at(-1) === "") argv.pop();
   const exe = readLink(`/proc/${pid}/exe`);
-  if (exe !== undefined && argv.length > 0) argv[0] = exe;
+  // (An executable replaced since it started, an upgraded Deno, reads "… (deleted)": the path
+  // it had then names the new one.)
+  if (exe !== undefined && argv.length > 0) argv[0] = exe.replace(/ \(deleted\)$/, "");
   return argv;
 }
 
@@ -134,9 +138,11 @@ export function workingDirectory(pid: number): string | undefined {
 }
 
 /** The environment `pid` was started with. */
-export function environment(pid: number): Record<string, string> {
+export function environment(pid: number): Record<string, string> | undefined {
+  const text = readText(`/proc/${pid}/environ`);
+  if (text === undefined) return undefined;
   const out: Record<string, string> = {};
-  for (const entry of (readText(`/proc/${pid}/environ`) ?? "").split("\0")) {
+  for (const entry of text.split("\0")) {
     const at = entry.indexOf("=");
     if (at > 0) out[entry.slice(0, at)] = entry.slice(at + 1);
   }
@@ -220,16 +226,11 @@ function socketAddress(hex: string): string {
   const bytes = words.flatMap((w) => [6, 4, 2, 0].map((i) => parseInt(w.slice(i, i + 2), 16)));
   const p = parseInt(port, 16);
   if (bytes.length === 4) return `${bytes.join(".")}:${p}`;
-  const groups = Array.from({ length: 8 }, (_, i) => ((bytes[2 * i] << 8) | bytes[2 * i + 1]));
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `${bytes.slice(12).join(".")}:${p}`;
+  // (An IPv4 address mapped into IPv6, as RFC 5952 writes it.)
+  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+    return `[::ffff:${bytes.slice(12).join(".")}]:${p}`;
   }
-  return `[${compressV6(groups)}]:${p}`;
-}
-
-function compressV6(groups: number[]): string {
-  const text = groups.map((g) => g.toString(16)).join(":");
-  return text.replace(/(^|:)0(:0)+(:|$)/, "::").replace(/:::+/, "::");
+  return `[${ipv6(new Uint8Array(bytes))}]:${p}`;
 }
 
 /** A duration for people: `4d 3h`, `2h 5m`, `3m 12s`, `45s`. */

@@ -58,8 +58,12 @@ export async function start(args: string[]): Promise<number> {
   if (positionals.length > 1) {
     throw new Failure(`one module at most, got ${positionals.join(" ")}`, 2);
   }
-  // A worker, or the background server, takes the options its master worked out.
-  const inherited = Deno.env.get(env.cliOptions);
+  // A worker, or the background server, takes the options its master worked out. (Any other
+  // process that inherited them, a `ziggurat start` run from a server's callback, say, takes its
+  // own: it is neither.)
+  const spawnedForIt = Deno.env.get(env.role) === "worker" ||
+    Deno.env.get(env.daemonReadyFd) !== undefined;
+  const inherited = spawnedForIt ? Deno.env.get(env.cliOptions) : undefined;
   const options = inherited !== undefined
     ? JSON.parse(inherited) as ServerOptions
     : await optionsOf(values);
