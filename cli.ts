@@ -5,6 +5,7 @@
  *
  *   deno run -A cli.ts start [module] [--port P] [--workers N] [--config F] [--set K=V] …
  *   deno run -A cli.ts list | stop | reload [--task] | restart | stats [--json] | logs [-f]
+ *   deno run -A cli.ts drain [--undo]
  *
  * A module given to `start` default-exports a function that receives the `Server` (built from
  * the flags) and registers its callbacks; it runs in every process of the tree, as the script
@@ -26,6 +27,7 @@ import { reload, reloadUsage, restart, restartUsage, stop, stopUsage } from "./s
 import { stats, statsUsage } from "./src/cli/stats.ts";
 import { list, listUsage } from "./src/cli/list.ts";
 import { logs, logsUsage } from "./src/cli/logs.ts";
+import { drain, drainUsage } from "./src/cli/drain.ts";
 
 const usage = `Usage: ziggurat <command> [options]
 
@@ -37,6 +39,7 @@ Commands:
   restart  Stop a server running in the background and start it again
   stats    Print a running server's stats() and processes (--json for JSON)
   logs     Print a running server's log (-f: and follow it)
+  drain    Take a running server out of a load balancer's rotation (--undo: put it back)
 
 Run "ziggurat <command> --help" for a command's options, "ziggurat --version" for the version.`;
 
@@ -49,6 +52,7 @@ const commands: Record<string, [(args: string[]) => number | Promise<number>, st
   restart: [restart, restartUsage],
   stats: [stats, statsUsage],
   logs: [logs, logsUsage],
+  drain: [drain, drainUsage],
 };
 
 /** Runs the CLI with `args`; returns the process exit code. */

@@ -59,6 +59,11 @@ export class ServerContext {
   port = 0;
   /** The tree's shared region (the master's and every worker's); none in a one-worker server. */
   region: Region | undefined;
+  /**
+   * A one-worker server's place in a balancer's rotation (src/operations/rotation.ts); a tree's
+   * is in its region.
+   */
+  rotation = 0;
   /** In a tree: the mailboxes to every other process. */
   mailbox: Mailbox | undefined;
   /** One per reactor: BASE mode this worker's own, PROCESS mode each of the master's. */

@@ -369,10 +369,20 @@ export interface ServerOptions {
   /**
    * Swoole's `admin_server`: `"host:port"` of one more listener, HTTP, answered by the library
    * in the event workers: `GET /metrics` (the tree's `stats()` as a Prometheus text exposition,
-   * with `worker` and `port` labels) and `GET /health` (200 while the server takes work, 503
-   * once it stops). Bind it to a private address. Default "" (none).
+   * with `worker` and `port` labels) and `GET /health` for load balancers: 200 `{"status":"ok"}`
+   * while the server is in rotation, 503 with `"draining"` once `drain()` took it out, or
+   * `"stopping"` once a SIGTERM asked it to stop (see `shutdownDelay`) or it stops. Bind it to a
+   * private address. Default "" (none).
    */
   adminServer?: string;
+  /**
+   * Seconds a SIGTERM-ed server keeps accepting and serving with its health check failing
+   * (`adminServer`'s `/health`) before it shuts down, so that a load balancer polling it stops
+   * sending first; HTTP responses meanwhile end their connections. A second SIGTERM stops it at
+   * once; `shutdown()` and the `signal` option do not wait. Default 5 with `adminServer` (a
+   * balancer checking every second or two, marking it down after two failures), 0 without.
+   */
+  shutdownDelay?: number;
   /**
    * As `Deno.serve`'s: the server shuts down (`shutdown()`) when this signal aborts, at once once
    * it listens if it aborted before. Default null.
@@ -429,6 +439,7 @@ export const defaults: ResolvedOptions = {
   onListen: null,
   logFormat: "text",
   adminServer: "",
+  shutdownDelay: 0,
   packageLengthType: "N",
   packageLengthOffset: 0,
   packageBodyOffset: 0,
@@ -621,6 +632,12 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     throw new TypeError(`Option "adminServer" must be a string, got ${describe(o.adminServer)}`);
   }
   if (o.adminServer !== "") parseAdminAddress(o.adminServer);
+  if (options.shutdownDelay === undefined) o.shutdownDelay = o.adminServer !== "" ? 5 : 0;
+  if (typeof o.shutdownDelay !== "number" || !(o.shutdownDelay >= 0) || o.shutdownDelay > 3600) {
+    throw new RangeError(
+      `Option "shutdownDelay" must be seconds from 0 to 3600, got ${describe(o.shutdownDelay)}`,
+    );
+  }
   if (o.logFormat !== "text" && o.logFormat !== "json") {
     throw new RangeError(
       `Option "logFormat" must be "text" or "json", got ${describe(o.logFormat)}`,

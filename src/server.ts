@@ -18,6 +18,7 @@ import type { ServerEvent, ServerEvents } from "./events.ts";
 import type { ClientInfo } from "./client_info.ts";
 import { sendMessage } from "./messages.ts";
 import { Operations } from "./operations/operations.ts";
+import { drain, healthOf } from "./operations/rotation.ts";
 import { resolveOptions } from "./options.ts";
 import type { ResolvedOptions, ServerOptions, SockType } from "./options.ts";
 import { addPort } from "./port.ts";
@@ -531,6 +532,38 @@ export class Server {
     if (ctx.state === "new") return Promise.resolve();
     this.#role.shutdown();
     return ctx.finished.promise.then(() => {}, () => {});
+  }
+
+  /**
+   * Takes the server out of a load balancer's rotation without stopping it: the admin
+   * listener's `GET /health` answers 503 `{"status":"draining"}` from now on, while the server
+   * accepts and serves as before (`undrain()` puts it back; `ziggurat drain` does the same from
+   * outside). Works from any process of the tree. False when the server does not run.
+   *
+   * @example Out of rotation for maintenance, then back
+   * ```ts
+   * server.drain();
+   * setTimeout(() => server.undrain(), 60_000);
+   * ```
+   */
+  drain(): boolean {
+    return drain(this.#ctx, true);
+  }
+
+  /**
+   * Puts a drained server back in rotation (`/health` answers 200 again). False when it does not
+   * run, or a SIGTERM's shutdown is on its way (see `shutdownDelay`).
+   */
+  undrain(): boolean {
+    return drain(this.#ctx, false);
+  }
+
+  /**
+   * What the health check says now: `"ok"`, `"draining"` (`drain()`), or `"stopping"` (a SIGTERM
+   * waits out its `shutdownDelay`, or the server stops or does not run).
+   */
+  get health(): "ok" | "draining" | "stopping" {
+    return healthOf(this.#ctx);
   }
 
   /** `await using server = …`: shuts the server down and waits until it has stopped. */

@@ -147,18 +147,33 @@ Deno.test("cli operations: list, stats by status name, a reload that waits and k
     await Deno.rename(`${dir}/z.log`, `${dir}/z.log.1`);
     const reopen = await new Deno.Command("kill", { args: ["-RTMIN", String(pid)] }).output();
     assert.ok(reopen.success);
+    const seen: string[] = [];
     await withTimeout(
       (async () => {
         let reopened = 0;
         while (reopened < 3) {
           const { value, done } = await followed.read();
           assert.ok(!done, "logs -f ended early");
+          seen.push(value);
           assert.doesNotMatch(value, /reload done/, "logs -f printed the rotated file again");
           if (/log file reopened/.test(value)) reopened++;
         }
       })(),
       "logs -f following the rotation",
-    );
+    ).catch((error) => {
+      const text = (name: string) => {
+        try {
+          return Deno.readTextFileSync(`${dir}/${name}`);
+        } catch (e) {
+          return String(e);
+        }
+      };
+      throw new Error(
+        `${error.message}\nlogs -f printed:\n${seen.join("\n")}\nz.log:\n${
+          text("z.log")
+        }\nz.log.1 (end):\n${text("z.log.1").slice(-2000)}`,
+      );
+    });
     const tail = await run(dir, "logs", "--lines", "1");
     assert.equal(tail.code, 0, tail.err);
     assert.equal(tail.out.split("\n").filter(Boolean).length, 1);

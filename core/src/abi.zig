@@ -479,7 +479,11 @@ pub const RegionHeader = extern struct {
     topics_offset: u64,
     topic_slots: u32,
     /// 1 once the tree stops (`zg_region_set_stopping`): no worker carries its WebSockets on.
-    stopping: u32 = 0,
+    stopping: u16 = 0,
+    /// Whether the tree is in a balancer's rotation, as its health check says (written and read
+    /// by TypeScript, src/operations/rotation.ts): 0 in, 1 taken out (`drain()`), 2 out until
+    /// the shutdown a SIGTERM asked for, after its delay.
+    rotation: u16 = 0,
 };
 pub const region_magic: u32 = 0x5a475254; // "ZGRT"
 pub const region_slots_offset = 128;
@@ -629,9 +633,10 @@ pub fn layout() [layout_len]u32 {
         @offsetOf(ClientInfo, "protected"),
         @offsetOf(WorkerSlot, "discard_count"),
         @offsetOf(ChannelHeader, "published"),
+        @offsetOf(RegionHeader, "rotation"),
     };
 }
-pub const layout_len = 54;
+pub const layout_len = 55;
 
 /// The structs and enums TypeScript writes or reads by name (src/_ffi/layout.ts).
 const described = .{

@@ -74,6 +74,18 @@ export fn zg_signal_is_taken(signo: u32) u32 {
     return @intFromBool(signals.isOurs(@intCast(signo)));
 }
 
+/// Sends `signo` to process `pid`, real-time signals included (Deno's `kill` takes only named
+/// ones): `ziggurat drain`'s SIGRTMIN+1 and +2. ESRCH and EPERM come back as `os_error`.
+export fn zg_kill(pid: i32, signo: u32) Status {
+    if (pid <= 0 or signo > 64) return .invalid_argument;
+    const rc = std.c.kill(pid, @intCast(signo));
+    if (rc != 0) {
+        api.last_errno = @intFromEnum(std.posix.errno(rc));
+        return .os_error;
+    }
+    return .ok;
+}
+
 /// How many times `signo` arrived since the process started (not a status).
 export fn zg_signal_count(signo: u32) u32 {
     if (signo > 64) return 0;

@@ -245,12 +245,12 @@ export fn zg_region_clear_table(region: [*]u8, worker_id: u32) Status {
 /// now closes its WebSockets rather than carry them to a successor.
 export fn zg_region_set_stopping(region: [*]u8) Status {
     const memory = regionMemory(region) orelse return .invalid_argument;
-    @atomicStore(u32, &shm.Region.headerOf(memory).stopping, 1, .release);
+    @atomicStore(u16, &shm.Region.headerOf(memory).stopping, 1, .release);
     return .ok;
 }
 
 /// 1 once the tree stops (`zg_region_set_stopping`), else 0.
 export fn zg_region_stopping(region: [*]u8) u32 {
     const memory = regionMemory(region) orelse return 0;
-    return @atomicLoad(u32, &shm.Region.headerOf(memory).stopping, .acquire);
+    return @atomicLoad(u16, &shm.Region.headerOf(memory).stopping, .acquire);
 }

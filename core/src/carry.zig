@@ -109,7 +109,7 @@ pub fn carryOut(r: *Reactor) void {
 /// than carry on.
 fn treeStopping(r: *const Reactor) bool {
     const header = r.region_header orelse return true;
-    return @atomicLoad(u32, &header.stopping, .acquire) != 0;
+    return @atomicLoad(u16, &header.stopping, .acquire) != 0;
 }
 
 /// A carried session leaves this reactor but stays open in the region's table.

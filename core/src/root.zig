@@ -39,7 +39,7 @@ fn logFn(comptime level: std.log.Level, comptime scope: @Type(.enum_literal), co
 
 /// The C API's version: bumped whenever an export or its meaning changes; src/_ffi/library.ts
 /// refuses a library of another version.
-pub const version: u32 = 4;
+pub const version: u32 = 5;
 
 export fn zg_version() u32 {
     return version;

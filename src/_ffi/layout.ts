@@ -148,6 +148,7 @@ export const layout = {
   clientInfoProtected: 124,
   workerSlotDiscardCount: 3352,
   channelPublished: 1520,
+  regionRotation: 126,
 } as const;
 
 /**

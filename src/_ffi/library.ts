@@ -54,7 +54,7 @@ export function nativeLayout(lib: Library = library()): number[] {
 }
 
 /** The version of the C API this module speaks (core/src/root.zig `version`). */
-const coreVersion = 4;
+const coreVersion = 5;
 
 function checkLayout(lib: Library) {
   if (lib.zg_version() !== coreVersion) {

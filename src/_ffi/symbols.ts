@@ -89,6 +89,7 @@ export const symbols = {
   zg_signal_is_taken: { parameters: ["u32"], result: "u32" },
   /** Returns how many times the signal arrived (not a status). */
   zg_signal_count: { parameters: ["u32"], result: "u32" },
+  zg_kill: { parameters: ["i32", "u32"], result: "i32" },
   /** Returns the fd (not a status). */
   zg_supervisor_kick_fd: { parameters: ["pointer"], result: "i32" },
   zg_server_use_doorbell: { parameters: ["pointer", "i32"], result: "i32" },

@@ -2,8 +2,8 @@
  * The admin listener (`adminServer: "127.0.0.1:9502"`, Swoole's `admin_server`): one more port
  * of the server, speaking HTTP through the core's parser, whose requests the library answers
  * in whichever event worker gets them: `GET /metrics`, the tree's `stats()` for Prometheus
- * (src/admin/metrics.ts), and `GET /health` for load balancers: 200 while the server takes
- * work, 503 once it stops.
+ * (src/admin/metrics.ts), and `GET /health` for load balancers: 200 while the server is in
+ * rotation, 503 once it is drained or stops (src/operations/rotation.ts).
  * @module
  */
 
@@ -14,6 +14,7 @@ import { addPort } from "../port.ts";
 import { portStats } from "../stats.ts";
 import { metricsText } from "./metrics.ts";
 import { parseAdminAddress } from "../options.ts";
+import { healthOf } from "../operations/rotation.ts";
 
 /** Adds the admin listener to the server's ports (before it starts, in every process alike). */
 export function addAdminPort(ctx: ServerContext, address: string): void {
@@ -39,12 +40,11 @@ export function answerAdmin(ctx: ServerContext, req: HttpRequest, res: HttpRespo
     return;
   }
   if (path === "/health") {
-    const taking = ctx.state === "running" &&
-      (ctx.region === undefined || ctx.lib.zg_region_stopping(ctx.region.pointer) === 0);
-    res.status(taking ? 200 : 503);
+    const status = healthOf(ctx);
+    res.status(status === "ok" ? 200 : 503);
     res.header("Content-Type", "application/json");
     res.header("Cache-Control", "no-store");
-    res.end(JSON.stringify({ status: taking ? "ok" : "stopping" }));
+    res.end(JSON.stringify({ status }));
     return;
   }
   res.status(404);

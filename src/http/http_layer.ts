@@ -18,6 +18,7 @@ import type { FilePart, ResponseSink } from "./response.ts";
 import type { CompressionSettings } from "./compression.ts";
 import { UpgradeFlag, WebSocketLayer } from "../websocket/websocket_layer.ts";
 import { answerAdmin } from "../admin/admin_port.ts";
+import { Rotation, rotationOf } from "../operations/rotation.ts";
 
 /** A part of a response on its way: bytes, or a file the reactor writes. */
 type Part = Uint8Array | FilePart;
@@ -275,7 +276,9 @@ export class HttpLayer implements ResponseSink {
    */
   keepOpen(): boolean {
     const ctx = this.#ctx;
-    return ctx.state === "running" || (ctx.noReactor && ctx.leaving);
+    // (A server that waits out its shutdownDelay ends them too: they would end soon anyway.)
+    return (ctx.state === "running" && rotationOf(ctx) !== Rotation.leaving) ||
+      (ctx.noReactor && ctx.leaving);
   }
 
   open(fd: number): boolean {

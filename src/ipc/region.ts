@@ -35,6 +35,7 @@ export class Region {
   /** The whole region, for the lanes of a PROCESS-mode worker. */
   readonly memory: ArrayBuffer;
   #i32: Int32Array;
+  #u16: Uint16Array;
   #f64: Float64Array;
   #u64: BigUint64Array;
   #base = [0, 0, 0, 0, 0];
@@ -45,6 +46,7 @@ export class Region {
     const memory = Deno.UnsafePointerView.getArrayBuffer(pointer, length);
     this.memory = memory;
     this.#i32 = new Int32Array(memory);
+    this.#u16 = new Uint16Array(memory);
     this.#f64 = new Float64Array(memory);
     this.#u64 = new BigUint64Array(memory);
     this.workerNum = this.#i32[1];
@@ -52,6 +54,15 @@ export class Region {
     this.taskWorkerNum = this.#i32[layout.regionTaskWorkerNum / 4];
     this.userProcessNum = this.#i32[layout.regionTaskWorkerNum / 4 + 1];
     this.endpointCount = this.workerNum + this.taskWorkerNum + this.userProcessNum + 1;
+  }
+
+  /** The tree's place in a balancer's rotation (`abi.RegionHeader.rotation`). */
+  get rotation(): number {
+    return Atomics.load(this.#u16, layout.regionRotation / 2);
+  }
+
+  set rotation(state: number) {
+    Atomics.store(this.#u16, layout.regionRotation / 2, state);
   }
 
   /** Worker slots: event workers, task workers, user processes. */

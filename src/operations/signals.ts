@@ -8,7 +8,16 @@
 import type { Library } from "../_ffi/library.ts";
 
 /** Signal numbers as Linux (and glibc, for SIGRTMIN) number them. */
-export const Signal = { kill: 9, usr1: 10, usr2: 12, term: 15, rtmin: 34 } as const;
+/** SIGRTMIN+1 and +2 take the server out of a balancer's rotation and put it back (`ziggurat drain`). */
+export const Signal = {
+  kill: 9,
+  usr1: 10,
+  usr2: 12,
+  term: 15,
+  rtmin: 34,
+  drain: 35,
+  undrain: 36,
+} as const;
 
 /** Deno installs its SIGUSR1 handler half a second after it starts: look this long. */
 const retakeForMs = 2000;

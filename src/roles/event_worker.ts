@@ -19,6 +19,7 @@ import { publishedView } from "../ipc/published.ts";
 import { Unsent } from "../ipc/unsent.ts";
 import type { Operations } from "../operations/operations.ts";
 import { Signal } from "../operations/signals.ts";
+import { drain } from "../operations/rotation.ts";
 import { Records } from "../records.ts";
 import { httpListeners } from "../port.ts";
 import { HttpLayer } from "../http/http_layer.ts";
@@ -201,10 +202,16 @@ export class EventWorker extends Worker {
     }
   }
 
-  /** A one-worker server takes SIGUSR1/SIGUSR2 too, only to note them. */
+  /**
+   * A one-worker server takes SIGUSR1/SIGUSR2 too, only to note them, and SIGRTMIN+1/+2
+   * (`ziggurat drain`).
+   */
   protected override watchedSignals(): number[] {
     const single = this.ctx.role.kind === "single";
-    return [...super.watchedSignals(), ...(single ? [Signal.usr1, Signal.usr2] : [])];
+    return [
+      ...super.watchedSignals(),
+      ...(single ? [Signal.usr1, Signal.usr2, Signal.drain, Signal.undrain] : []),
+    ];
   }
 
   protected override checkSignals() {
@@ -215,6 +222,8 @@ export class EventWorker extends Worker {
     if (usr1 || usr2) {
       this.ctx.log.warning("reload asked for, but this server runs no worker processes to replace");
     }
+    if (this.signals.arrived(Signal.drain)) drain(this.ctx, true);
+    if (this.signals.arrived(Signal.undrain)) drain(this.ctx, false);
   }
 
   /** A reactor's `shutdown` (the drain starts) or `stopped` (its rings end) record. */

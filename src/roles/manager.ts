@@ -23,7 +23,7 @@ import type { Region } from "../ipc/region.ts";
 import { Signal, TakenSignals } from "../operations/signals.ts";
 
 /** The signals the manager takes over from Deno (see core/src/signals.zig). */
-const taken = [Signal.usr1, Signal.usr2, Signal.rtmin];
+const taken = [Signal.usr1, Signal.usr2, Signal.rtmin, Signal.drain, Signal.undrain];
 /** A worker that dies sooner than this after its start is respawned only after this long. */
 const crashLoopMs = 1000;
 
@@ -58,6 +58,8 @@ export interface ManagerHost {
   taskLost(src: number, taskId: number, taskWorkerId: number): void;
   /** SIGRTMIN: reopen the log file (every child is told to as well). */
   reopenLog(): void;
+  /** SIGRTMIN+1 / +2 (`ziggurat drain [--undo]`): out of a balancer's rotation, or back in. */
+  drain(out: boolean): void;
   /** Every worker was started: the tree listens. */
   started(): void;
   /** Event worker `id` is gone (its sessions: kept by the reactor threads, or gone with it). */
@@ -235,7 +237,9 @@ export class Manager {
       if (!this.#signals.arrived(signo)) continue;
       if (signo === Signal.usr1) this.reload(false);
       else if (signo === Signal.usr2) this.reload(true);
-      else {
+      else if (signo === Signal.drain || signo === Signal.undrain) {
+        this.#host.drain(signo === Signal.drain);
+      } else {
         this.#host.reopenLog();
         // Every child reopens too (each takes SIGRTMIN the same way, when it logs to a file;
         // otherwise SIGRTMIN would end it).

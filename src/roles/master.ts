@@ -29,6 +29,7 @@ import type { SockType } from "../options.ts";
 import { configureReactors, kickFds } from "./reactor_set.ts";
 import type { TaskSender } from "../tasks.ts";
 import { Manager } from "./manager.ts";
+import { DelayedStop, drain } from "../operations/rotation.ts";
 import type { ProcessRole } from "./process_role.ts";
 
 const encoder = new TextEncoder();
@@ -53,9 +54,11 @@ export class Master implements ProcessRole {
   /** The mailbox loop runs, until `#mailClosing`. */
   #mailLoopDone: Promise<void> | undefined;
   #mailClosing = false;
+  /** SIGTERM: the stop, after `shutdownDelay` out of rotation. */
+  #delayedStop: DelayedStop | undefined;
   #onSigterm = () => {
-    this.#ctx.log.info("SIGTERM: shutting down");
-    this.stop();
+    this.#delayedStop ??= new DelayedStop(this.#ctx, () => this.stop());
+    this.#delayedStop.sigterm();
   };
 
   constructor(ctx: ServerContext, ops: Operations, sender: TaskSender) {
@@ -103,6 +106,7 @@ export class Master implements ProcessRole {
         }),
         taskLost: (src, taskId, taskWorkerId) => this.#sender.reportLost(src, taskId, taskWorkerId),
         reopenLog: () => this.#ops.reopenLog(),
+        drain: (out) => drain(ctx, out),
         started: () => {
           const { callbacks, server } = ctx;
           if (processMode) callbacks.call("start", -1, () => callbacks.events.start?.(server));
@@ -163,6 +167,7 @@ export class Master implements ProcessRole {
   stop(): void {
     const ctx = this.#ctx;
     if (ctx.state === "stopped" || ctx.state === "new" || !this.#manager) return;
+    this.#delayedStop?.cancel();
     if (ctx.state === "running") {
       const { callbacks, server } = ctx;
       callbacks.call("beforeShutdown", -1, () => callbacks.events.beforeShutdown?.(server));

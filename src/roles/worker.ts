@@ -25,6 +25,7 @@ import { Control, mailHandler } from "../messages.ts";
 import type { Operations } from "../operations/operations.ts";
 import { dropPrivileges } from "../operations/privileges.ts";
 import { Signal, TakenSignals } from "../operations/signals.ts";
+import { DelayedStop } from "../operations/rotation.ts";
 import { keepFinalStats } from "../stats.ts";
 import type { TaskRunner, TaskSender } from "../tasks.ts";
 import { AsyncExit } from "./async_exit.ts";
@@ -58,7 +59,14 @@ export abstract class Worker implements ProcessRole {
   #done!: PromiseWithResolvers<void>;
   /** When the last park ended (PROCESS worker): a recent one means load. */
   #lastWake = 0;
+  /** A one-worker server's SIGTERM: the stop, after `shutdownDelay` out of rotation. */
+  #delayedStop: DelayedStop | undefined;
   #onSigterm = () => {
+    if (this.ctx.role.kind === "single") {
+      this.#delayedStop ??= new DelayedStop(this.ctx, () => this.stop());
+      this.#delayedStop.sigterm();
+      return;
+    }
     // From the master: the tree stops, or only this worker goes (a reload, `stop(workerId)`).
     const region = this.ctx.region;
     const treeStops = region === undefined || this.ctx.lib.zg_region_stopping(region.pointer) !== 0;
@@ -440,6 +448,7 @@ export abstract class Worker implements ProcessRole {
   #finish() {
     const ctx = this.ctx;
     Deno.removeSignalListener("SIGTERM", this.#onSigterm);
+    this.#delayedStop?.cancel();
     // The fds the handlers write are about to close.
     this.signals.release();
     keepFinalStats(ctx);
