@@ -108,12 +108,12 @@ export function missingCallback(
   const speaksHttp = httpListeners(options, ports);
   const sockets = [
     { what: "the server", sockType: options.sockType, own: undefined, http: speaksHttp[0] },
-    ...ports.map((port, i) => ({
+    // (The admin listener is answered by the library: it needs none.)
+    ...ports.filter((port) => !port.admin).map((port) => ({
       what: `the port ${formatAddress(port.host, port.port)}`,
       sockType: port.sockType,
       own: port.callbacks,
-      // (The admin listener is answered by the library.)
-      http: speaksHttp[i + 1] && !port.admin,
+      http: speaksHttp[port.index],
     })),
   ];
   for (const { what, sockType, own, http } of sockets) {

@@ -84,3 +84,12 @@ Deno.test("admin: an adminServer that is not host:port is refused with the optio
   assert.throws(() => new Server({ adminServer: "9502" }), /"adminServer" must be "host:port"/);
   assert.throws(() => new Server({ adminServer: "h:99999" }), /"adminServer"/);
 });
+
+Deno.test("admin: an HTTP server (no receive callback) starts with its admin listener, which answers /health", async () => {
+  const script = new URL("./fixtures/http_server.ts", import.meta.url).pathname;
+  await using server = await startFixture({ adminServer: "127.0.0.1:0" }, { script });
+  const start = server.events.find((e) => e.event === "start")!;
+  const health = await fetch(`http://127.0.0.1:${start.adminPort}/health`);
+  assert.equal(health.status, 200);
+  assert.deepEqual(await health.json(), { status: "ok" });
+});

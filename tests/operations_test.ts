@@ -6,22 +6,7 @@
 import assert from "node:assert/strict";
 import { command, connect, startFixture, withTimeout, workersStarted } from "./_helpers.ts";
 
-const root = new URL("..", import.meta.url).pathname;
-const echoLoad = `${root}bench/native/zig-out/bin/echo_load`;
-
-async function loadGenerator(): Promise<string> {
-  try {
-    Deno.statSync(echoLoad);
-  } catch {
-    const built = await new Deno.Command(`${root}scripts/zig`, {
-      args: ["build", "--build-file", `${root}bench/native/build.zig`, "-Doptimize=ReleaseFast"],
-      stdout: "inherit",
-      stderr: "inherit",
-    }).output();
-    assert.ok(built.success, "building bench/native");
-  }
-  return echoLoad;
-}
+import { buildLoadGenerators, echoLoad } from "./_load.ts";
 
 interface LoadResult {
   messages: number;
@@ -45,7 +30,7 @@ function startLoad(port: number, seconds: number, connections = 16) {
 }
 
 Deno.test("process mode: a reload under load replaces every worker; no client sees an error or a drop", async () => {
-  await loadGenerator();
+  await buildLoadGenerators();
   await using server = await startFixture(
     { mode: "process", workerNum: 2, reactorNum: 1, taskWorkerNum: 1 },
     { extra: { echoOnly: true } },

@@ -1,14 +1,18 @@
 //! echo_load: a single-threaded epoll load generator for TCP echo servers.
 //!
 //!   echo_load --host 127.0.0.1 --port N [--connections 64] [--size 64] [--pipeline 1]
-//!             [--duration 5] [--warmup 1]
+//!             [--duration 5] [--warmup 1] [--reconnect M]
 //!
 //! Every connection keeps `pipeline` messages of `size` bytes in flight: it sends, reads the
 //! echo back, checks every byte against what it sent and sends the next message. Messages that
 //! complete during the warm-up are verified but not counted; those that complete during the
 //! following `duration` seconds are counted and their round-trip time goes into a histogram.
-//! One JSON line goes to stdout at the end; the exit status is 1 if any connection failed or
-//! any byte came back wrong, 2 on a usage error.
+//! SIGTERM or SIGINT ends the run early, as the duration would (the counts so far are printed).
+//! With `--reconnect M`, a connection that has had M messages echoed closes and a new one takes
+//! its place (short connections, as behind a load balancer whose servers come and go). One JSON
+//! line goes to stdout at the end, with the connections opened; the exit status is 1 if any
+//! connection failed (a refused connect, a close before every echo came back) or any byte came
+//! back wrong, 2 on a usage error.
 //!
 //! Message contents: each connection owns `size + pattern_slack` random bytes drawn from a
 //! generator seeded with the connection's index, and message `seq` is the `size`-byte window
@@ -29,6 +33,13 @@ const pattern_slack = 251;
 const read_chunk = 256 * 1024;
 const events_max = 256;
 
+/// Set by SIGTERM or SIGINT: the run ends as if its time were up.
+var stop_requested = std.atomic.Value(bool).init(false);
+
+fn onStopSignal(_: c_int) callconv(.c) void {
+    stop_requested.store(true, .release);
+}
+
 const Config = struct {
     address: std.net.Address,
     connections: u32,
@@ -36,6 +47,8 @@ const Config = struct {
     pipeline: u32,
     duration_ns: i64,
     warmup_ns: i64,
+    /// Messages per connection before it is replaced by a new one (0: never).
+    reconnect: u64,
 };
 
 const Conn = struct {
@@ -63,6 +76,8 @@ const Stats = struct {
     /// Every byte compared, warm-up included.
     verified_bytes: u64 = 0,
     errors: u64 = 0,
+    /// Connections opened (more than `connections` with `--reconnect`).
+    opened: u64 = 0,
     latency: Histogram = .{},
 };
 
@@ -85,7 +100,8 @@ const Load = struct {
     /// Sends until `pipeline` messages are in flight or the socket is full.
     fn fill(load: *Load, conn: *Conn, now: i64) void {
         const size = load.config.size;
-        while (conn.send_seq - conn.recv_seq < load.config.pipeline) {
+        const quota = load.config.reconnect;
+        while (conn.send_seq - conn.recv_seq < load.config.pipeline and (quota == 0 or conn.send_seq < quota)) {
             if (conn.send_off == 0) conn.sent_at[conn.send_seq % load.config.pipeline] = now;
             const rest = load.message(conn, conn.send_seq)[conn.send_off..];
             const rc = c.send(conn.fd, rest.ptr, rest.len, linux.MSG.NOSIGNAL | linux.MSG.DONTWAIT);
@@ -129,6 +145,24 @@ const Load = struct {
         if (rc == 0) return load.failConn(conn, "server closed the connection", .{});
         const now = common.nowNs();
         if (!load.verify(conn, load.scratch[0..@intCast(rc)], now)) return;
+        if (load.config.reconnect > 0 and conn.recv_seq == load.config.reconnect) return load.replace(conn, now);
+        load.fill(conn, now);
+    }
+
+    /// `--reconnect`: the connection had its messages; a new one starts over in its place.
+    fn replace(load: *Load, conn: *Conn, now: i64) void {
+        load.closeConn(conn);
+        conn.send_seq = 0;
+        conn.send_off = 0;
+        conn.recv_seq = 0;
+        conn.recv_off = 0;
+        conn.want_out = false;
+        if (!openConn(load.config, load.epoll_fd, conn)) {
+            load.stats.errors += 1;
+            return;
+        }
+        load.open_count += 1;
+        load.stats.opened += 1;
         load.fill(conn, now);
     }
 
@@ -195,7 +229,7 @@ const Load = struct {
         load.measure_end = load.measure_start + load.config.duration_ns;
         while (load.open_count > 0) {
             const now = common.nowNs();
-            if (now >= load.measure_end) break;
+            if (now >= load.measure_end or stop_requested.load(.acquire)) break;
             // Never sleep past the end of the window (rounded up to whole milliseconds).
             const timeout_ms: i32 = @intCast(@divFloor(load.measure_end - now + std.time.ns_per_ms - 1, std.time.ns_per_ms));
             const rc = c.epoll_wait(load.epoll_fd, &events, events_max, timeout_ms);
@@ -225,37 +259,40 @@ fn connectAll(config: Config, epoll_fd: posix.fd_t, conns: []Conn) u64 {
     var failures: u64 = 0;
     for (conns) |*conn| {
         conn.open = false;
-        // A blocking connect keeps setup simple; the socket turns non-blocking afterwards.
-        const fd = posix.socket(config.address.any.family, linux.SOCK.STREAM | linux.SOCK.CLOEXEC, 0) catch |err| {
-            common.fail("connection {d}: socket failed: {s}", .{ conn.index, @errorName(err) });
-            failures += 1;
-            continue;
-        };
-        posix.connect(fd, &config.address.any, config.address.getOsSockLen()) catch |err| {
-            common.fail("connection {d}: connect failed: {s}", .{ conn.index, @errorName(err) });
-            posix.close(fd);
-            failures += 1;
-            continue;
-        };
-        common.setNoDelay(fd);
-        const flags = posix.fcntl(fd, linux.F.GETFL, 0) catch unreachable;
-        _ = posix.fcntl(fd, linux.F.SETFL, flags | @as(u32, @bitCast(linux.O{ .NONBLOCK = true }))) catch unreachable;
-        var event: linux.epoll_event = .{ .events = linux.EPOLL.IN, .data = .{ .u64 = conn.index } };
-        posix.epoll_ctl(epoll_fd, linux.EPOLL.CTL_ADD, fd, &event) catch |err| {
-            common.fail("connection {d}: epoll_ctl failed: {s}", .{ conn.index, @errorName(err) });
-            posix.close(fd);
-            failures += 1;
-            continue;
-        };
-        conn.fd = fd;
-        conn.open = true;
+        if (!openConn(config, epoll_fd, conn)) failures += 1;
     }
     return failures;
 }
 
+/// Connects `conn` (false, reported, on failure). A blocking connect keeps it simple; the
+/// socket turns non-blocking afterwards.
+fn openConn(config: Config, epoll_fd: posix.fd_t, conn: *Conn) bool {
+    const fd = posix.socket(config.address.any.family, linux.SOCK.STREAM | linux.SOCK.CLOEXEC, 0) catch |err| {
+        common.fail("connection {d}: socket failed: {s}", .{ conn.index, @errorName(err) });
+        return false;
+    };
+    posix.connect(fd, &config.address.any, config.address.getOsSockLen()) catch |err| {
+        common.fail("connection {d}: connect failed: {s}", .{ conn.index, @errorName(err) });
+        posix.close(fd);
+        return false;
+    };
+    common.setNoDelay(fd);
+    const flags = posix.fcntl(fd, linux.F.GETFL, 0) catch unreachable;
+    _ = posix.fcntl(fd, linux.F.SETFL, flags | @as(u32, @bitCast(linux.O{ .NONBLOCK = true }))) catch unreachable;
+    var event: linux.epoll_event = .{ .events = linux.EPOLL.IN, .data = .{ .u64 = conn.index } };
+    posix.epoll_ctl(epoll_fd, linux.EPOLL.CTL_ADD, fd, &event) catch |err| {
+        common.fail("connection {d}: epoll_ctl failed: {s}", .{ conn.index, @errorName(err) });
+        posix.close(fd);
+        return false;
+    };
+    conn.fd = fd;
+    conn.open = true;
+    return true;
+}
+
 fn parseConfig(args: []const [:0]const u8) error{Usage}!Config {
     const options = try common.Options.parse(args);
-    try options.only(&.{ "host", "port", "connections", "size", "duration", "warmup", "pipeline" });
+    try options.only(&.{ "host", "port", "connections", "size", "duration", "warmup", "pipeline", "reconnect" });
     const address = try options.serverAddress();
     const config: Config = .{
         .address = address,
@@ -264,6 +301,7 @@ fn parseConfig(args: []const [:0]const u8) error{Usage}!Config {
         .pipeline = try options.int(u32, "pipeline", 1),
         .duration_ns = @intFromFloat(try options.float("duration", 5) * std.time.ns_per_s),
         .warmup_ns = @intFromFloat(try options.float("warmup", 1) * std.time.ns_per_s),
+        .reconnect = try options.int(u64, "reconnect", 0),
     };
     if (config.connections == 0 or config.size == 0 or config.pipeline == 0 or config.duration_ns == 0) {
         common.fail("--connections, --size, --pipeline and --duration must be positive", .{});
@@ -277,6 +315,9 @@ pub fn main() u8 {
     const args = std.process.argsAlloc(gpa) catch return 2;
     defer std.process.argsFree(gpa, args);
     const config = parseConfig(args) catch return 2;
+    const action: posix.Sigaction = .{ .handler = .{ .handler = onStopSignal }, .mask = posix.sigemptyset(), .flags = 0 };
+    posix.sigaction(posix.SIG.TERM, &action, null);
+    posix.sigaction(posix.SIG.INT, &action, null);
 
     const n = config.connections;
     const stride = config.size + pattern_slack;
@@ -314,6 +355,7 @@ pub fn main() u8 {
     for (conns) |conn| {
         if (conn.open) load.open_count += 1;
     }
+    load.stats.opened = load.open_count;
     if (load.open_count > 0) load.run();
     for (conns) |*conn| load.closeConn(conn);
 
@@ -326,8 +368,8 @@ pub fn main() u8 {
     const p99_us = @as(f64, @floatFromInt(s.latency.percentile(0.99))) / 1000;
     common.printLine(
         "{{\"messages\":{d},\"seconds\":{d:.3},\"msgs_per_sec\":{d:.1},\"mb_per_sec\":{d:.3}," ++
-            "\"p50_us\":{d:.2},\"p99_us\":{d:.2},\"errors\":{d},\"verified_bytes\":{d}}}",
-        .{ s.messages, seconds, per_second, mb_per_second, p50_us, p99_us, s.errors, s.verified_bytes },
+            "\"p50_us\":{d:.2},\"p99_us\":{d:.2},\"errors\":{d},\"verified_bytes\":{d},\"connections\":{d}}}",
+        .{ s.messages, seconds, per_second, mb_per_second, p50_us, p99_us, s.errors, s.verified_bytes, s.opened },
     ) catch return 1;
     return if (s.errors == 0) 0 else 1;
 }
