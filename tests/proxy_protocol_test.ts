@@ -211,3 +211,18 @@ Deno.test("proxy protocol: a UDP port or server refuses the option", async () =>
     /"openProxyProtocol" needs a stream socket/,
   );
 });
+
+Deno.test("proxy protocol: a connection that sends no header is closed after 10 s, counted", async () => {
+  await using server = await startFixture({ openProxyProtocol: true });
+  const silent = await connect(server.port);
+  const opened = performance.now();
+  assert.ok(await closedUnanswered(silent));
+  const after = performance.now() - opened;
+  assert.ok(after >= 9_500, `closed after ${after.toFixed(0)} ms`);
+  await server.waitForStderr(/no PROXY header within 10 s/);
+  const probe = await connect(server.port);
+  await writeAll(probe, concat(v2Local, encoder.encode("!stats\n")));
+  const stats = JSON.parse(await withTimeout(readLine(probe), "the stats"));
+  assert.equal(stats.protocolErrorCount, 1);
+  probe.close();
+});
