@@ -216,6 +216,12 @@ Deno.test("proxy protocol: a connection that sends no header is closed after 10 
   await using server = await startFixture({ openProxyProtocol: true });
   const silent = await connect(server.port);
   const opened = performance.now();
+  // Meanwhile no worker sees it: the session lists skip it.
+  const other = await connect(server.port);
+  await writeAll(other, concat(v2Local, encoder.encode("!list 0 10\n")));
+  const listed = JSON.parse(await withTimeout(readLine(other), "the session list"));
+  assert.equal(listed.ids.length, 1, "only the session that sent its header");
+  other.close();
   assert.ok(await closedUnanswered(silent));
   const after = performance.now() - opened;
   assert.ok(after >= 9_500, `closed after ${after.toFixed(0)} ms`);

@@ -12,6 +12,7 @@ import {
   treeModes,
   until,
   withTimeout,
+  workersStarted,
 } from "./_helpers.ts";
 import { runCli } from "./_cli.ts";
 
@@ -99,6 +100,35 @@ for (const [name, mode] of treeModes) {
     conn.close();
   });
 }
+
+Deno.test("rotation (two BASE workers): a SIGTERM to the whole process group, as systemd sends it, waits out shutdownDelay too: the workers serve on, none is replaced", async () => {
+  await using server = await startFixture({
+    workerNum: 2,
+    adminServer: "127.0.0.1:0",
+    shutdownDelay: 2,
+  });
+  await workersStarted(server, 2);
+  const conn = await connect(server.port);
+  const who = await command(conn, "!whoami");
+  const { pids } = await command(conn, "!pids") as { pids: number[] };
+  const master = who.managerPid as number;
+  const sent = performance.now();
+  for (const pid of [master, ...pids]) Deno.kill(pid, "SIGTERM");
+  const admin = server.events.find((e) => e.event === "start")!.adminPort as number;
+  await until("the SIGTERM's health", async () => (await health(admin)).status === 503);
+  // The connection a worker holds is served on, by the same worker.
+  const again = await command(conn, "!whoami");
+  assert.equal(again.pid, who.pid);
+  assert.equal((await server.exited()).code, 0);
+  assert.ok(performance.now() - sent >= 1900);
+  assert.equal(
+    server.events.filter((e) => e.event === "workerStart").length,
+    2,
+    "no worker was replaced",
+  );
+  assert.match(server.stderr(), /SIGTERM while the server waits out its shutdownDelay/);
+  conn.close();
+});
 
 Deno.test("rotation: a second SIGTERM during shutdownDelay stops at once; without adminServer there is no delay", async () => {
   {

@@ -215,6 +215,8 @@ const IdList = struct {
         for (slots) |*s| {
             const id = @atomicLoad(u32, &s.id, .acquire);
             if (id <= start or @atomicLoad(session_table.State, &s.state, .acquire) != .open) continue;
+            // (Waiting for its PROXY header: no worker has heard of it yet.)
+            if (@atomicLoad(bool, &s.proxy_pending, .acquire)) continue;
             list.insert(id);
         }
     }

@@ -37,14 +37,15 @@ pub const State = struct {
 
 /// A new session on a port with the PROXY protocol: nothing of it is read but its header.
 pub fn begin(r: *Reactor, s: *Session) void {
-    s.proxy_pending = true;
+    @atomicStore(bool, &s.proxy_pending, true, .release);
+    s.proxy_deadline_ns = reactor.monoNs() + header_timeout_ns;
     r.proxy.pending += 1;
     if (r.proxy.check_ns == 0) r.proxy.check_ns = reactor.monoNs() + check_every_ns;
 }
 
 /// The session is no longer waiting (its header came, or it closed).
 fn end(r: *Reactor, s: *Session) void {
-    s.proxy_pending = false;
+    @atomicStore(bool, &s.proxy_pending, false, .release);
     r.proxy.pending -= 1;
     if (r.proxy.pending == 0) r.proxy.check_ns = 0;
 }
@@ -137,8 +138,7 @@ pub fn timers(r: *Reactor) void {
     const now = reactor.monoNs();
     r.proxy.check_ns = now + check_every_ns;
     for (r.sessions.slots) |*s| {
-        if (s.state != .open or !s.proxy_pending) continue;
-        if (r.now_ns - s.connect_time_ns < header_timeout_ns) continue;
+        if (s.state != .open or !s.proxy_pending or now < s.proxy_deadline_ns) continue;
         refuse(r, s, "no PROXY header within 10 s");
     }
 }

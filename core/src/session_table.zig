@@ -76,8 +76,10 @@ pub const Session = struct {
     /// Its connect record waits for ring room: nothing of it is read until it is delivered.
     connect_pending: bool = false,
     /// Its port speaks the PROXY protocol and its header has not come yet: no worker has heard
-    /// of it (proxy_session.zig).
+    /// of it (proxy_session.zig). Read by other processes (session lists skip it): atomic.
     proxy_pending: bool = false,
+    /// While `proxy_pending`: the monotonic time by which the header must be whole.
+    proxy_deadline_ns: i64 = 0,
     /// `bind(sessionId, uid)`: set once (0 = unbound), by a worker, with a compare-exchange.
     uid: u32 = 0,
     /// `protect(sessionId)`: heartbeat never closes it. Set by workers, atomically.

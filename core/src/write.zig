@@ -25,8 +25,13 @@ pub fn consumeOutbound(r: *Reactor) void {
             const header = record.header;
             switch (@as(abi.RecordType, @enumFromInt(header.type))) {
                 .send => {
-                    const websocket = if (r.sessions.get(header.session_id)) |s| s.ws.status != .none else false;
-                    if (websocket) {
+                    const s = r.sessions.get(header.session_id);
+                    const websocket = if (s) |found| found.ws.status != .none else false;
+                    if (s != null and s.?.proxy_pending) {
+                        // (Its PROXY header has not come: a worker that found it by listing
+                        // the sessions gets nothing through to it before its connect.)
+                        r.count("send_dropped_count", 1);
+                    } else if (websocket) {
                         websocket_session.sendRecord(r, header.session_id, @intCast(lane - r.lanes.ptr), header.flags, record.payload);
                     } else r.sendTo(header.session_id, record.payload);
                     if (header.flags & abi.send_flag_response_end != 0) r.responseEnded(header.session_id, header.aux);
@@ -86,7 +91,7 @@ pub fn sendTo(r: *Reactor, session_id: u32, data: []const u8) void {
 /// `bufferFull` / `bufferEmpty` go where the session's connect and close go (not at all in
 /// the dispatch modes that deliver no connect and close).
 pub fn bufferEvent(r: *Reactor, s: *Session, record_type: abi.RecordType) void {
-    if (!r.deliver_session_events) return;
+    if (!r.deliver_session_events or s.proxy_pending) return;
     _ = r.pushOrQueue(record_type, 0, r.closeLane(s), s.id, 0);
 }
 

@@ -21,6 +21,7 @@ import { env, ownCommandLine, packArgv, packEnv, serverKey } from "./role.ts";
 import { WorkerStatus } from "../ipc/region.ts";
 import type { Region } from "../ipc/region.ts";
 import { Signal, TakenSignals } from "../operations/signals.ts";
+import { Rotation } from "../operations/rotation.ts";
 
 /** The signals the manager takes over from Deno (see core/src/signals.zig). */
 const taken = [Signal.usr1, Signal.usr2, Signal.rtmin, Signal.drain, Signal.undrain];
@@ -200,6 +201,12 @@ export class Manager {
    */
   reload(onlyTask: boolean): boolean {
     if (this.#stopping || this.#supervisor === null) return false;
+    if (this.#leaving()) {
+      this.#host.log.warning(
+        "reload asked for while the server waits out its shutdownDelay; ignored",
+      );
+      return false;
+    }
     if (this.#reload) {
       this.#host.log.warning("reload asked for while one is in progress; ignored");
       return false;
@@ -225,10 +232,18 @@ export class Manager {
   /** Restarts one worker (Swoole's `stop(workerId)`): it exits cleanly and is replaced. */
   restart(id: number): boolean {
     const slot = this.#workers.get(id);
-    if (!slot || this.#stopping || this.#supervisor === null) return false;
+    if (!slot || this.#stopping || this.#supervisor === null || this.#leaving()) return false;
     slot.retiring = true;
     this.#lib.zg_supervisor_kill(this.#supervisor, id, Signal.term);
     return true;
+  }
+
+  /**
+   * A SIGTERM's shutdown is on its way (src/operations/rotation.ts): the workers ignore a SIGTERM
+   * meanwhile (one sent to the whole group, as systemd does), so none is replaced now.
+   */
+  #leaving(): boolean {
+    return this.#fds?.region.rotation === Rotation.leaving;
   }
 
   /** Acts on the taken signals that arrived since the last look. */

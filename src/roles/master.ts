@@ -30,6 +30,7 @@ import { configureReactors, kickFds } from "./reactor_set.ts";
 import type { TaskSender } from "../tasks.ts";
 import { Manager } from "./manager.ts";
 import { DelayedStop, drain } from "../operations/rotation.ts";
+import { Signal } from "../operations/signals.ts";
 import type { ProcessRole } from "./process_role.ts";
 
 const encoder = new TextEncoder();
@@ -131,6 +132,9 @@ export class Master implements ProcessRole {
         },
       });
       this.#manager = manager;
+      // SIGRTMIN+1/+2 (`ziggurat drain`) end a process that has not taken them: from before the
+      // region exists (which is how the CLI knows a server), never (the manager acts on them).
+      for (const signo of [Signal.drain, Signal.undrain]) ctx.lib.zg_signal_take(signo, -1);
       this.#bind();
       ctx.region = Region.create({
         workerNum: o.workerNum,
@@ -155,6 +159,7 @@ export class Master implements ProcessRole {
       await this.#manager.run();
     } finally {
       Deno.removeSignalListener("SIGTERM", this.#onSigterm);
+      this.#delayedStop?.cancel();
       await this.#close();
       this.#ops.release();
       ctx.state = "stopped";

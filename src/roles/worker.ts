@@ -25,7 +25,7 @@ import { Control, mailHandler } from "../messages.ts";
 import type { Operations } from "../operations/operations.ts";
 import { dropPrivileges } from "../operations/privileges.ts";
 import { Signal, TakenSignals } from "../operations/signals.ts";
-import { DelayedStop } from "../operations/rotation.ts";
+import { DelayedStop, Rotation } from "../operations/rotation.ts";
 import { keepFinalStats } from "../stats.ts";
 import type { TaskRunner, TaskSender } from "../tasks.ts";
 import { AsyncExit } from "./async_exit.ts";
@@ -41,6 +41,11 @@ const yieldEveryMs = 4;
 /** A PROCESS worker woken less than this ago waits up to `hotWaitUs` on the JS thread first. */
 const hotParkMs = 2;
 const hotWaitUs = 1000;
+/**
+ * A worker's SIGTERM with a `shutdownDelay` is looked at this much later: one sent to the whole
+ * process group reaches the master at the same time, which must have begun its delay by then.
+ */
+const groupSignalGraceMs = 250;
 
 export abstract class Worker implements ProcessRole {
   protected readonly ctx: ServerContext;
@@ -67,16 +72,42 @@ export abstract class Worker implements ProcessRole {
       this.#delayedStop.sigterm();
       return;
     }
-    // From the master: the tree stops, or only this worker goes (a reload, `stop(workerId)`).
+    // A SIGTERM to the whole process group (systemd's default) reaches the master and every
+    // worker at once: with a shutdownDelay, give the master a moment to begin its delay first.
+    if (this.ctx.options.shutdownDelay > 0 && !this.#treeStops()) {
+      setTimeout(() => this.#sigtermDecided(), groupSignalGraceMs);
+      return;
+    }
+    this.#sigtermDecided();
+  };
+
+  #treeStops(): boolean {
     const region = this.ctx.region;
-    const treeStops = region === undefined || this.ctx.lib.zg_region_stopping(region.pointer) !== 0;
+    return region === undefined || this.ctx.lib.zg_region_stopping(region.pointer) !== 0;
+  }
+
+  /** A tree worker's SIGTERM: from the master (the tree stops, or this worker goes), or not. */
+  #sigtermDecided() {
+    if (this.ctx.state !== "running") return;
+    const treeStops = this.#treeStops();
+    const role = this.ctx.role;
+    const managerLives = role.kind === "worker" && Deno.ppid === role.managerPid;
+    if (!treeStops && this.ctx.region?.rotation === Rotation.leaving && managerLives) {
+      // The master waits out its shutdownDelay (the SIGTERM reached this worker too): it stops
+      // the workers when the delay is over. (A manager that died sent this SIGTERM by the
+      // kernel: that one is obeyed.)
+      this.ctx.log.info(
+        "SIGTERM while the server waits out its shutdownDelay: serving on until then",
+      );
+      return;
+    }
     this.ctx.log.info(
       treeStops
         ? "SIGTERM: shutting down"
         : "SIGTERM: this worker leaves (a reload or stop(workerId)); a successor takes over",
     );
     this.stop();
-  };
+  }
 
   constructor(ctx: ServerContext, ops: Operations, sender: TaskSender) {
     this.ctx = ctx;
@@ -134,6 +165,9 @@ export abstract class Worker implements ProcessRole {
     const role = ctx.role;
     ctx.lib = library();
     this.signals = new TakenSignals(ctx.lib);
+    // A one-worker server is known to the CLI from its channel on: SIGRTMIN+1/+2 (`ziggurat
+    // drain`) must not end it before the loop takes them for real.
+    if (role.kind === "single") this.signals.take([Signal.drain, Signal.undrain], -1);
     this.#mail = mailHandler(ctx, { sender: this.sender, runner: this.runner });
     if (role.kind === "worker") {
       // The manager's death (even by SIGKILL) sends us SIGTERM: no orphan keeps serving.

@@ -152,6 +152,8 @@ const Load = struct {
     /// `--reconnect`: the connection had its messages; a new one starts over in its place.
     fn replace(load: *Load, conn: *Conn, now: i64) void {
         load.closeConn(conn);
+        // (Asked to stop: no new connection, which the signal could interrupt.)
+        if (stop_requested.load(.acquire)) return;
         conn.send_seq = 0;
         conn.send_off = 0;
         conn.recv_seq = 0;
@@ -315,7 +317,8 @@ pub fn main() u8 {
     const args = std.process.argsAlloc(gpa) catch return 2;
     defer std.process.argsFree(gpa, args);
     const config = parseConfig(args) catch return 2;
-    const action: posix.Sigaction = .{ .handler = .{ .handler = onStopSignal }, .mask = posix.sigemptyset(), .flags = 0 };
+    // (SA_RESTART: a blocking connect the signal lands in goes on, not fails.)
+    const action: posix.Sigaction = .{ .handler = .{ .handler = onStopSignal }, .mask = posix.sigemptyset(), .flags = posix.SA.RESTART };
     posix.sigaction(posix.SIG.TERM, &action, null);
     posix.sigaction(posix.SIG.INT, &action, null);
 
