@@ -15,6 +15,7 @@ import {
   withTimeout,
   writeAll,
 } from "./_helpers.ts";
+import { concatBytes } from "../src/bytes.ts";
 
 const encoder = new TextEncoder();
 const httpFixture = new URL("./fixtures/http_server.ts", import.meta.url).pathname;
@@ -47,15 +48,7 @@ function v2(source: number[], sourcePort: number, tlv: number[] = []): Uint8Arra
 /** A version 2 LOCAL header (a balancer's own connection): no address. */
 const v2Local = new Uint8Array([...v2Signature, 0x20, 0x00, 0x00, 0x00]);
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+const concat = (...parts: Uint8Array[]) => concatBytes(parts);
 
 /** Whether the server closed `conn` without a byte more (a reset counts). */
 async function closedUnanswered(conn: Deno.Conn): Promise<boolean> {
