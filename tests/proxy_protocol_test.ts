@@ -62,7 +62,11 @@ async function closedUnanswered(conn: Deno.Conn): Promise<boolean> {
 
 for (const [name, mode] of treeModes) {
   Deno.test(`proxy protocol (${name}): versions 1 and 2 give the client's address; no header, a bad one, or data first closes the connection, counted`, async () => {
-    await using server = await startFixture({ ...mode, openProxyProtocol: true });
+    await using server = await startFixture({
+      ...mode,
+      openProxyProtocol: true,
+      logLevel: "debug",
+    });
 
     // Version 1, with the first command in the same write.
     const one = await connect(server.port);
@@ -126,6 +130,8 @@ for (const [name, mode] of treeModes) {
     assert.equal(stats.protocolErrorCount, 4);
     assert.equal(server.events.filter((e) => e.event === "connect").length, 4);
     await server.waitForStderr(/no PROXY protocol header/);
+    // The logs name the client too.
+    await server.waitForStderr(/session \d+: connected from 203\.0\.113\.7:51234/);
     for (const c of [one, two, local, four]) c.close();
   });
 }
