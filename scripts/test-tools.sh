@@ -13,6 +13,9 @@ need promtool prometheus
 need systemd-socket-activate systemd
 need haproxy haproxy
 need wrk wrk
+need nginx nginx
+# nginx's stream module (examples/load-balancer/nginx.conf), a package of its own.
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} (Debian packages) for the tests" >&2

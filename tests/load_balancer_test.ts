@@ -28,8 +28,8 @@ function freePorts(n: number): number[] {
 interface Setup {
   env: Record<string, string>;
   runDir: string;
-  haproxy: Deno.ChildProcess;
-  haproxyLog: () => string;
+  balancer: Deno.ChildProcess;
+  balancerLog: () => string;
 }
 
 async function bash(env: Record<string, string>, script: string, what: string) {
@@ -76,7 +76,8 @@ async function allUp(env: Record<string, string>): Promise<boolean> {
   }
 }
 
-async function setUp(): Promise<Setup> {
+/** The example's three servers, started as env.sh does (daemonized, pid files in a temp dir). */
+async function startServers(): Promise<{ env: Record<string, string>; runDir: string }> {
   const [lbHttp, lbTcp, lbStats, ...servers] = freePorts(12);
   const runDir = await Deno.makeTempDir({ prefix: "zg-lb-" });
   const env: Record<string, string> = {
@@ -104,27 +105,33 @@ async function setUp(): Promise<Setup> {
     `source ${example}/env.sh && for i in 1 2 3; do start_server $i; done`,
     "the three servers to start",
   );
-  const haproxy = new Deno.Command("haproxy", {
-    args: ["-f", `${example}/haproxy.cfg`, "-db"],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  return { env, runDir };
+}
+
+/** A balancer in the foreground, its output kept. */
+function spawnBalancer(command: string, args: string[], env: Record<string, string>) {
+  const child = new Deno.Command(command, { args, env, stdout: "piped", stderr: "piped" }).spawn();
   let log = "";
-  for (const stream of [haproxy.stdout, haproxy.stderr]) {
+  for (const stream of [child.stdout, child.stderr]) {
     (async () => {
       for await (const chunk of stream.pipeThrough(new TextDecoderStream())) log += chunk;
     })();
   }
+  return { child, log: () => log };
+}
+
+async function setUp(): Promise<Setup> {
+  const { env, runDir } = await startServers();
+  const haproxy = spawnBalancer("haproxy", ["-f", `${example}/haproxy.cfg`, "-db"], env);
   await until("HAProxy to have every server UP", () => allUp(env));
-  return { env, runDir, haproxy, haproxyLog: () => log };
+  return { env, runDir, balancer: haproxy.child, balancerLog: haproxy.log };
 }
 
 async function tearDown(setup: Setup) {
   try {
-    setup.haproxy.kill("SIGKILL");
+    setup.balancer.kill("SIGKILL");
   } catch { /* gone */ }
-  await setup.haproxy.status;
+  await setup.balancer.status;
   for (let i = 1; i <= 3; i++) {
     try {
       const pid = Number(Deno.readTextFileSync(`${setup.runDir}/s${i}.pid`));
@@ -176,30 +183,36 @@ function startLoad(env: Record<string, string>, connections: number) {
   };
 }
 
+/**
+ * Through the balancer, the servers see the client's own address, not the balancer's: curl from
+ * 127.0.0.2 over HTTP, and a TCP client's own port over TCP.
+ */
+async function clientAddresses(env: Record<string, string>) {
+  const curl = await new Deno.Command("curl", {
+    args: ["-sS", "--interface", "127.0.0.2", `http://127.0.0.1:${env.LB_HTTP_PORT}/`],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(curl.success, decoder.decode(curl.stderr));
+  const seen = JSON.parse(decoder.decode(curl.stdout));
+  assert.match(seen.client, /^127\.0\.0\.2:\d+$/);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(env.LB_TCP_PORT) });
+  await conn.write(new TextEncoder().encode("who\n"));
+  const buffer = new Uint8Array(256);
+  const n = await withTimeout(conn.read(buffer), "the TCP server's answer");
+  const [name, ip, port] = decoder.decode(buffer.subarray(0, n ?? 0)).trim().split(" ");
+  assert.match(name, /^s\d$/);
+  assert.equal(ip, "127.0.0.1");
+  assert.equal(Number(port), (conn.localAddr as Deno.NetAddr).port);
+  conn.close();
+}
+
 Deno.test("load balancer (HAProxy, three servers): client addresses through the PROXY protocol; a rolling restart under load fails no request and no connection; a SIGKILL-ed server leaves rotation within the check interval", async () => {
   await buildLoadGenerators();
   const setup = await setUp();
   const { env } = setup;
   try {
-    // The client's own address, not the balancer's: curl from 127.0.0.2 over HTTP …
-    const curl = await new Deno.Command("curl", {
-      args: ["-sS", "--interface", "127.0.0.2", `http://127.0.0.1:${env.LB_HTTP_PORT}/`],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.ok(curl.success, decoder.decode(curl.stderr));
-    const seen = JSON.parse(decoder.decode(curl.stdout));
-    assert.match(seen.client, /^127\.0\.0\.2:\d+$/);
-    // … and the TCP client's own port over TCP.
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(env.LB_TCP_PORT) });
-    await conn.write(new TextEncoder().encode("who\n"));
-    const buffer = new Uint8Array(256);
-    const n = await withTimeout(conn.read(buffer), "the TCP server's answer");
-    const [name, ip, port] = decoder.decode(buffer.subarray(0, n ?? 0)).trim().split(" ");
-    assert.match(name, /^s\d$/);
-    assert.equal(ip, "127.0.0.1");
-    assert.equal(Number(port), (conn.localAddr as Deno.NetAddr).port);
-    conn.close();
+    await clientAddresses(env);
 
     // A rolling restart under load: every request and connection succeeds.
     const load = startLoad(env, 8);
@@ -242,7 +255,52 @@ Deno.test("load balancer (HAProxy, three servers): client addresses through the 
     assert.ok(lost.httpErrors <= 4, lost.detail);
     assert.ok(lost.tcpErrors <= 4, lost.detail);
   } catch (error) {
-    throw new Error(`${(error as Error).message}\nHAProxy:\n${setup.haproxyLog()}`);
+    throw new Error(`${(error as Error).message}\nHAProxy:\n${setup.balancerLog()}`);
+  } finally {
+    await tearDown(setup);
+  }
+});
+
+Deno.test("load balancer (nginx stream, the example's second option): client addresses through the PROXY protocol; a stopped server's share goes to the others", async () => {
+  const { env, runDir } = await startServers();
+  // The example's nginx.conf with this run's ports (it names the defaults of env.sh).
+  let config = await Deno.readTextFile(`${example}/nginx.conf`);
+  const ports: [string, string][] = [["8080", env.LB_HTTP_PORT], ["9080", env.LB_TCP_PORT]];
+  for (let i = 1; i <= 3; i++) {
+    ports.push([`808${i}`, env[`S${i}_HTTP`]], [`908${i}`, env[`S${i}_TCP`]]);
+  }
+  for (const [from, to] of ports) {
+    config = config.replace(new RegExp(`127\\.0\\.0\\.1:${from}\\b`, "g"), `127.0.0.1:${to}`);
+  }
+  config = config.replace(/^pid .*$/m, `pid ${runDir}/nginx.pid;`);
+  await Deno.writeTextFile(`${runDir}/nginx.conf`, config);
+  const nginx = spawnBalancer("nginx", ["-c", `${runDir}/nginx.conf`, "-g", "daemon off;"], env);
+  const setup = { env, runDir, balancer: nginx.child, balancerLog: nginx.log };
+  try {
+    await until("nginx to listen", async () => {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port: Number(env.LB_HTTP_PORT) })).close();
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    await clientAddresses(env);
+    // s1 stopped (after its shutdownDelay): nginx finds it gone and passes its connections on.
+    await bash(
+      env,
+      `source ${example}/env.sh && ziggurat stop --pid-file $RUN_DIR/s1.pid`,
+      "s1 to stop",
+    );
+    const served = new Set<string>();
+    for (let i = 0; i < 12; i++) {
+      const response = await fetch(`http://127.0.0.1:${env.LB_HTTP_PORT}/`);
+      assert.equal(response.status, 200);
+      served.add((await response.json()).server);
+    }
+    assert.ok(!served.has("s1"), [...served].join(" "));
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\nnginx:\n${nginx.log()}`);
   } finally {
     await tearDown(setup);
   }
