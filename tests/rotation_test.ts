@@ -130,6 +130,24 @@ Deno.test("rotation (two BASE workers): a SIGTERM to the whole process group, as
   conn.close();
 });
 
+Deno.test("rotation (two BASE workers): a SIGTERM while a reload is on its way abandons the reload; no worker is killed, the stop comes after the delay", async () => {
+  await using server = await startFixture({ workerNum: 2, shutdownDelay: 2, maxWaitTime: 1 });
+  await workersStarted(server, 2);
+  const conn = await connect(server.port);
+  const master = (await command(conn, "!whoami")).managerPid as number;
+  // A callback in hand keeps its worker from leaving at once.
+  await conn.write(new TextEncoder().encode("!async 800\n"));
+  await server.waitFor((e) => e.event === "async", "the async callback");
+  Deno.kill(master, "SIGUSR1");
+  await server.waitForStderr(/reloading 2 worker\(s\)/);
+  Deno.kill(master, "SIGTERM");
+  assert.equal(JSON.parse(await withTimeout(readLine(conn), "the async reply")).asyncDone, 800);
+  assert.equal((await server.exited()).code, 0);
+  assert.match(server.stderr(), /reload abandoned/);
+  assert.doesNotMatch(server.stderr(), /SIGKILL/);
+  conn.close();
+});
+
 Deno.test("rotation: a second SIGTERM during shutdownDelay stops at once; without adminServer there is no delay", async () => {
   {
     await using server = await startFixture({ adminServer: "127.0.0.1:0", shutdownDelay: 600 });

@@ -140,6 +140,8 @@ pub fn addSession(r: *Reactor, fd: i32, listener_index: u16, l: Listener, addres
     s.home_lane = r.homeLane(s);
     const settings = r.settingsOf(listener_index);
     s.paused = settings.delay_receive;
+    // (Out of the session lists from the start: see proxy_session.begin below.)
+    if (settings.proxy_protocol) @atomicStore(bool, &s.proxy_pending, true, .release);
     // Every field is in place: other processes may look it up from now on.
     r.sessions.open(s);
     if (l.tcp_nodelay) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.NODELAY, 1);

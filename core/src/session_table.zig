@@ -273,7 +273,7 @@ pub const SessionTable = struct {
             slot.last_dispatch_time_ns = 0;
             slot.home_lane = 0;
             slot.connect_pending = false;
-            slot.proxy_pending = false;
+            @atomicStore(bool, &slot.proxy_pending, false, .release);
             @atomicStore(u8, &slot.protected, 0, .release);
             @atomicStore(u32, &slot.uid, 0, .release);
             @atomicStore(u32, &slot.id, id, .release);

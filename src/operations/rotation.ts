@@ -60,11 +60,14 @@ export function drain(ctx: ServerContext, out: boolean): boolean {
 export class DelayedStop {
   #ctx: ServerContext;
   #stop: () => void;
+  #leaving: () => void;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(ctx: ServerContext, stop: () => void) {
+  /** `leaving`: the delay begins (a tree's master ends a reload in progress). */
+  constructor(ctx: ServerContext, stop: () => void, leaving: () => void = () => {}) {
     this.#ctx = ctx;
     this.#stop = stop;
+    this.#leaving = leaving;
   }
 
   sigterm(): void {
@@ -77,6 +80,7 @@ export class DelayedStop {
       return;
     }
     setRotation(ctx, Rotation.leaving);
+    this.#leaving();
     ctx.log.info(
       `SIGTERM: the health check fails from now on; shutting down in ${delay} s (shutdownDelay; another SIGTERM: at once)`,
     );

@@ -239,6 +239,17 @@ export class Manager {
   }
 
   /**
+   * The server shuts down after its shutdownDelay: a reload in progress ends here. The workers it
+   * told to go leave or serve on as they decide (one that got its SIGTERM as the delay began
+   * serves on until the stop); none is SIGKILLed for it, none is told next.
+   */
+  abandonReload(): void {
+    if (!this.#reload) return;
+    this.#host.log.info("reload abandoned: the server shuts down after its shutdownDelay");
+    this.#reload = undefined;
+  }
+
+  /**
    * A SIGTERM's shutdown is on its way (src/operations/rotation.ts): the workers ignore a SIGTERM
    * meanwhile (one sent to the whole group, as systemd does), so none is replaced now.
    */

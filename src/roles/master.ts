@@ -58,7 +58,11 @@ export class Master implements ProcessRole {
   /** SIGTERM: the stop, after `shutdownDelay` out of rotation. */
   #delayedStop: DelayedStop | undefined;
   #onSigterm = () => {
-    this.#delayedStop ??= new DelayedStop(this.#ctx, () => this.stop());
+    this.#delayedStop ??= new DelayedStop(
+      this.#ctx,
+      () => this.stop(),
+      () => this.#manager?.abandonReload(),
+    );
     this.#delayedStop.sigterm();
   };
 

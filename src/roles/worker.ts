@@ -262,7 +262,8 @@ export abstract class Worker implements ProcessRole {
       return true;
     }
     const pid = ctx.server.getWorkerPid(workerId);
-    if (pid <= 0) return false;
+    // (While the server waits out its shutdownDelay, a worker ignores the SIGTERM.)
+    if (pid <= 0 || ctx.region?.rotation === Rotation.leaving) return false;
     try {
       Deno.kill(pid, "SIGTERM");
       return true;
