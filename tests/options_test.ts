@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { framingConfig, serverConfig } from "../src/_ffi/layout.ts";
-import { nativeConfig, nativeFraming, resolveOptions } from "../src/options.ts";
+import { resolveOptions } from "../src/options.ts";
+import { nativeConfig, nativeFraming } from "../src/_ffi/native_options.ts";
 import type { ServerOptions } from "../src/options.ts";
 
 /** The error `resolveOptions(options)` throws: its class and a message naming `name`. */

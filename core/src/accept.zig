@@ -140,8 +140,9 @@ pub fn addSession(r: *Reactor, fd: i32, listener_index: u16, l: Listener, addres
     s.home_lane = r.homeLane(s);
     const settings = r.settingsOf(listener_index);
     s.paused = settings.delay_receive;
-    // (Out of the session lists from the start: see proxy_session.begin below.)
-    if (settings.proxy_protocol) @atomicStore(bool, &s.proxy_pending, true, .release);
+    // A PROXY protocol port: announced once its header gives the client's address, and out of
+    // the session lists until then.
+    if (settings.proxy_protocol) proxy_session.begin(r, s);
     // Every field is in place: other processes may look it up from now on.
     r.sessions.open(s);
     if (l.tcp_nodelay) setIntOption(fd, linux.IPPROTO.TCP, linux.TCP.NODELAY, 1);
@@ -160,16 +161,14 @@ pub fn addSession(r: *Reactor, fd: i32, listener_index: u16, l: Listener, addres
     posix.epoll_ctl(r.epoll_fd, linux.EPOLL.CTL_ADD, fd, &event) catch |err| {
         log.err("session {d}: epoll_ctl failed: {s}", .{ s.id, @errorName(err) });
         posix.close(fd);
+        proxy_session.closed(r, s);
         r.sessions.release(r.allocator, s);
         if (r.attach) |a| _ = @atomicRmw(u32, a.connection_total, .Sub, 1, .monotonic);
         return;
     };
     r.tally(listener_index, "accept_count", 1);
     r.tally(listener_index, "connection_num", 1);
-    if (settings.proxy_protocol) {
-        // Announced once its PROXY header gives the client's address.
-        proxy_session.begin(r, s);
-    } else if (r.deliver_session_events) {
+    if (r.deliver_session_events and !s.proxy_pending) {
         // Nothing of the session is read before its connect record is in the ring.
         s.connect_pending = !r.pushOrQueue(.connect, 0, s.home_lane, s.id, listener_index);
     }

@@ -37,10 +37,11 @@ pub const State = struct {
 
 /// A new session on a port with the PROXY protocol: nothing of it is read but its header.
 pub fn begin(r: *Reactor, s: *Session) void {
+    const now = reactor.monoNs();
     @atomicStore(bool, &s.proxy_pending, true, .release);
-    s.proxy_deadline_ns = reactor.monoNs() + header_timeout_ns;
+    s.proxy_deadline_ns = now + header_timeout_ns;
     r.proxy.pending += 1;
-    if (r.proxy.check_ns == 0) r.proxy.check_ns = reactor.monoNs() + check_every_ns;
+    if (r.proxy.check_ns == 0) r.proxy.check_ns = now + check_every_ns;
 }
 
 /// The session is no longer waiting (its header came, or it closed).

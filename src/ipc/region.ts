@@ -56,6 +56,11 @@ export class Region {
     this.endpointCount = this.workerNum + this.taskWorkerNum + this.userProcessNum + 1;
   }
 
+  /** The tree stops (`zg_region_set_stopping`): no worker carries its WebSockets on. */
+  get stopping(): boolean {
+    return library().zg_region_stopping(this.pointer) !== 0;
+  }
+
   /** The tree's place in a balancer's rotation (`abi.RegionHeader.rotation`). */
   get rotation(): number {
     return Atomics.load(this.#u16, layout.regionRotation / 2);

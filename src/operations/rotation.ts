@@ -14,12 +14,11 @@ import type { ServerContext } from "../context.ts";
 export const Rotation = { in: 0, drained: 1, leaving: 2 } as const;
 
 /** What `/health` says of each. */
-export const rotationNames = ["ok", "draining", "stopping"] as const;
+const rotationNames = ["ok", "draining", "stopping"] as const;
 
 /** What `/health` says: in rotation, drained, or stopping (or stopped, or not started). */
 export function healthOf(ctx: ServerContext): (typeof rotationNames)[number] {
-  const stopping = ctx.state !== "running" ||
-    (ctx.region !== undefined && ctx.lib.zg_region_stopping(ctx.region.pointer) !== 0);
+  const stopping = ctx.state !== "running" || ctx.region?.stopping === true;
   return stopping ? "stopping" : rotationNames[rotationOf(ctx)];
 }
 
@@ -95,10 +94,5 @@ export class DelayedStop {
   cancel(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-  }
-
-  /** Whether a delayed stop is on its way. */
-  get waiting(): boolean {
-    return this.#timer !== undefined;
   }
 }

@@ -8,7 +8,8 @@
 import { unwrap } from "../_ffi/library.ts";
 import type { Library } from "../_ffi/library.ts";
 import { ListenFlag } from "../_ffi/layout.ts";
-import { formatAddress, listenFlags, nativeConfig } from "../options.ts";
+import { formatAddress } from "../options.ts";
+import { listenFlags, nativeConfig } from "../_ffi/native_options.ts";
 import { configureReactors } from "./reactor_set.ts";
 import { activatedSockets } from "../operations/systemd.ts";
 import type { ResolvedOptions } from "../options.ts";

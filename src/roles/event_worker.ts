@@ -256,7 +256,7 @@ export class EventWorker extends Worker {
     callbacks.call("workerStop", -1, () => callbacks.events.workerStop?.(server, workerId));
     // Carrying its WebSockets on (the tree runs): what is forwarded to them from now on waits
     // in the mailbox for the successor (a message begun before is still taken whole).
-    if (this.#carries && ctx.mailbox && ctx.lib.zg_region_stopping(ctx.region!.pointer) === 0) {
+    if (this.#carries && ctx.mailbox && !ctx.region!.stopping) {
       ctx.mailbox.admit = () => false;
     }
     for (const lane of ctx.lanes) {

@@ -8,7 +8,7 @@
 
 import { unwrap } from "../_ffi/library.ts";
 import type { Library } from "../_ffi/library.ts";
-import { heartbeatMs, nativeFraming } from "../options.ts";
+import { heartbeatMs, nativeFraming } from "../_ffi/native_options.ts";
 import type { ResolvedOptions } from "../options.ts";
 import type { Port } from "../port.ts";
 

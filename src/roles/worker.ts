@@ -82,8 +82,7 @@ export abstract class Worker implements ProcessRole {
   };
 
   #treeStops(): boolean {
-    const region = this.ctx.region;
-    return region === undefined || this.ctx.lib.zg_region_stopping(region.pointer) !== 0;
+    return this.ctx.region?.stopping ?? true;
   }
 
   /** A tree worker's SIGTERM: from the master (the tree stops, or this worker goes), or not. */
